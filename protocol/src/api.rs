@@ -1,0 +1,205 @@
+//! REST bodies other than tasks and filters: log pages, source counts, logging
+//! settings, plugins, tokens, cleanup and the error body every 4xx/5xx carries.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{LogEntry, LogLevel, Timestamp};
+
+/// What a token may do. `viewer` reads tasks and logs and runs non-privileged
+/// plugins; `admin` may also change settings, delete, clean up, manage tokens and run
+/// privileged plugins such as `shell`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Viewer,
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Role {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "viewer" => Ok(Role::Viewer),
+            "admin" => Ok(Role::Admin),
+            _ => Err(format!("unknown role {s:?}: expected viewer or admin")),
+        }
+    }
+}
+
+/// `GET /api/tasks/{id}/logs` body.
+///
+/// Forward paging: pass `next_after_seq` as `after_seq` while `has_more`. A page may
+/// hold fewer than `limit` entries while `has_more` is true (a regex filter scans a
+/// bounded number of records per request). With `before_seq` the page holds the last
+/// matches before it, oldest first, `has_more` says whether older ones exist and
+/// `next_before_seq` continues backwards.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogPage {
+    pub logs: Vec<LogEntry>,
+    pub next_after_seq: u64,
+    pub has_more: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_before_seq: Option<u64>,
+}
+
+/// One entry of `GET /api/tasks/{id}/logs/sources`: how many stored records a source
+/// has, in all and per level.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceCount {
+    pub source: String,
+    pub count: u64,
+    pub levels: BTreeMap<LogLevel, u64>,
+}
+
+/// The runtime logging settings (`/api/settings/logging`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    /// Level of the server's own (operator) log output.
+    pub app_log_level: LogLevel,
+    /// Records of tasks below this level are neither stored nor streamed.
+    pub task_log_level: LogLevel,
+    /// Whether `belief_scope` guards emit their Entry/Exit/Coherence records.
+    pub belief_scope_enabled: bool,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        LogSettings {
+            app_log_level: LogLevel::Info,
+            task_log_level: LogLevel::Info,
+            belief_scope_enabled: true,
+        }
+    }
+}
+
+/// One entry of `GET /api/plugins`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PluginInfo {
+    pub name: String,
+    pub description: String,
+    /// Only admins may run it.
+    pub privileged: bool,
+    /// Written against the old `execute(params)` signature.
+    pub legacy: bool,
+    /// Parameters that make a useful first run, for forms and docs.
+    pub example_params: serde_json::Value,
+}
+
+/// The body of every error response.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<serde_json::Value>,
+}
+
+/// `POST /api/tokens` body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewToken {
+    pub name: String,
+    pub role: Role,
+}
+
+/// `POST /api/tokens` answer: the only time the token's secret is shown.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenCreated {
+    pub name: String,
+    pub role: Role,
+    pub token: String,
+}
+
+/// A token as `GET /api/tokens` lists it (never its secret).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenInfo {
+    pub name: String,
+    pub role: Role,
+    pub created_at: Timestamp,
+}
+
+/// `GET /api/me`: who the presented token belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WhoAmI {
+    pub name: String,
+    pub role: Role,
+}
+
+/// `POST /api/cleanup` body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CleanupRequest {
+    /// Finished tasks created more than this many days ago are deleted with their logs.
+    pub older_than_days: u32,
+}
+
+/// `POST /api/cleanup` answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CleanupReport {
+    pub deleted_tasks: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn source_counts_write_levels_by_name() {
+        let count = SourceCount {
+            source: "api".into(),
+            count: 3,
+            levels: [(LogLevel::Info, 2), (LogLevel::Error, 1)]
+                .into_iter()
+                .collect(),
+        };
+        let text = serde_json::to_string(&count).unwrap();
+        assert_eq!(
+            text,
+            r#"{"source":"api","count":3,"levels":{"INFO":2,"ERROR":1}}"#
+        );
+        assert_eq!(serde_json::from_str::<SourceCount>(&text).unwrap(), count);
+    }
+
+    #[test]
+    fn settings_reject_unknown_fields_and_bad_levels() {
+        let ok: LogSettings = serde_json::from_str(
+            r#"{"app_log_level":"info","task_log_level":"WARN","belief_scope_enabled":false}"#,
+        )
+        .unwrap();
+        assert_eq!(ok.task_log_level, LogLevel::Warning);
+        assert!(serde_json::from_str::<LogSettings>(
+            r#"{"app_log_level":"INFO","task_log_level":"INFO","belief_scope_enabled":true,"x":1}"#
+        )
+        .is_err());
+        assert!(serde_json::from_str::<LogSettings>(
+            r#"{"app_log_level":"NOISY","task_log_level":"INFO","belief_scope_enabled":true}"#
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn roles_parse() {
+        assert_eq!("Admin".parse::<Role>().unwrap(), Role::Admin);
+        assert!("root".parse::<Role>().is_err());
+    }
+}

@@ -1,0 +1,540 @@
+//! Log filters. [`FilterSpec`] is what a client sends (REST query or WebSocket
+//! `filter`); [`LogFilter`] (feature `matcher`) is the validated form, and its
+//! [`LogFilter::matches`] is the one definition of what a filter selects:
+//!
+//! - `level`: this level and above;
+//! - `sources`: any of these sources (empty = all);
+//! - `q`: the message contains this text, ASCII letters compared without case;
+//! - `re`: the message matches this regular expression (Rust `regex` syntax, linear time);
+//! - `meta`: for every `key = value`, the record's metadata has the top-level key and
+//!   its value written as text (strings without quotes, numbers and booleans as JSON)
+//!   equals `value`;
+//! - `since` ≤ timestamp < `until`.
+//!
+//! All conditions combine with AND. Storage narrows its SQL with the same conditions
+//! and then applies `matches`, so REST pages and live WebSocket frames agree exactly.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::{LogLevel, Timestamp};
+
+/// A filter as a client writes it. Every field is optional; the empty spec selects all.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilterSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<LogLevel>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub q: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub re: Option<String>,
+    #[serde(
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        deserialize_with = "scalar_map"
+    )]
+    pub meta: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<Timestamp>,
+}
+
+/// Metadata values may be sent as JSON strings, numbers or booleans; all compare as text.
+fn scalar_map<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
+    let raw = BTreeMap::<String, serde_json::Value>::deserialize(d)?;
+    raw.into_iter()
+        .map(|(key, value)| match value {
+            serde_json::Value::String(s) => Ok((key, s)),
+            serde_json::Value::Number(n) => Ok((key, n.to_string())),
+            serde_json::Value::Bool(b) => Ok((key, b.to_string())),
+            other => Err(serde::de::Error::custom(format!(
+                "meta.{key} must be a string, number or boolean, not {other}"
+            ))),
+        })
+        .collect()
+}
+
+/// A metadata value written as text, the form `meta` conditions compare against:
+/// strings without quotes, null as nothing, everything else as compact JSON.
+pub fn meta_value_text(value: &serde_json::Value) -> Option<std::borrow::Cow<'_, str>> {
+    match value {
+        serde_json::Value::Null => None,
+        serde_json::Value::String(s) => Some(std::borrow::Cow::Borrowed(s)),
+        other => Some(std::borrow::Cow::Owned(other.to_string())),
+    }
+}
+
+#[cfg(feature = "matcher")]
+pub use matcher::{FilterError, LogFilter, MetaCondition};
+
+#[cfg(feature = "matcher")]
+mod matcher {
+    use super::*;
+    use crate::LogEntry;
+    use regex::{Regex, RegexBuilder};
+
+    pub const MAX_SOURCES: usize = 100;
+    pub const MAX_QUERY_CHARS: usize = 1000;
+    pub const MAX_META_CONDITIONS: usize = 16;
+    pub const MAX_META_KEY_CHARS: usize = 128;
+
+    /// Why a filter spec was refused. The message is meant for the person who wrote it.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub enum FilterError {
+        TooManySources(usize),
+        EmptySource,
+        QueryTooLong(&'static str),
+        BadRegex(String),
+        TooManyMeta(usize),
+        BadMetaKey(String),
+        EmptyRange,
+    }
+
+    impl std::fmt::Display for FilterError {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            match self {
+                FilterError::TooManySources(n) => {
+                    write!(f, "{n} sources given; at most {MAX_SOURCES} are allowed")
+                }
+                FilterError::EmptySource => f.write_str("a source name in the filter is empty"),
+                FilterError::QueryTooLong(which) => {
+                    write!(f, "{which} is longer than {MAX_QUERY_CHARS} characters")
+                }
+                FilterError::BadRegex(why) => write!(f, "re is not a valid regular expression: {why}"),
+                FilterError::TooManyMeta(n) => write!(
+                    f,
+                    "{n} metadata conditions given; at most {MAX_META_CONDITIONS} are allowed"
+                ),
+                FilterError::BadMetaKey(key) => write!(
+                    f,
+                    "metadata key {key:?} is not allowed: use 1 to {MAX_META_KEY_CHARS} characters without quotes or control characters"
+                ),
+                FilterError::EmptyRange => f.write_str("since must be earlier than until"),
+            }
+        }
+    }
+
+    impl std::error::Error for FilterError {}
+
+    /// One `meta.KEY=VALUE` condition.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct MetaCondition {
+        pub key: String,
+        pub value: String,
+        /// Substrings of which at least one occurs in the serialised metadata of every
+        /// record that matches (`"key":"value"` or `"key":value`). Storage uses them to
+        /// narrow its scan cheaply; they never exclude a match, because metadata is
+        /// always stored as compact `serde_json` output.
+        pub needles: Vec<String>,
+    }
+
+    impl MetaCondition {
+        pub fn new(key: String, value: String) -> Self {
+            let key_json = serde_json::to_string(&key).expect("strings serialise");
+            let mut needles = vec![format!(
+                "{key_json}:{}",
+                serde_json::to_string(&value).expect("strings serialise")
+            )];
+            // A value that is itself canonical JSON (5, true, 2.5) may be stored unquoted.
+            if let Ok(parsed) = serde_json::from_str::<serde_json::Value>(&value) {
+                if !parsed.is_string() && parsed.to_string() == value {
+                    needles.push(format!("{key_json}:{value}"));
+                }
+            }
+            MetaCondition {
+                key,
+                value,
+                needles,
+            }
+        }
+
+        fn matches_raw(&self, raw: &str) -> bool {
+            if !self.needles.iter().any(|n| raw.contains(n.as_str())) {
+                return false;
+            }
+            let Ok(object) =
+                serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(raw)
+            else {
+                return false;
+            };
+            object
+                .get(&self.key)
+                .and_then(meta_value_text)
+                .is_some_and(|text| text == self.value)
+        }
+    }
+
+    /// A validated filter. Build it with [`LogFilter::parse`]; the default selects all.
+    #[derive(Debug, Clone, Default)]
+    pub struct LogFilter {
+        pub min_level: Option<LogLevel>,
+        pub sources: Vec<String>,
+        pub q: Option<String>,
+        pub re: Option<Regex>,
+        pub meta: Vec<MetaCondition>,
+        pub since: Option<Timestamp>,
+        pub until: Option<Timestamp>,
+    }
+
+    impl LogFilter {
+        /// Validates a spec. Empty strings for `q` and `re` mean "no condition".
+        ///
+        /// # Errors
+        /// A [`FilterError`] saying what is wrong with the spec.
+        pub fn parse(spec: &FilterSpec) -> Result<Self, FilterError> {
+            if spec.sources.len() > MAX_SOURCES {
+                return Err(FilterError::TooManySources(spec.sources.len()));
+            }
+            let mut sources = Vec::with_capacity(spec.sources.len());
+            for source in &spec.sources {
+                let source = source.trim();
+                if source.is_empty() {
+                    return Err(FilterError::EmptySource);
+                }
+                if !sources.iter().any(|s: &String| s == source) {
+                    sources.push(source.to_owned());
+                }
+            }
+            let q = spec.q.as_deref().filter(|q| !q.is_empty());
+            if q.is_some_and(|q| q.chars().count() > MAX_QUERY_CHARS) {
+                return Err(FilterError::QueryTooLong("q"));
+            }
+            let re = match spec.re.as_deref().filter(|re| !re.is_empty()) {
+                None => None,
+                Some(pattern) if pattern.chars().count() > MAX_QUERY_CHARS => {
+                    return Err(FilterError::QueryTooLong("re"))
+                }
+                Some(pattern) => Some(
+                    RegexBuilder::new(pattern)
+                        .size_limit(1 << 20)
+                        .dfa_size_limit(1 << 20)
+                        .build()
+                        .map_err(|e| FilterError::BadRegex(e.to_string()))?,
+                ),
+            };
+            if spec.meta.len() > MAX_META_CONDITIONS {
+                return Err(FilterError::TooManyMeta(spec.meta.len()));
+            }
+            let mut meta = Vec::with_capacity(spec.meta.len());
+            for (key, value) in &spec.meta {
+                let bad = key.is_empty()
+                    || key.chars().count() > MAX_META_KEY_CHARS
+                    || key.chars().any(|c| c == '"' || c == '\\' || c.is_control());
+                if bad {
+                    return Err(FilterError::BadMetaKey(key.clone()));
+                }
+                meta.push(MetaCondition::new(key.clone(), value.clone()));
+            }
+            if let (Some(since), Some(until)) = (spec.since, spec.until) {
+                if since >= until {
+                    return Err(FilterError::EmptyRange);
+                }
+            }
+            Ok(LogFilter {
+                min_level: spec.level.filter(|level| *level > LogLevel::Debug),
+                sources,
+                q: q.map(str::to_owned),
+                re,
+                meta,
+                since: spec.since,
+                until: spec.until,
+            })
+        }
+
+        /// True when the filter selects every record.
+        pub fn is_empty(&self) -> bool {
+            self.min_level.is_none()
+                && self.sources.is_empty()
+                && self.q.is_none()
+                && self.re.is_none()
+                && self.meta.is_empty()
+                && self.since.is_none()
+                && self.until.is_none()
+        }
+
+        /// Does `entry` pass every condition?
+        pub fn matches(&self, entry: &LogEntry) -> bool {
+            if self.min_level.is_some_and(|min| entry.level < min) {
+                return false;
+            }
+            if !self.sources.is_empty() && !self.sources.iter().any(|s| **s == *entry.source) {
+                return false;
+            }
+            if self.since.is_some_and(|since| entry.timestamp < since)
+                || self.until.is_some_and(|until| entry.timestamp >= until)
+            {
+                return false;
+            }
+            if let Some(q) = &self.q {
+                if !contains_ignore_ascii_case(&entry.message, q) {
+                    return false;
+                }
+            }
+            if let Some(re) = &self.re {
+                if !re.is_match(&entry.message) {
+                    return false;
+                }
+            }
+            if !self.meta.is_empty() {
+                let Some(raw) = entry.metadata.as_deref() else {
+                    return false;
+                };
+                if !self.meta.iter().all(|cond| cond.matches_raw(raw.get())) {
+                    return false;
+                }
+            }
+            true
+        }
+
+        /// The spec this filter was built from (regex as its source text).
+        pub fn to_spec(&self) -> FilterSpec {
+            FilterSpec {
+                level: self.min_level,
+                sources: self.sources.clone(),
+                q: self.q.clone(),
+                re: self.re.as_ref().map(|re| re.as_str().to_owned()),
+                meta: self
+                    .meta
+                    .iter()
+                    .map(|c| (c.key.clone(), c.value.clone()))
+                    .collect(),
+                since: self.since,
+                until: self.until,
+            }
+        }
+    }
+
+    /// Substring search with ASCII letters compared without case; other characters
+    /// compare exactly. This is what SQLite's `LIKE` does, so SQL and Rust agree.
+    pub fn contains_ignore_ascii_case(haystack: &str, needle: &str) -> bool {
+        let (hay, needle) = (haystack.as_bytes(), needle.as_bytes());
+        if needle.is_empty() {
+            return true;
+        }
+        if needle.len() > hay.len() {
+            return false;
+        }
+        let first = needle[0].to_ascii_lowercase();
+        (0..=hay.len() - needle.len()).any(|start| {
+            hay[start].to_ascii_lowercase() == first
+                && hay[start..start + needle.len()].eq_ignore_ascii_case(needle)
+        })
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+        use crate::entry::encode_metadata;
+        use std::sync::Arc;
+
+        fn entry(
+            level: LogLevel,
+            source: &str,
+            message: &str,
+            meta: serde_json::Value,
+        ) -> LogEntry {
+            LogEntry {
+                seq: 1,
+                timestamp: Timestamp(1_000_000),
+                level,
+                source: Arc::from(source),
+                message: message.into(),
+                metadata: encode_metadata(meta),
+            }
+        }
+
+        fn filter(json: serde_json::Value) -> LogFilter {
+            LogFilter::parse(&serde_json::from_value(json).unwrap()).unwrap()
+        }
+
+        #[test]
+        fn empty_filter_selects_everything() {
+            let f = LogFilter::default();
+            assert!(f.is_empty());
+            assert!(f.matches(&entry(LogLevel::Debug, "x", "", serde_json::Value::Null)));
+        }
+
+        #[test]
+        fn level_means_this_level_and_above() {
+            let f = filter(serde_json::json!({"level": "WARN"}));
+            assert!(!f.matches(&entry(LogLevel::Info, "p", "m", serde_json::Value::Null)));
+            assert!(f.matches(&entry(LogLevel::Warning, "p", "m", serde_json::Value::Null)));
+            assert!(f.matches(&entry(LogLevel::Error, "p", "m", serde_json::Value::Null)));
+        }
+
+        #[test]
+        fn sources_are_alternatives() {
+            let f = filter(serde_json::json!({"sources": ["api", "system"]}));
+            assert!(f.matches(&entry(LogLevel::Info, "api", "m", serde_json::Value::Null)));
+            assert!(f.matches(&entry(
+                LogLevel::Info,
+                "system",
+                "m",
+                serde_json::Value::Null
+            )));
+            assert!(!f.matches(&entry(
+                LogLevel::Info,
+                "plugin",
+                "m",
+                serde_json::Value::Null
+            )));
+        }
+
+        #[test]
+        fn q_ignores_ascii_case_only() {
+            let f = filter(serde_json::json!({"q": "TimeOut"}));
+            assert!(f.matches(&entry(
+                LogLevel::Info,
+                "p",
+                "request timeout after 3s",
+                serde_json::Value::Null
+            )));
+            assert!(!f.matches(&entry(
+                LogLevel::Info,
+                "p",
+                "time out",
+                serde_json::Value::Null
+            )));
+            let f = filter(serde_json::json!({"q": "ä"}));
+            assert!(!f.matches(&entry(LogLevel::Info, "p", "Ä", serde_json::Value::Null)));
+            assert!(contains_ignore_ascii_case("abc", ""));
+            assert!(!contains_ignore_ascii_case("ab", "abc"));
+        }
+
+        #[test]
+        fn regex_matches_and_bad_regex_is_refused() {
+            let f = filter(serde_json::json!({"re": "^synthetic record \\d+5$"}));
+            assert!(f.matches(&entry(
+                LogLevel::Info,
+                "p",
+                "synthetic record 15",
+                serde_json::Value::Null
+            )));
+            assert!(!f.matches(&entry(
+                LogLevel::Info,
+                "p",
+                "synthetic record 16",
+                serde_json::Value::Null
+            )));
+            let err = LogFilter::parse(&FilterSpec {
+                re: Some("(".into()),
+                ..Default::default()
+            })
+            .unwrap_err();
+            assert!(matches!(err, FilterError::BadRegex(_)));
+            assert!(err
+                .to_string()
+                .starts_with("re is not a valid regular expression"));
+        }
+
+        #[test]
+        fn meta_compares_values_as_text() {
+            let f = filter(serde_json::json!({"meta": {"dashboard_id": "5"}}));
+            assert!(f.matches(&entry(
+                LogLevel::Info,
+                "p",
+                "m",
+                serde_json::json!({"dashboard_id": 5})
+            )));
+            assert!(f.matches(&entry(
+                LogLevel::Info,
+                "p",
+                "m",
+                serde_json::json!({"dashboard_id": "5"})
+            )));
+            assert!(!f.matches(&entry(
+                LogLevel::Info,
+                "p",
+                "m",
+                serde_json::json!({"dashboard_id": 55})
+            )));
+            assert!(!f.matches(&entry(
+                LogLevel::Info,
+                "p",
+                "m",
+                serde_json::json!({"other": {"dashboard_id": 5}})
+            )));
+            assert!(!f.matches(&entry(LogLevel::Info, "p", "m", serde_json::Value::Null)));
+            let f = filter(serde_json::json!({"meta": {"ok": true, "db": "a\"b"}}));
+            assert!(f.matches(&entry(
+                LogLevel::Info,
+                "p",
+                "m",
+                serde_json::json!({"ok": true, "db": "a\"b"})
+            )));
+            assert!(!f.matches(&entry(
+                LogLevel::Info,
+                "p",
+                "m",
+                serde_json::json!({"ok": false, "db": "a\"b"})
+            )));
+        }
+
+        #[test]
+        fn time_range_is_half_open() {
+            let f = LogFilter::parse(&FilterSpec {
+                since: Some(Timestamp(1_000_000)),
+                until: Some(Timestamp(2_000_000)),
+                ..Default::default()
+            })
+            .unwrap();
+            let mut e = entry(LogLevel::Info, "p", "m", serde_json::Value::Null);
+            assert!(f.matches(&e));
+            e.timestamp = Timestamp(2_000_000);
+            assert!(!f.matches(&e));
+            e.timestamp = Timestamp(999_999);
+            assert!(!f.matches(&e));
+        }
+
+        #[test]
+        fn bad_specs_are_refused_with_reasons() {
+            let bad = |json: serde_json::Value| {
+                LogFilter::parse(&serde_json::from_value::<FilterSpec>(json).unwrap()).unwrap_err()
+            };
+            assert_eq!(
+                bad(serde_json::json!({"sources": [" "]})),
+                FilterError::EmptySource
+            );
+            assert!(matches!(
+                bad(serde_json::json!({"meta": {"a\"b": "1"}})),
+                FilterError::BadMetaKey(_)
+            ));
+            assert_eq!(
+                bad(
+                    serde_json::json!({"since": "2026-01-02T00:00:00Z", "until": "2026-01-01T00:00:00Z"})
+                ),
+                FilterError::EmptyRange
+            );
+            assert!(matches!(
+                bad(serde_json::json!({"q": "x".repeat(1001)})),
+                FilterError::QueryTooLong("q")
+            ));
+            assert!(
+                serde_json::from_value::<FilterSpec>(serde_json::json!({"level": "LOUD"})).is_err()
+            );
+            assert!(
+                serde_json::from_value::<FilterSpec>(serde_json::json!({"colour": "red"})).is_err()
+            );
+            assert!(
+                serde_json::from_value::<FilterSpec>(serde_json::json!({"meta": {"k": [1]}}))
+                    .is_err()
+            );
+        }
+
+        #[test]
+        fn needles_cover_every_stored_form() {
+            let cond = MetaCondition::new("dashboard_id".into(), "5".into());
+            assert_eq!(
+                cond.needles,
+                vec![r#""dashboard_id":"5""#, r#""dashboard_id":5"#]
+            );
+            let cond = MetaCondition::new("name".into(), "05".into());
+            assert_eq!(cond.needles, vec![r#""name":"05""#]);
+        }
+    }
+}

@@ -1,0 +1,33 @@
+//! Wire types shared by the Tasklens server (`gateway`, `engine`, `storage`) and the
+//! wasm console (`web-ui`), so that both sides of every REST body and WebSocket frame
+//! are one definition and cannot drift.
+//!
+//! - [`level`]: [`LogLevel`], ordered so that "this level and above" is `>=`.
+//! - [`time`]: [`Timestamp`], UTC microseconds, written as RFC 3339.
+//! - [`entry`]: [`LogEntry`], one stored/streamed log record, and source-name rules.
+//! - [`task`]: [`TaskStatus`], [`TaskInfo`] and the task request bodies.
+//! - [`filter`]: [`FilterSpec`] (what a client asks for) and, with the `matcher`
+//!   feature, the validated [`LogFilter`] whose `matches` is the single definition of
+//!   what a filter selects, used by REST, WebSocket and tests alike.
+//! - [`api`]: the other REST bodies (log pages, source counts, settings, tokens, errors).
+//! - [`ws`]: WebSocket client and server frames.
+
+pub mod api;
+pub mod entry;
+pub mod filter;
+pub mod level;
+pub mod task;
+pub mod time;
+pub mod ws;
+
+pub use api::{
+    ErrorBody, LogPage, LogSettings, PluginInfo, Role, SourceCount, TokenCreated, TokenInfo,
+};
+pub use entry::{LogEntry, MAX_MESSAGE_BYTES, MAX_METADATA_BYTES, MAX_SOURCE_CHARS};
+pub use filter::FilterSpec;
+#[cfg(feature = "matcher")]
+pub use filter::{FilterError, LogFilter, MetaCondition};
+pub use level::{LogLevel, ParseLevelError};
+pub use task::{NewTask, TaskId, TaskInfo, TaskList, TaskStatus};
+pub use time::Timestamp;
+pub use ws::{ClientMessage, ServerMessage};

@@ -1,0 +1,329 @@
+//! The database handle. The backend is chosen once, from the URL, at start:
+//! `postgres://…` / `postgresql://…` selects PostgreSQL; `sqlite://PATH`, `sqlite:PATH`
+//! or a plain path selects SQLite. Each backend gets its own typed r2d2 pool (an enum
+//! of two pools rather than diesel's `MultiConnection`, which lacks `ON CONFLICT` and
+//! `COPY`); query functions match on [`Conn`] through [`with_conn!`] and write the
+//! query once where both backends accept it.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use diesel::connection::SimpleConnection;
+use diesel::pg::PgConnection;
+use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
+use diesel::sqlite::SqliteConnection;
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+
+use crate::{Result, StorageError};
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/postgres");
+
+/// Where the database is and how to pool connections to it.
+#[derive(Debug, Clone)]
+pub struct DatabaseSettings {
+    pub url: String,
+    pub pool_max_size: u32,
+    /// How long a SQLite statement waits for a lock held by another connection or
+    /// process before failing (and being retried by the caller).
+    pub busy_timeout_ms: u32,
+    /// How long a pool checkout waits for a connection.
+    pub connect_timeout_ms: u64,
+}
+
+impl DatabaseSettings {
+    /// The default database: a SQLite file under `./data/`.
+    pub const DEFAULT_URL: &'static str = "sqlite://data/tasklens.db";
+
+    pub fn new(url: impl Into<String>) -> Self {
+        DatabaseSettings {
+            url: url.into(),
+            pool_max_size: 8,
+            busy_timeout_ms: 5_000,
+            connect_timeout_ms: 5_000,
+        }
+    }
+}
+
+/// Which database engine a [`Db`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A database location parsed from a URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+impl Target {
+    /// Parses `TASKLENS_DATABASE_URL`.
+    ///
+    /// # Errors
+    /// [`StorageError::Url`] for an empty URL, an unknown scheme or an in-memory SQLite
+    /// database (each pooled connection would see a different one).
+    pub fn parse(url: &str) -> Result<Self> {
+        let bad = |reason: &str| StorageError::Url {
+            url: url.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let trimmed = url.trim();
+        if trimmed.is_empty() {
+            return Err(bad("it is empty"));
+        }
+        if trimmed.starts_with("postgres://") || trimmed.starts_with("postgresql://") {
+            return Ok(Target::Postgres(trimmed.to_owned()));
+        }
+        let path = if let Some(rest) = trimmed.strip_prefix("sqlite://") {
+            rest
+        } else if let Some(rest) = trimmed.strip_prefix("sqlite:") {
+            rest
+        } else if trimmed.contains("://") {
+            return Err(bad(
+                "unknown scheme: use postgres://…, sqlite://PATH or a file path",
+            ));
+        } else {
+            trimmed
+        };
+        if path.is_empty() || path == ":memory:" || path.starts_with("file::memory:") {
+            return Err(bad(
+                "SQLite needs a file path (in-memory databases are not shared between connections)",
+            ));
+        }
+        Ok(Target::Sqlite(PathBuf::from(path)))
+    }
+}
+
+/// Per-connection SQLite set-up: WAL so readers never block the writer, a busy
+/// timeout so a briefly held lock is waited for, foreign keys (needed for
+/// `ON DELETE CASCADE`; SQLite leaves them off per connection).
+#[derive(Debug)]
+struct SqliteTuning {
+    busy_timeout_ms: u32,
+}
+
+impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for SqliteTuning {
+    fn on_acquire(&self, conn: &mut SqliteConnection) -> Result<(), diesel::r2d2::Error> {
+        conn.batch_execute(&format!(
+            "PRAGMA busy_timeout = {};
+             PRAGMA journal_mode = WAL;
+             PRAGMA synchronous = NORMAL;
+             PRAGMA foreign_keys = ON;
+             PRAGMA cache_size = -32000;
+             PRAGMA temp_store = MEMORY;",
+            self.busy_timeout_ms
+        ))
+        .map_err(diesel::r2d2::Error::QueryError)
+    }
+}
+
+enum Pools {
+    Sqlite(Pool<ConnectionManager<SqliteConnection>>),
+    Postgres(Pool<ConnectionManager<PgConnection>>),
+}
+
+/// A pooled database, cheap to clone.
+#[derive(Clone)]
+pub struct Db {
+    pools: Arc<Pools>,
+    description: Arc<str>,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db").field("at", &self.description).finish()
+    }
+}
+
+/// One checked-out connection.
+pub enum Conn {
+    Sqlite(PooledConnection<ConnectionManager<SqliteConnection>>),
+    Postgres(PooledConnection<ConnectionManager<PgConnection>>),
+}
+
+impl Conn {
+    pub fn backend(&self) -> Backend {
+        match self {
+            Conn::Sqlite(_) => Backend::Sqlite,
+            Conn::Postgres(_) => Backend::Postgres,
+        }
+    }
+}
+
+/// Runs `$body` with `$c` bound to the concrete diesel connection of either backend;
+/// the body is compiled once per backend.
+#[macro_export]
+macro_rules! with_conn {
+    ($conn:expr, $c:ident => $body:expr) => {
+        match $conn {
+            $crate::db::Conn::Sqlite(pooled) => {
+                let $c: &mut ::diesel::sqlite::SqliteConnection = &mut **pooled;
+                $body
+            }
+            $crate::db::Conn::Postgres(pooled) => {
+                let $c: &mut ::diesel::pg::PgConnection = &mut **pooled;
+                $body
+            }
+        }
+    };
+}
+
+impl Db {
+    /// Opens the database, creating the SQLite file and its directory if needed, and
+    /// applies pending migrations. Blocking: call it before the actix system starts
+    /// or on a blocking thread.
+    ///
+    /// # Errors
+    /// Bad URL, unreachable server, or a migration that fails.
+    pub fn connect(settings: &DatabaseSettings) -> Result<Db> {
+        let timeout = Duration::from_millis(settings.connect_timeout_ms.max(100));
+        let pools = match Target::parse(&settings.url)? {
+            Target::Sqlite(path) => {
+                create_parent_dir(&path)?;
+                let manager = ConnectionManager::<SqliteConnection>::new(path.to_string_lossy());
+                let pool = Pool::builder()
+                    .max_size(settings.pool_max_size.max(2))
+                    .connection_timeout(timeout)
+                    .connection_customizer(Box::new(SqliteTuning {
+                        busy_timeout_ms: settings.busy_timeout_ms,
+                    }))
+                    .build(manager)
+                    .map_err(|e| StorageError::Connect(format!("{}: {e}", path.display())))?;
+                let mut conn = pool.get()?;
+                conn.run_pending_migrations(SQLITE_MIGRATIONS)
+                    .map_err(|e| StorageError::Migration(e.to_string()))?;
+                Pools::Sqlite(pool)
+            }
+            Target::Postgres(url) => {
+                let manager = ConnectionManager::<PgConnection>::new(url);
+                let pool = Pool::builder()
+                    .max_size(settings.pool_max_size.max(2))
+                    .connection_timeout(timeout)
+                    .build(manager)
+                    .map_err(|e| StorageError::Connect(e.to_string()))?;
+                let mut conn = pool.get()?;
+                conn.run_pending_migrations(POSTGRES_MIGRATIONS)
+                    .map_err(|e| StorageError::Migration(e.to_string()))?;
+                Pools::Postgres(pool)
+            }
+        };
+        Ok(Db {
+            pools: Arc::new(pools),
+            description: Arc::from(describe(&settings.url)),
+        })
+    }
+
+    pub fn backend(&self) -> Backend {
+        match *self.pools {
+            Pools::Sqlite(_) => Backend::Sqlite,
+            Pools::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// The database location with any password removed, for operator logs.
+    pub fn description(&self) -> &str {
+        &self.description
+    }
+
+    /// Checks out a connection, blocking until one is free or the checkout times out.
+    ///
+    /// # Errors
+    /// [`StorageError::Pool`] when no connection could be made in time.
+    pub fn get(&self) -> Result<Conn> {
+        Ok(match &*self.pools {
+            Pools::Sqlite(pool) => Conn::Sqlite(pool.get()?),
+            Pools::Postgres(pool) => Conn::Postgres(pool.get()?),
+        })
+    }
+
+    /// Runs `f` on a connection on the current thread. For threads that may block
+    /// (CLI, tests, plugin threads); async code uses [`Db::run`].
+    pub fn run_blocking<R>(&self, f: impl FnOnce(&mut Conn) -> Result<R>) -> Result<R> {
+        let mut conn = self.get()?;
+        f(&mut conn)
+    }
+
+    /// Runs `f` on a blocking thread, checkout included, so that neither the query nor
+    /// waiting for a connection ever stalls an async executor or actor arbiter.
+    pub async fn run<R, F>(&self, f: F) -> Result<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Conn) -> Result<R> + Send + 'static,
+    {
+        let db = self.clone();
+        tokio::task::spawn_blocking(move || db.run_blocking(f))
+            .await
+            .map_err(|e| StorageError::Background(e.to_string()))?
+    }
+}
+
+fn create_parent_dir(path: &Path) -> Result<()> {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => std::fs::create_dir_all(dir)
+            .map_err(|e| StorageError::Connect(format!("cannot create {}: {e}", dir.display()))),
+        _ => Ok(()),
+    }
+}
+
+/// The URL without its password (`postgres://user:***@host/db`).
+pub fn describe(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    match rest.split_once('@') {
+        Some((credentials, host)) => match credentials.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_select_the_backend() {
+        assert_eq!(
+            Target::parse("sqlite://data/x.db").unwrap(),
+            Target::Sqlite("data/x.db".into())
+        );
+        assert_eq!(
+            Target::parse("sqlite:/tmp/x.db").unwrap(),
+            Target::Sqlite("/tmp/x.db".into())
+        );
+        assert_eq!(
+            Target::parse("./x.db").unwrap(),
+            Target::Sqlite("./x.db".into())
+        );
+        assert!(matches!(
+            Target::parse("postgresql://u:p@h/db").unwrap(),
+            Target::Postgres(_)
+        ));
+        for bad in [
+            "",
+            "  ",
+            "mysql://h/db",
+            "sqlite://",
+            "sqlite::memory:",
+            ":memory:",
+        ] {
+            let err = Target::parse(bad).unwrap_err();
+            assert!(matches!(err, StorageError::Url { .. }), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn passwords_are_hidden() {
+        assert_eq!(
+            describe("postgres://tl:secret@127.0.0.1:5432/tl"),
+            "postgres://tl:***@127.0.0.1:5432/tl"
+        );
+        assert_eq!(describe("sqlite://data/x.db"), "sqlite://data/x.db");
+    }
+}

@@ -1,0 +1,437 @@
+//! Log records: batch insert, filtered keyset paging, per-source counts.
+//!
+//! Inserts are idempotent: `(task_id, seq)` is the primary key, so a batch retried
+//! after an ambiguous failure skips the rows that were already stored, and the counts
+//! of any task whose rows were skipped are recomputed from `task_logs`.
+//!
+//! Reads never use `OFFSET`: pages continue from a seq (`after_seq` forwards,
+//! `before_seq` backwards). The SQL narrows by every condition it can evaluate
+//! cheaply (level, sources, time range, `q` through `LIKE`, metadata through a
+//! substring of the stored JSON), and every row it returns then passes
+//! [`LogFilter::matches`], so the result is exactly what the live stream would send.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+use diesel::dsl::{max, sql};
+use diesel::prelude::*;
+use diesel::sql_types::{Bool, Text};
+use protocol::{LogEntry, LogFilter, LogLevel, LogPage, SourceCount, TaskId, Timestamp};
+use serde_json::value::RawValue;
+
+use crate::db::{Backend, Conn};
+use crate::models::{NewCountRow, NewLogRow};
+use crate::schema::{task_log_counts, task_logs};
+use crate::{with_conn, Result, StorageError};
+
+/// Largest page a client may ask for.
+pub const MAX_PAGE_LIMIT: usize = 10_000;
+/// Most rows one page request reads from the database before it answers with what it
+/// found (`has_more` stays true). Bounds the work of filters that SQL cannot narrow,
+/// such as `re`.
+pub const SCAN_BUDGET: usize = 100_000;
+/// SQLite allows 32766 bound parameters per statement; 7 per row.
+const SQLITE_ROWS_PER_INSERT: usize = 4_000;
+/// PostgreSQL allows 65535 bound parameters per statement (fallback path only).
+const POSTGRES_ROWS_PER_INSERT: usize = 9_000;
+
+/// A run of consecutive records of one task, as handed to the database.
+#[derive(Debug, Clone, Copy)]
+pub struct LogBatchRef<'a> {
+    pub task_id: TaskId,
+    pub entries: &'a [LogEntry],
+}
+
+/// Which part of a task's filtered log to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogQuery {
+    /// Forward paging: records with seq > this.
+    pub after_seq: u64,
+    /// Backward paging: the last matches with seq < this (takes precedence).
+    pub before_seq: Option<u64>,
+    /// Most records to return, 1..=[`MAX_PAGE_LIMIT`].
+    pub limit: usize,
+}
+
+impl Default for LogQuery {
+    fn default() -> Self {
+        LogQuery {
+            after_seq: 0,
+            before_seq: None,
+            limit: 1000,
+        }
+    }
+}
+
+/// Adds the batch to `task_log_counts`, or, when some rows were already stored (a
+/// retry), recomputes the counts of the batch's tasks from `task_logs` so they stay
+/// exact. A macro because the body is the same diesel code for both connection types.
+macro_rules! finish_counts {
+    ($c:ident, $rows:expr, $count_rows:expr, $inserted:expr) => {{
+        use crate::schema::task_log_counts::dsl as counts;
+        if $inserted == $rows.len() {
+            for row in $count_rows {
+                diesel::insert_into(counts::task_log_counts)
+                    .values(row)
+                    .on_conflict((counts::task_id, counts::source, counts::level))
+                    .do_update()
+                    .set(counts::count.eq(counts::count + row.count))
+                    .execute($c)?;
+            }
+        } else {
+            let tasks: HashSet<&[u8]> = $rows.iter().map(|r| r.task_id).collect();
+            for task in tasks {
+                let grouped: Vec<(String, i16, i64)> = task_logs::table
+                    .filter(task_logs::task_id.eq(task))
+                    .group_by((task_logs::source, task_logs::level))
+                    .select((
+                        task_logs::source,
+                        task_logs::level,
+                        diesel::dsl::count_star(),
+                    ))
+                    .load($c)?;
+                diesel::delete(counts::task_log_counts.filter(counts::task_id.eq(task)))
+                    .execute($c)?;
+                for (source, level, count) in &grouped {
+                    diesel::insert_into(counts::task_log_counts)
+                        .values(NewCountRow {
+                            task_id: task,
+                            source,
+                            level: *level,
+                            count: *count,
+                        })
+                        .execute($c)?;
+                }
+            }
+        }
+    }};
+}
+
+/// Stores batches in one transaction. Returns how many rows were new.
+///
+/// # Errors
+/// Any database error; nothing is stored then, and the caller retries the same
+/// batches.
+pub fn insert_log_batches(conn: &mut Conn, batches: &[LogBatchRef<'_>]) -> Result<usize> {
+    let ids: Vec<(TaskId, &[LogEntry])> = batches.iter().map(|b| (b.task_id, b.entries)).collect();
+    let rows: Vec<NewLogRow<'_>> = ids
+        .iter()
+        .flat_map(|(task_id, entries)| {
+            entries.iter().map(move |entry| NewLogRow {
+                task_id: task_id.as_bytes(),
+                seq: entry.seq as i64,
+                ts: entry.timestamp.as_micros(),
+                level: entry.level.as_i16(),
+                source: &entry.source,
+                message: &entry.message,
+                metadata: entry.metadata.as_deref().map(RawValue::get),
+            })
+        })
+        .collect();
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let mut counts: HashMap<(&[u8], &str, i16), i64> = HashMap::new();
+    for row in &rows {
+        *counts
+            .entry((row.task_id, row.source, row.level))
+            .or_default() += 1;
+    }
+    let count_rows: Vec<NewCountRow<'_>> = counts
+        .into_iter()
+        .map(|((task_id, source, level), count)| NewCountRow {
+            task_id,
+            source,
+            level,
+            count,
+        })
+        .collect();
+
+    let inserted = match conn {
+        Conn::Sqlite(pooled) => {
+            let c: &mut diesel::SqliteConnection = &mut **pooled;
+            c.immediate_transaction(|c| {
+                let mut inserted = 0;
+                for chunk in rows.chunks(SQLITE_ROWS_PER_INSERT) {
+                    inserted += diesel::insert_into(task_logs::table)
+                        .values(chunk)
+                        .on_conflict_do_nothing()
+                        .execute(c)?;
+                }
+                finish_counts!(c, rows, &count_rows, inserted);
+                Ok::<_, StorageError>(inserted)
+            })?
+        }
+        Conn::Postgres(pooled) => {
+            let c: &mut diesel::PgConnection = &mut **pooled;
+            c.transaction(|c| {
+                // COPY is the fast path; it cannot skip duplicates, so a retried batch
+                // whose first attempt did commit falls back to INSERT … ON CONFLICT.
+                let copied = c.transaction(|c| {
+                    diesel::copy_from(task_logs::table)
+                        .from_insertable(&rows)
+                        .execute(c)
+                });
+                let inserted = match copied {
+                    Ok(n) => n,
+                    Err(diesel::result::Error::DatabaseError(
+                        diesel::result::DatabaseErrorKind::UniqueViolation,
+                        _,
+                    )) => {
+                        let mut inserted = 0;
+                        for chunk in rows.chunks(POSTGRES_ROWS_PER_INSERT) {
+                            inserted += diesel::insert_into(task_logs::table)
+                                .values(chunk)
+                                .on_conflict_do_nothing()
+                                .execute(c)?;
+                        }
+                        inserted
+                    }
+                    Err(e) => return Err(e.into()),
+                };
+                finish_counts!(c, rows, &count_rows, inserted);
+                Ok::<_, StorageError>(inserted)
+            })?
+        }
+    };
+    Ok(inserted)
+}
+
+type LogColumns = (i64, i64, i16, String, String, Option<String>);
+
+/// Reads one page of a task's log that matches `filter`.
+///
+/// # Errors
+/// Database errors, or [`StorageError::Corrupt`] for a row that cannot be decoded.
+pub fn page_logs(
+    conn: &mut Conn,
+    task: TaskId,
+    filter: &LogFilter,
+    query: &LogQuery,
+) -> Result<LogPage> {
+    let limit = query.limit.clamp(1, MAX_PAGE_LIMIT);
+    let backward = query.before_seq.is_some();
+    let mut cursor = query
+        .before_seq
+        .unwrap_or(query.after_seq)
+        .min(i64::MAX as u64) as i64;
+    let narrowing = SqlNarrowing::new(filter, conn.backend());
+    let mut found: Vec<LogEntry> = Vec::with_capacity(limit.min(1024) + 1);
+    let mut scanned = 0usize;
+    let mut chunk = (limit + 1).max(256);
+    let mut exhausted = false;
+    let mut last_scanned: Option<i64> = None;
+
+    while found.len() <= limit && scanned < SCAN_BUDGET {
+        let rows: Vec<LogColumns> = with_conn!(conn, c => {
+            let mut q = task_logs::table
+                .filter(task_logs::task_id.eq(task.as_bytes().as_slice()))
+                .select((
+                    task_logs::seq,
+                    task_logs::ts,
+                    task_logs::level,
+                    task_logs::source,
+                    task_logs::message,
+                    task_logs::metadata,
+                ))
+                .into_boxed();
+            q = if backward {
+                q.filter(task_logs::seq.lt(cursor)).order(task_logs::seq.desc())
+            } else {
+                q.filter(task_logs::seq.gt(cursor)).order(task_logs::seq.asc())
+            };
+            if let Some(level) = narrowing.min_level {
+                q = q.filter(task_logs::level.ge(level));
+            }
+            if !narrowing.sources.is_empty() {
+                q = q.filter(task_logs::source.eq_any(narrowing.sources.clone()));
+            }
+            if let Some(since) = narrowing.since {
+                q = q.filter(task_logs::ts.ge(since));
+            }
+            if let Some(until) = narrowing.until {
+                q = q.filter(task_logs::ts.lt(until));
+            }
+            if let Some(pattern) = &narrowing.like {
+                q = q.filter(
+                    sql::<Bool>(narrowing.like_operator)
+                        .bind::<Text, _>(pattern.clone())
+                        .sql(" ESCAPE '\\'"),
+                );
+            }
+            // At most two needles per condition (see MetaCondition::needles).
+            for needles in &narrowing.meta_needles {
+                let contains = |needle: &String| {
+                    sql::<Bool>(narrowing.contains_function)
+                        .sql("(metadata, ")
+                        .bind::<Text, _>(needle.clone())
+                        .sql(") > 0")
+                };
+                match needles.as_slice() {
+                    [one] => q = q.filter(contains(one)),
+                    [one, two, ..] => q = q.filter(contains(one).or(contains(two))),
+                    [] => {}
+                }
+            }
+            q.limit(chunk as i64).load::<LogColumns>(c)?
+        });
+        let got = rows.len();
+        scanned += got;
+        for row in rows {
+            cursor = row.0;
+            last_scanned = Some(row.0);
+            let entry = decode_row(row)?;
+            if filter.matches(&entry) {
+                found.push(entry);
+                if found.len() > limit {
+                    break;
+                }
+            }
+        }
+        if got < chunk {
+            exhausted = true;
+            break;
+        }
+        chunk = (chunk * 2).min(MAX_PAGE_LIMIT * 2);
+    }
+
+    let has_more = found.len() > limit || !exhausted;
+    found.truncate(limit);
+    // Where to continue: after the last record returned when the page is full,
+    // otherwise after everything scanned, so that a poller skips what cannot match.
+    let boundary = if found.len() == limit && has_more {
+        found.last().map(|e| e.seq as i64)
+    } else {
+        last_scanned
+    };
+    if backward {
+        found.reverse();
+        Ok(LogPage {
+            next_after_seq: found.last().map_or(query.after_seq, |e| e.seq),
+            next_before_seq: Some(boundary.map_or(cursor as u64, |b| b as u64)),
+            logs: found,
+            has_more,
+        })
+    } else {
+        Ok(LogPage {
+            next_after_seq: boundary.map_or(query.after_seq, |b| b as u64),
+            next_before_seq: None,
+            logs: found,
+            has_more,
+        })
+    }
+}
+
+/// The part of a [`LogFilter`] that SQL evaluates, prepared once per request.
+struct SqlNarrowing {
+    min_level: Option<i16>,
+    sources: Vec<String>,
+    since: Option<i64>,
+    until: Option<i64>,
+    like: Option<String>,
+    like_operator: &'static str,
+    contains_function: &'static str,
+    meta_needles: Vec<Vec<String>>,
+}
+
+impl SqlNarrowing {
+    fn new(filter: &LogFilter, backend: Backend) -> Self {
+        let (like_operator, contains_function) = match backend {
+            // SQLite's LIKE ignores ASCII case, exactly like LogFilter's `q`.
+            Backend::Sqlite => ("message LIKE ", "instr"),
+            // ILIKE ignores case at least for ASCII; matches() decides the rest.
+            Backend::Postgres => ("message ILIKE ", "strpos"),
+        };
+        SqlNarrowing {
+            min_level: filter.min_level.map(LogLevel::as_i16),
+            sources: filter.sources.clone(),
+            since: filter.since.map(Timestamp::as_micros),
+            until: filter.until.map(Timestamp::as_micros),
+            like: filter.q.as_deref().map(like_pattern),
+            like_operator,
+            contains_function,
+            meta_needles: filter.meta.iter().map(|m| m.needles.clone()).collect(),
+        }
+    }
+}
+
+/// `%text%` with `\`, `%` and `_` escaped for `LIKE … ESCAPE '\'`.
+fn like_pattern(text: &str) -> String {
+    let mut pattern = String::with_capacity(text.len() + 2);
+    pattern.push('%');
+    for ch in text.chars() {
+        if matches!(ch, '\\' | '%' | '_') {
+            pattern.push('\\');
+        }
+        pattern.push(ch);
+    }
+    pattern.push('%');
+    pattern
+}
+
+fn decode_row((seq, ts, level, source, message, metadata): LogColumns) -> Result<LogEntry> {
+    Ok(LogEntry {
+        seq: seq as u64,
+        timestamp: Timestamp(ts),
+        level: LogLevel::from_i16(level)
+            .ok_or_else(|| StorageError::Corrupt(format!("record {seq}: level {level}")))?,
+        source: Arc::from(source),
+        message,
+        metadata: metadata
+            .map(RawValue::from_string)
+            .transpose()
+            .map_err(|e| StorageError::Corrupt(format!("record {seq}: metadata: {e}")))?,
+    })
+}
+
+/// Per-source record counts of a task, in all and per level, sorted by source.
+pub fn source_counts(conn: &mut Conn, task: TaskId) -> Result<Vec<SourceCount>> {
+    let rows: Vec<(String, i16, i64)> = with_conn!(conn, c => {
+        task_log_counts::table
+            .filter(task_log_counts::task_id.eq(task.as_bytes().as_slice()))
+            .select((task_log_counts::source, task_log_counts::level, task_log_counts::count))
+            .load(c)?
+    });
+    let mut by_source: BTreeMap<String, SourceCount> = BTreeMap::new();
+    for (source, level, count) in rows {
+        let level = LogLevel::from_i16(level)
+            .ok_or_else(|| StorageError::Corrupt(format!("count row with level {level}")))?;
+        let entry = by_source
+            .entry(source.clone())
+            .or_insert_with(|| SourceCount {
+                source,
+                count: 0,
+                levels: BTreeMap::new(),
+            });
+        entry.count += count as u64;
+        *entry.levels.entry(level).or_default() += count as u64;
+    }
+    Ok(by_source.into_values().collect())
+}
+
+/// The highest stored seq of a task (0 when it has none).
+pub fn max_seq(conn: &mut Conn, task: TaskId) -> Result<u64> {
+    let top: Option<i64> = with_conn!(conn, c => {
+        task_logs::table
+            .filter(task_logs::task_id.eq(task.as_bytes().as_slice()))
+            .select(max(task_logs::seq))
+            .first(c)?
+    });
+    Ok(top.unwrap_or(0) as u64)
+}
+
+/// How many records of a task are stored.
+pub fn count_logs(conn: &mut Conn, task: TaskId) -> Result<u64> {
+    Ok(source_counts(conn, task)?.iter().map(|s| s.count).sum())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn like_patterns_escape_wildcards() {
+        assert_eq!(like_pattern("50%_off\\"), "%50\\%\\_off\\\\%");
+        assert_eq!(like_pattern("plain"), "%plain%");
+    }
+}

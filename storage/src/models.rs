@@ -1,0 +1,97 @@
+//! Row types: `XxxRow` is read, `NewXxxRow` is written (borrowed, so a batch insert
+//! copies nothing).
+
+use diesel::prelude::*;
+use protocol::{TaskId, TaskInfo, TaskStatus, Timestamp};
+
+use crate::schema::{api_tokens, task_log_counts, task_logs, tasks};
+use crate::StorageError;
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = tasks)]
+pub struct TaskRow {
+    pub id: Vec<u8>,
+    pub plugin: String,
+    pub params: String,
+    pub status: String,
+    pub created_at: i64,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+    pub result: Option<String>,
+    pub error: Option<String>,
+    pub created_by: Option<String>,
+}
+
+impl TryFrom<TaskRow> for TaskInfo {
+    type Error = StorageError;
+
+    fn try_from(row: TaskRow) -> Result<Self, Self::Error> {
+        let id = TaskId::from_slice(&row.id)
+            .ok_or_else(|| StorageError::Corrupt(format!("task id of {} bytes", row.id.len())))?;
+        let status: TaskStatus = row
+            .status
+            .parse()
+            .map_err(|e| StorageError::Corrupt(format!("task {id}: {e}")))?;
+        let json = |text: &str| {
+            serde_json::from_str(text)
+                .map_err(|e| StorageError::Corrupt(format!("task {id}: JSON column: {e}")))
+        };
+        Ok(TaskInfo {
+            id,
+            plugin: row.plugin,
+            params: json(&row.params)?,
+            status,
+            created_at: Timestamp(row.created_at),
+            started_at: row.started_at.map(Timestamp),
+            finished_at: row.finished_at.map(Timestamp),
+            result: row.result.as_deref().map(json).transpose()?,
+            error: row.error,
+            created_by: row.created_by,
+        })
+    }
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = tasks, treat_none_as_default_value = false)]
+pub struct NewTaskRow<'a> {
+    pub id: &'a [u8],
+    pub plugin: &'a str,
+    pub params: &'a str,
+    pub status: &'a str,
+    pub created_at: i64,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+    pub result: Option<&'a str>,
+    pub error: Option<&'a str>,
+    pub created_by: Option<&'a str>,
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = task_logs, treat_none_as_default_value = false)]
+pub struct NewLogRow<'a> {
+    pub task_id: &'a [u8],
+    pub seq: i64,
+    pub ts: i64,
+    pub level: i16,
+    pub source: &'a str,
+    pub message: &'a str,
+    pub metadata: Option<&'a str>,
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = task_log_counts)]
+pub struct NewCountRow<'a> {
+    pub task_id: &'a [u8],
+    pub source: &'a str,
+    pub level: i16,
+    pub count: i64,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = api_tokens)]
+pub struct TokenRow {
+    pub name: String,
+    pub role: String,
+    pub token_hash: String,
+    pub created_at: i64,
+}

@@ -1,0 +1,179 @@
+//! The `tasks` table: create, read, list (newest first, keyset paged), status
+//! transitions, delete (logs go with it through `ON DELETE CASCADE`).
+
+use diesel::prelude::*;
+use protocol::{TaskId, TaskInfo, TaskList, TaskStatus, Timestamp};
+
+use crate::db::Conn;
+use crate::models::{NewTaskRow, TaskRow};
+use crate::schema::tasks;
+use crate::{with_conn, Result};
+
+/// Largest page of tasks a client may ask for.
+pub const MAX_TASK_PAGE: usize = 500;
+
+const UNFINISHED: [&str; 2] = ["queued", "running"];
+
+/// Stores a new task as given (normally `queued`).
+pub fn insert_task(conn: &mut Conn, task: &TaskInfo) -> Result<()> {
+    let params = task.params.to_string();
+    let result = task.result.as_ref().map(|r| r.to_string());
+    let row = NewTaskRow {
+        id: task.id.as_bytes(),
+        plugin: &task.plugin,
+        params: &params,
+        status: task.status.as_str(),
+        created_at: task.created_at.as_micros(),
+        started_at: task.started_at.map(Timestamp::as_micros),
+        finished_at: task.finished_at.map(Timestamp::as_micros),
+        result: result.as_deref(),
+        error: task.error.as_deref(),
+        created_by: task.created_by.as_deref(),
+    };
+    with_conn!(conn, c => diesel::insert_into(tasks::table).values(&row).execute(c))?;
+    Ok(())
+}
+
+pub fn get_task(conn: &mut Conn, id: TaskId) -> Result<Option<TaskInfo>> {
+    let row: Option<TaskRow> = with_conn!(conn, c => tasks::table
+        .find(id.as_bytes().as_slice())
+        .select(TaskRow::as_select())
+        .first(c)
+        .optional())?;
+    row.map(TaskInfo::try_from).transpose()
+}
+
+/// Which tasks to list.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TaskListQuery {
+    pub status: Option<TaskStatus>,
+    /// Only tasks created before this one (the `next_before` of the previous page).
+    pub before: Option<TaskId>,
+    pub limit: usize,
+}
+
+/// Tasks newest first. An unknown `before` task yields an empty page.
+pub fn list_tasks(conn: &mut Conn, query: &TaskListQuery) -> Result<TaskList> {
+    let limit = query.limit.clamp(1, MAX_TASK_PAGE);
+    let anchor: Option<(i64, Vec<u8>)> = match query.before {
+        None => None,
+        Some(before) => {
+            let created: Option<i64> = with_conn!(conn, c => tasks::table
+                .find(before.as_bytes().as_slice())
+                .select(tasks::created_at)
+                .first(c)
+                .optional())?;
+            match created {
+                Some(created) => Some((created, before.as_bytes().to_vec())),
+                None => {
+                    return Ok(TaskList {
+                        tasks: Vec::new(),
+                        next_before: None,
+                    })
+                }
+            }
+        }
+    };
+    let rows: Vec<TaskRow> = with_conn!(conn, c => {
+        let mut q = tasks::table.select(TaskRow::as_select()).into_boxed();
+        if let Some(status) = query.status {
+            q = q.filter(tasks::status.eq(status.as_str()));
+        }
+        if let Some((created, id)) = &anchor {
+            q = q.filter(
+                tasks::created_at
+                    .lt(*created)
+                    .or(tasks::created_at.eq(*created).and(tasks::id.lt(id.clone()))),
+            );
+        }
+        q.order((tasks::created_at.desc(), tasks::id.desc()))
+            .limit(limit as i64 + 1)
+            .load(c)
+    })?;
+    let has_more = rows.len() > limit;
+    let mut tasks = rows
+        .into_iter()
+        .take(limit)
+        .map(TaskInfo::try_from)
+        .collect::<Result<Vec<_>>>()?;
+    tasks.shrink_to_fit();
+    let next_before = if has_more {
+        tasks.last().map(|t| t.id)
+    } else {
+        None
+    };
+    Ok(TaskList { tasks, next_before })
+}
+
+/// `queued` → `running`. False when the task is not queued (cancelled meanwhile).
+pub fn mark_running(conn: &mut Conn, id: TaskId, started_at: Timestamp) -> Result<bool> {
+    let changed = with_conn!(conn, c => diesel::update(
+        tasks::table
+            .find(id.as_bytes().as_slice())
+            .filter(tasks::status.eq(TaskStatus::Queued.as_str())),
+    )
+    .set((
+        tasks::status.eq(TaskStatus::Running.as_str()),
+        tasks::started_at.eq(started_at.as_micros()),
+    ))
+    .execute(c))?;
+    Ok(changed == 1)
+}
+
+/// How a task ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskOutcome {
+    pub status: TaskStatus,
+    pub finished_at: Timestamp,
+    pub result: Option<serde_json::Value>,
+    pub error: Option<String>,
+}
+
+/// Moves an unfinished task to its final state. False when it had already ended.
+pub fn finish_task(conn: &mut Conn, id: TaskId, outcome: &TaskOutcome) -> Result<bool> {
+    let result = outcome.result.as_ref().map(|r| r.to_string());
+    let changed = with_conn!(conn, c => diesel::update(
+        tasks::table
+            .find(id.as_bytes().as_slice())
+            .filter(tasks::status.eq_any(UNFINISHED)),
+    )
+    .set((
+        tasks::status.eq(outcome.status.as_str()),
+        tasks::finished_at.eq(outcome.finished_at.as_micros()),
+        tasks::result.eq(result.as_deref()),
+        tasks::error.eq(outcome.error.as_deref()),
+    ))
+    .execute(c))?;
+    Ok(changed == 1)
+}
+
+/// Deletes a task and, by cascade, its logs and counts. False when it did not exist.
+pub fn delete_task(conn: &mut Conn, id: TaskId) -> Result<bool> {
+    let deleted = with_conn!(conn, c => diesel::delete(tasks::table.find(id.as_bytes().as_slice())).execute(c))?;
+    Ok(deleted == 1)
+}
+
+/// At start-up: tasks left queued or running by a previous process become
+/// `interrupted`. Returns how many.
+pub fn interrupt_unfinished(conn: &mut Conn, now: Timestamp) -> Result<usize> {
+    let changed = with_conn!(conn, c => diesel::update(tasks::table.filter(tasks::status.eq_any(UNFINISHED)))
+        .set((
+            tasks::status.eq(TaskStatus::Interrupted.as_str()),
+            tasks::finished_at.eq(now.as_micros()),
+            tasks::error.eq("the server stopped before the task finished"),
+        ))
+        .execute(c))?;
+    Ok(changed)
+}
+
+/// Up to `limit` finished tasks created before `cutoff`, oldest first (for retention).
+pub fn finished_before(conn: &mut Conn, cutoff: Timestamp, limit: usize) -> Result<Vec<TaskId>> {
+    let ids: Vec<Vec<u8>> = with_conn!(conn, c => tasks::table
+        .filter(tasks::created_at.lt(cutoff.as_micros()))
+        .filter(tasks::status.ne_all(UNFINISHED))
+        .order(tasks::created_at.asc())
+        .select(tasks::id)
+        .limit(limit as i64)
+        .load(c))?;
+    Ok(ids.iter().filter_map(|id| TaskId::from_slice(id)).collect())
+}

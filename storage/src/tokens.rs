@@ -1,0 +1,114 @@
+//! The `api_tokens` table. Only a SHA-256 digest of each token is stored: tokens are
+//! long random strings, so a fast hash suffices and a leaked table reveals none.
+
+use diesel::prelude::*;
+use protocol::{Role, Timestamp, TokenInfo};
+use sha2::{Digest, Sha256};
+
+use crate::db::Conn;
+use crate::models::TokenRow;
+use crate::schema::api_tokens;
+use crate::{with_conn, Result, StorageError};
+
+/// Hex SHA-256 of a token, the form stored and looked up.
+pub fn hash_token(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// A stored token: its name, role and digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredToken {
+    pub name: String,
+    pub role: Role,
+    pub token_hash: String,
+    pub created_at: Timestamp,
+}
+
+impl TryFrom<TokenRow> for StoredToken {
+    type Error = StorageError;
+
+    fn try_from(row: TokenRow) -> Result<Self> {
+        Ok(StoredToken {
+            role: row
+                .role
+                .parse()
+                .map_err(|e: String| StorageError::Corrupt(format!("token {}: {e}", row.name)))?,
+            name: row.name,
+            token_hash: row.token_hash,
+            created_at: Timestamp(row.created_at),
+        })
+    }
+}
+
+impl From<&StoredToken> for TokenInfo {
+    fn from(t: &StoredToken) -> Self {
+        TokenInfo {
+            name: t.name.clone(),
+            role: t.role,
+            created_at: t.created_at,
+        }
+    }
+}
+
+/// Every stored token, by name.
+pub fn list_tokens(conn: &mut Conn) -> Result<Vec<StoredToken>> {
+    let rows: Vec<TokenRow> = with_conn!(conn, c => api_tokens::table
+        .order(api_tokens::name.asc())
+        .select(TokenRow::as_select())
+        .load(c))?;
+    rows.into_iter().map(StoredToken::try_from).collect()
+}
+
+/// Stores a token under `name`. False when the name or the token is already taken.
+pub fn insert_token(
+    conn: &mut Conn,
+    name: &str,
+    role: Role,
+    token: &str,
+    now: Timestamp,
+) -> Result<bool> {
+    let row = TokenRow {
+        name: name.to_owned(),
+        role: role.as_str().to_owned(),
+        token_hash: hash_token(token),
+        created_at: now.as_micros(),
+    };
+    let inserted = with_conn!(conn, c => diesel::insert_into(api_tokens::table)
+        .values(&row)
+        .on_conflict_do_nothing()
+        .execute(c))?;
+    Ok(inserted == 1)
+}
+
+/// Stores or replaces the token called `name` (used for `TASKLENS_ADMIN_TOKEN`).
+pub fn upsert_token(
+    conn: &mut Conn,
+    name: &str,
+    role: Role,
+    token: &str,
+    now: Timestamp,
+) -> Result<()> {
+    let hash = hash_token(token);
+    with_conn!(conn, c => c.transaction(|c| {
+        diesel::delete(api_tokens::table.filter(
+            api_tokens::name.eq(name).or(api_tokens::token_hash.eq(&hash)),
+        ))
+        .execute(c)?;
+        diesel::insert_into(api_tokens::table)
+            .values(TokenRow {
+                name: name.to_owned(),
+                role: role.as_str().to_owned(),
+                token_hash: hash.clone(),
+                created_at: now.as_micros(),
+            })
+            .execute(c)?;
+        Ok::<_, diesel::result::Error>(())
+    }))?;
+    Ok(())
+}
+
+/// Deletes the token called `name`. False when there was none.
+pub fn delete_token(conn: &mut Conn, name: &str) -> Result<bool> {
+    let deleted = with_conn!(conn, c => diesel::delete(api_tokens::table.find(name)).execute(c))?;
+    Ok(deleted == 1)
+}

@@ -1,0 +1,447 @@
+//! Every storage query against a real SQLite file and, when configured, a real
+//! PostgreSQL database (see `testkit::backends`).
+
+use std::sync::Arc;
+
+use protocol::entry::encode_metadata;
+use protocol::{
+    FilterSpec, LogEntry, LogFilter, LogLevel, LogSettings, Role, TaskId, TaskInfo, TaskStatus,
+    Timestamp,
+};
+use storage::logs::{insert_log_batches, page_logs, source_counts};
+use storage::tasks::{self, TaskListQuery, TaskOutcome};
+use storage::{DatabaseSettings, Db, LogBatchRef, LogQuery};
+use testkit::{backends, FreshDb};
+
+fn open(fresh: &FreshDb) -> Db {
+    Db::connect(&DatabaseSettings::new(fresh.url.clone())).expect("database opens and migrates")
+}
+
+fn new_task(created_at: i64) -> TaskInfo {
+    TaskInfo {
+        id: TaskId(uuid::Uuid::new_v4()),
+        plugin: "synthetic".into(),
+        params: serde_json::json!({"count": 10}),
+        status: TaskStatus::Queued,
+        created_at: Timestamp(created_at),
+        started_at: None,
+        finished_at: None,
+        result: None,
+        error: None,
+        created_by: Some("tester".into()),
+    }
+}
+
+/// Records shaped like the synthetic plugin's, plus a few awkward messages.
+fn records(count: u64) -> Vec<LogEntry> {
+    let sources = ["plugin", "superset_api", "system"];
+    (0..count)
+        .map(|i| {
+            let message = match i % 7 {
+                3 => format!("Timeout after {i} ms: 50%_done \\ path"),
+                5 => format!("ünïcode ÄÖ record {i}"),
+                _ => format!("synthetic record {i}"),
+            };
+            LogEntry {
+                seq: i + 1,
+                timestamp: Timestamp(1_700_000_000_000_000 + i as i64 * 1000),
+                level: LogLevel::ALL[(i % 4) as usize],
+                source: Arc::from(sources[(i % 3) as usize]),
+                message,
+                metadata: if i % 11 == 10 {
+                    None
+                } else {
+                    encode_metadata(serde_json::json!({"i": i, "dashboard_id": i % 10, "db": format!("db-{}", i % 2)}))
+                },
+            }
+        })
+        .collect()
+}
+
+fn store(db: &Db, task: TaskId, entries: &[LogEntry]) {
+    for chunk in entries.chunks(333) {
+        let n = db
+            .run_blocking(|c| {
+                insert_log_batches(
+                    c,
+                    &[LogBatchRef {
+                        task_id: task,
+                        entries: chunk,
+                    }],
+                )
+            })
+            .unwrap();
+        assert_eq!(n, chunk.len());
+    }
+}
+
+fn collect_forward(db: &Db, task: TaskId, filter: &LogFilter, limit: usize) -> Vec<LogEntry> {
+    let mut out = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = db
+            .run_blocking(|c| {
+                page_logs(
+                    c,
+                    task,
+                    filter,
+                    &LogQuery {
+                        after_seq: after,
+                        before_seq: None,
+                        limit,
+                    },
+                )
+            })
+            .unwrap();
+        assert!(page.logs.len() <= limit);
+        assert!(
+            page.logs.iter().all(|e| e.seq > after),
+            "page went backwards"
+        );
+        out.extend(page.logs);
+        if !page.has_more {
+            return out;
+        }
+        assert!(page.next_after_seq > after, "paging must advance");
+        after = page.next_after_seq;
+    }
+}
+
+fn collect_backward(db: &Db, task: TaskId, filter: &LogFilter, limit: usize) -> Vec<LogEntry> {
+    let mut out = Vec::new();
+    let mut before = u64::MAX >> 1;
+    loop {
+        let page = db
+            .run_blocking(|c| {
+                page_logs(
+                    c,
+                    task,
+                    filter,
+                    &LogQuery {
+                        after_seq: 0,
+                        before_seq: Some(before),
+                        limit,
+                    },
+                )
+            })
+            .unwrap();
+        assert!(
+            page.logs.windows(2).all(|w| w[0].seq < w[1].seq),
+            "pages are oldest first"
+        );
+        let mut logs = page.logs;
+        logs.reverse();
+        out.extend(logs);
+        if !page.has_more {
+            out.reverse();
+            return out;
+        }
+        before = page
+            .next_before_seq
+            .expect("backward pages say where to continue");
+    }
+}
+
+fn spec(json: serde_json::Value) -> LogFilter {
+    LogFilter::parse(&serde_json::from_value::<FilterSpec>(json).unwrap()).unwrap()
+}
+
+#[test]
+fn filtered_pages_hold_exactly_the_matching_records() {
+    for backend in backends() {
+        let fresh = FreshDb::new(backend);
+        let db = open(&fresh);
+        let task = new_task(1);
+        let other = new_task(2);
+        db.run_blocking(|c| tasks::insert_task(c, &task)).unwrap();
+        db.run_blocking(|c| tasks::insert_task(c, &other)).unwrap();
+        let all = records(2000);
+        store(&db, task.id, &all);
+        // Another task with the same seqs must never leak into the first one's pages.
+        store(&db, other.id, &records(500));
+
+        let filters = [
+            serde_json::json!({}),
+            serde_json::json!({"level": "INFO"}),
+            serde_json::json!({"level": "WARNING"}),
+            serde_json::json!({"level": "error"}),
+            serde_json::json!({"sources": ["superset_api"]}),
+            serde_json::json!({"sources": ["plugin", "system"]}),
+            serde_json::json!({"level": "WARNING", "sources": ["superset_api"]}),
+            serde_json::json!({"q": "TIMEOUT"}),
+            serde_json::json!({"q": "50%_done \\"}),
+            serde_json::json!({"q": "record 1"}),
+            serde_json::json!({"q": "äö"}),
+            serde_json::json!({"re": "record \\d*7$"}),
+            serde_json::json!({"meta": {"dashboard_id": "5"}}),
+            serde_json::json!({"meta": {"dashboard_id": 5, "db": "db-1"}}),
+            serde_json::json!({"meta": {"db": "db-0"}, "level": "ERROR", "sources": ["system"]}),
+            serde_json::json!({"meta": {"i": "1999"}}),
+            serde_json::json!({"meta": {"missing": "x"}}),
+            serde_json::json!({"since": "2023-11-14T22:13:20.500000Z", "until": "2023-11-14T22:13:21Z"}),
+            serde_json::json!({"q": "record", "re": "^synthetic", "level": "INFO", "sources": ["system"], "meta": {"dashboard_id": "2"}}),
+        ];
+        for json in filters {
+            let filter = spec(json.clone());
+            let expected: Vec<&LogEntry> = all.iter().filter(|e| filter.matches(e)).collect();
+            for limit in [7, 1000] {
+                let got = collect_forward(&db, task.id, &filter, limit);
+                assert_eq!(
+                    got.iter().collect::<Vec<_>>(),
+                    expected,
+                    "{backend} forward {json} limit {limit}"
+                );
+            }
+            let got = collect_backward(&db, task.id, &filter, 13);
+            assert_eq!(
+                got.iter().collect::<Vec<_>>(),
+                expected,
+                "{backend} backward {json}"
+            );
+        }
+        // Sanity: the filters above are not all trivially empty or full.
+        assert_eq!(
+            collect_forward(
+                &db,
+                task.id,
+                &spec(serde_json::json!({"level": "ERROR"})),
+                1000
+            )
+            .len(),
+            500
+        );
+    }
+}
+
+#[test]
+fn a_retried_batch_is_stored_once_and_counts_stay_exact() {
+    for backend in backends() {
+        let fresh = FreshDb::new(backend);
+        let db = open(&fresh);
+        let task = new_task(1);
+        db.run_blocking(|c| tasks::insert_task(c, &task)).unwrap();
+        let all = records(100);
+        store(&db, task.id, &all[..60]);
+        // The retry carries rows 41..100: 41..60 are already there.
+        let n = db
+            .run_blocking(|c| {
+                insert_log_batches(
+                    c,
+                    &[LogBatchRef {
+                        task_id: task.id,
+                        entries: &all[40..],
+                    }],
+                )
+            })
+            .unwrap();
+        assert_eq!(n, 40, "{backend}");
+        let got = collect_forward(&db, task.id, &LogFilter::default(), 1000);
+        assert_eq!(got, all, "{backend}");
+        let counts = db.run_blocking(|c| source_counts(c, task.id)).unwrap();
+        assert_eq!(
+            counts.iter().map(|s| s.count).sum::<u64>(),
+            100,
+            "{backend}"
+        );
+        let api = counts.iter().find(|s| s.source == "superset_api").unwrap();
+        let expected_api = all.iter().filter(|e| &*e.source == "superset_api").count() as u64;
+        assert_eq!(api.count, expected_api);
+        let expected_api_errors = all
+            .iter()
+            .filter(|e| &*e.source == "superset_api" && e.level == LogLevel::Error)
+            .count() as u64;
+        assert_eq!(
+            api.levels.get(&LogLevel::Error).copied().unwrap_or(0),
+            expected_api_errors
+        );
+    }
+}
+
+#[test]
+fn deleting_a_task_removes_its_logs_and_counts() {
+    for backend in backends() {
+        let fresh = FreshDb::new(backend);
+        let db = open(&fresh);
+        let (task, keep) = (new_task(1), new_task(2));
+        db.run_blocking(|c| tasks::insert_task(c, &task)).unwrap();
+        db.run_blocking(|c| tasks::insert_task(c, &keep)).unwrap();
+        store(&db, task.id, &records(700));
+        store(&db, keep.id, &records(10));
+        assert!(db.run_blocking(|c| tasks::delete_task(c, task.id)).unwrap());
+        assert!(!db.run_blocking(|c| tasks::delete_task(c, task.id)).unwrap());
+        assert!(
+            collect_forward(&db, task.id, &LogFilter::default(), 1000).is_empty(),
+            "{backend}"
+        );
+        assert!(db
+            .run_blocking(|c| source_counts(c, task.id))
+            .unwrap()
+            .is_empty());
+        assert_eq!(
+            collect_forward(&db, keep.id, &LogFilter::default(), 1000).len(),
+            10
+        );
+    }
+}
+
+#[test]
+fn task_lifecycle_and_listing() {
+    for backend in backends() {
+        let fresh = FreshDb::new(backend);
+        let db = open(&fresh);
+        let made: Vec<TaskInfo> = (0..12).map(|i| new_task(1_000 + i)).collect();
+        for t in &made {
+            db.run_blocking(|c| tasks::insert_task(c, t)).unwrap();
+        }
+        assert!(db
+            .run_blocking(|c| tasks::mark_running(c, made[0].id, Timestamp(5)))
+            .unwrap());
+        assert!(!db
+            .run_blocking(|c| tasks::mark_running(c, made[0].id, Timestamp(6)))
+            .unwrap());
+        let outcome = TaskOutcome {
+            status: TaskStatus::Success,
+            finished_at: Timestamp(9),
+            result: Some(serde_json::json!({"records": 3})),
+            error: None,
+        };
+        assert!(db
+            .run_blocking(|c| tasks::finish_task(c, made[0].id, &outcome))
+            .unwrap());
+        assert!(
+            !db.run_blocking(|c| tasks::finish_task(c, made[0].id, &outcome))
+                .unwrap(),
+            "a finished task stays finished"
+        );
+        let got = db
+            .run_blocking(|c| tasks::get_task(c, made[0].id))
+            .unwrap()
+            .unwrap();
+        assert_eq!(got.status, TaskStatus::Success);
+        assert_eq!(got.result, Some(serde_json::json!({"records": 3})));
+        assert_eq!(got.started_at, Some(Timestamp(5)));
+
+        // Newest first, paged by keyset.
+        let mut seen = Vec::new();
+        let mut before = None;
+        loop {
+            let page = db
+                .run_blocking(|c| {
+                    tasks::list_tasks(
+                        c,
+                        &TaskListQuery {
+                            status: None,
+                            before,
+                            limit: 5,
+                        },
+                    )
+                })
+                .unwrap();
+            seen.extend(page.tasks.iter().map(|t| t.id));
+            match page.next_before {
+                Some(id) => before = Some(id),
+                None => break,
+            }
+        }
+        let expected: Vec<TaskId> = made.iter().rev().map(|t| t.id).collect();
+        assert_eq!(seen, expected, "{backend}");
+        let done = db
+            .run_blocking(|c| {
+                tasks::list_tasks(
+                    c,
+                    &TaskListQuery {
+                        status: Some(TaskStatus::Success),
+                        before: None,
+                        limit: 50,
+                    },
+                )
+            })
+            .unwrap();
+        assert_eq!(done.tasks.len(), 1);
+
+        let interrupted = db
+            .run_blocking(|c| tasks::interrupt_unfinished(c, Timestamp(99)))
+            .unwrap();
+        assert_eq!(interrupted, 11);
+        let t = db
+            .run_blocking(|c| tasks::get_task(c, made[3].id))
+            .unwrap()
+            .unwrap();
+        assert_eq!(t.status, TaskStatus::Interrupted);
+        assert!(t.error.unwrap().contains("stopped"));
+
+        let old = db
+            .run_blocking(|c| tasks::finished_before(c, Timestamp(1_005), 100))
+            .unwrap();
+        assert_eq!(old, made[..5].iter().map(|t| t.id).collect::<Vec<_>>());
+        assert!(db
+            .run_blocking(|c| tasks::get_task(c, TaskId(uuid::Uuid::new_v4())))
+            .unwrap()
+            .is_none());
+    }
+}
+
+#[test]
+fn settings_and_tokens_round_trip() {
+    for backend in backends() {
+        let fresh = FreshDb::new(backend);
+        let db = open(&fresh);
+        assert_eq!(
+            db.run_blocking(storage::settings::load_log_settings)
+                .unwrap(),
+            LogSettings::default()
+        );
+        let changed = LogSettings {
+            app_log_level: LogLevel::Warning,
+            task_log_level: LogLevel::Debug,
+            belief_scope_enabled: false,
+        };
+        db.run_blocking(|c| storage::settings::save_log_settings(c, &changed))
+            .unwrap();
+        db.run_blocking(|c| storage::settings::save_log_settings(c, &changed))
+            .unwrap();
+        assert_eq!(
+            db.run_blocking(storage::settings::load_log_settings)
+                .unwrap(),
+            changed
+        );
+
+        use storage::tokens::*;
+        assert!(db
+            .run_blocking(|c| insert_token(c, "ops", Role::Viewer, "secret-1", Timestamp(1)))
+            .unwrap());
+        assert!(!db
+            .run_blocking(|c| insert_token(c, "ops", Role::Admin, "secret-2", Timestamp(1)))
+            .unwrap());
+        db.run_blocking(|c| upsert_token(c, "env-admin", Role::Admin, "secret-3", Timestamp(2)))
+            .unwrap();
+        db.run_blocking(|c| upsert_token(c, "env-admin", Role::Admin, "secret-4", Timestamp(3)))
+            .unwrap();
+        let all = db.run_blocking(list_tokens).unwrap();
+        assert_eq!(all.len(), 2);
+        let admin = all.iter().find(|t| t.name == "env-admin").unwrap();
+        assert_eq!(admin.token_hash, hash_token("secret-4"));
+        assert_ne!(admin.token_hash, "secret-4");
+        assert!(db.run_blocking(|c| delete_token(c, "ops")).unwrap());
+        assert!(!db.run_blocking(|c| delete_token(c, "ops")).unwrap());
+    }
+}
+
+#[test]
+fn reopening_keeps_everything_and_migrations_are_idempotent() {
+    for backend in backends() {
+        let fresh = FreshDb::new(backend);
+        let task = new_task(1);
+        {
+            let db = open(&fresh);
+            db.run_blocking(|c| tasks::insert_task(c, &task)).unwrap();
+            store(&db, task.id, &records(50));
+        }
+        let db = open(&fresh);
+        assert_eq!(
+            collect_forward(&db, task.id, &LogFilter::default(), 1000),
+            records(50),
+            "{backend}"
+        );
+    }
+}
