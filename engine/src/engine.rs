@@ -1,0 +1,148 @@
+//! [`Engine`]: starts the engine's actors on the current actix system and hands out
+//! their addresses.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use protocol::{Role, TaskId, TaskInfo, Timestamp};
+use storage::Db;
+
+use crate::batch::BufferGate;
+use crate::events::EngineEvents;
+use crate::logger::now_micros;
+use crate::manager::{CancelOutcome, CancelTask, ManagerParts, Shutdown, StartTask, TaskManager};
+use crate::plugin::PluginRegistry;
+use crate::retention::RetentionActor;
+use crate::settings::{LiveSettings, SettingsActor};
+use crate::sink::{Flush, LogSink, LogSinkSettings};
+use crate::EngineError;
+
+/// The engine's part of the configuration.
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    pub sink: LogSinkSettings,
+    /// Tasks that may run at once; the rest wait, queued.
+    pub max_concurrent_tasks: usize,
+    /// How often a task's buffered records are handed over when its buffer is not full.
+    pub handover_interval_ms: u64,
+    /// Delete finished tasks older than this many days (none when `None`).
+    pub retention_days: Option<u32>,
+    /// How often retention runs.
+    pub retention_interval_secs: u64,
+}
+
+impl Default for EngineSettings {
+    fn default() -> Self {
+        EngineSettings {
+            sink: LogSinkSettings::default(),
+            max_concurrent_tasks: 32,
+            handover_interval_ms: 10,
+            retention_days: None,
+            retention_interval_secs: 3_600,
+        }
+    }
+}
+
+/// Addresses of the running engine. Cheap to clone.
+#[derive(Clone)]
+pub struct Engine {
+    pub db: Db,
+    pub registry: Arc<PluginRegistry>,
+    pub manager: Addr<TaskManager>,
+    pub sink: Addr<LogSink>,
+    pub settings: Addr<SettingsActor>,
+    pub live: LiveSettings,
+    pub gate: Arc<BufferGate>,
+}
+
+impl Engine {
+    /// Loads the logging settings, marks tasks a previous process left unfinished as
+    /// `interrupted`, and starts the actors. Must run inside an actix system.
+    ///
+    /// # Errors
+    /// Database errors while loading settings or recovering tasks.
+    pub async fn start(
+        db: Db,
+        registry: PluginRegistry,
+        settings: EngineSettings,
+        events: EngineEvents,
+    ) -> Result<Engine, EngineError> {
+        let loaded = db.run(storage::settings::load_log_settings).await?;
+        let now = Timestamp(now_micros());
+        let interrupted = db
+            .run(move |c| storage::tasks::interrupt_unfinished(c, now))
+            .await?;
+        if interrupted > 0 {
+            log::warn!(
+                "tasks={interrupted} Tasks left queued or running by the previous run are now marked interrupted."
+            );
+        }
+        let live = LiveSettings::new(loaded);
+        let gate = Arc::new(BufferGate::new(settings.sink.buffer_max_rows));
+        let sink = LogSink::new(db.clone(), settings.sink, gate.clone(), events.clone()).start();
+        let registry = Arc::new(registry);
+        let manager = TaskManager::new(ManagerParts {
+            db: db.clone(),
+            registry: registry.clone(),
+            live: live.clone(),
+            sink: sink.clone(),
+            gate: gate.clone(),
+            events,
+            max_concurrent: settings.max_concurrent_tasks,
+            handover_interval: Duration::from_millis(settings.handover_interval_ms.max(1)),
+        })
+        .start();
+        let settings_actor = SettingsActor::new(db.clone(), live.clone()).start();
+        if let Some(days) = settings.retention_days {
+            RetentionActor::new(
+                db.clone(),
+                days,
+                Duration::from_secs(settings.retention_interval_secs.max(1)),
+            )
+            .start();
+        }
+        Ok(Engine {
+            db,
+            registry,
+            manager,
+            sink,
+            settings: settings_actor,
+            live,
+            gate,
+        })
+    }
+
+    /// Creates and queues a task.
+    pub async fn start_task(
+        &self,
+        plugin: &str,
+        params: serde_json::Value,
+        created_by: Option<String>,
+        role: Role,
+    ) -> Result<TaskInfo, EngineError> {
+        self.manager
+            .send(StartTask {
+                plugin: plugin.to_owned(),
+                params,
+                created_by,
+                role,
+            })
+            .await?
+    }
+
+    pub async fn cancel_task(
+        &self,
+        id: TaskId,
+        by: Option<String>,
+    ) -> Result<CancelOutcome, EngineError> {
+        self.manager.send(CancelTask { id, by }).await?
+    }
+
+    /// Interrupts every task, waits until each has written its final status, then
+    /// waits until every record is durable.
+    pub async fn shutdown(&self) {
+        let _ = self.manager.send(Shutdown).await;
+        let _ = self.sink.send(Flush).await;
+    }
+}

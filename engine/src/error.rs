@@ -1,0 +1,24 @@
+//! Engine errors. The gateway maps each to a status code: the first group are the
+//! caller's doing (4xx), the rest are the server's (5xx).
+
+use protocol::{TaskId, TaskStatus};
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("unknown plugin {0:?}")]
+    UnknownPlugin(String),
+    #[error("plugin {0:?} may only be run by an admin")]
+    PrivilegedPlugin(String),
+    #[error("invalid params for plugin {plugin:?}: {reason}")]
+    BadParams { plugin: String, reason: String },
+    #[error("task {0} not found")]
+    TaskNotFound(TaskId),
+    #[error("task {id} has already ended ({status})")]
+    TaskEnded { id: TaskId, status: TaskStatus },
+    #[error("the server is shutting down and accepts no new tasks")]
+    ShuttingDown,
+    #[error(transparent)]
+    Storage(#[from] storage::StorageError),
+    #[error("engine actor unavailable: {0}")]
+    Mailbox(#[from] actix::MailboxError),
+}

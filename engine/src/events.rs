@@ -1,0 +1,62 @@
+//! What the engine publishes to the outside (the gateway's `LogHub`), through
+//! `Recipient`s handed in at start, so the engine never depends on who listens.
+
+use std::sync::Arc;
+
+use actix::prelude::*;
+use protocol::{TaskId, TaskInfo};
+
+use crate::batch::LogBatch;
+
+/// A batch of records was emitted (not yet durable). Sent as records are handed
+/// over, so live followers see them before the database does.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct LogsAppended {
+    pub batch: Arc<LogBatch>,
+}
+
+/// Every record of `task_id` up to `up_to_seq` is durable.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+pub struct LogsPersisted {
+    pub task_id: TaskId,
+    pub up_to_seq: u64,
+}
+
+/// A task was created or changed status.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct TaskStatusChanged {
+    pub task: TaskInfo,
+}
+
+/// Where engine events go; each listener is optional.
+#[derive(Clone, Default)]
+pub struct EngineEvents {
+    pub logs: Option<Recipient<LogsAppended>>,
+    pub persisted: Option<Recipient<LogsPersisted>>,
+    pub status: Option<Recipient<TaskStatusChanged>>,
+}
+
+impl EngineEvents {
+    pub fn logs_appended(&self, batch: &Arc<LogBatch>) {
+        if let Some(r) = &self.logs {
+            r.do_send(LogsAppended {
+                batch: batch.clone(),
+            });
+        }
+    }
+
+    pub fn logs_persisted(&self, task_id: TaskId, up_to_seq: u64) {
+        if let Some(r) = &self.persisted {
+            r.do_send(LogsPersisted { task_id, up_to_seq });
+        }
+    }
+
+    pub fn status_changed(&self, task: &TaskInfo) {
+        if let Some(r) = &self.status {
+            r.do_send(TaskStatusChanged { task: task.clone() });
+        }
+    }
+}

@@ -1,0 +1,282 @@
+//! [`TaskLogger`]: how plugin code writes to its task's log.
+//!
+//! Each record gets the task's next `seq` and a timestamp at emission, under one
+//! short lock, after the level gate (`task_log_level`): a record below it is neither
+//! numbered, stored nor streamed. Records collect in a buffer that is handed over as
+//! one shared batch, to the sink and the live hub, when it holds [`HANDOVER_ROWS`]
+//! records or when the task actor's timer fires (every few milliseconds), so there
+//! is no actor message per record. The hand-over happens under the same lock as the
+//! numbering, so batches leave in seq order.
+
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use actix::Recipient;
+use protocol::entry::{cap_message, encode_metadata, sanitize_source};
+use protocol::{LogEntry, LogLevel, TaskId, Timestamp};
+use serde_json::value::RawValue;
+
+use crate::batch::{BufferGate, LogBatch};
+use crate::cancel::CancelToken;
+use crate::events::EngineEvents;
+use crate::settings::LiveSettings;
+use crate::sink::AppendLogs;
+
+/// Records per hand-over at most: large enough that messages are rare, small enough
+/// that a fast task's followers see records within milliseconds.
+pub const HANDOVER_ROWS: usize = 1024;
+
+/// The source of records written through a task's own logger.
+pub const DEFAULT_SOURCE: &str = "plugin";
+
+/// Writes records to one task's log. Cheap to clone; clones share the task's
+/// sequence and buffer. `with_source` gives a logger for another component.
+#[derive(Clone)]
+pub struct TaskLogger {
+    core: Arc<LoggerCore>,
+    source: Arc<str>,
+}
+
+impl std::fmt::Debug for TaskLogger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TaskLogger")
+            .field("task_id", &self.core.task_id)
+            .field("source", &self.source)
+            .finish()
+    }
+}
+
+/// Where handed-over batches go.
+#[derive(Clone)]
+pub(crate) struct Outlet {
+    pub sink: Recipient<AppendLogs>,
+    pub events: EngineEvents,
+    pub gate: Arc<BufferGate>,
+}
+
+struct LoggerCore {
+    task_id: TaskId,
+    settings: LiveSettings,
+    cancel: CancelToken,
+    outlet: Outlet,
+    state: Mutex<LoggerState>,
+}
+
+struct LoggerState {
+    next_seq: u64,
+    last_ts: i64,
+    buffer: Vec<LogEntry>,
+    closed: bool,
+    dropped_after_close: u64,
+}
+
+impl TaskLogger {
+    pub(crate) fn new(
+        task_id: TaskId,
+        settings: LiveSettings,
+        cancel: CancelToken,
+        outlet: Outlet,
+    ) -> Self {
+        TaskLogger {
+            core: Arc::new(LoggerCore {
+                task_id,
+                settings,
+                cancel,
+                outlet,
+                state: Mutex::new(LoggerState {
+                    next_seq: 0,
+                    last_ts: 0,
+                    buffer: Vec::new(),
+                    closed: false,
+                    dropped_after_close: 0,
+                }),
+            }),
+            source: Arc::from(DEFAULT_SOURCE),
+        }
+    }
+
+    pub fn task_id(&self) -> TaskId {
+        self.core.task_id
+    }
+
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// A logger whose records carry `source` (cleaned: see
+    /// `protocol::entry::sanitize_source`).
+    pub fn with_source(&self, source: &str) -> TaskLogger {
+        TaskLogger {
+            core: self.core.clone(),
+            source: Arc::from(sanitize_source(source, DEFAULT_SOURCE).as_ref()),
+        }
+    }
+
+    /// Would a record at `level` be kept? Use it to skip building expensive messages.
+    pub fn enabled(&self, level: LogLevel) -> bool {
+        level >= self.core.settings.task_level()
+    }
+
+    /// Whether `belief_scope` records are currently wanted.
+    pub fn belief_scope_enabled(&self) -> bool {
+        self.core.settings.belief_scope_enabled()
+    }
+
+    pub fn log(&self, level: LogLevel, message: impl Into<String>) {
+        if self.enabled(level) {
+            self.emit(level, message.into(), None, true);
+        }
+    }
+
+    /// A record with metadata (a JSON object; other values are wrapped as
+    /// `{"value": …}`).
+    pub fn log_with(
+        &self,
+        level: LogLevel,
+        message: impl Into<String>,
+        metadata: serde_json::Value,
+    ) {
+        if self.enabled(level) {
+            self.emit(level, message.into(), encode_metadata(metadata), true);
+        }
+    }
+
+    /// A record with metadata already serialised (must be a JSON object). The fast
+    /// path for emitters that build their metadata with `serde_json::value::to_raw_value`.
+    pub fn log_raw(&self, level: LogLevel, message: String, metadata: Option<Box<RawValue>>) {
+        if self.enabled(level) {
+            self.emit(level, message, metadata, true);
+        }
+    }
+
+    pub fn debug(&self, message: impl Into<String>) {
+        self.log(LogLevel::Debug, message)
+    }
+    pub fn info(&self, message: impl Into<String>) {
+        self.log(LogLevel::Info, message)
+    }
+    pub fn warning(&self, message: impl Into<String>) {
+        self.log(LogLevel::Warning, message)
+    }
+    pub fn error(&self, message: impl Into<String>) {
+        self.log(LogLevel::Error, message)
+    }
+    pub fn debug_with(&self, message: impl Into<String>, metadata: serde_json::Value) {
+        self.log_with(LogLevel::Debug, message, metadata)
+    }
+    pub fn info_with(&self, message: impl Into<String>, metadata: serde_json::Value) {
+        self.log_with(LogLevel::Info, message, metadata)
+    }
+    pub fn warning_with(&self, message: impl Into<String>, metadata: serde_json::Value) {
+        self.log_with(LogLevel::Warning, message, metadata)
+    }
+    pub fn error_with(&self, message: impl Into<String>, metadata: serde_json::Value) {
+        self.log_with(LogLevel::Error, message, metadata)
+    }
+
+    /// A record from the engine itself (on an actor thread): never waits for room.
+    pub(crate) fn log_nonblocking(
+        &self,
+        level: LogLevel,
+        message: String,
+        metadata: serde_json::Value,
+    ) {
+        if self.enabled(level) {
+            self.emit(level, message, encode_metadata(metadata), false);
+        }
+    }
+
+    fn emit(
+        &self,
+        level: LogLevel,
+        message: String,
+        metadata: Option<Box<RawValue>>,
+        may_wait: bool,
+    ) {
+        let message = cap_message(message);
+        {
+            let mut st = self.core.state.lock().unwrap_or_else(|e| e.into_inner());
+            if st.closed {
+                st.dropped_after_close += 1;
+                if st.dropped_after_close == 1 {
+                    log::warn!(
+                        "task_id={} A record was written after the task finished and was not kept (a thread the plugin started outlived it).",
+                        self.core.task_id
+                    );
+                }
+                return;
+            }
+            st.next_seq += 1;
+            let now = now_micros().max(st.last_ts);
+            st.last_ts = now;
+            let seq = st.next_seq;
+            st.buffer.push(LogEntry {
+                seq,
+                timestamp: Timestamp(now),
+                level,
+                source: self.source.clone(),
+                message,
+                metadata,
+            });
+            if st.buffer.len() >= HANDOVER_ROWS {
+                self.core.hand_over_locked(&mut st);
+            }
+        }
+        if may_wait && self.core.outlet.gate.is_full() {
+            let cancel = &self.core.cancel;
+            self.core
+                .outlet
+                .gate
+                .wait_for_room(|| cancel.is_cancelled());
+        }
+    }
+
+    /// Hands the buffered records over now (never blocks).
+    pub fn flush(&self) {
+        let mut st = self.core.state.lock().unwrap_or_else(|e| e.into_inner());
+        self.core.hand_over_locked(&mut st);
+    }
+
+    /// Hands over what is left and refuses further records. Returns the last seq.
+    pub(crate) fn close(&self) -> u64 {
+        let mut st = self.core.state.lock().unwrap_or_else(|e| e.into_inner());
+        self.core.hand_over_locked(&mut st);
+        st.closed = true;
+        st.next_seq
+    }
+
+    /// Seq of the last record emitted so far.
+    pub fn last_seq(&self) -> u64 {
+        self.core
+            .state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .next_seq
+    }
+}
+
+impl LoggerCore {
+    fn hand_over_locked(&self, st: &mut LoggerState) {
+        if st.buffer.is_empty() {
+            return;
+        }
+        let entries = std::mem::replace(&mut st.buffer, Vec::with_capacity(64));
+        let rows = entries.len();
+        let batch = Arc::new(LogBatch {
+            task_id: self.task_id,
+            entries,
+        });
+        self.outlet.gate.admit(rows);
+        self.outlet.sink.do_send(AppendLogs {
+            batch: batch.clone(),
+        });
+        self.outlet.events.logs_appended(&batch);
+    }
+}
+
+/// Microseconds since the Unix epoch, now.
+pub fn now_micros() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
+}

@@ -1,0 +1,337 @@
+//! `shell` (admin only): runs a command and turns its output into records.
+//!
+//! Params: `{"argv": ["cmd", "arg", …], "cwd"?: "dir", "env"?: {"K": "V"}, "timeout_s"?: N}`.
+//! The command runs without a shell (use `["sh", "-c", "…"]` for one), in a process
+//! group of its own. Each stdout line becomes an INFO record from source `stdout`,
+//! each stderr line a WARNING from `stderr`; a line that is a JSON object with a
+//! `message` (and optionally `level`, `source`, `metadata`) becomes that structured
+//! record. Lines longer than the message cap are split. A non-zero exit fails the
+//! task; cancel or timeout sends SIGTERM to the group, then SIGKILL after 3 s. When
+//! the command exits, what is left of its process group is killed, so no orphan
+//! keeps the task's output open.
+
+use std::io::{BufRead, BufReader, Read};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use protocol::entry::encode_metadata;
+use protocol::{LogLevel, MAX_MESSAGE_BYTES};
+
+use crate::plugin::{Plugin, PluginError, TaskContext, TaskLogger};
+
+pub struct Shell;
+
+const GRACE: Duration = Duration::from_secs(3);
+const POLL: Duration = Duration::from_millis(20);
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShellParams {
+    pub argv: Vec<String>,
+    pub cwd: Option<String>,
+    pub env: Vec<(String, String)>,
+    pub timeout: Option<Duration>,
+}
+
+impl ShellParams {
+    pub fn parse(value: &serde_json::Value) -> Result<Self, String> {
+        let map = crate::plugin::params::object(value, &["argv", "cwd", "env", "timeout_s"])?;
+        let argv: Vec<String> = match map.get("argv") {
+            Some(serde_json::Value::Array(items)) if !items.is_empty() => items
+                .iter()
+                .map(|v| {
+                    v.as_str()
+                        .map(str::to_owned)
+                        .ok_or_else(|| format!("argv items must be strings; {v} is not"))
+                })
+                .collect::<Result<_, _>>()?,
+            Some(serde_json::Value::Array(_)) => return Err("argv must not be empty".into()),
+            Some(v) => return Err(format!("argv must be a list of strings, not {v}")),
+            None => return Err("argv is required: the command and its arguments".into()),
+        };
+        if argv[0].is_empty() {
+            return Err("argv[0], the program, must not be empty".into());
+        }
+        if argv.iter().any(|a| a.contains('\0')) {
+            return Err("argv items must not contain NUL bytes".into());
+        }
+        let cwd = match map.get("cwd") {
+            None | Some(serde_json::Value::Null) => None,
+            Some(serde_json::Value::String(s)) if !s.is_empty() => Some(s.clone()),
+            Some(v) => return Err(format!("cwd must be a directory path, not {v}")),
+        };
+        let env = match map.get("env") {
+            None | Some(serde_json::Value::Null) => Vec::new(),
+            Some(serde_json::Value::Object(vars)) => vars
+                .iter()
+                .map(|(k, v)| {
+                    let ok_name = !k.is_empty() && !k.contains('=') && !k.contains('\0');
+                    match (ok_name, v.as_str()) {
+                        (true, Some(s)) if !s.contains('\0') => Ok((k.clone(), s.to_owned())),
+                        _ => Err(format!(
+                            "env must map names to strings; {k:?}: {v} is not valid"
+                        )),
+                    }
+                })
+                .collect::<Result<_, _>>()?,
+            Some(v) => return Err(format!("env must be an object of strings, not {v}")),
+        };
+        let timeout =
+            match map.get("timeout_s") {
+                None | Some(serde_json::Value::Null) => None,
+                Some(v) => match v.as_f64() {
+                    Some(s) if s.is_finite() && s > 0.0 && s <= 7.0 * 86_400.0 => {
+                        Some(Duration::from_secs_f64(s))
+                    }
+                    _ => return Err(format!(
+                        "timeout_s must be a number of seconds above 0 (at most a week), not {v}"
+                    )),
+                },
+            };
+        Ok(ShellParams {
+            argv,
+            cwd,
+            env,
+            timeout,
+        })
+    }
+}
+
+impl Plugin for Shell {
+    fn name(&self) -> &str {
+        "shell"
+    }
+
+    fn description(&self) -> &str {
+        "Runs a command (admin only): stdout lines are INFO records from `stdout`, stderr lines WARNING from `stderr`, JSON-object lines structured records."
+    }
+
+    fn privileged(&self) -> bool {
+        true
+    }
+
+    fn example_params(&self) -> serde_json::Value {
+        serde_json::json!({"argv": ["sh", "-c", "echo hello; echo oops >&2"], "timeout_s": 60})
+    }
+
+    fn validate(&self, params: &serde_json::Value) -> Result<(), String> {
+        ShellParams::parse(params).map(|_| ())
+    }
+
+    fn run(&self, ctx: TaskContext) -> Result<serde_json::Value, PluginError> {
+        let p = ShellParams::parse(&ctx.config).map_err(PluginError::Failed)?;
+        let mut command = Command::new(&p.argv[0]);
+        command
+            .args(&p.argv[1..])
+            .envs(p.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0);
+        if let Some(cwd) = &p.cwd {
+            command.current_dir(cwd);
+        }
+        let mut child = command
+            .spawn()
+            .map_err(|e| PluginError::Failed(format!("cannot start {:?}: {e}", p.argv[0])))?;
+        let pgid = child.id() as i32;
+        let readers = [
+            child
+                .stdout
+                .take()
+                .map(|out| spawn_reader(out, ctx.logger.with_source("stdout"), LogLevel::Info)),
+            child
+                .stderr
+                .take()
+                .map(|err| spawn_reader(err, ctx.logger.with_source("stderr"), LogLevel::Warning)),
+        ];
+
+        let started = Instant::now();
+        let mut stopping: Option<(Instant, &'static str)> = None;
+        let status = loop {
+            if let Some(status) = child.try_wait()? {
+                break status;
+            }
+            match stopping {
+                None => {
+                    let timed_out = p.timeout.is_some_and(|t| started.elapsed() >= t);
+                    if ctx.cancel.is_cancelled() || timed_out {
+                        signal_group(pgid, libc::SIGTERM);
+                        stopping =
+                            Some((Instant::now(), if timed_out { "timeout" } else { "cancel" }));
+                    }
+                }
+                Some((since, _)) if since.elapsed() >= GRACE => signal_group(pgid, libc::SIGKILL),
+                Some(_) => {}
+            }
+            if stopping.is_some() {
+                std::thread::sleep(POLL);
+            } else {
+                ctx.cancel.wait_timeout(POLL);
+            }
+        };
+        // Orphans of the command would keep its pipes open; the group goes with it.
+        signal_group(pgid, libc::SIGKILL);
+        for reader in readers.into_iter().flatten() {
+            let _ = reader.join();
+        }
+
+        match stopping {
+            Some((_, "cancel")) => return Err(PluginError::Cancelled),
+            Some(_) => {
+                return Err(PluginError::Failed(format!(
+                    "timed out after {} s",
+                    p.timeout.map_or(0.0, |t| t.as_secs_f64())
+                )))
+            }
+            None => {}
+        }
+        match (status.code(), status.signal()) {
+            (Some(0), _) => Ok(serde_json::json!({ "exit_code": 0 })),
+            (Some(code), _) => Err(PluginError::Failed(format!("exit status {code}"))),
+            (None, Some(signal)) => Err(PluginError::Failed(format!("killed by signal {signal}"))),
+            (None, None) => Err(PluginError::Failed("ended without an exit status".into())),
+        }
+    }
+}
+
+fn signal_group(pgid: i32, signal: i32) {
+    // SAFETY: kill(2) with a negative pid signals the process group we created.
+    unsafe {
+        libc::kill(-pgid, signal);
+    }
+}
+
+fn spawn_reader(
+    stream: impl Read + Send + 'static,
+    logger: TaskLogger,
+    level: LogLevel,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut reader = BufReader::with_capacity(64 * 1024, stream);
+        let mut line = Vec::with_capacity(256);
+        loop {
+            line.clear();
+            match read_line_capped(&mut reader, &mut line, MAX_MESSAGE_BYTES) {
+                Ok(0) => break,
+                Ok(_) => emit_line(&logger, level, &line),
+                Err(e) => {
+                    logger.error(format!("reading output failed: {e}"));
+                    break;
+                }
+            }
+        }
+    })
+}
+
+/// Reads up to and excluding `\n` (and a `\r` before it), or `cap` bytes, whichever
+/// comes first. Returns the bytes consumed (0 at end of stream).
+fn read_line_capped(
+    reader: &mut impl BufRead,
+    line: &mut Vec<u8>,
+    cap: usize,
+) -> std::io::Result<usize> {
+    let mut consumed = 0;
+    loop {
+        let available = reader.fill_buf()?;
+        if available.is_empty() {
+            break;
+        }
+        let room = cap - line.len();
+        let window = &available[..available.len().min(room)];
+        if let Some(pos) = window.iter().position(|b| *b == b'\n') {
+            line.extend_from_slice(&window[..pos]);
+            reader.consume(pos + 1);
+            consumed += pos + 1;
+            break;
+        }
+        let n = window.len();
+        line.extend_from_slice(window);
+        reader.consume(n);
+        consumed += n;
+        if line.len() >= cap {
+            break;
+        }
+    }
+    if line.last() == Some(&b'\r') {
+        line.pop();
+    }
+    Ok(consumed)
+}
+
+fn emit_line(logger: &TaskLogger, default_level: LogLevel, raw: &[u8]) {
+    let text = String::from_utf8_lossy(raw);
+    let trimmed = text.trim_start();
+    if trimmed.starts_with('{') {
+        if let Ok(serde_json::Value::Object(mut obj)) = serde_json::from_str(trimmed) {
+            if let Some(serde_json::Value::String(message)) = obj.remove("message") {
+                let level = obj
+                    .get("level")
+                    .and_then(|l| l.as_str())
+                    .and_then(|l| l.parse().ok())
+                    .unwrap_or(default_level);
+                let source = obj
+                    .get("source")
+                    .and_then(|s| s.as_str())
+                    .map(str::to_owned);
+                let metadata = obj.remove("metadata").unwrap_or(serde_json::Value::Null);
+                let target = match source {
+                    Some(s) => logger.with_source(&s),
+                    None => logger.clone(),
+                };
+                if target.enabled(level) {
+                    target.log_raw(level, message, encode_metadata(metadata));
+                }
+                return;
+            }
+        }
+    }
+    logger.log(default_level, text.into_owned());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn params_are_checked() {
+        let ok = ShellParams::parse(
+            &serde_json::json!({"argv": ["echo", "hi"], "env": {"A": "1"}, "timeout_s": 2}),
+        )
+        .unwrap();
+        assert_eq!(ok.argv, ["echo", "hi"]);
+        assert_eq!(ok.env, [("A".to_string(), "1".to_string())]);
+        assert_eq!(ok.timeout, Some(Duration::from_secs(2)));
+        for bad in [
+            serde_json::json!({}),
+            serde_json::json!({"argv": []}),
+            serde_json::json!({"argv": "echo hi"}),
+            serde_json::json!({"argv": [""]}),
+            serde_json::json!({"argv": ["echo", 1]}),
+            serde_json::json!({"argv": ["echo"], "env": {"A": 1}}),
+            serde_json::json!({"argv": ["echo"], "env": {"A=B": "1"}}),
+            serde_json::json!({"argv": ["echo"], "timeout_s": 0}),
+            serde_json::json!({"argv": ["echo"], "timeout_s": "soon"}),
+            serde_json::json!({"argv": ["echo"], "cwd": 5}),
+            serde_json::json!({"argv": ["echo"], "shell": true}),
+        ] {
+            assert!(ShellParams::parse(&bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn long_lines_are_split_and_crlf_trimmed() {
+        let input = b"abc\r\n0123456789XY\nlast".to_vec();
+        let mut reader = BufReader::with_capacity(4, &input[..]);
+        let mut lines = Vec::new();
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            if read_line_capped(&mut reader, &mut line, 10).unwrap() == 0 {
+                break;
+            }
+            lines.push(String::from_utf8(line.clone()).unwrap());
+        }
+        assert_eq!(lines, ["abc", "0123456789", "XY", "last"]);
+    }
+}

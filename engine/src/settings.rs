@@ -1,0 +1,150 @@
+//! Runtime logging settings.
+//!
+//! [`SettingsActor`] owns the persisted settings: it answers [`GetLogSettings`] and
+//! applies [`UpdateLogSettings`] (persist first, then publish). Readers on hot paths
+//! hold a [`LiveSettings`] handle, a few atomics read on every emission, so a change
+//! reaches running tasks at their next record, far inside the 1 s the design allows.
+
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::Arc;
+
+use actix::prelude::*;
+use protocol::{LogLevel, LogSettings};
+use storage::Db;
+
+use crate::plugin::legacy;
+use crate::EngineError;
+
+/// Cheap, shared, always-current view of the logging settings.
+#[derive(Debug, Clone)]
+pub struct LiveSettings {
+    inner: Arc<LiveInner>,
+}
+
+#[derive(Debug)]
+struct LiveInner {
+    app_level: AtomicU8,
+    task_level: AtomicU8,
+    belief_scope: AtomicBool,
+}
+
+impl LiveSettings {
+    pub fn new(initial: LogSettings) -> Self {
+        let live = LiveSettings {
+            inner: Arc::new(LiveInner {
+                app_level: AtomicU8::new(0),
+                task_level: AtomicU8::new(0),
+                belief_scope: AtomicBool::new(true),
+            }),
+        };
+        live.store(&initial);
+        live
+    }
+
+    pub fn get(&self) -> LogSettings {
+        LogSettings {
+            app_log_level: self.app_level(),
+            task_log_level: self.task_level(),
+            belief_scope_enabled: self.belief_scope_enabled(),
+        }
+    }
+
+    pub fn task_level(&self) -> LogLevel {
+        level_from(self.inner.task_level.load(Ordering::Relaxed))
+    }
+
+    pub fn app_level(&self) -> LogLevel {
+        level_from(self.inner.app_level.load(Ordering::Relaxed))
+    }
+
+    pub fn belief_scope_enabled(&self) -> bool {
+        self.inner.belief_scope.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn store(&self, s: &LogSettings) {
+        self.inner
+            .app_level
+            .store(s.app_log_level.as_i16() as u8, Ordering::Relaxed);
+        self.inner
+            .task_level
+            .store(s.task_log_level.as_i16() as u8, Ordering::Relaxed);
+        self.inner
+            .belief_scope
+            .store(s.belief_scope_enabled, Ordering::Relaxed);
+    }
+}
+
+fn level_from(raw: u8) -> LogLevel {
+    LogLevel::from_i16(raw as i16).unwrap_or(LogLevel::Info)
+}
+
+/// Owns the persisted logging settings.
+///
+/// State: the database and the [`LiveSettings`] it publishes to. Messages:
+/// [`GetLogSettings`] and [`UpdateLogSettings`], from the gateway's settings routes.
+/// Updates are serialised by the mailbox; each one is persisted before it is
+/// published, so a restart never reverts an acknowledged change.
+pub struct SettingsActor {
+    db: Db,
+    live: LiveSettings,
+}
+
+impl SettingsActor {
+    pub fn new(db: Db, live: LiveSettings) -> Self {
+        legacy::apply_levels(&live.get());
+        SettingsActor { db, live }
+    }
+}
+
+impl Actor for SettingsActor {
+    type Context = Context<Self>;
+}
+
+/// The current logging settings.
+#[derive(Debug, Message)]
+#[rtype(result = "LogSettings")]
+pub struct GetLogSettings;
+
+/// Replace the logging settings; replies with what is now in force.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<LogSettings, EngineError>")]
+pub struct UpdateLogSettings {
+    pub settings: LogSettings,
+}
+
+impl Handler<GetLogSettings> for SettingsActor {
+    type Result = MessageResult<GetLogSettings>;
+
+    fn handle(&mut self, _: GetLogSettings, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.live.get())
+    }
+}
+
+impl Handler<UpdateLogSettings> for SettingsActor {
+    type Result = AtomicResponse<Self, Result<LogSettings, EngineError>>;
+
+    fn handle(&mut self, msg: UpdateLogSettings, _: &mut Context<Self>) -> Self::Result {
+        let db = self.db.clone();
+        let settings = msg.settings;
+        // Atomic: the next update waits until this one is stored and published.
+        AtomicResponse::new(Box::pin(
+            async move {
+                db.run(move |c| storage::settings::save_log_settings(c, &settings))
+                    .await
+            }
+            .into_actor(self)
+            .map(move |saved, act, _| {
+                saved?;
+                act.live.store(&settings);
+                legacy::apply_levels(&settings);
+                log::info!(
+                    "app_log_level={} task_log_level={} belief_scope_enabled={} Logging settings changed.",
+                    settings.app_log_level,
+                    settings.task_log_level,
+                    settings.belief_scope_enabled
+                );
+                Ok(settings)
+            }),
+        ))
+    }
+}

@@ -1,0 +1,324 @@
+//! [`TaskActor`]: one per running task.
+//!
+//! State: the task's row as last written, its plugin, its root logger and cancel
+//! token. Messages: [`Execute`] (from `TaskManager`, once) and [`Cancel`] (from
+//! `TaskManager`). Lifecycle: on `Execute` it marks the task running, starts the
+//! plugin on a thread of its own (with `log` capture on that thread) and, on a short
+//! timer, hands the logger's buffered records over so that followers see them within
+//! milliseconds. When the plugin returns it closes the logger, waits for the sink to
+//! make every record durable, and only then writes the final status; then it tells
+//! the manager ([`TaskFinished`]) and stops. Backpressure: none of its own; the
+//! plugin thread is what the buffer gate slows down.
+
+use std::panic::AssertUnwindSafe;
+use std::time::Duration;
+
+use actix::prelude::*;
+use protocol::{LogLevel, TaskInfo, TaskStatus, Timestamp};
+use storage::tasks::{self, TaskOutcome};
+use storage::Db;
+use tokio::sync::oneshot;
+
+use crate::events::EngineEvents;
+use crate::logger::{now_micros, TaskLogger};
+use crate::plugin::legacy::CaptureGuard;
+use crate::plugin::{CancelToken, Plugin, PluginError, TaskContext};
+use crate::sink::{error_chain, Flush, LogSink};
+use std::sync::Arc;
+
+/// Source of the records the engine itself writes into a task's log.
+pub const SYSTEM_SOURCE: &str = "system";
+
+/// Why a task is being cancelled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CancelReason {
+    /// Someone asked (the name of their token, if known).
+    Requested { by: Option<String> },
+    /// The server is shutting down; the task ends as `interrupted`.
+    Shutdown,
+}
+
+/// Start the plugin.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Execute;
+
+/// Ask the plugin to stop.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Cancel {
+    pub reason: CancelReason,
+}
+
+/// A task has reached its final state (sent to the manager).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct TaskFinished {
+    pub task: TaskInfo,
+}
+
+pub struct TaskActor {
+    info: TaskInfo,
+    plugin: Arc<dyn Plugin>,
+    logger: TaskLogger,
+    cancel: CancelToken,
+    cancel_reason: Option<CancelReason>,
+    db: Db,
+    sink: Addr<LogSink>,
+    events: EngineEvents,
+    finished: Recipient<TaskFinished>,
+    handover_interval: Duration,
+}
+
+/// What a [`TaskActor`] needs; grouped so the constructor stays readable.
+pub struct TaskParts {
+    pub info: TaskInfo,
+    pub plugin: Arc<dyn Plugin>,
+    pub logger: TaskLogger,
+    pub cancel: CancelToken,
+    pub db: Db,
+    pub sink: Addr<LogSink>,
+    pub events: EngineEvents,
+    pub finished: Recipient<TaskFinished>,
+    pub handover_interval: Duration,
+}
+
+type PluginOutcome = std::thread::Result<Result<serde_json::Value, PluginError>>;
+
+impl TaskActor {
+    pub fn new(parts: TaskParts) -> Self {
+        TaskActor {
+            info: parts.info,
+            plugin: parts.plugin,
+            logger: parts.logger,
+            cancel: parts.cancel,
+            cancel_reason: None,
+            db: parts.db,
+            sink: parts.sink,
+            events: parts.events,
+            finished: parts.finished,
+            handover_interval: parts.handover_interval,
+        }
+    }
+
+    fn start_plugin(&mut self, ctx: &mut Context<Self>) {
+        let (tx, rx) = oneshot::channel::<PluginOutcome>();
+        let plugin = self.plugin.clone();
+        let run_ctx = TaskContext {
+            task_id: self.info.id,
+            logger: self.logger.clone(),
+            config: self.info.params.clone(),
+            cancel: self.cancel.clone(),
+        };
+        let capture = self.logger.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("task-{}", &self.info.id.to_string()[..8]))
+            .spawn(move || {
+                let _capture = CaptureGuard::enter(capture);
+                let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| plugin.run(run_ctx)));
+                let _ = tx.send(outcome);
+            });
+        if let Err(e) = spawned {
+            self.finish(
+                Ok(Err(PluginError::Failed(format!(
+                    "cannot start a thread: {e}"
+                )))),
+                ctx,
+            );
+            return;
+        }
+        ctx.spawn(rx.into_actor(self).map(|outcome, act, ctx| {
+            let outcome = outcome.unwrap_or_else(|_| {
+                Ok(Err(PluginError::Failed(
+                    "the plugin thread ended without a result".into(),
+                )))
+            });
+            act.finish(outcome, ctx);
+        }));
+    }
+
+    fn finish(&mut self, outcome: PluginOutcome, ctx: &mut Context<Self>) {
+        let (status, result, error) = match outcome {
+            Ok(Ok(value)) => (TaskStatus::Success, Some(value), None),
+            Ok(Err(PluginError::Cancelled)) => self.cancelled_outcome(),
+            Ok(Err(_)) if self.cancel_reason.is_some() => self.cancelled_outcome(),
+            Ok(Err(PluginError::Failed(message))) => (TaskStatus::Failed, None, Some(message)),
+            Err(panic) => {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "unknown panic".into());
+                (
+                    TaskStatus::Failed,
+                    None,
+                    Some(format!("the plugin panicked: {what}")),
+                )
+            }
+        };
+        let system = self.logger.with_source(SYSTEM_SOURCE);
+        match status {
+            TaskStatus::Failed => system.log_nonblocking(
+                LogLevel::Error,
+                format!("Task failed: {}", error.as_deref().unwrap_or("")),
+                serde_json::Value::Null,
+            ),
+            TaskStatus::Cancelled | TaskStatus::Interrupted => system.log_nonblocking(
+                LogLevel::Warning,
+                error.clone().unwrap_or_default(),
+                serde_json::Value::Null,
+            ),
+            _ => {}
+        }
+        self.logger.close();
+        let sink = self.sink.clone();
+        let db = self.db.clone();
+        let id = self.info.id;
+        let outcome = TaskOutcome {
+            status,
+            finished_at: Timestamp(now_micros()),
+            result,
+            error,
+        };
+        let written = outcome.clone();
+        ctx.spawn(
+            async move {
+                // The status may only change once every record is durable.
+                let _ = sink.send(Flush).await;
+                retry_forever("finish task", || {
+                    let outcome = outcome.clone();
+                    db.run(move |c| tasks::finish_task(c, id, &outcome))
+                })
+                .await
+            }
+            .into_actor(self)
+            .map(move |changed, act, ctx| {
+                if changed {
+                    act.info.status = written.status;
+                    act.info.finished_at = Some(written.finished_at);
+                    act.info.result = written.result;
+                    act.info.error = written.error;
+                } else {
+                    log::warn!(
+                        "task_id={} The task had already been ended elsewhere.",
+                        act.info.id
+                    );
+                }
+                log::info!(
+                    "task_id={} plugin={} status={} records={} Task finished.",
+                    act.info.id,
+                    act.info.plugin,
+                    act.info.status,
+                    act.logger.last_seq()
+                );
+                act.events.status_changed(&act.info);
+                act.finished.do_send(TaskFinished {
+                    task: act.info.clone(),
+                });
+                ctx.stop();
+            }),
+        );
+    }
+
+    fn cancelled_outcome(&self) -> (TaskStatus, Option<serde_json::Value>, Option<String>) {
+        match &self.cancel_reason {
+            Some(CancelReason::Shutdown) => (
+                TaskStatus::Interrupted,
+                None,
+                Some("the server shut down before the task finished".into()),
+            ),
+            Some(CancelReason::Requested { by: Some(who) }) => (
+                TaskStatus::Cancelled,
+                None,
+                Some(format!("cancelled by {who}")),
+            ),
+            _ => (TaskStatus::Cancelled, None, Some("cancelled".into())),
+        }
+    }
+}
+
+/// Retries a database operation until it succeeds, with backoff. For writes that must
+/// happen (a task's final status) whatever the database's state.
+pub(crate) async fn retry_forever<T, F, Fut>(what: &str, mut op: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = storage::Result<T>>,
+{
+    let mut delay = Duration::from_millis(100);
+    let mut attempts = 0u32;
+    loop {
+        match op().await {
+            Ok(value) => return value,
+            Err(e) => {
+                attempts += 1;
+                if attempts == 1 || attempts % 10 == 0 {
+                    log::warn!("attempts={attempts} error=\"{}\" Database write \"{what}\" failed; retrying.", error_chain(&e));
+                }
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+impl Actor for TaskActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.run_interval(self.handover_interval, |act, _| act.logger.flush());
+    }
+}
+
+impl Handler<Execute> for TaskActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Execute, ctx: &mut Context<Self>) {
+        let db = self.db.clone();
+        let id = self.info.id;
+        let started = Timestamp(now_micros());
+        ctx.spawn(
+            async move {
+                retry_forever("mark task running", || {
+                    db.run(move |c| tasks::mark_running(c, id, started))
+                })
+                .await
+            }
+            .into_actor(self)
+            .map(move |marked, act, ctx| {
+                if !marked {
+                    // Cancelled while queued: the manager has already ended it.
+                    act.logger.close();
+                    act.finished.do_send(TaskFinished {
+                        task: act.info.clone(),
+                    });
+                    ctx.stop();
+                    return;
+                }
+                act.info.status = TaskStatus::Running;
+                act.info.started_at = Some(started);
+                act.events.status_changed(&act.info);
+                log::info!(
+                    "task_id={} plugin={} Task started.",
+                    act.info.id,
+                    act.info.plugin
+                );
+                if act.cancel_reason.is_some() {
+                    act.finish(Ok(Err(PluginError::Cancelled)), ctx);
+                } else {
+                    act.start_plugin(ctx);
+                }
+            }),
+        );
+    }
+}
+
+impl Handler<Cancel> for TaskActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Cancel, _: &mut Context<Self>) {
+        if self.cancel_reason.is_none() {
+            self.cancel_reason = Some(msg.reason);
+            self.cancel.cancel();
+        }
+    }
+}

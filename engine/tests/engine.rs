@@ -1,0 +1,894 @@
+//! The engine on real databases: tasks run in their actors, every record is stored
+//! once and in order before the task ends, settings apply at runtime, and database
+//! outages lose nothing.
+
+use std::io::BufRead;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Once};
+use std::time::{Duration, Instant};
+
+use engine::plugin::builtin::synthetic::DEFAULT_SOURCES;
+use engine::plugin::legacy;
+use engine::sink::GetSinkStats;
+use engine::{Engine, EngineEvents, EngineSettings, PluginRegistry};
+use protocol::{LogEntry, LogFilter, LogLevel, LogSettings, Role, TaskId, TaskInfo, TaskStatus};
+use storage::{DatabaseSettings, Db, LogQuery};
+use testkit::{backends, FreshDb, PgCluster};
+
+fn capture_log_records() {
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(|| {
+        let inner = env_logger::Builder::new()
+            .filter_level(log::LevelFilter::Warn)
+            .is_test(true)
+            .build();
+        legacy::install(inner).expect("no other logger in this test binary");
+    });
+}
+
+fn connect(url: &str) -> Db {
+    let mut settings = DatabaseSettings::new(url);
+    settings.busy_timeout_ms = 200;
+    settings.connect_timeout_ms = 1_000;
+    Db::connect(&settings).expect("database opens")
+}
+
+async fn start(db: Db) -> Engine {
+    start_with(db, |_| {}).await
+}
+
+async fn start_with(db: Db, tweak: impl FnOnce(&mut EngineSettings)) -> Engine {
+    capture_log_records();
+    let mut settings = EngineSettings::default();
+    settings.sink.flush_interval_ms = 50;
+    tweak(&mut settings);
+    Engine::start(
+        db,
+        PluginRegistry::with_builtins(),
+        settings,
+        EngineEvents::default(),
+    )
+    .await
+    .expect("engine starts")
+}
+
+async fn run(engine: &Engine, plugin: &str, params: serde_json::Value) -> TaskInfo {
+    let task = engine
+        .start_task(plugin, params, Some("tester".into()), Role::Admin)
+        .await
+        .expect("task starts");
+    wait_done(engine, task.id).await
+}
+
+/// Polls until the task has a final status, then reads its logs straight away: a
+/// finished task must already have every record.
+async fn wait_done(engine: &Engine, id: TaskId) -> TaskInfo {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let task = engine
+            .db
+            .run(move |c| storage::tasks::get_task(c, id))
+            .await
+            .expect("read task")
+            .expect("task exists");
+        if task.status.is_terminal() {
+            return task;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "task {id} did not finish: {task:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn all_logs(db: &Db, id: TaskId) -> Vec<LogEntry> {
+    let mut out = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = db
+            .run_blocking(|c| {
+                storage::logs::page_logs(
+                    c,
+                    id,
+                    &LogFilter::default(),
+                    &LogQuery {
+                        after_seq: after,
+                        before_seq: None,
+                        limit: 10_000,
+                    },
+                )
+            })
+            .expect("read logs");
+        out.extend(page.logs);
+        if !page.has_more {
+            return out;
+        }
+        after = page.next_after_seq;
+    }
+}
+
+/// What `synthetic` must have stored for `count` records at gate `level`.
+fn expected_synthetic(
+    count: u64,
+    gate: LogLevel,
+    sources: &[&str],
+) -> Vec<(LogLevel, String, String, String)> {
+    (0..count)
+        .filter_map(|i| {
+            let level = LogLevel::ALL[(i % 4) as usize];
+            (level >= gate).then(|| {
+                (
+                    level,
+                    sources[(i % sources.len() as u64) as usize].to_string(),
+                    format!("synthetic record {i}"),
+                    format!(r#"{{"i":{i},"dashboard_id":{}}}"#, i % 10),
+                )
+            })
+        })
+        .collect()
+}
+
+fn shape(logs: &[LogEntry]) -> Vec<(LogLevel, String, String, String)> {
+    logs.iter()
+        .map(|e| {
+            (
+                e.level,
+                e.source.to_string(),
+                e.message.clone(),
+                e.metadata
+                    .as_ref()
+                    .map(|m| m.get().to_string())
+                    .unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+fn assert_dense(logs: &[LogEntry]) {
+    for (i, e) in logs.iter().enumerate() {
+        assert_eq!(e.seq, i as u64 + 1, "seqs are 1, 2, 3, … without gaps");
+    }
+    assert!(
+        logs.windows(2).all(|w| w[0].timestamp <= w[1].timestamp),
+        "timestamps never go back"
+    );
+}
+
+#[actix_rt::test]
+async fn a_fast_task_has_every_record_stored_in_order_when_it_ends() {
+    for backend in backends() {
+        let fresh = FreshDb::new(backend);
+        let engine = start(connect(&fresh.url)).await;
+        let started = Instant::now();
+        let task = run(&engine, "synthetic", serde_json::json!({"count": 20_000})).await;
+        assert_eq!(task.status, TaskStatus::Success, "{backend}: {task:?}");
+        let logs = all_logs(&engine.db, task.id);
+        assert_eq!(
+            shape(&logs),
+            expected_synthetic(20_000, LogLevel::Info, &DEFAULT_SOURCES),
+            "{backend}"
+        );
+        assert_dense(&logs);
+        assert_eq!(task.result, Some(serde_json::json!({"records": 20_000})));
+        eprintln!(
+            "{backend}: 20,000 records emitted and stored in {:?}",
+            started.elapsed()
+        );
+    }
+}
+
+#[actix_rt::test]
+async fn sources_default_to_plugin_and_with_source_tags_records() {
+    for backend in backends() {
+        let fresh = FreshDb::new(backend);
+        let engine = start(connect(&fresh.url)).await;
+        let task = run(
+            &engine,
+            "demo_sync",
+            serde_json::json!({"dashboards": 4, "delay_ms": 0}),
+        )
+        .await;
+        assert_eq!(task.status, TaskStatus::Success);
+        let logs = all_logs(&engine.db, task.id);
+        let plugin: Vec<_> = logs
+            .iter()
+            .filter(|e| &*e.source == "plugin")
+            .map(|e| e.message.as_str())
+            .collect();
+        assert_eq!(
+            plugin,
+            ["Syncing 4 dashboards.", "Synced 4 dashboards."],
+            "{backend}"
+        );
+        let api: Vec<_> = logs
+            .iter()
+            .filter(|e| &*e.source == "superset_api")
+            .collect();
+        assert_eq!(api.len(), 5, "4 GETs and one warning for dashboard 3");
+        assert!(api
+            .iter()
+            .all(|e| e.metadata_value().unwrap()["dashboard_id"].is_u64()));
+        assert!(
+            logs.iter().all(|e| e.level >= LogLevel::Info),
+            "belief_scope is DEBUG, below the default gate"
+        );
+    }
+}
+
+async fn set_levels(engine: &Engine, task_level: LogLevel, belief_scope_enabled: bool) {
+    engine
+        .settings
+        .send(engine::settings::UpdateLogSettings {
+            settings: LogSettings {
+                app_log_level: LogLevel::Info,
+                task_log_level: task_level,
+                belief_scope_enabled,
+            },
+        })
+        .await
+        .unwrap()
+        .unwrap();
+}
+
+#[actix_rt::test]
+async fn task_log_level_gates_what_is_stored_and_belief_scope_follows_its_setting() {
+    for backend in backends() {
+        let fresh = FreshDb::new(backend);
+        let engine = start(connect(&fresh.url)).await;
+
+        set_levels(&engine, LogLevel::Warning, true).await;
+        let task = run(&engine, "synthetic", serde_json::json!({"count": 400})).await;
+        let logs = all_logs(&engine.db, task.id);
+        assert_eq!(
+            shape(&logs),
+            expected_synthetic(400, LogLevel::Warning, &DEFAULT_SOURCES),
+            "{backend}"
+        );
+        assert_dense(&logs);
+
+        set_levels(&engine, LogLevel::Debug, true).await;
+        let task = run(
+            &engine,
+            "demo_sync",
+            serde_json::json!({"dashboards": 2, "delay_ms": 0}),
+        )
+        .await;
+        let scope: Vec<_> = all_logs(&engine.db, task.id)
+            .into_iter()
+            .filter(|e| {
+                e.metadata_value()
+                    .is_some_and(|m| m["scope"] == "sync_dashboard")
+            })
+            .map(|e| (e.level, e.message))
+            .collect();
+        let one = [
+            (LogLevel::Debug, "Entry".to_string()),
+            (LogLevel::Debug, "Coherence:OK".into()),
+            (LogLevel::Debug, "Exit".into()),
+        ];
+        assert_eq!(scope, [one.clone(), one].concat(), "{backend}");
+
+        set_levels(&engine, LogLevel::Debug, false).await;
+        let task = run(
+            &engine,
+            "demo_sync",
+            serde_json::json!({"dashboards": 2, "delay_ms": 0}),
+        )
+        .await;
+        let logs = all_logs(&engine.db, task.id);
+        assert!(
+            logs.iter()
+                .all(|e| e.metadata_value().is_none_or(|m| m.get("scope").is_none())),
+            "{backend}"
+        );
+        assert!(!logs.is_empty());
+
+        // Settings survive a restart of the engine.
+        drop(engine);
+        let engine = start(connect(&fresh.url)).await;
+        assert_eq!(engine.live.task_level(), LogLevel::Debug);
+        assert!(!engine.live.belief_scope_enabled());
+    }
+}
+
+#[actix_rt::test]
+async fn a_settings_change_reaches_a_running_task_within_a_second() {
+    let fresh = FreshDb::new("sqlite");
+    let engine = start(connect(&fresh.url)).await;
+    let task = engine
+        .start_task(
+            "synthetic",
+            serde_json::json!({"count": 6000, "rate": 2000}),
+            None,
+            Role::Admin,
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    set_levels(&engine, LogLevel::Error, true).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let _ = engine.sink.send(engine::sink::Flush).await;
+    let boundary = all_logs(&engine.db, task.id)
+        .last()
+        .map(|e| e.seq)
+        .expect("records before the change");
+    let done = wait_done(&engine, task.id).await;
+    assert_eq!(done.status, TaskStatus::Success);
+    let after: Vec<_> = all_logs(&engine.db, task.id)
+        .into_iter()
+        .filter(|e| e.seq > boundary)
+        .collect();
+    assert!(!after.is_empty(), "the task kept logging after the change");
+    assert!(
+        after.iter().all(|e| e.level == LogLevel::Error),
+        "only ERROR once the change applied"
+    );
+}
+
+#[actix_rt::test]
+async fn legacy_plugins_log_through_the_log_crate_into_their_own_task() {
+    for backend in backends() {
+        let fresh = FreshDb::new(backend);
+        let engine = start(connect(&fresh.url)).await;
+        set_levels(&engine, LogLevel::Debug, true).await;
+        let (a, b) = (
+            engine
+                .start_task(
+                    "legacy_backup",
+                    serde_json::json!({"tables": 3}),
+                    None,
+                    Role::Viewer,
+                )
+                .await
+                .unwrap(),
+            engine
+                .start_task(
+                    "legacy_backup",
+                    serde_json::json!({"tables": 5}),
+                    None,
+                    Role::Viewer,
+                )
+                .await
+                .unwrap(),
+        );
+        for (task, tables) in [(a, 3), (b, 5)] {
+            let done = wait_done(&engine, task.id).await;
+            assert_eq!(done.status, TaskStatus::Success, "{backend}");
+            let logs = all_logs(&engine.db, task.id);
+            assert!(logs.iter().all(|e| &*e.source == "plugin"));
+            let messages: Vec<_> = logs.iter().map(|e| e.message.as_str()).collect();
+            assert_eq!(
+                messages.first(),
+                Some(&format!("Backup started for {tables} tables").as_str())
+            );
+            assert_eq!(messages.last(), Some(&"Backup finished"));
+            assert_eq!(
+                logs.iter()
+                    .filter(|e| e.message.starts_with("Dumping"))
+                    .count(),
+                tables
+            );
+            assert_eq!(
+                logs.iter().filter(|e| e.level == LogLevel::Warning).count(),
+                tables / 2
+            );
+        }
+    }
+}
+
+#[actix_rt::test]
+async fn twenty_concurrent_tasks_never_mix_their_records() {
+    for backend in backends() {
+        let fresh = FreshDb::new(backend);
+        let engine = start(connect(&fresh.url)).await;
+        let mut started = Vec::new();
+        for n in 0..20u64 {
+            let sources = vec![format!("src{n}")];
+            let task = engine
+                .start_task(
+                    "synthetic",
+                    serde_json::json!({"count": 1500 + n * 10, "sources": sources}),
+                    None,
+                    Role::Viewer,
+                )
+                .await
+                .unwrap();
+            started.push((n, task.id));
+        }
+        for (n, id) in started {
+            let done = wait_done(&engine, id).await;
+            assert_eq!(done.status, TaskStatus::Success);
+            let source = format!("src{n}");
+            let logs = all_logs(&engine.db, id);
+            assert_eq!(
+                shape(&logs),
+                expected_synthetic(1500 + n * 10, LogLevel::Info, &[&source]),
+                "{backend} task {n}"
+            );
+            assert_dense(&logs);
+        }
+    }
+}
+
+#[actix_rt::test]
+async fn cancelling_stops_a_running_task_and_keeps_its_records() {
+    for backend in backends() {
+        let fresh = FreshDb::new(backend);
+        let engine = start(connect(&fresh.url)).await;
+        let task = engine
+            .start_task(
+                "synthetic",
+                serde_json::json!({"count": 1_000_000, "rate": 500}),
+                None,
+                Role::Viewer,
+            )
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let outcome = engine
+            .cancel_task(task.id, Some("ops".into()))
+            .await
+            .unwrap();
+        assert_eq!(outcome, engine::manager::CancelOutcome::Requested);
+        let done = wait_done(&engine, task.id).await;
+        assert_eq!(done.status, TaskStatus::Cancelled, "{backend}");
+        assert_eq!(done.error.as_deref(), Some("cancelled by ops"));
+        let logs = all_logs(&engine.db, task.id);
+        assert_dense(&logs);
+        let last = logs.last().unwrap();
+        assert_eq!(
+            (&*last.source, last.level, last.message.as_str()),
+            ("system", LogLevel::Warning, "cancelled by ops")
+        );
+        assert!(
+            logs.len() > 50 && logs.len() < 2000,
+            "{} records",
+            logs.len()
+        );
+        // A finished task cannot be cancelled again; an unknown one is not found.
+        assert!(matches!(
+            engine.cancel_task(task.id, None).await,
+            Err(engine::EngineError::TaskEnded { .. })
+        ));
+        let unknown = TaskId(uuid::Uuid::new_v4());
+        assert!(matches!(
+            engine.cancel_task(unknown, None).await,
+            Err(engine::EngineError::TaskNotFound(_))
+        ));
+    }
+}
+
+#[actix_rt::test]
+async fn queued_tasks_wait_for_a_slot_and_can_be_cancelled_before_they_start() {
+    let fresh = FreshDb::new("sqlite");
+    let engine = start_with(connect(&fresh.url), |s| s.max_concurrent_tasks = 1).await;
+    let first = engine
+        .start_task(
+            "synthetic",
+            serde_json::json!({"count": 300, "rate": 300}),
+            None,
+            Role::Viewer,
+        )
+        .await
+        .unwrap();
+    let second = engine
+        .start_task(
+            "synthetic",
+            serde_json::json!({"count": 10}),
+            None,
+            Role::Viewer,
+        )
+        .await
+        .unwrap();
+    let third = engine
+        .start_task(
+            "synthetic",
+            serde_json::json!({"count": 10}),
+            None,
+            Role::Viewer,
+        )
+        .await
+        .unwrap();
+    assert_eq!(second.status, TaskStatus::Queued);
+    let cancelled = engine.cancel_task(third.id, None).await.unwrap();
+    assert!(
+        matches!(cancelled, engine::manager::CancelOutcome::Cancelled(ref t) if t.status == TaskStatus::Cancelled)
+    );
+    let first = wait_done(&engine, first.id).await;
+    let second = wait_done(&engine, second.id).await;
+    assert_eq!(
+        (first.status, second.status),
+        (TaskStatus::Success, TaskStatus::Success)
+    );
+    assert!(
+        second.started_at.unwrap() >= first.finished_at.unwrap(),
+        "one at a time"
+    );
+    assert!(all_logs(&engine.db, third.id).is_empty());
+}
+
+#[actix_rt::test]
+async fn bad_requests_are_refused_before_a_task_exists() {
+    let fresh = FreshDb::new("sqlite");
+    let engine = start(connect(&fresh.url)).await;
+    use engine::EngineError::*;
+    assert!(matches!(
+        engine
+            .start_task("nope", serde_json::json!({}), None, Role::Admin)
+            .await,
+        Err(UnknownPlugin(_))
+    ));
+    assert!(matches!(
+        engine
+            .start_task(
+                "shell",
+                serde_json::json!({"argv": ["true"]}),
+                None,
+                Role::Viewer
+            )
+            .await,
+        Err(PrivilegedPlugin(_))
+    ));
+    let err = engine
+        .start_task(
+            "synthetic",
+            serde_json::json!({"count": "many"}),
+            None,
+            Role::Admin,
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, BadParams { .. }));
+    assert!(
+        err.to_string().contains("count must be a whole number"),
+        "{err}"
+    );
+    let listed = engine
+        .db
+        .run(|c| {
+            storage::tasks::list_tasks(
+                c,
+                &storage::tasks::TaskListQuery {
+                    limit: 10,
+                    ..Default::default()
+                },
+            )
+        })
+        .await
+        .unwrap();
+    assert!(listed.tasks.is_empty());
+}
+
+#[actix_rt::test]
+async fn shell_output_becomes_records_and_exit_status_decides_the_outcome() {
+    let fresh = FreshDb::new("sqlite");
+    let engine = start(connect(&fresh.url)).await;
+    let script = r#"echo hello; echo oops >&2; echo '{"level":"ERROR","source":"db","message":"lost","metadata":{"table":"t1"}}'; printf 'no newline'"#;
+    let task = run(
+        &engine,
+        "shell",
+        serde_json::json!({"argv": ["sh", "-c", script]}),
+    )
+    .await;
+    assert_eq!(task.status, TaskStatus::Success);
+    let logs = all_logs(&engine.db, task.id);
+    let got: Vec<_> = logs
+        .iter()
+        .map(|e| (e.level, e.source.to_string(), e.message.clone()))
+        .collect();
+    assert!(got.contains(&(LogLevel::Info, "stdout".into(), "hello".into())));
+    assert!(got.contains(&(LogLevel::Warning, "stderr".into(), "oops".into())));
+    assert!(got.contains(&(LogLevel::Error, "db".into(), "lost".into())));
+    assert!(got.contains(&(LogLevel::Info, "stdout".into(), "no newline".into())));
+    let structured = logs.iter().find(|e| e.message == "lost").unwrap();
+    assert_eq!(
+        structured.metadata_value(),
+        Some(serde_json::json!({"table": "t1"}))
+    );
+
+    let failed = run(
+        &engine,
+        "shell",
+        serde_json::json!({"argv": ["sh", "-c", "echo bye; exit 3"]}),
+    )
+    .await;
+    assert_eq!(
+        (failed.status, failed.error.as_deref()),
+        (TaskStatus::Failed, Some("exit status 3"))
+    );
+    let last = all_logs(&engine.db, failed.id).pop().unwrap();
+    assert_eq!(
+        (&*last.source, last.level, last.message.as_str()),
+        ("system", LogLevel::Error, "Task failed: exit status 3")
+    );
+
+    let missing = run(
+        &engine,
+        "shell",
+        serde_json::json!({"argv": ["/no/such/program"]}),
+    )
+    .await;
+    assert_eq!(missing.status, TaskStatus::Failed);
+    assert!(missing.error.unwrap().contains("cannot start"));
+
+    let slow = run(
+        &engine,
+        "shell",
+        serde_json::json!({"argv": ["sleep", "30"], "timeout_s": 0.5}),
+    )
+    .await;
+    assert_eq!(
+        (slow.status, slow.error.as_deref()),
+        (TaskStatus::Failed, Some("timed out after 0.5 s"))
+    );
+}
+
+#[actix_rt::test]
+async fn cancelling_a_shell_task_kills_its_whole_process_group() {
+    let fresh = FreshDb::new("sqlite");
+    let engine = start(connect(&fresh.url)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("child.pid");
+    // The grandchild writes its pid and would otherwise live for a minute.
+    let script = format!(
+        "sleep 60 & echo $! > {}; echo started; wait",
+        marker.display()
+    );
+    let task = engine
+        .start_task(
+            "shell",
+            serde_json::json!({"argv": ["sh", "-c", script]}),
+            None,
+            Role::Admin,
+        )
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !marker.exists() || std::fs::read_to_string(&marker).unwrap().trim().is_empty() {
+        assert!(Instant::now() < deadline, "the command did not start");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let grandchild: i32 = std::fs::read_to_string(&marker)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    engine.cancel_task(task.id, None).await.unwrap();
+    let done = wait_done(&engine, task.id).await;
+    assert_eq!(done.status, TaskStatus::Cancelled);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // A killed orphan may linger as a zombie until init reaps it; that is dead.
+    let state = std::fs::read_to_string(format!("/proc/{grandchild}/stat")).unwrap_or_default();
+    let alive = state
+        .rsplit(") ")
+        .next()
+        .is_some_and(|rest| !rest.starts_with('Z') && !rest.is_empty());
+    assert!(!alive, "the grandchild {grandchild} survived the cancel");
+}
+
+#[actix_rt::test]
+async fn unfinished_tasks_of_a_previous_run_become_interrupted() {
+    for backend in backends() {
+        let fresh = FreshDb::new(backend);
+        let db = connect(&fresh.url);
+        let id = TaskId(uuid::Uuid::new_v4());
+        let stale = TaskInfo {
+            id,
+            plugin: "synthetic".into(),
+            params: serde_json::json!({}),
+            status: TaskStatus::Running,
+            created_at: protocol::Timestamp(1),
+            started_at: Some(protocol::Timestamp(2)),
+            finished_at: None,
+            result: None,
+            error: None,
+            created_by: None,
+        };
+        db.run_blocking(|c| storage::tasks::insert_task(c, &stale))
+            .unwrap();
+        let engine = start(db).await;
+        let task = engine
+            .db
+            .run(move |c| storage::tasks::get_task(c, id))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(task.status, TaskStatus::Interrupted, "{backend}");
+    }
+}
+
+#[actix_rt::test]
+async fn graceful_shutdown_interrupts_tasks_and_keeps_every_record() {
+    for backend in backends() {
+        let fresh = FreshDb::new(backend);
+        // A long flush interval: only the shutdown's flush can make these durable.
+        let engine = start_with(connect(&fresh.url), |s| s.sink.flush_interval_ms = 60_000).await;
+        let task = engine
+            .start_task(
+                "synthetic",
+                serde_json::json!({"count": 1_000_000, "rate": 3000}),
+                None,
+                Role::Viewer,
+            )
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        engine.shutdown().await;
+        let done = engine
+            .db
+            .run(move |c| storage::tasks::get_task(c, task.id))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(done.status, TaskStatus::Interrupted, "{backend}");
+        let stats = engine.sink.send(GetSinkStats).await.unwrap();
+        assert_eq!(stats.durable_rows, stats.appended_rows);
+        let logs = all_logs(&engine.db, task.id);
+        assert_dense(&logs);
+        assert_eq!(logs.len() as u64, stats.appended_rows, "{backend}");
+        assert!(logs.len() > 500);
+    }
+}
+
+/// Not a test on its own: the child process of
+/// `records_survive_a_sqlite_database_locked_by_another_process`.
+#[test]
+#[ignore]
+fn hold_sqlite_lock_helper() {
+    use diesel::connection::SimpleConnection;
+    use diesel::Connection;
+    let Ok(spec) = std::env::var("TASKLENS_HOLD_LOCK") else {
+        return;
+    };
+    let (path, millis) = spec.rsplit_once('|').unwrap();
+    let mut conn = diesel::SqliteConnection::establish(path).unwrap();
+    conn.batch_execute("PRAGMA busy_timeout = 10000; BEGIN EXCLUSIVE;")
+        .unwrap();
+    println!("locked");
+    std::thread::sleep(Duration::from_millis(millis.parse().unwrap()));
+    conn.batch_execute("COMMIT;").unwrap();
+}
+
+#[actix_rt::test]
+async fn records_survive_a_sqlite_database_locked_by_another_process() {
+    let mut fresh = FreshDb::new("sqlite");
+    let path = fresh.scratch_dir().join("tasklens.db");
+    let engine = start(connect(&fresh.url)).await;
+    let task = engine
+        .start_task(
+            "synthetic",
+            serde_json::json!({"count": 8000, "rate": 2000}),
+            None,
+            Role::Viewer,
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "hold_sqlite_lock_helper",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("TASKLENS_HOLD_LOCK", format!("{}|3000", path.display()))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    assert!(
+        lines.any(|l| l.unwrap().contains("locked")),
+        "the helper took the lock"
+    );
+    let failed_before = engine.sink.send(GetSinkStats).await.unwrap().failed_flushes;
+    let done = wait_done(&engine, task.id).await;
+    assert!(child.wait().unwrap().success());
+    assert_eq!(done.status, TaskStatus::Success);
+    let stats = engine.sink.send(GetSinkStats).await.unwrap();
+    assert!(
+        stats.failed_flushes > failed_before,
+        "flushes failed while the database was locked"
+    );
+    let logs = all_logs(&engine.db, task.id);
+    assert_eq!(
+        shape(&logs),
+        expected_synthetic(8000, LogLevel::Info, &DEFAULT_SOURCES)
+    );
+    assert_dense(&logs);
+}
+
+#[actix_rt::test]
+async fn records_survive_postgresql_going_down_for_a_few_seconds() {
+    if !backends().contains(&"postgres") {
+        return;
+    }
+    let cluster = PgCluster::start();
+    let url = testkit::replace_database(&cluster.admin_url(), "outage");
+    testkit::create_database(&cluster.admin_url(), "outage");
+    let engine = start(connect(&url)).await;
+    let task = engine
+        .start_task(
+            "synthetic",
+            serde_json::json!({"count": 12_000, "rate": 2000}),
+            None,
+            Role::Viewer,
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    cluster.stop_server();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    cluster.start_server();
+    let done = wait_done(&engine, task.id).await;
+    assert_eq!(done.status, TaskStatus::Success);
+    let stats = engine.sink.send(GetSinkStats).await.unwrap();
+    assert!(
+        stats.failed_flushes > 0,
+        "flushes failed while the server was down"
+    );
+    let logs = all_logs(&engine.db, task.id);
+    assert_eq!(
+        shape(&logs),
+        expected_synthetic(12_000, LogLevel::Info, &DEFAULT_SOURCES)
+    );
+    assert_dense(&logs);
+}
+
+#[actix_rt::test]
+async fn emitters_are_slowed_not_dropped_when_the_buffer_is_full() {
+    let mut fresh = FreshDb::new("sqlite");
+    let path = fresh.scratch_dir().join("tasklens.db");
+    let engine = start_with(connect(&fresh.url), |s| {
+        s.sink.buffer_max_rows = 3000;
+        s.sink.batch_max_rows = 1000;
+    })
+    .await;
+    let task = engine
+        .start_task(
+            "synthetic",
+            serde_json::json!({"count": 60_000, "rate": 15_000}),
+            None,
+            Role::Viewer,
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "hold_sqlite_lock_helper",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("TASKLENS_HOLD_LOCK", format!("{}|2500", path.display()))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    assert!(lines.any(|l| l.unwrap().contains("locked")));
+    let gate = Arc::clone(&engine.gate);
+    let mut peak = 0;
+    let deadline = Instant::now() + Duration::from_millis(2000);
+    while Instant::now() < deadline {
+        peak = peak.max(gate.pending());
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // One emitter may overshoot the bound by at most one hand-over.
+    assert!(
+        peak <= 3000 + engine::logger::HANDOVER_ROWS,
+        "pending rows peaked at {peak}"
+    );
+    assert!(
+        peak >= 3000,
+        "the database lock held records back (peak {peak})"
+    );
+    let done = wait_done(&engine, task.id).await;
+    assert!(child.wait().unwrap().success());
+    assert_eq!(done.status, TaskStatus::Success);
+    assert_eq!(all_logs(&engine.db, task.id).len(), 45_000);
+}
