@@ -30,8 +30,23 @@ pub struct LogEntry {
     pub source: Arc<str>,
     pub message: String,
     /// A JSON object, kept as the exact text it was serialised to once at emission.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "raw_from_any"
+    )]
     pub metadata: Option<Box<RawValue>>,
+}
+
+/// Reads metadata through `serde_json::Value`, so that entries also deserialise inside
+/// tagged enums (`ServerMessage`), where serde buffers the input and a `RawValue`
+/// cannot be read directly.
+fn raw_from_any<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Box<RawValue>>, D::Error> {
+    let value = Option::<serde_json::Value>::deserialize(d)?;
+    value
+        .filter(|v| !v.is_null())
+        .map(|v| serde_json::value::to_raw_value(&v).map_err(serde::de::Error::custom))
+        .transpose()
 }
 
 impl PartialEq for LogEntry {

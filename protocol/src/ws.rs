@@ -97,6 +97,18 @@ mod tests {
     }
 
     #[test]
+    fn logs_with_metadata_parse_inside_the_tagged_enum() {
+        let text = r#"{"type":"logs","task_id":"67e55044-10b1-426f-9247-bb680e5fe0c8","entries":[{"seq":1,"timestamp":"2025-11-25T11:30:02.123456Z","level":"INFO","source":"api","message":"m","metadata":{"dashboard_id":3}}]}"#;
+        let ServerMessage::Logs { entries, .. } = serde_json::from_str(text).unwrap() else {
+            panic!("expected logs")
+        };
+        assert_eq!(
+            entries[0].metadata.as_ref().unwrap().get(),
+            r#"{"dashboard_id":3}"#
+        );
+    }
+
+    #[test]
     fn server_messages_are_tagged() {
         let msg = ServerMessage::CaughtUp {
             task_id: "67e55044-10b1-426f-9247-bb680e5fe0c8".parse().unwrap(),

@@ -76,18 +76,19 @@ impl ShellParams {
                 .collect::<Result<_, _>>()?,
             Some(v) => return Err(format!("env must be an object of strings, not {v}")),
         };
-        let timeout =
-            match map.get("timeout_s") {
-                None | Some(serde_json::Value::Null) => None,
-                Some(v) => match v.as_f64() {
-                    Some(s) if s.is_finite() && s > 0.0 && s <= 7.0 * 86_400.0 => {
-                        Some(Duration::from_secs_f64(s))
-                    }
-                    _ => return Err(format!(
+        let timeout = match map.get("timeout_s") {
+            None | Some(serde_json::Value::Null) => None,
+            Some(v) => match v.as_f64() {
+                Some(s) if s.is_finite() && s > 0.0 && s <= 7.0 * 86_400.0 => {
+                    Some(Duration::from_secs_f64(s))
+                }
+                _ => {
+                    return Err(format!(
                         "timeout_s must be a number of seconds above 0 (at most a week), not {v}"
-                    )),
-                },
-            };
+                    ))
+                }
+            },
+        };
         Ok(ShellParams {
             argv,
             cwd,

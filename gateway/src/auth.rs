@@ -1,0 +1,168 @@
+//! Bearer-token access. Every API call and WebSocket presents a token; its SHA-256
+//! digest is looked up in [`TokenStore`], a cache of the `api_tokens` table kept
+//! current by the token routes and refreshed periodically (for tokens changed by
+//! another server on the same database). `viewer` reads tasks and logs and runs
+//! non-privileged plugins; `admin` may do everything.
+
+use std::collections::HashMap;
+use std::future::{ready, Ready};
+use std::sync::{Arc, RwLock};
+
+use actix_web::{dev::Payload, web, FromRequest, HttpRequest};
+use protocol::{Role, Timestamp};
+use storage::tokens::{self, hash_token, StoredToken};
+use storage::Db;
+
+use crate::error::ApiError;
+
+/// Who is calling.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub name: String,
+    pub role: Role,
+}
+
+impl Caller {
+    pub fn is_admin(&self) -> bool {
+        self.role == Role::Admin
+    }
+}
+
+/// Token digests and their owners.
+#[derive(Clone, Default)]
+pub struct TokenStore {
+    by_hash: Arc<RwLock<HashMap<String, Caller>>>,
+}
+
+impl TokenStore {
+    pub fn replace_all(&self, stored: &[StoredToken]) {
+        let map = stored
+            .iter()
+            .map(|t| {
+                (
+                    t.token_hash.clone(),
+                    Caller {
+                        name: t.name.clone(),
+                        role: t.role,
+                    },
+                )
+            })
+            .collect();
+        *self.by_hash.write().unwrap_or_else(|e| e.into_inner()) = map;
+    }
+
+    /// Reloads the cache from the database.
+    pub async fn reload(&self, db: &Db) -> storage::Result<()> {
+        let stored = db.run(tokens::list_tokens).await?;
+        self.replace_all(&stored);
+        Ok(())
+    }
+
+    pub fn check(&self, token: &str) -> Option<Caller> {
+        let hash = hash_token(token.trim());
+        self.by_hash
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&hash)
+            .cloned()
+    }
+}
+
+/// A new random token: `tlk_` and 40 hex digits (160 bits).
+pub fn generate_token() -> String {
+    let mut bytes = [0u8; 20];
+    getrandom::fill(&mut bytes).expect("the OS random source should be available");
+    format!("tlk_{}", hex::encode(bytes))
+}
+
+/// Makes sure an admin can get in: stores `admin_token` (from `TASKLENS_ADMIN_TOKEN`)
+/// as the token named `admin`, or, when no token exists at all, creates one and
+/// returns it so that the binary can print it, once.
+pub fn bootstrap(
+    db: &Db,
+    admin_token: Option<&str>,
+    now: Timestamp,
+) -> storage::Result<Option<String>> {
+    db.run_blocking(|conn| {
+        if let Some(token) = admin_token {
+            tokens::upsert_token(conn, "admin", Role::Admin, token, now)?;
+            return Ok(None);
+        }
+        if !tokens::list_tokens(conn)?.is_empty() {
+            return Ok(None);
+        }
+        let token = generate_token();
+        tokens::insert_token(conn, "admin", Role::Admin, &token, now)?;
+        Ok(Some(token))
+    })
+}
+
+/// The token in `Authorization: Bearer …`, if the header is there.
+pub fn bearer(req: &HttpRequest) -> Result<Option<String>, ApiError> {
+    let Some(value) = req.headers().get(actix_web::http::header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let text = value
+        .to_str()
+        .map_err(|_| ApiError::unauthorized("the Authorization header is not readable text"))?;
+    let (scheme, token) = text.trim().split_once(' ').unwrap_or((text, ""));
+    if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+        return Err(ApiError::unauthorized("use Authorization: Bearer <token>"));
+    }
+    Ok(Some(token.trim().to_owned()))
+}
+
+fn authenticate(req: &HttpRequest) -> Result<Caller, ApiError> {
+    let store = req
+        .app_data::<web::Data<TokenStore>>()
+        .expect("TokenStore is registered as app data");
+    let token = bearer(req)?.ok_or_else(|| {
+        ApiError::unauthorized("a bearer token is required (Authorization: Bearer <token>)")
+    })?;
+    store
+        .check(&token)
+        .ok_or_else(|| ApiError::unauthorized("the token is not valid"))
+}
+
+impl FromRequest for Caller {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(authenticate(req))
+    }
+}
+
+/// A caller with the admin role; 403 for a viewer.
+#[derive(Debug, Clone)]
+pub struct Admin(pub Caller);
+
+impl FromRequest for Admin {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(authenticate(req).and_then(|caller| {
+            if caller.is_admin() {
+                Ok(Admin(caller))
+            } else {
+                Err(ApiError::forbidden(format!(
+                    "this needs an admin token; {:?} is a viewer",
+                    caller.name
+                )))
+            }
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_tokens_are_distinct_and_well_formed() {
+        let (a, b) = (generate_token(), generate_token());
+        assert_ne!(a, b);
+        assert!(a.starts_with("tlk_") && a.len() == 44);
+    }
+}

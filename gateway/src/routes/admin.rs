@@ -1,0 +1,126 @@
+//! `/healthz`, `/api/me`, `/api/tokens` and `/api/cleanup`.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use protocol::api::{CleanupReport, CleanupRequest, NewToken, WhoAmI};
+use protocol::{Role, Timestamp, TokenCreated, TokenInfo};
+use storage::tokens;
+
+use crate::auth::{generate_token, Admin, Caller};
+use crate::error::ApiError;
+use crate::params::Params;
+use crate::state::AppState;
+
+/// Liveness and database reachability; needs no token (load balancers call it) and
+/// reveals nothing but the backend's kind.
+pub async fn healthz(state: web::Data<AppState>) -> HttpResponse {
+    let reachable = state
+        .db
+        .run(|c| storage::tasks::list_tasks(c, &Default::default()).map(|_| ()))
+        .await;
+    let backend = match state.db.backend() {
+        storage::Backend::Sqlite => "sqlite",
+        storage::Backend::Postgres => "postgres",
+    };
+    match reachable {
+        Ok(()) => HttpResponse::Ok().json(serde_json::json!({"status": "ok", "database": backend})),
+        Err(e) => {
+            log::warn!(
+                "error=\"{}\" Health check cannot reach the database.",
+                engine::sink::error_chain(&e)
+            );
+            HttpResponse::ServiceUnavailable()
+                .json(serde_json::json!({"status": "unavailable", "database": backend, "error": "database unreachable"}))
+        }
+    }
+}
+
+pub async fn me(caller: Caller) -> HttpResponse {
+    HttpResponse::Ok().json(WhoAmI {
+        name: caller.name,
+        role: caller.role,
+    })
+}
+
+pub async fn list_tokens(state: web::Data<AppState>, _: Admin) -> Result<HttpResponse, ApiError> {
+    let stored = state.db.run(tokens::list_tokens).await?;
+    let listed: Vec<TokenInfo> = stored.iter().map(TokenInfo::from).collect();
+    Ok(HttpResponse::Ok().json(listed))
+}
+
+fn valid_token_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.@-".contains(c))
+}
+
+pub async fn create_token(
+    state: web::Data<AppState>,
+    _: Admin,
+    body: web::Json<NewToken>,
+) -> Result<HttpResponse, ApiError> {
+    let NewToken { name, role } = body.into_inner();
+    if !valid_token_name(&name) {
+        return Err(ApiError::bad_request(
+            "name must be 1 to 64 characters of letters, digits, '_', '.', '@' or '-'",
+        ));
+    }
+    let token = generate_token();
+    let (stored_name, secret) = (name.clone(), token.clone());
+    let now = Timestamp(engine::logger::now_micros());
+    let created = state
+        .db
+        .run(move |c| tokens::insert_token(c, &stored_name, role, &secret, now))
+        .await?;
+    if !created {
+        return Err(ApiError::conflict(format!(
+            "a token named {name:?} already exists"
+        )));
+    }
+    state.tokens.reload(&state.db).await?;
+    Ok(HttpResponse::Created().json(TokenCreated { name, role, token }))
+}
+
+pub async fn delete_token(
+    state: web::Data<AppState>,
+    _: Admin,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let name = path.into_inner();
+    let stored = state.db.run(tokens::list_tokens).await?;
+    let target = stored
+        .iter()
+        .find(|t| t.name == name)
+        .ok_or_else(|| ApiError::not_found(format!("no token named {name:?}")))?;
+    let admins = stored.iter().filter(|t| t.role == Role::Admin).count();
+    if target.role == Role::Admin && admins == 1 {
+        return Err(ApiError::conflict(
+            "this is the last admin token; create another admin token first",
+        ));
+    }
+    let deleted_name = name.clone();
+    state
+        .db
+        .run(move |c| tokens::delete_token(c, &deleted_name))
+        .await?;
+    state.tokens.reload(&state.db).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+pub async fn cleanup(
+    state: web::Data<AppState>,
+    Admin(caller): Admin,
+    req: HttpRequest,
+    body: web::Json<CleanupRequest>,
+) -> Result<HttpResponse, ApiError> {
+    Params::parse(req.query_string(), &[])?;
+    let days = body.older_than_days;
+    let deleted = engine::retention::delete_older_than(&state.db, days).await?;
+    log::info!(
+        "token={} older_than_days={days} deleted_tasks={deleted} Cleanup ran.",
+        caller.name
+    );
+    Ok(HttpResponse::Ok().json(CleanupReport {
+        deleted_tasks: deleted,
+    }))
+}

@@ -1,0 +1,139 @@
+//! `/api/plugins` and `/api/tasks`.
+
+use actix_web::{http::header, web, HttpRequest, HttpResponse};
+use engine::manager::CancelOutcome;
+use protocol::{NewTask, TaskId, TaskStatus};
+use storage::tasks::{TaskListQuery, MAX_TASK_PAGE};
+
+use crate::auth::{Admin, Caller};
+use crate::error::ApiError;
+use crate::params::Params;
+use crate::state::AppState;
+
+/// Parses the `{id}` path segment.
+pub fn task_id(raw: &str) -> Result<TaskId, ApiError> {
+    raw.parse()
+        .map_err(|e: protocol::task::ParseTaskIdError| ApiError::bad_request(e.to_string()))
+}
+
+/// Reads a task or answers 404.
+pub async fn existing_task(state: &AppState, id: TaskId) -> Result<protocol::TaskInfo, ApiError> {
+    state
+        .db
+        .run(move |c| storage::tasks::get_task(c, id))
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("task {id} not found")))
+}
+
+pub async fn list_plugins(state: web::Data<AppState>, _: Caller) -> HttpResponse {
+    HttpResponse::Ok().json(state.engine.registry.list())
+}
+
+pub async fn create_task(
+    state: web::Data<AppState>,
+    caller: Caller,
+    body: web::Json<NewTask>,
+) -> Result<HttpResponse, ApiError> {
+    let NewTask { plugin, params } = body.into_inner();
+    if state.engine.registry.get(&plugin).is_none() {
+        let known: Vec<String> = state
+            .engine
+            .registry
+            .list()
+            .into_iter()
+            .map(|p| p.name)
+            .collect();
+        return Err(ApiError::bad_request(format!("unknown plugin {plugin:?}"))
+            .with_detail(serde_json::json!({ "plugins": known })));
+    }
+    let task = state
+        .engine
+        .start_task(&plugin, params, Some(caller.name.clone()), caller.role)
+        .await?;
+    Ok(HttpResponse::Created()
+        .insert_header((header::LOCATION, format!("/api/tasks/{}", task.id)))
+        .json(task))
+}
+
+pub async fn list_tasks(
+    state: web::Data<AppState>,
+    _: Caller,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let p = Params::parse(req.query_string(), &["status", "limit", "before"])?;
+    let query = TaskListQuery {
+        status: p.parsed::<TaskStatus>("status")?,
+        before: p.text("before").map(task_id).transpose()?,
+        limit: p.number("limit", 1, MAX_TASK_PAGE as u64)?.unwrap_or(50) as usize,
+    };
+    let list = state
+        .db
+        .run(move |c| storage::tasks::list_tasks(c, &query))
+        .await?;
+    Ok(HttpResponse::Ok().json(list))
+}
+
+pub async fn get_task(
+    state: web::Data<AppState>,
+    _: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = task_id(&path)?;
+    Ok(HttpResponse::Ok().json(existing_task(&state, id).await?))
+}
+
+pub async fn cancel_task(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = task_id(&path)?;
+    let task = existing_task(&state, id).await?;
+    let privileged = state
+        .engine
+        .registry
+        .get(&task.plugin)
+        .is_some_and(|p| p.privileged());
+    if privileged && !caller.is_admin() {
+        return Err(ApiError::forbidden(format!(
+            "tasks of plugin {:?} may only be cancelled by an admin",
+            task.plugin
+        )));
+    }
+    match state.engine.cancel_task(id, Some(caller.name)).await? {
+        CancelOutcome::Cancelled(task) => Ok(HttpResponse::Ok().json(task)),
+        CancelOutcome::Requested => {
+            let mut task = task;
+            task.status = TaskStatus::Running;
+            Ok(HttpResponse::Accepted().json(serde_json::json!({
+                "task": task,
+                "message": "cancellation requested; the task ends as cancelled once its logs are stored",
+            })))
+        }
+    }
+}
+
+pub async fn delete_task(
+    state: web::Data<AppState>,
+    _: Admin,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = task_id(&path)?;
+    let task = existing_task(&state, id).await?;
+    if !task.status.is_terminal() {
+        return Err(ApiError::conflict(format!(
+            "task {id} is {}; cancel it and delete it once it has ended",
+            task.status
+        )));
+    }
+    if state
+        .db
+        .run(move |c| storage::tasks::delete_task(c, id))
+        .await?
+    {
+        state.hub.do_send(crate::hub::ForgetTask { task_id: id });
+        Ok(HttpResponse::NoContent().finish())
+    } else {
+        Err(ApiError::not_found(format!("task {id} not found")))
+    }
+}

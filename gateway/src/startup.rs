@@ -1,0 +1,245 @@
+//! [`Application`]: builds the whole server from its configuration, the same way in
+//! production and in tests (which only change the port, the database and the token).
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::{middleware, web, App, HttpServer};
+use engine::{Engine, EngineEvents, EngineSettings, PluginRegistry};
+use protocol::Timestamp;
+use storage::{DatabaseSettings, Db};
+
+use crate::auth::{self, TokenStore};
+use crate::error;
+use crate::hub::LogHub;
+use crate::state::AppState;
+use crate::ws::WsSettings;
+
+/// The HTTP side of the configuration.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    /// `host:port`; port 0 picks a free one (see [`Application::port`]).
+    pub bind: String,
+    /// The built console (`web-ui/dist`).
+    pub ui_dir: PathBuf,
+    pub ws: WsSettings,
+    /// HTTP worker threads (default: one per core).
+    pub workers: Option<usize>,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings {
+            bind: "127.0.0.1:8080".into(),
+            ui_dir: PathBuf::from("web-ui/dist"),
+            ws: WsSettings::default(),
+            workers: None,
+        }
+    }
+}
+
+/// Everything the server needs.
+#[derive(Debug, Clone)]
+pub struct AppConfig {
+    pub database: DatabaseSettings,
+    pub engine: EngineSettings,
+    pub http: HttpSettings,
+    /// `TASKLENS_ADMIN_TOKEN`: stored as the `admin` token at start.
+    pub admin_token: Option<String>,
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Storage(#[from] storage::StorageError),
+    #[error(transparent)]
+    Engine(#[from] engine::EngineError),
+    #[error("cannot listen on {bind}: {source}")]
+    Bind {
+        bind: String,
+        source: std::io::Error,
+    },
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    handle: AppHandle,
+    generated_admin_token: Option<String>,
+    db: Db,
+}
+
+/// Stops a running [`Application`] in order.
+#[derive(Clone)]
+pub struct AppHandle {
+    server: ServerHandle,
+    engine: Engine,
+}
+
+impl AppHandle {
+    /// Stop accepting connections, interrupt running tasks (each ends once its logs
+    /// are durable), flush every record, then stop the HTTP server.
+    pub async fn shutdown(&self) {
+        log::info!("Shutting down: interrupting tasks and flushing logs.");
+        self.server.pause().await;
+        self.engine.shutdown().await;
+        self.server.stop(true).await;
+        log::info!("Shutdown complete; every record is stored.");
+    }
+}
+
+impl Application {
+    /// Opens the database (migrating it), makes sure an admin token exists, starts
+    /// the hub and the engine, and binds the listener. Must run in an actix system.
+    ///
+    /// # Errors
+    /// See [`StartError`].
+    pub async fn build(config: AppConfig, registry: PluginRegistry) -> Result<Self, StartError> {
+        let db_settings = config.database.clone();
+        let db = actix_web::rt::task::spawn_blocking(move || Db::connect(&db_settings))
+            .await
+            .map_err(|e| storage::StorageError::Background(e.to_string()))??;
+        let now = Timestamp(engine::logger::now_micros());
+        let admin_token = config.admin_token.clone();
+        let bootstrap_db = db.clone();
+        let generated_admin_token = actix_web::rt::task::spawn_blocking(move || {
+            auth::bootstrap(&bootstrap_db, admin_token.as_deref(), now)
+        })
+        .await
+        .map_err(|e| storage::StorageError::Background(e.to_string()))??;
+
+        let hub = LogHub::new().start();
+        let events = EngineEvents {
+            logs: Some(hub.clone().recipient()),
+            persisted: Some(hub.clone().recipient()),
+            status: Some(hub.clone().recipient()),
+        };
+        let engine = Engine::start(db.clone(), registry, config.engine.clone(), events).await?;
+
+        let tokens = TokenStore::default();
+        tokens.reload(&db).await?;
+        spawn_token_refresh(tokens.clone(), db.clone());
+
+        let state = web::Data::new(AppState {
+            engine: engine.clone(),
+            db: db.clone(),
+            hub,
+            tokens: tokens.clone(),
+            ws: config.http.ws,
+        });
+        let token_data = web::Data::new(tokens);
+        let listener = TcpListener::bind(&config.http.bind).map_err(|source| StartError::Bind {
+            bind: config.http.bind.clone(),
+            source,
+        })?;
+        let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+        let ui_dir = Arc::new(config.http.ui_dir.clone());
+        let mut server = HttpServer::new(move || {
+            let ui_dir = ui_dir.clone();
+            App::new()
+                .app_data(state.clone())
+                .app_data(token_data.clone())
+                .app_data(error::json_config())
+                .app_data(error::path_config())
+                .app_data(error::query_config())
+                .wrap(middleware::Compress::default())
+                .wrap(middleware::Logger::new("%r %s %b %Dms").log_level(log::Level::Debug))
+                .configure(crate::routes::configure)
+                .service(
+                    web::resource("/ws")
+                        .route(web::get().to(crate::ws::route))
+                        .default_service(web::to(error::wrong_method)),
+                )
+                .service(web::scope("/api").default_service(web::to(error::no_route)))
+                .configure(|cfg| crate::ui::configure(cfg, &ui_dir))
+        })
+        .disable_signals()
+        .shutdown_timeout(5);
+        if let Some(workers) = config.http.workers {
+            server = server.workers(workers.max(1));
+        }
+        let server = server
+            .listen(listener)
+            .map_err(|source| StartError::Bind {
+                bind: config.http.bind.clone(),
+                source,
+            })?
+            .run();
+        let handle = AppHandle {
+            server: server.handle(),
+            engine,
+        };
+        Ok(Application {
+            port,
+            server,
+            handle,
+            generated_admin_token,
+            db,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn database(&self) -> &Db {
+        &self.db
+    }
+
+    /// The admin token created at this start (the database had none), to be shown
+    /// once.
+    pub fn generated_admin_token(&self) -> Option<&str> {
+        self.generated_admin_token.as_deref()
+    }
+
+    pub fn handle(&self) -> AppHandle {
+        self.handle.clone()
+    }
+
+    /// Serves until SIGINT or SIGTERM, then shuts down in order (see
+    /// [`AppHandle::shutdown`]).
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let handle = self.handle.clone();
+        let server = self.server;
+        actix_web::rt::spawn(async move {
+            wait_for_signal().await;
+            handle.shutdown().await;
+        });
+        server.await
+    }
+
+    /// Serves until [`AppHandle::shutdown`] is called (tests).
+    pub async fn run(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => log::info!("signal=SIGTERM Received; stopping."),
+        _ = int.recv() => log::info!("signal=SIGINT Received; stopping."),
+    }
+}
+
+fn spawn_token_refresh(tokens: TokenStore, db: Db) {
+    actix_web::rt::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(30));
+        every.tick().await;
+        loop {
+            every.tick().await;
+            if let Err(e) = tokens.reload(&db).await {
+                log::warn!(
+                    "error=\"{e}\" Could not refresh the token cache; keeping the current one."
+                );
+            }
+        }
+    });
+}

@@ -1,0 +1,85 @@
+//! `/ws`: live logs and task status over WebSocket.
+//!
+//! - [`session`]: `WsSession`, one actor per connection (the only file that uses the
+//!   deprecated `actix-web-actors`; a move to `actix-ws` rewrites that file alone).
+//! - [`subscription`]: the history → live hand-off of one followed task.
+//! - [`frames`]: writing `logs` frames straight from shared batches.
+
+pub mod frames;
+pub mod session;
+pub mod subscription;
+
+use std::time::Duration;
+
+use actix_web::{web, HttpRequest, HttpResponse};
+
+use crate::auth::bearer;
+use crate::error::ApiError;
+use crate::params::Params;
+use crate::state::AppState;
+
+/// WebSocket tuning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WsSettings {
+    /// Messages (batches or status changes) a session may have queued before it is
+    /// judged too slow and closed.
+    pub mailbox_capacity: usize,
+    /// Live records are coalesced into one frame per task for this long.
+    pub coalesce_ms: u64,
+    /// A frame is sent early once it holds this many live records.
+    pub frame_max_entries: usize,
+    /// Records per history frame (one database page).
+    pub history_page: usize,
+    pub heartbeat_secs: u64,
+    /// A client silent (no pong, no message) this long is disconnected.
+    pub client_timeout_secs: u64,
+    /// A connection opened without a token must send `auth` within this time.
+    pub auth_timeout_secs: u64,
+    pub max_subscriptions: usize,
+}
+
+impl Default for WsSettings {
+    fn default() -> Self {
+        WsSettings {
+            mailbox_capacity: 256,
+            coalesce_ms: 25,
+            frame_max_entries: 500,
+            history_page: 2_000,
+            heartbeat_secs: 10,
+            client_timeout_secs: 30,
+            auth_timeout_secs: 10,
+            max_subscriptions: 64,
+        }
+    }
+}
+
+impl WsSettings {
+    pub fn heartbeat(&self) -> Duration {
+        Duration::from_secs(self.heartbeat_secs.max(1))
+    }
+}
+
+/// `GET /ws`: upgrades to a session. A token in the `Authorization` header or the
+/// `token` query parameter is checked now (401 when wrong); without one the client
+/// must send an `auth` message first.
+pub async fn route(
+    req: HttpRequest,
+    stream: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, actix_web::Error> {
+    let params = Params::parse(req.query_string(), &["token"])?;
+    let token = match bearer(&req)? {
+        Some(token) => Some(token),
+        None => params.text("token").map(str::to_owned),
+    };
+    let caller = match token {
+        Some(token) => Some(
+            state
+                .tokens
+                .check(&token)
+                .ok_or_else(|| ApiError::unauthorized("the token is not valid"))?,
+        ),
+        None => None,
+    };
+    session::start(state.into_inner(), caller, &req, stream)
+}

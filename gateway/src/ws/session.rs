@@ -1,0 +1,496 @@
+//! `WsSession`: one actor per WebSocket connection.
+//!
+//! State: the caller (once authenticated), the followed tasks ([`Subscription`]s),
+//! whether it watches all tasks' status, and the time the client was last heard from.
+//!
+//! Messages: client frames (`StreamHandler`), [`LiveLogs`] and [`TaskUpdate`] from
+//! the `LogHub`, and the answers of its own database reads.
+//!
+//! Lifecycle: `started` joins the hub, sets the mailbox capacity and starts the
+//! heartbeat, the coalescing timer and, for a connection opened without a token, the
+//! authentication deadline; `stopped` leaves the hub.
+//!
+//! Backpressure: the actor runs inside the response body, which the server only
+//! polls while the socket accepts data; a client that stops reading therefore stops
+//! the session, its mailbox fills, and the hub drops and flags it. The session then
+//! closes with a reason. History is read one page at a time, each page only after
+//! the previous one has been handed to the socket.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web_actors::ws;
+use protocol::{ClientMessage, FilterSpec, LogFilter, LogPage, TaskId};
+use storage::logs::page_logs;
+use storage::LogQuery;
+
+use super::frames;
+use super::subscription::{Phase, Subscription};
+use crate::auth::Caller;
+use crate::hub::{Follow, Join, Leave, LiveLogs, SessionId, TaskUpdate, Unfollow, WatchAll};
+use crate::state::AppState;
+
+/// Largest client frame accepted.
+const MAX_CLIENT_FRAME: usize = 64 * 1024;
+
+static NEXT_SESSION: AtomicU64 = AtomicU64::new(1);
+
+/// Upgrades the request and starts a session.
+pub fn start(
+    state: Arc<AppState>,
+    caller: Option<Caller>,
+    req: &HttpRequest,
+    stream: web::Payload,
+) -> Result<HttpResponse, actix_web::Error> {
+    let session = WsSession {
+        id: NEXT_SESSION.fetch_add(1, Ordering::Relaxed),
+        state,
+        caller,
+        subs: HashMap::new(),
+        watch_all: false,
+        last_heard: Instant::now(),
+        overflowed: Arc::new(AtomicBool::new(false)),
+        next_generation: 0,
+        closing: false,
+    };
+    ws::WsResponseBuilder::new(session, req, stream)
+        .frame_size(MAX_CLIENT_FRAME)
+        .start()
+}
+
+pub struct WsSession {
+    id: SessionId,
+    state: Arc<AppState>,
+    caller: Option<Caller>,
+    subs: HashMap<TaskId, Subscription>,
+    watch_all: bool,
+    last_heard: Instant,
+    overflowed: Arc<AtomicBool>,
+    next_generation: u64,
+    closing: bool,
+}
+
+type Ctx = ws::WebsocketContext<WsSession>;
+
+impl WsSession {
+    fn close(&mut self, ctx: &mut Ctx, code: ws::CloseCode, reason: &str) {
+        if self.closing {
+            return;
+        }
+        self.closing = true;
+        ctx.close(Some(ws::CloseReason {
+            code,
+            description: Some(reason.to_owned()),
+        }));
+        ctx.stop();
+    }
+
+    /// Closes the session if the hub dropped it for falling behind.
+    fn check_overflow(&mut self, ctx: &mut Ctx) -> bool {
+        if self.overflowed.load(Ordering::SeqCst) {
+            ctx.text(frames::error(
+                "this connection fell too far behind the live stream and is closed; reconnect and resume with after_seq",
+                None,
+            ));
+            self.close(
+                ctx,
+                ws::CloseCode::Again,
+                "client too slow: live queue overflowed",
+            );
+            return true;
+        }
+        false
+    }
+
+    fn current(&self, task: TaskId, generation: u64) -> bool {
+        self.subs
+            .get(&task)
+            .is_some_and(|s| s.generation == generation)
+    }
+
+    fn on_client_message(&mut self, text: &str, ctx: &mut Ctx) {
+        let msg: ClientMessage = match serde_json::from_str(text) {
+            Ok(msg) => msg,
+            Err(e) => {
+                ctx.text(frames::error(format!("bad message: {e}"), None));
+                return;
+            }
+        };
+        if self.caller.is_none() {
+            match msg {
+                ClientMessage::Auth { token } => match self.state.tokens.check(&token) {
+                    Some(caller) => self.caller = Some(caller),
+                    None => {
+                        ctx.text(frames::error("the token is not valid", None));
+                        self.close(ctx, ws::CloseCode::Policy, "authentication failed");
+                    }
+                },
+                _ => {
+                    ctx.text(frames::error(
+                        "authenticate first: send {\"type\":\"auth\",\"token\":\"…\"} or connect with a token",
+                        None,
+                    ));
+                    self.close(ctx, ws::CloseCode::Policy, "not authenticated");
+                }
+            }
+            return;
+        }
+        match msg {
+            ClientMessage::Auth { .. } => {}
+            ClientMessage::Subscribe {
+                task_id,
+                filter,
+                after_seq,
+            }
+            | ClientMessage::SetFilter {
+                task_id,
+                filter,
+                after_seq,
+            } => self.subscribe(task_id, &filter, after_seq, ctx),
+            ClientMessage::Unsubscribe { task_id } => {
+                if self.subs.remove(&task_id).is_some() {
+                    self.state.hub.do_send(Unfollow {
+                        session: self.id,
+                        task_id,
+                    });
+                } else {
+                    ctx.text(frames::error(
+                        format!("not subscribed to task {task_id}"),
+                        Some(task_id),
+                    ));
+                }
+            }
+            ClientMessage::SubscribeTasks {} => {
+                self.watch_all = true;
+                self.state.hub.do_send(WatchAll {
+                    session: self.id,
+                    on: true,
+                });
+            }
+            ClientMessage::UnsubscribeTasks {} => {
+                self.watch_all = false;
+                self.state.hub.do_send(WatchAll {
+                    session: self.id,
+                    on: false,
+                });
+            }
+        }
+    }
+
+    fn subscribe(&mut self, task_id: TaskId, spec: &FilterSpec, after_seq: u64, ctx: &mut Ctx) {
+        let filter = match LogFilter::parse(spec) {
+            Ok(filter) => filter,
+            Err(e) => {
+                ctx.text(frames::error(format!("bad filter: {e}"), Some(task_id)));
+                return;
+            }
+        };
+        if !self.subs.contains_key(&task_id) && self.subs.len() >= self.state.ws.max_subscriptions {
+            ctx.text(frames::error(
+                format!(
+                    "at most {} tasks can be followed on one connection",
+                    self.state.ws.max_subscriptions
+                ),
+                Some(task_id),
+            ));
+            return;
+        }
+        self.next_generation += 1;
+        let generation = self.next_generation;
+        self.subs.insert(
+            task_id,
+            Subscription::new(task_id, filter, after_seq, generation),
+        );
+        let db = self.state.db.clone();
+        ctx.spawn(
+            async move { db.run(move |c| storage::tasks::get_task(c, task_id)).await }
+                .into_actor(self)
+                .map(move |found, act, ctx| {
+                    if !act.current(task_id, generation) {
+                        return;
+                    }
+                    match found {
+                        Ok(Some(task)) => {
+                            if let Some(sub) = act.subs.get_mut(&task_id) {
+                                sub.note_status(task);
+                            }
+                            act.read_history(task_id, generation, ctx);
+                        }
+                        Ok(None) => {
+                            act.fail_subscription(task_id, format!("task {task_id} not found"), ctx)
+                        }
+                        Err(e) => act.fail_storage(task_id, &e, ctx),
+                    }
+                }),
+        );
+    }
+
+    fn fail_subscription(&mut self, task_id: TaskId, message: String, ctx: &mut Ctx) {
+        if self.subs.remove(&task_id).is_some() {
+            self.state.hub.do_send(Unfollow {
+                session: self.id,
+                task_id,
+            });
+        }
+        ctx.text(frames::error(message, Some(task_id)));
+    }
+
+    fn fail_storage(&mut self, task_id: TaskId, error: &storage::StorageError, ctx: &mut Ctx) {
+        log::error!(
+            "task_id={task_id} error=\"{}\" Reading history for a WebSocket client failed.",
+            engine::sink::error_chain(error)
+        );
+        self.fail_subscription(
+            task_id,
+            "the server could not read this task's history; subscribe again".into(),
+            ctx,
+        );
+    }
+
+    /// Reads the next page of history for the subscription's current phase.
+    fn read_history(&mut self, task_id: TaskId, generation: u64, ctx: &mut Ctx) {
+        let Some(sub) = self.subs.get(&task_id) else {
+            return;
+        };
+        let (db, filter) = (self.state.db.clone(), sub.filter.clone());
+        let query = LogQuery {
+            after_seq: sub.cursor,
+            before_seq: None,
+            limit: self.state.ws.history_page,
+        };
+        ctx.spawn(
+            async move {
+                db.run(move |c| page_logs(c, task_id, &filter, &query))
+                    .await
+            }
+            .into_actor(self)
+            .map(move |page, act, ctx| act.history_read(task_id, generation, page, ctx)),
+        );
+    }
+
+    fn history_read(
+        &mut self,
+        task_id: TaskId,
+        generation: u64,
+        page: storage::Result<LogPage>,
+        ctx: &mut Ctx,
+    ) {
+        if !self.current(task_id, generation) {
+            return;
+        }
+        let page = match page {
+            Ok(page) => page,
+            Err(e) => return self.fail_storage(task_id, &e, ctx),
+        };
+        let sub = self.subs.get_mut(&task_id).expect("checked by current()");
+        let fresh = sub.history_page(page.logs, page.next_after_seq);
+        if !fresh.is_empty() {
+            ctx.text(frames::logs(task_id, &fresh));
+        }
+        if page.has_more {
+            return self.read_history(task_id, generation, ctx);
+        }
+        match sub.phase {
+            Phase::CatchUp => self.follow(task_id, generation, ctx),
+            Phase::Joining => self.go_live(task_id, ctx),
+            Phase::Live => {}
+        }
+    }
+
+    fn follow(&mut self, task_id: TaskId, generation: u64, ctx: &mut Ctx) {
+        let hub = self.state.hub.clone();
+        let db = self.state.db.clone();
+        let session = self.id;
+        ctx.spawn(
+            async move {
+                let pending = hub.send(Follow { session, task_id }).await;
+                // Read after following: a status written before it is seen here, one
+                // written after it arrives as a TaskUpdate.
+                let task = db.run(move |c| storage::tasks::get_task(c, task_id)).await;
+                (pending, task)
+            }
+            .into_actor(self)
+            .map(move |(pending, task), act, ctx| {
+                if !act.current(task_id, generation) {
+                    return;
+                }
+                let sub = act.subs.get_mut(&task_id).expect("checked by current()");
+                match (pending, task) {
+                    (Ok(pending), Ok(task)) => {
+                        if let Some(task) = task {
+                            sub.note_status(task);
+                        }
+                        sub.joined(pending);
+                        act.read_history(task_id, generation, ctx);
+                    }
+                    (_, Err(e)) => act.fail_storage(task_id, &e, ctx),
+                    (Err(_), _) => {
+                        act.fail_subscription(task_id, "the live stream is unavailable".into(), ctx)
+                    }
+                }
+            }),
+        );
+    }
+
+    fn go_live(&mut self, task_id: TaskId, ctx: &mut Ctx) {
+        let Some(sub) = self.subs.get_mut(&task_id) else {
+            return;
+        };
+        sub.go_live();
+        let seq = sub.cursor;
+        let status = sub.task.clone();
+        self.flush(task_id, ctx);
+        ctx.text(frames::caught_up(task_id, seq));
+        if let Some(task) = status {
+            ctx.text(frames::task(&task));
+        }
+    }
+
+    fn flush(&mut self, task_id: TaskId, ctx: &mut Ctx) {
+        if let Some(sub) = self.subs.get_mut(&task_id) {
+            if !sub.outgoing.is_empty() {
+                let parts = sub.outgoing.take();
+                ctx.text(frames::live_logs(task_id, &parts));
+            }
+        }
+    }
+
+    fn flush_all(&mut self, ctx: &mut Ctx) {
+        let ready: Vec<TaskId> = self
+            .subs
+            .iter()
+            .filter(|(_, s)| !s.outgoing.is_empty())
+            .map(|(id, _)| *id)
+            .collect();
+        for task_id in ready {
+            self.flush(task_id, ctx);
+        }
+    }
+}
+
+impl Actor for WsSession {
+    type Context = Ctx;
+
+    fn started(&mut self, ctx: &mut Ctx) {
+        let ws = self.state.ws;
+        ctx.set_mailbox_capacity(ws.mailbox_capacity);
+        self.state.hub.do_send(Join {
+            session: self.id,
+            logs: ctx.address().recipient(),
+            status: ctx.address().recipient(),
+            overflowed: self.overflowed.clone(),
+        });
+        ctx.run_interval(ws.heartbeat(), move |act, ctx| {
+            if act.last_heard.elapsed() > Duration::from_secs(ws.client_timeout_secs) {
+                act.close(ctx, ws::CloseCode::Away, "client did not answer pings");
+                return;
+            }
+            if !act.check_overflow(ctx) {
+                ctx.ping(b"");
+            }
+        });
+        ctx.run_interval(Duration::from_millis(ws.coalesce_ms.max(1)), |act, ctx| {
+            if !act.check_overflow(ctx) {
+                act.flush_all(ctx);
+            }
+        });
+        if self.caller.is_none() {
+            ctx.run_later(Duration::from_secs(ws.auth_timeout_secs), |act, ctx| {
+                if act.caller.is_none() {
+                    ctx.text(frames::error(
+                        "no auth message within the time allowed",
+                        None,
+                    ));
+                    act.close(ctx, ws::CloseCode::Policy, "not authenticated");
+                }
+            });
+        }
+    }
+
+    fn stopped(&mut self, _: &mut Ctx) {
+        self.state.hub.do_send(Leave { session: self.id });
+    }
+}
+
+impl Handler<LiveLogs> for WsSession {
+    type Result = ();
+
+    fn handle(&mut self, msg: LiveLogs, ctx: &mut Ctx) {
+        if self.check_overflow(ctx) {
+            return;
+        }
+        let limit = self.state.ws.frame_max_entries;
+        let max_buffered = self.state.ws.mailbox_capacity * engine::logger::HANDOVER_ROWS;
+        let Some(sub) = self.subs.get_mut(&msg.task_id) else {
+            return;
+        };
+        if !sub.live(msg.batch, max_buffered) {
+            self.overflowed.store(true, Ordering::SeqCst);
+            self.check_overflow(ctx);
+            return;
+        }
+        if sub.outgoing.len() >= limit {
+            self.flush(msg.task_id, ctx);
+        }
+    }
+}
+
+impl Handler<TaskUpdate> for WsSession {
+    type Result = ();
+
+    fn handle(&mut self, msg: TaskUpdate, ctx: &mut Ctx) {
+        if self.check_overflow(ctx) {
+            return;
+        }
+        let id = msg.task.id;
+        match self.subs.get_mut(&id) {
+            Some(sub) => {
+                sub.note_status(msg.task.clone());
+                if sub.phase == Phase::Live {
+                    // Records before the status, so a final status is the last word.
+                    self.flush(id, ctx);
+                    ctx.text(frames::task(&msg.task));
+                }
+            }
+            None if self.watch_all => ctx.text(frames::task(&msg.task)),
+            None => {}
+        }
+    }
+}
+
+impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsSession {
+    fn handle(&mut self, item: Result<ws::Message, ws::ProtocolError>, ctx: &mut Ctx) {
+        let msg = match item {
+            Ok(msg) => msg,
+            Err(e) => {
+                log::debug!(
+                    "session={} error=\"{e}\" WebSocket protocol error.",
+                    self.id
+                );
+                self.close(ctx, ws::CloseCode::Protocol, "protocol error");
+                return;
+            }
+        };
+        self.last_heard = Instant::now();
+        match msg {
+            ws::Message::Text(text) => self.on_client_message(&text, ctx),
+            ws::Message::Binary(_) => ctx.text(frames::error(
+                "binary frames are not supported; send JSON text",
+                None,
+            )),
+            ws::Message::Ping(payload) => ctx.pong(&payload),
+            ws::Message::Pong(_) | ws::Message::Nop => {}
+            ws::Message::Continuation(_) => {
+                ctx.text(frames::error("fragmented frames are not supported", None))
+            }
+            ws::Message::Close(reason) => {
+                ctx.close(reason);
+                ctx.stop();
+            }
+        }
+    }
+}

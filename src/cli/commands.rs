@@ -1,0 +1,237 @@
+//! The client commands. Each returns the process exit code.
+
+use std::io::Write;
+
+use anyhow::{bail, Context, Result};
+use protocol::api::{CleanupReport, CleanupRequest, NewToken};
+use protocol::{
+    FilterSpec, LogPage, LogSettings, NewTask, TaskInfo, TaskList, TokenCreated, TokenInfo,
+};
+
+use super::output::{print_entries, print_tasks, use_color};
+use super::{
+    follow, CleanupArgs, LogsArgs, RunArgs, SettingsAction, SettingsArgs, TaskArgs, TasksArgs,
+    TokensAction, TokensArgs,
+};
+use crate::client::Client;
+
+fn client(args: &super::ClientArgs) -> Result<Client> {
+    Client::new(&args.server, args.token.clone())
+}
+
+/// Builds the parameters object from `--params` and `--param KEY=VALUE`.
+pub fn build_params(json: Option<&str>, pairs: &[(String, String)]) -> Result<serde_json::Value> {
+    let mut params = match json {
+        None => serde_json::Map::new(),
+        Some(text) => match serde_json::from_str(text).context("--params is not valid JSON")? {
+            serde_json::Value::Object(map) => map,
+            other => bail!("--params must be a JSON object, not {other}"),
+        },
+    };
+    for (key, raw) in pairs {
+        let value =
+            serde_json::from_str(raw).unwrap_or_else(|_| serde_json::Value::String(raw.clone()));
+        params.insert(key.clone(), value);
+    }
+    Ok(serde_json::Value::Object(params))
+}
+
+pub async fn run(args: RunArgs) -> Result<i32> {
+    let params = build_params(args.params_json.as_deref(), &args.params)?;
+    let client = client(&args.client)?;
+    let task: TaskInfo = client
+        .post(
+            "/api/tasks",
+            &NewTask {
+                plugin: args.plugin.clone(),
+                params,
+            },
+        )
+        .await?;
+    if !args.follow {
+        println!("{}", task.id);
+        return Ok(0);
+    }
+    eprintln!(
+        "task {} ({}) started; following its logs",
+        task.id, task.plugin
+    );
+    follow::follow(&client, task.id, args.filter.spec(), 0, args.json).await
+}
+
+pub async fn tasks(args: TasksArgs) -> Result<i32> {
+    let client = client(&args.client)?;
+    let mut path = format!("/api/tasks?limit={}", args.limit);
+    if let Some(status) = args.status {
+        path.push_str(&format!("&status={status}"));
+    }
+    let list: TaskList = client.get(&path).await?;
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        for task in &list.tasks {
+            serde_json::to_writer(&mut out, task)?;
+            writeln!(out)?;
+        }
+    } else {
+        print_tasks(&mut out, &list.tasks)?;
+    }
+    Ok(0)
+}
+
+pub async fn task(args: TaskArgs) -> Result<i32> {
+    let task: TaskInfo = client(&args.client)?
+        .get(&format!("/api/tasks/{}", args.task))
+        .await?;
+    println!("{}", serde_json::to_string_pretty(&task)?);
+    Ok(0)
+}
+
+/// The query string of a filter (for REST).
+pub fn filter_query(spec: &FilterSpec) -> String {
+    let mut pairs: Vec<(String, String)> = Vec::new();
+    if let Some(level) = spec.level {
+        pairs.push(("level".into(), level.to_string()));
+    }
+    if !spec.sources.is_empty() {
+        pairs.push(("source".into(), spec.sources.join(",")));
+    }
+    if let Some(q) = &spec.q {
+        pairs.push(("q".into(), q.clone()));
+    }
+    if let Some(re) = &spec.re {
+        pairs.push(("re".into(), re.clone()));
+    }
+    for (k, v) in &spec.meta {
+        pairs.push((format!("meta.{k}"), v.clone()));
+    }
+    if let Some(since) = spec.since {
+        pairs.push(("since".into(), since.to_string()));
+    }
+    if let Some(until) = spec.until {
+        pairs.push(("until".into(), until.to_string()));
+    }
+    serde_urlencoded::to_string(pairs).expect("pairs encode")
+}
+
+pub async fn logs(args: LogsArgs) -> Result<i32> {
+    let client = client(&args.client)?;
+    let spec = args.filter.spec();
+    if args.follow {
+        return follow::follow(&client, args.task, spec, args.after_seq, args.json).await;
+    }
+    let filter = filter_query(&spec);
+    let color = use_color() && !args.json;
+    let mut out = std::io::stdout().lock();
+    if let Some(n) = args.tail {
+        let page: LogPage = client
+            .get(&format!(
+                "/api/tasks/{}/logs?{filter}&before_seq={}&limit={n}",
+                args.task,
+                i64::MAX
+            ))
+            .await?;
+        print_entries(&mut out, &page.logs, args.json, color)?;
+        return Ok(0);
+    }
+    let mut after = args.after_seq;
+    loop {
+        let page: LogPage = client
+            .get(&format!(
+                "/api/tasks/{}/logs?{filter}&after_seq={after}&limit=10000",
+                args.task
+            ))
+            .await?;
+        print_entries(&mut out, &page.logs, args.json, color)?;
+        if !page.has_more {
+            return Ok(0);
+        }
+        after = page.next_after_seq;
+    }
+}
+
+pub async fn cancel(args: TaskArgs) -> Result<i32> {
+    let answer: serde_json::Value = client(&args.client)?
+        .post(
+            &format!("/api/tasks/{}/cancel", args.task),
+            &serde_json::json!({}),
+        )
+        .await?;
+    match answer.get("message").and_then(|m| m.as_str()) {
+        Some(message) => println!("{}: {message}", args.task),
+        None => println!("{}: cancelled", args.task),
+    }
+    Ok(0)
+}
+
+pub async fn delete(args: TaskArgs) -> Result<i32> {
+    client(&args.client)?
+        .delete(&format!("/api/tasks/{}", args.task))
+        .await?;
+    println!("{}: deleted with its logs", args.task);
+    Ok(0)
+}
+
+pub async fn settings(args: SettingsArgs) -> Result<i32> {
+    let client = client(&args.client)?;
+    let mut current: LogSettings = client.get("/api/settings/logging").await?;
+    if let Some(SettingsAction::Set {
+        app_level,
+        task_level,
+        belief_scope,
+    }) = args.action
+    {
+        if app_level.is_none() && task_level.is_none() && belief_scope.is_none() {
+            bail!("nothing to change: give --app-level, --task-level or --belief-scope");
+        }
+        current.app_log_level = app_level.unwrap_or(current.app_log_level);
+        current.task_log_level = task_level.unwrap_or(current.task_log_level);
+        current.belief_scope_enabled = belief_scope.unwrap_or(current.belief_scope_enabled);
+        current = client.put("/api/settings/logging", &current).await?;
+    }
+    println!("app_log_level        {}", current.app_log_level);
+    println!("task_log_level       {}", current.task_log_level);
+    println!("belief_scope_enabled {}", current.belief_scope_enabled);
+    Ok(0)
+}
+
+pub async fn cleanup(args: CleanupArgs) -> Result<i32> {
+    let report: CleanupReport = client(&args.client)?
+        .post(
+            "/api/cleanup",
+            &CleanupRequest {
+                older_than_days: args.older_than,
+            },
+        )
+        .await?;
+    println!(
+        "deleted {} finished tasks older than {} days",
+        report.deleted_tasks, args.older_than
+    );
+    Ok(0)
+}
+
+pub async fn tokens(args: TokensArgs) -> Result<i32> {
+    let client = client(&args.client)?;
+    match args.action {
+        TokensAction::List => {
+            let tokens: Vec<TokenInfo> = client.get("/api/tokens").await?;
+            for t in tokens {
+                println!("{:<24} {:<7} {}", t.name, t.role, t.created_at);
+            }
+        }
+        TokensAction::Create { name, role } => {
+            let created: TokenCreated =
+                client.post("/api/tokens", &NewToken { name, role }).await?;
+            eprintln!(
+                "token {:?} ({}) created; it is shown only now:",
+                created.name, created.role
+            );
+            println!("{}", created.token);
+        }
+        TokensAction::Delete { name } => {
+            client.delete(&format!("/api/tokens/{name}")).await?;
+            println!("token {name:?} deleted");
+        }
+    }
+    Ok(0)
+}

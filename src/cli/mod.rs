@@ -1,0 +1,398 @@
+//! The command line: `serve` runs the server; every other command talks to a running
+//! server over its API (`--server`, `--token`, or `TASKLENS_SERVER`/`TASKLENS_TOKEN`).
+
+pub mod commands;
+pub mod follow;
+pub mod output;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use protocol::{FilterSpec, LogLevel, TaskId, TaskStatus, Timestamp};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tasklens",
+    version,
+    about = "Task engine with per-task logs: stored in batches, streamed live, browsed in a web console.",
+    after_help = "Exit codes: 0 success; 1 the followed task failed; 3 it was cancelled; 4 it was interrupted; 2 any other error."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server: REST API, live log streaming and the web console.
+    Serve(ServeArgs),
+    /// Start a task (and optionally follow its logs until it ends).
+    Run(RunArgs),
+    /// List tasks, newest first.
+    Tasks(TasksArgs),
+    /// Show one task.
+    Task(TaskArgs),
+    /// Print a task's logs, filtered; --follow streams them live until the task ends.
+    Logs(LogsArgs),
+    /// Cancel a queued or running task.
+    Cancel(TaskArgs),
+    /// Delete a finished task and its logs (admin).
+    Delete(TaskArgs),
+    /// Show or change the logging settings (changing needs an admin token).
+    Settings(SettingsArgs),
+    /// Delete finished tasks older than a given age, with their logs (admin).
+    Cleanup(CleanupArgs),
+    /// Manage API tokens (admin).
+    Tokens(TokensArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (overrides TASKLENS_BIND).
+    #[arg(long)]
+    pub bind: Option<String>,
+    /// Database URL: sqlite://PATH, a file path, or postgres://… (overrides TASKLENS_DATABASE_URL).
+    #[arg(long)]
+    pub database_url: Option<String>,
+    /// Configuration file (default: ./tasklens.toml when present).
+    #[arg(long, env = "TASKLENS_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Directory of the built web console (overrides TASKLENS_UI_DIR).
+    #[arg(long)]
+    pub ui_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ClientArgs {
+    /// The server's URL.
+    #[arg(
+        long,
+        env = "TASKLENS_SERVER",
+        default_value = "http://127.0.0.1:8080",
+        global = true
+    )]
+    pub server: String,
+    /// API token.
+    #[arg(long, env = "TASKLENS_TOKEN", hide_env_values = true, global = true)]
+    pub token: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct FilterArgs {
+    /// Only this level and above (DEBUG, INFO, WARNING or WARN, ERROR).
+    #[arg(long, value_parser = parse_level)]
+    pub level: Option<LogLevel>,
+    /// Only these sources (repeat, or separate with commas).
+    #[arg(long = "source", value_delimiter = ',')]
+    pub sources: Vec<String>,
+    /// Only messages containing this text (ASCII letters ignore case).
+    #[arg(long)]
+    pub grep: Option<String>,
+    /// Only messages matching this regular expression (Rust regex syntax).
+    #[arg(long = "re")]
+    pub regex: Option<String>,
+    /// Only records whose metadata KEY has this VALUE (repeatable; all must match).
+    #[arg(long = "meta", value_parser = parse_key_value, value_name = "KEY=VALUE")]
+    pub meta: Vec<(String, String)>,
+    /// Only records at or after this time (RFC 3339).
+    #[arg(long, value_parser = parse_time)]
+    pub since: Option<Timestamp>,
+    /// Only records before this time (RFC 3339).
+    #[arg(long, value_parser = parse_time)]
+    pub until: Option<Timestamp>,
+}
+
+impl FilterArgs {
+    pub fn spec(&self) -> FilterSpec {
+        FilterSpec {
+            level: self.level,
+            sources: self
+                .sources
+                .iter()
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .collect(),
+            q: self.grep.clone(),
+            re: self.regex.clone(),
+            meta: self.meta.iter().cloned().collect::<BTreeMap<_, _>>(),
+            since: self.since,
+            until: self.until,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Plugin name (see `GET /api/plugins`).
+    pub plugin: String,
+    /// A parameter, KEY=VALUE; VALUE is read as JSON when it parses (5, true, ["a"]), else as text.
+    #[arg(long = "param", short = 'p', value_parser = parse_key_value, value_name = "KEY=VALUE")]
+    pub params: Vec<(String, String)>,
+    /// All parameters as one JSON object (KEY=VALUE params are added to it).
+    #[arg(long = "params", value_name = "JSON")]
+    pub params_json: Option<String>,
+    /// Follow the task's logs until it ends; exit with its status.
+    #[arg(long, short = 'f')]
+    pub follow: bool,
+    /// With --follow: print records as JSON lines.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub filter: FilterArgs,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct TasksArgs {
+    /// Only tasks with this status.
+    #[arg(long, value_parser = parse_status)]
+    pub status: Option<TaskStatus>,
+    /// How many tasks (1 to 500).
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=500))]
+    pub limit: u64,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct TaskArgs {
+    #[arg(value_parser = parse_task_id)]
+    pub task: TaskId,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    #[arg(value_parser = parse_task_id)]
+    pub task: TaskId,
+    #[command(flatten)]
+    pub filter: FilterArgs,
+    /// Print records as JSON lines (NDJSON).
+    #[arg(long)]
+    pub json: bool,
+    /// Stream records live until the task ends; exit with its status.
+    #[arg(long, short = 'f')]
+    pub follow: bool,
+    /// Start after this seq.
+    #[arg(long, default_value_t = 0)]
+    pub after_seq: u64,
+    /// Only the last N matching records (without --follow).
+    #[arg(long, conflicts_with = "follow", value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub tail: Option<u64>,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct SettingsArgs {
+    #[command(subcommand)]
+    pub action: Option<SettingsAction>,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SettingsAction {
+    /// Print the logging settings (the default action).
+    Show,
+    /// Change some of the logging settings; the rest stay as they are.
+    Set {
+        #[arg(long, value_parser = parse_level)]
+        app_level: Option<LogLevel>,
+        #[arg(long, value_parser = parse_level)]
+        task_level: Option<LogLevel>,
+        #[arg(long, value_parser = parse_on_off)]
+        belief_scope: Option<bool>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct CleanupArgs {
+    /// Age, such as 30d or 2w (a bare number means days).
+    #[arg(long, value_parser = parse_age_days)]
+    pub older_than: u32,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct TokensArgs {
+    #[command(subcommand)]
+    pub action: TokensAction,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokensAction {
+    /// List tokens (names and roles, never secrets).
+    List,
+    /// Create a token and print it (shown only this once).
+    Create {
+        name: String,
+        #[arg(long, default_value = "viewer", value_parser = parse_role)]
+        role: protocol::Role,
+    },
+    /// Delete a token.
+    Delete { name: String },
+}
+
+fn parse_level(s: &str) -> Result<LogLevel, String> {
+    s.parse()
+        .map_err(|e: protocol::ParseLevelError| e.to_string())
+}
+
+fn parse_status(s: &str) -> Result<TaskStatus, String> {
+    s.parse()
+        .map_err(|e: protocol::task::ParseStatusError| e.to_string())
+}
+
+fn parse_task_id(s: &str) -> Result<TaskId, String> {
+    s.parse()
+        .map_err(|e: protocol::task::ParseTaskIdError| e.to_string())
+}
+
+fn parse_time(s: &str) -> Result<Timestamp, String> {
+    s.parse()
+        .map_err(|e: protocol::time::ParseTimestampError| e.to_string())
+}
+
+fn parse_role(s: &str) -> Result<protocol::Role, String> {
+    s.parse()
+}
+
+fn parse_key_value(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_owned(), v.to_owned())),
+        _ => Err(format!("expected KEY=VALUE, not {s:?}")),
+    }
+}
+
+fn parse_on_off(s: &str) -> Result<bool, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "on" | "true" | "yes" | "1" => Ok(true),
+        "off" | "false" | "no" | "0" => Ok(false),
+        _ => Err(format!("expected on or off, not {s:?}")),
+    }
+}
+
+/// `30d`, `2w`, `30` → days.
+pub fn parse_age_days(s: &str) -> Result<u32, String> {
+    let s = s.trim().to_ascii_lowercase();
+    let (digits, factor) = if let Some(d) = s.strip_suffix('d') {
+        (d, 1)
+    } else if let Some(w) = s.strip_suffix('w') {
+        (w, 7)
+    } else {
+        (s.as_str(), 1)
+    };
+    digits
+        .parse::<u32>()
+        .ok()
+        .and_then(|n| n.checked_mul(factor))
+        .filter(|n| *n <= 36_500)
+        .ok_or_else(|| format!("expected an age such as 30d or 2w, not {s:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn ages_parse() {
+        assert_eq!(parse_age_days("30d"), Ok(30));
+        assert_eq!(parse_age_days("2w"), Ok(14));
+        assert_eq!(parse_age_days("7"), Ok(7));
+        for bad in ["", "d", "-1d", "3y", "99999999w"] {
+            assert!(parse_age_days(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn malformed_flags_are_refused() {
+        for args in [
+            vec!["tasklens", "logs", "not-a-uuid"],
+            vec![
+                "tasklens",
+                "logs",
+                "67e55044-10b1-426f-9247-bb680e5fe0c8",
+                "--level",
+                "LOUD",
+            ],
+            vec![
+                "tasklens",
+                "logs",
+                "67e55044-10b1-426f-9247-bb680e5fe0c8",
+                "--meta",
+                "novalue",
+            ],
+            vec![
+                "tasklens",
+                "logs",
+                "67e55044-10b1-426f-9247-bb680e5fe0c8",
+                "--since",
+                "yesterday",
+            ],
+            vec![
+                "tasklens",
+                "logs",
+                "67e55044-10b1-426f-9247-bb680e5fe0c8",
+                "--tail",
+                "0",
+            ],
+            vec![
+                "tasklens",
+                "logs",
+                "67e55044-10b1-426f-9247-bb680e5fe0c8",
+                "--tail",
+                "5",
+                "--follow",
+            ],
+            vec!["tasklens", "run", "synthetic", "--param", "=5"],
+            vec!["tasklens", "tasks", "--status", "done"],
+            vec!["tasklens", "tasks", "--limit", "0"],
+            vec!["tasklens", "cleanup", "--older-than", "soon"],
+            vec!["tasklens", "settings", "set", "--belief-scope", "maybe"],
+            vec!["tasklens", "tokens", "create", "bob", "--role", "root"],
+            vec!["tasklens", "frobnicate"],
+        ] {
+            let err = Cli::try_parse_from(&args).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{args:?}");
+        }
+        let ok = Cli::try_parse_from([
+            "tasklens",
+            "logs",
+            "67e55044-10b1-426f-9247-bb680e5fe0c8",
+            "--level",
+            "warn",
+            "--source",
+            "a,b",
+            "--source",
+            "c",
+            "--meta",
+            "dashboard_id=5",
+            "--grep",
+            "x",
+        ])
+        .unwrap();
+        let Command::Logs(args) = ok.command else {
+            panic!()
+        };
+        let spec = args.filter.spec();
+        assert_eq!(spec.level, Some(LogLevel::Warning));
+        assert_eq!(spec.sources, ["a", "b", "c"]);
+        assert_eq!(spec.meta.get("dashboard_id").map(String::as_str), Some("5"));
+    }
+}

@@ -1,0 +1,95 @@
+//! How the CLI prints records and tasks.
+
+use std::io::{IsTerminal, Write};
+
+use protocol::{LogEntry, LogLevel, TaskInfo};
+
+/// Colour when stdout is a terminal and `NO_COLOR` is not set.
+pub fn use_color() -> bool {
+    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+}
+
+/// One record as a line: time, level, `[source]`, message, metadata.
+pub fn entry_line(entry: &LogEntry, color: bool) -> String {
+    let (start, end) = if color {
+        let code = match entry.level {
+            LogLevel::Debug => "\x1b[2m",
+            LogLevel::Info => "\x1b[32m",
+            LogLevel::Warning => "\x1b[33m",
+            LogLevel::Error => "\x1b[1;31m",
+        };
+        (code, "\x1b[0m")
+    } else {
+        ("", "")
+    };
+    let mut line = format!(
+        "{} {start}{:<7}{end} [{}] {}",
+        entry.timestamp,
+        entry.level.as_str(),
+        entry.source,
+        entry.message
+    );
+    if let Some(meta) = &entry.metadata {
+        if color {
+            line.push_str(&format!(" \x1b[2m{}\x1b[0m", meta.get()));
+        } else {
+            line.push(' ');
+            line.push_str(meta.get());
+        }
+    }
+    line
+}
+
+pub fn print_entries(
+    out: &mut impl Write,
+    entries: &[LogEntry],
+    json: bool,
+    color: bool,
+) -> std::io::Result<()> {
+    for entry in entries {
+        if json {
+            serde_json::to_writer(&mut *out, entry)?;
+            writeln!(out)?;
+        } else {
+            writeln!(out, "{}", entry_line(entry, color))?;
+        }
+    }
+    Ok(())
+}
+
+/// How long a task ran (or has been running), as `1m05s`.
+pub fn duration(task: &TaskInfo) -> String {
+    let Some(start) = task.started_at else {
+        return "-".into();
+    };
+    let end = task
+        .finished_at
+        .map_or_else(|| engine::logger::now_micros(), |t| t.as_micros());
+    let secs = (end - start.as_micros()).max(0) as f64 / 1e6;
+    if secs < 60.0 {
+        format!("{secs:.1}s")
+    } else {
+        format!("{}m{:02}s", (secs / 60.0) as u64, (secs % 60.0) as u64)
+    }
+}
+
+pub fn print_tasks(out: &mut impl Write, tasks: &[TaskInfo]) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "{:<36}  {:<11}  {:<14}  {:<27}  {:>8}  BY",
+        "ID", "STATUS", "PLUGIN", "CREATED", "DURATION"
+    )?;
+    for t in tasks {
+        writeln!(
+            out,
+            "{:<36}  {:<11}  {:<14}  {:<27}  {:>8}  {}",
+            t.id.to_string(),
+            t.status.as_str(),
+            t.plugin,
+            t.created_at.to_string(),
+            duration(t),
+            t.created_by.as_deref().unwrap_or("-")
+        )?;
+    }
+    Ok(())
+}
