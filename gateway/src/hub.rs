@@ -118,7 +118,6 @@ struct Link {
 #[derive(Default)]
 struct Feed {
     pending: VecDeque<Arc<LogBatch>>,
-    durable_seq: u64,
     followers: HashSet<SessionId>,
 }
 
@@ -126,6 +125,10 @@ struct Feed {
 pub struct LogHub {
     sessions: HashMap<SessionId, Link>,
     feeds: HashMap<TaskId, Feed>,
+    /// Highest durable seq of each unfinished task. Kept apart from the feeds (which
+    /// come and go with followers) because the sink's notice can overtake the batch
+    /// it is about; forgotten once the task ends, when everything is durable.
+    durable: HashMap<TaskId, u64>,
     overflowed: u64,
 }
 
@@ -195,8 +198,9 @@ impl Handler<LogsAppended> for LogHub {
 
     fn handle(&mut self, msg: LogsAppended, _: &mut Context<Self>) {
         let task = msg.batch.task_id;
+        let durable = self.durable.get(&task).copied().unwrap_or(0);
         let feed = self.feeds.entry(task).or_default();
-        if msg.batch.last_seq() > feed.durable_seq {
+        if msg.batch.last_seq() > durable {
             feed.pending.push_back(msg.batch.clone());
         }
         let mut failed = Vec::new();
@@ -222,14 +226,17 @@ impl Handler<LogsPersisted> for LogHub {
     type Result = ();
 
     fn handle(&mut self, msg: LogsPersisted, _: &mut Context<Self>) {
-        let feed = self.feeds.entry(msg.task_id).or_default();
-        feed.durable_seq = feed.durable_seq.max(msg.up_to_seq);
-        while feed
-            .pending
-            .front()
-            .is_some_and(|b| b.last_seq() <= feed.durable_seq)
-        {
-            feed.pending.pop_front();
+        let durable = self.durable.entry(msg.task_id).or_default();
+        *durable = (*durable).max(msg.up_to_seq);
+        let durable = *durable;
+        if let Some(feed) = self.feeds.get_mut(&msg.task_id) {
+            while feed
+                .pending
+                .front()
+                .is_some_and(|b| b.last_seq() <= durable)
+            {
+                feed.pending.pop_front();
+            }
         }
         self.gc(msg.task_id);
     }
@@ -239,6 +246,14 @@ impl Handler<TaskStatusChanged> for LogHub {
     type Result = ();
 
     fn handle(&mut self, msg: TaskStatusChanged, _: &mut Context<Self>) {
+        if msg.task.status.is_terminal() {
+            // A task ends only once all its records are durable.
+            self.durable.remove(&msg.task.id);
+            if let Some(feed) = self.feeds.get_mut(&msg.task.id) {
+                feed.pending.clear();
+            }
+            self.gc(msg.task.id);
+        }
         self.deliver_status(&msg.task);
     }
 }
@@ -310,6 +325,7 @@ impl Handler<ForgetTask> for LogHub {
     type Result = ();
 
     fn handle(&mut self, msg: ForgetTask, _: &mut Context<Self>) {
+        self.durable.remove(&msg.task_id);
         if let Some(feed) = self.feeds.get_mut(&msg.task_id) {
             feed.pending.clear();
         }

@@ -20,7 +20,11 @@ impl Params {
             .map_err(|e| ApiError::bad_request(format!("bad query string: {e}")))?;
         for (key, _) in &pairs {
             let known = allowed.iter().any(|a| {
-                key == a || (a.ends_with('.') && key.starts_with(a) && key.len() > a.len())
+                if a.ends_with('.') {
+                    key.starts_with(a) && key.len() > a.len()
+                } else {
+                    key == a
+                }
             });
             if !known {
                 return Err(ApiError::bad_request(format!(

@@ -302,6 +302,9 @@ impl WsSession {
     }
 
     fn follow(&mut self, task_id: TaskId, generation: u64, ctx: &mut Ctx) {
+        if let Some(sub) = self.subs.get_mut(&task_id) {
+            sub.start_joining();
+        }
         let hub = self.state.hub.clone();
         let db = self.state.db.clone();
         let session = self.id;

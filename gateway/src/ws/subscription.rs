@@ -4,9 +4,10 @@
 //! 1. `CatchUp`: pages of history are read from the database, after `after_seq`,
 //!    until the end; the session is not registered with the hub yet, so memory stays
 //!    bounded however long the history.
-//! 2. `Joining`: the session has sent `Follow` and received the task's not-yet-durable
-//!    batches (`pending`); it reads the database once more to its end (records that
-//!    became durable meanwhile) while live batches are buffered.
+//! 2. `Joining`: entered just before `Follow` is sent, so live batches are buffered
+//!    even when they overtake the hub's answer; the answer holds the task's
+//!    not-yet-durable batches (`pending`); the database is read once more to its end
+//!    (records that became durable meanwhile).
 //! 3. `Live`: the pending and buffered batches are applied, `caught_up` is sent, and
 //!    each live batch is applied as it arrives.
 //!
@@ -99,9 +100,14 @@ impl Subscription {
         fresh
     }
 
+    /// Called just before `Follow` is sent: from now on live batches may arrive (even
+    /// before the hub's answer does) and are buffered.
+    pub fn start_joining(&mut self) {
+        self.phase = Phase::Joining;
+    }
+
     /// The hub answered `Follow` with these not-yet-durable batches.
     pub fn joined(&mut self, pending: Vec<Arc<LogBatch>>) {
-        self.phase = Phase::Joining;
         self.pending = pending;
     }
 
@@ -205,8 +211,10 @@ mod tests {
         assert_eq!(page.len(), 10);
         // Live batches before the Follow are ignored.
         assert!(sub.live(batch(task, 11..=12), 100));
-        sub.joined(vec![batch(task, 9..=15), batch(task, 16..=20)]);
+        sub.start_joining();
+        // A live batch may overtake the hub's answer to Follow.
         assert!(sub.live(batch(task, 21..=22), 100));
+        sub.joined(vec![batch(task, 9..=15), batch(task, 16..=20)]);
         // The database had become durable up to 13 meanwhile.
         let page = sub.history_page(batch(task, 11..=13).entries.clone(), 13);
         assert_eq!(page.iter().map(|e| e.seq).collect::<Vec<_>>(), [11, 12, 13]);
@@ -226,6 +234,7 @@ mod tests {
         })
         .unwrap();
         let mut sub = Subscription::new(task, filter, 5, 1);
+        sub.start_joining();
         sub.joined(vec![]);
         sub.go_live();
         sub.live(batch(task, 1..=9), 100);
@@ -237,7 +246,7 @@ mod tests {
     fn buffering_too_much_while_joining_is_reported() {
         let task = TaskId(uuid::Uuid::nil());
         let mut sub = Subscription::new(task, LogFilter::default(), 0, 1);
-        sub.joined(vec![]);
+        sub.start_joining();
         assert!(sub.live(batch(task, 1..=10), 15));
         assert!(!sub.live(batch(task, 11..=20), 15));
     }

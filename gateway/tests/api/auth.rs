@@ -1,0 +1,161 @@
+//! Access: tokens, roles, 401 and 403.
+
+use actix_web::http::StatusCode;
+use protocol::TokenInfo;
+
+use crate::helpers::spawn_app;
+
+#[actix_rt::test]
+async fn calls_without_a_valid_token_are_refused() {
+    let app = spawn_app("sqlite").await;
+    for path in [
+        "/api/tasks",
+        "/api/plugins",
+        "/api/settings/logging",
+        "/api/me",
+    ] {
+        let (status, body, headers) = app.request(awc::http::Method::GET, path, None, None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{path}");
+        assert_eq!(headers.get("www-authenticate").unwrap(), "Bearer");
+        assert!(crate::helpers::json_or_null(&body)["error"]
+            .as_str()
+            .unwrap()
+            .contains("bearer token"));
+        let (status, _) = app.get_as("tlk_wrong", path).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{path}");
+    }
+    let (status, _, _) = app
+        .request(awc::http::Method::GET, "/api/tasks", None, None)
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, body) = app.get("/healthz").await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (StatusCode::OK, Some("ok"))
+    );
+}
+
+#[actix_rt::test]
+async fn viewers_read_and_run_while_admins_also_manage() {
+    let app = spawn_app("sqlite").await;
+    let (status, me) = app.get_as(&app.viewer, "/api/me").await;
+    assert_eq!(
+        (status, me["role"].as_str()),
+        (StatusCode::OK, Some("viewer"))
+    );
+    let (status, me) = app.get_as(&app.admin, "/api/me").await;
+    assert_eq!(
+        (status, me["role"].as_str()),
+        (StatusCode::OK, Some("admin"))
+    );
+
+    let forbidden = [
+        (
+            awc::http::Method::PUT,
+            "/api/settings/logging",
+            Some(
+                serde_json::json!({"app_log_level": "INFO", "task_log_level": "INFO", "belief_scope_enabled": true}),
+            ),
+        ),
+        (awc::http::Method::GET, "/api/tokens", None),
+        (
+            awc::http::Method::POST,
+            "/api/tokens",
+            Some(serde_json::json!({"name": "x", "role": "admin"})),
+        ),
+        (
+            awc::http::Method::POST,
+            "/api/cleanup",
+            Some(serde_json::json!({"older_than_days": 1})),
+        ),
+        (awc::http::Method::DELETE, "/api/tokens/viewer-1", None),
+    ];
+    for (method, path, body) in forbidden {
+        let body = body.map(|b| ("application/json", b.to_string().into_bytes()));
+        let (status, text, _) = app
+            .request(method.clone(), path, Some(&app.viewer), body)
+            .await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{method} {path}");
+        assert!(crate::helpers::json_or_null(&text)["error"]
+            .as_str()
+            .unwrap()
+            .contains("admin"));
+    }
+
+    let (status, created) = app
+        .post_as(
+            &app.admin,
+            "/api/tokens",
+            serde_json::json!({"name": "ops", "role": "admin"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let ops = created["token"].as_str().unwrap().to_owned();
+    let (status, _) = app.get_as(&ops, "/api/tokens").await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = app
+        .post_as(
+            &app.admin,
+            "/api/tokens",
+            serde_json::json!({"name": "ops", "role": "viewer"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    let (_, listed) = app.get("/api/tokens").await;
+    let listed: Vec<TokenInfo> = serde_json::from_value(listed).unwrap();
+    assert_eq!(
+        listed.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(),
+        ["admin", "ops", "viewer-1"]
+    );
+    assert!(
+        !serde_json::to_string(&listed).unwrap().contains(&ops),
+        "secrets are never listed"
+    );
+
+    let (status, _) = app.delete_as(&app.admin, "/api/tokens/ops").await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = app.get_as(&ops, "/api/tasks").await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "a deleted token stops working at once"
+    );
+    let (status, body) = app.delete_as(&app.admin, "/api/tokens/admin").await;
+    assert_eq!(
+        status,
+        StatusCode::CONFLICT,
+        "the last admin token cannot be deleted: {body}"
+    );
+}
+
+#[actix_rt::test]
+async fn cleanup_deletes_only_old_finished_tasks() {
+    let app = spawn_app("sqlite").await;
+    let task = app
+        .run_task("synthetic", serde_json::json!({"count": 10}))
+        .await;
+    let (status, report) = app
+        .post_as(
+            &app.admin,
+            "/api/cleanup",
+            serde_json::json!({"older_than_days": 1}),
+        )
+        .await;
+    assert_eq!(
+        (status, report["deleted_tasks"].as_u64()),
+        (StatusCode::OK, Some(0))
+    );
+    let (status, report) = app
+        .post_as(
+            &app.admin,
+            "/api/cleanup",
+            serde_json::json!({"older_than_days": 0}),
+        )
+        .await;
+    assert_eq!(
+        (status, report["deleted_tasks"].as_u64()),
+        (StatusCode::OK, Some(1))
+    );
+    let (status, _) = app.get(&format!("/api/tasks/{}", task.id)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}

@@ -1,0 +1,208 @@
+//! Log reads over REST: every filter alone and combined, against the record set the
+//! synthetic plugin is specified to produce; counts; export.
+
+use actix_web::http::StatusCode;
+use protocol::{LogEntry, LogLevel, SourceCount};
+use testkit::backends;
+
+use crate::helpers::{assert_ascending, spawn_app};
+
+const COUNT: u64 = 2000;
+const SOURCES: [&str; 3] = ["plugin", "superset_api", "system"];
+
+/// The synthetic contract: record i has source SOURCES[i % 3], level [D, I, W, E][i % 4],
+/// message `synthetic record {i}`, metadata {"i": i, "dashboard_id": i % 10}; the
+/// default INFO gate drops the DEBUG ones.
+fn expected(keep: impl Fn(u64) -> bool) -> Vec<String> {
+    (0..COUNT)
+        .filter(|i| i % 4 != 0)
+        .filter(|i| keep(*i))
+        .map(|i| format!("synthetic record {i}"))
+        .collect()
+}
+
+fn messages(entries: &[LogEntry]) -> Vec<String> {
+    entries.iter().map(|e| e.message.clone()).collect()
+}
+
+#[actix_rt::test]
+async fn every_filter_alone_and_combined_returns_exactly_the_expected_records() {
+    for backend in backends() {
+        let app = spawn_app(backend).await;
+        let task = app
+            .run_task("synthetic", serde_json::json!({"count": COUNT}))
+            .await;
+        let starts = |i: u64, p: &str| i.to_string().starts_with(p);
+        let cases: Vec<(&str, Box<dyn Fn(u64) -> bool>)> = vec![
+            ("", Box::new(|_| true)),
+            ("level=INFO", Box::new(|_| true)),
+            ("level=warning", Box::new(|i| i % 4 >= 2)),
+            ("level=WARN", Box::new(|i| i % 4 >= 2)),
+            ("level=ERROR", Box::new(|i| i % 4 == 3)),
+            ("source=superset_api", Box::new(|i| i % 3 == 1)),
+            ("source=plugin,system", Box::new(|i| i % 3 != 1)),
+            ("source=plugin&source=system", Box::new(|i| i % 3 != 1)),
+            ("source=nobody", Box::new(|_| false)),
+            ("q=record%201", Box::new(move |i| starts(i, "1"))),
+            ("q=RECORD%2019", Box::new(move |i| starts(i, "19"))),
+            (
+                "re=%5Esynthetic%20record%20%5Cd*7%24",
+                Box::new(|i| i % 10 == 7),
+            ),
+            ("meta.dashboard_id=5", Box::new(|i| i % 10 == 5)),
+            ("meta.i=123", Box::new(|i| i == 123)),
+            ("meta.i=123&meta.dashboard_id=4", Box::new(|_| false)),
+            (
+                "level=ERROR&source=superset_api&meta.dashboard_id=3",
+                Box::new(|i| i % 4 == 3 && i % 3 == 1 && i % 10 == 3),
+            ),
+            (
+                "level=WARNING&source=superset_api",
+                Box::new(|i| i % 4 >= 2 && i % 3 == 1),
+            ),
+            (
+                "level=INFO&q=record%201&source=system",
+                Box::new(move |i| i % 3 == 2 && starts(i, "1")),
+            ),
+            (
+                "re=1%24&meta.dashboard_id=1&level=ERROR",
+                Box::new(|i| i % 10 == 1 && i % 4 == 3),
+            ),
+        ];
+        for (query, keep) in cases {
+            let got = app.all_logs(task.id, query).await;
+            assert_ascending(&got);
+            assert_eq!(messages(&got), expected(keep), "{backend}: ?{query}");
+        }
+
+        // since/until select by the stored timestamps.
+        let all = app.all_logs(task.id, "").await;
+        let (from, to) = (all[100].timestamp, all[900].timestamp);
+        let query = format!("since={from}&until={to}")
+            .replace(':', "%3A")
+            .replace('+', "%2B");
+        let got = app.all_logs(task.id, &query).await;
+        let want: Vec<_> = all
+            .iter()
+            .filter(|e| e.timestamp >= from && e.timestamp < to)
+            .cloned()
+            .collect();
+        assert_eq!(got, want);
+        assert!(!got.is_empty());
+
+        // One page: limit, next_after_seq and has_more.
+        let (status, page) = app
+            .get(&format!(
+                "/api/tasks/{}/logs?source=system&limit=10",
+                task.id
+            ))
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(page["logs"].as_array().unwrap().len(), 10);
+        assert_eq!(page["has_more"], true);
+        assert_eq!(page["next_after_seq"], page["logs"][9]["seq"]);
+        // The last records, oldest first.
+        let (_, tail) = app
+            .get(&format!(
+                "/api/tasks/{}/logs?before_seq=99999999&limit=3",
+                task.id
+            ))
+            .await;
+        let tail: Vec<LogEntry> = serde_json::from_value(tail["logs"].clone()).unwrap();
+        assert_eq!(
+            messages(&tail),
+            [
+                "synthetic record 1997",
+                "synthetic record 1998",
+                "synthetic record 1999"
+            ]
+        );
+    }
+}
+
+#[actix_rt::test]
+async fn source_counts_match_the_records() {
+    for backend in backends() {
+        let app = spawn_app(backend).await;
+        let task = app
+            .run_task("synthetic", serde_json::json!({"count": COUNT}))
+            .await;
+        let (status, body) = app
+            .get_as(&app.viewer, &format!("/api/tasks/{}/logs/sources", task.id))
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        let counts: Vec<SourceCount> = serde_json::from_value(body).unwrap();
+        assert_eq!(
+            counts.iter().map(|c| c.source.as_str()).collect::<Vec<_>>(),
+            SOURCES
+        );
+        for (n, count) in counts.iter().enumerate() {
+            for level in [LogLevel::Info, LogLevel::Warning, LogLevel::Error] {
+                let want = (0..COUNT)
+                    .filter(|i| i % 3 == n as u64 && i % 4 == level.as_i16() as u64)
+                    .count() as u64;
+                assert_eq!(
+                    count.levels.get(&level).copied().unwrap_or(0),
+                    want,
+                    "{backend} {} {level}",
+                    count.source
+                );
+            }
+            assert!(!count.levels.contains_key(&LogLevel::Debug));
+            assert_eq!(count.count, count.levels.values().sum::<u64>());
+        }
+    }
+}
+
+#[actix_rt::test]
+async fn the_whole_filtered_log_exports_as_ndjson_and_text() {
+    let app = spawn_app("sqlite").await;
+    let task = app
+        .run_task("synthetic", serde_json::json!({"count": 12000}))
+        .await;
+    let want = app.all_logs(task.id, "level=ERROR&source=plugin").await;
+    let (status, body, headers) = app
+        .request(
+            awc::http::Method::GET,
+            &format!(
+                "/api/tasks/{}/logs/export?level=ERROR&source=plugin",
+                task.id
+            ),
+            Some(&app.viewer),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(headers
+        .get("content-disposition")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .contains(".ndjson"));
+    let lines: Vec<LogEntry> = String::from_utf8(body)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines, want);
+    assert_eq!(lines.len(), 1000);
+
+    let (status, body, _) = app
+        .request(
+            awc::http::Method::GET,
+            &format!(
+                "/api/tasks/{}/logs/export?format=text&q=record%2011999",
+                task.id
+            ),
+            Some(&app.admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let text = String::from_utf8(body).unwrap();
+    assert_eq!(text.lines().count(), 1);
+    assert!(
+        text.contains("ERROR   [system] synthetic record 11999 {\"i\":11999,\"dashboard_id\":9}"),
+        "{text}"
+    );
+}

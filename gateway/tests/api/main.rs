@@ -1,0 +1,10 @@
+//! End-to-end tests of the real server (`Application::build`, as in production) on
+//! port 0, against SQLite and PostgreSQL, with real HTTP and WebSocket clients.
+
+mod auth;
+mod helpers;
+mod logs;
+mod malformed;
+mod settings;
+mod tasks;
+mod ws;

@@ -1,0 +1,209 @@
+//! Tasks over REST: create, read, list, cancel, delete.
+
+use actix_web::http::StatusCode;
+use protocol::{TaskInfo, TaskList, TaskStatus};
+use testkit::backends;
+
+use crate::helpers::spawn_app;
+
+#[actix_rt::test]
+async fn a_task_is_created_run_and_listed() {
+    for backend in backends() {
+        let app = spawn_app(backend).await;
+        let (status, body, headers) = app
+            .request(
+                awc::http::Method::POST,
+                "/api/tasks",
+                Some(&app.viewer),
+                Some((
+                    "application/json",
+                    br#"{"plugin":"synthetic","params":{"count":50}}"#.to_vec(),
+                )),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED);
+        let task: TaskInfo = serde_json::from_slice(&body).unwrap();
+        assert_eq!(task.status, TaskStatus::Queued);
+        assert_eq!(task.created_by.as_deref(), Some("viewer-1"));
+        assert_eq!(
+            headers.get("location").unwrap(),
+            &format!("/api/tasks/{}", task.id)
+        );
+        let done = app.wait_done(task.id).await;
+        assert_eq!(done.status, TaskStatus::Success, "{backend}");
+        assert!(done.started_at.is_some() && done.finished_at >= done.started_at);
+
+        for _ in 0..3 {
+            app.run_task("synthetic", serde_json::json!({"count": 1}))
+                .await;
+        }
+        let (status, body) = app.get("/api/tasks?limit=2").await;
+        assert_eq!(status, StatusCode::OK);
+        let first: TaskList = serde_json::from_value(body).unwrap();
+        assert_eq!(first.tasks.len(), 2);
+        let before = first.next_before.unwrap();
+        let (_, body) = app
+            .get(&format!("/api/tasks?limit=10&before={before}"))
+            .await;
+        let rest: TaskList = serde_json::from_value(body).unwrap();
+        assert_eq!(rest.tasks.len(), 2);
+        assert_eq!(rest.tasks.last().unwrap().id, task.id, "oldest last");
+        let (_, body) = app.get("/api/tasks?status=success").await;
+        assert_eq!(
+            serde_json::from_value::<TaskList>(body)
+                .unwrap()
+                .tasks
+                .len(),
+            4
+        );
+        let (_, body) = app.get("/api/tasks?status=failed").await;
+        assert!(serde_json::from_value::<TaskList>(body)
+            .unwrap()
+            .tasks
+            .is_empty());
+
+        let (status, plugins) = app.get_as(&app.viewer, "/api/plugins").await;
+        assert_eq!(status, StatusCode::OK);
+        let names: Vec<_> = plugins
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(names, ["demo_sync", "legacy_backup", "shell", "synthetic"]);
+        assert_eq!(plugins[2]["privileged"], true);
+        assert_eq!(plugins[1]["legacy"], true);
+    }
+}
+
+#[actix_rt::test]
+async fn cancel_and_delete_follow_the_task_state() {
+    for backend in backends() {
+        let app = spawn_app(backend).await;
+        let task = app
+            .start_task(
+                "synthetic",
+                serde_json::json!({"count": 100000, "rate": 200}),
+            )
+            .await;
+        actix_rt::time::sleep(std::time::Duration::from_millis(300)).await;
+
+        let (status, body) = app
+            .delete_as(&app.admin, &format!("/api/tasks/{}", task.id))
+            .await;
+        assert_eq!(
+            status,
+            StatusCode::CONFLICT,
+            "a running task is not deleted: {body}"
+        );
+        let (status, body) = app
+            .post_as(
+                &app.viewer,
+                &format!("/api/tasks/{}/cancel", task.id),
+                serde_json::json!({}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        let done = app.wait_done(task.id).await;
+        assert_eq!(done.status, TaskStatus::Cancelled, "{backend}");
+        assert_eq!(done.error.as_deref(), Some("cancelled by viewer-1"));
+        let (status, body) = app
+            .post_as(
+                &app.admin,
+                &format!("/api/tasks/{}/cancel", task.id),
+                serde_json::json!({}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CONFLICT);
+        assert!(body["error"].as_str().unwrap().contains("already ended"));
+
+        assert!(!app.all_logs(task.id, "").await.is_empty());
+        let (status, _) = app
+            .delete_as(&app.viewer, &format!("/api/tasks/{}", task.id))
+            .await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        let (status, _) = app
+            .delete_as(&app.admin, &format!("/api/tasks/{}", task.id))
+            .await;
+        assert_eq!(status, StatusCode::NO_CONTENT);
+        let (status, _) = app.get(&format!("/api/tasks/{}", task.id)).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        let (status, _) = app.get(&format!("/api/tasks/{}/logs", task.id)).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        // Checked in the database itself: no record of the task is left.
+        let id = task.id;
+        let left = app
+            .db
+            .run(move |c| storage::logs::max_seq(c, id))
+            .await
+            .unwrap();
+        assert_eq!(left, 0, "{backend}: logs of a deleted task remain");
+        let (status, _) = app
+            .delete_as(&app.admin, &format!("/api/tasks/{}", task.id))
+            .await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+    }
+}
+
+#[actix_rt::test]
+async fn shell_is_for_admins_and_its_output_is_logged() {
+    let app = spawn_app("sqlite").await;
+    let (status, body) = app
+        .post_as(
+            &app.viewer,
+            "/api/tasks",
+            serde_json::json!({"plugin": "shell", "params": {"argv": ["echo", "hi"]}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let task = app
+        .run_task(
+            "shell",
+            serde_json::json!({"argv": ["sh", "-c", "echo out; echo err >&2"]}),
+        )
+        .await;
+    assert_eq!(task.status, TaskStatus::Success);
+    let logs = app.all_logs(task.id, "").await;
+    let lines: Vec<_> = logs
+        .iter()
+        .map(|e| (e.source.to_string(), e.message.clone()))
+        .collect();
+    assert!(lines.contains(&("stdout".into(), "out".into())));
+    assert!(lines.contains(&("stderr".into(), "err".into())));
+}
+
+#[actix_rt::test]
+async fn logs_survive_a_restart_of_the_server() {
+    for backend in backends() {
+        let app = spawn_app(backend).await;
+        let task = app
+            .run_task("synthetic", serde_json::json!({"count": 5000}))
+            .await;
+        let before = app.all_logs(task.id, "").await;
+        assert_eq!(before.len(), 3750);
+        let running = app
+            .start_task(
+                "synthetic",
+                serde_json::json!({"count": 10_000_000, "rate": 2000}),
+            )
+            .await;
+        actix_rt::time::sleep(std::time::Duration::from_millis(500)).await;
+        app.handle.shutdown().await;
+        let crate::helpers::TestApp { fresh, .. } = app;
+        let again = crate::helpers::spawn_app_with(fresh, Default::default()).await;
+        let after = again.all_logs(task.id, "").await;
+        assert_eq!(
+            after, before,
+            "{backend}: every line is there after the restart"
+        );
+        let interrupted = again.wait_done(running.id).await;
+        assert_eq!(interrupted.status, TaskStatus::Interrupted);
+        let kept = again.all_logs(running.id, "").await;
+        assert!(
+            kept.len() > 100,
+            "{backend}: records emitted before shutdown were flushed ({})",
+            kept.len()
+        );
+        assert!(kept.windows(2).all(|w| w[1].seq == w[0].seq + 1));
+    }
+}

@@ -1,0 +1,451 @@
+//! `/ws` with real WebSocket clients: history → live hand-off, server-side filters,
+//! resumption, many subscribers, slow clients, bad messages, authentication.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use protocol::{ServerMessage, TaskStatus};
+use testkit::{backends, FreshDb};
+
+use crate::helpers::{assert_ascending, spawn_app, spawn_app_with, Tweaks, ADMIN_TOKEN};
+
+fn now_micros() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as i64
+}
+
+fn subscribe(
+    task: protocol::TaskId,
+    filter: serde_json::Value,
+    after_seq: u64,
+) -> serde_json::Value {
+    serde_json::json!({"type": "subscribe", "task_id": task, "filter": filter, "after_seq": after_seq})
+}
+
+/// US1 at protocol level: a subscriber filtering `superset_api` sees only those
+/// records, and sees each one well before it is even written to the database.
+#[actix_rt::test]
+async fn a_filtered_subscriber_gets_only_its_source_and_gets_it_live() {
+    for backend in backends() {
+        let tweaks = Tweaks {
+            flush_interval_ms: 10_000,
+            ..Default::default()
+        };
+        let app = spawn_app_with(FreshDb::new(backend), tweaks).await;
+        let task = app
+            .start_task("synthetic", serde_json::json!({"count": 300, "rate": 100}))
+            .await;
+        let mut ws = app.ws(Some(&app.viewer)).await;
+        ws.send(subscribe(
+            task.id,
+            serde_json::json!({"sources": ["superset_api"]}),
+            0,
+        ))
+        .await;
+        let mut live = Vec::new();
+        let got = loop {
+            match ws
+                .next(Duration::from_secs(30))
+                .await
+                .expect("messages keep coming")
+            {
+                Ok(ServerMessage::CaughtUp { .. }) => break true,
+                Ok(ServerMessage::Logs { .. }) => {}
+                other => panic!("{other:?}"),
+            }
+        };
+        assert!(got);
+        let received = loop {
+            match ws
+                .next(Duration::from_secs(30))
+                .await
+                .expect("messages keep coming")
+            {
+                Ok(ServerMessage::Logs { entries, .. }) => {
+                    let at = now_micros();
+                    live.extend(
+                        entries
+                            .into_iter()
+                            .map(|e| (at - e.timestamp.as_micros(), e)),
+                    );
+                }
+                Ok(ServerMessage::Task { task: t }) if t.status.is_terminal() => break t,
+                Ok(ServerMessage::Task { .. }) => {}
+                other => panic!("{other:?}"),
+            }
+        };
+        assert_eq!(received.status, TaskStatus::Success);
+        assert!(
+            live.len() > 50,
+            "{backend}: most records arrived live ({})",
+            live.len()
+        );
+        assert!(live.iter().all(|(_, e)| &*e.source == "superset_api"));
+        // The sink flushes every 10 s here, so these came from the live stream.
+        let slowest = live.iter().map(|(lag, _)| *lag).max().unwrap();
+        assert!(
+            slowest < 1_000_000,
+            "{backend}: a live record took {slowest} µs to arrive"
+        );
+    }
+}
+
+/// Subscribing in the middle of a fast task, with several filters: each subscriber
+/// receives exactly what REST returns for its filter, in order, without duplicates.
+#[actix_rt::test]
+async fn history_then_live_equals_the_rest_result_for_the_same_filter() {
+    for backend in backends() {
+        let tweaks = Tweaks {
+            flush_interval_ms: 300,
+            ..Default::default()
+        };
+        let app = spawn_app_with(FreshDb::new(backend), tweaks).await;
+        let task = app
+            .start_task(
+                "synthetic",
+                serde_json::json!({"count": 60_000, "rate": 30_000}),
+            )
+            .await;
+        actix_rt::time::sleep(Duration::from_millis(700)).await;
+        let filters = [
+            ("", serde_json::json!({})),
+            (
+                "level=WARNING&source=superset_api",
+                serde_json::json!({"level": "WARNING", "sources": ["superset_api"]}),
+            ),
+            (
+                "q=record%201&meta.dashboard_id=3",
+                serde_json::json!({"q": "record 1", "meta": {"dashboard_id": "3"}}),
+            ),
+            (
+                "re=7%24&source=plugin,system",
+                serde_json::json!({"re": "7$", "sources": ["plugin", "system"]}),
+            ),
+        ];
+        let mut clients = Vec::new();
+        for (_, filter) in &filters {
+            let mut ws = app.ws(Some(&app.viewer)).await;
+            ws.send(subscribe(task.id, filter.clone(), 0)).await;
+            clients.push(ws);
+        }
+        let mut results = Vec::new();
+        for ws in &mut clients {
+            results.push(ws.follow_to_end(task.id).await);
+        }
+        for ((query, _), got) in filters.iter().zip(results) {
+            assert!(got.errors.is_empty(), "{:?}", got.errors);
+            assert_ascending(&got.entries);
+            let rest = app.all_logs(task.id, query).await;
+            assert!(!rest.is_empty());
+            assert_eq!(got.entries.len(), rest.len(), "{backend} ?{query}");
+            assert_eq!(got.entries, rest, "{backend} ?{query}");
+        }
+    }
+}
+
+#[actix_rt::test]
+async fn after_seq_resumes_and_set_filter_sends_history_again() {
+    let app = spawn_app("sqlite").await;
+    let task = app
+        .run_task("synthetic", serde_json::json!({"count": 1000}))
+        .await;
+    let mut ws = app.ws(Some(&app.viewer)).await;
+    ws.send(subscribe(task.id, serde_json::json!({}), 700))
+        .await;
+    let got = ws.follow_to_end(task.id).await;
+    assert_eq!(got.entries.first().map(|e| e.seq), Some(701));
+    assert_eq!(got.entries.len(), 50, "seqs 701..=750 of the 750 stored");
+    assert_eq!(got.caught_up, Some(750));
+
+    ws.send(serde_json::json!({"type": "set_filter", "task_id": task.id, "filter": {"level": "ERROR", "sources": ["plugin"]}})).await;
+    let again = ws.follow_to_end(task.id).await;
+    let want = app.all_logs(task.id, "level=ERROR&source=plugin").await;
+    let seqs = |v: &[protocol::LogEntry]| v.iter().map(|e| e.seq).collect::<Vec<_>>();
+    assert_eq!(seqs(&again.entries), seqs(&want));
+    assert_eq!(again.entries, want);
+    assert_eq!(want.len(), 84, "i ≡ 3 (mod 12) below 1000");
+
+    ws.send(serde_json::json!({"type": "unsubscribe", "task_id": task.id}))
+        .await;
+    ws.send(serde_json::json!({"type": "unsubscribe", "task_id": task.id}))
+        .await;
+    match ws.next(Duration::from_secs(5)).await {
+        Some(Ok(ServerMessage::Error { message, task_id })) => {
+            assert!(message.contains("not subscribed"));
+            assert_eq!(task_id, Some(task.id));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+/// 100 subscribers on 10 concurrent tasks: each gets exactly its task's matching records.
+#[actix_rt::test]
+async fn a_hundred_subscribers_on_ten_tasks_get_exactly_their_records() {
+    let app = spawn_app("sqlite").await;
+    let mut tasks = Vec::new();
+    for n in 0..10u64 {
+        tasks.push(
+            app.start_task(
+                "synthetic",
+                serde_json::json!({"count": 3000 + n, "rate": 6000}),
+            )
+            .await,
+        );
+    }
+    let filters = [
+        ("", serde_json::json!({})),
+        ("level=ERROR", serde_json::json!({"level": "ERROR"})),
+        ("source=system", serde_json::json!({"sources": ["system"]})),
+        (
+            "meta.dashboard_id=9",
+            serde_json::json!({"meta": {"dashboard_id": 9}}),
+        ),
+        ("q=record%202", serde_json::json!({"q": "record 2"})),
+    ];
+    let mut subs = Vec::new();
+    for task in &tasks {
+        for k in 0..10 {
+            let (query, filter) = &filters[k % filters.len()];
+            let mut ws = app.ws(Some(&app.viewer)).await;
+            ws.send(subscribe(task.id, filter.clone(), 0)).await;
+            subs.push((task.id, *query, ws));
+        }
+    }
+    let mut handles = Vec::new();
+    for (task_id, query, mut ws) in subs {
+        handles.push(actix_rt::spawn(async move {
+            (task_id, query, ws.follow_to_end(task_id).await)
+        }));
+    }
+    for handle in handles {
+        let (task_id, query, got) = handle.await.unwrap();
+        let want = app.all_logs(task_id, query).await;
+        let seqs = |v: &[protocol::LogEntry]| v.iter().map(|e| e.seq).collect::<Vec<_>>();
+        assert_eq!(seqs(&got.entries), seqs(&want), "task {task_id} ?{query}");
+        assert_eq!(got.entries, want, "task {task_id} ?{query}");
+    }
+}
+
+/// A client that stops reading is disconnected with a reason; the task and the
+/// other followers carry on and miss nothing.
+#[actix_rt::test]
+async fn a_client_that_stops_reading_is_closed_without_hurting_others() {
+    let ws_settings = gateway::WsSettings {
+        mailbox_capacity: 16,
+        ..Default::default()
+    };
+    let app = spawn_app_with(
+        FreshDb::new("sqlite"),
+        Tweaks {
+            ws: ws_settings,
+            ..Default::default()
+        },
+    )
+    .await;
+    let task = app
+        .start_task(
+            "synthetic",
+            serde_json::json!({"count": 400_000, "rate": 100_000}),
+        )
+        .await;
+    let mut slow = app.ws(Some(&app.viewer)).await;
+    slow.send(subscribe(task.id, serde_json::json!({}), 0))
+        .await;
+    let mut healthy = app.ws(Some(&app.viewer)).await;
+    healthy
+        .send(subscribe(task.id, serde_json::json!({"level": "ERROR"}), 0))
+        .await;
+    let followed = healthy.follow_to_end(task.id).await;
+    let done = app.wait_done(task.id).await;
+    assert_eq!(done.status, TaskStatus::Success);
+    assert_eq!(followed.entries, app.all_logs(task.id, "level=ERROR").await);
+    assert_eq!(followed.entries.len(), 100_000);
+
+    // Now the slow client reads: what was buffered, then the close.
+    let mut seen = 0usize;
+    let mut told = false;
+    let reason = loop {
+        match slow.next(Duration::from_secs(30)).await {
+            Some(Ok(ServerMessage::Logs { entries, .. })) => seen += entries.len(),
+            Some(Ok(ServerMessage::Error { message, .. })) => {
+                told |= message.contains("fell too far behind")
+            }
+            Some(Ok(_)) => {}
+            Some(Err(reason)) => break reason,
+            None => panic!("the slow client was never closed (received {seen} records)"),
+        }
+    };
+    assert!(told, "the client is told why");
+    let reason = reason
+        .expect("a close reason")
+        .description
+        .unwrap_or_default();
+    assert!(reason.contains("too slow"), "{reason}");
+    assert!(
+        seen < 300_000,
+        "the slow client did not get the whole stream ({seen})"
+    );
+}
+
+#[actix_rt::test]
+async fn bad_messages_get_errors_and_the_connection_stays_up() {
+    let app = spawn_app("sqlite").await;
+    let task = app
+        .run_task("synthetic", serde_json::json!({"count": 20}))
+        .await;
+    let mut ws = app.ws(Some(&app.viewer)).await;
+    let unknown = "67e55044-10b1-426f-9247-bb680e5fe0c8";
+    let bad: Vec<(String, &str)> = vec![
+        ("{not json".into(), "bad message"),
+        (r#"{"type":"shout"}"#.into(), "unknown variant"),
+        (r#"{"task_id":"x"}"#.into(), "type"),
+        (
+            format!(
+                r#"{{"type":"subscribe","task_id":"{}","filter":{{"level":"LOUD"}}}}"#,
+                task.id
+            ),
+            "unknown level",
+        ),
+        (
+            format!(
+                r#"{{"type":"subscribe","task_id":"{}","filter":{{"re":"("}}}}"#,
+                task.id
+            ),
+            "regular expression",
+        ),
+        (
+            r#"{"type":"subscribe","task_id":"nope"}"#.into(),
+            "bad message",
+        ),
+        (
+            format!(
+                r#"{{"type":"subscribe","task_id":"{}","after_seq":-3}}"#,
+                task.id
+            ),
+            "bad message",
+        ),
+        (
+            format!(r#"{{"type":"subscribe","task_id":"{unknown}"}}"#),
+            "not found",
+        ),
+        ("[]".into(), "bad message"),
+    ];
+    for (text, needle) in bad {
+        ws.send_text(&text).await;
+        match ws.next(Duration::from_secs(5)).await {
+            Some(Ok(ServerMessage::Error { message, .. })) => {
+                assert!(message.contains(needle), "{text}: {message}")
+            }
+            other => panic!("{text}: {other:?}"),
+        }
+    }
+    ws.conn
+        .send(awc::ws::Message::Binary(bytes::Bytes::from_static(
+            b"\x00\x01",
+        )))
+        .await
+        .unwrap();
+    match ws.next(Duration::from_secs(5)).await {
+        Some(Ok(ServerMessage::Error { message, .. })) => assert!(message.contains("binary")),
+        other => panic!("{other:?}"),
+    }
+    // Still up and working.
+    ws.send(subscribe(task.id, serde_json::json!({}), 0)).await;
+    let got = ws.follow_to_end(task.id).await;
+    assert_eq!(got.entries.len(), 15);
+}
+
+use futures_util::SinkExt;
+
+#[actix_rt::test]
+async fn websocket_access_needs_a_valid_token() {
+    let app = spawn_app("sqlite").await;
+    let task = app
+        .run_task("synthetic", serde_json::json!({"count": 8}))
+        .await;
+    let url = format!("ws://127.0.0.1:{}/ws", app.port);
+
+    let refused = awc::Client::new()
+        .ws(url.clone())
+        .bearer_auth("tlk_wrong")
+        .connect()
+        .await;
+    assert!(
+        matches!(refused, Err(awc::error::WsClientError::InvalidResponseStatus(s)) if s.as_u16() == 401)
+    );
+    let refused = awc::Client::new()
+        .ws(format!("{url}?token=tlk_wrong"))
+        .connect()
+        .await;
+    assert!(
+        matches!(refused, Err(awc::error::WsClientError::InvalidResponseStatus(s)) if s.as_u16() == 401)
+    );
+
+    // Token as query parameter.
+    let (_, conn) = awc::Client::new()
+        .ws(format!("{url}?token={}", app.viewer))
+        .connect()
+        .await
+        .unwrap();
+    let mut ws = crate::helpers::WsClient { conn };
+    ws.send(subscribe(task.id, serde_json::json!({}), 0)).await;
+    assert_eq!(ws.follow_to_end(task.id).await.entries.len(), 6);
+
+    // Token as first message.
+    let mut ws = app.ws(None).await;
+    ws.send(serde_json::json!({"type": "auth", "token": ADMIN_TOKEN}))
+        .await;
+    ws.send(subscribe(task.id, serde_json::json!({}), 0)).await;
+    assert_eq!(ws.follow_to_end(task.id).await.entries.len(), 6);
+
+    // No token: no data, an error, close.
+    let mut ws = app.ws(None).await;
+    ws.send(subscribe(task.id, serde_json::json!({}), 0)).await;
+    match ws.next(Duration::from_secs(5)).await {
+        Some(Ok(ServerMessage::Error { message, .. })) => {
+            assert!(message.contains("authenticate first"))
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        matches!(ws.next(Duration::from_secs(5)).await, Some(Err(_))),
+        "closed"
+    );
+
+    // A wrong token in the auth message.
+    let mut ws = app.ws(None).await;
+    ws.send(serde_json::json!({"type": "auth", "token": "tlk_wrong"}))
+        .await;
+    match ws.next(Duration::from_secs(5)).await {
+        Some(Ok(ServerMessage::Error { message, .. })) => assert!(message.contains("not valid")),
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        matches!(ws.next(Duration::from_secs(5)).await, Some(Err(_))),
+        "closed"
+    );
+}
+
+#[actix_rt::test]
+async fn subscribe_tasks_reports_every_status_change() {
+    let app = spawn_app("sqlite").await;
+    let mut ws = app.ws(Some(&app.viewer)).await;
+    ws.send(serde_json::json!({"type": "subscribe_tasks"}))
+        .await;
+    actix_rt::time::sleep(Duration::from_millis(100)).await;
+    let task = app
+        .run_task("synthetic", serde_json::json!({"count": 5}))
+        .await;
+    let mut statuses = Vec::new();
+    while statuses.last() != Some(&TaskStatus::Success) {
+        match ws.next(Duration::from_secs(10)).await {
+            Some(Ok(ServerMessage::Task { task: t })) if t.id == task.id => statuses.push(t.status),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(
+        statuses,
+        [TaskStatus::Queued, TaskStatus::Running, TaskStatus::Success]
+    );
+}
