@@ -205,7 +205,7 @@ impl LogSink {
                         "rows={rows} retry_in_ms={} error=\"{chain}\" Writing log records failed; they stay buffered and will be retried.",
                         delay.as_millis()
                     );
-                } else if self.consecutive_failures % 10 == 0 {
+                } else if self.consecutive_failures.is_multiple_of(10) {
                     log::error!(
                         "failures={} buffered_rows={} error=\"{chain}\" Log storage is still failing; records are held in memory and emitters are slowed.",
                         self.consecutive_failures,

@@ -251,7 +251,7 @@ where
             Ok(value) => return value,
             Err(e) => {
                 attempts += 1;
-                if attempts == 1 || attempts % 10 == 0 {
+                if attempts == 1 || attempts.is_multiple_of(10) {
                     log::warn!("attempts={attempts} error=\"{}\" Database write \"{what}\" failed; retrying.", error_chain(&e));
                 }
                 tokio::time::sleep(delay).await;

@@ -142,7 +142,8 @@ mod matcher {
             )];
             // A value that is itself canonical JSON (5, true, 2.5) may be stored unquoted.
             if let Ok(parsed) = serde_json::from_str::<serde_json::Value>(&value) {
-                if !parsed.is_string() && parsed.to_string() == value {
+                let canonical = serde_json::to_string(&parsed).ok();
+                if !parsed.is_string() && canonical.as_deref() == Some(value.as_str()) {
                     needles.push(format!("{key_json}:{value}"));
                 }
             }

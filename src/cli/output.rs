@@ -64,7 +64,7 @@ pub fn duration(task: &TaskInfo) -> String {
     };
     let end = task
         .finished_at
-        .map_or_else(|| engine::logger::now_micros(), |t| t.as_micros());
+        .map_or_else(engine::logger::now_micros, |t| t.as_micros());
     let secs = (end - start.as_micros()).max(0) as f64 / 1e6;
     if secs < 60.0 {
         format!("{secs:.1}s")

@@ -149,7 +149,7 @@ pub fn insert_log_batches(conn: &mut Conn, batches: &[LogBatchRef<'_>]) -> Resul
 
     let inserted = match conn {
         Conn::Sqlite(pooled) => {
-            let c: &mut diesel::SqliteConnection = &mut **pooled;
+            let c: &mut diesel::SqliteConnection = pooled;
             c.immediate_transaction(|c| {
                 let mut inserted = 0;
                 for chunk in rows.chunks(SQLITE_ROWS_PER_INSERT) {
@@ -163,7 +163,7 @@ pub fn insert_log_batches(conn: &mut Conn, batches: &[LogBatchRef<'_>]) -> Resul
             })?
         }
         Conn::Postgres(pooled) => {
-            let c: &mut diesel::PgConnection = &mut **pooled;
+            let c: &mut diesel::PgConnection = pooled;
             c.transaction(|c| {
                 // COPY is the fast path; it cannot skip duplicates, so a retried batch
                 // whose first attempt did commit falls back to INSERT … ON CONFLICT.
@@ -195,6 +195,48 @@ pub fn insert_log_batches(conn: &mut Conn, batches: &[LogBatchRef<'_>]) -> Resul
         }
     };
     Ok(inserted)
+}
+
+/// Applies the SQL part of a filter ([`SqlNarrowing`]) to a boxed `task_logs` query,
+/// whatever it selects. A macro because the query type differs per backend.
+macro_rules! narrow {
+    ($q:ident, $narrowing:ident) => {{
+        let mut q = $q;
+        if let Some(level) = $narrowing.min_level {
+            q = q.filter(task_logs::level.ge(level));
+        }
+        if !$narrowing.sources.is_empty() {
+            q = q.filter(task_logs::source.eq_any($narrowing.sources.clone()));
+        }
+        if let Some(since) = $narrowing.since {
+            q = q.filter(task_logs::ts.ge(since));
+        }
+        if let Some(until) = $narrowing.until {
+            q = q.filter(task_logs::ts.lt(until));
+        }
+        if let Some(pattern) = &$narrowing.like {
+            q = q.filter(
+                sql::<Bool>($narrowing.like_operator)
+                    .bind::<Text, _>(pattern.clone())
+                    .sql(" ESCAPE '\\'"),
+            );
+        }
+        // At most two needles per condition (see MetaCondition::needles).
+        for needles in &$narrowing.meta_needles {
+            let contains = |needle: &String| {
+                sql::<Bool>($narrowing.contains_function)
+                    .sql("(metadata, ")
+                    .bind::<Text, _>(needle.clone())
+                    .sql(") > 0")
+            };
+            match needles.as_slice() {
+                [one] => q = q.filter(contains(one)),
+                [one, two, ..] => q = q.filter(contains(one).or(contains(two))),
+                [] => {}
+            }
+        }
+        q
+    }};
 }
 
 type LogColumns = (i64, i64, i16, String, String, Option<String>);
@@ -240,39 +282,7 @@ pub fn page_logs(
             } else {
                 q.filter(task_logs::seq.gt(cursor)).order(task_logs::seq.asc())
             };
-            if let Some(level) = narrowing.min_level {
-                q = q.filter(task_logs::level.ge(level));
-            }
-            if !narrowing.sources.is_empty() {
-                q = q.filter(task_logs::source.eq_any(narrowing.sources.clone()));
-            }
-            if let Some(since) = narrowing.since {
-                q = q.filter(task_logs::ts.ge(since));
-            }
-            if let Some(until) = narrowing.until {
-                q = q.filter(task_logs::ts.lt(until));
-            }
-            if let Some(pattern) = &narrowing.like {
-                q = q.filter(
-                    sql::<Bool>(narrowing.like_operator)
-                        .bind::<Text, _>(pattern.clone())
-                        .sql(" ESCAPE '\\'"),
-                );
-            }
-            // At most two needles per condition (see MetaCondition::needles).
-            for needles in &narrowing.meta_needles {
-                let contains = |needle: &String| {
-                    sql::<Bool>(narrowing.contains_function)
-                        .sql("(metadata, ")
-                        .bind::<Text, _>(needle.clone())
-                        .sql(") > 0")
-                };
-                match needles.as_slice() {
-                    [one] => q = q.filter(contains(one)),
-                    [one, two, ..] => q = q.filter(contains(one).or(contains(two))),
-                    [] => {}
-                }
-            }
+            q = narrow!(q, narrowing);
             q.limit(chunk as i64).load::<LogColumns>(c)?
         });
         let got = rows.len();
@@ -319,6 +329,63 @@ pub fn page_logs(
             logs: found,
             has_more,
         })
+    }
+}
+
+/// The seqs of every record of a task that matches `filter`, ascending: the index the
+/// console scrolls over (position in the filtered log → seq). Filters that SQL
+/// evaluates exactly (level, sources, time range) read only the primary key; others
+/// read the rows and confirm each with [`LogFilter::matches`].
+pub fn matching_seqs(conn: &mut Conn, task: TaskId, filter: &LogFilter) -> Result<Vec<u64>> {
+    const CHUNK: i64 = 50_000;
+    let sql_exact = filter.q.is_none() && filter.re.is_none() && filter.meta.is_empty();
+    let narrowing = SqlNarrowing::new(filter, conn.backend());
+    let mut out = Vec::new();
+    let mut cursor = 0i64;
+    loop {
+        let base = |c: i64| {
+            task_logs::task_id
+                .eq(task.as_bytes().to_vec())
+                .and(task_logs::seq.gt(c))
+        };
+        let got = if sql_exact {
+            let seqs: Vec<i64> = with_conn!(conn, c => {
+                let q = task_logs::table.select(task_logs::seq).filter(base(cursor)).into_boxed();
+                let q = narrow!(q, narrowing);
+                q.order(task_logs::seq.asc()).limit(CHUNK).load(c)?
+            });
+            out.extend(seqs.iter().map(|s| *s as u64));
+            seqs.last().copied().map(|last| (last, seqs.len()))
+        } else {
+            let rows: Vec<LogColumns> = with_conn!(conn, c => {
+                let q = task_logs::table
+                    .select((
+                        task_logs::seq,
+                        task_logs::ts,
+                        task_logs::level,
+                        task_logs::source,
+                        task_logs::message,
+                        task_logs::metadata,
+                    ))
+                    .filter(base(cursor))
+                    .into_boxed();
+                let q = narrow!(q, narrowing);
+                q.order(task_logs::seq.asc()).limit(CHUNK).load(c)?
+            });
+            let len = rows.len();
+            let last = rows.last().map(|r| r.0);
+            for row in rows {
+                let entry = decode_row(row)?;
+                if filter.matches(&entry) {
+                    out.push(entry.seq);
+                }
+            }
+            last.map(|last| (last, len))
+        };
+        match got {
+            Some((last, len)) if len as i64 == CHUNK => cursor = last,
+            _ => return Ok(out),
+        }
     }
 }
 

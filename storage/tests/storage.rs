@@ -8,7 +8,7 @@ use protocol::{
     FilterSpec, LogEntry, LogFilter, LogLevel, LogSettings, Role, TaskId, TaskInfo, TaskStatus,
     Timestamp,
 };
-use storage::logs::{insert_log_batches, page_logs, source_counts};
+use storage::logs::{insert_log_batches, matching_seqs, page_logs, source_counts};
 use storage::tasks::{self, TaskListQuery, TaskOutcome};
 use storage::{DatabaseSettings, Db, LogBatchRef, LogQuery};
 use testkit::{backends, FreshDb};
@@ -198,6 +198,11 @@ fn filtered_pages_hold_exactly_the_matching_records() {
                 expected,
                 "{backend} backward {json}"
             );
+            let seqs = db
+                .run_blocking(|c| matching_seqs(c, task.id, &filter))
+                .unwrap();
+            let want: Vec<u64> = expected.iter().map(|e| e.seq).collect();
+            assert_eq!(seqs, want, "{backend} index {json}");
         }
         // Sanity: the filters above are not all trivially empty or full.
         assert_eq!(

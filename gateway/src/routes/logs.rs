@@ -73,6 +73,40 @@ pub async fn page(
     Ok(HttpResponse::Ok().json(page))
 }
 
+/// `GET /api/tasks/{id}/logs/index`: the seqs of every matching record, ascending,
+/// as little-endian `u32`s (`application/octet-stream`; the count is in
+/// `X-Total-Count`). The console scrolls over this index; position `i` of the filtered
+/// log is record `seq[i]`.
+pub async fn index(
+    state: web::Data<AppState>,
+    _: Caller,
+    path: web::Path<String>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let id = task_id(&path)?;
+    let p = Params::parse(req.query_string(), FILTER_KEYS)?;
+    let filter = filter_from(&p)?;
+    existing_task(&state, id).await?;
+    let seqs = state
+        .db
+        .run(move |c| storage::logs::matching_seqs(c, id, &filter))
+        .await?;
+    let mut body = Vec::with_capacity(seqs.len() * 4);
+    for seq in &seqs {
+        let seq = u32::try_from(*seq).map_err(|_| {
+            ApiError::new(
+                actix_web::http::StatusCode::UNPROCESSABLE_ENTITY,
+                "this task has more than 4,294,967,295 records; page it with after_seq instead",
+            )
+        })?;
+        body.extend_from_slice(&seq.to_le_bytes());
+    }
+    Ok(HttpResponse::Ok()
+        .content_type("application/octet-stream")
+        .insert_header(("X-Total-Count", seqs.len().to_string()))
+        .body(body))
+}
+
 pub async fn sources(
     state: web::Data<AppState>,
     _: Caller,

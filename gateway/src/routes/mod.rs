@@ -32,6 +32,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(resource("/tasks/{id}/logs").route(web::get().to(logs::page)))
                 .service(resource("/tasks/{id}/logs/sources").route(web::get().to(logs::sources)))
                 .service(resource("/tasks/{id}/logs/export").route(web::get().to(logs::export)))
+                .service(resource("/tasks/{id}/logs/index").route(web::get().to(logs::index)))
                 .service(
                     resource("/settings/logging")
                         .route(web::get().to(settings::get_logging))

@@ -21,6 +21,9 @@ fn expected(keep: impl Fn(u64) -> bool) -> Vec<String> {
         .collect()
 }
 
+/// Which synthetic record numbers a filter should keep.
+type Keep = Box<dyn Fn(u64) -> bool>;
+
 fn messages(entries: &[LogEntry]) -> Vec<String> {
     entries.iter().map(|e| e.message.clone()).collect()
 }
@@ -33,7 +36,7 @@ async fn every_filter_alone_and_combined_returns_exactly_the_expected_records() 
             .run_task("synthetic", serde_json::json!({"count": COUNT}))
             .await;
         let starts = |i: u64, p: &str| i.to_string().starts_with(p);
-        let cases: Vec<(&str, Box<dyn Fn(u64) -> bool>)> = vec![
+        let cases: Vec<(&str, Keep)> = vec![
             ("", Box::new(|_| true)),
             ("level=INFO", Box::new(|_| true)),
             ("level=warning", Box::new(|i| i % 4 >= 2)),
@@ -73,6 +76,29 @@ async fn every_filter_alone_and_combined_returns_exactly_the_expected_records() 
             let got = app.all_logs(task.id, query).await;
             assert_ascending(&got);
             assert_eq!(messages(&got), expected(keep), "{backend}: ?{query}");
+            // The console's index holds exactly the same records.
+            let (status, body, headers) = app
+                .request(
+                    awc::http::Method::GET,
+                    &format!("/api/tasks/{}/logs/index?{query}", task.id),
+                    Some(&app.viewer),
+                    None,
+                )
+                .await;
+            assert_eq!(status, StatusCode::OK);
+            let seqs: Vec<u64> = body
+                .chunks(4)
+                .map(|c| u32::from_le_bytes(c.try_into().unwrap()) as u64)
+                .collect();
+            assert_eq!(
+                seqs,
+                got.iter().map(|e| e.seq).collect::<Vec<_>>(),
+                "{backend}: index ?{query}"
+            );
+            assert_eq!(
+                headers.get("x-total-count").unwrap().to_str().unwrap(),
+                got.len().to_string()
+            );
         }
 
         // since/until select by the stored timestamps.

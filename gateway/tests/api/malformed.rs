@@ -6,6 +6,9 @@ use awc::http::Method;
 
 use crate::helpers::{json_or_null, spawn_app};
 
+/// Method, path, body (content type and bytes), expected status, words the error must contain.
+type Case<'a> = (Method, String, Option<(&'a str, Vec<u8>)>, u16, &'a str);
+
 #[actix_rt::test]
 async fn malformed_requests_get_a_clear_4xx_and_never_a_5xx() {
     let app = spawn_app("sqlite").await;
@@ -19,7 +22,7 @@ async fn malformed_requests_get_a_clear_4xx_and_never_a_5xx() {
         r#"{{"plugin":"synthetic","params":{{"x":"{}"}}}}"#,
         "a".repeat(2 * 1024 * 1024)
     );
-    let cases: Vec<(Method, String, Option<(&str, Vec<u8>)>, u16, &str)> = vec![
+    let cases: Vec<Case> = vec![
         (
             Method::POST,
             "/api/tasks".into(),

@@ -1,0 +1,259 @@
+//! The `tasklens` binary as a user runs it: `serve` in a child process on a free
+//! port, the CLI commands against it, SIGTERM and restart.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::{stdout, wait_done, Server, ADMIN, BIN};
+use protocol::{LogEntry, TaskInfo, TaskStatus};
+use testkit::{backends, free_port, FreshDb};
+
+fn entries(text: &str) -> Vec<LogEntry> {
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// The new-user walk-through: run a synthetic and a shell task, filter their logs
+/// with the CLI, restart the server with SIGTERM and find every line.
+#[test]
+fn run_filter_restart_and_find_every_line() {
+    for backend in backends() {
+        let fresh = FreshDb::new(backend);
+        let server = Server::start(&fresh.url);
+        let id = stdout(&server.cli(&["run", "synthetic", "--param", "count=3000"]))
+            .trim()
+            .to_owned();
+        assert_eq!(wait_done(&server, &id).status, TaskStatus::Success);
+
+        let api = entries(&stdout(&server.cli(&[
+            "logs",
+            &id,
+            "--level",
+            "WARNING",
+            "--source",
+            "superset_api",
+            "--json",
+        ])));
+        let want: Vec<u64> = (0..3000).filter(|i| i % 4 >= 2 && i % 3 == 1).collect();
+        assert_eq!(
+            api.iter().map(|e| e.message.clone()).collect::<Vec<_>>(),
+            want.iter()
+                .map(|i| format!("synthetic record {i}"))
+                .collect::<Vec<_>>()
+        );
+        let meta = entries(&stdout(&server.cli(&[
+            "logs",
+            &id,
+            "--meta",
+            "dashboard_id=7",
+            "--grep",
+            "RECORD 2",
+            "--json",
+        ])));
+        assert!(
+            !meta.is_empty()
+                && meta
+                    .iter()
+                    .all(|e| e.message.starts_with("synthetic record 2")
+                        && e.metadata_value().unwrap()["dashboard_id"] == 7)
+        );
+        let text = stdout(&server.cli(&["logs", &id, "--tail", "2"]));
+        assert_eq!(text.lines().count(), 2);
+        assert!(
+            text.lines()
+                .last()
+                .unwrap()
+                .contains("ERROR   [system] synthetic record 2999 {\"dashboard_id\":9,\"i\":2999}"),
+            "{text}"
+        );
+
+        let out = server.cli(&[
+            "run",
+            "shell",
+            "-p",
+            r#"argv=["sh","-c","echo hello from shell; echo warn >&2; exit 5"]"#,
+            "--follow",
+        ]);
+        assert_eq!(out.status.code(), Some(1), "a failed task exits 1");
+        let shown = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            shown.contains("INFO    [stdout] hello from shell"),
+            "{shown}"
+        );
+        assert!(shown.contains("WARNING [stderr] warn"), "{shown}");
+        assert!(
+            shown.contains("ERROR   [system] Task failed: exit status 5"),
+            "{shown}"
+        );
+
+        let all_before = stdout(&server.cli(&["logs", &id, "--json"]));
+        let long = stdout(&server.cli(&[
+            "run",
+            "synthetic",
+            "-p",
+            "count=10000000",
+            "-p",
+            "rate=2000",
+        ]))
+        .trim()
+        .to_owned();
+        std::thread::sleep(Duration::from_millis(800));
+        let stderr = server.terminate();
+        assert!(!stderr.contains(" ERROR "), "{stderr}");
+
+        let server = Server::start(&fresh.url);
+        assert_eq!(
+            stdout(&server.cli(&["logs", &id, "--json"])),
+            all_before,
+            "{backend}: every line after the restart"
+        );
+        let interrupted = wait_done(&server, &long);
+        assert_eq!(interrupted.status, TaskStatus::Interrupted);
+        let kept = entries(&stdout(&server.cli(&["logs", &long, "--json"])));
+        assert!(
+            kept.len() > 500,
+            "records emitted before SIGTERM were flushed ({})",
+            kept.len()
+        );
+        assert!(kept.windows(2).all(|w| w[1].seq == w[0].seq + 1));
+
+        let listed = stdout(&server.cli(&["tasks"]));
+        assert!(
+            listed.contains(&id) && listed.contains("interrupted") && listed.contains("failed"),
+            "{listed}"
+        );
+    }
+}
+
+/// Two followers with different filters on one fast task: each prints exactly its
+/// lines, and exits with the task's status.
+#[test]
+fn two_followers_with_different_filters_see_exactly_their_lines() {
+    let fresh = FreshDb::new("sqlite");
+    let server = Server::start(&fresh.url);
+    let url = server.url();
+    let first = Command::new(BIN)
+        .args([
+            "run",
+            "synthetic",
+            "--param",
+            "count=60000",
+            "--param",
+            "rate=20000",
+            "--follow",
+            "--level",
+            "WARNING",
+            "--source",
+            "superset_api",
+            "--json",
+        ])
+        .env("TASKLENS_SERVER", &url)
+        .env("TASKLENS_TOKEN", ADMIN)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    let listed = stdout(&server.cli(&["tasks", "--json", "--limit", "1"]));
+    let task: TaskInfo = serde_json::from_str(listed.lines().next().unwrap()).unwrap();
+    let id = task.id.to_string();
+    let second = server.cli(&[
+        "logs",
+        &id,
+        "--follow",
+        "--meta",
+        "dashboard_id=3",
+        "--json",
+    ]);
+    let first = first.wait_with_output().unwrap();
+    assert_eq!(first.status.code(), Some(0));
+    assert_eq!(second.status.code(), Some(0));
+    let rest_first = stdout(&server.cli(&[
+        "logs",
+        &id,
+        "--level",
+        "WARNING",
+        "--source",
+        "superset_api",
+        "--json",
+    ]));
+    let rest_second = stdout(&server.cli(&["logs", &id, "--meta", "dashboard_id=3", "--json"]));
+    assert_eq!(String::from_utf8(first.stdout).unwrap(), rest_first);
+    assert_eq!(String::from_utf8(second.stdout).unwrap(), rest_second);
+    assert_eq!(rest_first.lines().count(), 10_000);
+}
+
+#[test]
+fn settings_tokens_and_cleanup_from_the_command_line() {
+    let fresh = FreshDb::new("sqlite");
+    let server = Server::start(&fresh.url);
+    let shown = stdout(&server.cli(&["settings", "set", "--task-level", "warn"]));
+    assert!(shown.contains("task_log_level       WARNING"), "{shown}");
+    let id = stdout(&server.cli(&["run", "synthetic", "-p", "count=40"]))
+        .trim()
+        .to_owned();
+    wait_done(&server, &id);
+    let logs = entries(&stdout(&server.cli(&["logs", &id, "--json"])));
+    assert_eq!(logs.len(), 20);
+
+    let token = stdout(&server.cli(&["tokens", "create", "bob", "--role", "viewer"]))
+        .trim()
+        .to_owned();
+    assert!(token.starts_with("tlk_"));
+    let denied = server.cli_as(&token, &["settings", "set", "--task-level", "DEBUG"]);
+    assert_eq!(denied.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&denied.stderr).contains("403"),
+        "{denied:?}"
+    );
+    assert!(stdout(&server.cli_as(&token, &["settings"])).contains("WARNING"));
+    let bad = server.cli_as("tlk_nope", &["tasks"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("401"));
+    assert!(stdout(&server.cli(&["tokens", "list"])).contains("bob"));
+
+    let report = stdout(&server.cli(&["cleanup", "--older-than", "0d"]));
+    assert!(report.contains("deleted 1 finished tasks"), "{report}");
+    let gone = server.cli(&["task", &id]);
+    assert_eq!(gone.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&gone.stderr).contains("404"));
+}
+
+#[test]
+fn an_unreachable_server_and_bad_configuration_are_reported_clearly() {
+    let out = Command::new(BIN)
+        .args([
+            "tasks",
+            "--server",
+            &format!("http://127.0.0.1:{}", free_port()),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach the Tasklens server"));
+    let out = Command::new(BIN)
+        .args(["tasks", "--server", "ftp://x"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("http://"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .arg("serve")
+        .current_dir(dir.path())
+        .env("TASKLENS_FLUSH_INTERVAL_MS", "never")
+        .env("TASKLENS_BATCH_MAX_ROWS", "0")
+        .env("TASKLENS_DATABASE_URL", "mysql://x/y")
+        .env("TASKLENS_BIND", "127.0.0.1:0")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for name in ["flush_interval_ms", "batch_max_rows", "database_url"] {
+        assert!(err.contains(name), "{name} missing: {err}");
+    }
+}

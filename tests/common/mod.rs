@@ -1,0 +1,131 @@
+//! Shared by the binary's integration tests: the real `tasklens serve` in a child
+//! process on a free port, stopped by PID.
+
+#![allow(dead_code)]
+
+use std::io::Read;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use testkit::free_port;
+
+pub const ADMIN: &str = "cli-test-admin-token-0123";
+pub const BIN: &str = env!("CARGO_BIN_EXE_tasklens");
+
+pub struct Server {
+    pub child: Child,
+    pub port: u16,
+}
+
+impl Server {
+    pub fn start(db_url: &str) -> Server {
+        Server::start_on(db_url, free_port(), None)
+    }
+
+    /// Starts on a given port, optionally serving the console from `ui_dir`.
+    pub fn start_on(db_url: &str, port: u16, ui_dir: Option<&Path>) -> Server {
+        let child = Command::new(BIN)
+            .arg("serve")
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("TASKLENS_BIND", format!("127.0.0.1:{port}"))
+            .env("TASKLENS_DATABASE_URL", db_url)
+            .env("TASKLENS_ADMIN_TOKEN", ADMIN)
+            .env(
+                "TASKLENS_UI_DIR",
+                ui_dir.map_or("/nonexistent".into(), |d| d.display().to_string()),
+            )
+            .env("TASKLENS_FLUSH_INTERVAL_MS", "200")
+            .env("TASKLENS_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("tasklens serve starts");
+        let server = Server { child, port };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "the server did not listen on {port}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        server
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn cli(&self, args: &[&str]) -> Output {
+        self.cli_as(ADMIN, args)
+    }
+
+    pub fn cli_as(&self, token: &str, args: &[&str]) -> Output {
+        Command::new(BIN)
+            .args(args)
+            .env("TASKLENS_SERVER", self.url())
+            .env("TASKLENS_TOKEN", token)
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("the CLI runs")
+    }
+
+    /// SIGTERM, then wait for a clean exit.
+    pub fn terminate(mut self) -> String {
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                let mut err = String::new();
+                self.child
+                    .stderr
+                    .take()
+                    .unwrap()
+                    .read_to_string(&mut err)
+                    .unwrap();
+                assert!(status.success(), "the server exited with {status}: {err}");
+                return err;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the server did not stop after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The output as text, asserting the command succeeded.
+pub fn stdout(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "{:?}\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+/// Polls `tasklens task ID` until the task has ended.
+pub fn wait_done(server: &Server, id: &str) -> protocol::TaskInfo {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let task: protocol::TaskInfo =
+            serde_json::from_str(&stdout(&server.cli(&["task", id]))).unwrap();
+        if task.status.is_terminal() {
+            return task;
+        }
+        assert!(Instant::now() < deadline, "task {id} did not end");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

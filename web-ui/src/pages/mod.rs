@@ -1,0 +1,6 @@
+//! One component per route.
+
+pub mod login;
+pub mod settings;
+pub mod task;
+pub mod tasks;

@@ -1,0 +1,249 @@
+//! What the log view shows, and how it is written in the page URL so a filtered view
+//! can be shared and survives a reload:
+//! `/tasks/{id}?level=WARNING&source=a,b&q=timeout&re=1&only=1&meta.dashboard_id=7#L1234`.
+
+use std::collections::BTreeMap;
+
+use protocol::{FilterSpec, LogLevel};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ViewFilter {
+    pub level: LogLevel,
+    pub sources: Vec<String>,
+    /// Search text (a regular expression when `regex`).
+    pub q: String,
+    pub regex: bool,
+    /// Show only lines that match the search (otherwise matches are highlighted).
+    pub only_matching: bool,
+    pub meta: BTreeMap<String, String>,
+}
+
+impl Default for ViewFilter {
+    fn default() -> Self {
+        ViewFilter {
+            level: LogLevel::Info,
+            sources: Vec::new(),
+            q: String::new(),
+            regex: false,
+            only_matching: false,
+            meta: BTreeMap::new(),
+        }
+    }
+}
+
+impl ViewFilter {
+    /// Reads the filter from a query string (`?` optional); unknown keys are ignored.
+    pub fn from_query(query: &str) -> ViewFilter {
+        let mut f = ViewFilter::default();
+        for (key, value) in decode_pairs(query.trim_start_matches('?')) {
+            match key.as_str() {
+                "level" => f.level = value.parse().unwrap_or(LogLevel::Info),
+                "source" => f.sources.extend(
+                    value
+                        .split(',')
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_owned),
+                ),
+                "q" => f.q = value,
+                "re" => f.regex = value == "1",
+                "only" => f.only_matching = value == "1",
+                k => {
+                    if let Some(meta) = k.strip_prefix("meta.").filter(|m| !m.is_empty()) {
+                        f.meta.insert(meta.to_owned(), value);
+                    }
+                }
+            }
+        }
+        f
+    }
+
+    /// The query string for the page URL (without `?`); defaults are left out.
+    pub fn to_query(&self) -> String {
+        let mut pairs: Vec<(String, String)> = Vec::new();
+        if self.level != LogLevel::Info {
+            pairs.push(("level".into(), self.level.to_string()));
+        }
+        if !self.sources.is_empty() {
+            pairs.push(("source".into(), self.sources.join(",")));
+        }
+        if !self.q.is_empty() {
+            pairs.push(("q".into(), self.q.clone()));
+            if self.regex {
+                pairs.push(("re".into(), "1".into()));
+            }
+            if self.only_matching {
+                pairs.push(("only".into(), "1".into()));
+            }
+        }
+        for (k, v) in &self.meta {
+            pairs.push((format!("meta.{k}"), v.clone()));
+        }
+        encode_pairs(&pairs)
+    }
+
+    fn search(&self, spec: &mut FilterSpec) {
+        if self.regex {
+            spec.re = Some(self.q.clone());
+        } else {
+            spec.q = Some(self.q.clone());
+        }
+    }
+
+    /// Level, sources and metadata: what every line shown passes.
+    pub fn base_spec(&self) -> FilterSpec {
+        FilterSpec {
+            level: Some(self.level),
+            sources: self.sources.clone(),
+            meta: self.meta.clone(),
+            ..FilterSpec::default()
+        }
+    }
+
+    /// The lines shown: the base filter, plus the search when only matches are shown.
+    pub fn view_spec(&self) -> FilterSpec {
+        let mut spec = self.base_spec();
+        if self.only_matching && !self.q.is_empty() {
+            self.search(&mut spec);
+        }
+        spec
+    }
+
+    /// The lines to highlight and step through, when the search only highlights.
+    pub fn find_spec(&self) -> Option<FilterSpec> {
+        if self.q.is_empty() || self.only_matching {
+            return None;
+        }
+        let mut spec = self.base_spec();
+        self.search(&mut spec);
+        Some(spec)
+    }
+}
+
+/// The REST query string of a filter spec (`level=…&source=…&q=…&re=…&meta.k=v`).
+pub fn rest_query(spec: &FilterSpec) -> String {
+    let mut pairs: Vec<(String, String)> = Vec::new();
+    if let Some(level) = spec.level {
+        pairs.push(("level".into(), level.to_string()));
+    }
+    if !spec.sources.is_empty() {
+        pairs.push(("source".into(), spec.sources.join(",")));
+    }
+    if let Some(q) = &spec.q {
+        pairs.push(("q".into(), q.clone()));
+    }
+    if let Some(re) = &spec.re {
+        pairs.push(("re".into(), re.clone()));
+    }
+    for (k, v) in &spec.meta {
+        pairs.push((format!("meta.{k}"), v.clone()));
+    }
+    encode_pairs(&pairs)
+}
+
+/// `#L1234` → 1234.
+pub fn line_from_hash(hash: &str) -> Option<u32> {
+    hash.trim_start_matches('#').strip_prefix('L')?.parse().ok()
+}
+
+fn encode_pairs(pairs: &[(String, String)]) -> String {
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+fn encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~,".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                match u8::from_str_radix(
+                    std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"),
+                    16,
+                ) {
+                    Ok(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    Err(_) => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn decode_pairs(query: &str) -> Vec<(String, String)> {
+    query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| match p.split_once('=') {
+            Some((k, v)) => (decode(k), decode(v)),
+            None => (decode(p), String::new()),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_through_the_url() {
+        let mut f = ViewFilter {
+            level: LogLevel::Warning,
+            sources: vec!["superset_api".into(), "system".into()],
+            q: "time out & 50%".into(),
+            regex: false,
+            only_matching: true,
+            meta: BTreeMap::new(),
+        };
+        f.meta.insert("dashboard_id".into(), "7".into());
+        let query = f.to_query();
+        assert_eq!(query, "level=WARNING&source=superset_api,system&q=time%20out%20%26%2050%25&only=1&meta.dashboard_id=7");
+        assert_eq!(ViewFilter::from_query(&format!("?{query}")), f);
+        assert_eq!(ViewFilter::from_query(""), ViewFilter::default());
+        assert_eq!(ViewFilter::default().to_query(), "");
+        assert_eq!(
+            ViewFilter::from_query("level=bogus&x=1&meta.=2").level,
+            LogLevel::Info
+        );
+    }
+
+    #[test]
+    fn specs_split_search_between_view_and_find() {
+        let f = ViewFilter::from_query("q=err&re=1");
+        assert_eq!(f.view_spec().re, None);
+        assert_eq!(f.find_spec().unwrap().re.as_deref(), Some("err"));
+        let f = ViewFilter::from_query("q=err&only=1");
+        assert_eq!(f.view_spec().q.as_deref(), Some("err"));
+        assert!(f.find_spec().is_none());
+        assert_eq!(rest_query(&f.view_spec()), "level=INFO&q=err");
+    }
+
+    #[test]
+    fn permalinks_and_bad_escapes() {
+        assert_eq!(line_from_hash("#L1234"), Some(1234));
+        assert_eq!(line_from_hash("#x"), None);
+        assert_eq!(decode("a%2"), "a%2");
+        assert_eq!(decode("a+b%41"), "a bA");
+    }
+}
