@@ -3,6 +3,11 @@
 //! `[DEBUG, INFO, WARNING, ERROR][i % 4]`, message `synthetic record {i}` and metadata
 //! `{"i": i, "dashboard_id": i % 10}`. Records below `task_log_level` are not kept
 //! (so at the default INFO, every fourth record, the DEBUG one, is absent).
+//!
+//! For benchmarks: `work` (default 0) does that many rounds of hashing a 64-byte
+//! buffer per record, real CPU work whose digest ends up in the result; `discard`
+//! (default false) does everything but hand the record to the logger, the baseline
+//! that shows what logging costs.
 
 use std::time::{Duration, Instant};
 
@@ -21,11 +26,18 @@ pub struct SyntheticParams {
     pub count: u64,
     pub rate: f64,
     pub sources: Vec<String>,
+    pub work: u64,
+    pub discard: bool,
 }
 
 impl SyntheticParams {
     pub fn parse(value: &serde_json::Value) -> Result<Self, String> {
-        let map = params::object(value, &["count", "rate", "sources"])?;
+        let map = params::object(value, &["count", "rate", "sources", "work", "discard"])?;
+        let discard = match map.get("discard") {
+            None | Some(serde_json::Value::Null) => false,
+            Some(serde_json::Value::Bool(b)) => *b,
+            Some(v) => return Err(format!("discard must be true or false, not {v}")),
+        };
         let sources = params::opt_strings(map, "sources")?
             .unwrap_or_else(|| DEFAULT_SOURCES.iter().map(|s| s.to_string()).collect());
         if sources.is_empty() {
@@ -35,6 +47,8 @@ impl SyntheticParams {
             count: params::opt_u64(map, "count", MAX_COUNT)?.unwrap_or(100),
             rate: params::opt_f64(map, "rate")?.unwrap_or(0.0),
             sources,
+            work: params::opt_u64(map, "work", 1_000_000)?.unwrap_or(0),
+            discard,
         })
     }
 }
@@ -71,6 +85,7 @@ impl Plugin for Synthetic {
             .map(|s| ctx.logger.with_source(s))
             .collect();
         let started = Instant::now();
+        let mut digest = [0u8; 64];
         for i in 0..p.count {
             if ctx.cancel.is_cancelled() {
                 return Err(PluginError::Cancelled);
@@ -84,6 +99,15 @@ impl Plugin for Synthetic {
                     return Err(PluginError::Cancelled);
                 }
             }
+            if p.work > 0 {
+                digest[..8].copy_from_slice(&i.to_le_bytes());
+                for _ in 0..p.work {
+                    digest = hash_round(&digest);
+                }
+            }
+            if p.discard {
+                continue;
+            }
             let level = LogLevel::ALL[(i % 4) as usize];
             let logger = &loggers[(i % loggers.len() as u64) as usize];
             if logger.enabled(level) {
@@ -95,8 +119,25 @@ impl Plugin for Synthetic {
                 logger.log_raw(level, format!("synthetic record {i}"), Some(meta));
             }
         }
+        if p.work > 0 {
+            let check: u64 = digest.iter().map(|b| u64::from(*b)).sum();
+            return Ok(serde_json::json!({ "records": p.count, "work_digest": check }));
+        }
         Ok(serde_json::json!({ "records": p.count }))
     }
+}
+
+/// One round of a simple mixing hash over 64 bytes (FNV-1a lanes plus a rotate):
+/// cheap, deterministic, and not something the optimiser can skip.
+fn hash_round(block: &[u8; 64]) -> [u8; 64] {
+    let mut out = [0u8; 64];
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for (i, b) in block.iter().enumerate() {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3).rotate_left(5);
+        out[i] = (h >> (i % 8 * 8)) as u8;
+    }
+    out
 }
 
 #[cfg(test)]

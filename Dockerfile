@@ -1,0 +1,19 @@
+# Two stages: build the server and the console, then a slim runtime image.
+FROM rust:1.95-bookworm AS build
+RUN apt-get update && apt-get install -y --no-install-recommends libpq-dev && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY . .
+RUN rustup target add wasm32-unknown-unknown \
+ && PROFILE=release web-ui/build.sh \
+ && cargo build --release --locked -p tasklens
+
+FROM debian:bookworm-slim
+RUN apt-get update && apt-get install -y --no-install-recommends libpq5 ca-certificates && rm -rf /var/lib/apt/lists/* \
+ && useradd --system --home /var/lib/tasklens --create-home tasklens
+COPY --from=build /src/target/release/tasklens /usr/local/bin/tasklens
+COPY --from=build /src/web-ui/dist /usr/share/tasklens/ui
+USER tasklens
+WORKDIR /var/lib/tasklens
+ENV TASKLENS_BIND=0.0.0.0:8080 TASKLENS_UI_DIR=/usr/share/tasklens/ui
+EXPOSE 8080
+CMD ["tasklens", "serve"]
