@@ -169,7 +169,7 @@ pub fn TasksPage() -> Html {
                 let started = task.started_at.map(date_time).unwrap_or_else(|| "—".into());
                 html! {
                     <tr data-testid="task-row" data-task-id={task.id.to_string()} data-status={task.status.as_str()}>
-                        <td><Link<Route> to={Route::Task { id: task.id.to_string() }} classes="mono">{ task.id.to_string()[..8].to_owned() }</Link<Route>></td>
+                        <td><Link<Route> to={Route::Task { id: task.id.to_string() }} classes="mono">{ task.id.to_string() }</Link<Route>></td>
                         <td><StatusBadge status={task.status} /></td>
                         <td>{ task.plugin.clone() }</td>
                         <td>{ started }</td>
