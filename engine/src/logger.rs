@@ -260,7 +260,10 @@ impl LoggerCore {
         if st.buffer.is_empty() {
             return;
         }
-        let entries = std::mem::replace(&mut st.buffer, Vec::with_capacity(64));
+        // The next buffer starts at this batch's size: a fast emitter never regrows it,
+        // a slow one does not hold a large empty buffer.
+        let capacity = st.buffer.len().clamp(16, HANDOVER_ROWS);
+        let entries = std::mem::replace(&mut st.buffer, Vec::with_capacity(capacity));
         let rows = entries.len();
         let batch = Arc::new(LogBatch {
             task_id: self.task_id,

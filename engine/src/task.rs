@@ -174,25 +174,26 @@ impl TaskActor {
         let sink = self.sink.clone();
         let db = self.db.clone();
         let id = self.info.id;
-        let outcome = TaskOutcome {
-            status,
-            finished_at: Timestamp(now_micros()),
-            result,
-            error,
-        };
-        let written = outcome.clone();
         ctx.spawn(
             async move {
-                // The status may only change once every record is durable.
+                // The status may only change once every record is durable, and the
+                // task finishes then, not when its plugin returned.
                 let _ = sink.send(Flush).await;
-                retry_forever("finish task", || {
+                let outcome = TaskOutcome {
+                    status,
+                    finished_at: Timestamp(now_micros()),
+                    result,
+                    error,
+                };
+                let changed = retry_forever("finish task", || {
                     let outcome = outcome.clone();
                     db.run(move |c| tasks::finish_task(c, id, &outcome))
                 })
-                .await
+                .await;
+                (changed, outcome)
             }
             .into_actor(self)
-            .map(move |changed, act, ctx| {
+            .map(move |(changed, written), act, ctx| {
                 if changed {
                     act.info.status = written.status;
                     act.info.finished_at = Some(written.finished_at);

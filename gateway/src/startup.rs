@@ -158,6 +158,13 @@ impl Application {
                 .service(web::scope("/api").default_service(web::to(error::no_route)))
                 .configure(|cfg| crate::ui::configure(cfg, &ui_dir))
         })
+        // Without TCP_NODELAY the last segment of a response can wait for the client's
+        // delayed ACK: a flat 40 ms on every page fetch.
+        .on_connect(|conn, _| {
+            if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
+                let _ = tcp.set_nodelay(true);
+            }
+        })
         .disable_signals()
         .shutdown_timeout(5);
         if let Some(workers) = config.http.workers {
