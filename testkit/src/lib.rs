@@ -7,6 +7,9 @@
 //! - [`FreshDb`] is an empty database of either backend, removed on drop.
 //! - [`PgCluster`] is a private PostgreSQL server (`initdb` + `pg_ctl` on a free
 //!   loopback port) that a test may stop and start, stopped by PID on drop.
+//! - [`browser::Browser`] drives headless Chromium over WebDriver.
+
+pub mod browser;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -132,13 +135,24 @@ pub struct PgCluster {
 }
 
 impl PgCluster {
-    /// Runs `initdb` in a new temporary directory and starts the server.
+    /// Runs `initdb` in a new temporary directory and starts the server, tuned for
+    /// tests (no fsync: a crash of the test machine loses nothing anyone needs).
     pub fn start() -> PgCluster {
+        Self::start_with(false)
+    }
+
+    /// Like [`PgCluster::start`], but with PostgreSQL's default durability (fsync,
+    /// synchronous commit): what benchmarks of "durable" must measure.
+    pub fn start_durable() -> PgCluster {
+        Self::start_with(true)
+    }
+
+    fn start_with(durable: bool) -> PgCluster {
         let root = tempfile::Builder::new()
             .prefix("tasklens-pg-")
             .tempdir()
             .expect("a temporary directory");
-        let mut cluster = PgCluster::init(root.path());
+        let mut cluster = PgCluster::init_with(root.path(), durable);
         cluster._root = Some(root);
         cluster.start_server();
         cluster
@@ -146,6 +160,10 @@ impl PgCluster {
 
     /// Runs `initdb` under `root` (which must exist) without starting the server.
     pub fn init(root: &Path) -> PgCluster {
+        Self::init_with(root, false)
+    }
+
+    fn init_with(root: &Path, durable: bool) -> PgCluster {
         let bin_dir = pg_bin_dir();
         // initdb refuses to run as root; the postgresql package's `postgres` user owns it then.
         let as_postgres_user = unsafe { libc::geteuid() } == 0;
@@ -177,7 +195,11 @@ impl PgCluster {
             ])
             .arg(&cluster.data_dir);
         run(&mut initdb);
-        let conf = "\nfsync = off\nfull_page_writes = off\nsynchronous_commit = off\nmax_connections = 300\nshared_buffers = 128MB\n";
+        let conf = if durable {
+            "\nmax_connections = 300\nshared_buffers = 256MB\n"
+        } else {
+            "\nfsync = off\nfull_page_writes = off\nsynchronous_commit = off\nmax_connections = 300\nshared_buffers = 128MB\n"
+        };
         let conf_path = cluster.data_dir.join("postgresql.conf");
         let mut text = std::fs::read_to_string(&conf_path).expect("postgresql.conf");
         text.push_str(conf);

@@ -1,0 +1,221 @@
+//! HTTP calls to the server under test, and the ingest, overhead and retrieval
+//! measurements built on them.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use protocol::{LogPage, SourceCount, TaskId, TaskInfo, TaskList, TaskStatus};
+
+use crate::report::Stats;
+use crate::server::{Server, TOKEN};
+
+/// The filters retrieval is measured with (label, query string).
+pub const RETRIEVAL_FILTERS: &[(&str, &str)] = &[
+    ("no filter", ""),
+    ("level=INFO", "level=INFO"),
+    (
+        "level=WARNING&source=superset_api",
+        "level=WARNING&source=superset_api",
+    ),
+    ("q=77", "q=77"),
+    ("meta.dashboard_id=3", "meta.dashboard_id=3"),
+    ("re=99$", "re=99%24"),
+    ("q rare match (scans the task)", "q=record%20123456"),
+];
+
+pub struct Api {
+    base: String,
+    http: awc::Client,
+}
+
+impl Api {
+    pub fn new(server: &Server) -> Self {
+        Api {
+            base: server.base(),
+            http: awc::Client::builder()
+                .timeout(Duration::from_secs(300))
+                .bearer_auth(TOKEN)
+                .finish(),
+        }
+    }
+
+    async fn get<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T> {
+        let mut response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .map_err(|e| anyhow::anyhow!("GET {path}: {e}"))?;
+        let body = response.body().limit(256 * 1024 * 1024).await?;
+        if !response.status().is_success() {
+            bail!(
+                "GET {path}: {} {}",
+                response.status(),
+                String::from_utf8_lossy(&body)
+            );
+        }
+        serde_json::from_slice(&body).with_context(|| format!("GET {path}"))
+    }
+
+    async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        body: serde_json::Value,
+    ) -> Result<serde_json::Value> {
+        let request = match method {
+            "PUT" => self.http.put(format!("{}{path}", self.base)),
+            _ => self.http.post(format!("{}{path}", self.base)),
+        };
+        let mut response = request
+            .send_json(&body)
+            .await
+            .map_err(|e| anyhow::anyhow!("{method} {path}: {e}"))?;
+        let bytes = response.body().await?;
+        if !response.status().is_success() {
+            bail!(
+                "{method} {path}: {} {}",
+                response.status(),
+                String::from_utf8_lossy(&bytes)
+            );
+        }
+        Ok(serde_json::from_slice(&bytes)?)
+    }
+
+    pub async fn set_task_level(&self, level: &str) -> Result<()> {
+        self.send(
+            "PUT",
+            "/api/settings/logging",
+            serde_json::json!({"app_log_level": "WARNING", "task_log_level": level, "belief_scope_enabled": true}),
+        )
+        .await?;
+        Ok(())
+    }
+
+    pub async fn start(&self, params: serde_json::Value) -> Result<TaskInfo> {
+        let created = self
+            .send(
+                "POST",
+                "/api/tasks",
+                serde_json::json!({"plugin": "synthetic", "params": params}),
+            )
+            .await?;
+        Ok(serde_json::from_value(created)?)
+    }
+
+    pub async fn wait(&self, id: TaskId) -> Result<TaskInfo> {
+        loop {
+            let task: TaskInfo = self.get(&format!("/api/tasks/{id}")).await?;
+            if task.status.is_terminal() {
+                if task.status != TaskStatus::Success {
+                    bail!("task {id} ended {}: {:?}", task.status, task.error);
+                }
+                return Ok(task);
+            }
+            actix_rt::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Runs synthetic tasks of these sizes at once, unthrottled; returns the first
+    /// task and the records/s from the first start to the last finish (a task finishes
+    /// only once every record of it is stored).
+    pub async fn ingest(&self, counts: &[u64]) -> Result<(TaskId, f64)> {
+        let mut ids = Vec::new();
+        for count in counts {
+            ids.push(self.start(serde_json::json!({"count": count})).await?.id);
+        }
+        let mut first_start = i64::MAX;
+        let mut last_end = i64::MIN;
+        for id in &ids {
+            let task = self.wait(*id).await?;
+            first_start = first_start.min(task.started_at.context("started")?.as_micros());
+            last_end = last_end.max(task.finished_at.context("finished")?.as_micros());
+        }
+        let total: u64 = counts.iter().sum();
+        let secs = (last_end - first_start) as f64 / 1e6;
+        Ok((ids[0], total as f64 / secs))
+    }
+
+    async fn task_seconds(&self, params: serde_json::Value) -> Result<f64> {
+        let task = self.wait(self.start(params).await?.id).await?;
+        Ok((task.finished_at.context("finished")?.as_micros()
+            - task.started_at.context("started")?.as_micros()) as f64
+            / 1e6)
+    }
+
+    /// Seconds of the CPU-bound task with every record logged, and with its records
+    /// discarded at emission: the fastest of `runs` alternating runs each. Noise (other
+    /// work on a shared machine) only ever adds time to CPU-bound work, so the minimum
+    /// is the estimate least disturbed by it.
+    pub async fn overhead(&self, count: u64, work: u64, runs: usize) -> Result<(f64, f64)> {
+        let mut full = Vec::new();
+        let mut discarded = Vec::new();
+        // One warm-up of each, not counted.
+        self.task_seconds(serde_json::json!({"count": count / 10, "work": work}))
+            .await?;
+        self.task_seconds(serde_json::json!({"count": count / 10, "work": work, "discard": true}))
+            .await?;
+        for _ in 0..runs {
+            full.push(
+                self.task_seconds(serde_json::json!({"count": count, "work": work}))
+                    .await?,
+            );
+            discarded.push(
+                self.task_seconds(
+                    serde_json::json!({"count": count, "work": work, "discard": true}),
+                )
+                .await?,
+            );
+        }
+        let fastest = |v: &[f64]| v.iter().copied().fold(f64::INFINITY, f64::min);
+        Ok((fastest(&full), fastest(&discarded)))
+    }
+
+    /// Records stored in all tasks.
+    pub async fn stored_rows(&self) -> Result<u64> {
+        let list: TaskList = self.get("/api/tasks?limit=500").await?;
+        let mut total = 0;
+        for task in list.tasks {
+            let counts: Vec<SourceCount> = self
+                .get(&format!("/api/tasks/{}/logs/sources", task.id))
+                .await?;
+            total += counts.iter().map(|c| c.count).sum::<u64>();
+        }
+        Ok(total)
+    }
+
+    /// Latency of `limit=1000` pages at spread-out positions of the task.
+    pub async fn retrieval(
+        &self,
+        task: TaskId,
+        rows: u64,
+        query: &str,
+        requests: usize,
+    ) -> Result<Stats> {
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next_position = move || {
+            seed = seed
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (seed >> 33) % (rows * 99 / 100)
+        };
+        let sep = if query.is_empty() { "" } else { "&" };
+        let mut samples = Vec::with_capacity(requests);
+        for i in 0..requests + 10 {
+            let path = format!(
+                "/api/tasks/{task}/logs?{query}{sep}after_seq={}&limit=1000",
+                next_position()
+            );
+            let started = Instant::now();
+            let page: LogPage = self.get(&path).await?;
+            let took = started.elapsed();
+            if page.logs.is_empty() && !query.contains("123456") {
+                bail!("{path} returned no records");
+            }
+            if i >= 10 {
+                samples.push(took.as_secs_f64() * 1000.0);
+            }
+        }
+        Ok(Stats::from_millis(samples))
+    }
+}

@@ -1,0 +1,121 @@
+//! How long the console takes to show a filter change, for a task of 100,000 lines,
+//! measured inside headless Chromium (`performance.now()` from the change to the new
+//! count and rows on screen).
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use serde_json::json;
+use testkit::browser::Browser;
+
+use crate::client::Api;
+use crate::report::{Row, Stats};
+use crate::server::{Backend, Database, Server, TOKEN};
+use crate::Sizes;
+
+/// Changes the view with `change`, then polls until the line count reads `expect`
+/// and rows are on screen; resolves with the milliseconds it took.
+const MEASURE: &str = r#"
+const [change, expect] = [arguments[0], arguments[1]];
+const done = arguments[arguments.length - 1];
+const t0 = performance.now();
+const before = document.querySelector('[data-testid=log-count]').textContent;
+if (change.level) {
+  const sel = document.querySelector('[data-testid=filter-level]');
+  sel.value = change.level;
+  sel.dispatchEvent(new Event('change', {bubbles: true}));
+} else if (change.source) {
+  document.querySelector(`[data-testid=filter-source] [data-source=${change.source}]`).click();
+}
+function check() {
+  const count = document.querySelector('[data-testid=log-count]').textContent;
+  const rows = document.querySelectorAll('[data-testid=log-row]').length;
+  if (count.startsWith(expect + ' ') && count !== before && rows > 10) { done(performance.now() - t0); }
+  else if (performance.now() - t0 > 20000) { done(-1); }
+  else { setTimeout(check, 1); }
+}
+check();
+"#;
+
+pub async fn filter_change(binary: &std::path::Path, sizes: &Sizes) -> Result<Vec<Row>> {
+    let ui =
+        PathBuf::from(std::env::var("TASKLENS_UI_DIR").unwrap_or_else(|_| "web-ui/dist".into()));
+    if !ui.join("index.html").is_file() {
+        bail!("no built console at {} (run web-ui/build.sh)", ui.display());
+    }
+    let db = Database::create(Backend::Sqlite)?;
+    let server = Server::start_with_ui(binary, &db, Some(&ui))?;
+    let api = Api::new(&server);
+    // At the default INFO gate every fourth record (DEBUG) is dropped.
+    let task = api
+        .start(json!({"count": sizes.console_lines * 4 / 3 + 1}))
+        .await?;
+    api.wait(task.id).await?;
+    let lines = sizes.console_lines;
+    let warning = (0..lines * 4 / 3 + 1).filter(|i| i % 4 >= 2).count() as u64;
+    let api_lines = (0..lines * 4 / 3 + 1)
+        .filter(|i| i % 4 != 0 && i % 3 == 1)
+        .count() as u64;
+
+    let browser = Browser::start();
+    browser.call("POST", "/timeouts", Some(json!({"script": 60_000})));
+    browser.login(&server.base(), TOKEN);
+    browser.goto(&format!("{}/tasks/{}", server.base(), task.id));
+    browser.wait(&format!("return document.querySelector('[data-testid=log-count]')?.textContent.startsWith('{lines} ')"), "the task's lines");
+    browser.wait(
+        "return document.querySelectorAll('[data-testid=log-row]').length > 10",
+        "rows",
+    );
+
+    let mut level = Vec::new();
+    let mut source = Vec::new();
+    for _ in 0..10 {
+        for (change, expect) in [
+            (json!({"level": "WARNING"}), warning),
+            (json!({"level": "INFO"}), lines),
+        ] {
+            level.push(measure(&browser, change, expect)?);
+        }
+        for (change, expect) in [
+            (json!({"source": "superset_api"}), api_lines),
+            (json!({"source": "superset_api"}), lines),
+        ] {
+            source.push(measure(&browser, change, expect)?);
+        }
+    }
+    drop(browser);
+    server.stop().context("stopping the console server")?;
+    let label = |what: &str| {
+        format!(
+            "console: {what} on a task of {} lines, until new count and rows show",
+            crate::report::thousands(lines as f64)
+        )
+    };
+    Ok(vec![
+        Row::new(
+            "Chromium",
+            &label("level change"),
+            Stats::from_millis(level).to_string(),
+            "< 100 ms",
+        ),
+        Row::new(
+            "Chromium",
+            &label("source chip"),
+            Stats::from_millis(source).to_string(),
+            "< 100 ms",
+        ),
+    ])
+}
+
+fn measure(browser: &Browser, change: serde_json::Value, expect: u64) -> Result<f64> {
+    let took = browser.call(
+        "POST",
+        "/execute/async",
+        Some(json!({"script": MEASURE, "args": [change, expect]})),
+    );
+    let ms = took.as_f64().context("a number of milliseconds")?;
+    if ms < 0.0 {
+        bail!("the view did not show {expect} lines within 20 s");
+    }
+    Ok(ms)
+}

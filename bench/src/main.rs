@@ -1,0 +1,392 @@
+//! `tasklens-bench`: measures a release build of Tasklens on this machine, never in a
+//! test. For each backend it starts real servers (SQLite in a temporary directory; a
+//! private PostgreSQL with its default durability) and measures:
+//!
+//! - ingest: records/s from emission to durable (a task's `started_at` to its
+//!   `finished_at`, which is written only once every record is stored), for one task
+//!   and for ten concurrent tasks;
+//! - retrieval: latency of `GET /logs?limit=1000` under several filters, for a task of
+//!   1,000,000 records in a `task_logs` table of 10,000,000;
+//! - overhead: a CPU-bound task with the full pipeline against the same task with its
+//!   records discarded at emission;
+//! - live latency: emission → WebSocket client, at 50,000 records/s with 100 filtered
+//!   subscribers;
+//! - memory: the server's peak RSS in each run (a fresh server per run);
+//! - console: how long a filter change takes to show in headless Chromium, for a task
+//!   of 100,000 lines.
+//!
+//! Usage: `tasklens-bench [--quick] [--backends sqlite,postgres] [--no-console] [--out FILE]`.
+
+mod client;
+mod console;
+mod live;
+mod report;
+mod server;
+
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use report::{Report, Row};
+use server::{Backend, Server};
+
+/// How big each measurement is.
+#[derive(Debug, Clone, Copy)]
+pub struct Sizes {
+    pub ingest: u64,
+    pub table_rows: u64,
+    pub target_task: u64,
+    pub overhead_records: u64,
+    /// Hash rounds per record; each setting is one row of the report.
+    pub overhead_work: &'static [u64],
+    pub overhead_runs: usize,
+    pub live_records: u64,
+    pub live_rate: u64,
+    pub subscribers: usize,
+    pub requests: usize,
+    pub console_lines: u64,
+}
+
+impl Sizes {
+    fn full() -> Self {
+        Sizes {
+            ingest: 1_000_000,
+            table_rows: 10_000_000,
+            target_task: 1_000_000,
+            overhead_records: 100_000,
+            overhead_work: &[100, 400],
+            overhead_runs: 9,
+            live_records: 500_000,
+            live_rate: 50_000,
+            subscribers: 100,
+            requests: 100,
+            console_lines: 100_000,
+        }
+    }
+
+    fn quick() -> Self {
+        Sizes {
+            ingest: 100_000,
+            table_rows: 1_000_000,
+            target_task: 200_000,
+            overhead_records: 30_000,
+            overhead_work: &[100, 400],
+            overhead_runs: 3,
+            live_records: 100_000,
+            live_rate: 50_000,
+            subscribers: 100,
+            requests: 50,
+            console_lines: 100_000,
+        }
+    }
+}
+
+struct Args {
+    quick: bool,
+    backends: Vec<Backend>,
+    console: bool,
+    out: Option<String>,
+    /// Only these parts (ingest, overhead, retrieval, live, console); all when empty.
+    only: Vec<String>,
+    work: Option<u64>,
+}
+
+impl Args {
+    fn wants(&self, part: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|p| p == part)
+    }
+}
+
+fn parse_args() -> Result<Args> {
+    let mut args = Args {
+        quick: false,
+        backends: vec![Backend::Sqlite, Backend::Postgres],
+        console: true,
+        out: None,
+        only: Vec::new(),
+        work: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--quick" => args.quick = true,
+            "--no-console" => args.console = false,
+            "--backends" => {
+                let list = it
+                    .next()
+                    .context("--backends needs a list such as sqlite,postgres")?;
+                args.backends = list
+                    .split(',')
+                    .map(|b| match b.trim() {
+                        "sqlite" => Ok(Backend::Sqlite),
+                        "postgres" => Ok(Backend::Postgres),
+                        other => bail!("unknown backend {other:?}: use sqlite and/or postgres"),
+                    })
+                    .collect::<Result<_>>()?;
+            }
+            "--out" => args.out = Some(it.next().context("--out needs a file")?),
+            "--only" => {
+                let parts = it
+                    .next()
+                    .context("--only needs a list such as ingest,live")?;
+                for part in parts.split(',') {
+                    if !["ingest", "overhead", "retrieval", "live", "console"].contains(&part) {
+                        bail!(
+                            "unknown part {part:?}: use ingest, overhead, retrieval, live, console"
+                        );
+                    }
+                    args.only.push(part.to_owned());
+                }
+            }
+            "--work" => {
+                let n = it.next().context("--work needs a number")?;
+                args.work = Some(
+                    n.parse()
+                        .with_context(|| format!("--work {n:?} is not a number"))?,
+                );
+            }
+            "-h" | "--help" => {
+                println!("tasklens-bench [--quick] [--backends sqlite,postgres] [--only ingest,overhead,retrieval,live,console] [--work N] [--no-console] [--out FILE]");
+                std::process::exit(0);
+            }
+            other => bail!("unknown argument {other:?} (see --help)"),
+        }
+    }
+    Ok(args)
+}
+
+fn main() -> Result<()> {
+    let args = parse_args()?;
+    let mut sizes = if args.quick {
+        Sizes::quick()
+    } else {
+        Sizes::full()
+    };
+    if let Some(work) = args.work {
+        sizes.overhead_work = Vec::leak(vec![work]);
+    }
+    let binary = server::tasklens_binary()?;
+    let started = Instant::now();
+    let mut report = Report::new(&sizes, args.quick);
+    eprintln!("{}", report.machine_line());
+    actix_rt::System::new().block_on(async {
+        for backend in &args.backends {
+            run_backend(&binary, *backend, &sizes, &args, &mut report).await?;
+        }
+        if args.console && args.wants("console") {
+            match console::filter_change(&binary, &sizes).await {
+                Ok(rows) => report.rows.extend(rows),
+                Err(e) => eprintln!("console timing skipped: {e:#}"),
+            }
+        }
+        Ok::<_, anyhow::Error>(())
+    })?;
+    let text = report.render(started.elapsed());
+    println!("{text}");
+    if let Some(out) = args.out {
+        std::fs::write(&out, &text).with_context(|| format!("writing {out}"))?;
+        eprintln!("written to {out}");
+    }
+    Ok(())
+}
+
+async fn run_backend(
+    binary: &std::path::Path,
+    backend: Backend,
+    sizes: &Sizes,
+    args: &Args,
+    report: &mut Report,
+) -> Result<()> {
+    let db = server::Database::create(backend)?;
+    let name = backend.name();
+    eprintln!("== {name}");
+    {
+        // Every record kept (DEBUG gate) for every part; the setting is stored.
+        let server = Server::start(binary, &db)?;
+        client::Api::new(&server).set_task_level("DEBUG").await?;
+        server.stop()?;
+    }
+    if args.wants("ingest") {
+        ingest(binary, &db, name, backend, sizes, report).await?;
+    }
+    if args.wants("overhead") {
+        overhead(binary, &db, name, sizes, report).await?;
+    }
+    if args.wants("retrieval") {
+        retrieval(binary, &db, name, sizes, report).await?;
+    }
+    if args.wants("live") {
+        live(binary, &db, name, sizes, report).await?;
+    }
+    Ok(())
+}
+
+async fn ingest(
+    binary: &std::path::Path,
+    db: &server::Database,
+    name: &str,
+    backend: Backend,
+    sizes: &Sizes,
+    report: &mut Report,
+) -> Result<()> {
+    // One task, on a fresh server.
+    let server = Server::start(binary, db)?;
+    let api = client::Api::new(&server);
+    let (task, rate) = api.ingest(&[sizes.ingest]).await?;
+    let rss = server.peak_rss_mb();
+    report.rows.push(Row::new(
+        name,
+        "ingest, 1 task",
+        format!("{} records/s", report::thousands(rate)),
+        ingest_target(backend),
+    ));
+    report.rows.push(Row::new(
+        name,
+        "peak RSS, 1-task ingest",
+        format!("{rss:.0} MB"),
+        "≤ 200 MB",
+    ));
+    eprintln!("ingest 1 task: {rate:.0}/s ({task}), peak RSS {rss:.0} MB");
+    server.stop()?;
+
+    // Ten concurrent tasks.
+    let server = Server::start(binary, db)?;
+    let api = client::Api::new(&server);
+    let tenth = sizes.ingest / 10;
+    let (_, rate) = api.ingest(&[tenth; 10]).await?;
+    let rss = server.peak_rss_mb();
+    report.rows.push(Row::new(
+        name,
+        "ingest, 10 concurrent tasks",
+        format!("{} records/s", report::thousands(rate)),
+        ingest_target(backend),
+    ));
+    report.rows.push(Row::new(
+        name,
+        "peak RSS, 10-task ingest",
+        format!("{rss:.0} MB"),
+        "≤ 200 MB",
+    ));
+    eprintln!("ingest 10 tasks: {rate:.0}/s, peak RSS {rss:.0} MB");
+    server.stop()?;
+    Ok(())
+}
+
+/// A CPU-bound task with every record logged against the same task discarding them.
+async fn overhead(
+    binary: &std::path::Path,
+    db: &server::Database,
+    name: &str,
+    sizes: &Sizes,
+    report: &mut Report,
+) -> Result<()> {
+    let server = Server::start(binary, db)?;
+    let api = client::Api::new(&server);
+    for work in sizes.overhead_work {
+        let (full, discarded) = api
+            .overhead(sizes.overhead_records, *work, sizes.overhead_runs)
+            .await?;
+        let overhead = (full / discarded - 1.0) * 100.0;
+        let per_record = discarded * 1e6 / sizes.overhead_records as f64;
+        report.rows.push(Row::new(
+            name,
+            &format!(
+                "overhead, CPU-bound task ({} records, {per_record:.1} µs of work each, {} records/s)",
+                report::thousands(sizes.overhead_records as f64),
+                report::thousands(1e6 / per_record)
+            ),
+            format!("{overhead:+.1}% (fastest of {}: {full:.3} s vs {discarded:.3} s)", sizes.overhead_runs),
+            "≤ 2%",
+        ));
+        eprintln!("overhead, work {work}: {overhead:+.1}% ({full:.3} s vs {discarded:.3} s)");
+    }
+    server.stop()?;
+    Ok(())
+}
+
+/// Pages of 1,000 records from a large task in a large table.
+async fn retrieval(
+    binary: &std::path::Path,
+    db: &server::Database,
+    name: &str,
+    sizes: &Sizes,
+    report: &mut Report,
+) -> Result<()> {
+    let server = Server::start(binary, db)?;
+    let api = client::Api::new(&server);
+    let stored = api.stored_rows().await?;
+    let filler = sizes.table_rows.saturating_sub(stored + sizes.target_task);
+    let fill_started = Instant::now();
+    let mut left = filler;
+    while left > 0 {
+        let n = left.min(1_000_000);
+        api.ingest(&[n]).await?;
+        left -= n;
+    }
+    let (target, _) = api.ingest(&[sizes.target_task]).await?;
+    let total = api.stored_rows().await?;
+    eprintln!(
+        "table filled to {total} rows in {:.0} s",
+        fill_started.elapsed().as_secs_f64()
+    );
+    for (label, query) in client::RETRIEVAL_FILTERS {
+        let stats = api
+            .retrieval(target, sizes.target_task, query, sizes.requests)
+            .await?;
+        report.rows.push(Row::new(
+            name,
+            &format!(
+                "retrieval of 1,000 records, {label} (task of {} in {} rows)",
+                report::thousands(sizes.target_task as f64),
+                report::thousands(total as f64)
+            ),
+            stats.to_string(),
+            if label.contains("rare") {
+                "(no target; reported)"
+            } else {
+                "p50 ≤ 5 ms, p99 ≤ 20 ms"
+            },
+        ));
+        eprintln!("retrieval {label}: {stats}");
+    }
+    server.stop()?;
+    Ok(())
+}
+
+/// Emission → WebSocket client latency with many filtered subscribers.
+async fn live(
+    binary: &std::path::Path,
+    db: &server::Database,
+    name: &str,
+    sizes: &Sizes,
+    report: &mut Report,
+) -> Result<()> {
+    let server = Server::start(binary, db)?;
+    let stats = live::latency(&server, sizes).await?;
+    let rss = server.peak_rss_mb();
+    report.rows.push(Row::new(
+        name,
+        &format!(
+            "live latency, {} records/s, {} filtered subscribers",
+            report::thousands(sizes.live_rate as f64),
+            sizes.subscribers
+        ),
+        stats.to_string(),
+        "p99 ≤ 50 ms",
+    ));
+    report.rows.push(Row::new(
+        name,
+        "peak RSS, live run",
+        format!("{rss:.0} MB"),
+        "—",
+    ));
+    eprintln!("live: {stats}, peak RSS {rss:.0} MB");
+    server.stop()?;
+    Ok(())
+}
+
+fn ingest_target(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Sqlite => "≥ 250,000/s",
+        Backend::Postgres => "≥ 150,000/s",
+    }
+}

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The benchmark: builds release binaries and the console, then starts its own servers
+# (SQLite, and a private PostgreSQL with default durability) and prints a Markdown
+# table of ingest, retrieval, overhead, live latency, memory and console timings.
+# Arguments go to tasklens-bench: --quick, --backends sqlite,postgres, --only PARTS,
+# --no-console, --out FILE. A full run takes about 10 minutes on 2 cores.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/tasklens-target}
+scripts/setup.sh test
+PROFILE=release web-ui/build.sh
+cargo build --release --locked -p tasklens -p tasklens-bench
+TASKLENS_UI_DIR="$ROOT/web-ui/dist" exec "$CARGO_TARGET_DIR/release/tasklens-bench" "$@"
