@@ -750,6 +750,32 @@ fn hold_sqlite_lock_helper() {
     conn.batch_execute("COMMIT;").unwrap();
 }
 
+/// Runs `hold_sqlite_lock_helper` in a child process holding an exclusive lock on
+/// the SQLite file for `millis`; returns once the lock is taken.
+fn lock_sqlite_file(path: &std::path::Path, millis: u64) -> std::process::Child {
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "hold_sqlite_lock_helper",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("TASKLENS_HOLD_LOCK", format!("{}|{millis}", path.display()))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    assert!(
+        lines.any(|l| l.unwrap().contains("locked")),
+        "the helper took the lock"
+    );
+    // Keep reading, or the helper dies of a broken pipe when it reports its result.
+    std::thread::spawn(move || lines.for_each(drop));
+    child
+}
+
 #[actix_rt::test]
 async fn records_survive_a_sqlite_database_locked_by_another_process() {
     let mut fresh = FreshDb::new("sqlite");
@@ -765,24 +791,7 @@ async fn records_survive_a_sqlite_database_locked_by_another_process() {
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "hold_sqlite_lock_helper",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("TASKLENS_HOLD_LOCK", format!("{}|3000", path.display()))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    assert!(
-        lines.any(|l| l.unwrap().contains("locked")),
-        "the helper took the lock"
-    );
+    let mut child = lock_sqlite_file(&path, 3000);
     let failed_before = engine.sink.send(GetSinkStats).await.unwrap().failed_flushes;
     let done = wait_done(&engine, task.id).await;
     assert!(child.wait().unwrap().success());
@@ -856,21 +865,7 @@ async fn emitters_are_slowed_not_dropped_when_the_buffer_is_full() {
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "hold_sqlite_lock_helper",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("TASKLENS_HOLD_LOCK", format!("{}|2500", path.display()))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    assert!(lines.any(|l| l.unwrap().contains("locked")));
+    let mut child = lock_sqlite_file(&path, 2500);
     let gate = Arc::clone(&engine.gate);
     let mut peak = 0;
     let deadline = Instant::now() + Duration::from_millis(2000);

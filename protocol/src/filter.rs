@@ -44,6 +44,36 @@ pub struct FilterSpec {
     pub until: Option<Timestamp>,
 }
 
+impl FilterSpec {
+    /// The REST query parameters that express this filter (`level`, `source`, `q`,
+    /// `re`, `meta.KEY`, `since`, `until`), unencoded; callers URL-encode them.
+    pub fn query_pairs(&self) -> Vec<(String, String)> {
+        let mut pairs: Vec<(String, String)> = Vec::new();
+        if let Some(level) = self.level {
+            pairs.push(("level".into(), level.to_string()));
+        }
+        if !self.sources.is_empty() {
+            pairs.push(("source".into(), self.sources.join(",")));
+        }
+        if let Some(q) = &self.q {
+            pairs.push(("q".into(), q.clone()));
+        }
+        if let Some(re) = &self.re {
+            pairs.push(("re".into(), re.clone()));
+        }
+        for (k, v) in &self.meta {
+            pairs.push((format!("meta.{k}"), v.clone()));
+        }
+        if let Some(since) = self.since {
+            pairs.push(("since".into(), since.to_string()));
+        }
+        if let Some(until) = self.until {
+            pairs.push(("until".into(), until.to_string()));
+        }
+        pairs
+    }
+}
+
 /// Metadata values may be sent as JSON strings, numbers or booleans; all compare as text.
 fn scalar_map<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
     let raw = BTreeMap::<String, serde_json::Value>::deserialize(d)?;
@@ -525,6 +555,22 @@ mod matcher {
                 serde_json::from_value::<FilterSpec>(serde_json::json!({"meta": {"k": [1]}}))
                     .is_err()
             );
+        }
+
+        #[test]
+        fn query_pairs_name_every_condition() {
+            let spec: FilterSpec = serde_json::from_value(serde_json::json!({
+                "level": "WARN", "sources": ["a", "b"], "q": "x y", "re": "^z", "meta": {"k": 1},
+                "since": "2026-01-01T00:00:00Z"
+            }))
+            .unwrap();
+            let pairs = spec.query_pairs();
+            let keys: Vec<&str> = pairs.iter().map(|(k, _)| k.as_str()).collect();
+            assert_eq!(keys, ["level", "source", "q", "re", "meta.k", "since"]);
+            assert_eq!(pairs[0].1, "WARNING");
+            assert_eq!(pairs[1].1, "a,b");
+            assert_eq!(pairs[4].1, "1");
+            assert!(FilterSpec::default().query_pairs().is_empty());
         }
 
         #[test]

@@ -88,29 +88,7 @@ pub async fn task(args: TaskArgs) -> Result<i32> {
 
 /// The query string of a filter (for REST).
 pub fn filter_query(spec: &FilterSpec) -> String {
-    let mut pairs: Vec<(String, String)> = Vec::new();
-    if let Some(level) = spec.level {
-        pairs.push(("level".into(), level.to_string()));
-    }
-    if !spec.sources.is_empty() {
-        pairs.push(("source".into(), spec.sources.join(",")));
-    }
-    if let Some(q) = &spec.q {
-        pairs.push(("q".into(), q.clone()));
-    }
-    if let Some(re) = &spec.re {
-        pairs.push(("re".into(), re.clone()));
-    }
-    for (k, v) in &spec.meta {
-        pairs.push((format!("meta.{k}"), v.clone()));
-    }
-    if let Some(since) = spec.since {
-        pairs.push(("since".into(), since.to_string()));
-    }
-    if let Some(until) = spec.until {
-        pairs.push(("until".into(), until.to_string()));
-    }
-    serde_urlencoded::to_string(pairs).expect("pairs encode")
+    serde_urlencoded::to_string(spec.query_pairs()).expect("pairs encode")
 }
 
 pub async fn logs(args: LogsArgs) -> Result<i32> {

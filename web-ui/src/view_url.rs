@@ -121,23 +121,7 @@ impl ViewFilter {
 
 /// The REST query string of a filter spec (`level=…&source=…&q=…&re=…&meta.k=v`).
 pub fn rest_query(spec: &FilterSpec) -> String {
-    let mut pairs: Vec<(String, String)> = Vec::new();
-    if let Some(level) = spec.level {
-        pairs.push(("level".into(), level.to_string()));
-    }
-    if !spec.sources.is_empty() {
-        pairs.push(("source".into(), spec.sources.join(",")));
-    }
-    if let Some(q) = &spec.q {
-        pairs.push(("q".into(), q.clone()));
-    }
-    if let Some(re) = &spec.re {
-        pairs.push(("re".into(), re.clone()));
-    }
-    for (k, v) in &spec.meta {
-        pairs.push((format!("meta.{k}"), v.clone()));
-    }
-    encode_pairs(&pairs)
+    encode_pairs(&spec.query_pairs())
 }
 
 /// `#L1234` → 1234.
