@@ -212,7 +212,7 @@ pub fn load(
                 .copied()
                 .filter(|d| *d > 0)
                 .map(|d| d as u32),
-            retention_interval_secs: engine_defaults.retention_interval_secs,
+            retention_interval: engine_defaults.retention_interval,
         },
         http: HttpSettings {
             bind,

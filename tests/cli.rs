@@ -257,3 +257,31 @@ fn an_unreachable_server_and_bad_configuration_are_reported_clearly() {
         assert!(err.contains(name), "{name} missing: {err}");
     }
 }
+
+/// The runtime `app_log_level` decides what the server's own log shows, at once.
+#[test]
+fn app_log_level_changes_the_server_log_without_a_restart() {
+    let fresh = FreshDb::new("sqlite");
+    // The module filter lets everything through; the runtime level decides.
+    let server = Server::launch(&fresh.url, free_port(), None, "trace");
+    stdout(&server.cli(&["settings", "set", "--app-level", "DEBUG"]));
+    let first = "0190b9a3-0000-7000-8000-000000000001";
+    let second = "0190b9a3-0000-7000-8000-000000000002";
+    // Each request is logged by the HTTP middleware at DEBUG.
+    assert_eq!(server.cli(&["task", first]).status.code(), Some(2));
+    stdout(&server.cli(&["settings", "set", "--app-level", "ERROR"]));
+    assert_eq!(server.cli(&["task", second]).status.code(), Some(2));
+    let log = server.terminate();
+    assert!(
+        log.contains(&format!("/api/tasks/{first}")),
+        "DEBUG request line missing:\n{log}"
+    );
+    assert!(
+        !log.contains(&format!("/api/tasks/{second}")),
+        "logged after the level went to ERROR:\n{log}"
+    );
+    assert!(
+        !log.contains("Shutdown complete"),
+        "INFO after the level went to ERROR"
+    );
+}

@@ -290,3 +290,103 @@ fn search_highlights_matches_and_metadata_filters_narrow_the_view() {
         "the metadata filter in the URL",
     );
 }
+
+/// The run form reports bad JSON and refused parameters in place; an admin deletes a
+/// task after confirming; a viewer sees the settings read-only; a token that stops
+/// working brings the login page back.
+#[test]
+fn forms_roles_deletion_and_expired_tokens() {
+    let Some(ui) = ui_dir() else { return };
+    let fresh = FreshDb::new("sqlite");
+    let server = Server::start_on(&fresh.url, free_port(), Some(&ui));
+    let base = server.url();
+    let browser = Browser::start();
+    browser.login(&base, ADMIN);
+
+    browser.click("[data-testid=run-plugin] option[value=synthetic]");
+    browser.replace_text("[data-testid=run-params]", "{not json");
+    browser.click("[data-testid=run-submit]");
+    browser.wait("return document.querySelector('[data-testid=run-error]')?.textContent.includes('not valid JSON')", "the JSON error");
+    browser.replace_text("[data-testid=run-params]", r#"{"count": "many"}"#);
+    browser.click("[data-testid=run-submit]");
+    browser.wait("return document.querySelector('[data-testid=run-error]')?.textContent.includes('count must be a whole number')", "the server's refusal");
+    assert_eq!(
+        browser.js("return location.pathname"),
+        "/tasks",
+        "no task page for a refused task"
+    );
+
+    let id = run(&server, "synthetic", &["count=5"]);
+    wait_done(&server, &id);
+    browser.goto(&format!("{base}/tasks"));
+    let delete = format!("[data-task-id=\"{id}\"] [data-testid=task-delete]");
+    browser.click(&delete);
+    browser.call("POST", "/alert/accept", Some(json!({})));
+    browser.wait(
+        &format!("return !document.querySelector('[data-task-id=\"{id}\"]')"),
+        "the row gone",
+    );
+    assert_eq!(
+        server.cli(&["task", &id]).status.code(),
+        Some(2),
+        "deleted on the server"
+    );
+
+    let viewer = stdout(&server.cli(&["tokens", "create", "reader", "--role", "viewer"]))
+        .trim()
+        .to_owned();
+    browser.click("[data-testid=logout]");
+    browser.login(&base, &viewer);
+    browser.goto(&format!("{base}/admin/settings/logging"));
+    browser.wait(
+        "return document.querySelector('[data-testid=settings-task-level]')",
+        "the settings",
+    );
+    assert_eq!(
+        browser.js("return document.querySelector('[data-testid=settings-task-level]').disabled"),
+        true
+    );
+    assert_eq!(
+        browser.js("return document.querySelector('[data-testid=settings-belief-scope]').disabled"),
+        true
+    );
+    assert_eq!(
+        browser.js("return document.querySelector('[data-testid=settings-save]') === null"),
+        true
+    );
+
+    stdout(&server.cli(&["tokens", "delete", "reader"]));
+    browser.goto(&format!("{base}/tasks"));
+    browser.wait(
+        "return location.pathname === '/login'",
+        "the login page after the token was deleted",
+    );
+}
+
+/// ANSI colours in shell output are rendered, not shown as escape codes.
+#[test]
+fn ansi_colours_in_shell_output_are_rendered() {
+    let Some(ui) = ui_dir() else { return };
+    let fresh = FreshDb::new("sqlite");
+    let server = Server::start_on(&fresh.url, free_port(), Some(&ui));
+    let id = run(
+        &server,
+        "shell",
+        &[r#"argv=["printf", "\u001b[31mred\u001b[0m plain\n"]"#],
+    );
+    wait_done(&server, &id);
+    let browser = Browser::start();
+    browser.login(&server.url(), ADMIN);
+    browser.goto(&format!("{}/tasks/{id}", server.url()));
+    browser.wait(
+        "return document.querySelector('[data-testid=log-row][data-source=stdout]')",
+        "the stdout line",
+    );
+    let text = browser.js("return document.querySelector('[data-testid=log-row][data-source=stdout] .msg').textContent");
+    assert_eq!(text, "red plain");
+    let coloured = browser.js("return document.querySelector('[data-testid=log-row][data-source=stdout] .msg span').getAttribute('style')");
+    assert!(
+        coloured.as_str().unwrap().contains("color:var(--ansi-1)"),
+        "{coloured}"
+    );
+}

@@ -28,8 +28,8 @@ pub struct EngineSettings {
     pub handover_interval_ms: u64,
     /// Delete finished tasks older than this many days (none when `None`).
     pub retention_days: Option<u32>,
-    /// How often retention runs.
-    pub retention_interval_secs: u64,
+    /// How often retention runs (the first sweep comes after at most 5 s).
+    pub retention_interval: Duration,
 }
 
 impl Default for EngineSettings {
@@ -39,7 +39,7 @@ impl Default for EngineSettings {
             max_concurrent_tasks: 32,
             handover_interval_ms: 10,
             retention_days: None,
-            retention_interval_secs: 3_600,
+            retention_interval: Duration::from_secs(3_600),
         }
     }
 }
@@ -98,7 +98,7 @@ impl Engine {
             RetentionActor::new(
                 db.clone(),
                 days,
-                Duration::from_secs(settings.retention_interval_secs.max(1)),
+                settings.retention_interval.max(Duration::from_millis(10)),
             )
             .start();
         }

@@ -72,7 +72,9 @@ impl Actor for RetentionActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        ctx.run_later(Duration::from_secs(5), |act, ctx| act.sweep(ctx));
+        ctx.run_later(self.every.min(Duration::from_secs(5)), |act, ctx| {
+            act.sweep(ctx)
+        });
         ctx.run_interval(self.every, |act, ctx| act.sweep(ctx));
     }
 }

@@ -667,6 +667,56 @@ async fn cancelling_a_shell_task_kills_its_whole_process_group() {
     assert!(!alive, "the grandchild {grandchild} survived the cancel");
 }
 
+/// With `retention_days` set, the periodic sweep deletes finished tasks older than
+/// that, with their logs, and leaves running ones alone.
+#[actix_rt::test]
+async fn retention_deletes_old_finished_tasks_periodically() {
+    let fresh = FreshDb::new("sqlite");
+    let engine = start_with(connect(&fresh.url), |s| {
+        s.retention_days = Some(0);
+        s.retention_interval = Duration::from_millis(200);
+    })
+    .await;
+    let done = run(&engine, "synthetic", serde_json::json!({"count": 50})).await;
+    let running = engine
+        .start_task(
+            "synthetic",
+            serde_json::json!({"count": 100_000, "rate": 100}),
+            None,
+            Role::Viewer,
+        )
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let id = done.id;
+    while engine
+        .db
+        .run(move |c| storage::tasks::get_task(c, id))
+        .await
+        .unwrap()
+        .is_some()
+    {
+        assert!(Instant::now() < deadline, "the finished task was not swept");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        all_logs(&engine.db, done.id).is_empty(),
+        "its logs went with it"
+    );
+    let rid = running.id;
+    let still = engine
+        .db
+        .run(move |c| storage::tasks::get_task(c, rid))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        still.status,
+        TaskStatus::Running,
+        "a running task is never swept"
+    );
+}
+
 #[actix_rt::test]
 async fn unfinished_tasks_of_a_previous_run_become_interrupted() {
     for backend in backends() {

@@ -102,7 +102,11 @@ impl Browser {
             port,
             "POST",
             "/session",
-            Some(&json!({"capabilities": {"alwaysMatch": {"goog:chromeOptions": {"binary": "/usr/bin/chromium", "args": args}}}})),
+            Some(&json!({"capabilities": {"alwaysMatch": {
+                "goog:chromeOptions": {"binary": "/usr/bin/chromium", "args": args},
+                // Confirmation dialogs stay open until a test accepts or dismisses them.
+                "unhandledPromptBehavior": "ignore"
+            }}})),
         )
         .expect("a browser session");
         let session = created["value"]["sessionId"]

@@ -25,6 +25,11 @@ impl Server {
 
     /// Starts on a given port, optionally serving the console from `ui_dir`.
     pub fn start_on(db_url: &str, port: u16, ui_dir: Option<&Path>) -> Server {
+        Server::launch(db_url, port, ui_dir, "warn")
+    }
+
+    /// Starts with `TASKLENS_LOG` (the operator log's module filter) set to `log`.
+    pub fn launch(db_url: &str, port: u16, ui_dir: Option<&Path>, log: &str) -> Server {
         let child = Command::new(BIN)
             .arg("serve")
             .env_clear()
@@ -37,7 +42,7 @@ impl Server {
                 ui_dir.map_or("/nonexistent".into(), |d| d.display().to_string()),
             )
             .env("TASKLENS_FLUSH_INTERVAL_MS", "200")
-            .env("TASKLENS_LOG", "warn")
+            .env("TASKLENS_LOG", log)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()

@@ -449,3 +449,50 @@ async fn subscribe_tasks_reports_every_status_change() {
         [TaskStatus::Queued, TaskStatus::Running, TaskStatus::Success]
     );
 }
+
+/// A client that answers no ping is disconnected after the idle timeout; one that
+/// answers stays connected.
+#[actix_rt::test]
+async fn a_silent_client_is_disconnected_after_the_idle_timeout() {
+    let ws = gateway::WsSettings {
+        heartbeat_secs: 1,
+        client_timeout_secs: 2,
+        ..Default::default()
+    };
+    let app = spawn_app_with(
+        FreshDb::new("sqlite"),
+        Tweaks {
+            ws,
+            ..Default::default()
+        },
+    )
+    .await;
+    let task = app
+        .run_task("synthetic", serde_json::json!({"count": 4}))
+        .await;
+    let mut silent = app.ws(Some(&app.viewer)).await;
+    let mut polite = app.ws(Some(&app.viewer)).await;
+    // The polite client reads (and so answers pings) for four seconds; the silent one does not.
+    assert!(
+        polite.next(Duration::from_secs(4)).await.is_none(),
+        "nothing but pings for the polite client"
+    );
+    let mut closed_with = None;
+    while let Some(frame) = silent.next(Duration::from_secs(5)).await {
+        if let Err(reason) = frame {
+            closed_with = Some(reason);
+            break;
+        }
+    }
+    let reason = closed_with
+        .expect("the silent client was disconnected")
+        .expect("with a reason");
+    assert!(reason
+        .description
+        .unwrap_or_default()
+        .contains("did not answer pings"));
+    polite
+        .send(subscribe(task.id, serde_json::json!({}), 0))
+        .await;
+    assert_eq!(polite.follow_to_end(task.id).await.entries.len(), 3);
+}
