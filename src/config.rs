@@ -29,6 +29,7 @@ pub struct FileConfig {
     pub ws_mailbox_capacity: Option<u64>,
     pub ws_coalesce_ms: Option<u64>,
     pub http_workers: Option<u64>,
+    pub shutdown_grace_secs: Option<u64>,
 }
 
 /// `(name, minimum, maximum)` of every numeric option.
@@ -44,6 +45,7 @@ const NUMBERS: &[(&str, u64, u64)] = &[
     ("ws_mailbox_capacity", 16, 1_000_000),
     ("ws_coalesce_ms", 1, 10_000),
     ("http_workers", 1, 1_024),
+    ("shutdown_grace_secs", 1, 3_600),
 ];
 
 const TEXTS: &[&str] = &["database_url", "bind", "ui_dir", "admin_token"];
@@ -98,6 +100,7 @@ pub fn load(
     number("ws_mailbox_capacity", file.ws_mailbox_capacity);
     number("ws_coalesce_ms", file.ws_coalesce_ms);
     number("http_workers", file.http_workers);
+    number("shutdown_grace_secs", file.shutdown_grace_secs);
     let mut text = |name: &'static str, v: Option<String>| {
         if let Some(v) = v {
             values.insert(name, v);
@@ -213,6 +216,11 @@ pub fn load(
                 .filter(|d| *d > 0)
                 .map(|d| d as u32),
             retention_interval: engine_defaults.retention_interval,
+            shutdown_grace: numbers
+                .get("shutdown_grace_secs")
+                .map_or(engine_defaults.shutdown_grace, |s| {
+                    std::time::Duration::from_secs(*s)
+                }),
         },
         http: HttpSettings {
             bind,

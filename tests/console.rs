@@ -215,8 +215,10 @@ fn fifty_thousand_lines_scroll_virtually_and_permalinks_open_at_their_line() {
     assert_eq!(browser.count(), 50_000);
     let in_dom = browser.rows().len();
     assert!(in_dom > 10 && in_dom <= 300, "{in_dom} rows in the DOM");
-    let visible = browser.js("const v = document.querySelector('[data-testid=log-viewport]').getBoundingClientRect(); const r = document.querySelector('[data-testid=log-row][data-seq=\"1234\"]').getBoundingClientRect(); return r.top >= v.top && r.bottom <= v.bottom");
-    assert_eq!(visible, true, "the permalinked line is in view");
+    browser.wait(
+        "const v = document.querySelector('[data-testid=log-viewport]').getBoundingClientRect(); const r = document.querySelector('[data-testid=log-row][data-seq=\"1234\"]')?.getBoundingClientRect(); return r && r.top >= v.top && r.bottom <= v.bottom",
+        "the permalinked line in view",
+    );
 
     browser.click("[data-testid=log-viewport]");
     let viewport = browser.find("[data-testid=log-viewport]");

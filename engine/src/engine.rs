@@ -30,6 +30,9 @@ pub struct EngineSettings {
     pub retention_days: Option<u32>,
     /// How often retention runs (the first sweep comes after at most 5 s).
     pub retention_interval: Duration,
+    /// At shutdown, how long plugins get to stop after being asked before their tasks
+    /// are ended without them.
+    pub shutdown_grace: Duration,
 }
 
 impl Default for EngineSettings {
@@ -40,6 +43,7 @@ impl Default for EngineSettings {
             handover_interval_ms: 10,
             retention_days: None,
             retention_interval: Duration::from_secs(3_600),
+            shutdown_grace: Duration::from_secs(30),
         }
     }
 }
@@ -54,6 +58,7 @@ pub struct Engine {
     pub settings: Addr<SettingsActor>,
     pub live: LiveSettings,
     pub gate: Arc<BufferGate>,
+    shutdown_grace: Duration,
 }
 
 impl Engine {
@@ -110,6 +115,7 @@ impl Engine {
             settings: settings_actor,
             live,
             gate,
+            shutdown_grace: settings.shutdown_grace,
         })
     }
 
@@ -142,7 +148,12 @@ impl Engine {
     /// Interrupts every task, waits until each has written its final status, then
     /// waits until every record is durable.
     pub async fn shutdown(&self) {
-        let _ = self.manager.send(Shutdown).await;
+        let _ = self
+            .manager
+            .send(Shutdown {
+                grace: self.shutdown_grace,
+            })
+            .await;
         let _ = self.sink.send(Flush).await;
     }
 }

@@ -23,7 +23,7 @@ use crate::logger::{now_micros, Outlet, TaskLogger};
 use crate::plugin::{CancelToken, PluginRegistry};
 use crate::settings::LiveSettings;
 use crate::sink::LogSink;
-use crate::task::{Cancel, CancelReason, Execute, TaskActor, TaskFinished, TaskParts};
+use crate::task::{Cancel, CancelReason, Execute, ForceEnd, TaskActor, TaskFinished, TaskParts};
 use crate::EngineError;
 
 /// Create a task and queue it.
@@ -56,10 +56,13 @@ pub enum CancelOutcome {
 }
 
 /// Stop accepting tasks, interrupt queued and running ones, and resolve once every
-/// task actor has written its final status.
+/// task actor has written its final status. Tasks whose plugins have not stopped
+/// after `grace` are ended without them.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
-pub struct Shutdown;
+pub struct Shutdown {
+    pub grace: Duration,
+}
 
 /// Ids of the tasks running now.
 #[derive(Debug, Message)]
@@ -210,6 +213,21 @@ impl Handler<StartTask> for TaskManager {
                 .into_actor(self)
                 .map(move |inserted, act, ctx| {
                     inserted?;
+                    if act.shutting_down {
+                        // Shutdown began while the task was being stored.
+                        let db = act.db.clone();
+                        let id = info.id;
+                        let outcome = TaskOutcome {
+                            status: TaskStatus::Interrupted,
+                            finished_at: Timestamp(now_micros()),
+                            result: None,
+                            error: Some("the server shut down before the task started".into()),
+                        };
+                        actix::spawn(async move {
+                            let _ = db.run(move |c| tasks::finish_task(c, id, &outcome)).await;
+                        });
+                        return Err(EngineError::ShuttingDown);
+                    }
                     act.events.status_changed(&info);
                     act.queue.push_back(Queued { info: info.clone() });
                     act.start_queued(ctx);
@@ -283,8 +301,13 @@ impl Handler<TaskFinished> for TaskManager {
 impl Handler<Shutdown> for TaskManager {
     type Result = ResponseFuture<()>;
 
-    fn handle(&mut self, _: Shutdown, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: Shutdown, ctx: &mut Context<Self>) -> Self::Result {
         self.shutting_down = true;
+        ctx.run_later(msg.grace, |act, _| {
+            for (actor, _) in act.running.values() {
+                actor.do_send(ForceEnd);
+            }
+        });
         let queued: Vec<TaskInfo> = self.queue.drain(..).map(|q| q.info).collect();
         for (actor, _) in self.running.values() {
             actor.do_send(Cancel {

@@ -138,7 +138,7 @@ impl LogSink {
         let writing = taken.clone();
         ctx.spawn(
             async move {
-                db.run(move |conn| {
+                db.run_writer(move |conn| {
                     let refs: Vec<LogBatchRef<'_>> = writing
                         .iter()
                         .map(|b| LogBatchRef {

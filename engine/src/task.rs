@@ -50,6 +50,13 @@ pub struct Cancel {
     pub reason: CancelReason,
 }
 
+/// End the task now, without waiting for its plugin (which is left to run out on its
+/// thread; what it logs from then on is not kept). Sent at shutdown to tasks whose
+/// plugins ignored cancellation for the grace period.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct ForceEnd;
+
 /// A task has reached its final state (sent to the manager).
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
@@ -68,6 +75,9 @@ pub struct TaskActor {
     events: EngineEvents,
     finished: Recipient<TaskFinished>,
     handover_interval: Duration,
+    /// Set once `finish` has begun, so a late plugin result or a second request to end
+    /// cannot finish the task twice.
+    finishing: bool,
 }
 
 /// What a [`TaskActor`] needs; grouped so the constructor stays readable.
@@ -98,6 +108,7 @@ impl TaskActor {
             events: parts.events,
             finished: parts.finished,
             handover_interval: parts.handover_interval,
+            finishing: false,
         }
     }
 
@@ -138,6 +149,10 @@ impl TaskActor {
     }
 
     fn finish(&mut self, outcome: PluginOutcome, ctx: &mut Context<Self>) {
+        if self.finishing {
+            return;
+        }
+        self.finishing = true;
         let (status, result, error) = match outcome {
             Ok(Ok(value)) => (TaskStatus::Success, Some(value), None),
             Ok(Err(PluginError::Cancelled)) => self.cancelled_outcome(),
@@ -309,6 +324,30 @@ impl Handler<Execute> for TaskActor {
                     act.start_plugin(ctx);
                 }
             }),
+        );
+    }
+}
+
+impl Handler<ForceEnd> for TaskActor {
+    type Result = ();
+
+    fn handle(&mut self, _: ForceEnd, ctx: &mut Context<Self>) {
+        if self.finishing {
+            return;
+        }
+        log::warn!(
+            "task_id={} plugin={} The plugin did not stop when asked; the task is ended without it.",
+            self.info.id,
+            self.info.plugin
+        );
+        if self.cancel_reason.is_none() {
+            self.cancel_reason = Some(CancelReason::Shutdown);
+        }
+        self.finish(
+            Ok(Err(PluginError::Failed(
+                "the plugin did not stop when asked".into(),
+            ))),
+            ctx,
         );
     }
 }

@@ -38,18 +38,38 @@ async fn start(db: Db) -> Engine {
 }
 
 async fn start_with(db: Db, tweak: impl FnOnce(&mut EngineSettings)) -> Engine {
+    start_with_plugins(db, PluginRegistry::with_builtins(), tweak).await
+}
+
+async fn start_with_plugins(
+    db: Db,
+    registry: PluginRegistry,
+    tweak: impl FnOnce(&mut EngineSettings),
+) -> Engine {
     capture_log_records();
     let mut settings = EngineSettings::default();
     settings.sink.flush_interval_ms = 50;
     tweak(&mut settings);
-    Engine::start(
-        db,
-        PluginRegistry::with_builtins(),
-        settings,
-        EngineEvents::default(),
-    )
-    .await
-    .expect("engine starts")
+    Engine::start(db, registry, settings, EngineEvents::default())
+        .await
+        .expect("engine starts")
+}
+
+/// A plugin that never looks at its cancel token.
+struct Stubborn;
+
+impl engine::Plugin for Stubborn {
+    fn name(&self) -> &str {
+        "stubborn"
+    }
+    fn description(&self) -> &str {
+        "sleeps, ignoring cancellation"
+    }
+    fn run(&self, ctx: engine::TaskContext) -> Result<serde_json::Value, engine::PluginError> {
+        ctx.logger.info("going to sleep");
+        std::thread::sleep(Duration::from_secs(60));
+        Ok(serde_json::Value::Null)
+    }
 }
 
 async fn run(engine: &Engine, plugin: &str, params: serde_json::Value) -> TaskInfo {
@@ -779,6 +799,66 @@ async fn graceful_shutdown_interrupts_tasks_and_keeps_every_record() {
         assert_eq!(logs.len() as u64, stats.appended_rows, "{backend}");
         assert!(logs.len() > 500);
     }
+}
+
+/// PostgreSQL's TEXT refuses NUL; a NUL in a line must neither be lost nor block
+/// the writer for every other task.
+#[actix_rt::test]
+async fn a_line_with_a_nul_character_is_stored_with_a_replacement() {
+    for backend in backends() {
+        let fresh = FreshDb::new(backend);
+        let engine = start(connect(&fresh.url)).await;
+        let task = run(
+            &engine,
+            "shell",
+            serde_json::json!({"argv": ["printf", "a\\000b\\n"]}),
+        )
+        .await;
+        assert_eq!(task.status, TaskStatus::Success, "{backend}: {task:?}");
+        let logs = all_logs(&engine.db, task.id);
+        assert_eq!(logs.len(), 1, "{backend}");
+        assert_eq!(logs[0].message, "a\u{FFFD}b");
+        let after = run(&engine, "synthetic", serde_json::json!({"count": 10})).await;
+        assert_eq!(
+            all_logs(&engine.db, after.id).len(),
+            7,
+            "{backend}: the writer goes on"
+        );
+    }
+}
+
+/// At shutdown a task whose plugin ignores cancellation is ended as interrupted
+/// after the grace period, with what it logged, instead of holding shutdown forever.
+#[actix_rt::test]
+async fn shutdown_ends_tasks_whose_plugins_ignore_cancellation() {
+    let fresh = FreshDb::new("sqlite");
+    let mut registry = PluginRegistry::with_builtins();
+    registry.register(Stubborn);
+    let engine = start_with_plugins(connect(&fresh.url), registry, |s| {
+        s.shutdown_grace = Duration::from_millis(500);
+    })
+    .await;
+    let task = engine
+        .start_task("stubborn", serde_json::json!({}), None, Role::Viewer)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = Instant::now();
+    engine.shutdown().await;
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "shutdown waited for the plugin"
+    );
+    let id = task.id;
+    let done = engine
+        .db
+        .run(move |c| storage::tasks::get_task(c, id))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(done.status, TaskStatus::Interrupted);
+    let logs = all_logs(&engine.db, task.id);
+    assert_eq!(logs[0].message, "going to sleep");
 }
 
 /// Not a test on its own: the child process of

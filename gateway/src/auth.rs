@@ -58,6 +58,14 @@ impl TokenStore {
         Ok(())
     }
 
+    /// Whether a token with this digest still exists.
+    pub fn has_hash(&self, hash: &str) -> bool {
+        self.by_hash
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(hash)
+    }
+
     pub fn check(&self, token: &str) -> Option<Caller> {
         let hash = hash_token(token.trim());
         self.by_hash

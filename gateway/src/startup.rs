@@ -19,6 +19,10 @@ use crate::hub::LogHub;
 use crate::state::AppState;
 use crate::ws::WsSettings;
 
+/// Whole-task reads (the console's index, exports) allowed at once; more wait, so that
+/// they cannot take every database connection.
+const HEAVY_READS: usize = 2;
+
 /// The HTTP side of the configuration.
 #[derive(Debug, Clone)]
 pub struct HttpSettings {
@@ -131,6 +135,7 @@ impl Application {
             hub,
             tokens: tokens.clone(),
             ws: config.http.ws,
+            heavy_reads: Arc::new(tokio::sync::Semaphore::new(HEAVY_READS)),
         });
         let token_data = web::Data::new(tokens);
         let listener = TcpListener::bind(&config.http.bind).map_err(|source| StartError::Bind {
@@ -148,7 +153,12 @@ impl Application {
                 .app_data(error::path_config())
                 .app_data(error::query_config())
                 .wrap(middleware::Compress::default())
-                .wrap(middleware::Logger::new("%r %s %b %Dms").log_level(log::Level::Debug))
+                // The path only: a query string may carry a token (`/ws?token=…`).
+                .wrap(
+                    middleware::Logger::new("%{method}xi %U %s %b %Dms")
+                        .custom_request_replace("method", |req| req.method().to_string())
+                        .log_level(log::Level::Debug),
+                )
                 .configure(crate::routes::configure)
                 .service(
                     web::resource("/ws")

@@ -14,4 +14,6 @@ pub struct AppState {
     pub hub: Addr<LogHub>,
     pub tokens: TokenStore,
     pub ws: WsSettings,
+    /// Permits for reads that scan a whole task (index, export).
+    pub heavy_reads: std::sync::Arc<tokio::sync::Semaphore>,
 }

@@ -92,9 +92,21 @@ pub fn sanitize_source<'a>(name: &'a str, fallback: &'a str) -> Cow<'a, str> {
     )
 }
 
+/// Makes text storable everywhere: NUL characters, which PostgreSQL's `TEXT` refuses
+/// (and which would make every retry of a batch fail), become U+FFFD.
+pub fn storable_text(text: String) -> String {
+    if text.contains('\0') {
+        text.replace('\0', "\u{FFFD}")
+    } else {
+        text
+    }
+}
+
 /// Caps a message at [`MAX_MESSAGE_BYTES`] (on a character boundary), noting how many
-/// bytes were cut so a reader knows the line was longer.
-pub fn cap_message(mut message: String) -> String {
+/// bytes were cut so a reader knows the line was longer, and makes it storable
+/// ([`storable_text`]).
+pub fn cap_message(message: String) -> String {
+    let mut message = storable_text(message);
     if message.len() <= MAX_MESSAGE_BYTES {
         return message;
     }
@@ -150,6 +162,12 @@ mod tests {
             "[truncated {} bytes]",
             MAX_MESSAGE_BYTES * 2 - MAX_MESSAGE_BYTES
         )));
+    }
+
+    #[test]
+    fn nul_characters_are_replaced() {
+        assert_eq!(cap_message("a\0b".into()), "a\u{FFFD}b");
+        assert_eq!(storable_text("clean".into()), "clean");
     }
 
     #[test]

@@ -141,10 +141,18 @@ enum Pools {
     Postgres(Pool<ConnectionManager<PgConnection>>),
 }
 
+/// Connections of the pool reserved for the log writer.
+const WRITER_POOL_SIZE: u32 = 2;
+
 /// A pooled database, cheap to clone.
+///
+/// Two pools: one for everything else, and a small one reserved for the log writer
+/// ([`Db::run_writer`]), so that long reads (an index of a huge task, an export) can
+/// never keep log records from being stored.
 #[derive(Clone)]
 pub struct Db {
     pools: Arc<Pools>,
+    writer: Arc<Pools>,
     description: Arc<str>,
 }
 
@@ -195,41 +203,33 @@ impl Db {
     /// # Errors
     /// Bad URL, unreachable server, or a migration that fails.
     pub fn connect(settings: &DatabaseSettings) -> Result<Db> {
-        let timeout = Duration::from_millis(settings.connect_timeout_ms.max(100));
-        let pools = match Target::parse(&settings.url)? {
-            Target::Sqlite(path) => {
-                create_parent_dir(&path)?;
-                let manager = ConnectionManager::<SqliteConnection>::new(path.to_string_lossy());
-                let pool = Pool::builder()
-                    .max_size(settings.pool_max_size.max(2))
-                    .connection_timeout(timeout)
-                    .connection_customizer(Box::new(SqliteTuning {
-                        busy_timeout_ms: settings.busy_timeout_ms,
-                    }))
-                    .build(manager)
-                    .map_err(|e| StorageError::Connect(format!("{}: {e}", path.display())))?;
-                let mut conn = pool.get()?;
+        let target = Target::parse(&settings.url)?;
+        if let Target::Sqlite(path) = &target {
+            create_parent_dir(path)?;
+        }
+        let pools = build_pools(&target, settings, settings.pool_max_size.max(2))?;
+        match Self::checkout(&pools)? {
+            Conn::Sqlite(mut conn) => {
                 conn.run_pending_migrations(SQLITE_MIGRATIONS)
                     .map_err(|e| StorageError::Migration(e.to_string()))?;
-                Pools::Sqlite(pool)
             }
-            Target::Postgres(url) => {
-                let manager = ConnectionManager::<PgConnection>::new(url);
-                let pool = Pool::builder()
-                    .max_size(settings.pool_max_size.max(2))
-                    .connection_timeout(timeout)
-                    .connection_customizer(Box::new(PostgresTuning))
-                    .build(manager)
-                    .map_err(|e| StorageError::Connect(e.to_string()))?;
-                let mut conn = pool.get()?;
+            Conn::Postgres(mut conn) => {
                 conn.run_pending_migrations(POSTGRES_MIGRATIONS)
                     .map_err(|e| StorageError::Migration(e.to_string()))?;
-                Pools::Postgres(pool)
             }
-        };
+        }
+        let writer = build_pools(&target, settings, WRITER_POOL_SIZE)?;
         Ok(Db {
             pools: Arc::new(pools),
+            writer: Arc::new(writer),
             description: Arc::from(describe(&settings.url)),
+        })
+    }
+
+    fn checkout(pools: &Pools) -> Result<Conn> {
+        Ok(match pools {
+            Pools::Sqlite(pool) => Conn::Sqlite(pool.get()?),
+            Pools::Postgres(pool) => Conn::Postgres(pool.get()?),
         })
     }
 
@@ -250,10 +250,7 @@ impl Db {
     /// # Errors
     /// [`StorageError::Pool`] when no connection could be made in time.
     pub fn get(&self) -> Result<Conn> {
-        Ok(match &*self.pools {
-            Pools::Sqlite(pool) => Conn::Sqlite(pool.get()?),
-            Pools::Postgres(pool) => Conn::Postgres(pool.get()?),
-        })
+        Self::checkout(&self.pools)
     }
 
     /// Runs `f` on a connection on the current thread. For threads that may block
@@ -261,6 +258,21 @@ impl Db {
     pub fn run_blocking<R>(&self, f: impl FnOnce(&mut Conn) -> Result<R>) -> Result<R> {
         let mut conn = self.get()?;
         f(&mut conn)
+    }
+
+    /// Like [`Db::run`], on the pool reserved for the log writer.
+    pub async fn run_writer<R, F>(&self, f: F) -> Result<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Conn) -> Result<R> + Send + 'static,
+    {
+        let writer = self.writer.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = Self::checkout(&writer)?;
+            f(&mut conn)
+        })
+        .await
+        .map_err(|e| StorageError::Background(e.to_string()))?
     }
 
     /// Runs `f` on a blocking thread, checkout included, so that neither the query nor
@@ -277,6 +289,34 @@ impl Db {
     }
 }
 
+fn build_pools(target: &Target, settings: &DatabaseSettings, size: u32) -> Result<Pools> {
+    let timeout = Duration::from_millis(settings.connect_timeout_ms.max(100));
+    Ok(match target {
+        Target::Sqlite(path) => {
+            let manager = ConnectionManager::<SqliteConnection>::new(path.to_string_lossy());
+            let pool = Pool::builder()
+                .max_size(size)
+                .connection_timeout(timeout)
+                .connection_customizer(Box::new(SqliteTuning {
+                    busy_timeout_ms: settings.busy_timeout_ms,
+                }))
+                .build(manager)
+                .map_err(|e| StorageError::Connect(format!("{}: {e}", path.display())))?;
+            Pools::Sqlite(pool)
+        }
+        Target::Postgres(url) => {
+            let manager = ConnectionManager::<PgConnection>::new(url.clone());
+            let pool = Pool::builder()
+                .max_size(size)
+                .connection_timeout(timeout)
+                .connection_customizer(Box::new(PostgresTuning))
+                .build(manager)
+                .map_err(|e| StorageError::Connect(e.to_string()))?;
+            Pools::Postgres(pool)
+        }
+    })
+}
+
 fn create_parent_dir(path: &Path) -> Result<()> {
     match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => std::fs::create_dir_all(dir)
@@ -290,7 +330,8 @@ pub fn describe(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };
-    match rest.split_once('@') {
+    // The last '@' ends the credentials: a password may itself contain '@'.
+    match rest.rsplit_once('@') {
         Some((credentials, host)) => match credentials.split_once(':') {
             Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
             None => url.to_owned(),
@@ -341,5 +382,9 @@ mod tests {
             "postgres://tl:***@127.0.0.1:5432/tl"
         );
         assert_eq!(describe("sqlite://data/x.db"), "sqlite://data/x.db");
+        assert_eq!(
+            describe("postgres://tl:p@ss@h/db"),
+            "postgres://tl:***@h/db"
+        );
     }
 }

@@ -166,12 +166,13 @@ pub fn interrupt_unfinished(conn: &mut Conn, now: Timestamp) -> Result<usize> {
     Ok(changed)
 }
 
-/// Up to `limit` finished tasks created before `cutoff`, oldest first (for retention).
+/// Up to `limit` tasks that finished before `cutoff`, oldest first (for retention: a
+/// task's age counts from when it ended, so a long task is not deleted as it ends).
 pub fn finished_before(conn: &mut Conn, cutoff: Timestamp, limit: usize) -> Result<Vec<TaskId>> {
     let ids: Vec<Vec<u8>> = with_conn!(conn, c => tasks::table
-        .filter(tasks::created_at.lt(cutoff.as_micros()))
+        .filter(tasks::finished_at.lt(cutoff.as_micros()))
         .filter(tasks::status.ne_all(UNFINISHED))
-        .order(tasks::created_at.asc())
+        .order(tasks::finished_at.asc())
         .select(tasks::id)
         .limit(limit as i64)
         .load(c))?;

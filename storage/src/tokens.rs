@@ -112,3 +112,55 @@ pub fn delete_token(conn: &mut Conn, name: &str) -> Result<bool> {
     let deleted = with_conn!(conn, c => diesel::delete(api_tokens::table.find(name)).execute(c))?;
     Ok(deleted == 1)
 }
+
+/// What [`delete_token_keeping_an_admin`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenDeletion {
+    Deleted,
+    NotFound,
+    /// It is the only admin token; deleting it would lock every admin out.
+    LastAdmin,
+}
+
+/// Deletes the token called `name` unless it is the last admin token. The check and
+/// the delete happen under one write lock, so two concurrent deletions cannot remove
+/// the last two admin tokens.
+pub fn delete_token_keeping_an_admin(conn: &mut Conn, name: &str) -> Result<TokenDeletion> {
+    use diesel::connection::SimpleConnection;
+    macro_rules! body {
+        ($c:ident) => {{
+            let role: Option<String> = api_tokens::table
+                .find(name)
+                .select(api_tokens::role)
+                .first($c)
+                .optional()?;
+            let Some(role) = role else {
+                return Ok(TokenDeletion::NotFound);
+            };
+            if role == Role::Admin.as_str() {
+                let admins: i64 = api_tokens::table
+                    .filter(api_tokens::role.eq(Role::Admin.as_str()))
+                    .count()
+                    .get_result($c)?;
+                if admins <= 1 {
+                    return Ok(TokenDeletion::LastAdmin);
+                }
+            }
+            diesel::delete(api_tokens::table.find(name)).execute($c)?;
+            Ok(TokenDeletion::Deleted)
+        }};
+    }
+    match conn {
+        Conn::Sqlite(pooled) => {
+            let c: &mut diesel::SqliteConnection = pooled;
+            c.immediate_transaction(|c| body!(c))
+        }
+        Conn::Postgres(pooled) => {
+            let c: &mut diesel::PgConnection = pooled;
+            c.transaction(|c| {
+                c.batch_execute("LOCK TABLE api_tokens IN SHARE ROW EXCLUSIVE MODE")?;
+                body!(c)
+            })
+        }
+    }
+}

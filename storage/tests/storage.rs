@@ -376,9 +376,15 @@ fn task_lifecycle_and_listing() {
         assert!(t.error.unwrap().contains("stopped"));
 
         let old = db
-            .run_blocking(|c| tasks::finished_before(c, Timestamp(1_005), 100))
+            .run_blocking(|c| tasks::finished_before(c, Timestamp(50), 100))
             .unwrap();
-        assert_eq!(old, made[..5].iter().map(|t| t.id).collect::<Vec<_>>());
+        // Age counts from the end: only made[0] had finished (at 9) by 50.
+        assert_eq!(old, vec![made[0].id]);
+        let all = db
+            .run_blocking(|c| tasks::finished_before(c, Timestamp(100), 100))
+            .unwrap();
+        assert_eq!(all.len(), 12);
+        assert_eq!(all[0], made[0].id, "oldest end first");
         assert!(db
             .run_blocking(|c| tasks::get_task(c, TaskId(uuid::Uuid::new_v4())))
             .unwrap()

@@ -2,7 +2,7 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use protocol::api::{CleanupReport, CleanupRequest, NewToken, WhoAmI};
-use protocol::{Role, Timestamp, TokenCreated, TokenInfo};
+use protocol::{Timestamp, TokenCreated, TokenInfo};
 use storage::tokens;
 
 use crate::auth::{generate_token, Admin, Caller};
@@ -87,24 +87,23 @@ pub async fn delete_token(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let name = path.into_inner();
-    let stored = state.db.run(tokens::list_tokens).await?;
-    let target = stored
-        .iter()
-        .find(|t| t.name == name)
-        .ok_or_else(|| ApiError::not_found(format!("no token named {name:?}")))?;
-    let admins = stored.iter().filter(|t| t.role == Role::Admin).count();
-    if target.role == Role::Admin && admins == 1 {
-        return Err(ApiError::conflict(
-            "this is the last admin token; create another admin token first",
-        ));
-    }
     let deleted_name = name.clone();
-    state
+    let outcome = state
         .db
-        .run(move |c| tokens::delete_token(c, &deleted_name))
+        .run(move |c| tokens::delete_token_keeping_an_admin(c, &deleted_name))
         .await?;
-    state.tokens.reload(&state.db).await?;
-    Ok(HttpResponse::NoContent().finish())
+    match outcome {
+        tokens::TokenDeletion::Deleted => {
+            state.tokens.reload(&state.db).await?;
+            Ok(HttpResponse::NoContent().finish())
+        }
+        tokens::TokenDeletion::NotFound => {
+            Err(ApiError::not_found(format!("no token named {name:?}")))
+        }
+        tokens::TokenDeletion::LastAdmin => Err(ApiError::conflict(
+            "this is the last admin token; create another admin token first",
+        )),
+    }
 }
 
 pub async fn cleanup(

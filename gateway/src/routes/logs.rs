@@ -149,8 +149,17 @@ pub async fn export(
     let filter = Arc::new(filter_from(&p)?);
     existing_task(&state, id).await?;
     let db = state.db.clone();
+    // Held until the whole export has been streamed.
+    let permit = Arc::new(
+        state
+            .heavy_reads
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| ApiError::internal(&e))?,
+    );
     let chunks = futures_util::stream::unfold(Some(0u64), move |after| {
-        let (db, filter) = (db.clone(), filter.clone());
+        let (db, filter, _permit) = (db.clone(), filter.clone(), permit.clone());
         async move {
             let after = after?;
             let page = db

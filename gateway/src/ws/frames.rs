@@ -29,25 +29,39 @@ fn end(out: Vec<u8>) -> String {
     String::from_utf8(out).expect("JSON is UTF-8")
 }
 
-/// A `logs` frame of owned entries (history).
-pub fn logs(task_id: TaskId, entries: &[LogEntry]) -> String {
-    let mut out = begin_logs(task_id, entries.len() * 160 + 64);
+/// Frames stop growing past this size (one record more may go over it), so that
+/// clients with the usual 1 MiB message limit can read them.
+pub const MAX_FRAME_BYTES: usize = 1 << 20;
+
+/// `logs` frames holding `entries`, in order, each at most about [`MAX_FRAME_BYTES`].
+fn logs_frames<'a>(task_id: TaskId, entries: impl Iterator<Item = &'a LogEntry>) -> Vec<String> {
+    let mut frames = Vec::new();
+    let mut out = begin_logs(task_id, 64 * 1024);
     let mut first = true;
     for entry in entries {
+        if !first && out.len() >= MAX_FRAME_BYTES {
+            frames.push(end(std::mem::replace(
+                &mut out,
+                begin_logs(task_id, 64 * 1024),
+            )));
+            first = true;
+        }
         push_entry(&mut out, &mut first, entry);
     }
-    end(out)
+    if !first {
+        frames.push(end(out));
+    }
+    frames
 }
 
-/// A `logs` frame of entries selected from shared batches (live).
-pub fn live_logs(task_id: TaskId, parts: &[(Arc<LogBatch>, Vec<u32>)]) -> String {
-    let count: usize = parts.iter().map(|(_, idx)| idx.len()).sum();
-    let mut out = begin_logs(task_id, count * 160 + 64);
-    let mut first = true;
-    for entry in Outgoing::entries(parts) {
-        push_entry(&mut out, &mut first, entry);
-    }
-    end(out)
+/// `logs` frames of owned entries (history).
+pub fn logs(task_id: TaskId, entries: &[LogEntry]) -> Vec<String> {
+    logs_frames(task_id, entries.iter())
+}
+
+/// `logs` frames of entries selected from shared batches (live).
+pub fn live_logs(task_id: TaskId, parts: &[(Arc<LogBatch>, Vec<u32>)]) -> Vec<String> {
+    logs_frames(task_id, Outgoing::entries(parts))
 }
 
 pub fn caught_up(task_id: TaskId, seq: u64) -> String {
@@ -89,11 +103,12 @@ mod tests {
             task_id,
             entries: vec![entry.clone(), entry.clone()],
         });
-        for text in [
+        for frames in [
             logs(task_id, &[entry.clone(), entry.clone()]),
             live_logs(task_id, &[(batch, vec![0, 1])]),
         ] {
-            let parsed: ServerMessage = serde_json::from_str(&text).unwrap();
+            assert_eq!(frames.len(), 1);
+            let parsed: ServerMessage = serde_json::from_str(&frames[0]).unwrap();
             assert_eq!(
                 parsed,
                 ServerMessage::Logs {
@@ -102,13 +117,32 @@ mod tests {
                 }
             );
         }
-        let empty: ServerMessage = serde_json::from_str(&logs(task_id, &[])).unwrap();
-        assert_eq!(
-            empty,
-            ServerMessage::Logs {
-                task_id,
-                entries: vec![]
-            }
-        );
+        assert!(logs(task_id, &[]).is_empty(), "no frame for no entries");
+    }
+
+    #[test]
+    fn large_batches_are_split_into_frames_of_about_a_mebibyte() {
+        let task_id = TaskId(uuid::Uuid::nil());
+        let entries: Vec<LogEntry> = (1..=300)
+            .map(|seq| LogEntry {
+                seq,
+                timestamp: Timestamp(seq as i64),
+                level: LogLevel::Info,
+                source: Arc::from("api"),
+                message: "x".repeat(10_000),
+                metadata: None,
+            })
+            .collect();
+        let frames = logs(task_id, &entries);
+        assert!(frames.len() >= 3, "{} frames", frames.len());
+        let mut seqs = Vec::new();
+        for frame in &frames {
+            assert!(frame.len() < MAX_FRAME_BYTES + 20_000);
+            let ServerMessage::Logs { entries, .. } = serde_json::from_str(frame).unwrap() else {
+                panic!("a logs frame")
+            };
+            seqs.extend(entries.iter().map(|e| e.seq));
+        }
+        assert_eq!(seqs, (1..=300).collect::<Vec<_>>());
     }
 }

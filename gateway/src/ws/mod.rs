@@ -73,12 +73,13 @@ pub async fn route(
         None => params.text("token").map(str::to_owned),
     };
     let caller = match token {
-        Some(token) => Some(
+        Some(token) => Some((
             state
                 .tokens
                 .check(&token)
                 .ok_or_else(|| ApiError::unauthorized("the token is not valid"))?,
-        ),
+            storage::tokens::hash_token(token.trim()),
+        )),
         None => None,
     };
     session::start(state.into_inner(), caller, &req, stream)

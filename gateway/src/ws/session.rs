@@ -42,14 +42,16 @@ static NEXT_SESSION: AtomicU64 = AtomicU64::new(1);
 /// Upgrades the request and starts a session.
 pub fn start(
     state: Arc<AppState>,
-    caller: Option<Caller>,
+    caller: Option<(Caller, String)>,
     req: &HttpRequest,
     stream: web::Payload,
 ) -> Result<HttpResponse, actix_web::Error> {
+    let (caller, token_hash) = caller.map_or((None, None), |(c, h)| (Some(c), Some(h)));
     let session = WsSession {
         id: NEXT_SESSION.fetch_add(1, Ordering::Relaxed),
         state,
         caller,
+        token_hash,
         subs: HashMap::new(),
         watch_all: false,
         last_heard: Instant::now(),
@@ -66,6 +68,9 @@ pub struct WsSession {
     id: SessionId,
     state: Arc<AppState>,
     caller: Option<Caller>,
+    /// Digest of the token the session authenticated with: checked on every heartbeat,
+    /// so a deleted token ends its sessions too.
+    token_hash: Option<String>,
     subs: HashMap<TaskId, Subscription>,
     watch_all: bool,
     last_heard: Instant,
@@ -117,13 +122,19 @@ impl WsSession {
             Ok(msg) => msg,
             Err(e) => {
                 ctx.text(frames::error(format!("bad message: {e}"), None));
+                if self.caller.is_none() {
+                    self.close(ctx, ws::CloseCode::Policy, "not authenticated");
+                }
                 return;
             }
         };
         if self.caller.is_none() {
             match msg {
                 ClientMessage::Auth { token } => match self.state.tokens.check(&token) {
-                    Some(caller) => self.caller = Some(caller),
+                    Some(caller) => {
+                        self.token_hash = Some(storage::tokens::hash_token(token.trim()));
+                        self.caller = Some(caller);
+                    }
                     None => {
                         ctx.text(frames::error("the token is not valid", None));
                         self.close(ctx, ws::CloseCode::Policy, "authentication failed");
@@ -288,8 +299,8 @@ impl WsSession {
         };
         let sub = self.subs.get_mut(&task_id).expect("checked by current()");
         let fresh = sub.history_page(page.logs, page.next_after_seq);
-        if !fresh.is_empty() {
-            ctx.text(frames::logs(task_id, &fresh));
+        for frame in frames::logs(task_id, &fresh) {
+            ctx.text(frame);
         }
         if page.has_more {
             return self.read_history(task_id, generation, ctx);
@@ -357,7 +368,9 @@ impl WsSession {
         if let Some(sub) = self.subs.get_mut(&task_id) {
             if !sub.outgoing.is_empty() {
                 let parts = sub.outgoing.take();
-                ctx.text(frames::live_logs(task_id, &parts));
+                for frame in frames::live_logs(task_id, &parts) {
+                    ctx.text(frame);
+                }
             }
         }
     }
@@ -390,6 +403,18 @@ impl Actor for WsSession {
         ctx.run_interval(ws.heartbeat(), move |act, ctx| {
             if act.last_heard.elapsed() > Duration::from_secs(ws.client_timeout_secs) {
                 act.close(ctx, ws::CloseCode::Away, "client did not answer pings");
+                return;
+            }
+            if act
+                .token_hash
+                .as_deref()
+                .is_some_and(|h| !act.state.tokens.has_hash(h))
+            {
+                ctx.text(frames::error(
+                    "the token of this connection was deleted",
+                    None,
+                ));
+                act.close(ctx, ws::CloseCode::Policy, "token revoked");
                 return;
             }
             if !act.check_overflow(ctx) {

@@ -19,7 +19,7 @@
 use std::sync::Arc;
 
 use engine::batch::LogBatch;
-use protocol::{LogEntry, LogFilter, TaskId, TaskInfo};
+use protocol::{LogEntry, LogFilter, TaskId, TaskInfo, TaskStatus};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
@@ -159,13 +159,19 @@ impl Subscription {
         }
     }
 
-    /// Records a status; a final status is never replaced by an earlier one.
+    /// Records a status unless it is older than the one known (queued < running <
+    /// final): a database read and a status message can arrive in either order.
     pub fn note_status(&mut self, task: TaskInfo) {
-        let keep_current = self
+        let rank = |t: &TaskInfo| match t.status {
+            TaskStatus::Queued => 0,
+            TaskStatus::Running => 1,
+            _ => 2,
+        };
+        if self
             .task
             .as_ref()
-            .is_some_and(|t| t.status.is_terminal() && !task.status.is_terminal());
-        if !keep_current {
+            .is_none_or(|known| rank(&task) >= rank(known))
+        {
             self.task = Some(task);
         }
     }

@@ -413,6 +413,18 @@ async fn websocket_access_needs_a_valid_token() {
         "closed"
     );
 
+    // Malformed JSON before authenticating also ends the connection.
+    let mut ws = app.ws(None).await;
+    ws.send_text("{oops").await;
+    match ws.next(Duration::from_secs(5)).await {
+        Some(Ok(ServerMessage::Error { message, .. })) => assert!(message.contains("bad message")),
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        matches!(ws.next(Duration::from_secs(5)).await, Some(Err(_))),
+        "closed"
+    );
+
     // A wrong token in the auth message.
     let mut ws = app.ws(None).await;
     ws.send(serde_json::json!({"type": "auth", "token": "tlk_wrong"}))
@@ -495,4 +507,50 @@ async fn a_silent_client_is_disconnected_after_the_idle_timeout() {
         .send(subscribe(task.id, serde_json::json!({}), 0))
         .await;
     assert_eq!(polite.follow_to_end(task.id).await.entries.len(), 3);
+}
+
+/// Deleting a token also closes the WebSocket connections opened with it.
+#[actix_rt::test]
+async fn deleting_a_token_closes_its_connections() {
+    let ws = gateway::WsSettings {
+        heartbeat_secs: 1,
+        ..Default::default()
+    };
+    let app = spawn_app_with(
+        FreshDb::new("sqlite"),
+        Tweaks {
+            ws,
+            ..Default::default()
+        },
+    )
+    .await;
+    let (_, created) = app
+        .post_as(
+            &app.admin,
+            "/api/tokens",
+            serde_json::json!({"name": "temp", "role": "viewer"}),
+        )
+        .await;
+    let token = created["token"].as_str().unwrap().to_owned();
+    let mut header = app.ws(Some(&token)).await;
+    let mut message = app.ws(None).await;
+    message
+        .send(serde_json::json!({"type": "auth", "token": token}))
+        .await;
+    let (status, _) = app.delete_as(&app.admin, "/api/tokens/temp").await;
+    assert_eq!(status, actix_web::http::StatusCode::NO_CONTENT);
+    for ws in [&mut header, &mut message] {
+        let reason = loop {
+            match ws.next(Duration::from_secs(5)).await {
+                Some(Err(reason)) => break reason,
+                Some(Ok(_)) => {}
+                None => panic!("still open after the token was deleted"),
+            }
+        };
+        assert!(reason
+            .unwrap()
+            .description
+            .unwrap_or_default()
+            .contains("revoked"));
+    }
 }

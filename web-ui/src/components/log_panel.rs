@@ -32,6 +32,8 @@ const MARGIN_ROWS: usize = 30;
 /// Tallest scroll area used; longer logs scroll proportionally (browsers cap heights).
 const MAX_SCROLL_PX: f64 = 8_000_000.0;
 const SEARCH_DEBOUNCE_MS: u32 = 250;
+/// Live records kept by seq to fill pages with (about four pages' worth).
+const LIVE_ROWS_KEPT: usize = 4 * PAGE;
 
 #[derive(Properties, PartialEq)]
 pub struct LogPanelProps {
@@ -113,6 +115,9 @@ pub struct LogPanel {
     matches: Vec<u32>,
     match_cursor: Option<usize>,
     pages: HashMap<usize, Vec<Rc<LogEntry>>>,
+    /// The latest live records by seq: rows of a page whose fetch was in flight when
+    /// they arrived (or that are not stored yet) are shown from here.
+    live_rows: BTreeMap<u64, Rc<LogEntry>>,
     loading: HashSet<usize>,
     counts: Vec<SourceCount>,
     live: Option<Live>,
@@ -123,6 +128,9 @@ pub struct LogPanel {
     viewport_height: f64,
     /// A scroll position to apply after the next render.
     scroll_to: Option<f64>,
+    /// A position to keep centred (a permalink or a match) until the user scrolls: a
+    /// layout change (the task header appearing) must not push it out of view.
+    anchor: Option<usize>,
     /// The last position this panel scrolled to itself: the scroll event that follows
     /// (asynchronously, maybe after new rows arrived) is not the user's.
     own_scroll: Option<f64>,
@@ -162,6 +170,7 @@ impl LogPanel {
         self.matches.clear();
         self.match_cursor = None;
         self.pages.clear();
+        self.live_rows.clear();
         self.loading.clear();
         self.live = None;
         self.live_state = LiveState::Connecting;
@@ -318,6 +327,7 @@ impl LogPanel {
 
     /// Scrolls so that position `pos` is in the middle of the viewport.
     fn center_on(&mut self, pos: usize) {
+        self.anchor = Some(pos);
         let (_, scale) = self.geometry();
         let target =
             (pos as f64 * ROW_HEIGHT - self.viewport_height / 2.0 + ROW_HEIGHT / 2.0).max(0.0);
@@ -371,14 +381,24 @@ impl LogPanel {
             }
             let pos = self.index.len();
             self.index.push(entry.seq as u32);
+            let seq = entry.seq;
             if self.filter.find_spec().is_some()
+                && self
+                    .matches
+                    .last()
+                    .is_none_or(|last| u64::from(*last) < seq)
                 && self.matcher.is_match(&crate::ansi::strip(&entry.message))
             {
-                self.matches.push(entry.seq as u32);
+                self.matches.push(seq as u32);
             }
+            let entry = Rc::new(entry);
             let page = self.pages.entry(pos / PAGE).or_default();
             if page.len() == pos % PAGE {
-                page.push(Rc::new(entry));
+                page.push(entry.clone());
+            }
+            self.live_rows.insert(seq, entry);
+            while self.live_rows.len() > LIVE_ROWS_KEPT {
+                self.live_rows.pop_first();
             }
         }
     }
@@ -488,6 +508,7 @@ impl Component for LogPanel {
             matches: Vec::new(),
             match_cursor: None,
             pages: HashMap::new(),
+            live_rows: BTreeMap::new(),
             loading: HashSet::new(),
             counts: Vec::new(),
             live: None,
@@ -497,6 +518,7 @@ impl Component for LogPanel {
             scroll_top: 0.0,
             viewport_height: 600.0,
             scroll_to: None,
+            anchor: None,
             own_scroll: None,
             selected,
             pending_jump: selected,
@@ -548,10 +570,16 @@ impl Component for LogPanel {
                 true
             }
             Msg::MatchesLoaded { generation, seqs } => {
-                if generation == self.generation {
-                    self.matches = seqs;
+                if generation != self.generation {
+                    return false;
                 }
-                generation == self.generation
+                // Live matches may already have arrived; keep each seq once, in order.
+                let mut merged = seqs;
+                merged.append(&mut self.matches);
+                merged.sort_unstable();
+                merged.dedup();
+                self.matches = merged;
+                true
             }
             Msg::PageLoaded {
                 generation,
@@ -567,6 +595,7 @@ impl Component for LogPanel {
                     .iter()
                     .map(|s| u64::from(*s))
                     .collect();
+                let expected_len = expected.len();
                 let mut rows: Vec<Rc<LogEntry>> = Vec::with_capacity(expected.len());
                 let mut by_seq: HashMap<u64, LogEntry> =
                     entries.into_iter().map(|e| (e.seq, e)).collect();
@@ -576,10 +605,18 @@ impl Component for LogPanel {
                         None => break,
                     }
                 }
-                // Keep live rows already appended past what this fetch returned.
+                // Rows the fetch did not return (not stored yet) come from the live
+                // records, when they are there.
                 let old = self.pages.remove(&page).unwrap_or_default();
                 if old.len() > rows.len() {
                     rows = old;
+                }
+                while rows.len() < expected_len {
+                    let seq = u64::from(self.index[start + rows.len()]);
+                    match self.live_rows.get(&seq) {
+                        Some(entry) => rows.push(entry.clone()),
+                        None => break,
+                    }
                 }
                 self.pages.insert(page, rows);
                 true
@@ -654,6 +691,9 @@ impl Component for LogPanel {
                         .own_scroll
                         .take()
                         .is_some_and(|own| (own - top).abs() < 1.0);
+                    if !ours && self.scroll_to.is_none() {
+                        self.anchor = None;
+                    }
                     if !ours && self.scroll_to.is_none() && self.index_loaded {
                         // Following pauses when the user scrolls up and resumes at the bottom.
                         self.follow = at_bottom;
@@ -850,6 +890,9 @@ impl Component for LogPanel {
         let height = el.client_height() as f64;
         if (height - self.viewport_height).abs() > 1.0 {
             self.viewport_height = height;
+            if let Some(pos) = self.anchor {
+                self.center_on(pos);
+            }
             ctx.link().send_message(Msg::Scrolled);
         }
         if let Some(target) = self.scroll_to.take() {
