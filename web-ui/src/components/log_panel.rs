@@ -687,10 +687,13 @@ impl Component for LogPanel {
                     );
                     self.viewport_height = height;
                     let at_bottom = top + height >= full - ROW_HEIGHT;
-                    let ours = self
-                        .own_scroll
-                        .take()
-                        .is_some_and(|own| (own - top).abs() < 1.0);
+                    // Ours while the position is still the one this panel set (the
+                    // panel's own Scrolled message and the browser's scroll event both
+                    // report it); any other position is the user's doing.
+                    let ours = self.own_scroll.is_some_and(|own| (own - top).abs() < 1.0);
+                    if !ours {
+                        self.own_scroll = None;
+                    }
                     if !ours && self.scroll_to.is_none() {
                         self.anchor = None;
                     }
