@@ -98,9 +98,10 @@ impl Target {
     }
 }
 
-/// Per-connection SQLite set-up: WAL so readers never block the writer, a busy
-/// timeout so a briefly held lock is waited for, foreign keys (needed for
-/// `ON DELETE CASCADE`; SQLite leaves them off per connection).
+/// Per-connection SQLite set-up: a busy timeout so a briefly held lock is waited
+/// for, foreign keys (needed for `ON DELETE CASCADE`; SQLite leaves them off per
+/// connection). WAL is not set here: it is a property of the file, set once by
+/// [`use_wal`] before any pool exists.
 #[derive(Debug)]
 struct SqliteTuning {
     busy_timeout_ms: u32,
@@ -110,7 +111,6 @@ impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for SqliteTuning
     fn on_acquire(&self, conn: &mut SqliteConnection) -> Result<(), diesel::r2d2::Error> {
         conn.batch_execute(&format!(
             "PRAGMA busy_timeout = {};
-             PRAGMA journal_mode = WAL;
              PRAGMA synchronous = NORMAL;
              PRAGMA foreign_keys = ON;
              PRAGMA cache_size = -8000;
@@ -206,6 +206,7 @@ impl Db {
         let target = Target::parse(&settings.url)?;
         if let Target::Sqlite(path) = &target {
             create_parent_dir(path)?;
+            use_wal(path, settings.busy_timeout_ms)?;
         }
         let pools = build_pools(&target, settings, settings.pool_max_size.max(2))?;
         match Self::checkout(&pools)? {
@@ -317,6 +318,21 @@ fn build_pools(target: &Target, settings: &DatabaseSettings, size: u32) -> Resul
     })
 }
 
+/// Puts the file in WAL mode (so readers never block the writer) through one lone
+/// connection. Switching the journal mode needs the file to itself, and SQLite
+/// reports a conflict there at once instead of waiting out the busy timeout: done
+/// per pooled connection, the pool's simultaneous first connections failed each
+/// other with "database is locked" on every new database.
+fn use_wal(path: &Path, busy_timeout_ms: u32) -> Result<()> {
+    use diesel::Connection;
+    let mut conn = SqliteConnection::establish(&path.to_string_lossy())
+        .map_err(|e| StorageError::Connect(format!("{}: {e}", path.display())))?;
+    conn.batch_execute(&format!(
+        "PRAGMA busy_timeout = {busy_timeout_ms}; PRAGMA journal_mode = WAL;"
+    ))
+    .map_err(|e| StorageError::Connect(format!("{}: {e}", path.display())))
+}
+
 fn create_parent_dir(path: &Path) -> Result<()> {
     match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => std::fs::create_dir_all(dir)
@@ -372,6 +388,40 @@ mod tests {
         ] {
             let err = Target::parse(bad).unwrap_err();
             assert!(matches!(err, StorageError::Url { .. }), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn every_pooled_sqlite_connection_is_tuned() {
+        use diesel::sql_types::{BigInt, Text};
+        use diesel::{QueryableByName, RunQueryDsl};
+        #[derive(QueryableByName)]
+        struct Mode {
+            #[diesel(sql_type = Text)]
+            journal_mode: String,
+        }
+        #[derive(QueryableByName)]
+        struct Flag {
+            #[diesel(sql_type = BigInt)]
+            foreign_keys: i64,
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let url = dir.path().join("t.db").to_string_lossy().into_owned();
+        let db = Db::connect(&DatabaseSettings::new(url)).unwrap();
+        // Hold several connections at once so the check covers more than the first.
+        let mut held: Vec<Conn> = (0..4).map(|_| db.get().unwrap()).collect();
+        for conn in &mut held {
+            let Conn::Sqlite(conn) = conn else {
+                panic!("a SQLite URL opened another backend")
+            };
+            let mode: Mode = diesel::sql_query("PRAGMA journal_mode")
+                .get_result(&mut **conn)
+                .unwrap();
+            assert_eq!(mode.journal_mode, "wal");
+            let fk: Flag = diesel::sql_query("PRAGMA foreign_keys")
+                .get_result(&mut **conn)
+                .unwrap();
+            assert_eq!(fk.foreign_keys, 1);
         }
     }
 
