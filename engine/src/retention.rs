@@ -12,15 +12,19 @@ use storage::Db;
 use crate::logger::now_micros;
 
 const MICROS_PER_DAY: i64 = 86_400 * 1_000_000;
-/// Tasks deleted per transaction, so a large cleanup never holds the write lock long.
+/// Tasks listed per query. Each is then deleted in a statement of its own, so a
+/// large cleanup holds the write lock for one task's logs at a time, never for all.
 const DELETE_CHUNK: usize = 50;
 
-/// Deletes finished tasks created more than `days` days ago. Returns how many.
+/// Deletes tasks that finished more than `days` days ago. Returns how many.
 ///
 /// # Errors
 /// A database error; tasks deleted before it stay deleted.
 pub async fn delete_older_than(db: &Db, days: u32) -> storage::Result<u64> {
-    let cutoff = Timestamp(now_micros() - i64::from(days) * MICROS_PER_DAY);
+    // Saturating: an absurd age must mean "nothing is that old", never wrap into
+    // a cutoff in the future that would delete every finished task.
+    let age = i64::from(days).saturating_mul(MICROS_PER_DAY);
+    let cutoff = Timestamp(now_micros().saturating_sub(age));
     let mut deleted = 0u64;
     loop {
         let ids = db
@@ -72,9 +76,11 @@ impl Actor for RetentionActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        // The first sweep soon after start, then one every `every` from there: two
+        // timers started together would sweep twice at once when `every` is short.
         ctx.run_later(self.every.min(Duration::from_secs(5)), |act, ctx| {
-            act.sweep(ctx)
+            act.sweep(ctx);
+            ctx.run_interval(act.every, |act, ctx| act.sweep(ctx));
         });
-        ctx.run_interval(self.every, |act, ctx| act.sweep(ctx));
     }
 }

@@ -145,6 +145,19 @@ async fn cleanup_deletes_only_old_finished_tasks() {
         (status, report["deleted_tasks"].as_u64()),
         (StatusCode::OK, Some(0))
     );
+    // An age beyond any clock: nothing is that old (it must not wrap into the future).
+    let (status, report) = app
+        .post_as(
+            &app.admin,
+            "/api/cleanup",
+            serde_json::json!({"older_than_days": u32::MAX}),
+        )
+        .await;
+    assert_eq!(
+        (status, report["deleted_tasks"].as_u64()),
+        (StatusCode::OK, Some(0)),
+        "{report}"
+    );
     let (status, report) = app
         .post_as(
             &app.admin,
