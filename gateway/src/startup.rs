@@ -165,7 +165,6 @@ impl Application {
                         .route(web::get().to(crate::ws::route))
                         .default_service(web::to(error::wrong_method)),
                 )
-                .service(web::scope("/api").default_service(web::to(error::no_route)))
                 .configure(|cfg| crate::ui::configure(cfg, &ui_dir))
         })
         // Without TCP_NODELAY the last segment of a response can wait for the client's

@@ -8,7 +8,7 @@ pub mod tasks;
 
 use actix_web::web;
 
-use crate::error::wrong_method;
+use crate::error::{no_route, wrong_method};
 
 /// Registers every `/api` route and `/healthz`.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -16,6 +16,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/healthz").route(web::get().to(admin::healthz)))
         .service(
             web::scope("/api")
+                // Without it an unknown `/api` path falls through to the app's default
+                // (the console), never to a JSON error.
+                .default_service(web::to(no_route))
                 .service(resource("/me").route(web::get().to(admin::me)))
                 .service(resource("/plugins").route(web::get().to(tasks::list_plugins)))
                 .service(

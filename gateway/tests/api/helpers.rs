@@ -29,6 +29,7 @@ pub struct Tweaks {
     pub flush_interval_ms: u64,
     pub ws: WsSettings,
     pub max_concurrent_tasks: usize,
+    pub ui_dir: std::path::PathBuf,
 }
 
 impl Default for Tweaks {
@@ -37,6 +38,7 @@ impl Default for Tweaks {
             flush_interval_ms: 100,
             ws: WsSettings::default(),
             max_concurrent_tasks: 32,
+            ui_dir: "/nonexistent-ui".into(),
         }
     }
 }
@@ -73,7 +75,7 @@ pub async fn spawn_app_with(fresh: FreshDb, tweaks: Tweaks) -> TestApp {
         engine,
         http: HttpSettings {
             bind: "127.0.0.1:0".into(),
-            ui_dir: "/nonexistent-ui".into(),
+            ui_dir: tweaks.ui_dir,
             ws: tweaks.ws,
             workers: Some(2),
         },

@@ -7,4 +7,5 @@ mod logs;
 mod malformed;
 mod settings;
 mod tasks;
+mod ui;
 mod ws;
