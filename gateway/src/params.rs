@@ -2,7 +2,11 @@
 //! names it, and an unknown parameter (a typo such as `levle=`) is a 400 rather
 //! than silently ignored.
 
+use std::future::{ready, Ready};
 use std::str::FromStr;
+
+use actix_web::dev::Payload;
+use actix_web::{FromRequest, HttpRequest};
 
 use crate::error::ApiError;
 
@@ -26,6 +30,11 @@ impl Params {
                     key == a
                 }
             });
+            if !known && allowed.is_empty() {
+                return Err(ApiError::bad_request(format!(
+                    "unknown parameter {key:?}; this endpoint takes no query parameters"
+                )));
+            }
             if !known {
                 return Err(ApiError::bad_request(format!(
                     "unknown parameter {key:?}; accepted: {}",
@@ -98,6 +107,19 @@ impl Params {
                 ))),
             })
             .transpose()
+    }
+}
+
+/// An extractor for endpoints that take no query parameters: any given is refused
+/// like an unknown one, as everywhere else in the API.
+pub struct NoQuery;
+
+impl FromRequest for NoQuery {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(Params::parse(req.query_string(), &[]).map(|_| NoQuery))
     }
 }
 

@@ -38,12 +38,14 @@ pub fn configure(cfg: &mut web::ServiceConfig, dir: &Path) {
                 if is_api(&req) {
                     return no_route(req).await;
                 }
-                HttpResponse::Ok().content_type("text/html; charset=utf-8").body(format!(
-                    "<!doctype html><title>Tasklens</title><h1>Tasklens is running</h1>\
+                HttpResponse::Ok()
+                    .content_type("text/html; charset=utf-8")
+                    .body(format!(
+                        "<!doctype html><title>Tasklens</title><h1>Tasklens is running</h1>\
                      <p>The web console is not built (no <code>{shown}/index.html</code>). \
                      Build it with <code>./scripts/run.sh</code> or <code>web-ui/build.sh</code>, \
                      or set <code>TASKLENS_UI_DIR</code>. The API is at <code>/api</code>.</p>"
-                ))
+                    ))
             }
         }));
     }

@@ -1,13 +1,13 @@
 //! `/healthz`, `/api/me`, `/api/tokens` and `/api/cleanup`.
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpResponse};
 use protocol::api::{CleanupReport, CleanupRequest, NewToken, WhoAmI};
 use protocol::{Timestamp, TokenCreated, TokenInfo};
 use storage::tokens;
 
 use crate::auth::{generate_token, Admin, Caller};
 use crate::error::ApiError;
-use crate::params::Params;
+use crate::params::NoQuery;
 use crate::state::AppState;
 
 /// Liveness and database reachability; needs no token (load balancers call it) and
@@ -34,14 +34,18 @@ pub async fn healthz(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
-pub async fn me(caller: Caller) -> HttpResponse {
+pub async fn me(caller: Caller, _: NoQuery) -> HttpResponse {
     HttpResponse::Ok().json(WhoAmI {
         name: caller.name,
         role: caller.role,
     })
 }
 
-pub async fn list_tokens(state: web::Data<AppState>, _: Admin) -> Result<HttpResponse, ApiError> {
+pub async fn list_tokens(
+    state: web::Data<AppState>,
+    _: Admin,
+    _: NoQuery,
+) -> Result<HttpResponse, ApiError> {
     let stored = state.db.run(tokens::list_tokens).await?;
     let listed: Vec<TokenInfo> = stored.iter().map(TokenInfo::from).collect();
     Ok(HttpResponse::Ok().json(listed))
@@ -57,6 +61,7 @@ fn valid_token_name(name: &str) -> bool {
 pub async fn create_token(
     state: web::Data<AppState>,
     _: Admin,
+    _: NoQuery,
     body: web::Json<NewToken>,
 ) -> Result<HttpResponse, ApiError> {
     let NewToken { name, role } = body.into_inner();
@@ -84,6 +89,7 @@ pub async fn create_token(
 pub async fn delete_token(
     state: web::Data<AppState>,
     _: Admin,
+    _: NoQuery,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let name = path.into_inner();
@@ -109,10 +115,9 @@ pub async fn delete_token(
 pub async fn cleanup(
     state: web::Data<AppState>,
     Admin(caller): Admin,
-    req: HttpRequest,
+    _: NoQuery,
     body: web::Json<CleanupRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    Params::parse(req.query_string(), &[])?;
     let days = body.older_than_days;
     let deleted = engine::retention::delete_older_than(&state.db, days).await?;
     log::info!(

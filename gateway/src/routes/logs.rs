@@ -12,7 +12,7 @@ use storage::LogQuery;
 
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::params::Params;
+use crate::params::{NoQuery, Params};
 use crate::routes::tasks::{existing_task, task_id};
 use crate::state::AppState;
 
@@ -60,9 +60,16 @@ pub async fn page(
     let id = task_id(&path)?;
     let p = Params::parse(req.query_string(), PAGE_KEYS)?;
     let filter = filter_from(&p)?;
+    let after_seq = p.number("after_seq", 0, i64::MAX as u64)?;
+    let before_seq = p.number("before_seq", 1, i64::MAX as u64)?;
+    if after_seq.is_some() && before_seq.is_some() {
+        return Err(ApiError::bad_request(
+            "after_seq and before_seq cannot be combined: page forwards with after_seq, or backwards with before_seq",
+        ));
+    }
     let query = LogQuery {
-        after_seq: p.number("after_seq", 0, i64::MAX as u64)?.unwrap_or(0),
-        before_seq: p.number("before_seq", 1, i64::MAX as u64)?,
+        after_seq: after_seq.unwrap_or(0),
+        before_seq,
         limit: p.number("limit", 1, MAX_PAGE_LIMIT as u64)?.unwrap_or(1000) as usize,
     };
     existing_task(&state, id).await?;
@@ -87,6 +94,11 @@ pub async fn index(
     let p = Params::parse(req.query_string(), FILTER_KEYS)?;
     let filter = filter_from(&p)?;
     existing_task(&state, id).await?;
+    let _permit = state
+        .heavy_reads
+        .acquire()
+        .await
+        .map_err(|e| ApiError::internal(&e))?;
     let seqs = state
         .db
         .run(move |c| storage::logs::matching_seqs(c, id, &filter))
@@ -110,11 +122,10 @@ pub async fn index(
 pub async fn sources(
     state: web::Data<AppState>,
     _: Caller,
+    _: NoQuery,
     path: web::Path<String>,
-    req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let id = task_id(&path)?;
-    Params::parse(req.query_string(), &[])?;
     existing_task(&state, id).await?;
     let counts = state
         .db

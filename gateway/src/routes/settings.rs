@@ -7,9 +7,14 @@ use protocol::LogSettings;
 
 use crate::auth::{Admin, Caller};
 use crate::error::ApiError;
+use crate::params::NoQuery;
 use crate::state::AppState;
 
-pub async fn get_logging(state: web::Data<AppState>, _: Caller) -> Result<HttpResponse, ApiError> {
+pub async fn get_logging(
+    state: web::Data<AppState>,
+    _: Caller,
+    _: NoQuery,
+) -> Result<HttpResponse, ApiError> {
     let current = state
         .engine
         .settings
@@ -22,6 +27,7 @@ pub async fn get_logging(state: web::Data<AppState>, _: Caller) -> Result<HttpRe
 pub async fn put_logging(
     state: web::Data<AppState>,
     Admin(caller): Admin,
+    _: NoQuery,
     body: web::Json<LogSettings>,
 ) -> Result<HttpResponse, ApiError> {
     let settings = body.into_inner();

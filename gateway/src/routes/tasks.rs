@@ -7,7 +7,7 @@ use storage::tasks::{TaskListQuery, MAX_TASK_PAGE};
 
 use crate::auth::{Admin, Caller};
 use crate::error::ApiError;
-use crate::params::Params;
+use crate::params::{NoQuery, Params};
 use crate::state::AppState;
 
 /// Parses the `{id}` path segment.
@@ -25,13 +25,14 @@ pub async fn existing_task(state: &AppState, id: TaskId) -> Result<protocol::Tas
         .ok_or_else(|| ApiError::not_found(format!("task {id} not found")))
 }
 
-pub async fn list_plugins(state: web::Data<AppState>, _: Caller) -> HttpResponse {
+pub async fn list_plugins(state: web::Data<AppState>, _: Caller, _: NoQuery) -> HttpResponse {
     HttpResponse::Ok().json(state.engine.registry.list())
 }
 
 pub async fn create_task(
     state: web::Data<AppState>,
     caller: Caller,
+    _: NoQuery,
     body: web::Json<NewTask>,
 ) -> Result<HttpResponse, ApiError> {
     let NewTask { plugin, params } = body.into_inner();
@@ -76,6 +77,7 @@ pub async fn list_tasks(
 pub async fn get_task(
     state: web::Data<AppState>,
     _: Caller,
+    _: NoQuery,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = task_id(&path)?;
@@ -85,6 +87,7 @@ pub async fn get_task(
 pub async fn cancel_task(
     state: web::Data<AppState>,
     caller: Caller,
+    _: NoQuery,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = task_id(&path)?;
@@ -116,6 +119,7 @@ pub async fn cancel_task(
 pub async fn delete_task(
     state: web::Data<AppState>,
     _: Admin,
+    _: NoQuery,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = task_id(&path)?;

@@ -151,17 +151,29 @@ impl WsSession {
             return;
         }
         match msg {
-            ClientMessage::Auth { .. } => {}
+            ClientMessage::Auth { .. } => ctx.text(frames::error(
+                "already authenticated: a connection keeps its token; open a new connection for another",
+                None,
+            )),
             ClientMessage::Subscribe {
                 task_id,
                 filter,
                 after_seq,
-            }
-            | ClientMessage::SetFilter {
+            } => self.subscribe(task_id, &filter, after_seq, ctx),
+            ClientMessage::SetFilter {
                 task_id,
                 filter,
                 after_seq,
-            } => self.subscribe(task_id, &filter, after_seq, ctx),
+            } => {
+                if self.subs.contains_key(&task_id) {
+                    self.subscribe(task_id, &filter, after_seq, ctx);
+                } else {
+                    ctx.text(frames::error(
+                        format!("not subscribed to task {task_id}; subscribe first"),
+                        Some(task_id),
+                    ));
+                }
+            }
             ClientMessage::Unsubscribe { task_id } => {
                 if self.subs.remove(&task_id).is_some() {
                     self.state.hub.do_send(Unfollow {

@@ -36,6 +36,41 @@ async fn calls_without_a_valid_token_are_refused() {
 }
 
 #[actix_rt::test]
+async fn a_malformed_authorization_header_is_a_clear_401() {
+    let app = spawn_app("sqlite").await;
+    let client = awc::Client::default();
+    let cases: [(&[u8], &str); 5] = [
+        (b"Basic dXNlcjpwdw==", "use Authorization: Bearer <token>"),
+        (b"Bearer", "use Authorization: Bearer <token>"),
+        (b"Bearer    ", "use Authorization: Bearer <token>"),
+        (b"Token abc", "use Authorization: Bearer <token>"),
+        (
+            b"Bearer \xff\xfe",
+            "the Authorization header is not readable text",
+        ),
+    ];
+    for (value, message) in cases {
+        let header = awc::http::header::HeaderValue::from_bytes(value).unwrap();
+        let mut response = client
+            .get(format!("{}/api/me", app.address))
+            .insert_header((awc::http::header::AUTHORIZATION, header))
+            .send()
+            .await
+            .unwrap();
+        let body = response.body().await.unwrap();
+        let shown = String::from_utf8_lossy(value);
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{shown}");
+        assert_eq!(
+            crate::helpers::json_or_null(&body)["error"].as_str(),
+            Some(message),
+            "{shown}"
+        );
+    }
+    let (status, _) = app.get("/api/me").await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[actix_rt::test]
 async fn viewers_read_and_run_while_admins_also_manage() {
     let app = spawn_app("sqlite").await;
     let (status, me) = app.get_as(&app.viewer, "/api/me").await;

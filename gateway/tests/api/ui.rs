@@ -10,7 +10,11 @@ use crate::helpers::{json_or_null, spawn_app_with, Tweaks};
 #[actix_rt::test]
 async fn the_console_and_the_api_share_the_server() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("index.html"), "<!doctype html><p>console</p>").unwrap();
+    std::fs::write(
+        dir.path().join("index.html"),
+        "<!doctype html><p>console</p>",
+    )
+    .unwrap();
     std::fs::write(dir.path().join("app.js"), "console.log(1)").unwrap();
     let app = spawn_app_with(
         FreshDb::new("sqlite"),
@@ -32,7 +36,10 @@ async fn the_console_and_the_api_share_the_server() {
     for (method, path) in [
         (Method::GET, "/api"),
         (Method::GET, "/api/nothing-here"),
-        (Method::POST, "/api/tasks/67e55044-10b1-426f-9247-bb680e5fe0c8/retry"),
+        (
+            Method::POST,
+            "/api/tasks/67e55044-10b1-426f-9247-bb680e5fe0c8/retry",
+        ),
         (Method::GET, "/ws/elsewhere"),
     ] {
         let (status, body, _) = app

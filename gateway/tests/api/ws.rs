@@ -330,6 +330,45 @@ async fn bad_messages_get_errors_and_the_connection_stays_up() {
             "not found",
         ),
         ("[]".into(), "bad message"),
+        (
+            format!(
+                r#"{{"type":"subscribe","task_id":"{}","filter":{{}},"follow":true}}"#,
+                task.id
+            ),
+            "unknown field",
+        ),
+        (r#"{"type":"auth"}"#.into(), "missing field `token`"),
+        (
+            r#"{"type":"auth","token":"tlk_other"}"#.into(),
+            "already authenticated",
+        ),
+        (
+            format!(
+                r#"{{"type":"set_filter","task_id":"{}","filter":{{}}}}"#,
+                task.id
+            ),
+            "not subscribed",
+        ),
+        (
+            r#"{"type":"set_filter","task_id":"nope","filter":{}}"#.into(),
+            "bad message",
+        ),
+        (
+            r#"{"type":"unsubscribe"}"#.into(),
+            "missing field `task_id`",
+        ),
+        (
+            r#"{"type":"unsubscribe","task_id":42}"#.into(),
+            "bad message",
+        ),
+        (
+            r#"{"type":"subscribe_tasks","all":true}"#.into(),
+            "unknown field",
+        ),
+        (
+            r#"{"type":"unsubscribe_tasks","all":true}"#.into(),
+            "unknown field",
+        ),
     ];
     for (text, needle) in bad {
         ws.send_text(&text).await;
@@ -354,6 +393,76 @@ async fn bad_messages_get_errors_and_the_connection_stays_up() {
     ws.send(subscribe(task.id, serde_json::json!({}), 0)).await;
     let got = ws.follow_to_end(task.id).await;
     assert_eq!(got.entries.len(), 15);
+    // A bad filter in set_filter leaves the subscription as it was.
+    ws.send(serde_json::json!({"type": "set_filter", "task_id": task.id, "filter": {"re": "("}}))
+        .await;
+    match ws.next(Duration::from_secs(5)).await {
+        Some(Ok(ServerMessage::Error { message, task_id })) => {
+            assert!(message.contains("regular expression"), "{message}");
+            assert_eq!(task_id, Some(task.id));
+        }
+        other => panic!("{other:?}"),
+    }
+    // (set_filter on a task not followed is an error, so this proves it still is.)
+    ws.send(serde_json::json!({"type": "set_filter", "task_id": task.id, "filter": {}}))
+        .await;
+    assert_eq!(ws.follow_to_end(task.id).await.entries.len(), 15);
+}
+
+/// One connection follows at most `max_subscriptions` tasks; the next is refused
+/// with an error and the ones already followed keep working.
+#[actix_rt::test]
+async fn a_connection_follows_a_bounded_number_of_tasks() {
+    let app = spawn_app_with(
+        FreshDb::new("sqlite"),
+        Tweaks {
+            ws: gateway::WsSettings {
+                max_subscriptions: 2,
+                ..gateway::WsSettings::default()
+            },
+            ..Tweaks::default()
+        },
+    )
+    .await;
+    let mut tasks = Vec::new();
+    for _ in 0..3 {
+        tasks.push(
+            app.run_task("synthetic", serde_json::json!({"count": 4}))
+                .await,
+        );
+    }
+    let mut ws = app.ws(Some(&app.viewer)).await;
+    for task in &tasks[..2] {
+        ws.send(subscribe(task.id, serde_json::json!({}), 0)).await;
+        assert_eq!(ws.follow_to_end(task.id).await.entries.len(), 3);
+    }
+    ws.send(subscribe(tasks[2].id, serde_json::json!({}), 0))
+        .await;
+    match ws.next(Duration::from_secs(5)).await {
+        Some(Ok(ServerMessage::Error { message, task_id })) => {
+            assert!(message.contains("at most 2 tasks"), "{message}");
+            assert_eq!(task_id, Some(tasks[2].id));
+        }
+        other => panic!("{other:?}"),
+    }
+    // Re-subscribing to a followed task is a filter change, not a third task.
+    ws.send(subscribe(
+        tasks[0].id,
+        serde_json::json!({"level": "ERROR"}),
+        0,
+    ))
+    .await;
+    let again = ws.follow_to_end(tasks[0].id).await;
+    assert!(again
+        .entries
+        .iter()
+        .all(|e| e.level == protocol::LogLevel::Error));
+    // After an unsubscribe there is room again.
+    ws.send(serde_json::json!({"type": "unsubscribe", "task_id": tasks[1].id}))
+        .await;
+    ws.send(subscribe(tasks[2].id, serde_json::json!({}), 0))
+        .await;
+    assert_eq!(ws.follow_to_end(tasks[2].id).await.entries.len(), 3);
 }
 
 use futures_util::SinkExt;
