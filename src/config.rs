@@ -1,5 +1,5 @@
 //! Server configuration: defaults, then `tasklens.toml` (or the file given by
-//! `--config` / `TASKLENS_CONFIG`), then `TASKLENS_*` environment variables, then
+//! `--config` / `TASKLENS_CONFIG`, which clap reads), then `TASKLENS_*` environment variables, then
 //! command-line flags. Every problem is collected and reported at once.
 
 use std::collections::BTreeMap;
@@ -7,30 +7,7 @@ use std::path::{Path, PathBuf};
 
 use engine::{EngineSettings, LogSinkSettings};
 use gateway::{AppConfig, HttpSettings, WsSettings};
-use serde::Deserialize;
 use storage::DatabaseSettings;
-
-/// Every option, as read from the file (all optional; unknown keys are errors).
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileConfig {
-    pub database_url: Option<String>,
-    pub bind: Option<String>,
-    pub ui_dir: Option<PathBuf>,
-    pub admin_token: Option<String>,
-    pub flush_interval_ms: Option<u64>,
-    pub batch_max_rows: Option<u64>,
-    pub buffer_max_rows: Option<u64>,
-    pub handover_interval_ms: Option<u64>,
-    pub max_concurrent_tasks: Option<u64>,
-    pub retention_days: Option<u64>,
-    pub db_pool_size: Option<u64>,
-    pub db_busy_timeout_ms: Option<u64>,
-    pub ws_mailbox_capacity: Option<u64>,
-    pub ws_coalesce_ms: Option<u64>,
-    pub http_workers: Option<u64>,
-    pub shutdown_grace_secs: Option<u64>,
-}
 
 /// `(name, minimum, maximum)` of every numeric option.
 const NUMBERS: &[(&str, u64, u64)] = &[
@@ -50,13 +27,20 @@ const NUMBERS: &[(&str, u64, u64)] = &[
 
 const TEXTS: &[&str] = &["database_url", "bind", "ui_dir", "admin_token"];
 
-/// Environment variables the client commands and tests read; not server options.
+/// `TASKLENS_*` variables that are not server options: the client commands', the
+/// operator log's, and those of the project's own scripts, bench and tests, which a
+/// developer may well have exported in the shell that starts the server. Any other
+/// `TASKLENS_*` is refused, so that a typo cannot be silently ignored.
 const OTHER_VARS: &[&str] = &[
     "TASKLENS_CONFIG",
     "TASKLENS_SERVER",
     "TASKLENS_TOKEN",
     "TASKLENS_LOG",
+    "TASKLENS_BIN",
+    "TASKLENS_PG_BIN",
+    "TASKLENS_WASM_TARGET_DIR",
 ];
+const OTHER_PREFIX: &str = "TASKLENS_TEST_";
 
 /// Values from the command line that override everything else.
 #[derive(Debug, Default, Clone)]
@@ -76,40 +60,7 @@ pub fn load(
     overrides: &Overrides,
 ) -> Result<AppConfig, Vec<String>> {
     let mut errors = Vec::new();
-    let (file, file_path) = match read_file(config_file, env) {
-        Ok(found) => found,
-        Err(e) => {
-            errors.push(e);
-            (FileConfig::default(), None)
-        }
-    };
-    let mut values: BTreeMap<&'static str, String> = BTreeMap::new();
-    let mut number = |name: &'static str, v: Option<u64>| {
-        if let Some(v) = v {
-            values.insert(name, v.to_string());
-        }
-    };
-    number("flush_interval_ms", file.flush_interval_ms);
-    number("batch_max_rows", file.batch_max_rows);
-    number("buffer_max_rows", file.buffer_max_rows);
-    number("handover_interval_ms", file.handover_interval_ms);
-    number("max_concurrent_tasks", file.max_concurrent_tasks);
-    number("retention_days", file.retention_days);
-    number("db_pool_size", file.db_pool_size);
-    number("db_busy_timeout_ms", file.db_busy_timeout_ms);
-    number("ws_mailbox_capacity", file.ws_mailbox_capacity);
-    number("ws_coalesce_ms", file.ws_coalesce_ms);
-    number("http_workers", file.http_workers);
-    number("shutdown_grace_secs", file.shutdown_grace_secs);
-    let mut text = |name: &'static str, v: Option<String>| {
-        if let Some(v) = v {
-            values.insert(name, v);
-        }
-    };
-    text("database_url", file.database_url);
-    text("bind", file.bind);
-    text("ui_dir", file.ui_dir.map(|p| p.display().to_string()));
-    text("admin_token", file.admin_token);
+    let (mut values, file_path) = read_file(config_file, &mut errors);
 
     for (key, value) in env {
         let Some(name) = key.strip_prefix("TASKLENS_") else {
@@ -125,9 +76,7 @@ pub fn load(
             Some(known) => {
                 values.insert(known, value.clone());
             }
-            None if OTHER_VARS.contains(&key.as_str())
-                || key.starts_with("TASKLENS_TEST_")
-                || key == "TASKLENS_PG_BIN" => {}
+            None if OTHER_VARS.contains(&key.as_str()) || key.starts_with(OTHER_PREFIX) => {}
             None => errors.push(format!(
                 "{key}: unknown setting (see docs/configuration.md for the list)"
             )),
@@ -169,7 +118,10 @@ pub fn load(
         .get("bind")
         .cloned()
         .unwrap_or_else(|| HttpSettings::default().bind);
-    if bind.parse::<std::net::SocketAddr>().is_err() && !bind.contains(':') {
+    let host_port = bind
+        .rsplit_once(':')
+        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+    if bind.parse::<std::net::SocketAddr>().is_err() && !host_port {
         errors.push(format!(
             "bind: {bind:?} is not host:port (for example 127.0.0.1:8080)"
         ));
@@ -240,27 +192,57 @@ pub fn load(
     })
 }
 
+/// The options in the configuration file, as text like the environment's, each
+/// checked for its name and TOML type; problems go to `errors`.
 fn read_file(
     explicit: Option<&Path>,
-    env: &BTreeMap<String, String>,
-) -> Result<(FileConfig, Option<PathBuf>), String> {
+    errors: &mut Vec<String>,
+) -> (BTreeMap<&'static str, String>, Option<PathBuf>) {
+    let mut values = BTreeMap::new();
     let (path, required) = match explicit {
         Some(p) => (p.to_path_buf(), true),
-        None => match env.get("TASKLENS_CONFIG") {
-            Some(p) => (PathBuf::from(p), true),
-            None => (PathBuf::from("tasklens.toml"), false),
-        },
+        None => (PathBuf::from("tasklens.toml"), false),
     };
     let text = match std::fs::read_to_string(&path) {
         Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {
-            return Ok((FileConfig::default(), None))
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => return (values, None),
+        Err(e) => {
+            errors.push(format!("{}: cannot read: {e}", path.display()));
+            return (values, None);
         }
-        Err(e) => return Err(format!("{}: cannot read: {e}", path.display())),
     };
-    toml::from_str(&text)
-        .map(|file| (file, Some(path.clone())))
-        .map_err(|e| format!("{}: {}", path.display(), e.to_string().trim()))
+    let table: toml::Table = match toml::from_str(&text) {
+        Ok(table) => table,
+        Err(e) => {
+            errors.push(format!("{}: {}", path.display(), e.to_string().trim()));
+            return (values, None);
+        }
+    };
+    for (key, value) in table {
+        if let Some((name, min, max)) = NUMBERS.iter().find(|(n, _, _)| *n == key) {
+            match value {
+                toml::Value::Integer(n) => {
+                    values.insert(*name, n.to_string());
+                }
+                other => errors.push(format!(
+                    "{name}: must be a whole number from {min} to {max}, not {other}"
+                )),
+            }
+        } else if let Some(name) = TEXTS.iter().find(|n| **n == key) {
+            match value {
+                toml::Value::String(text) => {
+                    values.insert(*name, text);
+                }
+                other => errors.push(format!("{name}: must be a string, not {other}")),
+            }
+        } else {
+            errors.push(format!(
+                "{}: unknown key {key:?} (see docs/configuration.md for the list)",
+                path.display()
+            ));
+        }
+    }
+    (values, Some(path))
 }
 
 #[cfg(test)]
@@ -274,17 +256,115 @@ mod tests {
             .collect()
     }
 
+    /// `load` with these variables and an empty file (not whatever `tasklens.toml`
+    /// the working directory may hold).
+    fn load_env(pairs: &[(&str, &str)]) -> Result<AppConfig, Vec<String>> {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("empty.toml");
+        std::fs::write(&empty, "").unwrap();
+        load(Some(&empty), &env(pairs), &Overrides::default())
+    }
+
     #[test]
     fn defaults_apply_without_anything_set() {
+        let config = load_env(&[]).unwrap();
+        assert_eq!(config.http.bind, "127.0.0.1:8080");
+        assert_eq!(config.database.url, DatabaseSettings::DEFAULT_URL);
+        assert_eq!(config.engine.sink.flush_interval_ms, 2000);
+        assert_eq!(config.engine.retention_days, None);
+        assert!(config.admin_token.is_none());
+        // An explicitly named file must exist.
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("absent.toml");
-        let env = env(&[]);
-        // A missing default file is fine; an explicit missing file is an error.
-        assert!(load(Some(&missing), &env, &Overrides::default()).is_err());
-        let cwd_default = load(None, &env, &Overrides::default());
-        if let Ok(config) = cwd_default {
-            assert_eq!(config.http.bind, "127.0.0.1:8080");
+        let errors = load(Some(&missing), &env(&[]), &Overrides::default()).unwrap_err();
+        assert!(errors[0].contains("absent.toml: cannot read"), "{errors:?}");
+    }
+
+    #[test]
+    fn every_number_is_checked_against_its_range() {
+        for (name, min, max) in NUMBERS {
+            let var = format!("TASKLENS_{}", name.to_ascii_uppercase());
+            let mut bad = vec![(max + 1).to_string(), "x".into(), "-1".into(), "1.5".into()];
+            if *min > 0 {
+                bad.push((min - 1).to_string());
+            }
+            let want = format!("{name}: must be a whole number from {min} to {max}");
+            for value in bad {
+                let errors = load_env(&[(&var, &value)]).unwrap_err();
+                assert!(
+                    errors.iter().any(|e| e.starts_with(&want)),
+                    "{var}={value}: {errors:?}"
+                );
+            }
         }
+        // And from the file, where TOML's own types are checked too.
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("tasklens.toml");
+        std::fs::write(
+            &file,
+            "flush_interval_ms = \"fast\"\nretention_days = 40000\nbind = 8080\n",
+        )
+        .unwrap();
+        let all = load(Some(&file), &env(&[]), &Overrides::default())
+            .unwrap_err()
+            .join("\n");
+        for expected in [
+            "flush_interval_ms: must be a whole number from 1 to 3600000, not \"fast\"",
+            "retention_days: must be a whole number from 0 to 36500, not \"40000\"",
+            "bind: must be a string, not 8080",
+        ] {
+            assert!(all.contains(expected), "{expected} missing from:\n{all}");
+        }
+    }
+
+    #[test]
+    fn bind_must_be_host_and_port() {
+        for bad in [
+            "8080",
+            "localhost",
+            ":8080",
+            "127.0.0.1:http",
+            "127.0.0.1:70000",
+            "",
+        ] {
+            let errors = load_env(&[("TASKLENS_BIND", bad)]).unwrap_err();
+            assert!(
+                errors.iter().any(|e| e.starts_with("bind: ")),
+                "{bad:?}: {errors:?}"
+            );
+        }
+        for good in ["127.0.0.1:0", "localhost:8080", "[::1]:9000", "0.0.0.0:80"] {
+            let config = load_env(&[("TASKLENS_BIND", good)]);
+            assert_eq!(config.map(|c| c.http.bind), Ok(good.to_owned()));
+        }
+    }
+
+    #[test]
+    fn a_buffer_smaller_than_a_batch_is_refused() {
+        let errors = load_env(&[
+            ("TASKLENS_BATCH_MAX_ROWS", "50000"),
+            ("TASKLENS_BUFFER_MAX_ROWS", "20000"),
+        ])
+        .unwrap_err();
+        assert_eq!(
+            errors.last().map(String::as_str),
+            Some("buffer_max_rows (20000) must be at least batch_max_rows (50000)"),
+            "{errors:?}"
+        );
+    }
+
+    #[test]
+    fn the_projects_own_variables_are_not_mistaken_for_typos() {
+        let config = load_env(&[
+            ("TASKLENS_BIN", "/x/tasklens"),
+            ("TASKLENS_WASM_TARGET_DIR", "/x/wasm"),
+            ("TASKLENS_PG_BIN", "/usr/lib/postgresql/15/bin"),
+            ("TASKLENS_TEST_PG_URL", "postgres://x"),
+            ("TASKLENS_SERVER", "http://127.0.0.1:1"),
+            ("TASKLENS_TOKEN", "t"),
+            ("TASKLENS_LOG", "info"),
+        ]);
+        assert!(config.is_ok(), "{:?}", config.err());
     }
 
     #[test]

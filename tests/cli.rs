@@ -134,24 +134,24 @@ fn run_filter_restart_and_find_every_line() {
 fn two_followers_with_different_filters_see_exactly_their_lines() {
     let fresh = FreshDb::new("sqlite");
     let server = Server::start(&fresh.url);
-    let url = server.url();
-    let first = Command::new(BIN)
-        .args([
-            "run",
-            "synthetic",
-            "--param",
-            "count=60000",
-            "--param",
-            "rate=20000",
-            "--follow",
-            "--level",
-            "WARNING",
-            "--source",
-            "superset_api",
-            "--json",
-        ])
-        .env("TASKLENS_SERVER", &url)
-        .env("TASKLENS_TOKEN", ADMIN)
+    let first = server
+        .command(
+            ADMIN,
+            &[
+                "run",
+                "synthetic",
+                "--param",
+                "count=60000",
+                "--param",
+                "rate=20000",
+                "--follow",
+                "--level",
+                "WARNING",
+                "--source",
+                "superset_api",
+                "--json",
+            ],
+        )
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

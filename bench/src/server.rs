@@ -3,11 +3,11 @@
 //! with default durability (fsync and synchronous commit on).
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Child, Stdio};
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use testkit::{free_port, PgCluster};
+use testkit::{free_port, serve, PgCluster};
 
 pub const TOKEN: &str = "bench-admin-token-0123456789";
 
@@ -85,11 +85,7 @@ impl Server {
 
     pub fn start_with_ui(binary: &Path, db: &Database, ui_dir: Option<&Path>) -> Result<Server> {
         let port = free_port();
-        let child = Command::new(binary)
-            .arg("serve")
-            .env("TASKLENS_BIND", format!("127.0.0.1:{port}"))
-            .env("TASKLENS_DATABASE_URL", &db.url)
-            .env("TASKLENS_ADMIN_TOKEN", TOKEN)
+        let child = serve::command(binary, port, &db.url, TOKEN)
             .env(
                 "TASKLENS_UI_DIR",
                 ui_dir.map_or_else(|| "/nonexistent".into(), |d| d.display().to_string()),
@@ -100,12 +96,8 @@ impl Server {
             .spawn()
             .with_context(|| format!("starting {}", binary.display()))?;
         let server = Server { child, port };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if Instant::now() > deadline {
-                bail!("the server did not listen on port {port}");
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        if !serve::wait_listening(port, Duration::from_secs(60)) {
+            bail!("the server did not listen on port {port}");
         }
         Ok(server)
     }
@@ -128,20 +120,10 @@ impl Server {
 
     /// SIGTERM, then wait for the clean exit (every record flushed).
     pub fn stop(mut self) -> Result<()> {
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
-            if let Some(status) = self.child.try_wait()? {
-                if !status.success() {
-                    bail!("the server exited with {status}");
-                }
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                bail!("the server did not stop within 120 s of SIGTERM");
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        match serve::terminate(&mut self.child, Duration::from_secs(120))? {
+            Some(status) if status.success() => Ok(()),
+            Some(status) => bail!("the server exited with {status}"),
+            None => bail!("the server did not stop within 120 s of SIGTERM"),
         }
     }
 }

@@ -10,6 +10,7 @@
 //! - [`browser::Browser`] drives headless Chromium over WebDriver.
 
 pub mod browser;
+pub mod serve;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

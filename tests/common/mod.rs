@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use testkit::free_port;
+use testkit::{free_port, serve};
 
 pub const ADMIN: &str = "cli-test-admin-token-0123";
 pub const BIN: &str = env!("CARGO_BIN_EXE_tasklens");
@@ -30,13 +30,7 @@ impl Server {
 
     /// Starts with `TASKLENS_LOG` (the operator log's module filter) set to `log`.
     pub fn launch(db_url: &str, port: u16, ui_dir: Option<&Path>, log: &str) -> Server {
-        let child = Command::new(BIN)
-            .arg("serve")
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("TASKLENS_BIND", format!("127.0.0.1:{port}"))
-            .env("TASKLENS_DATABASE_URL", db_url)
-            .env("TASKLENS_ADMIN_TOKEN", ADMIN)
+        let child = serve::command(Path::new(BIN), port, db_url, ADMIN)
             .env(
                 "TASKLENS_UI_DIR",
                 ui_dir.map_or("/nonexistent".into(), |d| d.display().to_string()),
@@ -48,14 +42,10 @@ impl Server {
             .spawn()
             .expect("tasklens serve starts");
         let server = Server { child, port };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "the server did not listen on {port}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        assert!(
+            serve::wait_listening(port, Duration::from_secs(30)),
+            "the server did not listen on {port}"
+        );
         server
     }
 
@@ -68,37 +58,34 @@ impl Server {
     }
 
     pub fn cli_as(&self, token: &str, args: &[&str]) -> Output {
-        Command::new(BIN)
+        self.command(token, args).output().expect("the CLI runs")
+    }
+
+    /// The CLI pointed at this server with `token`, colour off, not yet started.
+    pub fn command(&self, token: &str, args: &[&str]) -> Command {
+        let mut command = Command::new(BIN);
+        command
             .args(args)
             .env("TASKLENS_SERVER", self.url())
             .env("TASKLENS_TOKEN", token)
-            .env("NO_COLOR", "1")
-            .output()
-            .expect("the CLI runs")
+            .env("NO_COLOR", "1");
+        command
     }
 
     /// SIGTERM, then wait for a clean exit.
     pub fn terminate(mut self) -> String {
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                let mut err = String::new();
-                self.child
-                    .stderr
-                    .take()
-                    .unwrap()
-                    .read_to_string(&mut err)
-                    .unwrap();
-                assert!(status.success(), "the server exited with {status}: {err}");
-                return err;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the server did not stop after SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let status = serve::terminate(&mut self.child, Duration::from_secs(60))
+            .unwrap()
+            .expect("the server stops after SIGTERM");
+        let mut err = String::new();
+        self.child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut err)
+            .unwrap();
+        assert!(status.success(), "the server exited with {status}: {err}");
+        err
     }
 }
 
