@@ -186,6 +186,57 @@ fn two_followers_with_different_filters_see_exactly_their_lines() {
     assert_eq!(rest_first.lines().count(), 10_000);
 }
 
+/// `--tail N` finds the last N matches however far back they are: one request reads
+/// a bounded number of stored records, so rare `--re` matches take several pages.
+#[test]
+fn tail_reaches_matches_beyond_one_request() {
+    let fresh = FreshDb::new("sqlite");
+    let server = Server::start(&fresh.url);
+    let id = stdout(&server.cli(&["run", "synthetic", "-p", "count=250000"]))
+        .trim()
+        .to_owned();
+    wait_done(&server, &id);
+    let pattern = "^synthetic record (5|9|249999)$";
+    let tail = entries(&stdout(
+        &server.cli(&["logs", &id, "--re", pattern, "--tail", "2", "--json"]),
+    ));
+    let messages: Vec<&str> = tail.iter().map(|e| e.message.as_str()).collect();
+    assert_eq!(messages, ["synthetic record 9", "synthetic record 249999"]);
+    let all = entries(&stdout(
+        &server.cli(&["logs", &id, "--re", pattern, "--json"]),
+    ));
+    assert_eq!(
+        all.len(),
+        3,
+        "5, 9 and 249999 are stored (INFO, INFO, ERROR)"
+    );
+
+    // What the server refuses reaches the user as its message, exit code 2.
+    for (args, message) in [
+        (vec!["logs", &id, "--re", "("], "regular expression"),
+        (vec!["logs", &id, "--meta", "a\"b=1"], "meta"),
+        (vec!["task", "67e55044-10b1-426f-9247-bb680e5fe0c8"], "404"),
+        (vec!["run", "nope"], "unknown plugin"),
+        (vec!["run", "synthetic", "-p", "count=-1"], "count"),
+        (
+            vec!["run", "synthetic", "--params", "{oops"],
+            "--params is not valid JSON",
+        ),
+        (
+            vec!["run", "synthetic", "--params", "[1]"],
+            "--params must be a JSON object",
+        ),
+        (vec!["run", "synthetic", "--level", "ERROR"], "add --follow"),
+        (vec!["tokens", "create", "a b"], "name"),
+        (vec!["tokens", "delete", "nobody"], "no token"),
+    ] {
+        let out = server.cli(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(message), "{args:?}: {err}");
+    }
+}
+
 #[test]
 fn settings_tokens_and_cleanup_from_the_command_line() {
     let fresh = FreshDb::new("sqlite");

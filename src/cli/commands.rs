@@ -5,8 +5,10 @@ use std::io::Write;
 use anyhow::{bail, Context, Result};
 use protocol::api::{CleanupReport, CleanupRequest, NewToken};
 use protocol::{
-    FilterSpec, LogPage, LogSettings, NewTask, TaskInfo, TaskList, TokenCreated, TokenInfo,
+    FilterSpec, LogEntry, LogPage, LogSettings, NewTask, TaskInfo, TaskList, TokenCreated,
+    TokenInfo,
 };
+use storage::logs::MAX_PAGE_LIMIT;
 
 use super::output::{print_entries, print_tasks, use_color};
 use super::{
@@ -37,6 +39,10 @@ pub fn build_params(json: Option<&str>, pairs: &[(String, String)]) -> Result<se
 }
 
 pub async fn run(args: RunArgs) -> Result<i32> {
+    let filter = args.filter.spec();
+    if !args.follow && filter != FilterSpec::default() {
+        bail!("the filter flags choose what --follow prints; add --follow, or filter later with `tasklens logs`");
+    }
     let params = build_params(args.params_json.as_deref(), &args.params)?;
     let client = client(&args.client)?;
     let task: TaskInfo = client
@@ -56,7 +62,7 @@ pub async fn run(args: RunArgs) -> Result<i32> {
         "task {} ({}) started; following its logs",
         task.id, task.plugin
     );
-    follow::follow(&client, task.id, args.filter.spec(), 0, args.json).await
+    follow::follow(&client, task.id, filter, 0, args.json).await
 }
 
 pub async fn tasks(args: TasksArgs) -> Result<i32> {
@@ -101,21 +107,15 @@ pub async fn logs(args: LogsArgs) -> Result<i32> {
     let color = use_color() && !args.json;
     let mut out = std::io::stdout().lock();
     if let Some(n) = args.tail {
-        let page: LogPage = client
-            .get(&format!(
-                "/api/tasks/{}/logs?{filter}&before_seq={}&limit={n}",
-                args.task,
-                i64::MAX
-            ))
-            .await?;
-        print_entries(&mut out, &page.logs, args.json, color)?;
+        let tail = tail(&client, &args, &filter, n as usize).await?;
+        print_entries(&mut out, &tail, args.json, color)?;
         return Ok(0);
     }
     let mut after = args.after_seq;
     loop {
         let page: LogPage = client
             .get(&format!(
-                "/api/tasks/{}/logs?{filter}&after_seq={after}&limit=10000",
+                "/api/tasks/{}/logs?{filter}&after_seq={after}&limit={MAX_PAGE_LIMIT}",
                 args.task
             ))
             .await?;
@@ -125,6 +125,32 @@ pub async fn logs(args: LogsArgs) -> Result<i32> {
         }
         after = page.next_after_seq;
     }
+}
+
+/// The last `n` matching records, oldest first. A page may hold fewer than asked
+/// while older matches exist (a request reads a bounded number of stored records,
+/// and `--re` cannot be narrowed by the database), so pages are read backwards
+/// until `n` are found or none are left.
+async fn tail(client: &Client, args: &LogsArgs, filter: &str, n: usize) -> Result<Vec<LogEntry>> {
+    let mut pages = Vec::new();
+    let mut found = 0;
+    let mut before = i64::MAX as u64;
+    loop {
+        let page: LogPage = client
+            .get(&format!(
+                "/api/tasks/{}/logs?{filter}&before_seq={before}&limit={}",
+                args.task,
+                n - found
+            ))
+            .await?;
+        found += page.logs.len();
+        pages.push(page.logs);
+        match page.next_before_seq {
+            Some(next) if page.has_more && found < n => before = next,
+            _ => break,
+        }
+    }
+    Ok(pages.into_iter().rev().flatten().collect())
 }
 
 pub async fn cancel(args: TaskArgs) -> Result<i32> {
@@ -158,9 +184,6 @@ pub async fn settings(args: SettingsArgs) -> Result<i32> {
         belief_scope,
     }) = args.action
     {
-        if app_level.is_none() && task_level.is_none() && belief_scope.is_none() {
-            bail!("nothing to change: give --app-level, --task-level or --belief-scope");
-        }
         current.app_log_level = app_level.unwrap_or(current.app_log_level);
         current.task_log_level = task_level.unwrap_or(current.task_log_level);
         current.belief_scope_enabled = belief_scope.unwrap_or(current.belief_scope_enabled);

@@ -8,8 +8,10 @@ pub mod output;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgGroup, Args, Parser, Subcommand};
 use protocol::{FilterSpec, LogLevel, TaskId, TaskStatus, Timestamp};
+use storage::logs::MAX_PAGE_LIMIT;
+use storage::tasks::MAX_TASK_PAGE;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -81,7 +83,7 @@ pub struct ClientArgs {
 #[derive(Debug, Clone, Args)]
 pub struct FilterArgs {
     /// Only this level and above (DEBUG, INFO, WARNING or WARN, ERROR).
-    #[arg(long, value_parser = parse_level)]
+    #[arg(long)]
     pub level: Option<LogLevel>,
     /// Only these sources (repeat, or separate with commas).
     #[arg(long = "source", value_delimiter = ',')]
@@ -96,10 +98,10 @@ pub struct FilterArgs {
     #[arg(long = "meta", value_parser = parse_key_value, value_name = "KEY=VALUE")]
     pub meta: Vec<(String, String)>,
     /// Only records at or after this time (RFC 3339).
-    #[arg(long, value_parser = parse_time)]
+    #[arg(long)]
     pub since: Option<Timestamp>,
     /// Only records before this time (RFC 3339).
-    #[arg(long, value_parser = parse_time)]
+    #[arg(long)]
     pub until: Option<Timestamp>,
 }
 
@@ -136,7 +138,7 @@ pub struct RunArgs {
     #[arg(long, short = 'f')]
     pub follow: bool,
     /// With --follow: print records as JSON lines.
-    #[arg(long)]
+    #[arg(long, requires = "follow")]
     pub json: bool,
     #[command(flatten)]
     pub filter: FilterArgs,
@@ -147,10 +149,10 @@ pub struct RunArgs {
 #[derive(Debug, Args)]
 pub struct TasksArgs {
     /// Only tasks with this status.
-    #[arg(long, value_parser = parse_status)]
+    #[arg(long)]
     pub status: Option<TaskStatus>,
     /// How many tasks (1 to 500).
-    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=500))]
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=MAX_TASK_PAGE as u64))]
     pub limit: u64,
     /// Print JSON.
     #[arg(long)]
@@ -161,7 +163,6 @@ pub struct TasksArgs {
 
 #[derive(Debug, Args)]
 pub struct TaskArgs {
-    #[arg(value_parser = parse_task_id)]
     pub task: TaskId,
     #[command(flatten)]
     pub client: ClientArgs,
@@ -169,7 +170,6 @@ pub struct TaskArgs {
 
 #[derive(Debug, Args)]
 pub struct LogsArgs {
-    #[arg(value_parser = parse_task_id)]
     pub task: TaskId,
     #[command(flatten)]
     pub filter: FilterArgs,
@@ -182,8 +182,8 @@ pub struct LogsArgs {
     /// Start after this seq.
     #[arg(long, default_value_t = 0)]
     pub after_seq: u64,
-    /// Only the last N matching records (without --follow).
-    #[arg(long, conflicts_with = "follow", value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    /// Only the last N matching records (1 to 10,000; not with --follow or --after-seq).
+    #[arg(long, conflicts_with_all = ["follow", "after_seq"], value_parser = clap::value_parser!(u64).range(1..=MAX_PAGE_LIMIT as u64))]
     pub tail: Option<u64>,
     #[command(flatten)]
     pub client: ClientArgs,
@@ -202,12 +202,16 @@ pub enum SettingsAction {
     /// Print the logging settings (the default action).
     Show,
     /// Change some of the logging settings; the rest stay as they are.
+    #[command(group(ArgGroup::new("change").required(true).multiple(true)))]
     Set {
-        #[arg(long, value_parser = parse_level)]
+        /// Level of the server's own log.
+        #[arg(long, group = "change")]
         app_level: Option<LogLevel>,
-        #[arg(long, value_parser = parse_level)]
+        /// Lowest level stored for tasks (WARNING stores only WARNING and ERROR).
+        #[arg(long, group = "change")]
         task_level: Option<LogLevel>,
-        #[arg(long, value_parser = parse_on_off)]
+        /// Record belief_scope Entry/Exit/Coherence at DEBUG (on or off).
+        #[arg(long, group = "change", value_parser = parse_on_off)]
         belief_scope: Option<bool>,
     },
 }
@@ -236,35 +240,11 @@ pub enum TokensAction {
     /// Create a token and print it (shown only this once).
     Create {
         name: String,
-        #[arg(long, default_value = "viewer", value_parser = parse_role)]
+        #[arg(long, default_value = "viewer")]
         role: protocol::Role,
     },
     /// Delete a token.
     Delete { name: String },
-}
-
-fn parse_level(s: &str) -> Result<LogLevel, String> {
-    s.parse()
-        .map_err(|e: protocol::ParseLevelError| e.to_string())
-}
-
-fn parse_status(s: &str) -> Result<TaskStatus, String> {
-    s.parse()
-        .map_err(|e: protocol::task::ParseStatusError| e.to_string())
-}
-
-fn parse_task_id(s: &str) -> Result<TaskId, String> {
-    s.parse()
-        .map_err(|e: protocol::task::ParseTaskIdError| e.to_string())
-}
-
-fn parse_time(s: &str) -> Result<Timestamp, String> {
-    s.parse()
-        .map_err(|e: protocol::time::ParseTimestampError| e.to_string())
-}
-
-fn parse_role(s: &str) -> Result<protocol::Role, String> {
-    s.parse()
 }
 
 fn parse_key_value(s: &str) -> Result<(String, String), String> {
