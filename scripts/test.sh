@@ -37,6 +37,6 @@ export TASKLENS_TEST_PG_URL TASKLENS_TEST_REQUIRE_PG=1
 echo "PostgreSQL for the tests: $TASKLENS_TEST_PG_URL"
 
 step "tests"
-cargo test --workspace --locked
+cargo test --workspace --locked --no-fail-fast
 
 step "done"

@@ -19,11 +19,29 @@ const NUMBERS: &[(&str, u64, u64)] = &[
     ("retention_days", 0, 36_500),
     ("db_pool_size", 2, 1_000),
     ("db_busy_timeout_ms", 0, 600_000),
-    ("ws_mailbox_capacity", 16, 1_000_000),
+    ("ws_max_queued_bytes", 65_536, 1 << 30),
     ("ws_coalesce_ms", 1, 10_000),
     ("http_workers", 1, 1_024),
     ("shutdown_grace_secs", 1, 3_600),
 ];
+
+/// Options that were replaced, with what to use instead: named in the error, since
+/// an unknown option is refused.
+const REPLACED: &[(&str, &str)] = &[(
+    "ws_mailbox_capacity",
+    "ws_max_queued_bytes (the bytes a client may leave unread)",
+)];
+
+/// The hint added to an unknown option's error.
+fn unknown_hint(name: &str) -> String {
+    match REPLACED
+        .iter()
+        .find(|(old, _)| name.eq_ignore_ascii_case(old))
+    {
+        Some((_, new)) => format!("replaced by {new}; see docs/configuration.md"),
+        None => "see docs/configuration.md for the list".to_owned(),
+    }
+}
 
 const TEXTS: &[&str] = &["database_url", "bind", "ui_dir", "admin_token"];
 
@@ -78,7 +96,8 @@ pub fn load(
             }
             None if OTHER_VARS.contains(&key.as_str()) || key.starts_with(OTHER_PREFIX) => {}
             None => errors.push(format!(
-                "{key}: unknown setting (see docs/configuration.md for the list)"
+                "{key}: unknown setting ({})",
+                unknown_hint(&name)
             )),
         }
     }
@@ -181,8 +200,7 @@ pub fn load(
                 .map(PathBuf::from)
                 .unwrap_or_else(|| HttpSettings::default().ui_dir),
             ws: WsSettings {
-                mailbox_capacity: get("ws_mailbox_capacity", ws_defaults.mailbox_capacity as u64)
-                    as usize,
+                max_queued_bytes: get("ws_max_queued_bytes", ws_defaults.max_queued_bytes),
                 coalesce_ms: get("ws_coalesce_ms", ws_defaults.coalesce_ms),
                 ..ws_defaults
             },
@@ -237,8 +255,9 @@ fn read_file(
             }
         } else {
             errors.push(format!(
-                "{}: unknown key {key:?} (see docs/configuration.md for the list)",
-                path.display()
+                "{}: unknown key {key:?} ({})",
+                path.display(),
+                unknown_hint(&key)
             ));
         }
     }
@@ -431,5 +450,50 @@ mod tests {
         assert!(errors.join("\n").contains("flush_interval"), "{errors:?}");
         std::fs::write(&file, "bind = [").unwrap();
         assert!(load(Some(&file), &env(&[]), &Overrides::default()).is_err());
+    }
+
+    #[test]
+    fn a_replaced_option_names_its_replacement() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("tasklens.toml");
+        std::fs::write(&file, "ws_mailbox_capacity = 256\n").unwrap();
+        let errors = load(Some(&file), &env(&[]), &Overrides::default()).unwrap_err();
+        assert!(
+            errors
+                .join("\n")
+                .contains("replaced by ws_max_queued_bytes"),
+            "{errors:?}"
+        );
+        let errors = load(
+            None,
+            &env(&[("TASKLENS_WS_MAILBOX_CAPACITY", "256")]),
+            &Overrides::default(),
+        )
+        .unwrap_err();
+        assert!(
+            errors
+                .join("\n")
+                .contains("replaced by ws_max_queued_bytes"),
+            "{errors:?}"
+        );
+        let config = load(
+            None,
+            &env(&[("TASKLENS_WS_MAX_QUEUED_BYTES", "1048576")]),
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(config.http.ws.max_queued_bytes, 1 << 20);
+        for bad in ["1", "0x10", "2000000000"] {
+            let errors = load(
+                None,
+                &env(&[("TASKLENS_WS_MAX_QUEUED_BYTES", bad)]),
+                &Overrides::default(),
+            )
+            .unwrap_err();
+            assert!(
+                errors.join("\n").contains("ws_max_queued_bytes"),
+                "{bad}: {errors:?}"
+            );
+        }
     }
 }

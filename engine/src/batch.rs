@@ -12,16 +12,89 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
-use protocol::{LogEntry, TaskId};
+use std::sync::Arc;
 
-/// Consecutive records of one task, in seq order.
+use protocol::{LogEntry, LogLevel, TaskId};
+
+/// Consecutive records of one task, in seq order, with a summary of what they hold.
 #[derive(Debug)]
 pub struct LogBatch {
     pub task_id: TaskId,
     pub entries: Vec<LogEntry>,
+    summary: BatchSummary,
+}
+
+/// What a batch holds, computed once when it is made, so that a reader (the live
+/// hub) can tell from a level and a source list whether any of its records can match
+/// and how many bytes those would cost on the wire, without looking at each record.
+#[derive(Debug, Default)]
+struct BatchSummary {
+    /// Estimated wire bytes of the records at each level, indexed by `LogLevel`.
+    bytes_by_level: [u64; 4],
+    /// The distinct sources, in order of first appearance.
+    sources: Vec<Arc<str>>,
+}
+
+/// Bytes a record takes in a JSON frame besides its message, source and metadata:
+/// seq, timestamp, level and the punctuation around them.
+const ENTRY_OVERHEAD_BYTES: u64 = 96;
+
+/// An estimate of the bytes `entry` takes in a JSON frame (escaping aside).
+pub fn wire_bytes(entry: &LogEntry) -> u64 {
+    ENTRY_OVERHEAD_BYTES
+        + entry.message.len() as u64
+        + entry.source.len() as u64
+        + entry.metadata.as_ref().map_or(0, |m| m.get().len() as u64)
+}
+
+fn level_index(level: LogLevel) -> usize {
+    match level {
+        LogLevel::Debug => 0,
+        LogLevel::Info => 1,
+        LogLevel::Warning => 2,
+        LogLevel::Error => 3,
+    }
 }
 
 impl LogBatch {
+    pub fn new(task_id: TaskId, entries: Vec<LogEntry>) -> Self {
+        let mut summary = BatchSummary::default();
+        for entry in &entries {
+            summary.bytes_by_level[level_index(entry.level)] += wire_bytes(entry);
+            // Pointer equality first: a task's records share their source's Arc.
+            if !summary
+                .sources
+                .iter()
+                .any(|s| Arc::ptr_eq(s, &entry.source) || *s == entry.source)
+            {
+                summary.sources.push(entry.source.clone());
+            }
+        }
+        LogBatch {
+            task_id,
+            entries,
+            summary,
+        }
+    }
+
+    /// Estimated wire bytes of the records at `min_level` and above (all records
+    /// without a level) whose source is among `sources` (any, when empty). Zero means
+    /// that no record of the batch can pass such a filter. The level and source
+    /// conditions are checked apart, so the estimate is an upper bound.
+    pub fn bytes_passing(&self, min_level: Option<LogLevel>, sources: &[String]) -> u64 {
+        if !sources.is_empty()
+            && !self
+                .summary
+                .sources
+                .iter()
+                .any(|s| sources.iter().any(|wanted| **wanted == **s))
+        {
+            return 0;
+        }
+        let from = min_level.map_or(0, level_index);
+        self.summary.bytes_by_level[from..].iter().sum()
+    }
+
     /// Seq of the last record (0 for an empty batch).
     pub fn last_seq(&self) -> u64 {
         self.entries.last().map_or(0, |e| e.seq)
@@ -102,6 +175,47 @@ mod tests {
     use super::*;
     use std::sync::Arc;
     use std::time::Instant;
+
+    fn entry(seq: u64, level: LogLevel, source: &str) -> LogEntry {
+        LogEntry {
+            seq,
+            timestamp: protocol::Timestamp(0),
+            level,
+            source: Arc::from(source),
+            message: "0123456789".into(),
+            metadata: None,
+        }
+    }
+
+    #[test]
+    fn the_summary_tells_which_filters_a_batch_can_pass_and_at_what_cost() {
+        let batch = LogBatch::new(
+            TaskId(uuid::Uuid::nil()),
+            vec![
+                entry(1, LogLevel::Info, "plugin"),
+                entry(2, LogLevel::Warning, "api"),
+                entry(3, LogLevel::Info, "api"),
+            ],
+        );
+        let [plugin, api_warning, api_info] = [0, 1, 2].map(|i| wire_bytes(&batch.entries[i]));
+        let all = plugin + api_warning + api_info;
+        assert_eq!(batch.bytes_passing(None, &[]), all);
+        assert_eq!(
+            batch.bytes_passing(Some(LogLevel::Warning), &[]),
+            api_warning
+        );
+        assert_eq!(batch.bytes_passing(Some(LogLevel::Error), &[]), 0);
+        assert_eq!(batch.bytes_passing(None, &["stdout".into()]), 0);
+        assert_eq!(
+            batch.bytes_passing(None, &["stdout".into(), "api".into()]),
+            all,
+            "an upper bound: levels and sources are summarised apart"
+        );
+        assert_eq!(
+            batch.bytes_passing(Some(LogLevel::Warning), &["plugin".into()]),
+            api_warning
+        );
+    }
 
     #[test]
     fn an_emitter_waits_until_the_sink_releases() {

@@ -265,10 +265,7 @@ impl LoggerCore {
         let capacity = st.buffer.len().clamp(16, HANDOVER_ROWS);
         let entries = std::mem::replace(&mut st.buffer, Vec::with_capacity(capacity));
         let rows = entries.len();
-        let batch = Arc::new(LogBatch {
-            task_id: self.task_id,
-            entries,
-        });
+        let batch = Arc::new(LogBatch::new(self.task_id, entries));
         self.outlet.gate.admit(rows);
         self.outlet.sink.do_send(AppendLogs {
             batch: batch.clone(),

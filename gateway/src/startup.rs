@@ -117,7 +117,9 @@ impl Application {
         .await
         .map_err(|e| storage::StorageError::Background(e.to_string()))??;
 
-        let hub = LogHub::new().start();
+        // A client that leaves live records unread as long as it may stay silent is as
+        // gone as a silent one.
+        let hub = LogHub::new(config.http.ws.client_timeout()).start();
         let events = EngineEvents {
             logs: Some(hub.clone().recipient()),
             persisted: Some(hub.clone().recipient()),

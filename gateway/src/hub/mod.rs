@@ -1,8 +1,9 @@
 //! [`LogHub`]: fans emitted records and task status changes out to WebSocket sessions.
 //!
 //! State: per task, the batches emitted but not yet durable (`pending`, shared with the
-//! sink, trimmed on [`LogsPersisted`]) and the sessions following it; per session, the
-//! recipients to reach it and whether it watches every task's status.
+//! sink, trimmed on [`LogsPersisted`]) and the sessions following it with their
+//! [`Interest`]; per session, its [`Inbox`], the recipient that wakes it and whether
+//! it watches every task's status.
 //!
 //! Messages: [`LogsAppended`], [`LogsPersisted`], [`TaskStatusChanged`] from the
 //! engine; [`Join`], [`Leave`], [`Follow`], [`Unfollow`], [`WatchAll`] from sessions;
@@ -13,36 +14,48 @@
 //! record emitted later reaches the session live, so a session that reads the
 //! database after its `Follow` and then takes the snapshot misses nothing.
 //!
-//! Backpressure: delivery uses `try_send` into each session's bounded mailbox. A
-//! session whose mailbox is full is dropped from the hub at once and flagged; it
+//! Delivery: into each session's [`Inbox`], bounded in bytes, with one [`Wake`] when
+//! it turns non-empty. A session's follow carries its [`Interest`] (level and
+//! sources); a batch none of whose records can pass it is not delivered at all, and
+//! one that can is charged only the bytes of the records at that level and above, so
+//! a follower of rare ERROR lines costs little whatever the task's volume. A session
+//! whose inbox passes its byte bound, or whose oldest delivery has waited untaken
+//! longer than `max_unread` (checked every second), has fallen behind by what it did
+//! not read: the hub drops it at once, releasing what it held, and wakes it; it
 //! closes itself with a reason the next time it runs. Neither the engine nor the
 //! other sessions ever wait for it.
 
+pub mod inbox;
+
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix::prelude::*;
 use engine::batch::LogBatch;
 use engine::{LogsAppended, LogsPersisted, TaskStatusChanged};
-use protocol::{TaskId, TaskInfo};
+use protocol::{LogFilter, LogLevel, TaskId, TaskInfo};
+
+pub use inbox::{Delivery, Inbox, Pushed, Wake};
 
 /// Identifies a WebSocket session within the hub.
 pub type SessionId = u64;
 
-/// A batch for a followed task.
-#[derive(Debug, Clone, Message)]
-#[rtype(result = "()")]
-pub struct LiveLogs {
-    pub task_id: TaskId,
-    pub batch: Arc<LogBatch>,
+/// The part of a session's filter the hub checks per batch.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Interest {
+    pub min_level: Option<LogLevel>,
+    /// Any source when empty.
+    pub sources: Vec<String>,
 }
 
-/// A status change of a followed or watched task.
-#[derive(Debug, Clone, Message)]
-#[rtype(result = "()")]
-pub struct TaskUpdate {
-    pub task: TaskInfo,
+impl From<&LogFilter> for Interest {
+    fn from(filter: &LogFilter) -> Self {
+        Interest {
+            min_level: filter.min_level,
+            sources: filter.sources.clone(),
+        }
+    }
 }
 
 /// A session connects.
@@ -50,10 +63,8 @@ pub struct TaskUpdate {
 #[rtype(result = "()")]
 pub struct Join {
     pub session: SessionId,
-    pub logs: Recipient<LiveLogs>,
-    pub status: Recipient<TaskUpdate>,
-    /// Set by the hub when the session's mailbox overflowed.
-    pub overflowed: Arc<AtomicBool>,
+    pub inbox: Arc<Inbox>,
+    pub wake: Recipient<Wake>,
 }
 
 /// A session disconnects.
@@ -63,13 +74,14 @@ pub struct Leave {
     pub session: SessionId,
 }
 
-/// Start delivering a task's records to a session; replies with the task's
-/// not-yet-durable batches.
+/// Start delivering a task's records that may pass `interest` to a session (or
+/// change the interest); replies with the task's not-yet-durable batches.
 #[derive(Debug, Message)]
 #[rtype(result = "Vec<Arc<LogBatch>>")]
 pub struct Follow {
     pub session: SessionId,
     pub task_id: TaskId,
+    pub interest: Interest,
 }
 
 #[derive(Debug, Message)]
@@ -105,24 +117,43 @@ pub struct HubStats {
     pub feeds: usize,
     pub pending_batches: usize,
     pub overflowed_sessions: u64,
+    /// Batches put into a session's inbox.
+    pub delivered_batches: u64,
+    /// Batches not delivered to a follower because none of their records could pass
+    /// its level or source filter.
+    pub skipped_batches: u64,
 }
 
 struct Link {
-    logs: Recipient<LiveLogs>,
-    status: Recipient<TaskUpdate>,
-    overflowed: Arc<AtomicBool>,
+    inbox: Arc<Inbox>,
+    wake: Recipient<Wake>,
     follows: HashSet<TaskId>,
     watch_all: bool,
+}
+
+impl Link {
+    /// Returns false when the session overflowed.
+    fn push(&self, item: Delivery, bytes: u64) -> bool {
+        match self.inbox.push(item, bytes) {
+            Pushed::Wake => {
+                self.wake.do_send(Wake);
+                true
+            }
+            Pushed::Queued => true,
+            Pushed::Overflowed => false,
+        }
+    }
 }
 
 #[derive(Default)]
 struct Feed {
     pending: VecDeque<Arc<LogBatch>>,
-    followers: HashSet<SessionId>,
+    followers: HashMap<SessionId, Interest>,
 }
 
-#[derive(Default)]
 pub struct LogHub {
+    /// How long a delivery may wait untaken before its session is judged too slow.
+    max_unread: Duration,
     sessions: HashMap<SessionId, Link>,
     feeds: HashMap<TaskId, Feed>,
     /// Highest durable seq of each unfinished task. Kept apart from the feeds (which
@@ -130,20 +161,43 @@ pub struct LogHub {
     /// it is about; forgotten once the task ends, when everything is durable.
     durable: HashMap<TaskId, u64>,
     overflowed: u64,
+    delivered: u64,
+    skipped: u64,
 }
 
 impl LogHub {
-    pub fn new() -> Self {
-        Self::default()
+    pub fn new(max_unread: Duration) -> Self {
+        LogHub {
+            max_unread,
+            sessions: HashMap::new(),
+            feeds: HashMap::new(),
+            durable: HashMap::new(),
+            overflowed: 0,
+            delivered: 0,
+            skipped: 0,
+        }
     }
 
-    /// Drops a session whose mailbox is full (or gone) and flags it.
-    fn drop_session(&mut self, session: SessionId, full: bool) {
+    /// Drops the sessions whose clients left deliveries unread for too long.
+    fn sweep(&mut self) {
+        let stale: Vec<SessionId> = self
+            .sessions
+            .iter()
+            .filter(|(_, link)| link.inbox.overflow_if_waiting(self.max_unread))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in stale {
+            self.drop_session(id, true);
+        }
+    }
+
+    /// Drops a session; one that overflowed is woken so that it closes itself.
+    fn drop_session(&mut self, session: SessionId, overflowed: bool) {
         if let Some(link) = self.sessions.remove(&session) {
-            if full {
+            if overflowed {
                 self.overflowed += 1;
-                link.overflowed.store(true, Ordering::SeqCst);
-                log::warn!("session={session} A WebSocket client could not keep up and is being disconnected.");
+                link.wake.do_send(Wake);
+                log::warn!("session={session} A WebSocket client did not read what it was sent and is being disconnected.");
             }
             for task in link.follows {
                 if let Some(feed) = self.feeds.get_mut(&task) {
@@ -164,22 +218,20 @@ impl LogHub {
         }
     }
 
-    fn deliver_status(&mut self, task: &TaskInfo) {
-        let followers = self
-            .feeds
-            .get(&task.id)
-            .map(|f| f.followers.clone())
-            .unwrap_or_default();
+    fn deliver_status(&mut self, task: TaskInfo) {
+        // Serialised once to know its cost; each session then shares the one copy.
+        let bytes = serde_json::to_vec(&task).map_or(0, |v| v.len() as u64);
+        let task = Arc::new(task);
+        let feed = self.feeds.get(&task.id);
         let mut failed = Vec::new();
         for (id, link) in &self.sessions {
-            if link.watch_all || followers.contains(id) {
-                if let Err(e) = link.status.try_send(TaskUpdate { task: task.clone() }) {
-                    failed.push((*id, matches!(e, SendError::Full(_))));
-                }
+            let interested = link.watch_all || feed.is_some_and(|f| f.followers.contains_key(id));
+            if interested && !link.push(Delivery::Status(task.clone()), bytes) {
+                failed.push(*id);
             }
         }
-        for (id, full) in failed {
-            self.drop_session(id, full);
+        for id in failed {
+            self.drop_session(id, true);
         }
     }
 }
@@ -190,6 +242,7 @@ impl Actor for LogHub {
     fn started(&mut self, ctx: &mut Context<Self>) {
         // Engine events arrive with do_send; nothing here waits on them.
         ctx.set_mailbox_capacity(1_000_000);
+        ctx.run_interval(Duration::from_secs(1), |hub, _| hub.sweep());
     }
 }
 
@@ -204,19 +257,27 @@ impl Handler<LogsAppended> for LogHub {
             feed.pending.push_back(msg.batch.clone());
         }
         let mut failed = Vec::new();
-        for session in &feed.followers {
+        for (session, interest) in &feed.followers {
+            let bytes = msg
+                .batch
+                .bytes_passing(interest.min_level, &interest.sources);
+            if bytes == 0 {
+                self.skipped += 1;
+                continue;
+            }
             if let Some(link) = self.sessions.get(session) {
-                let delivery = LiveLogs {
+                let delivery = Delivery::Logs {
                     task_id: task,
                     batch: msg.batch.clone(),
                 };
-                if let Err(e) = link.logs.try_send(delivery) {
-                    failed.push((*session, matches!(e, SendError::Full(_))));
+                self.delivered += 1;
+                if !link.push(delivery, bytes) {
+                    failed.push(*session);
                 }
             }
         }
-        for (session, full) in failed {
-            self.drop_session(session, full);
+        for session in failed {
+            self.drop_session(session, true);
         }
         self.gc(task);
     }
@@ -254,7 +315,7 @@ impl Handler<TaskStatusChanged> for LogHub {
             }
             self.gc(msg.task.id);
         }
-        self.deliver_status(&msg.task);
+        self.deliver_status(msg.task);
     }
 }
 
@@ -265,9 +326,8 @@ impl Handler<Join> for LogHub {
         self.sessions.insert(
             msg.session,
             Link {
-                logs: msg.logs,
-                status: msg.status,
-                overflowed: msg.overflowed,
+                inbox: msg.inbox,
+                wake: msg.wake,
                 follows: HashSet::new(),
                 watch_all: false,
             },
@@ -292,7 +352,7 @@ impl Handler<Follow> for LogHub {
         };
         link.follows.insert(msg.task_id);
         let feed = self.feeds.entry(msg.task_id).or_default();
-        feed.followers.insert(msg.session);
+        feed.followers.insert(msg.session, msg.interest);
         MessageResult(feed.pending.iter().cloned().collect())
     }
 }
@@ -342,6 +402,211 @@ impl Handler<GetHubStats> for LogHub {
             feeds: self.feeds.len(),
             pending_batches: self.feeds.values().map(|f| f.pending.len()).sum(),
             overflowed_sessions: self.overflowed,
+            delivered_batches: self.delivered,
+            skipped_batches: self.skipped,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+    use protocol::{LogEntry, Timestamp};
+
+    /// Stands in for a session that never runs: it only counts its wake-ups.
+    struct Asleep(Arc<AtomicUsize>);
+
+    impl Actor for Asleep {
+        type Context = Context<Self>;
+    }
+
+    impl Handler<Wake> for Asleep {
+        type Result = ();
+
+        fn handle(&mut self, _: Wake, _: &mut Context<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn batch(task: TaskId, seqs: std::ops::Range<u64>, level: LogLevel) -> Arc<LogBatch> {
+        Arc::new(LogBatch::new(
+            task,
+            seqs.map(|seq| LogEntry {
+                seq,
+                timestamp: Timestamp(0),
+                level,
+                source: Arc::from("plugin"),
+                message: "x".repeat(100),
+                metadata: None,
+            })
+            .collect(),
+        ))
+    }
+
+    async fn join(
+        hub: &Addr<LogHub>,
+        session: SessionId,
+        max_bytes: u64,
+    ) -> (Arc<Inbox>, Arc<AtomicUsize>) {
+        let inbox = Arc::new(Inbox::new(max_bytes));
+        let wakes = Arc::new(AtomicUsize::new(0));
+        hub.send(Join {
+            session,
+            inbox: inbox.clone(),
+            wake: Asleep(wakes.clone()).start().recipient(),
+        })
+        .await
+        .unwrap();
+        (inbox, wakes)
+    }
+
+    fn logs_in(inbox: &Inbox) -> Vec<u64> {
+        inbox
+            .take()
+            .into_iter()
+            .filter_map(|d| match d {
+                Delivery::Logs { batch, .. } => Some(batch.first_seq()),
+                Delivery::Status(_) => None,
+            })
+            .collect()
+    }
+
+    #[actix_rt::test]
+    async fn a_follower_gets_only_batches_its_level_and_sources_can_pass() {
+        let hub = LogHub::new(Duration::from_secs(60)).start();
+        let task = TaskId(uuid::Uuid::new_v4());
+        let (errors_only, _) = join(&hub, 1, 1 << 20).await;
+        let (other_source, _) = join(&hub, 2, 1 << 20).await;
+        let (everything, wakes) = join(&hub, 3, 1 << 20).await;
+        for (session, interest) in [
+            (
+                1,
+                Interest {
+                    min_level: Some(LogLevel::Error),
+                    sources: vec![],
+                },
+            ),
+            (
+                2,
+                Interest {
+                    min_level: None,
+                    sources: vec!["stdout".into()],
+                },
+            ),
+            (3, Interest::default()),
+        ] {
+            hub.send(Follow {
+                session,
+                task_id: task,
+                interest,
+            })
+            .await
+            .unwrap();
+        }
+        hub.send(LogsAppended {
+            batch: batch(task, 1..101, LogLevel::Info),
+        })
+        .await
+        .unwrap();
+        hub.send(LogsAppended {
+            batch: batch(task, 101..103, LogLevel::Error),
+        })
+        .await
+        .unwrap();
+        let stats = hub.send(GetHubStats).await.unwrap();
+        assert_eq!(logs_in(&errors_only), [101]);
+        assert!(logs_in(&other_source).is_empty());
+        assert_eq!(logs_in(&everything), [1, 101]);
+        assert_eq!(stats.delivered_batches, 3);
+        assert_eq!(stats.skipped_batches, 3);
+        assert_eq!(
+            wakes.load(Ordering::SeqCst),
+            1,
+            "one wake-up until the inbox is taken"
+        );
+    }
+
+    /// Only what a session leaves untaken counts: one that takes its inbox, however
+    /// late, is never dropped; one that takes nothing is dropped and woken once it
+    /// passes its bound, and the others go on.
+    #[actix_rt::test]
+    async fn a_session_is_judged_by_what_it_leaves_untaken() {
+        let hub = LogHub::new(Duration::from_secs(60)).start();
+        let task = TaskId(uuid::Uuid::new_v4());
+        let bound = 50_000;
+        let (reader, _) = join(&hub, 1, bound).await;
+        let (stuck, stuck_wakes) = join(&hub, 2, bound).await;
+        for session in [1, 2] {
+            hub.send(Follow {
+                session,
+                task_id: task,
+                interest: Interest::default(),
+            })
+            .await
+            .unwrap();
+        }
+        let per_batch = batch(task, 1..101, LogLevel::Info).bytes_passing(None, &[]);
+        let batches = 10 * bound / per_batch;
+        let mut read = Vec::new();
+        for i in 0..batches {
+            let first = 1 + i * 100;
+            hub.send(LogsAppended {
+                batch: batch(task, first..first + 100, LogLevel::Info),
+            })
+            .await
+            .unwrap();
+            if i % 2 == 1 {
+                read.extend(logs_in(&reader));
+            }
+        }
+        read.extend(logs_in(&reader));
+        assert_eq!(read, (0..batches).map(|i| 1 + i * 100).collect::<Vec<_>>());
+        assert!(!reader.overflowed());
+        assert!(stuck.overflowed());
+        assert!(stuck.take().is_empty(), "its memory is released");
+        assert_eq!(
+            stuck_wakes.load(Ordering::SeqCst),
+            2,
+            "woken for its first batch, then to close"
+        );
+        let stats = hub.send(GetHubStats).await.unwrap();
+        assert_eq!(stats.overflowed_sessions, 1);
+        assert_eq!(stats.sessions, 1);
+    }
+
+    /// A client that never reads again is dropped within the wait allowed, and what
+    /// it held released, even when nothing more is sent to it.
+    #[actix_rt::test]
+    async fn a_session_that_leaves_a_delivery_untaken_too_long_is_dropped() {
+        let hub = LogHub::new(Duration::from_millis(200)).start();
+        let task = TaskId(uuid::Uuid::new_v4());
+        let (stuck, wakes) = join(&hub, 1, 1 << 20).await;
+        hub.send(Follow {
+            session: 1,
+            task_id: task,
+            interest: Interest::default(),
+        })
+        .await
+        .unwrap();
+        hub.send(LogsAppended {
+            batch: batch(task, 1..11, LogLevel::Info),
+        })
+        .await
+        .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while hub.send(GetHubStats).await.unwrap().sessions == 1 {
+            assert!(std::time::Instant::now() < deadline, "never dropped");
+            actix_rt::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(stuck.overflowed());
+        assert!(stuck.take().is_empty());
+        assert_eq!(wakes.load(Ordering::SeqCst), 2);
+        assert_eq!(
+            hub.send(GetHubStats).await.unwrap().feeds,
+            1,
+            "the batch is still pending for others"
+        );
     }
 }

@@ -99,10 +99,7 @@ mod tests {
             message: "boom \"quoted\"".into(),
             metadata: protocol::entry::encode_metadata(serde_json::json!({"k": 1})),
         };
-        let batch = Arc::new(LogBatch {
-            task_id,
-            entries: vec![entry.clone(), entry.clone()],
-        });
+        let batch = Arc::new(LogBatch::new(task_id, vec![entry.clone(), entry.clone()]));
         for frames in [
             logs(task_id, &[entry.clone(), entry.clone()]),
             live_logs(task_id, &[(batch, vec![0, 1])]),

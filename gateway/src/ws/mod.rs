@@ -21,9 +21,9 @@ use crate::state::AppState;
 /// WebSocket tuning.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WsSettings {
-    /// Messages (batches or status changes) a session may have queued before it is
-    /// judged too slow and closed.
-    pub mailbox_capacity: usize,
+    /// Bytes of live records and status changes a client may leave unread (queued
+    /// for its socket and not yet written) before it is judged too slow and closed.
+    pub max_queued_bytes: u64,
     /// Live records are coalesced into one frame per task for this long.
     pub coalesce_ms: u64,
     /// A frame is sent early once it holds this many live records.
@@ -31,7 +31,8 @@ pub struct WsSettings {
     /// Records per history frame (one database page).
     pub history_page: usize,
     pub heartbeat_secs: u64,
-    /// A client silent (no pong, no message) this long is disconnected.
+    /// A client silent (no pong, no message) this long is disconnected, and so is
+    /// one that leaves what it was sent unread this long.
     pub client_timeout_secs: u64,
     /// A connection opened without a token must send `auth` within this time.
     pub auth_timeout_secs: u64,
@@ -41,7 +42,7 @@ pub struct WsSettings {
 impl Default for WsSettings {
     fn default() -> Self {
         WsSettings {
-            mailbox_capacity: 256,
+            max_queued_bytes: 16 << 20,
             coalesce_ms: 25,
             frame_max_entries: 500,
             history_page: 2_000,
@@ -56,6 +57,10 @@ impl Default for WsSettings {
 impl WsSettings {
     pub fn heartbeat(&self) -> Duration {
         Duration::from_secs(self.heartbeat_secs.max(1))
+    }
+
+    pub fn client_timeout(&self) -> Duration {
+        Duration::from_secs(self.client_timeout_secs.max(1))
     }
 }
 

@@ -3,35 +3,40 @@
 //! State: the caller (once authenticated), the followed tasks ([`Subscription`]s),
 //! whether it watches all tasks' status, and the time the client was last heard from.
 //!
-//! Messages: client frames (`StreamHandler`), [`LiveLogs`] and [`TaskUpdate`] from
-//! the `LogHub`, and the answers of its own database reads.
+//! Messages: client frames (`StreamHandler`), [`Wake`] from the `LogHub` when its
+//! [`Inbox`] holds live batches and status changes, and the answers of its own
+//! database reads.
 //!
-//! Lifecycle: `started` joins the hub, sets the mailbox capacity and starts the
-//! heartbeat, the coalescing timer and, for a connection opened without a token, the
+//! Lifecycle: `started` joins the hub and starts the heartbeat, the coalescing timer and, for a connection opened without a token, the
 //! authentication deadline; `stopped` leaves the hub.
 //!
 //! Backpressure: the actor runs inside the response body, which the server only
 //! polls while the socket accepts data; a client that stops reading therefore stops
-//! the session, its mailbox fills, and the hub drops and flags it. The session then
-//! closes with a reason. History is read one page at a time, each page only after
+//! the session, its inbox passes its byte bound (`ws_max_queued_bytes`), and the hub
+//! drops and flags it. The session then closes with a reason. A session that is
+//! merely scheduled late takes its whole inbox when it runs, so a client that reads
+//! what it is sent is never judged slow. History is read one page at a time, each page only after
 //! the previous one has been handed to the socket.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use actix_web::{web, HttpRequest, HttpResponse};
 use actix_web_actors::ws;
-use protocol::{ClientMessage, FilterSpec, LogFilter, LogPage, TaskId};
+use engine::batch::LogBatch;
+use protocol::{ClientMessage, FilterSpec, LogFilter, LogPage, TaskId, TaskInfo};
 use storage::logs::page_logs;
 use storage::LogQuery;
 
 use super::frames;
 use super::subscription::{Phase, Subscription};
 use crate::auth::Caller;
-use crate::hub::{Follow, Join, Leave, LiveLogs, SessionId, TaskUpdate, Unfollow, WatchAll};
+use crate::hub::{
+    Delivery, Follow, Inbox, Interest, Join, Leave, SessionId, Unfollow, Wake, WatchAll,
+};
 use crate::state::AppState;
 
 /// Largest client frame accepted.
@@ -47,6 +52,7 @@ pub fn start(
     stream: web::Payload,
 ) -> Result<HttpResponse, actix_web::Error> {
     let (caller, token_hash) = caller.map_or((None, None), |(c, h)| (Some(c), Some(h)));
+    let inbox = Arc::new(Inbox::new(state.ws.max_queued_bytes));
     let session = WsSession {
         id: NEXT_SESSION.fetch_add(1, Ordering::Relaxed),
         state,
@@ -55,7 +61,7 @@ pub fn start(
         subs: HashMap::new(),
         watch_all: false,
         last_heard: Instant::now(),
-        overflowed: Arc::new(AtomicBool::new(false)),
+        inbox,
         next_generation: 0,
         closing: false,
     };
@@ -74,7 +80,8 @@ pub struct WsSession {
     subs: HashMap<TaskId, Subscription>,
     watch_all: bool,
     last_heard: Instant,
-    overflowed: Arc<AtomicBool>,
+    /// Live batches and status changes from the hub, not yet taken.
+    inbox: Arc<Inbox>,
     next_generation: u64,
     closing: bool,
 }
@@ -96,7 +103,7 @@ impl WsSession {
 
     /// Closes the session if the hub dropped it for falling behind.
     fn check_overflow(&mut self, ctx: &mut Ctx) -> bool {
-        if self.overflowed.load(Ordering::SeqCst) {
+        if self.inbox.overflowed() {
             ctx.text(frames::error(
                 "this connection fell too far behind the live stream and is closed; reconnect and resume with after_seq",
                 None,
@@ -331,9 +338,20 @@ impl WsSession {
         let hub = self.state.hub.clone();
         let db = self.state.db.clone();
         let session = self.id;
+        let interest = self
+            .subs
+            .get(&task_id)
+            .map(|sub| Interest::from(&*sub.filter))
+            .unwrap_or_default();
         ctx.spawn(
             async move {
-                let pending = hub.send(Follow { session, task_id }).await;
+                let pending = hub
+                    .send(Follow {
+                        session,
+                        task_id,
+                        interest,
+                    })
+                    .await;
                 // Read after following: a status written before it is seen here, one
                 // written after it arrives as a TaskUpdate.
                 let task = db.run(move |c| storage::tasks::get_task(c, task_id)).await;
@@ -405,12 +423,10 @@ impl Actor for WsSession {
 
     fn started(&mut self, ctx: &mut Ctx) {
         let ws = self.state.ws;
-        ctx.set_mailbox_capacity(ws.mailbox_capacity);
         self.state.hub.do_send(Join {
             session: self.id,
-            logs: ctx.address().recipient(),
-            status: ctx.address().recipient(),
-            overflowed: self.overflowed.clone(),
+            inbox: self.inbox.clone(),
+            wake: ctx.address().recipient(),
         });
         ctx.run_interval(ws.heartbeat(), move |act, ctx| {
             if act.last_heard.elapsed() > Duration::from_secs(ws.client_timeout_secs) {
@@ -456,49 +472,53 @@ impl Actor for WsSession {
     }
 }
 
-impl Handler<LiveLogs> for WsSession {
-    type Result = ();
-
-    fn handle(&mut self, msg: LiveLogs, ctx: &mut Ctx) {
-        if self.check_overflow(ctx) {
-            return;
-        }
+impl WsSession {
+    fn on_live_logs(&mut self, task_id: TaskId, batch: Arc<LogBatch>, ctx: &mut Ctx) {
         let limit = self.state.ws.frame_max_entries;
-        let max_buffered = self.state.ws.mailbox_capacity * engine::logger::HANDOVER_ROWS;
-        let Some(sub) = self.subs.get_mut(&msg.task_id) else {
+        let max_buffered = self.state.ws.max_queued_bytes;
+        let Some(sub) = self.subs.get_mut(&task_id) else {
             return;
         };
-        if !sub.live(msg.batch, max_buffered) {
-            self.overflowed.store(true, Ordering::SeqCst);
+        if !sub.live(batch, max_buffered) {
+            self.inbox.overflow();
             self.check_overflow(ctx);
             return;
         }
         if sub.outgoing.len() >= limit {
-            self.flush(msg.task_id, ctx);
+            self.flush(task_id, ctx);
+        }
+    }
+
+    fn on_status(&mut self, task: &TaskInfo, ctx: &mut Ctx) {
+        match self.subs.get_mut(&task.id) {
+            Some(sub) => {
+                sub.note_status(task.clone());
+                if sub.phase == Phase::Live {
+                    // Records before the status, so a final status is the last word.
+                    self.flush(task.id, ctx);
+                    ctx.text(frames::task(task));
+                }
+            }
+            None if self.watch_all => ctx.text(frames::task(task)),
+            None => {}
         }
     }
 }
 
-impl Handler<TaskUpdate> for WsSession {
+impl Handler<Wake> for WsSession {
     type Result = ();
 
-    fn handle(&mut self, msg: TaskUpdate, ctx: &mut Ctx) {
-        if self.check_overflow(ctx) {
-            return;
-        }
-        let id = msg.task.id;
-        match self.subs.get_mut(&id) {
-            Some(sub) => {
-                sub.note_status(msg.task.clone());
-                if sub.phase == Phase::Live {
-                    // Records before the status, so a final status is the last word.
-                    self.flush(id, ctx);
-                    ctx.text(frames::task(&msg.task));
-                }
+    fn handle(&mut self, _: Wake, ctx: &mut Ctx) {
+        for delivery in self.inbox.take() {
+            if self.check_overflow(ctx) {
+                return;
             }
-            None if self.watch_all => ctx.text(frames::task(&msg.task)),
-            None => {}
+            match delivery {
+                Delivery::Logs { task_id, batch } => self.on_live_logs(task_id, batch, ctx),
+                Delivery::Status(task) => self.on_status(&task, ctx),
+            }
         }
+        self.check_overflow(ctx);
     }
 }
 

@@ -66,7 +66,7 @@ pub struct Subscription {
     pub cursor: u64,
     pending: Vec<Arc<LogBatch>>,
     buffered: Vec<Arc<LogBatch>>,
-    buffered_rows: usize,
+    buffered_bytes: u64,
     pub outgoing: Outgoing,
     /// The newest status known; sent after `caught_up` and on every change after.
     pub task: Option<TaskInfo>,
@@ -82,7 +82,7 @@ impl Subscription {
             cursor: after_seq,
             pending: Vec::new(),
             buffered: Vec::new(),
-            buffered_rows: 0,
+            buffered_bytes: 0,
             outgoing: Outgoing::default(),
             task: None,
         }
@@ -111,17 +111,19 @@ impl Subscription {
         self.pending = pending;
     }
 
-    /// A live batch. Returns false when too much was buffered while joining (the
-    /// session is too slow to follow).
-    pub fn live(&mut self, batch: Arc<LogBatch>, max_buffered_rows: usize) -> bool {
+    /// A live batch. Returns false when more than `max_buffered_bytes` (estimated
+    /// wire bytes of what may pass the filter) was buffered while joining: the
+    /// history did not end before the live stream ran that far ahead.
+    pub fn live(&mut self, batch: Arc<LogBatch>, max_buffered_bytes: u64) -> bool {
         match self.phase {
             // Not registered yet; anything here predates the Follow and is covered by
             // the pending snapshot or the database.
             Phase::CatchUp => true,
             Phase::Joining => {
-                self.buffered_rows += batch.entries.len();
+                self.buffered_bytes +=
+                    batch.bytes_passing(self.filter.min_level, &self.filter.sources);
                 self.buffered.push(batch);
-                self.buffered_rows <= max_buffered_rows
+                self.buffered_bytes <= max_buffered_bytes
             }
             Phase::Live => {
                 self.select(batch);
@@ -135,7 +137,7 @@ impl Subscription {
     pub fn go_live(&mut self) {
         let pending = std::mem::take(&mut self.pending);
         let buffered = std::mem::take(&mut self.buffered);
-        self.buffered_rows = 0;
+        self.buffered_bytes = 0;
         for batch in pending.into_iter().chain(buffered) {
             self.select(batch);
         }
@@ -183,23 +185,22 @@ mod tests {
     use protocol::{FilterSpec, LogLevel, Timestamp};
 
     fn batch(task: TaskId, seqs: std::ops::RangeInclusive<u64>) -> Arc<LogBatch> {
-        Arc::new(LogBatch {
-            task_id: task,
-            entries: seqs
-                .map(|seq| LogEntry {
-                    seq,
-                    timestamp: Timestamp(seq as i64),
-                    level: if seq % 2 == 0 {
-                        LogLevel::Error
-                    } else {
-                        LogLevel::Info
-                    },
-                    source: Arc::from("plugin"),
-                    message: format!("m{seq}"),
-                    metadata: None,
-                })
-                .collect(),
-        })
+        Arc::new(LogBatch::new(
+            task,
+            seqs.map(|seq| LogEntry {
+                seq,
+                timestamp: Timestamp(seq as i64),
+                level: if seq % 2 == 0 {
+                    LogLevel::Error
+                } else {
+                    LogLevel::Info
+                },
+                source: Arc::from("plugin"),
+                message: format!("m{seq}"),
+                metadata: None,
+            })
+            .collect(),
+        ))
     }
 
     fn sent(sub: &mut Subscription) -> Vec<u64> {
@@ -216,17 +217,17 @@ mod tests {
         let page = sub.history_page(db1.entries.clone(), 10);
         assert_eq!(page.len(), 10);
         // Live batches before the Follow are ignored.
-        assert!(sub.live(batch(task, 11..=12), 100));
+        assert!(sub.live(batch(task, 11..=12), 1 << 20));
         sub.start_joining();
         // A live batch may overtake the hub's answer to Follow.
-        assert!(sub.live(batch(task, 21..=22), 100));
+        assert!(sub.live(batch(task, 21..=22), 1 << 20));
         sub.joined(vec![batch(task, 9..=15), batch(task, 16..=20)]);
         // The database had become durable up to 13 meanwhile.
         let page = sub.history_page(batch(task, 11..=13).entries.clone(), 13);
         assert_eq!(page.iter().map(|e| e.seq).collect::<Vec<_>>(), [11, 12, 13]);
         sub.go_live();
         assert_eq!(sent(&mut sub), (14..=22).collect::<Vec<_>>());
-        assert!(sub.live(batch(task, 20..=25), 100));
+        assert!(sub.live(batch(task, 20..=25), 1 << 20));
         assert_eq!(sent(&mut sub), [23, 24, 25]);
         assert_eq!(sub.cursor, 25);
     }
@@ -243,7 +244,7 @@ mod tests {
         sub.start_joining();
         sub.joined(vec![]);
         sub.go_live();
-        sub.live(batch(task, 1..=9), 100);
+        sub.live(batch(task, 1..=9), 1 << 20);
         assert_eq!(sent(&mut sub), [6, 8]);
         assert_eq!(sub.cursor, 9);
     }
@@ -253,7 +254,9 @@ mod tests {
         let task = TaskId(uuid::Uuid::nil());
         let mut sub = Subscription::new(task, LogFilter::default(), 0, 1);
         sub.start_joining();
-        assert!(sub.live(batch(task, 1..=10), 15));
-        assert!(!sub.live(batch(task, 11..=20), 15));
+        let first = batch(task, 1..=10);
+        let bound = first.bytes_passing(None, &[]) * 3 / 2;
+        assert!(sub.live(first, bound));
+        assert!(!sub.live(batch(task, 11..=20), bound));
     }
 }

@@ -231,8 +231,52 @@ async fn a_hundred_subscribers_on_ten_tasks_get_exactly_their_records() {
 /// other followers carry on and miss nothing.
 #[actix_rt::test]
 async fn a_client_that_stops_reading_is_closed_without_hurting_others() {
+    slow_and_healthy_clients().await;
+}
+
+/// The same while other processes keep every core busy: a session scheduled late
+/// is not a client that does not read, so the healthy follower is never closed.
+#[actix_rt::test]
+async fn a_client_that_reads_is_never_closed_however_busy_the_machine() {
+    let _load = CpuLoad::start();
+    slow_and_healthy_clients().await;
+}
+
+/// One `yes > /dev/null` per core, stopped (by PID) when dropped.
+struct CpuLoad(Vec<std::process::Child>);
+
+impl CpuLoad {
+    fn start() -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        CpuLoad(
+            (0..cores)
+                .map(|_| {
+                    std::process::Command::new("yes")
+                        .stdout(std::process::Stdio::null())
+                        .spawn()
+                        .expect("starting `yes` for CPU load")
+                })
+                .collect(),
+        )
+    }
+}
+
+impl Drop for CpuLoad {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+async fn slow_and_healthy_clients() {
+    // The slow client's unread records must outgrow what the kernel holds for its
+    // socket (loopback buffers grow to tens of MiB), so the stream is ~100 MiB.
     let ws_settings = gateway::WsSettings {
-        mailbox_capacity: 16,
+        max_queued_bytes: 8 << 20,
+        heartbeat_secs: 1,
+        client_timeout_secs: 4,
         ..Default::default()
     };
     let app = spawn_app_with(
@@ -243,10 +287,11 @@ async fn a_client_that_stops_reading_is_closed_without_hurting_others() {
         },
     )
     .await;
+    let total = 750_000; // INFO and above of 1,000,000
     let task = app
         .start_task(
             "synthetic",
-            serde_json::json!({"count": 400_000, "rate": 100_000}),
+            serde_json::json!({"count": 1_000_000, "rate": 100_000}),
         )
         .await;
     let mut slow = app.ws(Some(&app.viewer)).await;
@@ -260,7 +305,7 @@ async fn a_client_that_stops_reading_is_closed_without_hurting_others() {
     let done = app.wait_done(task.id).await;
     assert_eq!(done.status, TaskStatus::Success);
     assert_eq!(followed.entries, app.all_logs(task.id, "level=ERROR").await);
-    assert_eq!(followed.entries.len(), 100_000);
+    assert_eq!(followed.entries.len(), 250_000);
 
     // Now the slow client reads: what was buffered, then the close.
     let mut seen = 0usize;
@@ -283,7 +328,7 @@ async fn a_client_that_stops_reading_is_closed_without_hurting_others() {
         .unwrap_or_default();
     assert!(reason.contains("too slow"), "{reason}");
     assert!(
-        seen < 300_000,
+        seen < total,
         "the slow client did not get the whole stream ({seen})"
     );
 }

@@ -58,7 +58,15 @@ pub enum Msg {
         page: usize,
         entries: Vec<LogEntry>,
     },
-    CountsLoaded(Vec<SourceCount>),
+    CountsLoaded {
+        task: TaskId,
+        /// Which request this answers: an answer older than the one shown is dropped.
+        ticket: u64,
+        /// Requested after the task was seen final, when the counts can no longer
+        /// change: no more requests are needed.
+        settled: bool,
+        counts: Vec<SourceCount>,
+    },
     Failed {
         generation: u64,
         error: ApiError,
@@ -120,6 +128,11 @@ pub struct LogPanel {
     live_rows: BTreeMap<u64, Rc<LogEntry>>,
     loading: HashSet<usize>,
     counts: Vec<SourceCount>,
+    /// Counts requests sent, and the newest one whose answer is shown.
+    counts_sent: u64,
+    counts_shown: u64,
+    /// The counts shown were read after the task ended: they are the stored ones.
+    counts_final: bool,
     live: Option<Live>,
     live_state: LiveState,
     reconnects: u32,
@@ -511,6 +524,9 @@ impl Component for LogPanel {
             live_rows: BTreeMap::new(),
             loading: HashSet::new(),
             counts: Vec::new(),
+            counts_sent: 0,
+            counts_shown: 0,
+            counts_final: false,
             live: None,
             live_state: LiveState::Connecting,
             reconnects: 0,
@@ -544,6 +560,10 @@ impl Component for LogPanel {
             self.pending_jump = None;
             self.follow = true;
             self.counts.clear();
+            self.counts_final = false;
+            self.counts_shown = self.counts_sent;
+            // Until its status arrives, the new task may still be running.
+            self.task_running = true;
             ctx.link().send_message(Msg::RefreshCounts);
             self.reload(ctx);
         }
@@ -621,8 +641,18 @@ impl Component for LogPanel {
                 self.pages.insert(page, rows);
                 true
             }
-            Msg::CountsLoaded(counts) => {
+            Msg::CountsLoaded {
+                task,
+                ticket,
+                settled,
+                counts,
+            } => {
+                if task != ctx.props().task_id || ticket <= self.counts_shown {
+                    return false;
+                }
+                self.counts_shown = ticket;
                 self.counts = counts;
+                self.counts_final = settled;
                 true
             }
             Msg::Failed { generation, error } => {
@@ -847,9 +877,14 @@ impl Component for LogPanel {
                 true
             }
             Msg::RefreshCounts => {
-                if !self.task_running && !self.counts.is_empty() {
+                // A task's status is final only once all its records are stored, so
+                // counts read after the final status was seen are the stored ones.
+                // Until such a read has landed, keep reading.
+                if self.counts_final {
                     return false;
                 }
+                self.counts_sent += 1;
+                let (ticket, settled) = (self.counts_sent, !self.task_running);
                 let (api, task) = (ctx.props().api.clone(), ctx.props().task_id);
                 let generation = self.generation;
                 ctx.link().send_future(async move {
@@ -857,7 +892,12 @@ impl Component for LogPanel {
                         .get::<Vec<SourceCount>>(&format!("/api/tasks/{task}/logs/sources"))
                         .await
                     {
-                        Ok(counts) => Msg::CountsLoaded(counts),
+                        Ok(counts) => Msg::CountsLoaded {
+                            task,
+                            ticket,
+                            settled,
+                            counts,
+                        },
                         Err(error) => Msg::Failed { generation, error },
                     }
                 });
