@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use engine::plugin::builtin::shell::ShellSettings;
 use engine::{EngineSettings, LogSinkSettings};
 use gateway::{AppConfig, HttpSettings, WsSettings};
 use storage::DatabaseSettings;
@@ -44,6 +45,14 @@ fn unknown_hint(name: &str) -> String {
 }
 
 const TEXTS: &[&str] = &["database_url", "bind", "ui_dir", "admin_token"];
+/// On/off options: `true`/`false` in the file; `true`, `false`, `1`, `0`, `on`,
+/// `off`, `yes`, `no` in the environment.
+const SWITCHES: &[&str] = &["shell_enabled"];
+/// Lists of names: an array of strings in the file, comma-separated in the environment.
+const LISTS: &[&str] = &["shell_env_passthrough"];
+
+/// The shortest admin token an operator may choose.
+const MIN_ADMIN_TOKEN_CHARS: usize = 24;
 
 /// `TASKLENS_*` variables that are not server options: the client commands', the
 /// operator log's, and those of the project's own scripts, bench and tests, which a
@@ -89,16 +98,15 @@ pub fn load(
             .iter()
             .map(|(n, _, _)| *n)
             .chain(TEXTS.iter().copied())
+            .chain(SWITCHES.iter().copied())
+            .chain(LISTS.iter().copied())
             .find(|n| *n == name);
         match known {
             Some(known) => {
                 values.insert(known, value.clone());
             }
             None if OTHER_VARS.contains(&key.as_str()) || key.starts_with(OTHER_PREFIX) => {}
-            None => errors.push(format!(
-                "{key}: unknown setting ({})",
-                unknown_hint(&name)
-            )),
+            None => errors.push(format!("{key}: unknown setting ({})", unknown_hint(&name))),
         }
     }
     if let Some(v) = &overrides.bind {
@@ -146,8 +154,49 @@ pub fn load(
         ));
     }
     let admin_token = values.get("admin_token").cloned().filter(|t| !t.is_empty());
-    if admin_token.as_ref().is_some_and(|t| t.trim().len() < 16) {
-        errors.push("admin_token: use at least 16 characters".into());
+    if admin_token
+        .as_ref()
+        .is_some_and(|t| t.trim().chars().count() < MIN_ADMIN_TOKEN_CHARS)
+    {
+        errors.push(format!(
+            "admin_token: use at least {MIN_ADMIN_TOKEN_CHARS} characters (for example `openssl rand -hex 20`)"
+        ));
+    }
+    let shell_enabled = match values
+        .get("shell_enabled")
+        .map(|v| v.trim().to_ascii_lowercase())
+    {
+        None => false,
+        Some(v) if ["true", "1", "on", "yes"].contains(&v.as_str()) => true,
+        Some(v) if ["false", "0", "off", "no"].contains(&v.as_str()) => false,
+        Some(v) => {
+            errors.push(format!("shell_enabled: must be true or false, not {v:?}"));
+            false
+        }
+    };
+    let mut env_passthrough = Vec::new();
+    for name in values
+        .get("shell_env_passthrough")
+        .map(|v| v.split(',').map(str::trim).filter(|n| !n.is_empty()))
+        .into_iter()
+        .flatten()
+    {
+        let valid = name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid {
+            errors.push(format!(
+                "shell_env_passthrough: {name:?} is not an environment variable name (letters, digits and _, not starting with a digit)"
+            ));
+        } else if name.starts_with("TASKLENS_") {
+            errors.push(format!(
+                "shell_env_passthrough: {name} is the server's own setting and is never passed to commands"
+            ));
+        } else {
+            env_passthrough.push(name.to_owned());
+        }
     }
     let defaults = LogSinkSettings::default();
     let sink = LogSinkSettings {
@@ -192,6 +241,10 @@ pub fn load(
                 .map_or(engine_defaults.shutdown_grace, |s| {
                     std::time::Duration::from_secs(*s)
                 }),
+            shell: ShellSettings {
+                enabled: shell_enabled,
+                env_passthrough,
+            },
         },
         http: HttpSettings {
             bind,
@@ -252,6 +305,29 @@ fn read_file(
                     values.insert(*name, text);
                 }
                 other => errors.push(format!("{name}: must be a string, not {other}")),
+            }
+        } else if let Some(name) = SWITCHES.iter().find(|n| **n == key) {
+            match value {
+                toml::Value::Boolean(on) => {
+                    values.insert(*name, on.to_string());
+                }
+                other => errors.push(format!("{name}: must be true or false, not {other}")),
+            }
+        } else if let Some(name) = LISTS.iter().find(|n| **n == key) {
+            let items = match &value {
+                toml::Value::Array(items) => items
+                    .iter()
+                    .map(|item| item.as_str().map(str::to_owned))
+                    .collect::<Option<Vec<_>>>(),
+                _ => None,
+            };
+            match items {
+                Some(items) if items.iter().all(|i| !i.contains(',')) => {
+                    values.insert(*name, items.join(","));
+                }
+                _ => errors.push(format!(
+                    "{name}: must be a list of names like [\"HTTPS_PROXY\"], not {value}"
+                )),
             }
         } else {
             errors.push(format!(
@@ -450,6 +526,67 @@ mod tests {
         assert!(errors.join("\n").contains("flush_interval"), "{errors:?}");
         std::fs::write(&file, "bind = [").unwrap();
         assert!(load(Some(&file), &env(&[]), &Overrides::default()).is_err());
+    }
+
+    #[test]
+    fn shell_is_off_unless_enabled_and_passes_only_the_names_allowed() {
+        let config = load_env(&[]).unwrap();
+        assert_eq!(config.engine.shell, ShellSettings::default());
+        assert!(!config.engine.shell.enabled);
+        let config = load_env(&[
+            ("TASKLENS_SHELL_ENABLED", "yes"),
+            ("TASKLENS_SHELL_ENV_PASSTHROUGH", "HTTPS_PROXY, _X1,"),
+        ])
+        .unwrap();
+        assert!(config.engine.shell.enabled);
+        assert_eq!(config.engine.shell.env_passthrough, ["HTTPS_PROXY", "_X1"]);
+        for (value, expected) in [("maybe", "shell_enabled"), ("", "shell_enabled")] {
+            let errors = load_env(&[("TASKLENS_SHELL_ENABLED", value)]).unwrap_err();
+            assert!(
+                errors.join("\n").contains(expected),
+                "{value:?}: {errors:?}"
+            );
+        }
+        for bad in ["1ABC", "A-B", "A=B", "TASKLENS_ADMIN_TOKEN"] {
+            let errors = load_env(&[("TASKLENS_SHELL_ENV_PASSTHROUGH", bad)]).unwrap_err();
+            assert!(
+                errors.join("\n").contains("shell_env_passthrough"),
+                "{bad}: {errors:?}"
+            );
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("tasklens.toml");
+        std::fs::write(
+            &file,
+            "shell_enabled = true\nshell_env_passthrough = [\"HTTPS_PROXY\"]\n",
+        )
+        .unwrap();
+        let config = load(Some(&file), &env(&[]), &Overrides::default()).unwrap();
+        assert!(config.engine.shell.enabled);
+        assert_eq!(config.engine.shell.env_passthrough, ["HTTPS_PROXY"]);
+        for bad in [
+            "shell_enabled = \"yes\"\n",
+            "shell_env_passthrough = \"A\"\n",
+            "shell_env_passthrough = [1]\n",
+        ] {
+            std::fs::write(&file, bad).unwrap();
+            let errors = load(Some(&file), &env(&[]), &Overrides::default()).unwrap_err();
+            assert!(errors.join("\n").contains("shell_"), "{bad}: {errors:?}");
+        }
+    }
+
+    #[test]
+    fn admin_tokens_chosen_by_operators_are_at_least_24_characters() {
+        let errors = load_env(&[("TASKLENS_ADMIN_TOKEN", &"x".repeat(23))]).unwrap_err();
+        assert!(
+            errors.join("\n").contains("at least 24 characters"),
+            "{errors:?}"
+        );
+        let errors =
+            load_env(&[("TASKLENS_ADMIN_TOKEN", &format!("  {}  ", "x".repeat(20)))]).unwrap_err();
+        assert!(errors.join("\n").contains("admin_token"), "{errors:?}");
+        let config = load_env(&[("TASKLENS_ADMIN_TOKEN", &"x".repeat(24))]).unwrap();
+        assert_eq!(config.admin_token.as_deref(), Some("x".repeat(24).as_str()));
     }
 
     #[test]

@@ -80,7 +80,8 @@ fn serve(args: ServeArgs) -> Result<()> {
     actix_rt::System::new().block_on(async move {
         let db_description = storage::db::describe(&config.database.url);
         let ui_dir = config.http.ui_dir.clone();
-        let app = gateway::Application::build(config, engine::PluginRegistry::with_builtins())
+        let plugins = engine::PluginRegistry::with_builtins(config.engine.shell.clone());
+        let app = gateway::Application::build(config, plugins)
             .await
             .context("starting the server")?;
         let url = format!("http://127.0.0.1:{}/", app.port());

@@ -33,6 +33,8 @@ pub struct EngineSettings {
     /// At shutdown, how long plugins get to stop after being asked before their tasks
     /// are ended without them.
     pub shutdown_grace: Duration,
+    /// What the `shell` plugin may do (the server builds its registry with it).
+    pub shell: crate::plugin::builtin::shell::ShellSettings,
 }
 
 impl Default for EngineSettings {
@@ -44,6 +46,7 @@ impl Default for EngineSettings {
             retention_days: None,
             retention_interval: Duration::from_secs(3_600),
             shutdown_grace: Duration::from_secs(30),
+            shell: Default::default(),
         }
     }
 }

@@ -7,6 +7,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Once};
 use std::time::{Duration, Instant};
 
+use engine::plugin::builtin::shell::ShellSettings;
 use engine::plugin::builtin::synthetic::DEFAULT_SOURCES;
 use engine::plugin::legacy;
 use engine::sink::GetSinkStats;
@@ -33,12 +34,20 @@ fn connect(url: &str) -> Db {
     Db::connect(&settings).expect("database opens")
 }
 
+/// `shell` enabled, as an operator would for these tests.
+fn shell_on() -> ShellSettings {
+    ShellSettings {
+        enabled: true,
+        env_passthrough: Vec::new(),
+    }
+}
+
 async fn start(db: Db) -> Engine {
     start_with(db, |_| {}).await
 }
 
 async fn start_with(db: Db, tweak: impl FnOnce(&mut EngineSettings)) -> Engine {
-    start_with_plugins(db, PluginRegistry::with_builtins(), tweak).await
+    start_with_plugins(db, PluginRegistry::with_builtins(shell_on()), tweak).await
 }
 
 async fn start_with_plugins(
@@ -832,7 +841,7 @@ async fn a_line_with_a_nul_character_is_stored_with_a_replacement() {
 #[actix_rt::test]
 async fn shutdown_ends_tasks_whose_plugins_ignore_cancellation() {
     let fresh = FreshDb::new("sqlite");
-    let mut registry = PluginRegistry::with_builtins();
+    let mut registry = PluginRegistry::with_builtins(shell_on());
     registry.register(Stubborn);
     let engine = start_with_plugins(connect(&fresh.url), registry, |s| {
         s.shutdown_grace = Duration::from_millis(500);

@@ -7,12 +7,14 @@
 //! - [`ws`]: `/ws`, one `WsSession` actor per connection, with server-side filters.
 //! - [`error`]: `ApiError`, the JSON error body of every failure.
 //! - [`params`]: strict query-string parsing.
+//! - [`redact`]: what viewers do not see of privileged tasks.
 //! - [`ui`]: the built web console and client-side routes.
 
 pub mod auth;
 pub mod error;
 pub mod hub;
 pub mod params;
+pub mod redact;
 pub mod routes;
 pub mod startup;
 pub mod state;

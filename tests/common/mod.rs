@@ -28,15 +28,34 @@ impl Server {
         Server::launch(db_url, port, ui_dir, "warn")
     }
 
-    /// Starts with `TASKLENS_LOG` (the operator log's module filter) set to `log`.
+    /// Starts with `TASKLENS_LOG` (the operator log's module filter) set to `log`,
+    /// and `shell` enabled.
     pub fn launch(db_url: &str, port: u16, ui_dir: Option<&Path>, log: &str) -> Server {
-        let child = serve::command(Path::new(BIN), port, db_url, ADMIN)
+        Server::launch_with(
+            db_url,
+            port,
+            ui_dir,
+            &[("TASKLENS_LOG", log), ("TASKLENS_SHELL_ENABLED", "true")],
+        )
+    }
+
+    /// Starts with these variables added to (or replacing) the defaults.
+    pub fn launch_with(
+        db_url: &str,
+        port: u16,
+        ui_dir: Option<&Path>,
+        env: &[(&str, &str)],
+    ) -> Server {
+        let mut command = serve::command(Path::new(BIN), port, db_url, ADMIN);
+        command
             .env(
                 "TASKLENS_UI_DIR",
                 ui_dir.map_or("/nonexistent".into(), |d| d.display().to_string()),
             )
             .env("TASKLENS_FLUSH_INTERVAL_MS", "200")
-            .env("TASKLENS_LOG", log)
+            .env("TASKLENS_LOG", "warn")
+            .envs(env.iter().copied());
+        let child = command
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()

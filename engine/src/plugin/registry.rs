@@ -20,10 +20,11 @@ impl PluginRegistry {
         Self::default()
     }
 
-    /// `shell`, `synthetic`, `demo_sync` and the legacy-signature `legacy_backup`.
-    pub fn with_builtins() -> Self {
+    /// `shell` (with what the operator allows it), `synthetic`, `demo_sync` and the
+    /// legacy-signature `legacy_backup`.
+    pub fn with_builtins(shell: builtin::shell::ShellSettings) -> Self {
         let mut registry = Self::new();
-        registry.register(builtin::shell::Shell);
+        registry.register(builtin::shell::Shell::new(shell));
         registry.register(builtin::synthetic::Synthetic);
         registry.register(builtin::demo_sync::DemoSync);
         registry.register(Legacy(builtin::legacy_backup::LegacyBackup));

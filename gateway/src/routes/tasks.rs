@@ -8,6 +8,7 @@ use storage::tasks::{TaskListQuery, MAX_TASK_PAGE};
 use crate::auth::{Admin, Caller};
 use crate::error::ApiError;
 use crate::params::{NoQuery, Params};
+use crate::redact;
 use crate::state::AppState;
 
 /// Parses the `{id}` path segment.
@@ -58,7 +59,7 @@ pub async fn create_task(
 
 pub async fn list_tasks(
     state: web::Data<AppState>,
-    _: Caller,
+    caller: Caller,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let p = Params::parse(req.query_string(), &["status", "limit", "before"])?;
@@ -67,21 +68,32 @@ pub async fn list_tasks(
         before: p.text("before").map(task_id).transpose()?,
         limit: p.number("limit", 1, MAX_TASK_PAGE as u64)?.unwrap_or(50) as usize,
     };
-    let list = state
+    let mut list = state
         .db
         .run(move |c| storage::tasks::list_tasks(c, &query))
         .await?;
+    let registry = &state.engine.registry;
+    list.tasks = list
+        .tasks
+        .into_iter()
+        .map(|t| redact::for_caller(registry, Some(&caller), t))
+        .collect();
     Ok(HttpResponse::Ok().json(list))
 }
 
 pub async fn get_task(
     state: web::Data<AppState>,
-    _: Caller,
+    caller: Caller,
     _: NoQuery,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = task_id(&path)?;
-    Ok(HttpResponse::Ok().json(existing_task(&state, id).await?))
+    let task = existing_task(&state, id).await?;
+    Ok(HttpResponse::Ok().json(redact::for_caller(
+        &state.engine.registry,
+        Some(&caller),
+        task,
+    )))
 }
 
 pub async fn cancel_task(
@@ -103,10 +115,22 @@ pub async fn cancel_task(
             task.plugin
         )));
     }
-    match state.engine.cancel_task(id, Some(caller.name)).await? {
-        CancelOutcome::Cancelled(task) => Ok(HttpResponse::Ok().json(task)),
+    if !caller.is_admin() && task.created_by.as_deref() != Some(caller.name.as_str()) {
+        return Err(ApiError::forbidden(
+            "a viewer may cancel only the tasks it started; ask an admin to cancel this one",
+        ));
+    }
+    let registry = &state.engine.registry;
+    match state
+        .engine
+        .cancel_task(id, Some(caller.name.clone()))
+        .await?
+    {
+        CancelOutcome::Cancelled(task) => {
+            Ok(HttpResponse::Ok().json(redact::for_caller(registry, Some(&caller), task)))
+        }
         CancelOutcome::Requested => {
-            let mut task = task;
+            let mut task = redact::for_caller(registry, Some(&caller), task);
             task.status = TaskStatus::Running;
             Ok(HttpResponse::Accepted().json(serde_json::json!({
                 "task": task,

@@ -37,6 +37,7 @@ use crate::auth::Caller;
 use crate::hub::{
     Delivery, Follow, Inbox, Interest, Join, Leave, SessionId, Unfollow, Wake, WatchAll,
 };
+use crate::redact;
 use crate::state::AppState;
 
 /// Largest client frame accepted.
@@ -390,7 +391,7 @@ impl WsSession {
         self.flush(task_id, ctx);
         ctx.text(frames::caught_up(task_id, seq));
         if let Some(task) = status {
-            ctx.text(frames::task(&task));
+            ctx.text(self.task_frame(&task));
         }
     }
 
@@ -473,6 +474,20 @@ impl Actor for WsSession {
 }
 
 impl WsSession {
+    /// A `task` frame as this connection's caller may see it.
+    fn task_frame(&self, task: &TaskInfo) -> String {
+        let registry = &self.state.engine.registry;
+        if redact::needed(registry, self.caller.as_ref(), task) {
+            frames::task(&redact::for_caller(
+                registry,
+                self.caller.as_ref(),
+                task.clone(),
+            ))
+        } else {
+            frames::task(task)
+        }
+    }
+
     fn on_live_logs(&mut self, task_id: TaskId, batch: Arc<LogBatch>, ctx: &mut Ctx) {
         let limit = self.state.ws.frame_max_entries;
         let max_buffered = self.state.ws.max_queued_bytes;
@@ -496,10 +511,10 @@ impl WsSession {
                 if sub.phase == Phase::Live {
                     // Records before the status, so a final status is the last word.
                     self.flush(task.id, ctx);
-                    ctx.text(frames::task(task));
+                    ctx.text(self.task_frame(task));
                 }
             }
-            None if self.watch_all => ctx.text(frames::task(task)),
+            None if self.watch_all => ctx.text(self.task_frame(task)),
             None => {}
         }
     }

@@ -81,7 +81,11 @@ pub async fn spawn_app_with(fresh: FreshDb, tweaks: Tweaks) -> TestApp {
         },
         admin_token: Some(ADMIN_TOKEN.into()),
     };
-    let app = Application::build(config, engine::PluginRegistry::with_builtins())
+    let shell = engine::plugin::builtin::shell::ShellSettings {
+        enabled: true,
+        env_passthrough: Vec::new(),
+    };
+    let app = Application::build(config, engine::PluginRegistry::with_builtins(shell))
         .await
         .expect("the application builds");
     let port = app.port();
@@ -205,9 +209,18 @@ impl TestApp {
     }
 
     pub async fn start_task(&self, plugin: &str, params: serde_json::Value) -> TaskInfo {
+        self.start_task_as(&self.admin, plugin, params).await
+    }
+
+    pub async fn start_task_as(
+        &self,
+        token: &str,
+        plugin: &str,
+        params: serde_json::Value,
+    ) -> TaskInfo {
         let (status, body) = self
             .post_as(
-                &self.admin,
+                token,
                 "/api/tasks",
                 serde_json::json!({"plugin": plugin, "params": params}),
             )

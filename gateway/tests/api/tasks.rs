@@ -80,13 +80,35 @@ async fn a_task_is_created_run_and_listed() {
 async fn cancel_and_delete_follow_the_task_state() {
     for backend in backends() {
         let app = spawn_app(backend).await;
+        let params = serde_json::json!({"count": 100000, "rate": 200});
         let task = app
-            .start_task(
-                "synthetic",
-                serde_json::json!({"count": 100000, "rate": 200}),
+            .start_task_as(&app.viewer, "synthetic", params.clone())
+            .await;
+        let admins = app.start_task("synthetic", params).await;
+        actix_rt::time::sleep(std::time::Duration::from_millis(300)).await;
+
+        // A viewer cancels only what it started; an admin anything.
+        let (status, body) = app
+            .post_as(
+                &app.viewer,
+                &format!("/api/tasks/{}/cancel", admins.id),
+                serde_json::json!({}),
             )
             .await;
-        actix_rt::time::sleep(std::time::Duration::from_millis(300)).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+        assert!(body["error"]
+            .as_str()
+            .unwrap()
+            .contains("only the tasks it started"));
+        let (status, body) = app
+            .post_as(
+                &app.admin,
+                &format!("/api/tasks/{}/cancel", admins.id),
+                serde_json::json!({}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        assert_eq!(app.wait_done(admins.id).await.status, TaskStatus::Cancelled);
 
         let (status, body) = app
             .delete_as(&app.admin, &format!("/api/tasks/{}", task.id))

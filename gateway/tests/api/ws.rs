@@ -616,6 +616,52 @@ async fn subscribe_tasks_reports_every_status_change() {
     );
 }
 
+/// `task` frames show viewers a privileged task's `env` values redacted, whether
+/// they watch every task or follow that one; admins see them.
+#[actix_rt::test]
+async fn viewers_see_a_privileged_tasks_env_redacted_in_task_frames() {
+    let app = spawn_app("sqlite").await;
+    let mut watching = app.ws(Some(&app.viewer)).await;
+    watching
+        .send(serde_json::json!({"type": "subscribe_tasks"}))
+        .await;
+    let mut admin = app.ws(Some(&app.admin)).await;
+    admin
+        .send(serde_json::json!({"type": "subscribe_tasks"}))
+        .await;
+    actix_rt::time::sleep(Duration::from_millis(100)).await;
+    let task = app
+        .run_task(
+            "shell",
+            serde_json::json!({"argv": ["true"], "env": {"PGPASSWORD": "s3cret"}}),
+        )
+        .await;
+    let mut following = app.ws(Some(&app.viewer)).await;
+    following
+        .send(subscribe(task.id, serde_json::json!({}), 0))
+        .await;
+    for (ws, expected) in [
+        (&mut watching, "[redacted]"),
+        (&mut following, "[redacted]"),
+        (&mut admin, "s3cret"),
+    ] {
+        let mut frames = 0;
+        loop {
+            match ws.next(Duration::from_secs(10)).await {
+                Some(Ok(ServerMessage::Task { task: t })) if t.id == task.id => {
+                    frames += 1;
+                    assert_eq!(t.params["env"]["PGPASSWORD"], expected, "{t:?}");
+                    if t.status.is_terminal() {
+                        break;
+                    }
+                }
+                Some(Ok(_)) => {}
+                other => panic!("after {frames} task frames: {other:?}"),
+            }
+        }
+    }
+}
+
 /// A client that answers no ping is disconnected after the idle timeout; one that
 /// answers stays connected.
 #[actix_rt::test]

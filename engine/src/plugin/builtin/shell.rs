@@ -1,18 +1,27 @@
-//! `shell` (admin only): runs a command and turns its output into records.
+//! `shell` (admin only, off unless `shell_enabled`): runs a command and turns its
+//! output into records.
 //!
 //! Params: `{"argv": ["cmd", "arg", …], "cwd"?: "dir", "env"?: {"K": "V"}, "timeout_s"?: N}`.
 //! The command runs without a shell (use `["sh", "-c", "…"]` for one), in a process
-//! group of its own. Each stdout line becomes an INFO record from source `stdout`,
-//! each stderr line a WARNING from `stderr`; a line that is a JSON object with a
-//! `message` (and optionally `level`, `source`, `metadata`) becomes that structured
-//! record. Lines longer than the message cap are split. A non-zero exit fails the
-//! task; cancel or timeout sends SIGTERM to the group, then SIGKILL after 3 s. When
-//! the command exits, what is left of its process group is killed, so no orphan
-//! keeps the task's output open.
+//! group of its own, with a clean environment: `PATH`, `HOME`, `LANG`, `LC_*`, `TZ`
+//! and the names in `shell_env_passthrough` from the server's, then the task's own
+//! `env`; nothing else of the server's (its tokens, its database URL) reaches it.
+//! Each stdout line becomes an INFO record from source `stdout`, each stderr line a
+//! WARNING from `stderr`; a line that is a JSON object with a `message` (and
+//! optionally `level`, `source`, `metadata`) becomes that structured record, except
+//! that the engine's own source `system` cannot be claimed. Lines longer than the
+//! message cap are split. A non-zero exit fails the task; cancel or timeout sends
+//! SIGTERM to the group, then SIGKILL after 3 s. When the command exits, what is
+//! left of its process group is killed; output still held open after that by a
+//! process that left the group (`setsid … &`) is read for at most [`DRAIN`] more,
+//! so such a process cannot keep the task running.
 
 use std::io::{BufRead, BufReader, Read};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use protocol::entry::encode_metadata;
@@ -20,10 +29,50 @@ use protocol::{LogLevel, MAX_MESSAGE_BYTES};
 
 use crate::plugin::{Plugin, PluginError, TaskContext, TaskLogger};
 
-pub struct Shell;
+/// What the operator allows the `shell` plugin.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ShellSettings {
+    /// Off by default: `shell` turns an admin token into commands run with the
+    /// server's own rights on its host; an operator who wants that says so.
+    pub enabled: bool,
+    /// Names of the server's environment variables passed to commands, besides
+    /// [`BASE_ENV`] and `LC_*`.
+    pub env_passthrough: Vec<String>,
+}
+
+/// The server's variables every command gets (when set).
+pub const BASE_ENV: [&str; 4] = ["PATH", "HOME", "LANG", "TZ"];
+
+/// The source the engine writes its own records under; output cannot claim it.
+const RESERVED_SOURCE: &str = crate::task::SYSTEM_SOURCE;
+
+#[derive(Debug, Clone, Default)]
+pub struct Shell {
+    settings: ShellSettings,
+}
+
+impl Shell {
+    pub fn new(settings: ShellSettings) -> Self {
+        Shell { settings }
+    }
+
+    /// The environment a command starts with, before the task's own `env`.
+    fn base_env(&self) -> Vec<(String, std::ffi::OsString)> {
+        std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v)))
+            .filter(|(k, _)| {
+                BASE_ENV.contains(&k.as_str())
+                    || k.starts_with("LC_")
+                    || self.settings.env_passthrough.iter().any(|p| p == k)
+            })
+            .collect()
+    }
+}
 
 const GRACE: Duration = Duration::from_secs(3);
 const POLL: Duration = Duration::from_millis(20);
+/// How long output is still read once the command has ended (or been killed).
+pub const DRAIN: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ShellParams {
@@ -104,7 +153,11 @@ impl Plugin for Shell {
     }
 
     fn description(&self) -> &str {
-        "Runs a command (admin only): stdout lines are INFO records from `stdout`, stderr lines WARNING from `stderr`, JSON-object lines structured records."
+        if self.settings.enabled {
+            "Runs a command (admin only): stdout lines are INFO records from `stdout`, stderr lines WARNING from `stderr`, JSON-object lines structured records."
+        } else {
+            "Runs a command (admin only). Disabled on this server: an operator enables it with shell_enabled = true."
+        }
     }
 
     fn privileged(&self) -> bool {
@@ -116,14 +169,27 @@ impl Plugin for Shell {
     }
 
     fn validate(&self, params: &serde_json::Value) -> Result<(), String> {
+        if !self.settings.enabled {
+            return Err(
+                "the shell plugin is disabled on this server; an operator enables it with shell_enabled = true"
+                    .into(),
+            );
+        }
         ShellParams::parse(params).map(|_| ())
     }
 
     fn run(&self, ctx: TaskContext) -> Result<serde_json::Value, PluginError> {
+        if !self.settings.enabled {
+            return Err(PluginError::failed(
+                "the shell plugin is disabled on this server",
+            ));
+        }
         let p = ShellParams::parse(&ctx.config).map_err(PluginError::Failed)?;
         let mut command = Command::new(&p.argv[0]);
         command
             .args(&p.argv[1..])
+            .env_clear()
+            .envs(self.base_env())
             .envs(p.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -136,15 +202,24 @@ impl Plugin for Shell {
             .spawn()
             .map_err(|e| PluginError::Failed(format!("cannot start {:?}: {e}", p.argv[0])))?;
         let pgid = child.id() as i32;
+        let stop_reading = Arc::new(AtomicBool::new(false));
         let readers = [
-            child
-                .stdout
-                .take()
-                .map(|out| spawn_reader(out, ctx.logger.with_source("stdout"), LogLevel::Info)),
-            child
-                .stderr
-                .take()
-                .map(|err| spawn_reader(err, ctx.logger.with_source("stderr"), LogLevel::Warning)),
+            child.stdout.take().map(|out| {
+                spawn_reader(
+                    out.into(),
+                    ctx.logger.with_source("stdout"),
+                    LogLevel::Info,
+                    stop_reading.clone(),
+                )
+            }),
+            child.stderr.take().map(|err| {
+                spawn_reader(
+                    err.into(),
+                    ctx.logger.with_source("stderr"),
+                    LogLevel::Warning,
+                    stop_reading.clone(),
+                )
+            }),
         ];
 
         let started = Instant::now();
@@ -173,6 +248,19 @@ impl Plugin for Shell {
         };
         // Orphans of the command would keep its pipes open; the group goes with it.
         signal_group(pgid, libc::SIGKILL);
+        // A process that left the group may still hold the pipes: read what is
+        // buffered, but not for longer than DRAIN.
+        let drain_until = Instant::now() + DRAIN;
+        while readers.iter().flatten().any(|r| !r.is_finished()) && Instant::now() < drain_until {
+            std::thread::sleep(POLL);
+        }
+        if readers.iter().flatten().any(|r| !r.is_finished()) {
+            stop_reading.store(true, Ordering::SeqCst);
+            ctx.logger.with_source(RESERVED_SOURCE).warning(format!(
+                "the command ended but its output was still held open {} s later, by a process that left its process group; that output is no longer read",
+                DRAIN.as_secs()
+            ));
+        }
         for reader in readers.into_iter().flatten() {
             let _ = reader.join();
         }
@@ -203,13 +291,57 @@ fn signal_group(pgid: i32, signal: i32) {
     }
 }
 
+/// A pipe read with `poll(2)`, so that a reader blocked on a pipe that is never
+/// closed can still be told to stop: it then sees the end of the stream.
+struct Pipe {
+    fd: OwnedFd,
+    stop: Arc<AtomicBool>,
+}
+
+impl Read for Pipe {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            if self.stop.load(Ordering::SeqCst) {
+                return Ok(0);
+            }
+            let mut pfd = libc::pollfd {
+                fd: self.fd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd for a descriptor we own.
+            let ready = unsafe { libc::poll(&mut pfd, 1, 100) };
+            if ready < 0 {
+                let err = std::io::Error::last_os_error();
+                if err.kind() == std::io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(err);
+            }
+            if ready > 0 {
+                // SAFETY: reads into a buffer we own, from a descriptor we own.
+                let n = unsafe { libc::read(pfd.fd, buf.as_mut_ptr().cast(), buf.len()) };
+                if n < 0 {
+                    let err = std::io::Error::last_os_error();
+                    if err.kind() == std::io::ErrorKind::Interrupted {
+                        continue;
+                    }
+                    return Err(err);
+                }
+                return Ok(n as usize);
+            }
+        }
+    }
+}
+
 fn spawn_reader(
-    stream: impl Read + Send + 'static,
+    fd: OwnedFd,
     logger: TaskLogger,
     level: LogLevel,
+    stop: Arc<AtomicBool>,
 ) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
-        let mut reader = BufReader::with_capacity(64 * 1024, stream);
+        let mut reader = BufReader::with_capacity(64 * 1024, Pipe { fd, stop });
         let mut line = Vec::with_capacity(256);
         loop {
             line.clear();
@@ -277,8 +409,8 @@ fn emit_line(logger: &TaskLogger, default_level: LogLevel, raw: &[u8]) {
                     .map(str::to_owned);
                 let metadata = obj.remove("metadata").unwrap_or(serde_json::Value::Null);
                 let target = match source {
-                    Some(s) => logger.with_source(&s),
-                    None => logger.clone(),
+                    Some(s) if !is_reserved_source(&s) => logger.with_source(&s),
+                    _ => logger.clone(),
                 };
                 if target.enabled(level) {
                     target.log_raw(level, message, encode_metadata(metadata));
@@ -288,6 +420,11 @@ fn emit_line(logger: &TaskLogger, default_level: LogLevel, raw: &[u8]) {
         }
     }
     logger.log(default_level, text.into_owned());
+}
+
+/// A source only the engine may write under.
+fn is_reserved_source(source: &str) -> bool {
+    protocol::entry::sanitize_source(source, "").eq_ignore_ascii_case(RESERVED_SOURCE)
 }
 
 #[cfg(test)]
@@ -317,6 +454,16 @@ mod tests {
             serde_json::json!({"argv": ["echo"], "shell": true}),
         ] {
             assert!(ShellParams::parse(&bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn output_cannot_claim_the_engines_source() {
+        for claimed in ["system", "System", " system ", "SYSTEM"] {
+            assert!(is_reserved_source(claimed), "{claimed:?}");
+        }
+        for other in ["systemd", "sys", "api", ""] {
+            assert!(!is_reserved_source(other), "{other:?}");
         }
     }
 
