@@ -453,13 +453,21 @@ fn level_and_source_counts_are_the_stored_ones_once_the_task_is_final() {
         .map(|s| ((*s).clone(), at_or_above("INFO", Some(s))))
         .collect();
     let want = json!({ "options": options, "chips": chips });
-    browser.wait(
-        &format!(
+    let shown = || {
+        browser.js(
             "const options = [...document.querySelectorAll('[data-testid=filter-level] option')].map(o => o.textContent); \
              const chips = [...document.querySelectorAll('[data-testid=filter-source] .chip')].map(c => [c.dataset.source, Number(c.querySelector('.count').textContent)]).sort(); \
-             return JSON.stringify({{options, chips}}) === JSON.stringify({want})"
-        ),
-        "the stored counts in the level menu and the chips",
+             return {options, chips}",
+        )
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while shown() != want && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(
+        shown(),
+        want,
+        "the level menu and the chips show the stored counts"
     );
     browser.wait(
         "return document.querySelector('.log-panel .live.done')",
