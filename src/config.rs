@@ -17,13 +17,18 @@ const NUMBERS: &[(&str, u64, u64)] = &[
     ("buffer_max_rows", 1_000, 100_000_000),
     ("handover_interval_ms", 1, 10_000),
     ("max_concurrent_tasks", 1, 10_000),
+    ("max_queued_tasks", 1, 1_000_000),
+    ("max_tasks_per_viewer", 1, 1_000_000),
     ("retention_days", 0, 36_500),
     ("db_pool_size", 2, 1_000),
     ("db_busy_timeout_ms", 0, 600_000),
     ("ws_max_queued_bytes", 65_536, 1 << 30),
     ("ws_coalesce_ms", 1, 10_000),
+    ("ws_max_connections", 1, 1_000_000),
+    ("ws_max_connections_per_token", 1, 1_000_000),
     ("http_workers", 1, 1_024),
     ("shutdown_grace_secs", 1, 3_600),
+    ("auth_failures_per_minute", 1, 100_000),
 ];
 
 /// Options that were replaced, with what to use instead: named in the error, since
@@ -49,7 +54,7 @@ const TEXTS: &[&str] = &["database_url", "bind", "ui_dir", "admin_token"];
 /// `off`, `yes`, `no` in the environment.
 const SWITCHES: &[&str] = &["shell_enabled"];
 /// Lists of names: an array of strings in the file, comma-separated in the environment.
-const LISTS: &[&str] = &["shell_env_passthrough"];
+const LISTS: &[&str] = &["shell_env_passthrough", "ws_allowed_origins"];
 
 /// The shortest admin token an operator may choose.
 const MIN_ADMIN_TOKEN_CHARS: usize = 24;
@@ -174,6 +179,26 @@ pub fn load(
             false
         }
     };
+    let mut ws_allowed_origins = Vec::new();
+    for origin in values
+        .get("ws_allowed_origins")
+        .map(|v| v.split(',').map(str::trim).filter(|o| !o.is_empty()))
+        .into_iter()
+        .flatten()
+    {
+        let valid = origin.split_once("://").is_some_and(|(scheme, host)| {
+            ["http", "https"].contains(&scheme)
+                && !host.is_empty()
+                && !host.contains(['/', ' ', '?', '#'])
+        });
+        if valid {
+            ws_allowed_origins.push(origin.to_owned());
+        } else {
+            errors.push(format!(
+                "ws_allowed_origins: {origin:?} is not an origin like https://console.example.com (scheme and host, optional :port, no path)"
+            ));
+        }
+    }
     let mut env_passthrough = Vec::new();
     for name in values
         .get("shell_env_passthrough")
@@ -230,6 +255,12 @@ pub fn load(
                 engine_defaults.max_concurrent_tasks as u64,
             ) as usize,
             handover_interval_ms: get("handover_interval_ms", engine_defaults.handover_interval_ms),
+            max_queued_tasks: get("max_queued_tasks", engine_defaults.max_queued_tasks as u64)
+                as usize,
+            max_tasks_per_viewer: get(
+                "max_tasks_per_viewer",
+                engine_defaults.max_tasks_per_viewer as u64,
+            ) as usize,
             retention_days: numbers
                 .get("retention_days")
                 .copied()
@@ -255,9 +286,20 @@ pub fn load(
             ws: WsSettings {
                 max_queued_bytes: get("ws_max_queued_bytes", ws_defaults.max_queued_bytes),
                 coalesce_ms: get("ws_coalesce_ms", ws_defaults.coalesce_ms),
+                max_connections: get("ws_max_connections", ws_defaults.max_connections as u64)
+                    as usize,
+                max_connections_per_token: get(
+                    "ws_max_connections_per_token",
+                    ws_defaults.max_connections_per_token as u64,
+                ) as usize,
                 ..ws_defaults
             },
             workers: numbers.get("http_workers").map(|w| *w as usize),
+            ws_allowed_origins,
+            auth_failures_per_minute: get(
+                "auth_failures_per_minute",
+                u64::from(gateway::auth::DEFAULT_AUTH_FAILURES_PER_MINUTE),
+            ) as u32,
         },
         admin_token,
     })
@@ -572,6 +614,31 @@ mod tests {
             std::fs::write(&file, bad).unwrap();
             let errors = load(Some(&file), &env(&[]), &Overrides::default()).unwrap_err();
             assert!(errors.join("\n").contains("shell_"), "{bad}: {errors:?}");
+        }
+    }
+
+    #[test]
+    fn websocket_origins_must_be_origins() {
+        let config = load_env(&[(
+            "TASKLENS_WS_ALLOWED_ORIGINS",
+            "https://console.example.com, http://10.0.0.5:8080",
+        )])
+        .unwrap();
+        assert_eq!(
+            config.http.ws_allowed_origins,
+            ["https://console.example.com", "http://10.0.0.5:8080"]
+        );
+        for bad in [
+            "console.example.com",
+            "https://x/path",
+            "ftp://x",
+            "https://",
+        ] {
+            let errors = load_env(&[("TASKLENS_WS_ALLOWED_ORIGINS", bad)]).unwrap_err();
+            assert!(
+                errors.join("\n").contains("ws_allowed_origins"),
+                "{bad}: {errors:?}"
+            );
         }
     }
 

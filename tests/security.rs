@@ -199,3 +199,48 @@ fn a_process_that_leaves_the_group_cannot_keep_a_task_running() {
         (TaskStatus::Failed, Some("timed out after 1 s"))
     );
 }
+
+/// The shipped deployment publishes on loopback only and takes its secrets from
+/// the environment (`.env`), never from the repository.
+#[test]
+fn docker_compose_publishes_locally_and_holds_no_secrets() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let compose = std::fs::read_to_string(root.join("docker-compose.yml")).unwrap();
+    let mut ports = 0;
+    let mut lines = compose.lines().peekable();
+    while let Some(line) = lines.next() {
+        if line.trim() == "ports:" {
+            while let Some(item) = lines.peek().filter(|l| l.trim_start().starts_with("- ")) {
+                ports += 1;
+                assert!(
+                    item.contains("${TASKLENS_PUBLISH:-127.0.0.1:8080}:8080"),
+                    "a port published beyond loopback by default: {item}"
+                );
+                lines.next();
+            }
+        }
+        let line = line.trim();
+        if let Some((key, value)) = line.split_once(": ") {
+            if key.ends_with("PASSWORD") || key.ends_with("TOKEN") {
+                assert!(
+                    value.trim().starts_with("${") && value.contains(":?"),
+                    "a secret not required from the environment: {line}"
+                );
+            }
+        }
+        if line.starts_with("TASKLENS_DATABASE_URL:") {
+            assert!(line.contains("${POSTGRES_PASSWORD"), "{line}");
+        }
+    }
+    assert_eq!(ports, 1);
+    let example = std::fs::read_to_string(root.join(".env.example")).unwrap();
+    for name in ["POSTGRES_PASSWORD=", "TASKLENS_ADMIN_TOKEN="] {
+        let line = example.lines().find(|l| l.starts_with(name)).expect(name);
+        assert_eq!(line, name, "the example holds no value");
+    }
+    let ignored = std::fs::read_to_string(root.join(".gitignore")).unwrap();
+    assert!(
+        ignored.lines().any(|l| l == "/.env"),
+        ".env is never committed"
+    );
+}

@@ -37,5 +37,22 @@ wasm-bindgen --target web --no-typescript --out-dir dist --out-name app \
 if [ "$PROFILE" = release ] && [ -x "$WASM_OPT" ]; then
   "$WASM_OPT" -Oz --enable-reference-types --enable-bulk-memory -o dist/app_bg.wasm dist/app_bg.wasm
 fi
-cp index.html style.css dist/
+# Content-hashed names, so that a browser never pairs a cached app.js with a new
+# wasm after an upgrade: the server caches these for a year and index.html not at all.
+# The boot script is a file (not inline) so the Content-Security-Policy needs no
+# 'unsafe-inline' for scripts.
+hashed() { # FILE EXT: renames dist/FILE to NAME.HASH.EXT and prints the new name
+  h=$(sha256sum "dist/$1" | cut -c1-16)
+  new="${1%.*}.$h.$2"
+  mv "dist/$1" "dist/$new"
+  echo "$new"
+}
+WASM=$(hashed app_bg.wasm wasm)
+JS=$(hashed app.js js)
+cp style.css dist/style.css
+CSS=$(hashed style.css css)
+printf 'import init from "/%s";\ninit({ module_or_path: "/%s" });\n' "$JS" "$WASM" > dist/boot.js
+BOOT=$(hashed boot.js js)
+sed -e "s|/style.css|/$CSS|" -e "s|/boot.js|/$BOOT|" index.html > dist/index.html
+grep -q "/$BOOT" dist/index.html && grep -q "/$CSS" dist/index.html || { echo "web-ui: index.html lacks the boot script or stylesheet" >&2; exit 1; }
 echo "web-ui: built dist/ ($PROFILE, toolchain $WASM_TOOLCHAIN)" >&2

@@ -33,6 +33,11 @@ pub struct EngineSettings {
     /// At shutdown, how long plugins get to stop after being asked before their tasks
     /// are ended without them.
     pub shutdown_grace: Duration,
+    /// Tasks that may wait queued; beyond it new tasks are refused (429).
+    pub max_queued_tasks: usize,
+    /// Queued plus running tasks one viewer token may have; beyond it its new tasks
+    /// are refused (429). Admins are not limited.
+    pub max_tasks_per_viewer: usize,
     /// What the `shell` plugin may do (the server builds its registry with it).
     pub shell: crate::plugin::builtin::shell::ShellSettings,
 }
@@ -46,6 +51,8 @@ impl Default for EngineSettings {
             retention_days: None,
             retention_interval: Duration::from_secs(3_600),
             shutdown_grace: Duration::from_secs(30),
+            max_queued_tasks: 1_000,
+            max_tasks_per_viewer: 20,
             shell: Default::default(),
         }
     }
@@ -98,6 +105,8 @@ impl Engine {
             gate: gate.clone(),
             events,
             max_concurrent: settings.max_concurrent_tasks,
+            max_queued: settings.max_queued_tasks,
+            max_per_viewer: settings.max_tasks_per_viewer,
             handover_interval: Duration::from_millis(settings.handover_interval_ms.max(1)),
         })
         .start();

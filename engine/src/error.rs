@@ -11,6 +11,12 @@ pub enum EngineError {
     PrivilegedPlugin(String),
     #[error("invalid params for plugin {plugin:?}: {reason}")]
     BadParams { plugin: String, reason: String },
+    #[error("params are {bytes} bytes of JSON; at most {max} are accepted")]
+    ParamsTooLarge { bytes: usize, max: usize },
+    #[error("{queued} tasks are already waiting to run (max_queued_tasks); try again once some have started")]
+    QueueFull { queued: usize },
+    #[error("{who:?} already has {active} tasks queued or running, the most a viewer may have (max_tasks_per_viewer); wait for some to end")]
+    TooManyTasks { who: String, active: usize },
     #[error("task {0} not found")]
     TaskNotFound(TaskId),
     #[error("task {id} has already ended ({status})")]

@@ -5,7 +5,9 @@
 //! [`StartTask`], [`CancelTask`] and [`Shutdown`] from the gateway; [`TaskFinished`]
 //! from task actors. A task is stored as `queued` before `StartTask` replies, so its
 //! id is valid for every other endpoint at once. Backpressure: the queue is where
-//! tasks wait; records are bounded by the sink's gate, not here.
+//! tasks wait, at most `max_queued_tasks` of them, and a viewer may have at most
+//! `max_tasks_per_viewer` queued or running; params are at most
+//! [`MAX_PARAMS_BYTES`]. Records are bounded by the sink's gate, not here.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -73,6 +75,11 @@ struct Queued {
     info: TaskInfo,
 }
 
+/// The largest params accepted, as serialised JSON: they are stored, listed and sent
+/// to every watcher, so a task's description stays small; bulk input belongs in a
+/// file or service the plugin reads.
+pub const MAX_PARAMS_BYTES: usize = 64 * 1024;
+
 pub struct TaskManager {
     db: Db,
     registry: Arc<PluginRegistry>,
@@ -82,7 +89,13 @@ pub struct TaskManager {
     events: EngineEvents,
     running: HashMap<TaskId, (Addr<TaskActor>, CancelToken)>,
     queue: VecDeque<Queued>,
+    /// Tasks accepted and being stored, not yet in `queue`.
+    admitting: usize,
+    /// Queued or running (or being stored) tasks per creator.
+    active_by_creator: HashMap<String, usize>,
     max_concurrent: usize,
+    max_queued: usize,
+    max_per_viewer: usize,
     handover_interval: Duration,
     shutting_down: bool,
     shutdown_waiters: Vec<oneshot::Sender<()>>,
@@ -97,6 +110,8 @@ pub struct ManagerParts {
     pub gate: Arc<BufferGate>,
     pub events: EngineEvents,
     pub max_concurrent: usize,
+    pub max_queued: usize,
+    pub max_per_viewer: usize,
     pub handover_interval: Duration,
 }
 
@@ -111,10 +126,42 @@ impl TaskManager {
             events: parts.events,
             running: HashMap::new(),
             queue: VecDeque::new(),
+            admitting: 0,
+            active_by_creator: HashMap::new(),
             max_concurrent: parts.max_concurrent.max(1),
+            max_queued: parts.max_queued.max(1),
+            max_per_viewer: parts.max_per_viewer.max(1),
             handover_interval: parts.handover_interval,
             shutting_down: false,
             shutdown_waiters: Vec::new(),
+        }
+    }
+
+    /// Checks the queue and the creator's share before a task is accepted.
+    fn admit(&self, msg: &StartTask) -> Result<(), EngineError> {
+        let waiting = self.queue.len() + self.admitting;
+        if self.running.len() + waiting >= self.max_concurrent && waiting >= self.max_queued {
+            return Err(EngineError::QueueFull { queued: waiting });
+        }
+        if msg.role != Role::Admin {
+            let who = msg.created_by.clone().unwrap_or_default();
+            let active = self.active_by_creator.get(&who).copied().unwrap_or(0);
+            if active >= self.max_per_viewer {
+                return Err(EngineError::TooManyTasks { who, active });
+            }
+        }
+        Ok(())
+    }
+
+    /// A task of `creator` left the queue or ended.
+    fn release(&mut self, creator: Option<&String>) {
+        if let Some(who) = creator {
+            if let Some(n) = self.active_by_creator.get_mut(who) {
+                *n -= 1;
+                if *n == 0 {
+                    self.active_by_creator.remove(who);
+                }
+            }
         }
     }
 
@@ -183,6 +230,14 @@ impl Handler<StartTask> for TaskManager {
             if plugin.privileged() && msg.role != Role::Admin {
                 return Err(EngineError::PrivilegedPlugin(msg.plugin.clone()));
             }
+            let bytes = serde_json::to_vec(&msg.params).map_or(usize::MAX, |v| v.len());
+            if bytes > MAX_PARAMS_BYTES {
+                return Err(EngineError::ParamsTooLarge {
+                    bytes,
+                    max: MAX_PARAMS_BYTES,
+                });
+            }
+            self.admit(&msg)?;
             plugin
                 .validate(&msg.params)
                 .map_err(|reason| EngineError::BadParams {
@@ -206,12 +261,20 @@ impl Handler<StartTask> for TaskManager {
             Ok(info) => info,
             Err(e) => return Box::pin(fut::ready(Err(e))),
         };
+        self.admitting += 1;
+        if let Some(who) = &info.created_by {
+            *self.active_by_creator.entry(who.clone()).or_default() += 1;
+        }
         let db = self.db.clone();
         let stored = info.clone();
         Box::pin(
             async move { db.run(move |c| tasks::insert_task(c, &stored)).await }
                 .into_actor(self)
                 .map(move |inserted, act, ctx| {
+                    act.admitting -= 1;
+                    if inserted.is_err() || act.shutting_down {
+                        act.release(info.created_by.as_ref());
+                    }
                     inserted?;
                     if act.shutting_down {
                         // Shutdown began while the task was being stored.
@@ -251,6 +314,7 @@ impl Handler<CancelTask> for TaskManager {
         let id = msg.id;
         if let Some(pos) = self.queue.iter().position(|q| q.info.id == id) {
             let Queued { mut info } = self.queue.remove(pos).expect("position is valid");
+            self.release(info.created_by.as_ref());
             let outcome = TaskOutcome {
                 status: TaskStatus::Cancelled,
                 finished_at: Timestamp(now_micros()),
@@ -293,6 +357,7 @@ impl Handler<TaskFinished> for TaskManager {
 
     fn handle(&mut self, msg: TaskFinished, ctx: &mut Context<Self>) {
         self.running.remove(&msg.task.id);
+        self.release(msg.task.created_by.as_ref());
         self.start_queued(ctx);
         self.resolve_shutdown_if_idle();
     }

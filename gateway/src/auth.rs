@@ -3,10 +3,16 @@
 //! current by the token routes and refreshed periodically (for tokens changed by
 //! another server on the same database). `viewer` reads tasks and logs and runs
 //! non-privileged plugins; `admin` may do everything.
+//!
+//! Guessing is throttled: a client address that presented more than
+//! `auth_failures_per_minute` invalid tokens within a minute gets 429 for every
+//! token, valid or not, until that minute is over ([`FailedAuths`]).
 
 use std::collections::HashMap;
 use std::future::{ready, Ready};
-use std::sync::{Arc, RwLock};
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use actix_web::{dev::Payload, web, FromRequest, HttpRequest};
 use protocol::{Role, Timestamp};
@@ -28,13 +34,93 @@ impl Caller {
     }
 }
 
+/// Invalid tokens presented per client address, in fixed one-minute windows.
+#[derive(Debug)]
+pub struct FailedAuths {
+    max: u32,
+    window: Duration,
+    by_addr: Mutex<HashMap<IpAddr, (Instant, u32)>>,
+}
+
+/// Addresses tracked at most; past it, windows that ended are forgotten first, then
+/// all of them (an attacker with that many addresses is not slowed by this anyway).
+const MAX_TRACKED_ADDRS: usize = 65_536;
+
+impl FailedAuths {
+    pub fn new(max_per_window: u32, window: Duration) -> Self {
+        FailedAuths {
+            max: max_per_window.max(1),
+            window,
+            by_addr: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// How long `addr` must wait, when it is over its allowance.
+    pub fn blocked(&self, addr: IpAddr) -> Option<Duration> {
+        let map = self.by_addr.lock().unwrap_or_else(|e| e.into_inner());
+        let (start, count) = map.get(&addr)?;
+        let left = self.window.checked_sub(start.elapsed())?;
+        (*count >= self.max).then_some(left)
+    }
+
+    pub fn record(&self, addr: IpAddr) {
+        let mut map = self.by_addr.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= MAX_TRACKED_ADDRS && !map.contains_key(&addr) {
+            let window = self.window;
+            map.retain(|_, (start, _)| start.elapsed() < window);
+            if map.len() >= MAX_TRACKED_ADDRS {
+                map.clear();
+            }
+        }
+        let entry = map.entry(addr).or_insert((Instant::now(), 0));
+        if entry.0.elapsed() >= self.window {
+            *entry = (Instant::now(), 0);
+        }
+        entry.1 += 1;
+    }
+}
+
+impl Default for FailedAuths {
+    fn default() -> Self {
+        FailedAuths::new(DEFAULT_AUTH_FAILURES_PER_MINUTE, Duration::from_secs(60))
+    }
+}
+
+/// Invalid tokens one address may present per minute before it gets 429.
+pub const DEFAULT_AUTH_FAILURES_PER_MINUTE: u32 = 30;
+
 /// Token digests and their owners.
 #[derive(Clone, Default)]
 pub struct TokenStore {
     by_hash: Arc<RwLock<HashMap<String, Caller>>>,
+    failures: Arc<FailedAuths>,
 }
 
 impl TokenStore {
+    pub fn new(failures: FailedAuths) -> Self {
+        TokenStore {
+            by_hash: Arc::default(),
+            failures: Arc::new(failures),
+        }
+    }
+
+    /// Checks `token` presented from `addr`: 429 while the address is throttled,
+    /// 401 (counted against the address) when the token is not valid.
+    pub fn authenticate(&self, addr: Option<IpAddr>, token: &str) -> Result<Caller, ApiError> {
+        if let Some(wait) = addr.and_then(|a| self.failures.blocked(a)) {
+            return Err(ApiError::too_many_requests(
+                "too many invalid tokens from this address; wait before trying again",
+            )
+            .retry_after(wait));
+        }
+        self.check(token).ok_or_else(|| {
+            if let Some(addr) = addr {
+                self.failures.record(addr);
+            }
+            ApiError::unauthorized("the token is not valid")
+        })
+    }
+
     pub fn replace_all(&self, stored: &[StoredToken]) {
         let map = stored
             .iter()
@@ -127,9 +213,7 @@ fn authenticate(req: &HttpRequest) -> Result<Caller, ApiError> {
     let token = bearer(req)?.ok_or_else(|| {
         ApiError::unauthorized("a bearer token is required (Authorization: Bearer <token>)")
     })?;
-    store
-        .check(&token)
-        .ok_or_else(|| ApiError::unauthorized("the token is not valid"))
+    store.authenticate(req.peer_addr().map(|a| a.ip()), &token)
 }
 
 impl FromRequest for Caller {
@@ -166,6 +250,23 @@ impl FromRequest for Admin {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_address_is_throttled_after_its_allowance_until_the_window_ends() {
+        let failures = FailedAuths::new(3, Duration::from_millis(200));
+        let (a, b): (IpAddr, IpAddr) = ("10.0.0.1".parse().unwrap(), "::1".parse().unwrap());
+        for _ in 0..3 {
+            assert!(failures.blocked(a).is_none());
+            failures.record(a);
+        }
+        let wait = failures.blocked(a).expect("throttled");
+        assert!(wait <= Duration::from_millis(200));
+        assert!(failures.blocked(b).is_none(), "other addresses are not");
+        std::thread::sleep(Duration::from_millis(250));
+        assert!(failures.blocked(a).is_none(), "a new window starts afresh");
+        failures.record(a);
+        assert!(failures.blocked(a).is_none());
+    }
 
     #[test]
     fn generated_tokens_are_distinct_and_well_formed() {

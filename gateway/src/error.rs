@@ -13,6 +13,8 @@ pub struct ApiError {
     status: StatusCode,
     message: String,
     detail: Option<serde_json::Value>,
+    /// Seconds for a `Retry-After` header (429, 503).
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -21,7 +23,19 @@ impl ApiError {
             status,
             message: message.into(),
             detail: None,
+            retry_after: None,
         }
+    }
+
+    /// Adds `Retry-After`, rounded up to whole seconds (at least 1).
+    pub fn retry_after(mut self, wait: std::time::Duration) -> Self {
+        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        self.retry_after = Some(secs.max(1));
+        self
+    }
+
+    pub fn too_many_requests(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::TOO_MANY_REQUESTS, message)
     }
 
     pub fn with_detail(mut self, detail: serde_json::Value) -> Self {
@@ -82,6 +96,9 @@ impl ResponseError for ApiError {
         if self.status == StatusCode::UNAUTHORIZED {
             response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
         }
+        if let Some(secs) = self.retry_after {
+            response.insert_header((header::RETRY_AFTER, secs.to_string()));
+        }
         response.json(ErrorBody {
             error: self.message.clone(),
             detail: self.detail.clone(),
@@ -103,6 +120,12 @@ impl From<EngineError> for ApiError {
                 ApiError::bad_request(message)
             }
             EngineError::PrivilegedPlugin(_) => ApiError::forbidden(message),
+            EngineError::ParamsTooLarge { .. } => {
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, message)
+            }
+            EngineError::QueueFull { .. } | EngineError::TooManyTasks { .. } => {
+                ApiError::too_many_requests(message).retry_after(std::time::Duration::from_secs(5))
+            }
             EngineError::TaskNotFound(_) => ApiError::not_found(message),
             EngineError::TaskEnded { .. } => ApiError::conflict(message),
             EngineError::ShuttingDown => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message),

@@ -6,12 +6,14 @@
 //! - [`hub`]: `LogHub`, live fan-out of records and status to WebSocket sessions.
 //! - [`ws`]: `/ws`, one `WsSession` actor per connection, with server-side filters.
 //! - [`error`]: `ApiError`, the JSON error body of every failure.
+//! - [`headers`]: security and caching headers on every response.
 //! - [`params`]: strict query-string parsing.
 //! - [`redact`]: what viewers do not see of privileged tasks.
 //! - [`ui`]: the built web console and client-side routes.
 
 pub mod auth;
 pub mod error;
+pub mod headers;
 pub mod hub;
 pub mod params;
 pub mod redact;

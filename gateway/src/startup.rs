@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
-use actix_web::dev::{Server, ServerHandle};
+use actix_web::dev::{Server, ServerHandle, Service as _};
 use actix_web::{middleware, web, App, HttpServer};
 use engine::{Engine, EngineEvents, EngineSettings, PluginRegistry};
 use protocol::Timestamp;
@@ -19,10 +19,6 @@ use crate::hub::LogHub;
 use crate::state::AppState;
 use crate::ws::WsSettings;
 
-/// Whole-task reads (the console's index, exports) allowed at once; more wait, so that
-/// they cannot take every database connection.
-const HEAVY_READS: usize = 2;
-
 /// The HTTP side of the configuration.
 #[derive(Debug, Clone)]
 pub struct HttpSettings {
@@ -33,6 +29,10 @@ pub struct HttpSettings {
     pub ws: WsSettings,
     /// HTTP worker threads (default: one per core).
     pub workers: Option<usize>,
+    /// Invalid tokens one client address may present per minute before it gets 429.
+    pub auth_failures_per_minute: u32,
+    /// Origins besides the server's own whose pages may open WebSockets.
+    pub ws_allowed_origins: Vec<String>,
 }
 
 impl Default for HttpSettings {
@@ -42,6 +42,8 @@ impl Default for HttpSettings {
             ui_dir: PathBuf::from("web-ui/dist"),
             ws: WsSettings::default(),
             workers: None,
+            auth_failures_per_minute: crate::auth::DEFAULT_AUTH_FAILURES_PER_MINUTE,
+            ws_allowed_origins: Vec::new(),
         }
     }
 }
@@ -127,7 +129,10 @@ impl Application {
         };
         let engine = Engine::start(db.clone(), registry, config.engine.clone(), events).await?;
 
-        let tokens = TokenStore::default();
+        let tokens = TokenStore::new(crate::auth::FailedAuths::new(
+            config.http.auth_failures_per_minute,
+            std::time::Duration::from_secs(60),
+        ));
         tokens.reload(&db).await?;
         spawn_token_refresh(tokens.clone(), db.clone());
 
@@ -137,7 +142,15 @@ impl Application {
             hub,
             tokens: tokens.clone(),
             ws: config.http.ws,
-            heavy_reads: Arc::new(tokio::sync::Semaphore::new(HEAVY_READS)),
+            ws_connections: crate::ws::admission::Connections::new(
+                config.http.ws.max_connections,
+                config.http.ws.max_connections_per_token,
+            ),
+            ws_allowed_origins: config.http.ws_allowed_origins.clone(),
+            heavy_reads: Arc::new(tokio::sync::Semaphore::new(
+                crate::routes::logs::HEAVY_READS,
+            )),
+            exports: Arc::new(tokio::sync::Semaphore::new(crate::routes::logs::EXPORTS)),
         });
         let token_data = web::Data::new(tokens);
         let listener = TcpListener::bind(&config.http.bind).map_err(|source| StartError::Bind {
@@ -155,6 +168,16 @@ impl Application {
                 .app_data(error::path_config())
                 .app_data(error::query_config())
                 .wrap(middleware::Compress::default())
+                .wrap(crate::headers::security())
+                .wrap_fn(|req, srv| {
+                    let path = req.path().to_owned();
+                    let response = srv.call(req);
+                    async move {
+                        let mut response = response.await?;
+                        crate::headers::set_cache_control(&path, response.headers_mut());
+                        Ok(response)
+                    }
+                })
                 // The path only: a query string may carry a token (`/ws?token=…`).
                 .wrap(
                     middleware::Logger::new("%{method}xi %U %s %b %Dms")
@@ -162,11 +185,6 @@ impl Application {
                         .log_level(log::Level::Debug),
                 )
                 .configure(crate::routes::configure)
-                .service(
-                    web::resource("/ws")
-                        .route(web::get().to(crate::ws::route))
-                        .default_service(web::to(error::wrong_method)),
-                )
                 .configure(|cfg| crate::ui::configure(cfg, &ui_dir))
         })
         // Without TCP_NODELAY the last segment of a response can wait for the client's

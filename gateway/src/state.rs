@@ -14,6 +14,12 @@ pub struct AppState {
     pub hub: Addr<LogHub>,
     pub tokens: TokenStore,
     pub ws: WsSettings,
-    /// Permits for reads that scan a whole task (index, export).
+    /// Open WebSocket connections, bounded in all and per token.
+    pub ws_connections: crate::ws::admission::Connections,
+    /// Origins besides the server's own whose pages may open WebSockets.
+    pub ws_allowed_origins: Vec<String>,
+    /// Permits for reads that scan a whole task (index, an export chunk).
     pub heavy_reads: std::sync::Arc<tokio::sync::Semaphore>,
+    /// Places for exports streaming at once.
+    pub exports: std::sync::Arc<tokio::sync::Semaphore>,
 }

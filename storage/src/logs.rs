@@ -30,6 +30,14 @@ pub const MAX_PAGE_LIMIT: usize = 10_000;
 /// found (`has_more` stays true). Bounds the work of filters that SQL cannot narrow,
 /// such as `re`.
 pub const SCAN_BUDGET: usize = 100_000;
+/// A page stops growing once the records in it hold this many bytes (messages,
+/// sources and metadata; one record more may pass it), so that 10,000 lines of
+/// 64 KiB each cannot make a 650 MB answer; `has_more` then says to go on.
+pub const MAX_PAGE_BYTES: usize = 8 << 20;
+/// Bytes one database read of a page aims at: the first read is small, later ones
+/// are sized by the rows seen so far, so memory stays bounded however long the lines.
+const CHUNK_BYTES: usize = 4 << 20;
+const FIRST_CHUNK_ROWS: usize = 256;
 /// SQLite allows 32766 bound parameters per statement; 7 per row.
 const SQLITE_ROWS_PER_INSERT: usize = 4_000;
 /// PostgreSQL allows 65535 bound parameters per statement (fallback path only).
@@ -241,6 +249,11 @@ macro_rules! narrow {
 
 type LogColumns = (i64, i64, i16, String, String, Option<String>);
 
+/// What a record weighs for [`MAX_PAGE_BYTES`].
+fn entry_bytes(entry: &LogEntry) -> usize {
+    entry.message.len() + entry.source.len() + entry.metadata.as_ref().map_or(0, |m| m.get().len())
+}
+
 /// Reads one page of a task's log that matches `filter`.
 ///
 /// # Errors
@@ -260,11 +273,15 @@ pub fn page_logs(
     let narrowing = SqlNarrowing::new(filter, conn.backend());
     let mut found: Vec<LogEntry> = Vec::with_capacity(limit.min(1024) + 1);
     let mut scanned = 0usize;
-    let mut chunk = (limit + 1).max(256);
+    let mut scanned_bytes = 0usize;
+    let mut found_bytes = 0usize;
+    // Stopped because the page holds MAX_PAGE_BYTES.
+    let mut full = false;
+    let mut chunk = (limit + 1).min(FIRST_CHUNK_ROWS);
     let mut exhausted = false;
     let mut last_scanned: Option<i64> = None;
 
-    while found.len() <= limit && scanned < SCAN_BUDGET {
+    while found.len() <= limit && !full && scanned < SCAN_BUDGET {
         let rows: Vec<LogColumns> = with_conn!(conn, c => {
             let mut q = task_logs::table
                 .filter(task_logs::task_id.eq(task.as_bytes().as_slice()))
@@ -287,29 +304,40 @@ pub fn page_logs(
         });
         let got = rows.len();
         scanned += got;
+        let mut consumed = 0;
         for row in rows {
+            consumed += 1;
             cursor = row.0;
             last_scanned = Some(row.0);
             let entry = decode_row(row)?;
+            let bytes = entry_bytes(&entry);
+            scanned_bytes += bytes;
             if filter.matches(&entry) {
                 found.push(entry);
+                found_bytes += bytes;
                 if found.len() > limit {
+                    break;
+                }
+                if found_bytes >= MAX_PAGE_BYTES {
+                    full = true;
                     break;
                 }
             }
         }
         if got < chunk {
-            exhausted = true;
+            // The end of the log, unless the page filled up before its last row.
+            exhausted = consumed == got && found.len() <= limit;
             break;
         }
-        chunk = (chunk * 2).min(MAX_PAGE_LIMIT * 2);
+        let row_bytes = (scanned_bytes / scanned.max(1)).max(1);
+        chunk = (CHUNK_BYTES / row_bytes).clamp(FIRST_CHUNK_ROWS, MAX_PAGE_LIMIT * 2);
     }
 
-    let has_more = found.len() > limit || !exhausted;
+    let has_more = found.len() > limit || full || !exhausted;
     found.truncate(limit);
     // Where to continue: after the last record returned when the page is full,
     // otherwise after everything scanned, so that a poller skips what cannot match.
-    let boundary = if found.len() == limit && has_more {
+    let boundary = if (found.len() == limit || full) && has_more {
         found.last().map(|e| e.seq as i64)
     } else {
         last_scanned

@@ -218,6 +218,72 @@ fn filtered_pages_hold_exactly_the_matching_records() {
     }
 }
 
+/// Pages are bounded in bytes as well as rows: 10,000 lines of 60 KiB come back in
+/// pages of about MAX_PAGE_BYTES, forwards and backwards, and together they are all
+/// the lines, in order, each once.
+#[test]
+fn pages_of_long_lines_are_bounded_in_bytes() {
+    for backend in backends() {
+        let fresh = FreshDb::new(backend);
+        let db = open(&fresh);
+        let task = new_task(1);
+        db.run_blocking(|c| tasks::insert_task(c, &task)).unwrap();
+        let mut entries = records(400);
+        for e in &mut entries {
+            e.message = format!("{:0>61440}", e.seq);
+        }
+        store(&db, task.id, &entries);
+        let all = LogFilter::default();
+        let first = db
+            .run_blocking(|c| {
+                page_logs(
+                    c,
+                    task.id,
+                    &all,
+                    &LogQuery {
+                        after_seq: 0,
+                        before_seq: None,
+                        limit: 10_000,
+                    },
+                )
+            })
+            .unwrap();
+        let bytes: usize = first.logs.iter().map(|e| e.message.len()).sum();
+        assert!(first.has_more, "{backend}");
+        assert!(
+            first.logs.len() < 400,
+            "{backend}: {} lines",
+            first.logs.len()
+        );
+        assert!(
+            (storage::logs::MAX_PAGE_BYTES..storage::logs::MAX_PAGE_BYTES + 2 * 65_536)
+                .contains(&bytes),
+            "{backend}: {bytes} bytes"
+        );
+        let seqs = |v: &[LogEntry]| v.iter().map(|e| e.seq).collect::<Vec<_>>();
+        let want: Vec<u64> = (1..=400).collect();
+        assert_eq!(
+            seqs(&collect_forward(&db, task.id, &all, 10_000)),
+            want,
+            "{backend}"
+        );
+        assert_eq!(
+            seqs(&collect_backward(&db, task.id, &all, 10_000)),
+            want,
+            "{backend}"
+        );
+        let errors = spec(serde_json::json!({"level": "ERROR"}));
+        assert_eq!(
+            seqs(&collect_forward(&db, task.id, &errors, 10_000)),
+            want.iter()
+                .copied()
+                .filter(|s| s % 4 == 0)
+                .collect::<Vec<_>>(),
+            "{backend}"
+        );
+    }
+}
+
 #[test]
 fn a_retried_batch_is_stored_once_and_counts_stay_exact() {
     for backend in backends() {

@@ -26,6 +26,10 @@ pub trait LegacyPlugin: Send + Sync + 'static {
     fn example_params(&self) -> serde_json::Value {
         serde_json::json!({})
     }
+    /// Checks parameters before the task is created (see [`Plugin::validate`]).
+    fn validate(&self, _params: &serde_json::Value) -> Result<(), String> {
+        Ok(())
+    }
     /// Runs the task; `log::info!` and friends go to the task's log.
     fn execute(&self, params: &serde_json::Value) -> Result<serde_json::Value, String>;
 }
@@ -45,6 +49,9 @@ impl<P: LegacyPlugin> Plugin for Legacy<P> {
     }
     fn is_legacy(&self) -> bool {
         true
+    }
+    fn validate(&self, params: &serde_json::Value) -> Result<(), String> {
+        self.0.validate(params)
     }
     fn run(&self, ctx: TaskContext) -> Result<serde_json::Value, PluginError> {
         // The task actor has marked this thread, so the plugin's `log` records are

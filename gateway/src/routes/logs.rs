@@ -2,6 +2,7 @@
 //! whole filtered log as NDJSON or plain text.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::http::header::{ContentDisposition, DispositionParam, DispositionType};
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -94,11 +95,7 @@ pub async fn index(
     let p = Params::parse(req.query_string(), FILTER_KEYS)?;
     let filter = filter_from(&p)?;
     existing_task(&state, id).await?;
-    let _permit = state
-        .heavy_reads
-        .acquire()
-        .await
-        .map_err(|e| ApiError::internal(&e))?;
+    let _permit = heavy_read(&state.heavy_reads).await?;
     let seqs = state
         .db
         .run(move |c| storage::logs::matching_seqs(c, id, &filter))
@@ -160,19 +157,26 @@ pub async fn export(
     let filter = Arc::new(filter_from(&p)?);
     existing_task(&state, id).await?;
     let db = state.db.clone();
-    // Held until the whole export has been streamed.
-    let permit = Arc::new(
-        state
-            .heavy_reads
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|e| ApiError::internal(&e))?,
-    );
+    // A place among the exports streaming now, held for the whole transfer; the
+    // heavy-read permit only while a chunk is read, so a client that downloads
+    // slowly holds no database capacity while its socket drains.
+    let slot = state.exports.clone().try_acquire_owned().map_err(|_| {
+        ApiError::new(
+            actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+            format!("{EXPORTS} exports are streaming already; try again shortly"),
+        )
+        .retry_after(PERMIT_WAIT)
+    })?;
+    let slot = Arc::new(slot);
+    let heavy = state.heavy_reads.clone();
     let chunks = futures_util::stream::unfold(Some(0u64), move |after| {
-        let (db, filter, _permit) = (db.clone(), filter.clone(), permit.clone());
+        let (db, filter, heavy, _slot) = (db.clone(), filter.clone(), heavy.clone(), slot.clone());
         async move {
             let after = after?;
+            let _permit = match heavy_read(&heavy).await {
+                Ok(permit) => permit,
+                Err(e) => return Some((Err(e.into()), None)),
+            };
             let page = db
                 .run(move |c| {
                     page_logs(
@@ -211,6 +215,28 @@ pub async fn export(
             parameters: vec![DispositionParam::Filename(format!("task-{id}.{extension}"))],
         })
         .streaming(chunks))
+}
+
+/// Reads that scan a whole task at once (index, one export chunk).
+pub const HEAVY_READS: usize = 2;
+/// Exports streaming at once.
+pub const EXPORTS: usize = 4;
+/// How long a request waits for a heavy-read permit before it gets 503.
+const PERMIT_WAIT: Duration = Duration::from_secs(10);
+
+/// A heavy-read permit, or 503 with `Retry-After` when none frees up in time.
+async fn heavy_read(
+    permits: &tokio::sync::Semaphore,
+) -> Result<tokio::sync::SemaphorePermit<'_>, ApiError> {
+    match tokio::time::timeout(PERMIT_WAIT, permits.acquire()).await {
+        Ok(Ok(permit)) => Ok(permit),
+        Ok(Err(e)) => Err(ApiError::internal(&e)),
+        Err(_) => Err(ApiError::new(
+            actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+            "the server is busy reading other logs in full; try again shortly",
+        )
+        .retry_after(PERMIT_WAIT)),
+    }
 }
 
 fn render(entries: &[LogEntry], format: ExportFormat) -> Bytes {

@@ -1,52 +1,137 @@
 //! REST routes, one module per resource. Handlers stay thin: parse and authorise,
 //! then delegate to the engine or to storage through `Db::run`.
+//!
+//! [`endpoints`] is the one list of what the server answers and who may call it:
+//! [`configure`] registers exactly that list, and a test walks it as anonymous,
+//! viewer and admin, so the role × route matrix in `docs/security.md` stays true.
 
 pub mod admin;
 pub mod logs;
 pub mod settings;
 pub mod tasks;
 
-use actix_web::web;
+use actix_web::http::Method;
+use actix_web::{web, Route};
 
 use crate::error::{no_route, wrong_method};
 
-/// Registers every `/api` route and `/healthz`.
+/// Who may call an endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// No token needed.
+    Anyone,
+    /// Any valid token, viewer or admin.
+    Token,
+    /// An admin token; viewers get 403.
+    Admin,
+}
+
+/// One method on one path.
+pub struct Endpoint {
+    pub method: Method,
+    /// The full path, `{name}` for a path parameter.
+    pub path: &'static str,
+    pub access: Access,
+    route: fn() -> Route,
+}
+
+const API: &str = "/api";
+
+/// Every endpoint the server answers (`/ws` included), in registration order.
+pub fn endpoints() -> Vec<Endpoint> {
+    use Access::{Admin, Anyone, Token};
+    let e = |method: Method, path: &'static str, access: Access, route: fn() -> Route| Endpoint {
+        method,
+        path,
+        access,
+        route,
+    };
+    vec![
+        e(Method::GET, "/healthz", Anyone, || {
+            web::get().to(admin::healthz)
+        }),
+        // The token comes with the upgrade or in the first message.
+        e(Method::GET, "/ws", Anyone, || {
+            web::get().to(crate::ws::route)
+        }),
+        e(Method::GET, "/api/me", Token, || web::get().to(admin::me)),
+        e(Method::GET, "/api/plugins", Token, || {
+            web::get().to(tasks::list_plugins)
+        }),
+        e(Method::GET, "/api/tasks", Token, || {
+            web::get().to(tasks::list_tasks)
+        }),
+        e(Method::POST, "/api/tasks", Token, || {
+            web::post().to(tasks::create_task)
+        }),
+        e(Method::GET, "/api/tasks/{id}", Token, || {
+            web::get().to(tasks::get_task)
+        }),
+        e(Method::DELETE, "/api/tasks/{id}", Admin, || {
+            web::delete().to(tasks::delete_task)
+        }),
+        e(Method::POST, "/api/tasks/{id}/cancel", Token, || {
+            web::post().to(tasks::cancel_task)
+        }),
+        e(Method::GET, "/api/tasks/{id}/logs", Token, || {
+            web::get().to(logs::page)
+        }),
+        e(Method::GET, "/api/tasks/{id}/logs/sources", Token, || {
+            web::get().to(logs::sources)
+        }),
+        e(Method::GET, "/api/tasks/{id}/logs/export", Token, || {
+            web::get().to(logs::export)
+        }),
+        e(Method::GET, "/api/tasks/{id}/logs/index", Token, || {
+            web::get().to(logs::index)
+        }),
+        e(Method::GET, "/api/settings/logging", Token, || {
+            web::get().to(settings::get_logging)
+        }),
+        e(Method::PUT, "/api/settings/logging", Admin, || {
+            web::put().to(settings::put_logging)
+        }),
+        e(Method::GET, "/api/tokens", Admin, || {
+            web::get().to(admin::list_tokens)
+        }),
+        e(Method::POST, "/api/tokens", Admin, || {
+            web::post().to(admin::create_token)
+        }),
+        e(Method::DELETE, "/api/tokens/{name}", Admin, || {
+            web::delete().to(admin::delete_token)
+        }),
+        e(Method::POST, "/api/cleanup", Admin, || {
+            web::post().to(admin::cleanup)
+        }),
+    ]
+}
+
+/// Registers every endpoint: one resource per path, a JSON 405 for other methods,
+/// and a JSON 404 for unknown `/api` paths.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    let resource = |path: &str| web::resource(path).default_service(web::to(wrong_method));
-    cfg.service(resource("/healthz").route(web::get().to(admin::healthz)))
-        .service(
-            web::scope("/api")
-                // Without it an unknown `/api` path falls through to the app's default
-                // (the console), never to a JSON error.
-                .default_service(web::to(no_route))
-                .service(resource("/me").route(web::get().to(admin::me)))
-                .service(resource("/plugins").route(web::get().to(tasks::list_plugins)))
-                .service(
-                    resource("/tasks")
-                        .route(web::get().to(tasks::list_tasks))
-                        .route(web::post().to(tasks::create_task)),
-                )
-                .service(
-                    resource("/tasks/{id}")
-                        .route(web::get().to(tasks::get_task))
-                        .route(web::delete().to(tasks::delete_task)),
-                )
-                .service(resource("/tasks/{id}/cancel").route(web::post().to(tasks::cancel_task)))
-                .service(resource("/tasks/{id}/logs").route(web::get().to(logs::page)))
-                .service(resource("/tasks/{id}/logs/sources").route(web::get().to(logs::sources)))
-                .service(resource("/tasks/{id}/logs/export").route(web::get().to(logs::export)))
-                .service(resource("/tasks/{id}/logs/index").route(web::get().to(logs::index)))
-                .service(
-                    resource("/settings/logging")
-                        .route(web::get().to(settings::get_logging))
-                        .route(web::put().to(settings::put_logging)),
-                )
-                .service(
-                    resource("/tokens")
-                        .route(web::get().to(admin::list_tokens))
-                        .route(web::post().to(admin::create_token)),
-                )
-                .service(resource("/tokens/{name}").route(web::delete().to(admin::delete_token)))
-                .service(resource("/cleanup").route(web::post().to(admin::cleanup))),
-        );
+    let all = endpoints();
+    let mut paths: Vec<&'static str> = Vec::new();
+    for endpoint in &all {
+        if !paths.contains(&endpoint.path) {
+            paths.push(endpoint.path);
+        }
+    }
+    let resource = |path: &'static str, local: &str| {
+        all.iter()
+            .filter(|e| e.path == path)
+            .fold(web::resource(local.to_owned()), |r, e| r.route((e.route)()))
+            .default_service(web::to(wrong_method))
+    };
+    // Without the default an unknown `/api` path would fall through to the app's
+    // default (the console), never to a JSON error.
+    let mut api = web::scope(API).default_service(web::to(no_route));
+    for path in &paths {
+        match path.strip_prefix(API) {
+            Some(local) => api = api.service(resource(path, local)),
+            None => {
+                cfg.service(resource(path, path));
+            }
+        }
+    }
+    cfg.service(api);
 }

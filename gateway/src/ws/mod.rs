@@ -5,6 +5,7 @@
 //! - [`subscription`]: the history → live hand-off of one followed task.
 //! - [`frames`]: writing `logs` frames straight from shared batches.
 
+pub mod admission;
 pub mod frames;
 pub mod session;
 pub mod subscription;
@@ -14,7 +15,6 @@ use std::time::Duration;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::auth::bearer;
-use crate::error::ApiError;
 use crate::params::Params;
 use crate::state::AppState;
 
@@ -37,6 +37,10 @@ pub struct WsSettings {
     /// A connection opened without a token must send `auth` within this time.
     pub auth_timeout_secs: u64,
     pub max_subscriptions: usize,
+    /// Open connections the server accepts; more get 503.
+    pub max_connections: usize,
+    /// Open connections per token; more get 429.
+    pub max_connections_per_token: usize,
 }
 
 impl Default for WsSettings {
@@ -50,6 +54,8 @@ impl Default for WsSettings {
             client_timeout_secs: 30,
             auth_timeout_secs: 10,
             max_subscriptions: 64,
+            max_connections: 2_000,
+            max_connections_per_token: 200,
         }
     }
 }
@@ -73,6 +79,7 @@ pub async fn route(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, actix_web::Error> {
     let params = Params::parse(req.query_string(), &["token"])?;
+    admission::check_origin(&req, &state.ws_allowed_origins)?;
     let token = match bearer(&req)? {
         Some(token) => Some(token),
         None => params.text("token").map(str::to_owned),
@@ -81,11 +88,14 @@ pub async fn route(
         Some(token) => Some((
             state
                 .tokens
-                .check(&token)
-                .ok_or_else(|| ApiError::unauthorized("the token is not valid"))?,
+                .authenticate(req.peer_addr().map(|a| a.ip()), &token)?,
             storage::tokens::hash_token(token.trim()),
         )),
         None => None,
     };
-    session::start(state.into_inner(), caller, &req, stream)
+    let mut slot = state.ws_connections.open()?;
+    if let Some((_, hash)) = &caller {
+        state.ws_connections.assign(&mut slot, hash)?;
+    }
+    session::start(state.into_inner(), caller, slot, &req, stream)
 }

@@ -31,6 +31,7 @@ use protocol::{ClientMessage, FilterSpec, LogFilter, LogPage, TaskId, TaskInfo};
 use storage::logs::page_logs;
 use storage::LogQuery;
 
+use super::admission::Slot;
 use super::frames;
 use super::subscription::{Phase, Subscription};
 use crate::auth::Caller;
@@ -49,6 +50,7 @@ static NEXT_SESSION: AtomicU64 = AtomicU64::new(1);
 pub fn start(
     state: Arc<AppState>,
     caller: Option<(Caller, String)>,
+    slot: Slot,
     req: &HttpRequest,
     stream: web::Payload,
 ) -> Result<HttpResponse, actix_web::Error> {
@@ -56,6 +58,8 @@ pub fn start(
     let inbox = Arc::new(Inbox::new(state.ws.max_queued_bytes));
     let session = WsSession {
         id: NEXT_SESSION.fetch_add(1, Ordering::Relaxed),
+        peer: req.peer_addr().map(|a| a.ip()),
+        slot,
         state,
         caller,
         token_hash,
@@ -73,6 +77,10 @@ pub fn start(
 
 pub struct WsSession {
     id: SessionId,
+    /// The client's address, for throttling invalid `auth` messages.
+    peer: Option<std::net::IpAddr>,
+    /// This connection's place among the open ones; given back when the session ends.
+    slot: Slot,
     state: Arc<AppState>,
     caller: Option<Caller>,
     /// Digest of the token the session authenticated with: checked on every heartbeat,
@@ -138,16 +146,29 @@ impl WsSession {
         };
         if self.caller.is_none() {
             match msg {
-                ClientMessage::Auth { token } => match self.state.tokens.check(&token) {
-                    Some(caller) => {
-                        self.token_hash = Some(storage::tokens::hash_token(token.trim()));
-                        self.caller = Some(caller);
+                ClientMessage::Auth { token } => {
+                    match self.state.tokens.authenticate(self.peer, &token) {
+                        Ok(caller) => {
+                            let hash = storage::tokens::hash_token(token.trim());
+                            if let Err(e) = self.state.ws_connections.assign(&mut self.slot, &hash)
+                            {
+                                ctx.text(frames::error(e.message(), None));
+                                self.close(
+                                    ctx,
+                                    ws::CloseCode::Policy,
+                                    "too many connections for this token",
+                                );
+                                return;
+                            }
+                            self.token_hash = Some(hash);
+                            self.caller = Some(caller);
+                        }
+                        Err(e) => {
+                            ctx.text(frames::error(e.message(), None));
+                            self.close(ctx, ws::CloseCode::Policy, "authentication failed");
+                        }
                     }
-                    None => {
-                        ctx.text(frames::error("the token is not valid", None));
-                        self.close(ctx, ws::CloseCode::Policy, "authentication failed");
-                    }
-                },
+                }
                 _ => {
                     ctx.text(frames::error(
                         "authenticate first: send {\"type\":\"auth\",\"token\":\"…\"} or connect with a token",

@@ -207,3 +207,58 @@ async fn cleanup_deletes_only_old_finished_tasks() {
     let (status, _) = app.get(&format!("/api/tasks/{}", task.id)).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+/// Guessing tokens is throttled per client address: past the allowance every
+/// request that presents a token, even a valid one, gets 429 with `Retry-After`,
+/// over REST and WebSocket alike.
+#[actix_rt::test]
+async fn invalid_tokens_beyond_the_allowance_get_429() {
+    let app = crate::helpers::spawn_app_with(
+        testkit::FreshDb::new("sqlite"),
+        crate::helpers::Tweaks {
+            auth_failures_per_minute: 5,
+            ..Default::default()
+        },
+    )
+    .await;
+    // A request without any token is no guess and is not counted.
+    for _ in 0..10 {
+        let (status, _, _) = app
+            .request(awc::http::Method::GET, "/api/tasks", None, None)
+            .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    for i in 0..5 {
+        let (status, _) = app.get_as(&format!("tlk_guess{i}"), "/api/tasks").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "guess {i}");
+    }
+    for token in ["tlk_guess5", crate::helpers::ADMIN_TOKEN] {
+        let (status, body, headers) = app
+            .request(awc::http::Method::GET, "/api/tasks", Some(token), None)
+            .await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+        assert!(crate::helpers::json_or_null(&body)["error"]
+            .as_str()
+            .unwrap()
+            .contains("too many invalid tokens"));
+        let wait: u64 = headers
+            .get("retry-after")
+            .expect("Retry-After")
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((1..=60).contains(&wait), "{wait}");
+    }
+    let refused = awc::Client::new()
+        .ws(format!("ws://127.0.0.1:{}/ws", app.port))
+        .bearer_auth(crate::helpers::ADMIN_TOKEN)
+        .connect()
+        .await;
+    match refused {
+        Err(awc::error::WsClientError::InvalidResponseStatus(status)) => {
+            assert_eq!(status, StatusCode::TOO_MANY_REQUESTS)
+        }
+        other => panic!("{:?}", other.map(|(r, _)| r.status())),
+    }
+}

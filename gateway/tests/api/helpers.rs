@@ -29,7 +29,10 @@ pub struct Tweaks {
     pub flush_interval_ms: u64,
     pub ws: WsSettings,
     pub max_concurrent_tasks: usize,
+    pub max_queued_tasks: usize,
+    pub max_tasks_per_viewer: usize,
     pub ui_dir: std::path::PathBuf,
+    pub auth_failures_per_minute: u32,
 }
 
 impl Default for Tweaks {
@@ -38,7 +41,10 @@ impl Default for Tweaks {
             flush_interval_ms: 100,
             ws: WsSettings::default(),
             max_concurrent_tasks: 32,
+            max_queued_tasks: engine::EngineSettings::default().max_queued_tasks,
+            max_tasks_per_viewer: engine::EngineSettings::default().max_tasks_per_viewer,
             ui_dir: "/nonexistent-ui".into(),
+            auth_failures_per_minute: gateway::auth::DEFAULT_AUTH_FAILURES_PER_MINUTE,
         }
     }
 }
@@ -70,6 +76,8 @@ pub async fn spawn_app_with(fresh: FreshDb, tweaks: Tweaks) -> TestApp {
     let mut engine = engine::EngineSettings::default();
     engine.sink.flush_interval_ms = tweaks.flush_interval_ms;
     engine.max_concurrent_tasks = tweaks.max_concurrent_tasks;
+    engine.max_queued_tasks = tweaks.max_queued_tasks;
+    engine.max_tasks_per_viewer = tweaks.max_tasks_per_viewer;
     let config = AppConfig {
         database,
         engine,
@@ -78,6 +86,8 @@ pub async fn spawn_app_with(fresh: FreshDb, tweaks: Tweaks) -> TestApp {
             ui_dir: tweaks.ui_dir,
             ws: tweaks.ws,
             workers: Some(2),
+            auth_failures_per_minute: tweaks.auth_failures_per_minute,
+            ws_allowed_origins: vec!["https://console.example".into()],
         },
         admin_token: Some(ADMIN_TOKEN.into()),
     };

@@ -232,3 +232,56 @@ async fn the_whole_filtered_log_exports_as_ndjson_and_text() {
         "{text}"
     );
 }
+
+/// Exports that are downloaded slowly (or not at all) hold no database capacity:
+/// the console's index still answers at once. Beyond the exports allowed at once a
+/// new one gets 503 with Retry-After, never an indefinite wait.
+#[actix_rt::test]
+async fn stalled_exports_never_block_the_index() {
+    use std::io::{Read, Write};
+
+    let app = spawn_app("sqlite").await;
+    let task = app
+        .run_task("synthetic", serde_json::json!({"count": 200_000}))
+        .await;
+    // Clients that ask for an export, read its first bytes, then stop reading.
+    let mut stalled = Vec::new();
+    for _ in 0..4 {
+        let mut socket = std::net::TcpStream::connect(("127.0.0.1", app.port)).unwrap();
+        write!(
+            socket,
+            "GET /api/tasks/{}/logs/export HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {}\r\n\r\n",
+            task.id, app.viewer
+        )
+        .unwrap();
+        socket
+            .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+            .unwrap();
+        let mut first = [0u8; 12];
+        socket.read_exact(&mut first).unwrap();
+        assert_eq!(&first, b"HTTP/1.1 200");
+        stalled.push(socket);
+    }
+    let (status, body, _) = app
+        .request(
+            awc::http::Method::GET,
+            &format!("/api/tasks/{}/logs/index", task.id),
+            Some(&app.viewer),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body.len(), 150_000 * 4);
+    let (status, body, headers) = app
+        .request(
+            awc::http::Method::GET,
+            &format!("/api/tasks/{}/logs/export", task.id),
+            Some(&app.viewer),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(String::from_utf8_lossy(&body).contains("exports are streaming"));
+    assert!(headers.contains_key("retry-after"));
+    drop(stalled);
+}

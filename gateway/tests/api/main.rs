@@ -1,6 +1,7 @@
 //! End-to-end tests of the real server (`Application::build`, as in production) on
 //! port 0, against SQLite and PostgreSQL, with real HTTP and WebSocket clients.
 
+mod access;
 mod auth;
 mod helpers;
 mod logs;

@@ -229,3 +229,102 @@ async fn logs_survive_a_restart_of_the_server() {
         assert!(kept.windows(2).all(|w| w[1].seq == w[0].seq + 1));
     }
 }
+
+/// Params are capped (413) and checked by every plugin, legacy ones included (400).
+#[actix_rt::test]
+async fn oversized_or_unknown_params_are_refused_before_a_task_exists() {
+    let app = spawn_app("sqlite").await;
+    let big = "x".repeat(70 * 1024);
+    for plugin in ["legacy_backup", "synthetic"] {
+        let (status, body) = app
+            .post_as(
+                &app.viewer,
+                "/api/tasks",
+                serde_json::json!({"plugin": plugin, "params": {"blob": big}}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{plugin}: {body}");
+        assert!(
+            body["error"].as_str().unwrap().contains("at most 65536"),
+            "{body}"
+        );
+    }
+    let (status, body) = app
+        .post_as(
+            &app.viewer,
+            "/api/tasks",
+            serde_json::json!({"plugin": "legacy_backup", "params": {"tables": 2, "blob": "x"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("blob"), "{body}");
+    let (_, list) = app.get("/api/tasks").await;
+    assert!(list["tasks"].as_array().unwrap().is_empty(), "{list}");
+}
+
+/// The queue is bounded and so is each viewer's share of it: beyond either, 429
+/// with Retry-After, and room comes back as tasks leave.
+#[actix_rt::test]
+async fn the_queue_and_each_viewers_share_of_it_are_bounded() {
+    let app = crate::helpers::spawn_app_with(
+        testkit::FreshDb::new("sqlite"),
+        crate::helpers::Tweaks {
+            max_concurrent_tasks: 1,
+            max_queued_tasks: 3,
+            max_tasks_per_viewer: 2,
+            ..Default::default()
+        },
+    )
+    .await;
+    let slow = serde_json::json!({"count": 1_000_000, "rate": 10});
+    let create = |token: String| {
+        let body = serde_json::json!({"plugin": "synthetic", "params": slow.clone()});
+        let app = &app;
+        async move {
+            let (status, body, headers) = app
+                .request(
+                    awc::http::Method::POST,
+                    "/api/tasks",
+                    Some(&token),
+                    Some(("application/json", body.to_string().into_bytes())),
+                )
+                .await;
+            (status, crate::helpers::json_or_null(&body), headers)
+        }
+    };
+    let mut mine = Vec::new();
+    for _ in 0..2 {
+        let (status, body, _) = create(app.viewer.clone()).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        mine.push(body["id"].as_str().unwrap().to_owned());
+    }
+    let (status, body, headers) = create(app.viewer.clone()).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert!(body["error"]
+        .as_str()
+        .unwrap()
+        .contains("max_tasks_per_viewer"));
+    assert!(headers.contains_key("retry-after"));
+
+    // Admins are not limited per token, only by the queue: one runs, three wait.
+    for _ in 0..2 {
+        let (status, body, _) = create(app.admin.clone()).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    let (status, body, headers) = create(app.admin.clone()).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("max_queued_tasks"));
+    assert!(headers.contains_key("retry-after"));
+
+    // A viewer's task that leaves gives its room back.
+    let (status, body) = app
+        .post_as(
+            &app.viewer,
+            &format!("/api/tasks/{}/cancel", mine[1]),
+            serde_json::json!({}),
+        )
+        .await;
+    assert!(status.is_success(), "{body}");
+    let (status, body, _) = create(app.viewer.clone()).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+}

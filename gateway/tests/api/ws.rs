@@ -3,6 +3,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use actix_web::http::StatusCode;
 use protocol::{ServerMessage, TaskStatus};
 use testkit::{backends, FreshDb};
 
@@ -752,5 +753,81 @@ async fn deleting_a_token_closes_its_connections() {
             .description
             .unwrap_or_default()
             .contains("revoked"));
+    }
+}
+
+/// A page of another site cannot open a WebSocket with a token it got hold of;
+/// the server's own pages, allowed origins and clients without `Origin` can.
+/// Connections are bounded per token (429) and in all (503).
+#[actix_rt::test]
+async fn foreign_origins_and_too_many_connections_are_refused() {
+    let app = spawn_app_with(
+        FreshDb::new("sqlite"),
+        Tweaks {
+            ws: gateway::WsSettings {
+                max_connections: 4,
+                max_connections_per_token: 2,
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+    )
+    .await;
+    let handshake = |origin: Option<String>, token: String| {
+        let port = app.port;
+        async move {
+            let mut req = awc::Client::new().ws(format!("ws://127.0.0.1:{port}/ws"));
+            if let Some(origin) = origin {
+                req = req.origin(origin);
+            }
+            match req.bearer_auth(token).connect().await {
+                Ok((response, conn)) => Ok((response.status(), conn)),
+                Err(awc::error::WsClientError::InvalidResponseStatus(status)) => Err(status),
+                Err(other) => panic!("{other}"),
+            }
+        }
+    };
+    let own = format!("http://127.0.0.1:{}", app.port);
+    for origin in [
+        "https://evil.example",
+        "null",
+        &format!("{own}.evil.example"),
+    ] {
+        let refused = handshake(Some(origin.to_owned()), app.viewer.clone()).await;
+        assert_eq!(refused.err(), Some(StatusCode::FORBIDDEN), "{origin}");
+    }
+    let mut open = Vec::new();
+    for origin in [Some(own.clone()), Some("https://console.example".into())] {
+        let (status, conn) = handshake(origin, app.viewer.clone()).await.unwrap();
+        assert_eq!(status, StatusCode::SWITCHING_PROTOCOLS);
+        open.push(conn);
+    }
+    assert_eq!(
+        handshake(None, app.viewer.clone()).await.err(),
+        Some(StatusCode::TOO_MANY_REQUESTS),
+        "a third connection of one token"
+    );
+    for _ in 0..2 {
+        open.push(handshake(None, app.admin.clone()).await.unwrap().1);
+    }
+    assert_eq!(
+        handshake(None, app.admin.clone()).await.err(),
+        Some(StatusCode::SERVICE_UNAVAILABLE),
+        "a fifth connection in all"
+    );
+    // A closed connection gives its place back.
+    drop(open.pop());
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match handshake(None, app.admin.clone()).await {
+            Ok(_) => break,
+            Err(status) => {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "never given back: {status}"
+                );
+                actix_rt::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
     }
 }

@@ -49,11 +49,7 @@ pub fn Login() -> Html {
                             .and_then(|w| w.location().search().ok())
                             .and_then(|s| web_sys::UrlSearchParams::new_with_str(&s).ok())
                             .and_then(|p| p.get("next"))
-                            .filter(|n| {
-                                n.starts_with('/')
-                                    && !n.starts_with("//")
-                                    && !n.starts_with("/login")
-                            });
+                            .filter(|n| safe_next(n));
                         match next {
                             Some(path) => {
                                 let _ = web_sys::window().map(|w| w.location().set_href(&path));
@@ -87,5 +83,53 @@ pub fn Login() -> Html {
                 <button type="submit" class="primary" disabled={*busy} data-testid="login-submit">{ if *busy { "Checking…" } else { "Log in" } }</button>
             </form>
         </main>
+    }
+}
+
+/// Whether `next` is a path on this site to return to after login. Browsers read
+/// `/\host` like `//host` and drop tabs and newlines inside URLs, so only a
+/// plain path is accepted: it starts with one `/`, holds no backslash, control
+/// character or space, and is not the login page itself.
+pub fn safe_next(next: &str) -> bool {
+    let mut chars = next.chars();
+    chars.next() == Some('/')
+        && !matches!(chars.next(), Some('/' | '\\'))
+        && !next
+            .chars()
+            .any(|c| c == '\\' || c.is_control() || c.is_whitespace())
+        && !next.starts_with("/login")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn only_paths_on_this_site_are_followed_after_login() {
+        for ok in [
+            "/tasks",
+            "/tasks/1?level=ERROR#L5",
+            "/",
+            "/admin/settings/logging",
+        ] {
+            assert!(safe_next(ok), "{ok}");
+        }
+        for bad in [
+            "//evil.example",
+            "/\\evil.example",
+            "/\\/evil.example",
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "/x\\y",
+            "https://evil.example",
+            "javascript:alert(1)",
+            "evil.example",
+            "",
+            "/login",
+            "/login?next=/x",
+            "/ /evil.example",
+        ] {
+            assert!(!safe_next(bad), "{bad:?}");
+        }
     }
 }
