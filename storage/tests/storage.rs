@@ -522,3 +522,114 @@ fn reopening_keeps_everything_and_migrations_are_idempotent() {
         );
     }
 }
+
+/// Records made to trip SQL narrowing: LIKE wildcards and escapes, mixed case and
+/// non-ASCII letters in messages, metadata of several JSON types and nesting.
+fn awkward_records(count: u64) -> Vec<LogEntry> {
+    let words = [
+        "a%b", "A_b", "x\\y", "Äpfel", "äpfel", "ab", "AB", "b", "50%", "_", "[x]", "'q'", "\"d\"",
+    ];
+    let sources = ["api", "API", "db", "plugin"];
+    (0..count)
+        .map(|i| {
+            let w = |k: u64| words[((i * 7 + k * 3) % words.len() as u64) as usize];
+            LogEntry {
+                seq: i + 1,
+                timestamp: Timestamp(1_000 + i as i64 * 10),
+                level: LogLevel::ALL[(i % 4) as usize],
+                source: Arc::from(sources[(i % 4) as usize]),
+                message: format!("{} {} {}", w(0), w(1), i % 13),
+                metadata: match i % 5 {
+                    0 => None,
+                    1 => encode_metadata(serde_json::json!({"k": w(2), "n": i % 3})),
+                    2 => encode_metadata(
+                        serde_json::json!({"n": (i % 3).to_string(), "b": i % 2 == 0}),
+                    ),
+                    3 => encode_metadata(serde_json::json!({"x": {"y": w(3)}, "k": null})),
+                    _ => encode_metadata(serde_json::json!({"k": i % 3, "x.y": "1"})),
+                },
+            }
+        })
+        .collect()
+}
+
+fn filter_specs() -> impl proptest::strategy::Strategy<Value = FilterSpec> {
+    use proptest::prelude::*;
+    let text = prop::sample::select(vec![
+        "a", "A", "%", "_", "\\", "ä", "Ä", "pf", "b ", " 1", "a%b", "x\\y", "[x", "'", "\"", "50%",
+    ]);
+    let pattern = prop::sample::select(vec![
+        "^a",
+        "b$",
+        "[0-9]{2}",
+        "(?i)äpfel",
+        "%",
+        "_b",
+        "\\\\",
+        "x|y",
+    ]);
+    let meta_key = prop::sample::select(vec!["k", "n", "b", "x.y", "x", "missing"]);
+    let meta_value = prop::sample::select(vec![
+        "a%b", "0", "1", "2", "true", "false", "ab", "", "null",
+    ]);
+    (
+        prop::option::of(prop::sample::select(LogLevel::ALL.to_vec())),
+        prop::sample::subsequence(vec!["api", "API", "db", "plugin", "none"], 0..3),
+        prop::option::of(text),
+        prop::option::of(pattern),
+        prop::collection::btree_map(meta_key, meta_value, 0..3),
+        prop::option::of(0i64..8_000),
+        prop::option::of(0i64..8_000),
+    )
+        .prop_map(|(level, sources, q, re, meta, since, until)| FilterSpec {
+            level,
+            sources: sources.into_iter().map(str::to_owned).collect(),
+            q: q.map(str::to_owned),
+            re: re.map(str::to_owned),
+            meta: meta
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
+            since: since.map(Timestamp),
+            until: until.map(Timestamp),
+        })
+}
+
+/// For random filters, what the database returns (SQL narrowing, then
+/// `LogFilter::matches`) is exactly what `LogFilter::matches` alone selects.
+#[test]
+fn sql_narrowing_never_changes_what_a_filter_selects() {
+    use proptest::test_runner::{Config, TestRunner};
+    for backend in backends() {
+        let fresh = FreshDb::new(backend);
+        let db = open(&fresh);
+        let task = new_task(1);
+        db.run_blocking(|c| tasks::insert_task(c, &task)).unwrap();
+        let entries = awkward_records(700);
+        store(&db, task.id, &entries);
+        let mut runner = TestRunner::new(Config {
+            cases: 128,
+            failure_persistence: None,
+            ..Config::default()
+        });
+        let result = runner.run(&filter_specs(), |spec| {
+            let Ok(filter) = LogFilter::parse(&spec) else {
+                return Ok(());
+            };
+            let want: Vec<u64> = entries
+                .iter()
+                .filter(|e| filter.matches(e))
+                .map(|e| e.seq)
+                .collect();
+            let got: Vec<u64> = collect_forward(&db, task.id, &filter, 97)
+                .iter()
+                .map(|e| e.seq)
+                .collect();
+            proptest::prop_assert_eq!(got, want, "{:?}", spec);
+            Ok(())
+        });
+        if let Err(e) = result {
+            panic!("{backend}: {e}");
+        }
+    }
+}

@@ -392,7 +392,20 @@ fn read_line_capped(
     Ok(consumed)
 }
 
-fn emit_line(logger: &TaskLogger, default_level: LogLevel, raw: &[u8]) {
+/// One line of output as a record: its level, the source it claims (never the
+/// reserved one), its message and metadata.
+#[derive(Debug, Clone, PartialEq)]
+struct Line {
+    level: LogLevel,
+    source: Option<String>,
+    message: String,
+    metadata: serde_json::Value,
+}
+
+/// Reads a line: a JSON object with a string `message` is a structured record
+/// (`level`, `source`, `metadata` optional; other fields ignored); anything else is
+/// the message itself at `default_level`, invalid UTF-8 replaced.
+fn parse_line(default_level: LogLevel, raw: &[u8]) -> Line {
     let text = String::from_utf8_lossy(raw);
     let trimmed = text.trim_start();
     if trimmed.starts_with('{') {
@@ -406,20 +419,35 @@ fn emit_line(logger: &TaskLogger, default_level: LogLevel, raw: &[u8]) {
                 let source = obj
                     .get("source")
                     .and_then(|s| s.as_str())
+                    .filter(|s| !is_reserved_source(s))
                     .map(str::to_owned);
                 let metadata = obj.remove("metadata").unwrap_or(serde_json::Value::Null);
-                let target = match source {
-                    Some(s) if !is_reserved_source(&s) => logger.with_source(&s),
-                    _ => logger.clone(),
+                return Line {
+                    level,
+                    source,
+                    message,
+                    metadata,
                 };
-                if target.enabled(level) {
-                    target.log_raw(level, message, encode_metadata(metadata));
-                }
-                return;
             }
         }
     }
-    logger.log(default_level, text.into_owned());
+    Line {
+        level: default_level,
+        source: None,
+        message: text.into_owned(),
+        metadata: serde_json::Value::Null,
+    }
+}
+
+fn emit_line(logger: &TaskLogger, default_level: LogLevel, raw: &[u8]) {
+    let line = parse_line(default_level, raw);
+    let target = match &line.source {
+        Some(source) => logger.with_source(source),
+        None => logger.clone(),
+    };
+    if target.enabled(line.level) {
+        target.log_raw(line.level, line.message, encode_metadata(line.metadata));
+    }
 }
 
 /// A source only the engine may write under.
@@ -454,6 +482,50 @@ mod tests {
             serde_json::json!({"argv": ["echo"], "shell": true}),
         ] {
             assert!(ShellParams::parse(&bad).is_err(), "{bad}");
+        }
+    }
+
+    proptest::proptest! {
+        /// Any bytes are a line: never a panic, and text that is not a structured
+        /// record is kept whole as the message at the stream's level.
+        #[test]
+        fn any_output_is_a_record(raw in proptest::collection::vec(proptest::num::u8::ANY, 0..300)) {
+            let line = parse_line(LogLevel::Warning, &raw);
+            let text = String::from_utf8_lossy(&raw).into_owned();
+            if line.source.is_none() && line.metadata.is_null() && line.level == LogLevel::Warning {
+                let structured = serde_json::from_str::<serde_json::Value>(text.trim_start())
+                    .ok()
+                    .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_owned));
+                proptest::prop_assert!(line.message == text || Some(&line.message) == structured.as_ref());
+            }
+        }
+
+        /// A structured line keeps exactly its message, level, metadata and source,
+        /// except that it can never claim the reserved source.
+        #[test]
+        fn structured_lines_keep_their_fields(
+            message in ".{0,40}",
+            level in proptest::sample::select(vec!["DEBUG", "INFO", "WARNING", "WARN", "ERROR"]),
+            source in proptest::prop_oneof![
+                proptest::strategy::Just("system".to_owned()),
+                proptest::strategy::Just(" SYSTEM".to_owned()),
+                "[a-z_]{1,12}",
+            ],
+            n in proptest::num::i64::ANY,
+        ) {
+            let raw = serde_json::json!({
+                "message": message, "level": level, "source": source, "metadata": {"n": n}, "extra": [1]
+            })
+            .to_string();
+            let line = parse_line(LogLevel::Info, raw.as_bytes());
+            proptest::prop_assert_eq!(&line.message, &message);
+            proptest::prop_assert_eq!(line.level, level.parse::<LogLevel>().unwrap());
+            proptest::prop_assert_eq!(line.metadata, serde_json::json!({"n": n}));
+            if is_reserved_source(&source) {
+                proptest::prop_assert_eq!(line.source, None);
+            } else {
+                proptest::prop_assert_eq!(line.source, Some(source));
+            }
         }
     }
 
