@@ -255,6 +255,7 @@ impl Handler<StartTask> for TaskManager {
                 result: None,
                 error: None,
                 created_by: msg.created_by.clone(),
+                params_omitted: false,
             })
         })();
         let info = match checked {

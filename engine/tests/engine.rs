@@ -763,6 +763,7 @@ async fn unfinished_tasks_of_a_previous_run_become_interrupted() {
             result: None,
             error: None,
             created_by: None,
+            params_omitted: false,
         };
         db.run_blocking(|c| storage::tasks::insert_task(c, &stale))
             .unwrap();

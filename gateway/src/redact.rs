@@ -65,6 +65,7 @@ mod tests {
             result: None,
             error: None,
             created_by: Some("admin".into()),
+            params_omitted: false,
         }
     }
 

@@ -150,6 +150,9 @@ impl Application {
             heavy_reads: Arc::new(tokio::sync::Semaphore::new(
                 crate::routes::logs::HEAVY_READS,
             )),
+            history_reads: Arc::new(tokio::sync::Semaphore::new(
+                crate::ws::session::HISTORY_READS,
+            )),
             exports: Arc::new(tokio::sync::Semaphore::new(crate::routes::logs::EXPORTS)),
         });
         let token_data = web::Data::new(tokens);
@@ -189,9 +192,10 @@ impl Application {
         })
         // Without TCP_NODELAY the last segment of a response can wait for the client's
         // delayed ACK: a flat 40 ms on every page fetch.
-        .on_connect(|conn, _| {
+        .on_connect(|conn, data| {
             if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
                 let _ = tcp.set_nodelay(true);
+                data.insert(crate::ws::admission::ConnSocket::of(tcp));
             }
         })
         .disable_signals()

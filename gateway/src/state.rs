@@ -20,6 +20,8 @@ pub struct AppState {
     pub ws_allowed_origins: Vec<String>,
     /// Permits for reads that scan a whole task (index, an export chunk).
     pub heavy_reads: std::sync::Arc<tokio::sync::Semaphore>,
+    /// Permits for WebSocket history pages, shared by all sessions.
+    pub history_reads: std::sync::Arc<tokio::sync::Semaphore>,
     /// Places for exports streaming at once.
     pub exports: std::sync::Arc<tokio::sync::Semaphore>,
 }

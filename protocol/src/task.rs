@@ -144,6 +144,39 @@ pub struct TaskInfo {
     pub error: Option<String>,
     /// Name of the token that started the task.
     pub created_by: Option<String>,
+    /// `params` was left out (it is `null`) because it is larger than
+    /// [`MAX_INLINE_PARAMS_BYTES`]: task lists and status frames carry small params
+    /// only; `GET /api/tasks/{id}` has them all.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub params_omitted: bool,
+}
+
+/// The largest params shown in task lists and status frames.
+pub const MAX_INLINE_PARAMS_BYTES: usize = 4096;
+
+impl TaskInfo {
+    /// The task as lists and status frames show it: params larger than
+    /// [`MAX_INLINE_PARAMS_BYTES`] left out.
+    pub fn summary(&self) -> TaskInfo {
+        let large = !self.params_omitted
+            && serde_json::to_vec(&self.params).map_or(true, |v| v.len() > MAX_INLINE_PARAMS_BYTES);
+        if !large {
+            return self.clone();
+        }
+        TaskInfo {
+            id: self.id,
+            plugin: self.plugin.clone(),
+            params: serde_json::Value::Null,
+            status: self.status,
+            created_at: self.created_at,
+            started_at: self.started_at,
+            finished_at: self.finished_at,
+            result: self.result.clone(),
+            error: self.error.clone(),
+            created_by: self.created_by.clone(),
+            params_omitted: true,
+        }
+    }
 }
 
 /// `POST /api/tasks` body.

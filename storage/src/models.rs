@@ -47,7 +47,45 @@ impl TryFrom<TaskRow> for TaskInfo {
             result: row.result.as_deref().map(json).transpose()?,
             error: row.error,
             created_by: row.created_by,
+            params_omitted: false,
         })
+    }
+}
+
+/// A task as lists read it: `params` only when small (`None` when left out).
+#[derive(Debug, Clone, Queryable)]
+pub struct TaskSummaryRow {
+    pub id: Vec<u8>,
+    pub plugin: String,
+    pub params: Option<String>,
+    pub status: String,
+    pub created_at: i64,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+    pub result: Option<String>,
+    pub error: Option<String>,
+    pub created_by: Option<String>,
+}
+
+impl TryFrom<TaskSummaryRow> for TaskInfo {
+    type Error = StorageError;
+
+    fn try_from(row: TaskSummaryRow) -> Result<Self, Self::Error> {
+        let omitted = row.params.is_none();
+        let mut task = TaskInfo::try_from(TaskRow {
+            id: row.id,
+            plugin: row.plugin,
+            params: row.params.unwrap_or_else(|| "null".into()),
+            status: row.status,
+            created_at: row.created_at,
+            started_at: row.started_at,
+            finished_at: row.finished_at,
+            result: row.result,
+            error: row.error,
+            created_by: row.created_by,
+        })?;
+        task.params_omitted = omitted;
+        Ok(task)
     }
 }
 

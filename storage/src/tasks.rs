@@ -2,10 +2,11 @@
 //! transitions, delete (logs go with it through `ON DELETE CASCADE`).
 
 use diesel::prelude::*;
+use protocol::task::MAX_INLINE_PARAMS_BYTES;
 use protocol::{TaskId, TaskInfo, TaskList, TaskStatus, Timestamp};
 
 use crate::db::Conn;
-use crate::models::{NewTaskRow, TaskRow};
+use crate::models::{NewTaskRow, TaskRow, TaskSummaryRow};
 use crate::schema::tasks;
 use crate::{with_conn, Result};
 
@@ -74,8 +75,26 @@ pub fn list_tasks(conn: &mut Conn, query: &TaskListQuery) -> Result<TaskList> {
             }
         }
     };
-    let rows: Vec<TaskRow> = with_conn!(conn, c => {
-        let mut q = tasks::table.select(TaskRow::as_select()).into_boxed();
+    // Large params stay in the database: a list carries small ones only (see
+    // `TaskInfo::params_omitted`).
+    let inline_params = diesel::dsl::sql::<diesel::sql_types::Nullable<diesel::sql_types::Text>>(
+        &format!("CASE WHEN length(params) <= {MAX_INLINE_PARAMS_BYTES} THEN params END"),
+    );
+    let rows: Vec<TaskSummaryRow> = with_conn!(conn, c => {
+        let mut q = tasks::table
+            .select((
+                tasks::id,
+                tasks::plugin,
+                inline_params.clone(),
+                tasks::status,
+                tasks::created_at,
+                tasks::started_at,
+                tasks::finished_at,
+                tasks::result,
+                tasks::error,
+                tasks::created_by,
+            ))
+            .into_boxed();
         if let Some(status) = query.status {
             q = q.filter(tasks::status.eq(status.as_str()));
         }

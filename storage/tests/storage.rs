@@ -29,6 +29,7 @@ fn new_task(created_at: i64) -> TaskInfo {
         result: None,
         error: None,
         created_by: Some("tester".into()),
+        params_omitted: false,
     }
 }
 

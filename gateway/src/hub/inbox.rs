@@ -65,6 +65,9 @@ struct State {
 pub struct Inbox {
     state: Mutex<State>,
     max_bytes: u64,
+    /// The client's socket (a duplicate descriptor), to disconnect a client that
+    /// reads nothing more: its session cannot run to close it.
+    socket: Mutex<Option<std::net::TcpStream>>,
 }
 
 impl Inbox {
@@ -72,6 +75,20 @@ impl Inbox {
         Inbox {
             state: Mutex::new(State::default()),
             max_bytes,
+            socket: Mutex::new(None),
+        }
+    }
+
+    pub fn with_socket(self, socket: Option<std::net::TcpStream>) -> Self {
+        *self.socket.lock().unwrap_or_else(|e| e.into_inner()) = socket;
+        self
+    }
+
+    /// Shuts the client's connection down in both directions: the server's pending
+    /// writes fail, which ends the connection and its session.
+    pub fn disconnect(&self) {
+        if let Some(socket) = self.socket.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            let _ = socket.shutdown(std::net::Shutdown::Both);
         }
     }
 
@@ -165,6 +182,7 @@ mod tests {
             result: None,
             error: None,
             created_by: None,
+            params_omitted: false,
         }))
     }
 

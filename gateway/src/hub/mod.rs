@@ -22,8 +22,10 @@
 //! whose inbox passes its byte bound, or whose oldest delivery has waited untaken
 //! longer than `max_unread` (checked every second), has fallen behind by what it did
 //! not read: the hub drops it at once, releasing what it held, and wakes it; it
-//! closes itself with a reason the next time it runs. Neither the engine nor the
-//! other sessions ever wait for it.
+//! closes itself with a reason the next time it runs. A session that has not run
+//! for another `max_unread` after that cannot close itself (its client reads
+//! nothing), so the hub shuts its socket down. Neither the engine nor the other
+//! sessions ever wait for it.
 
 pub mod inbox;
 
@@ -163,6 +165,8 @@ pub struct LogHub {
     overflowed: u64,
     delivered: u64,
     skipped: u64,
+    /// Sessions dropped as too slow, with when, until they have ended.
+    stalled: Vec<(std::time::Instant, Arc<Inbox>)>,
 }
 
 impl LogHub {
@@ -175,6 +179,7 @@ impl LogHub {
             overflowed: 0,
             delivered: 0,
             skipped: 0,
+            stalled: Vec::new(),
         }
     }
 
@@ -189,6 +194,19 @@ impl LogHub {
         for id in stale {
             self.drop_session(id, true);
         }
+        // Only the hub still holding the inbox means the session has ended.
+        let max_unread = self.max_unread;
+        self.stalled.retain(|(since, inbox)| {
+            if Arc::strong_count(inbox) == 1 {
+                return false;
+            }
+            if since.elapsed() > max_unread {
+                log::warn!("A WebSocket client read nothing for too long after being told it is too slow; its connection is shut down.");
+                inbox.disconnect();
+                return false;
+            }
+            true
+        });
     }
 
     /// Drops a session; one that overflowed is woken so that it closes itself.
@@ -197,6 +215,8 @@ impl LogHub {
             if overflowed {
                 self.overflowed += 1;
                 link.wake.do_send(Wake);
+                self.stalled
+                    .push((std::time::Instant::now(), link.inbox.clone()));
                 log::warn!("session={session} A WebSocket client did not read what it was sent and is being disconnected.");
             }
             for task in link.follows {
@@ -219,7 +239,13 @@ impl LogHub {
     }
 
     fn deliver_status(&mut self, task: TaskInfo) {
-        // Serialised once to know its cost; each session then shares the one copy.
+        // Small params only (large ones stay behind `GET /api/tasks/{id}`), and one
+        // copy that every session shares, serialised once to know its cost.
+        let task = if task.params_omitted {
+            task
+        } else {
+            task.summary()
+        };
         let bytes = serde_json::to_vec(&task).map_or(0, |v| v.len() as u64);
         let task = Arc::new(task);
         let feed = self.feeds.get(&task.id);

@@ -7,6 +7,7 @@
 //! allowed. Clients that send none (the CLI, scripts) are not browsers and pass.
 
 use std::collections::HashMap;
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::sync::{Arc, Mutex};
 
 use actix_web::http::StatusCode;
@@ -34,6 +35,28 @@ pub fn check_origin(req: &HttpRequest, allowed: &[String]) -> Result<(), ApiErro
     Err(ApiError::forbidden(format!(
         "WebSocket connections from pages of {origin} are not allowed; an operator can add it to ws_allowed_origins"
     )))
+}
+
+/// The descriptor of a connection's socket, noted when it is accepted, so that a
+/// WebSocket session can keep a handle to disconnect a client that stops reading.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnSocket(RawFd);
+
+impl ConnSocket {
+    pub fn of(tcp: &impl AsRawFd) -> Self {
+        ConnSocket(tcp.as_raw_fd())
+    }
+
+    /// A descriptor of its own for the socket of the connection `req` arrived on.
+    pub fn duplicate(req: &HttpRequest) -> Option<std::net::TcpStream> {
+        let ConnSocket(fd) = *req.conn_data::<ConnSocket>()?;
+        // SAFETY: the connection this request arrived on is open while it is being
+        // handled, so its descriptor is valid here; the duplicate is ours to close.
+        let owned = unsafe { BorrowedFd::borrow_raw(fd) }
+            .try_clone_to_owned()
+            .ok()?;
+        Some(std::net::TcpStream::from(owned))
+    }
 }
 
 #[derive(Debug, Default)]

@@ -43,6 +43,11 @@ use crate::state::AppState;
 
 /// Largest client frame accepted.
 const MAX_CLIENT_FRAME: usize = 64 * 1024;
+/// How long a page of history waits for a server-wide permit before the
+/// subscription fails with a message (the client may subscribe again).
+const HISTORY_WAIT: Duration = Duration::from_secs(30);
+/// History pages read at once by all sessions together.
+pub const HISTORY_READS: usize = 4;
 
 static NEXT_SESSION: AtomicU64 = AtomicU64::new(1);
 
@@ -55,7 +60,10 @@ pub fn start(
     stream: web::Payload,
 ) -> Result<HttpResponse, actix_web::Error> {
     let (caller, token_hash) = caller.map_or((None, None), |(c, h)| (Some(c), Some(h)));
-    let inbox = Arc::new(Inbox::new(state.ws.max_queued_bytes));
+    let inbox = Arc::new(
+        Inbox::new(state.ws.max_queued_bytes)
+            .with_socket(super::admission::ConnSocket::duplicate(req)),
+    );
     let session = WsSession {
         id: NEXT_SESSION.fetch_add(1, Ordering::Relaxed),
         peer: req.peer_addr().map(|a| a.ip()),
@@ -67,6 +75,7 @@ pub fn start(
         watch_all: false,
         last_heard: Instant::now(),
         inbox,
+        history_turn: Arc::new(tokio::sync::Semaphore::new(1)),
         next_generation: 0,
         closing: false,
     };
@@ -91,6 +100,8 @@ pub struct WsSession {
     last_heard: Instant,
     /// Live batches and status changes from the hub, not yet taken.
     inbox: Arc<Inbox>,
+    /// This session's one history read at a time.
+    history_turn: Arc<tokio::sync::Semaphore>,
     next_generation: u64,
     closing: bool,
 }
@@ -314,29 +325,48 @@ impl WsSession {
             before_seq: None,
             limit: self.state.ws.history_page,
         };
+        // One page at a time per session, and a bounded number server-wide, so that
+        // many subscriptions with filters SQL cannot narrow (`re`) cannot take every
+        // database connection from REST and the engine.
+        let (mine, server) = (self.history_turn.clone(), self.state.history_reads.clone());
         ctx.spawn(
             async move {
-                db.run(move |c| page_logs(c, task_id, &filter, &query))
-                    .await
+                let _mine = mine.acquire_owned().await;
+                let wait = tokio::time::timeout(HISTORY_WAIT, server.acquire_owned());
+                let Ok(Ok(_permit)) = wait.await else {
+                    return None;
+                };
+                Some(
+                    db.run(move |c| page_logs(c, task_id, &filter, &query))
+                        .await,
+                )
             }
             .into_actor(self)
             .map(move |page, act, ctx| act.history_read(task_id, generation, page, ctx)),
         );
     }
 
+    /// `page` is `None` when no history permit freed up in time.
     fn history_read(
         &mut self,
         task_id: TaskId,
         generation: u64,
-        page: storage::Result<LogPage>,
+        page: Option<storage::Result<LogPage>>,
         ctx: &mut Ctx,
     ) {
         if !self.current(task_id, generation) {
             return;
         }
         let page = match page {
-            Ok(page) => page,
-            Err(e) => return self.fail_storage(task_id, &e, ctx),
+            Some(Ok(page)) => page,
+            Some(Err(e)) => return self.fail_storage(task_id, &e, ctx),
+            None => {
+                return self.fail_subscription(
+                    task_id,
+                    "the server is busy reading other histories; subscribe again shortly".into(),
+                    ctx,
+                )
+            }
         };
         let sub = self.subs.get_mut(&task_id).expect("checked by current()");
         let fresh = sub.history_page(page.logs, page.next_after_seq);

@@ -328,3 +328,58 @@ async fn the_queue_and_each_viewers_share_of_it_are_bounded() {
     let (status, body, _) = create(app.viewer.clone()).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
 }
+
+/// Task lists and status frames carry small params only; large ones are left out
+/// (`params_omitted`) and stay one `GET /api/tasks/{id}` away.
+#[actix_rt::test]
+async fn large_params_stay_out_of_lists_and_status_frames() {
+    let app = spawn_app("sqlite").await;
+    let mut watcher = app.ws(Some(&app.viewer)).await;
+    watcher
+        .send(serde_json::json!({"type": "subscribe_tasks"}))
+        .await;
+    actix_rt::time::sleep(std::time::Duration::from_millis(100)).await;
+    let sources: Vec<String> = (0..300)
+        .map(|i| format!("a-rather-long-source-{i:04}"))
+        .collect();
+    let large = app
+        .run_task(
+            "synthetic",
+            serde_json::json!({"count": 3, "sources": sources}),
+        )
+        .await;
+    let small = app
+        .run_task("synthetic", serde_json::json!({"count": 3}))
+        .await;
+    assert_eq!(large.status, TaskStatus::Success);
+
+    let (_, list) = app.get("/api/tasks").await;
+    let listed = |id: protocol::TaskId| {
+        list["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["id"] == id.to_string())
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(listed(large.id)["params"], serde_json::Value::Null);
+    assert_eq!(listed(large.id)["params_omitted"], true);
+    assert_eq!(listed(small.id)["params"], serde_json::json!({"count": 3}));
+    assert!(listed(small.id).get("params_omitted").is_none());
+    let (_, full) = app.get(&format!("/api/tasks/{}", large.id)).await;
+    assert_eq!(full["params"]["sources"].as_array().unwrap().len(), 300);
+    assert!(full.get("params_omitted").is_none());
+
+    let mut frames = 0;
+    while frames < 3 {
+        match watcher.next(std::time::Duration::from_secs(10)).await {
+            Some(Ok(protocol::ServerMessage::Task { task })) if task.id == large.id => {
+                frames += 1;
+                assert!(task.params_omitted && task.params.is_null(), "{task:?}");
+            }
+            Some(Ok(_)) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+}

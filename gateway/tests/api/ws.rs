@@ -243,6 +243,72 @@ async fn a_client_that_reads_is_never_closed_however_busy_the_machine() {
     slow_and_healthy_clients().await;
 }
 
+/// A client that never reads again is disconnected: its deliveries wait untaken
+/// past the client timeout, it is dropped as too slow, and since its session cannot
+/// run to close it, the server shuts the connection down; the token's place among
+/// the connections comes back.
+#[actix_rt::test]
+async fn a_client_that_never_reads_again_is_disconnected() {
+    let app = spawn_app_with(
+        FreshDb::new("sqlite"),
+        Tweaks {
+            ws: gateway::WsSettings {
+                heartbeat_secs: 1,
+                client_timeout_secs: 2,
+                max_connections_per_token: 1,
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+    )
+    .await;
+    let task = app
+        .start_task(
+            "synthetic",
+            serde_json::json!({"count": 5_000_000, "rate": 200_000}),
+        )
+        .await;
+    let mut stuck = app.ws(Some(&app.viewer)).await;
+    stuck
+        .send(subscribe(task.id, serde_json::json!({}), 0))
+        .await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let again = awc::Client::new()
+            .ws(format!("ws://127.0.0.1:{}/ws", app.port))
+            .bearer_auth(&app.viewer)
+            .connect()
+            .await;
+        match again {
+            Ok(_) => break,
+            Err(e) => {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "never disconnected: {e}"
+                );
+                actix_rt::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+    // Read now, the stuck connection holds what was already sent, then ends.
+    let mut frames = 0usize;
+    loop {
+        match stuck.next(Duration::from_secs(20)).await {
+            Some(Ok(_)) => frames += 1,
+            Some(Err(_)) => break,
+            None => panic!("the connection is still open after {frames} frames"),
+        }
+    }
+    let (status, _) = app
+        .post_as(
+            &app.admin,
+            &format!("/api/tasks/{}/cancel", task.id),
+            serde_json::json!({}),
+        )
+        .await;
+    assert!(status.is_success());
+}
+
 /// One `yes > /dev/null` per core, stopped (by PID) when dropped.
 struct CpuLoad(Vec<std::process::Child>);
 
@@ -274,10 +340,13 @@ impl Drop for CpuLoad {
 async fn slow_and_healthy_clients() {
     // The slow client's unread records must outgrow what the kernel holds for its
     // socket (loopback buffers grow to tens of MiB), so the stream is ~100 MiB.
+    // Judged by bytes here: a client timeout longer than the test, so the slow
+    // client is told why when it reads again (a shorter one also disconnects it
+    // outright; see the next test).
     let ws_settings = gateway::WsSettings {
         max_queued_bytes: 8 << 20,
         heartbeat_secs: 1,
-        client_timeout_secs: 4,
+        client_timeout_secs: 120,
         ..Default::default()
     };
     let app = spawn_app_with(
@@ -829,5 +898,44 @@ async fn foreign_origins_and_too_many_connections_are_refused() {
                 actix_rt::time::sleep(Duration::from_millis(50)).await;
             }
         }
+    }
+}
+
+/// Forty subscriptions whose filter SQL cannot narrow (`re`) read their history a
+/// page at a time per connection and a few at once server-wide: meanwhile REST
+/// answers and a task runs to its end, and every subscription still catches up.
+#[actix_rt::test]
+async fn many_regex_histories_leave_the_database_to_rest_and_the_engine() {
+    let app = spawn_app("sqlite").await;
+    let big = app
+        .run_task("synthetic", serde_json::json!({"count": 400_000}))
+        .await;
+    let mut followers = Vec::new();
+    for _ in 0..40 {
+        let mut ws = app.ws(Some(&app.viewer)).await;
+        ws.send(subscribe(
+            big.id,
+            serde_json::json!({"re": "^no such line$"}),
+            0,
+        ))
+        .await;
+        followers.push(ws);
+    }
+    for _ in 0..10 {
+        let (status, body) = app.get(&format!("/api/tasks/{}", big.id)).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let small = app
+        .run_task("synthetic", serde_json::json!({"count": 100}))
+        .await;
+    assert_eq!(small.status, TaskStatus::Success);
+    for mut ws in followers {
+        let got = ws.follow_to_end(big.id).await;
+        assert!(
+            got.entries.is_empty() && got.errors.is_empty(),
+            "{:?}",
+            got.errors
+        );
+        assert!(got.caught_up.is_some());
     }
 }

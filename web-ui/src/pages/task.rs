@@ -55,7 +55,16 @@ pub fn TaskPage(props: &TaskPageProps) -> Html {
     };
     let on_task = {
         let task = task.clone();
-        Callback::from(move |updated: TaskInfo| task.set(Some(updated)))
+        Callback::from(move |mut updated: TaskInfo| {
+            // Status frames leave large params out; keep the ones already shown.
+            if updated.params_omitted {
+                if let Some(known) = (*task).as_ref().filter(|t| t.id == updated.id) {
+                    updated.params = known.params.clone();
+                    updated.params_omitted = false;
+                }
+            }
+            task.set(Some(updated))
+        })
     };
     let on_unauthorized = {
         let auth = auth.clone();
