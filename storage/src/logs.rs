@@ -364,7 +364,15 @@ pub fn page_logs(
 /// console scrolls over (position in the filtered log → seq). Filters that SQL
 /// evaluates exactly (level, sources, time range) read only the primary key; others
 /// read the rows and confirm each with [`LogFilter::matches`].
-pub fn matching_seqs(conn: &mut Conn, task: TaskId, filter: &LogFilter) -> Result<Vec<u64>> {
+///
+/// At most `max + 1` seqs are read: more than `max` tells the caller the index is
+/// too large to send, without reading the rest.
+pub fn matching_seqs(
+    conn: &mut Conn,
+    task: TaskId,
+    filter: &LogFilter,
+    max: usize,
+) -> Result<Vec<u64>> {
     const CHUNK: i64 = 50_000;
     let sql_exact = filter.q.is_none() && filter.re.is_none() && filter.meta.is_empty();
     let narrowing = SqlNarrowing::new(filter, conn.backend());
@@ -410,6 +418,10 @@ pub fn matching_seqs(conn: &mut Conn, task: TaskId, filter: &LogFilter) -> Resul
             }
             last.map(|last| (last, len))
         };
+        if out.len() > max {
+            out.truncate(max.saturating_add(1));
+            return Ok(out);
+        }
         match got {
             Some((last, len)) if len as i64 == CHUNK => cursor = last,
             _ => return Ok(out),

@@ -200,10 +200,17 @@ fn filtered_pages_hold_exactly_the_matching_records() {
                 "{backend} backward {json}"
             );
             let seqs = db
-                .run_blocking(|c| matching_seqs(c, task.id, &filter))
+                .run_blocking(|c| matching_seqs(c, task.id, &filter, usize::MAX))
                 .unwrap();
             let want: Vec<u64> = expected.iter().map(|e| e.seq).collect();
             assert_eq!(seqs, want, "{backend} index {json}");
+            // A bounded index reads one past its bound and no further.
+            if want.len() > 3 {
+                let capped = db
+                    .run_blocking(|c| matching_seqs(c, task.id, &filter, 3))
+                    .unwrap();
+                assert_eq!(capped, want[..4], "{backend} capped index {json}");
+            }
         }
         // Sanity: the filters above are not all trivially empty or full.
         assert_eq!(

@@ -22,9 +22,10 @@
 //! whose inbox passes its byte bound, or whose oldest delivery has waited untaken
 //! longer than `max_unread` (checked every second), has fallen behind by what it did
 //! not read: the hub drops it at once, releasing what it held, and wakes it; it
-//! closes itself with a reason the next time it runs. A session that has not run
-//! for another `max_unread` after that cannot close itself (its client reads
-//! nothing), so the hub shuts its socket down. Neither the engine nor the other
+//! closes itself with a reason the next time it runs. A client that left a delivery
+//! unread for `max_unread` reads nothing, not even that reason, so the hub shuts
+//! its socket down at once; one dropped for bytes that has not run another
+//! `max_unread` later is shut down too. Neither the engine nor the other
 //! sessions ever wait for it.
 
 pub mod inbox;
@@ -183,7 +184,8 @@ impl LogHub {
         }
     }
 
-    /// Drops the sessions whose clients left deliveries unread for too long.
+    /// Drops the sessions whose clients left deliveries unread for too long, and
+    /// disconnects them: such a client reads nothing, not even why it is closed.
     fn sweep(&mut self) {
         let stale: Vec<SessionId> = self
             .sessions
@@ -192,6 +194,9 @@ impl LogHub {
             .map(|(id, _)| *id)
             .collect();
         for id in stale {
+            if let Some(link) = self.sessions.get(&id) {
+                link.inbox.disconnect();
+            }
             self.drop_session(id, true);
         }
         // Only the hub still holding the inbox means the session has ended.

@@ -98,8 +98,16 @@ pub async fn index(
     let _permit = heavy_read(&state.heavy_reads).await?;
     let seqs = state
         .db
-        .run(move |c| storage::logs::matching_seqs(c, id, &filter))
+        .run(move |c| storage::logs::matching_seqs(c, id, &filter, MAX_INDEX_RECORDS))
         .await?;
+    if seqs.len() > MAX_INDEX_RECORDS {
+        return Err(ApiError::new(
+            actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "more than {MAX_INDEX_RECORDS} records match, too many for one index; narrow the filter (level, source, since/until) or page with after_seq"
+            ),
+        ));
+    }
     let mut body = Vec::with_capacity(seqs.len() * 4);
     for seq in &seqs {
         let seq = u32::try_from(*seq).map_err(|_| {
@@ -216,6 +224,9 @@ pub async fn export(
         })
         .streaming(chunks))
 }
+
+/// The most records one index answer lists (4 bytes each: 32 MiB).
+pub const MAX_INDEX_RECORDS: usize = 8_000_000;
 
 /// Reads that scan a whole task at once (index, one export chunk).
 pub const HEAVY_READS: usize = 2;
