@@ -57,6 +57,7 @@ impl FailedAuths {
 
     /// How long `addr` must wait, when it is over its allowance.
     pub fn blocked(&self, addr: IpAddr) -> Option<Duration> {
+        let addr = network(addr);
         let map = self.by_addr.lock().unwrap_or_else(|e| e.into_inner());
         let (start, count) = map.get(&addr)?;
         let left = self.window.checked_sub(start.elapsed())?;
@@ -64,6 +65,7 @@ impl FailedAuths {
     }
 
     pub fn record(&self, addr: IpAddr) {
+        let addr = network(addr);
         let mut map = self.by_addr.lock().unwrap_or_else(|e| e.into_inner());
         if map.len() >= MAX_TRACKED_ADDRS && !map.contains_key(&addr) {
             let window = self.window;
@@ -77,6 +79,19 @@ impl FailedAuths {
             *entry = (Instant::now(), 0);
         }
         entry.1 += 1;
+    }
+}
+
+/// What one client holds: an IPv4 address, or an IPv6 /64 (one host commonly has a
+/// whole /64 to pick addresses from).
+fn network(addr: IpAddr) -> IpAddr {
+    match addr {
+        IpAddr::V4(_) => addr,
+        IpAddr::V6(v6) => {
+            let mut octets = v6.octets();
+            octets[8..].fill(0);
+            IpAddr::V6(octets.into())
+        }
     }
 }
 
@@ -262,6 +277,24 @@ mod tests {
         let wait = failures.blocked(a).expect("throttled");
         assert!(wait <= Duration::from_millis(200));
         assert!(failures.blocked(b).is_none(), "other addresses are not");
+        // One IPv6 host picking other addresses in its /64 is still one client.
+        let c: IpAddr = "2001:db8::1".parse().unwrap();
+        for i in 0..3u16 {
+            failures.record(IpAddr::V6(std::net::Ipv6Addr::new(
+                0x2001,
+                0xdb8,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0x100 + i,
+            )));
+        }
+        assert!(failures.blocked(c).is_some());
+        assert!(failures
+            .blocked("2001:db8:0:1::1".parse().unwrap())
+            .is_none());
         std::thread::sleep(Duration::from_millis(250));
         assert!(failures.blocked(a).is_none(), "a new window starts afresh");
         failures.record(a);

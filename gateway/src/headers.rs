@@ -7,6 +7,7 @@
 //! script never meets a wasm module of another build; API answers are not stored.
 
 use actix_web::http::header::{self, HeaderMap, HeaderValue};
+use actix_web::http::StatusCode;
 use actix_web::middleware::DefaultHeaders;
 
 /// Scripts only from the server (the wasm needs `'wasm-unsafe-eval'` to compile);
@@ -42,21 +43,27 @@ fn is_hashed_asset(path: &str) -> bool {
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
-/// The `Cache-Control` for a response to `path`.
-pub fn cache_control(path: &str) -> &'static str {
+/// The `Cache-Control` for a response to `path`; `served_file` is whether the
+/// answer is that file itself (200, not a page): only then may it be kept long.
+pub fn cache_control(path: &str, served_file: bool) -> &'static str {
     if path.starts_with("/api") || path.starts_with("/ws") || path == "/healthz" {
         NOT_STORED
-    } else if is_hashed_asset(path) {
+    } else if served_file && is_hashed_asset(path) {
         IMMUTABLE
     } else {
         REVALIDATE
     }
 }
 
-pub fn set_cache_control(path: &str, headers: &mut HeaderMap) {
+pub fn set_cache_control(path: &str, status: StatusCode, headers: &mut HeaderMap) {
+    let html = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("text/html"));
+    let served_file = status == StatusCode::OK && !html;
     headers.insert(
         header::CACHE_CONTROL,
-        HeaderValue::from_static(cache_control(path)),
+        HeaderValue::from_static(cache_control(path, served_file)),
     );
 }
 
@@ -71,7 +78,12 @@ mod tests {
             "/app_bg.fedcba9876543210.wasm",
             "/style.00000000000000aa.css",
         ] {
-            assert_eq!(cache_control(path), IMMUTABLE, "{path}");
+            assert_eq!(cache_control(path, true), IMMUTABLE, "{path}");
+            assert_eq!(
+                cache_control(path, false),
+                REVALIDATE,
+                "{path}: not the file itself"
+            );
         }
         for path in [
             "/",
@@ -83,10 +95,10 @@ mod tests {
             "/tasks/x",
             "/app.0123456789abcdef.html",
         ] {
-            assert_eq!(cache_control(path), REVALIDATE, "{path}");
+            assert_eq!(cache_control(path, true), REVALIDATE, "{path}");
         }
         for path in ["/api/tasks", "/ws", "/healthz"] {
-            assert_eq!(cache_control(path), NOT_STORED, "{path}");
+            assert_eq!(cache_control(path, true), NOT_STORED, "{path}");
         }
     }
 }

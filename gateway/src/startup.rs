@@ -177,7 +177,8 @@ impl Application {
                     let response = srv.call(req);
                     async move {
                         let mut response = response.await?;
-                        crate::headers::set_cache_control(&path, response.headers_mut());
+                        let status = response.status();
+                        crate::headers::set_cache_control(&path, status, response.headers_mut());
                         Ok(response)
                     }
                 })

@@ -12,9 +12,15 @@ use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::error::no_route;
 
-/// `/ws/…`: not the console's, so a JSON 404 rather than HTML.
+/// `/ws/…`: not the console's, so a JSON 404 rather than HTML. So is a missing
+/// script, module or stylesheet: the page in its place would be cached and run as
+/// one.
 fn is_api(req: &HttpRequest) -> bool {
-    req.path().starts_with("/ws")
+    let path = req.path();
+    path.starts_with("/ws")
+        || [".js", ".wasm", ".css", ".map"]
+            .iter()
+            .any(|e| path.ends_with(e))
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig, dir: &Path) {

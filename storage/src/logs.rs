@@ -35,9 +35,12 @@ pub const SCAN_BUDGET: usize = 100_000;
 /// 64 KiB each cannot make a 650 MB answer; `has_more` then says to go on.
 pub const MAX_PAGE_BYTES: usize = 8 << 20;
 /// Bytes one database read of a page aims at: the first read is small, later ones
-/// are sized by the rows seen so far, so memory stays bounded however long the lines.
+/// are sized by the longest row seen so far.
 const CHUNK_BYTES: usize = 4 << 20;
 const FIRST_CHUNK_ROWS: usize = 256;
+/// The most whole rows one read loads, whatever the rows seen so far: with messages
+/// and metadata at their caps (64 KiB each) that is 256 MiB at worst.
+const MAX_CHUNK_ROWS: usize = 2_048;
 /// SQLite allows 32766 bound parameters per statement; 7 per row.
 const SQLITE_ROWS_PER_INSERT: usize = 4_000;
 /// PostgreSQL allows 65535 bound parameters per statement (fallback path only).
@@ -273,7 +276,7 @@ pub fn page_logs(
     let narrowing = SqlNarrowing::new(filter, conn.backend());
     let mut found: Vec<LogEntry> = Vec::with_capacity(limit.min(1024) + 1);
     let mut scanned = 0usize;
-    let mut scanned_bytes = 0usize;
+    let mut longest_row = 1usize;
     let mut found_bytes = 0usize;
     // Stopped because the page holds MAX_PAGE_BYTES.
     let mut full = false;
@@ -311,7 +314,7 @@ pub fn page_logs(
             last_scanned = Some(row.0);
             let entry = decode_row(row)?;
             let bytes = entry_bytes(&entry);
-            scanned_bytes += bytes;
+            longest_row = longest_row.max(bytes);
             if filter.matches(&entry) {
                 found.push(entry);
                 found_bytes += bytes;
@@ -329,8 +332,7 @@ pub fn page_logs(
             exhausted = consumed == got && found.len() <= limit;
             break;
         }
-        let row_bytes = (scanned_bytes / scanned.max(1)).max(1);
-        chunk = (CHUNK_BYTES / row_bytes).clamp(FIRST_CHUNK_ROWS, MAX_PAGE_LIMIT * 2);
+        chunk = (CHUNK_BYTES / longest_row).clamp(FIRST_CHUNK_ROWS, MAX_CHUNK_ROWS);
     }
 
     let has_more = found.len() > limit || full || !exhausted;
@@ -373,8 +375,15 @@ pub fn matching_seqs(
     filter: &LogFilter,
     max: usize,
 ) -> Result<Vec<u64>> {
-    const CHUNK: i64 = 50_000;
+    // Seqs alone are small; whole rows (for filters SQL cannot decide) are loaded
+    // no more than MAX_CHUNK_ROWS at a time.
+    let sql_exact_chunk: i64 = 50_000;
     let sql_exact = filter.q.is_none() && filter.re.is_none() && filter.meta.is_empty();
+    let chunk = if sql_exact {
+        sql_exact_chunk
+    } else {
+        MAX_CHUNK_ROWS as i64
+    };
     let narrowing = SqlNarrowing::new(filter, conn.backend());
     let mut out = Vec::new();
     let mut cursor = 0i64;
@@ -388,7 +397,7 @@ pub fn matching_seqs(
             let seqs: Vec<i64> = with_conn!(conn, c => {
                 let q = task_logs::table.select(task_logs::seq).filter(base(cursor)).into_boxed();
                 let q = narrow!(q, narrowing);
-                q.order(task_logs::seq.asc()).limit(CHUNK).load(c)?
+                q.order(task_logs::seq.asc()).limit(chunk).load(c)?
             });
             out.extend(seqs.iter().map(|s| *s as u64));
             seqs.last().copied().map(|last| (last, seqs.len()))
@@ -406,7 +415,7 @@ pub fn matching_seqs(
                     .filter(base(cursor))
                     .into_boxed();
                 let q = narrow!(q, narrowing);
-                q.order(task_logs::seq.asc()).limit(CHUNK).load(c)?
+                q.order(task_logs::seq.asc()).limit(chunk).load(c)?
             });
             let len = rows.len();
             let last = rows.last().map(|r| r.0);
@@ -423,7 +432,7 @@ pub fn matching_seqs(
             return Ok(out);
         }
         match got {
-            Some((last, len)) if len as i64 == CHUNK => cursor = last,
+            Some((last, len)) if len as i64 == chunk => cursor = last,
             _ => return Ok(out),
         }
     }

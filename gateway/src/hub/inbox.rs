@@ -57,6 +57,8 @@ struct State {
     bytes: u64,
     /// When the inbox last turned non-empty.
     waiting_since: Option<Instant>,
+    /// By when the session must have authenticated.
+    deadline: Option<Instant>,
     wake_sent: bool,
     overflowed: bool,
 }
@@ -146,14 +148,31 @@ impl Inbox {
     /// Overflows the inbox if its oldest delivery has waited longer than `max_wait`
     /// untaken; returns whether it did.
     pub fn overflow_if_waiting(&self, max_wait: Duration) -> bool {
-        let waited = self
-            .lock()
+        let mut st = self.lock();
+        let waited = st
             .waiting_since
             .is_some_and(|since| since.elapsed() > max_wait);
         if waited {
-            self.overflow();
+            st.items = VecDeque::new();
+            st.bytes = 0;
+            st.waiting_since = None;
+            st.overflowed = true;
         }
         waited
+    }
+
+    /// Sets (or, with `None`, lifts) the time by which the session must have
+    /// authenticated; the hub disconnects it past that even if it cannot run.
+    pub fn set_deadline(&self, deadline: Option<Instant>) {
+        self.lock().deadline = deadline;
+    }
+
+    /// Whether the deadline passed more than `grace` ago (the session closes
+    /// itself at the deadline when it can run, with a reason).
+    pub fn past_deadline(&self, grace: Duration) -> bool {
+        self.lock()
+            .deadline
+            .is_some_and(|d| Instant::now() > d + grace)
     }
 
     pub fn overflowed(&self) -> bool {

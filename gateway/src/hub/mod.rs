@@ -199,6 +199,29 @@ impl LogHub {
             }
             self.drop_session(id, true);
         }
+        // Sessions that flagged themselves too slow (while joining), and ones that
+        // did not authenticate in time: neither may be able to run to close.
+        let unauthenticated: Vec<SessionId> = self
+            .sessions
+            .iter()
+            .filter(|(_, link)| link.inbox.past_deadline(Duration::from_secs(2)))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in unauthenticated {
+            if let Some(link) = self.sessions.get(&id) {
+                link.inbox.disconnect();
+            }
+            self.drop_session(id, false);
+        }
+        let overflowed: Vec<SessionId> = self
+            .sessions
+            .iter()
+            .filter(|(_, link)| link.inbox.overflowed())
+            .map(|(id, _)| *id)
+            .collect();
+        for id in overflowed {
+            self.drop_session(id, true);
+        }
         // Only the hub still holding the inbox means the session has ended.
         let max_unread = self.max_unread;
         self.stalled.retain(|(since, inbox)| {

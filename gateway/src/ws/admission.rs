@@ -7,6 +7,7 @@
 //! allowed. Clients that send none (the CLI, scripts) are not browsers and pass.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::sync::{Arc, Mutex};
 
@@ -63,7 +64,15 @@ impl ConnSocket {
 struct Counts {
     total: usize,
     per_token: HashMap<String, usize>,
+    /// Connections not yet authenticated, in all and per client address.
+    unauthenticated: usize,
+    unauthenticated_by_addr: HashMap<IpAddr, usize>,
 }
+
+/// Connections that have not authenticated yet, in all and from one address: they
+/// last at most the auth deadline, but must not crowd out everyone else meanwhile.
+pub const MAX_UNAUTHENTICATED: usize = 256;
+pub const MAX_UNAUTHENTICATED_PER_ADDR: usize = 8;
 
 /// Open connections, in all and per token digest.
 #[derive(Debug, Clone)]
@@ -78,6 +87,22 @@ pub struct Connections {
 pub struct Slot {
     counts: Arc<Mutex<Counts>>,
     token: Option<String>,
+    /// Counted among the unauthenticated (from this address) until `assign`.
+    unauthenticated: Option<Option<IpAddr>>,
+}
+
+impl Counts {
+    fn authenticated(&mut self, from: Option<IpAddr>) {
+        self.unauthenticated -= 1;
+        if let Some(addr) = from {
+            if let Some(n) = self.unauthenticated_by_addr.get_mut(&addr) {
+                *n -= 1;
+                if *n == 0 {
+                    self.unauthenticated_by_addr.remove(&addr);
+                }
+            }
+        }
+    }
 }
 
 impl Connections {
@@ -89,9 +114,23 @@ impl Connections {
         }
     }
 
-    /// A place for a new connection (503 when the server has no more).
-    pub fn open(&self) -> Result<Slot, ApiError> {
+    /// A place for a new connection (503 when the server has no more); one that has
+    /// no token yet also needs a place among the unauthenticated (429 past them).
+    pub fn open(&self, authenticated: bool, from: Option<IpAddr>) -> Result<Slot, ApiError> {
         let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        if !authenticated {
+            let from_addr = from.map_or(0, |a| {
+                counts.unauthenticated_by_addr.get(&a).copied().unwrap_or(0)
+            });
+            if counts.unauthenticated >= MAX_UNAUTHENTICATED
+                || from_addr >= MAX_UNAUTHENTICATED_PER_ADDR
+            {
+                return Err(ApiError::too_many_requests(
+                    "too many connections are waiting to authenticate; send the token with the upgrade (Authorization header) or try again shortly",
+                )
+                .retry_after(std::time::Duration::from_secs(5)));
+            }
+        }
         if counts.total >= self.max_total {
             return Err(ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -103,9 +142,16 @@ impl Connections {
             .retry_after(std::time::Duration::from_secs(5)));
         }
         counts.total += 1;
+        if !authenticated {
+            counts.unauthenticated += 1;
+            if let Some(addr) = from {
+                *counts.unauthenticated_by_addr.entry(addr).or_default() += 1;
+            }
+        }
         Ok(Slot {
             counts: self.counts.clone(),
             token: None,
+            unauthenticated: (!authenticated).then_some(from),
         })
     }
 
@@ -121,6 +167,9 @@ impl Connections {
         }
         *counts.per_token.entry(token_hash.to_owned()).or_default() += 1;
         slot.token = Some(token_hash.to_owned());
+        if let Some(from) = slot.unauthenticated.take() {
+            counts.authenticated(from);
+        }
         Ok(())
     }
 
@@ -133,6 +182,9 @@ impl Drop for Slot {
     fn drop(&mut self) {
         let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
         counts.total -= 1;
+        if let Some(from) = self.unauthenticated.take() {
+            counts.authenticated(from);
+        }
         if let Some(token) = &self.token {
             if let Some(n) = counts.per_token.get_mut(token) {
                 *n -= 1;
@@ -152,11 +204,11 @@ mod tests {
     #[test]
     fn places_are_bounded_in_all_and_per_token_and_given_back() {
         let connections = Connections::new(3, 2);
-        let mut a = connections.open().unwrap();
-        let mut b = connections.open().unwrap();
-        let mut c = connections.open().unwrap();
+        let mut a = connections.open(true, None).unwrap();
+        let mut b = connections.open(true, None).unwrap();
+        let mut c = connections.open(true, None).unwrap();
         assert_eq!(
-            connections.open().unwrap_err().status(),
+            connections.open(true, None).unwrap_err().status(),
             StatusCode::SERVICE_UNAVAILABLE
         );
         connections.assign(&mut a, "t1").unwrap();
@@ -168,8 +220,28 @@ mod tests {
         connections.assign(&mut c, "t2").unwrap();
         drop(a);
         assert_eq!(connections.open_total(), 2);
-        let mut d = connections.open().unwrap();
+        let mut d = connections.open(true, None).unwrap();
         connections.assign(&mut d, "t1").unwrap();
+    }
+
+    #[test]
+    fn connections_waiting_to_authenticate_are_bounded_per_address() {
+        let connections = Connections::new(10_000, 10);
+        let (a, b): (IpAddr, IpAddr) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
+        let mut waiting: Vec<Slot> = (0..MAX_UNAUTHENTICATED_PER_ADDR)
+            .map(|_| connections.open(false, Some(a)).unwrap())
+            .collect();
+        let refused = connections.open(false, Some(a)).unwrap_err();
+        assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+        let _other = connections.open(false, Some(b)).unwrap();
+        let _with_token = connections.open(true, Some(a)).unwrap();
+        // Authenticating, or leaving, frees a place.
+        connections.assign(&mut waiting[0], "t").unwrap();
+        let again = connections.open(false, Some(a)).unwrap();
+        assert!(connections.open(false, Some(a)).is_err());
+        drop(again);
+        drop(waiting.pop());
+        let _last = connections.open(false, Some(a)).unwrap();
     }
 
     #[test]

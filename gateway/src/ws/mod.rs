@@ -93,7 +93,9 @@ pub async fn route(
         )),
         None => None,
     };
-    let mut slot = state.ws_connections.open()?;
+    let mut slot = state
+        .ws_connections
+        .open(caller.is_some(), req.peer_addr().map(|a| a.ip()))?;
     if let Some((_, hash)) = &caller {
         state.ws_connections.assign(&mut slot, hash)?;
     }

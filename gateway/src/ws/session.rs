@@ -64,6 +64,13 @@ pub fn start(
         Inbox::new(state.ws.max_queued_bytes)
             .with_socket(super::admission::ConnSocket::duplicate(req)),
     );
+    if caller.is_none() {
+        // Enforced by the hub too: a client that never lets its session run (it
+        // sends without reading) cannot outlast the deadline.
+        inbox.set_deadline(Some(
+            Instant::now() + Duration::from_secs(state.ws.auth_timeout_secs),
+        ));
+    }
     let session = WsSession {
         id: NEXT_SESSION.fetch_add(1, Ordering::Relaxed),
         peer: req.peer_addr().map(|a| a.ip()),
@@ -160,6 +167,7 @@ impl WsSession {
                 ClientMessage::Auth { token } => {
                     match self.state.tokens.authenticate(self.peer, &token) {
                         Ok(caller) => {
+                            self.inbox.set_deadline(None);
                             let hash = storage::tokens::hash_token(token.trim());
                             if let Err(e) = self.state.ws_connections.assign(&mut self.slot, &hash)
                             {
@@ -331,14 +339,20 @@ impl WsSession {
         let (mine, server) = (self.history_turn.clone(), self.state.history_reads.clone());
         ctx.spawn(
             async move {
-                let _mine = mine.acquire_owned().await;
+                let mine = mine.acquire_owned().await;
                 let wait = tokio::time::timeout(HISTORY_WAIT, server.acquire_owned());
-                let Ok(Ok(_permit)) = wait.await else {
+                let Ok(Ok(permit)) = wait.await else {
                     return None;
                 };
+                // The permits go with the database work and are given back when it
+                // ends, not when this session next runs: that waits for its client
+                // to read what was sent before.
                 Some(
-                    db.run(move |c| page_logs(c, task_id, &filter, &query))
-                        .await,
+                    db.run(move |c| {
+                        let _held = (mine, permit);
+                        page_logs(c, task_id, &filter, &query)
+                    })
+                    .await,
                 )
             }
             .into_actor(self)
@@ -525,9 +539,18 @@ impl Actor for WsSession {
 }
 
 impl WsSession {
-    /// A `task` frame as this connection's caller may see it.
+    /// A `task` frame as this connection's caller may see it, with small params
+    /// only (status frames from the hub already are; the one after `caught_up`
+    /// comes from the database).
     fn task_frame(&self, task: &TaskInfo) -> String {
         let registry = &self.state.engine.registry;
+        let summary;
+        let task = if task.params_omitted {
+            task
+        } else {
+            summary = task.summary();
+            &summary
+        };
         if redact::needed(registry, self.caller.as_ref(), task) {
             frames::task(&redact::for_caller(
                 registry,
@@ -602,6 +625,23 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsSession {
             }
         };
         self.last_heard = Instant::now();
+        if self.caller.is_none() {
+            // Before it authenticates a client gets nothing written back but the
+            // answer to `auth`: it cannot make the server write to a socket it
+            // does not read, and so stall its own session past the auth deadline.
+            match msg {
+                ws::Message::Text(text) => self.on_client_message(&text, ctx),
+                ws::Message::Close(reason) => {
+                    ctx.close(reason);
+                    ctx.stop();
+                }
+                ws::Message::Ping(_) | ws::Message::Pong(_) | ws::Message::Nop => {}
+                ws::Message::Binary(_) | ws::Message::Continuation(_) => {
+                    self.close(ctx, ws::CloseCode::Policy, "not authenticated")
+                }
+            }
+            return;
+        }
         match msg {
             ws::Message::Text(text) => self.on_client_message(&text, ctx),
             ws::Message::Binary(_) => ctx.text(frames::error(

@@ -37,6 +37,15 @@ async fn the_console_and_the_api_share_the_server() {
     }
     let (status, body, _) = app.request(Method::GET, "/app.js", None, None).await;
     assert_eq!((status.as_u16(), &body[..]), (200, &b"console.log(1)"[..]));
+    for missing in [
+        "/app.fedcba9876543210.js",
+        "/app_bg.0000000000000000.wasm",
+        "/x.css",
+    ] {
+        let (status, body, _) = app.request(Method::GET, missing, None, None).await;
+        assert_eq!(status.as_u16(), 404, "{missing}");
+        assert!(json_or_null(&body)["error"].is_string(), "{missing}");
+    }
 }
 
 /// Every response carries the browser protections; the console's page is
@@ -57,6 +66,9 @@ async fn responses_carry_security_and_cache_headers() {
             "no-cache",
         ),
         ("/app.js", None, "no-cache"),
+        // A hashed name with no file behind it is a 404, never the page cached
+        // for a year under that name.
+        ("/app.fedcba9876543210.js", None, "no-cache"),
         (
             "/app.0123456789abcdef.js",
             None,

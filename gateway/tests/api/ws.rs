@@ -939,3 +939,54 @@ async fn many_regex_histories_leave_the_database_to_rest_and_the_engine() {
         assert!(got.caught_up.is_some());
     }
 }
+
+/// Connections without a token are few per address and short-lived: past eight
+/// from one address the upgrade gets 429, and each is closed at the auth deadline,
+/// which gives its place back, even when its client reads nothing at all.
+#[actix_rt::test]
+async fn connections_that_do_not_authenticate_are_bounded_and_closed() {
+    let app = spawn_app_with(
+        FreshDb::new("sqlite"),
+        Tweaks {
+            ws: gateway::WsSettings {
+                auth_timeout_secs: 1,
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+    )
+    .await;
+    let connect = || {
+        awc::Client::new()
+            .ws(format!("ws://127.0.0.1:{}/ws", app.port))
+            .connect()
+    };
+    let mut waiting = Vec::new();
+    for _ in 0..gateway::ws::admission::MAX_UNAUTHENTICATED_PER_ADDR {
+        let (_, conn) = connect().await.expect("a place to authenticate");
+        waiting.push(conn);
+    }
+    match connect().await {
+        Err(awc::error::WsClientError::InvalidResponseStatus(status)) => {
+            assert_eq!(status, StatusCode::TOO_MANY_REQUESTS)
+        }
+        other => panic!("{:?}", other.map(|(r, _)| r.status())),
+    }
+    // With the token in the upgrade, a client needs no such place.
+    let _with_token = app.ws(Some(&app.viewer)).await;
+    // Unread, they are all closed at the deadline and their places come back.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match connect().await {
+            Ok(_) => break,
+            Err(e) => {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "never given back: {e}"
+                );
+                actix_rt::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+    drop(waiting);
+}

@@ -203,18 +203,28 @@ impl Plugin for Shell {
             .map_err(|e| PluginError::Failed(format!("cannot start {:?}: {e}", p.argv[0])))?;
         let pgid = child.id() as i32;
         let stop_reading = Arc::new(AtomicBool::new(false));
+        let pipes: [Option<OwnedFd>; 2] = [
+            child.stdout.take().map(Into::into),
+            child.stderr.take().map(Into::into),
+        ];
+        // Our own handles on the pipes, to see whether anything still writes to them.
+        let watched: Vec<Option<OwnedFd>> = pipes
+            .iter()
+            .map(|p| p.as_ref().and_then(|fd| fd.try_clone().ok()))
+            .collect();
+        let [out, err] = pipes;
         let readers = [
-            child.stdout.take().map(|out| {
+            out.map(|fd| {
                 spawn_reader(
-                    out.into(),
+                    fd,
                     ctx.logger.with_source("stdout"),
                     LogLevel::Info,
                     stop_reading.clone(),
                 )
             }),
-            child.stderr.take().map(|err| {
+            err.map(|fd| {
                 spawn_reader(
-                    err.into(),
+                    fd,
                     ctx.logger.with_source("stderr"),
                     LogLevel::Warning,
                     stop_reading.clone(),
@@ -248,18 +258,30 @@ impl Plugin for Shell {
         };
         // Orphans of the command would keep its pipes open; the group goes with it.
         signal_group(pgid, libc::SIGKILL);
-        // A process that left the group may still hold the pipes: read what is
-        // buffered, but not for longer than DRAIN.
+        // Readers still busy with a closed pipe are only behind (logging waits for
+        // the database): every line they hold is kept. A pipe something still
+        // writes to, DRAIN after the command ended, is held by a process that left
+        // the group: it is no longer read, so it cannot keep the task running.
         let drain_until = Instant::now() + DRAIN;
-        while readers.iter().flatten().any(|r| !r.is_finished()) && Instant::now() < drain_until {
+        loop {
+            let busy: Vec<&OwnedFd> = readers
+                .iter()
+                .zip(&watched)
+                .filter(|(r, _)| r.as_ref().is_some_and(|r| !r.is_finished()))
+                .filter_map(|(_, w)| w.as_ref())
+                .collect();
+            if busy.is_empty() {
+                break;
+            }
+            if Instant::now() >= drain_until && busy.iter().any(|fd| still_written(fd)) {
+                stop_reading.store(true, Ordering::SeqCst);
+                ctx.logger.with_source(RESERVED_SOURCE).warning(format!(
+                    "the command ended but its output was still held open {} s later, by a process that left its process group; that output is no longer read",
+                    DRAIN.as_secs()
+                ));
+                break;
+            }
             std::thread::sleep(POLL);
-        }
-        if readers.iter().flatten().any(|r| !r.is_finished()) {
-            stop_reading.store(true, Ordering::SeqCst);
-            ctx.logger.with_source(RESERVED_SOURCE).warning(format!(
-                "the command ended but its output was still held open {} s later, by a process that left its process group; that output is no longer read",
-                DRAIN.as_secs()
-            ));
         }
         for reader in readers.into_iter().flatten() {
             let _ = reader.join();
@@ -289,6 +311,18 @@ fn signal_group(pgid: i32, signal: i32) {
     unsafe {
         libc::kill(-pgid, signal);
     }
+}
+
+/// Whether some process still holds the write end of the pipe `fd` reads.
+fn still_written(fd: &OwnedFd) -> bool {
+    let mut pfd = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd for a descriptor we own; a zero timeout never blocks.
+    let ready = unsafe { libc::poll(&mut pfd, 1, 0) };
+    ready >= 0 && pfd.revents & libc::POLLHUP == 0
 }
 
 /// A pipe read with `poll(2)`, so that a reader blocked on a pipe that is never
