@@ -26,20 +26,17 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use actix_web::{web, HttpRequest, HttpResponse};
 use actix_web_actors::ws;
-use engine::batch::LogBatch;
-use protocol::{ClientMessage, FilterSpec, LogFilter, LogPage, TaskId, TaskInfo};
-use storage::logs::page_logs;
-use storage::LogQuery;
+use protocol::{ClientMessage, FilterSpec, LogFilter, TaskId};
 
 use super::admission::Slot;
 use super::frames;
-use super::subscription::{Phase, Subscription};
+use super::subscription::Subscription;
 use crate::auth::Caller;
-use crate::hub::{
-    Delivery, Follow, Inbox, Interest, Join, Leave, SessionId, Unfollow, Wake, WatchAll,
-};
-use crate::redact;
+use crate::hub::{Inbox, Join, Leave, SessionId, Unfollow, WatchAll};
 use crate::state::AppState;
+
+mod history;
+mod live;
 
 /// Largest client frame accepted.
 const MAX_CLIENT_FRAME: usize = 64 * 1024;
@@ -321,167 +318,6 @@ impl WsSession {
             ctx,
         );
     }
-
-    /// Reads the next page of history for the subscription's current phase.
-    fn read_history(&mut self, task_id: TaskId, generation: u64, ctx: &mut Ctx) {
-        let Some(sub) = self.subs.get(&task_id) else {
-            return;
-        };
-        let (db, filter) = (self.state.db.clone(), sub.filter.clone());
-        let query = LogQuery {
-            after_seq: sub.cursor,
-            before_seq: None,
-            limit: self.state.ws.history_page,
-        };
-        // One page at a time per session, and a bounded number server-wide, so that
-        // many subscriptions with filters SQL cannot narrow (`re`) cannot take every
-        // database connection from REST and the engine.
-        let (mine, server) = (self.history_turn.clone(), self.state.history_reads.clone());
-        ctx.spawn(
-            async move {
-                let mine = mine.acquire_owned().await;
-                let wait = tokio::time::timeout(HISTORY_WAIT, server.acquire_owned());
-                let Ok(Ok(permit)) = wait.await else {
-                    return None;
-                };
-                // The permits go with the database work and are given back when it
-                // ends, not when this session next runs: that waits for its client
-                // to read what was sent before.
-                Some(
-                    db.run(move |c| {
-                        let _held = (mine, permit);
-                        page_logs(c, task_id, &filter, &query)
-                    })
-                    .await,
-                )
-            }
-            .into_actor(self)
-            .map(move |page, act, ctx| act.history_read(task_id, generation, page, ctx)),
-        );
-    }
-
-    /// `page` is `None` when no history permit freed up in time.
-    fn history_read(
-        &mut self,
-        task_id: TaskId,
-        generation: u64,
-        page: Option<storage::Result<LogPage>>,
-        ctx: &mut Ctx,
-    ) {
-        if !self.current(task_id, generation) {
-            return;
-        }
-        let page = match page {
-            Some(Ok(page)) => page,
-            Some(Err(e)) => return self.fail_storage(task_id, &e, ctx),
-            None => {
-                return self.fail_subscription(
-                    task_id,
-                    "the server is busy reading other histories; subscribe again shortly".into(),
-                    ctx,
-                )
-            }
-        };
-        let sub = self.subs.get_mut(&task_id).expect("checked by current()");
-        let fresh = sub.history_page(page.logs, page.next_after_seq);
-        for frame in frames::logs(task_id, &fresh) {
-            ctx.text(frame);
-        }
-        if page.has_more {
-            return self.read_history(task_id, generation, ctx);
-        }
-        match sub.phase {
-            Phase::CatchUp => self.follow(task_id, generation, ctx),
-            Phase::Joining => self.go_live(task_id, ctx),
-            Phase::Live => {}
-        }
-    }
-
-    fn follow(&mut self, task_id: TaskId, generation: u64, ctx: &mut Ctx) {
-        if let Some(sub) = self.subs.get_mut(&task_id) {
-            sub.start_joining();
-        }
-        let hub = self.state.hub.clone();
-        let db = self.state.db.clone();
-        let session = self.id;
-        let interest = self
-            .subs
-            .get(&task_id)
-            .map(|sub| Interest::from(&*sub.filter))
-            .unwrap_or_default();
-        ctx.spawn(
-            async move {
-                let pending = hub
-                    .send(Follow {
-                        session,
-                        task_id,
-                        interest,
-                    })
-                    .await;
-                // Read after following: a status written before it is seen here, one
-                // written after it arrives as a TaskUpdate.
-                let task = db.run(move |c| storage::tasks::get_task(c, task_id)).await;
-                (pending, task)
-            }
-            .into_actor(self)
-            .map(move |(pending, task), act, ctx| {
-                if !act.current(task_id, generation) {
-                    return;
-                }
-                let sub = act.subs.get_mut(&task_id).expect("checked by current()");
-                match (pending, task) {
-                    (Ok(pending), Ok(task)) => {
-                        if let Some(task) = task {
-                            sub.note_status(task);
-                        }
-                        sub.joined(pending);
-                        act.read_history(task_id, generation, ctx);
-                    }
-                    (_, Err(e)) => act.fail_storage(task_id, &e, ctx),
-                    (Err(_), _) => {
-                        act.fail_subscription(task_id, "the live stream is unavailable".into(), ctx)
-                    }
-                }
-            }),
-        );
-    }
-
-    fn go_live(&mut self, task_id: TaskId, ctx: &mut Ctx) {
-        let Some(sub) = self.subs.get_mut(&task_id) else {
-            return;
-        };
-        sub.go_live();
-        let seq = sub.cursor;
-        let status = sub.task.clone();
-        self.flush(task_id, ctx);
-        ctx.text(frames::caught_up(task_id, seq));
-        if let Some(task) = status {
-            ctx.text(self.task_frame(&task));
-        }
-    }
-
-    fn flush(&mut self, task_id: TaskId, ctx: &mut Ctx) {
-        if let Some(sub) = self.subs.get_mut(&task_id) {
-            if !sub.outgoing.is_empty() {
-                let parts = sub.outgoing.take();
-                for frame in frames::live_logs(task_id, &parts) {
-                    ctx.text(frame);
-                }
-            }
-        }
-    }
-
-    fn flush_all(&mut self, ctx: &mut Ctx) {
-        let ready: Vec<TaskId> = self
-            .subs
-            .iter()
-            .filter(|(_, s)| !s.outgoing.is_empty())
-            .map(|(id, _)| *id)
-            .collect();
-        for task_id in ready {
-            self.flush(task_id, ctx);
-        }
-    }
 }
 
 impl Actor for WsSession {
@@ -535,79 +371,6 @@ impl Actor for WsSession {
 
     fn stopped(&mut self, _: &mut Ctx) {
         self.state.hub.do_send(Leave { session: self.id });
-    }
-}
-
-impl WsSession {
-    /// A `task` frame as this connection's caller may see it, with small params
-    /// only (status frames from the hub already are; the one after `caught_up`
-    /// comes from the database).
-    fn task_frame(&self, task: &TaskInfo) -> String {
-        let registry = &self.state.engine.registry;
-        let summary;
-        let task = if task.params_omitted {
-            task
-        } else {
-            summary = task.summary();
-            &summary
-        };
-        if redact::needed(registry, self.caller.as_ref(), task) {
-            frames::task(&redact::for_caller(
-                registry,
-                self.caller.as_ref(),
-                task.clone(),
-            ))
-        } else {
-            frames::task(task)
-        }
-    }
-
-    fn on_live_logs(&mut self, task_id: TaskId, batch: Arc<LogBatch>, ctx: &mut Ctx) {
-        let limit = self.state.ws.frame_max_entries;
-        let max_buffered = self.state.ws.max_queued_bytes;
-        let Some(sub) = self.subs.get_mut(&task_id) else {
-            return;
-        };
-        if !sub.live(batch, max_buffered) {
-            self.inbox.overflow();
-            self.check_overflow(ctx);
-            return;
-        }
-        if sub.outgoing.len() >= limit {
-            self.flush(task_id, ctx);
-        }
-    }
-
-    fn on_status(&mut self, task: &TaskInfo, ctx: &mut Ctx) {
-        match self.subs.get_mut(&task.id) {
-            Some(sub) => {
-                sub.note_status(task.clone());
-                if sub.phase == Phase::Live {
-                    // Records before the status, so a final status is the last word.
-                    self.flush(task.id, ctx);
-                    ctx.text(self.task_frame(task));
-                }
-            }
-            None if self.watch_all => ctx.text(self.task_frame(task)),
-            None => {}
-        }
-    }
-}
-
-impl Handler<Wake> for WsSession {
-    type Result = ();
-
-    fn handle(&mut self, _: Wake, ctx: &mut Ctx) {
-        for delivery in self.inbox.take() {
-            if self.check_overflow(ctx) {
-                return;
-            }
-            match delivery {
-                Delivery::Logs { task_id, batch } => self.on_live_logs(task_id, batch, ctx),
-                Delivery::Status(task) => self.on_status(&task, ctx),
-            }
-        }
-        self.check_overflow(ctx);
     }
 }
 

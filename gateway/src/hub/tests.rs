@@ -1,0 +1,200 @@
+//! The hub against stand-in sessions: what it delivers, skips and drops.
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use super::*;
+use protocol::{LogEntry, Timestamp};
+
+/// Stands in for a session that never runs: it only counts its wake-ups.
+struct Asleep(Arc<AtomicUsize>);
+
+impl Actor for Asleep {
+    type Context = Context<Self>;
+}
+
+impl Handler<Wake> for Asleep {
+    type Result = ();
+
+    fn handle(&mut self, _: Wake, _: &mut Context<Self>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+fn batch(task: TaskId, seqs: std::ops::Range<u64>, level: LogLevel) -> Arc<LogBatch> {
+    Arc::new(LogBatch::new(
+        task,
+        seqs.map(|seq| LogEntry {
+            seq,
+            timestamp: Timestamp(0),
+            level,
+            source: Arc::from("plugin"),
+            message: "x".repeat(100),
+            metadata: None,
+        })
+        .collect(),
+    ))
+}
+
+async fn join(
+    hub: &Addr<LogHub>,
+    session: SessionId,
+    max_bytes: u64,
+) -> (Arc<Inbox>, Arc<AtomicUsize>) {
+    let inbox = Arc::new(Inbox::new(max_bytes));
+    let wakes = Arc::new(AtomicUsize::new(0));
+    hub.send(Join {
+        session,
+        inbox: inbox.clone(),
+        wake: Asleep(wakes.clone()).start().recipient(),
+    })
+    .await
+    .unwrap();
+    (inbox, wakes)
+}
+
+fn logs_in(inbox: &Inbox) -> Vec<u64> {
+    inbox
+        .take()
+        .into_iter()
+        .filter_map(|d| match d {
+            Delivery::Logs { batch, .. } => Some(batch.first_seq()),
+            Delivery::Status(_) => None,
+        })
+        .collect()
+}
+
+#[actix_rt::test]
+async fn a_follower_gets_only_batches_its_level_and_sources_can_pass() {
+    let hub = LogHub::new(Duration::from_secs(60)).start();
+    let task = TaskId(uuid::Uuid::new_v4());
+    let (errors_only, _) = join(&hub, 1, 1 << 20).await;
+    let (other_source, _) = join(&hub, 2, 1 << 20).await;
+    let (everything, wakes) = join(&hub, 3, 1 << 20).await;
+    for (session, interest) in [
+        (
+            1,
+            Interest {
+                min_level: Some(LogLevel::Error),
+                sources: vec![],
+            },
+        ),
+        (
+            2,
+            Interest {
+                min_level: None,
+                sources: vec!["stdout".into()],
+            },
+        ),
+        (3, Interest::default()),
+    ] {
+        hub.send(Follow {
+            session,
+            task_id: task,
+            interest,
+        })
+        .await
+        .unwrap();
+    }
+    hub.send(LogsAppended {
+        batch: batch(task, 1..101, LogLevel::Info),
+    })
+    .await
+    .unwrap();
+    hub.send(LogsAppended {
+        batch: batch(task, 101..103, LogLevel::Error),
+    })
+    .await
+    .unwrap();
+    let stats = hub.send(GetHubStats).await.unwrap();
+    assert_eq!(logs_in(&errors_only), [101]);
+    assert!(logs_in(&other_source).is_empty());
+    assert_eq!(logs_in(&everything), [1, 101]);
+    assert_eq!(stats.delivered_batches, 3);
+    assert_eq!(stats.skipped_batches, 3);
+    assert_eq!(
+        wakes.load(Ordering::SeqCst),
+        1,
+        "one wake-up until the inbox is taken"
+    );
+}
+
+/// Only what a session leaves untaken counts: one that takes its inbox, however
+/// late, is never dropped; one that takes nothing is dropped and woken once it
+/// passes its bound, and the others go on.
+#[actix_rt::test]
+async fn a_session_is_judged_by_what_it_leaves_untaken() {
+    let hub = LogHub::new(Duration::from_secs(60)).start();
+    let task = TaskId(uuid::Uuid::new_v4());
+    let bound = 50_000;
+    let (reader, _) = join(&hub, 1, bound).await;
+    let (stuck, stuck_wakes) = join(&hub, 2, bound).await;
+    for session in [1, 2] {
+        hub.send(Follow {
+            session,
+            task_id: task,
+            interest: Interest::default(),
+        })
+        .await
+        .unwrap();
+    }
+    let per_batch = batch(task, 1..101, LogLevel::Info).bytes_passing(None, &[]);
+    let batches = 10 * bound / per_batch;
+    let mut read = Vec::new();
+    for i in 0..batches {
+        let first = 1 + i * 100;
+        hub.send(LogsAppended {
+            batch: batch(task, first..first + 100, LogLevel::Info),
+        })
+        .await
+        .unwrap();
+        if i % 2 == 1 {
+            read.extend(logs_in(&reader));
+        }
+    }
+    read.extend(logs_in(&reader));
+    assert_eq!(read, (0..batches).map(|i| 1 + i * 100).collect::<Vec<_>>());
+    assert!(!reader.overflowed());
+    assert!(stuck.overflowed());
+    assert!(stuck.take().is_empty(), "its memory is released");
+    assert_eq!(
+        stuck_wakes.load(Ordering::SeqCst),
+        2,
+        "woken for its first batch, then to close"
+    );
+    let stats = hub.send(GetHubStats).await.unwrap();
+    assert_eq!(stats.overflowed_sessions, 1);
+    assert_eq!(stats.sessions, 1);
+}
+
+/// A client that never reads again is dropped within the wait allowed, and what
+/// it held released, even when nothing more is sent to it.
+#[actix_rt::test]
+async fn a_session_that_leaves_a_delivery_untaken_too_long_is_dropped() {
+    let hub = LogHub::new(Duration::from_millis(200)).start();
+    let task = TaskId(uuid::Uuid::new_v4());
+    let (stuck, wakes) = join(&hub, 1, 1 << 20).await;
+    hub.send(Follow {
+        session: 1,
+        task_id: task,
+        interest: Interest::default(),
+    })
+    .await
+    .unwrap();
+    hub.send(LogsAppended {
+        batch: batch(task, 1..11, LogLevel::Info),
+    })
+    .await
+    .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while hub.send(GetHubStats).await.unwrap().sessions == 1 {
+        assert!(std::time::Instant::now() < deadline, "never dropped");
+        actix_rt::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(stuck.overflowed());
+    assert!(stuck.take().is_empty());
+    assert_eq!(wakes.load(Ordering::SeqCst), 2);
+    assert_eq!(
+        hub.send(GetHubStats).await.unwrap().feeds,
+        1,
+        "the batch is still pending for others"
+    );
+}
