@@ -29,6 +29,7 @@ const NUMBERS: &[(&str, u64, u64)] = &[
     ("http_workers", 1, 1_024),
     ("shutdown_grace_secs", 1, 3_600),
     ("auth_failures_per_minute", 1, 100_000),
+    ("export_stall_secs", 1, 3_600),
 ];
 
 /// Options that were replaced, with what to use instead: named in the error, since
@@ -296,6 +297,10 @@ pub fn load(
             },
             workers: numbers.get("http_workers").map(|w| *w as usize),
             ws_allowed_origins,
+            export_stall: std::time::Duration::from_secs(get(
+                "export_stall_secs",
+                HttpSettings::default().export_stall.as_secs(),
+            )),
             auth_failures_per_minute: get(
                 "auth_failures_per_minute",
                 u64::from(gateway::auth::DEFAULT_AUTH_FAILURES_PER_MINUTE),

@@ -33,6 +33,8 @@ pub struct HttpSettings {
     pub auth_failures_per_minute: u32,
     /// Origins besides the server's own whose pages may open WebSockets.
     pub ws_allowed_origins: Vec<String>,
+    /// An export whose client reads nothing this long is disconnected.
+    pub export_stall: Duration,
 }
 
 impl Default for HttpSettings {
@@ -44,6 +46,7 @@ impl Default for HttpSettings {
             workers: None,
             auth_failures_per_minute: crate::auth::DEFAULT_AUTH_FAILURES_PER_MINUTE,
             ws_allowed_origins: Vec::new(),
+            export_stall: Duration::from_secs(60),
         }
     }
 }
@@ -153,6 +156,7 @@ impl Application {
             history_reads: Arc::new(tokio::sync::Semaphore::new(
                 crate::ws::session::HISTORY_READS,
             )),
+            export_stall: config.http.export_stall,
             exports: Arc::new(tokio::sync::Semaphore::new(crate::routes::logs::EXPORTS)),
         });
         let token_data = web::Data::new(tokens);

@@ -22,6 +22,8 @@ pub struct AppState {
     pub heavy_reads: std::sync::Arc<tokio::sync::Semaphore>,
     /// Permits for WebSocket history pages, shared by all sessions.
     pub history_reads: std::sync::Arc<tokio::sync::Semaphore>,
+    /// An export whose client reads nothing this long is disconnected.
+    pub export_stall: std::time::Duration,
     /// Places for exports streaming at once.
     pub exports: std::sync::Arc<tokio::sync::Semaphore>,
 }

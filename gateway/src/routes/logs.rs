@@ -175,11 +175,18 @@ pub async fn export(
         )
         .retry_after(PERMIT_WAIT)
     })?;
-    let slot = Arc::new(slot);
+    let progress = Arc::new(Progress::new(slot));
+    watch_for_stall(
+        Arc::downgrade(&progress),
+        crate::ws::admission::ConnSocket::duplicate(&req),
+        state.export_stall,
+    );
     let heavy = state.heavy_reads.clone();
     let chunks = futures_util::stream::unfold(Some(0u64), move |after| {
-        let (db, filter, heavy, _slot) = (db.clone(), filter.clone(), heavy.clone(), slot.clone());
+        let (db, filter, heavy, progress) =
+            (db.clone(), filter.clone(), heavy.clone(), progress.clone());
         async move {
+            progress.touch();
             let after = after?;
             let _permit = match heavy_read(&heavy).await {
                 Ok(permit) => permit,
@@ -223,6 +230,64 @@ pub async fn export(
             parameters: vec![DispositionParam::Filename(format!("task-{id}.{extension}"))],
         })
         .streaming(chunks))
+}
+
+/// An export in flight: its place among the exports, and when its stream last
+/// produced a chunk (it is only asked for the next one once the client has read
+/// the previous one).
+struct Progress {
+    _slot: tokio::sync::OwnedSemaphorePermit,
+    started: std::time::Instant,
+    last_ms: std::sync::atomic::AtomicU64,
+}
+
+impl Progress {
+    fn new(slot: tokio::sync::OwnedSemaphorePermit) -> Self {
+        Progress {
+            _slot: slot,
+            started: std::time::Instant::now(),
+            last_ms: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    fn touch(&self) {
+        let now = self.started.elapsed().as_millis() as u64;
+        self.last_ms
+            .store(now, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn idle(&self) -> Duration {
+        let last = Duration::from_millis(self.last_ms.load(std::sync::atomic::Ordering::Relaxed));
+        self.started.elapsed().saturating_sub(last)
+    }
+}
+
+/// Disconnects a download whose client has read nothing for `stall`: its stream is
+/// not polled while the socket is full, so the watch runs beside it, and ends with
+/// the stream.
+fn watch_for_stall(
+    progress: std::sync::Weak<Progress>,
+    socket: Option<std::net::TcpStream>,
+    stall: Duration,
+) {
+    let Some(socket) = socket else { return };
+    let every = (stall / 4).clamp(Duration::from_millis(100), Duration::from_secs(5));
+    actix_web::rt::spawn(async move {
+        loop {
+            tokio::time::sleep(every).await;
+            let Some(progress) = progress.upgrade() else {
+                return;
+            };
+            if progress.idle() > stall {
+                log::warn!(
+                    "An export's client read nothing for {} s; its connection is shut down.",
+                    stall.as_secs()
+                );
+                let _ = socket.shutdown(std::net::Shutdown::Both);
+                return;
+            }
+        }
+    });
 }
 
 /// The most records one index answer lists (4 bytes each: 32 MiB).

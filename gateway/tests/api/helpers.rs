@@ -33,6 +33,7 @@ pub struct Tweaks {
     pub max_tasks_per_viewer: usize,
     pub ui_dir: std::path::PathBuf,
     pub auth_failures_per_minute: u32,
+    pub export_stall: Duration,
 }
 
 impl Default for Tweaks {
@@ -45,6 +46,7 @@ impl Default for Tweaks {
             max_tasks_per_viewer: engine::EngineSettings::default().max_tasks_per_viewer,
             ui_dir: "/nonexistent-ui".into(),
             auth_failures_per_minute: gateway::auth::DEFAULT_AUTH_FAILURES_PER_MINUTE,
+            export_stall: Duration::from_secs(60),
         }
     }
 }
@@ -88,6 +90,7 @@ pub async fn spawn_app_with(fresh: FreshDb, tweaks: Tweaks) -> TestApp {
             workers: Some(2),
             auth_failures_per_minute: tweaks.auth_failures_per_minute,
             ws_allowed_origins: vec!["https://console.example".into()],
+            export_stall: tweaks.export_stall,
         },
         admin_token: Some(ADMIN_TOKEN.into()),
     };

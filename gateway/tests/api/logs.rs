@@ -233,35 +233,44 @@ async fn the_whole_filtered_log_exports_as_ndjson_and_text() {
     );
 }
 
+/// `n` clients that ask for an export of `task`, read its first bytes, then stop
+/// reading.
+fn stalled_exports(
+    app: &crate::helpers::TestApp,
+    task: protocol::TaskId,
+    n: usize,
+) -> Vec<std::net::TcpStream> {
+    use std::io::{Read, Write};
+    (0..n)
+        .map(|_| {
+            let mut socket = std::net::TcpStream::connect(("127.0.0.1", app.port)).unwrap();
+            write!(
+                socket,
+                "GET /api/tasks/{task}/logs/export HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {}\r\n\r\n",
+                app.viewer
+            )
+            .unwrap();
+            socket
+                .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+                .unwrap();
+            let mut first = [0u8; 12];
+            socket.read_exact(&mut first).unwrap();
+            assert_eq!(&first, b"HTTP/1.1 200");
+            socket
+        })
+        .collect()
+}
+
 /// Exports that are downloaded slowly (or not at all) hold no database capacity:
 /// the console's index still answers at once. Beyond the exports allowed at once a
 /// new one gets 503 with Retry-After, never an indefinite wait.
 #[actix_rt::test]
 async fn stalled_exports_never_block_the_index() {
-    use std::io::{Read, Write};
-
     let app = spawn_app("sqlite").await;
     let task = app
         .run_task("synthetic", serde_json::json!({"count": 200_000}))
         .await;
-    // Clients that ask for an export, read its first bytes, then stop reading.
-    let mut stalled = Vec::new();
-    for _ in 0..4 {
-        let mut socket = std::net::TcpStream::connect(("127.0.0.1", app.port)).unwrap();
-        write!(
-            socket,
-            "GET /api/tasks/{}/logs/export HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {}\r\n\r\n",
-            task.id, app.viewer
-        )
-        .unwrap();
-        socket
-            .set_read_timeout(Some(std::time::Duration::from_secs(30)))
-            .unwrap();
-        let mut first = [0u8; 12];
-        socket.read_exact(&mut first).unwrap();
-        assert_eq!(&first, b"HTTP/1.1 200");
-        stalled.push(socket);
-    }
+    let stalled = stalled_exports(&app, task.id, 4);
     let (status, body, _) = app
         .request(
             awc::http::Method::GET,
@@ -284,4 +293,60 @@ async fn stalled_exports_never_block_the_index() {
     assert!(String::from_utf8_lossy(&body).contains("exports are streaming"));
     assert!(headers.contains_key("retry-after"));
     drop(stalled);
+}
+
+/// Downloads that stop reading cannot hold the export places: past
+/// `export_stall_secs` without reading, they are disconnected and a new export
+/// gets a place.
+#[actix_rt::test]
+async fn exports_that_stop_reading_are_disconnected() {
+    use std::io::Read;
+
+    let app = crate::helpers::spawn_app_with(
+        testkit::FreshDb::new("sqlite"),
+        crate::helpers::Tweaks {
+            export_stall: std::time::Duration::from_secs(2),
+            ..Default::default()
+        },
+    )
+    .await;
+    let task = app
+        .run_task("synthetic", serde_json::json!({"count": 200_000}))
+        .await;
+    let stalled = stalled_exports(&app, task.id, 4);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let (status, _, _) = app
+            .request(
+                awc::http::Method::GET,
+                &format!("/api/tasks/{}/logs/export?level=ERROR", task.id),
+                Some(&app.viewer),
+                None,
+            )
+            .await;
+        if status == StatusCode::OK {
+            break;
+        }
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the places never came back"
+        );
+        actix_rt::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    // Each stalled download, read now, ends: what was sent, then the end.
+    for mut socket in stalled {
+        socket
+            .set_read_timeout(Some(std::time::Duration::from_secs(20)))
+            .unwrap();
+        let mut rest = Vec::new();
+        let end = socket.read_to_end(&mut rest);
+        assert!(
+            end.is_ok()
+                || end
+                    .as_ref()
+                    .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset),
+            "{end:?}"
+        );
+    }
 }
