@@ -181,12 +181,7 @@ pub fn load(
         }
     };
     let mut ws_allowed_origins = Vec::new();
-    for origin in values
-        .get("ws_allowed_origins")
-        .map(|v| v.split(',').map(str::trim).filter(|o| !o.is_empty()))
-        .into_iter()
-        .flatten()
-    {
+    for origin in items(&values, "ws_allowed_origins") {
         let valid = origin.split_once("://").is_some_and(|(scheme, host)| {
             ["http", "https"].contains(&scheme)
                 && !host.is_empty()
@@ -201,12 +196,7 @@ pub fn load(
         }
     }
     let mut env_passthrough = Vec::new();
-    for name in values
-        .get("shell_env_passthrough")
-        .map(|v| v.split(',').map(str::trim).filter(|n| !n.is_empty()))
-        .into_iter()
-        .flatten()
-    {
+    for name in items(&values, "shell_env_passthrough") {
         let valid = name
             .chars()
             .next()
@@ -307,6 +297,16 @@ pub fn load(
             ) as u32,
         },
         admin_token,
+    })
+}
+
+/// The items of a list option (comma-separated, as the file's arrays are joined).
+fn items<'a>(values: &'a BTreeMap<&str, String>, name: &str) -> Vec<&'a str> {
+    values.get(name).map_or_else(Vec::new, |v| {
+        v.split(',')
+            .map(str::trim)
+            .filter(|i| !i.is_empty())
+            .collect()
     })
 }
 

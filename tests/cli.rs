@@ -6,15 +6,9 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{stdout, wait_done, Server, ADMIN, BIN};
-use protocol::{LogEntry, TaskInfo, TaskStatus};
+use common::{entries, stdout, wait_done, Server, ADMIN, BIN};
+use protocol::{TaskInfo, TaskStatus};
 use testkit::{backends, free_port, FreshDb};
-
-fn entries(text: &str) -> Vec<LogEntry> {
-    text.lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
 
 /// The new-user walk-through: run a synthetic and a shell task, filter their logs
 /// with the CLI, restart the server with SIGTERM and find every line.

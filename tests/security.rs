@@ -6,15 +6,9 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{stdout, Server, ADMIN};
-use protocol::{LogEntry, TaskInfo, TaskStatus};
+use common::{entries, stdout, Server, ADMIN};
+use protocol::{TaskInfo, TaskStatus};
 use testkit::{free_port, FreshDb};
-
-fn entries(text: &str) -> Vec<LogEntry> {
-    text.lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
 
 fn run_shell(server: &Server, params: serde_json::Value) -> String {
     stdout(&server.cli(&["run", "shell", "--params", &params.to_string()]))

@@ -115,6 +115,13 @@ impl Drop for Server {
     }
 }
 
+/// Records printed one JSON object a line (`tasklens logs --json`).
+pub fn entries(text: &str) -> Vec<protocol::LogEntry> {
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
 /// The output as text, asserting the command succeeded.
 pub fn stdout(out: &Output) -> String {
     assert!(

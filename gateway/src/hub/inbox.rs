@@ -63,6 +63,16 @@ struct State {
     overflowed: bool,
 }
 
+impl State {
+    /// Empties the inbox for good: the client fell too far behind.
+    fn overflow(&mut self) {
+        self.items = VecDeque::new();
+        self.bytes = 0;
+        self.waiting_since = None;
+        self.overflowed = true;
+    }
+}
+
 #[derive(Debug)]
 pub struct Inbox {
     state: Mutex<State>,
@@ -107,10 +117,7 @@ impl Inbox {
             return Pushed::Overflowed;
         }
         if !st.items.is_empty() && st.bytes.saturating_add(bytes) > self.max_bytes {
-            st.items = VecDeque::new();
-            st.bytes = 0;
-            st.waiting_since = None;
-            st.overflowed = true;
+            st.overflow();
             return Pushed::Overflowed;
         }
         if st.items.is_empty() {
@@ -138,11 +145,7 @@ impl Inbox {
     /// Marks the client as fallen too far behind (also used by the session for what
     /// it buffers itself); the inbox is emptied and takes nothing more.
     pub fn overflow(&self) {
-        let mut st = self.lock();
-        st.items = VecDeque::new();
-        st.bytes = 0;
-        st.waiting_since = None;
-        st.overflowed = true;
+        self.lock().overflow();
     }
 
     /// Overflows the inbox if its oldest delivery has waited longer than `max_wait`
@@ -153,10 +156,7 @@ impl Inbox {
             .waiting_since
             .is_some_and(|since| since.elapsed() > max_wait);
         if waited {
-            st.items = VecDeque::new();
-            st.bytes = 0;
-            st.waiting_since = None;
-            st.overflowed = true;
+            st.overflow();
         }
         waited
     }

@@ -187,40 +187,28 @@ impl LogHub {
     /// Drops the sessions whose clients left deliveries unread for too long, and
     /// disconnects them: such a client reads nothing, not even why it is closed.
     fn sweep(&mut self) {
-        let stale: Vec<SessionId> = self
-            .sessions
-            .iter()
-            .filter(|(_, link)| link.inbox.overflow_if_waiting(self.max_unread))
-            .map(|(id, _)| *id)
-            .collect();
-        for id in stale {
-            if let Some(link) = self.sessions.get(&id) {
-                link.inbox.disconnect();
+        // A client that left a delivery unread too long, or did not authenticate
+        // in time, reads nothing, not even why it is closed: it is disconnected. A
+        // session that flagged itself too slow (while joining) is dropped and may
+        // still read its reason. None of them may be able to run to close itself.
+        let mut ended = Vec::new();
+        for (id, link) in &self.sessions {
+            let inbox = &link.inbox;
+            if inbox.overflow_if_waiting(self.max_unread) {
+                ended.push((*id, true, true));
+            } else if inbox.past_deadline(Duration::from_secs(2)) {
+                ended.push((*id, true, false));
+            } else if inbox.overflowed() {
+                ended.push((*id, false, true));
             }
-            self.drop_session(id, true);
         }
-        // Sessions that flagged themselves too slow (while joining), and ones that
-        // did not authenticate in time: neither may be able to run to close.
-        let unauthenticated: Vec<SessionId> = self
-            .sessions
-            .iter()
-            .filter(|(_, link)| link.inbox.past_deadline(Duration::from_secs(2)))
-            .map(|(id, _)| *id)
-            .collect();
-        for id in unauthenticated {
-            if let Some(link) = self.sessions.get(&id) {
-                link.inbox.disconnect();
+        for (id, disconnect, too_slow) in ended {
+            if disconnect {
+                if let Some(link) = self.sessions.get(&id) {
+                    link.inbox.disconnect();
+                }
             }
-            self.drop_session(id, false);
-        }
-        let overflowed: Vec<SessionId> = self
-            .sessions
-            .iter()
-            .filter(|(_, link)| link.inbox.overflowed())
-            .map(|(id, _)| *id)
-            .collect();
-        for id in overflowed {
-            self.drop_session(id, true);
+            self.drop_session(id, too_slow);
         }
         // Only the hub still holding the inbox means the session has ended.
         let max_unread = self.max_unread;

@@ -212,25 +212,21 @@ impl Plugin for Shell {
             .iter()
             .map(|p| p.as_ref().and_then(|fd| fd.try_clone().ok()))
             .collect();
-        let [out, err] = pipes;
-        let readers = [
-            out.map(|fd| {
-                spawn_reader(
-                    fd,
-                    ctx.logger.with_source("stdout"),
-                    LogLevel::Info,
-                    stop_reading.clone(),
-                )
-            }),
-            err.map(|fd| {
-                spawn_reader(
-                    fd,
-                    ctx.logger.with_source("stderr"),
-                    LogLevel::Warning,
-                    stop_reading.clone(),
-                )
-            }),
-        ];
+        let streams = [("stdout", LogLevel::Info), ("stderr", LogLevel::Warning)];
+        let readers: Vec<_> = pipes
+            .into_iter()
+            .zip(streams)
+            .map(|(pipe, (source, level))| {
+                pipe.map(|fd| {
+                    spawn_reader(
+                        fd,
+                        ctx.logger.with_source(source),
+                        level,
+                        stop_reading.clone(),
+                    )
+                })
+            })
+            .collect();
 
         let started = Instant::now();
         let mut stopping: Option<(Instant, &'static str)> = None;

@@ -145,8 +145,10 @@ impl WsSession {
         let status = sub.task.clone();
         self.flush(task_id, ctx);
         ctx.text(frames::caught_up(task_id, seq));
+        // Read from the database, so with all its params: small ones only, as in
+        // every status frame the hub delivers.
         if let Some(task) = status {
-            ctx.text(self.task_frame(&task));
+            ctx.text(self.task_frame(&task.summary()));
         }
     }
 }

@@ -37,18 +37,9 @@ impl WsSession {
         }
     }
 
-    /// A `task` frame as this connection's caller may see it, with small params
-    /// only (status frames from the hub already are; the one after `caught_up`
-    /// comes from the database).
+    /// A `task` frame as this connection's caller may see it.
     pub(super) fn task_frame(&self, task: &TaskInfo) -> String {
         let registry = &self.state.engine.registry;
-        let summary;
-        let task = if task.params_omitted {
-            task
-        } else {
-            summary = task.summary();
-            &summary
-        };
         if redact::needed(registry, self.caller.as_ref(), task) {
             frames::task(&redact::for_caller(
                 registry,
