@@ -30,6 +30,8 @@ const NUMBERS: &[(&str, u64, u64)] = &[
     ("shutdown_grace_secs", 1, 3_600),
     ("auth_failures_per_minute", 1, 100_000),
     ("export_stall_secs", 1, 3_600),
+    ("worker_grace_secs", 1, 86_400),
+    ("worker_max_unacked_bytes", 1 << 20, 1 << 30),
 ];
 
 /// Options that were replaced, with what to use instead: named in the error, since
@@ -267,6 +269,10 @@ pub fn load(
                 enabled: shell_enabled,
                 env_passthrough,
             },
+            worker_grace: std::time::Duration::from_secs(get(
+                "worker_grace_secs",
+                engine_defaults.worker_grace.as_secs(),
+            )),
         },
         http: HttpSettings {
             bind,
@@ -283,6 +289,10 @@ pub fn load(
                     "ws_max_connections_per_token",
                     ws_defaults.max_connections_per_token as u64,
                 ) as usize,
+                worker_max_unacked_bytes: get(
+                    "worker_max_unacked_bytes",
+                    ws_defaults.worker_max_unacked_bytes,
+                ),
                 ..ws_defaults
             },
             workers: numbers.get("http_workers").map(|w| *w as usize),

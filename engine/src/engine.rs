@@ -11,7 +11,9 @@ use storage::Db;
 use crate::batch::BufferGate;
 use crate::events::EngineEvents;
 use crate::logger::now_micros;
-use crate::manager::{CancelOutcome, CancelTask, ManagerParts, Shutdown, StartTask, TaskManager};
+use crate::manager::{
+    CancelOutcome, ManagerParts, RequestCancel, Shutdown, StartTask, TaskManager,
+};
 use crate::plugin::PluginRegistry;
 use crate::retention::RetentionActor;
 use crate::settings::{LiveSettings, SettingsActor};
@@ -40,6 +42,8 @@ pub struct EngineSettings {
     pub max_tasks_per_viewer: usize,
     /// What the `shell` plugin may do (the server builds its registry with it).
     pub shell: crate::plugin::builtin::shell::ShellSettings,
+    /// How long the tasks of a worker that disconnected wait for it to come back.
+    pub worker_grace: Duration,
 }
 
 impl Default for EngineSettings {
@@ -54,6 +58,7 @@ impl Default for EngineSettings {
             max_queued_tasks: 1_000,
             max_tasks_per_viewer: 20,
             shell: Default::default(),
+            worker_grace: Duration::from_secs(30),
         }
     }
 }
@@ -81,7 +86,7 @@ impl Engine {
         db: Db,
         registry: PluginRegistry,
         settings: EngineSettings,
-        events: EngineEvents,
+        mut events: EngineEvents,
     ) -> Result<Engine, EngineError> {
         let loaded = db.run(storage::settings::load_log_settings).await?;
         let now = Timestamp(now_micros());
@@ -95,9 +100,13 @@ impl Engine {
         }
         let live = LiveSettings::new(loaded);
         let gate = Arc::new(BufferGate::new(settings.sink.buffer_max_rows));
+        // The manager is addressed before it starts: the sink tells it what is durable.
+        let manager_ctx = Context::<TaskManager>::new();
+        let manager = manager_ctx.address();
+        events.durable = Some(manager.clone().recipient());
         let sink = LogSink::new(db.clone(), settings.sink, gate.clone(), events.clone()).start();
         let registry = Arc::new(registry);
-        let manager = TaskManager::new(ManagerParts {
+        manager_ctx.run(TaskManager::new(ManagerParts {
             db: db.clone(),
             registry: registry.clone(),
             live: live.clone(),
@@ -108,9 +117,11 @@ impl Engine {
             max_queued: settings.max_queued_tasks,
             max_per_viewer: settings.max_tasks_per_viewer,
             handover_interval: Duration::from_millis(settings.handover_interval_ms.max(1)),
-        })
-        .start();
-        let settings_actor = SettingsActor::new(db.clone(), live.clone()).start();
+            worker_grace: settings.worker_grace,
+        }));
+        let settings_actor = SettingsActor::new(db.clone(), live.clone())
+            .publishing_to(manager.clone().recipient())
+            .start();
         if let Some(days) = settings.retention_days {
             RetentionActor::new(
                 db.clone(),
@@ -154,7 +165,20 @@ impl Engine {
         id: TaskId,
         by: Option<String>,
     ) -> Result<CancelOutcome, EngineError> {
-        self.manager.send(CancelTask { id, by }).await?
+        self.manager.send(RequestCancel { id, by }).await?
+    }
+
+    /// Every plugin: the built-in ones, then those of remote workers, by name.
+    pub async fn plugins(&self) -> Result<Vec<protocol::PluginInfo>, EngineError> {
+        let mut all = self.registry.list();
+        let remote = self.manager.send(crate::remote::ListRemotePlugins).await?;
+        all.extend(remote);
+        Ok(all)
+    }
+
+    /// The remote workers, connected or away within their grace.
+    pub async fn workers(&self) -> Result<Vec<protocol::WorkerInfo>, EngineError> {
+        Ok(self.manager.send(crate::remote::ListWorkers).await?)
     }
 
     /// Interrupts every task, waits until each has written its final status, then

@@ -21,6 +21,9 @@ pub enum EngineError {
     TaskNotFound(TaskId),
     #[error("task {id} has already ended ({status})")]
     TaskEnded { id: TaskId, status: TaskStatus },
+    /// A worker connection broke the protocol or asked for what it may not have.
+    #[error("{0}")]
+    Worker(String),
     #[error("the server is shutting down and accepts no new tasks")]
     ShuttingDown,
     #[error(transparent)]

@@ -37,6 +37,9 @@ pub struct EngineEvents {
     pub logs: Option<Recipient<LogsAppended>>,
     pub persisted: Option<Recipient<LogsPersisted>>,
     pub status: Option<Recipient<TaskStatusChanged>>,
+    /// The engine's own listener for durability (the task manager, which
+    /// acknowledges remote workers' records); set by `Engine::start`.
+    pub(crate) durable: Option<Recipient<LogsPersisted>>,
 }
 
 impl EngineEvents {
@@ -50,6 +53,9 @@ impl EngineEvents {
 
     pub fn logs_persisted(&self, task_id: TaskId, up_to_seq: u64) {
         if let Some(r) = &self.persisted {
+            r.do_send(LogsPersisted { task_id, up_to_seq });
+        }
+        if let Some(r) = &self.durable {
             r.do_send(LogsPersisted { task_id, up_to_seq });
         }
     }

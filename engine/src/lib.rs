@@ -14,6 +14,7 @@
 //! - [`batch`]: shared batches and the `BufferGate` that bounds un-durable records.
 //! - [`settings`]: `SettingsActor` and `LiveSettings` (runtime logging settings).
 //! - [`plugin`]: the plugin API, legacy adapter and `log` capture, belief_scope, built-ins.
+//! - [`remote`]: plugins in other processes (workers), reached through the same messages.
 //! - [`retention`]: deletion of old finished tasks.
 //! - [`events`]: what the engine publishes (records appended, persisted, task status).
 
@@ -25,6 +26,7 @@ pub mod events;
 pub mod logger;
 pub mod manager;
 pub mod plugin;
+pub mod remote;
 pub mod retention;
 pub mod settings;
 pub mod sink;
@@ -34,5 +36,7 @@ pub use engine::{Engine, EngineSettings};
 pub use error::EngineError;
 pub use events::{EngineEvents, LogsAppended, LogsPersisted, TaskStatusChanged};
 pub use logger::TaskLogger;
-pub use plugin::{Plugin, PluginError, PluginRegistry, TaskContext};
+pub use plugin::{
+    ActorPlugin, AnyPlugin, BlockingPlugin, Describe, PluginError, PluginRegistry, TaskContext,
+};
 pub use sink::LogSinkSettings;

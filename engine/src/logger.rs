@@ -231,6 +231,46 @@ impl TaskLogger {
         }
     }
 
+    /// Takes records numbered elsewhere (by a remote worker), in seq order: those whose
+    /// seq this task already has are skipped, the rest must continue the sequence
+    /// without a gap. Never blocks: the worker's own window of unacknowledged records
+    /// bounds what it sends. Returns how many were new.
+    ///
+    /// # Errors
+    /// A seq that does not follow the last one, or a task that has ended; nothing of
+    /// `entries` from that record on is kept.
+    pub fn append_numbered(&self, entries: Vec<LogEntry>) -> Result<usize, AppendError> {
+        let mut st = self.core.state.lock().unwrap_or_else(|e| e.into_inner());
+        if st.closed {
+            return Err(AppendError::Ended);
+        }
+        let mut added = 0;
+        for mut entry in entries {
+            if entry.seq <= st.next_seq {
+                continue;
+            }
+            if entry.seq != st.next_seq + 1 {
+                let last = st.next_seq;
+                if added > 0 {
+                    self.core.hand_over_locked(&mut st);
+                }
+                return Err(AppendError::Gap {
+                    seq: entry.seq,
+                    last,
+                });
+            }
+            entry.message = cap_message(entry.message);
+            st.next_seq = entry.seq;
+            st.last_ts = st.last_ts.max(entry.timestamp.0);
+            st.buffer.push(entry);
+            added += 1;
+            if st.buffer.len() >= HANDOVER_ROWS {
+                self.core.hand_over_locked(&mut st);
+            }
+        }
+        Ok(added)
+    }
+
     /// Hands the buffered records over now (never blocks).
     pub fn flush(&self) {
         let mut st = self.core.state.lock().unwrap_or_else(|e| e.into_inner());
@@ -272,6 +312,15 @@ impl LoggerCore {
         });
         self.outlet.events.logs_appended(&batch);
     }
+}
+
+/// Why [`TaskLogger::append_numbered`] refused records.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AppendError {
+    #[error("seq {seq} does not follow {last}: records must be numbered 1, 2, 3, … without gaps")]
+    Gap { seq: u64, last: u64 },
+    #[error("the task has ended and takes no more records")]
+    Ended,
 }
 
 /// Microseconds since the Unix epoch, now.

@@ -2,7 +2,7 @@
 //! the rest wait in a FIFO queue), cancels them and shuts them all down.
 //!
 //! State: the plugin registry, the running tasks' actors, the queue. Messages:
-//! [`StartTask`], [`CancelTask`] and [`Shutdown`] from the gateway; [`TaskFinished`]
+//! [`StartTask`], [`RequestCancel`] and [`Shutdown`] from the gateway; [`TaskFinished`]
 //! from task actors. A task is stored as `queued` before `StartTask` replies, so its
 //! id is valid for every other endpoint at once. Backpressure: the queue is where
 //! tasks wait, at most `max_queued_tasks` of them, and a viewer may have at most
@@ -21,9 +21,11 @@ use tokio::sync::oneshot;
 
 use crate::batch::BufferGate;
 use crate::events::EngineEvents;
+use crate::events::LogsPersisted;
 use crate::logger::{now_micros, Outlet, TaskLogger};
-use crate::plugin::{CancelToken, PluginRegistry};
-use crate::settings::LiveSettings;
+use crate::plugin::{AnyPlugin, CancelToken, LogSettingsChanged, PluginRegistry};
+use crate::remote::book::Workers;
+use crate::settings::{LiveSettings, SettingsPublished};
 use crate::sink::LogSink;
 use crate::task::{Cancel, CancelReason, Execute, ForceEnd, TaskActor, TaskFinished, TaskParts};
 use crate::EngineError;
@@ -42,7 +44,7 @@ pub struct StartTask {
 /// Cancel a queued or running task.
 #[derive(Debug, Message)]
 #[rtype(result = "Result<CancelOutcome, EngineError>")]
-pub struct CancelTask {
+pub struct RequestCancel {
     pub id: TaskId,
     pub by: Option<String>,
 }
@@ -75,20 +77,31 @@ struct Queued {
     info: TaskInfo,
 }
 
+/// A task whose actor runs.
+pub(crate) struct Running {
+    pub actor: Addr<TaskActor>,
+    /// Runs on a worker (does not take one of `max_concurrent` places).
+    pub remote: bool,
+}
+
 /// The largest params accepted, as serialised JSON: they are stored, listed and sent
 /// to every watcher, so a task's description stays small; bulk input belongs in a
 /// file or service the plugin reads.
 pub const MAX_PARAMS_BYTES: usize = 64 * 1024;
 
 pub struct TaskManager {
-    db: Db,
-    registry: Arc<PluginRegistry>,
-    live: LiveSettings,
+    pub(crate) db: Db,
+    pub(crate) registry: Arc<PluginRegistry>,
+    pub(crate) live: LiveSettings,
     sink: Addr<LogSink>,
     gate: Arc<BufferGate>,
-    events: EngineEvents,
-    running: HashMap<TaskId, (Addr<TaskActor>, CancelToken)>,
+    pub(crate) events: EngineEvents,
+    pub(crate) running: HashMap<TaskId, Running>,
+    /// Running tasks of built-in plugins.
+    local_running: usize,
     queue: VecDeque<Queued>,
+    pub(crate) workers: Workers,
+    pub(crate) worker_grace: Duration,
     /// Tasks accepted and being stored, not yet in `queue`.
     admitting: usize,
     /// Queued or running (or being stored) tasks per creator.
@@ -97,7 +110,7 @@ pub struct TaskManager {
     max_queued: usize,
     max_per_viewer: usize,
     handover_interval: Duration,
-    shutting_down: bool,
+    pub(crate) shutting_down: bool,
     shutdown_waiters: Vec<oneshot::Sender<()>>,
 }
 
@@ -113,6 +126,8 @@ pub struct ManagerParts {
     pub max_queued: usize,
     pub max_per_viewer: usize,
     pub handover_interval: Duration,
+    /// How long a disconnected worker's tasks wait for it.
+    pub worker_grace: Duration,
 }
 
 impl TaskManager {
@@ -125,7 +140,10 @@ impl TaskManager {
             gate: parts.gate,
             events: parts.events,
             running: HashMap::new(),
+            local_running: 0,
             queue: VecDeque::new(),
+            workers: Workers::default(),
+            worker_grace: parts.worker_grace,
             admitting: 0,
             active_by_creator: HashMap::new(),
             max_concurrent: parts.max_concurrent.max(1),
@@ -165,41 +183,71 @@ impl TaskManager {
         }
     }
 
-    fn start_queued(&mut self, ctx: &mut Context<Self>) {
-        while self.running.len() < self.max_concurrent && !self.shutting_down {
-            let Some(Queued { info }) = self.queue.pop_front() else {
-                break;
-            };
-            let Some(plugin) = self.registry.get(&info.plugin) else {
-                continue; // registry is fixed at start; a queued task's plugin exists
-            };
-            let cancel = CancelToken::new();
-            let logger = TaskLogger::new(
-                info.id,
-                self.live.clone(),
-                cancel.clone(),
-                Outlet {
-                    sink: self.sink.clone().recipient(),
-                    events: self.events.clone(),
-                    gate: self.gate.clone(),
-                },
-            );
-            let id = info.id;
-            let actor = TaskActor::new(TaskParts {
-                info,
-                plugin,
-                logger,
-                cancel: cancel.clone(),
-                db: self.db.clone(),
-                sink: self.sink.clone(),
-                events: self.events.clone(),
-                finished: ctx.address().recipient(),
-                handover_interval: self.handover_interval,
-            })
-            .start();
-            actor.do_send(Execute);
-            self.running.insert(id, (actor, cancel));
+    /// Starts what may start: tasks of built-in plugins while fewer than
+    /// `max_concurrent` run, tasks of remote plugins while a worker offering them has
+    /// a free place; each kind in queue order.
+    pub(crate) fn start_queued(&mut self, ctx: &mut Context<Self>) {
+        let mut i = 0;
+        while i < self.queue.len() && !self.shutting_down {
+            let name = &self.queue[i].info.plugin;
+            if let Some(plugin) = self.registry.get(name) {
+                if self.local_running < self.max_concurrent {
+                    let Queued { info } = self.queue.remove(i).expect("index is valid");
+                    let cancel = CancelToken::new();
+                    let logger = self.new_logger(info.id, &cancel);
+                    self.launch(info, plugin, logger, cancel, ctx);
+                    continue;
+                }
+            } else if let Some(worker) = self.workers.pick(name) {
+                let Queued { info } = self.queue.remove(i).expect("index is valid");
+                self.launch_remote(info, worker, false, ctx);
+                continue;
+            }
+            i += 1;
         }
+    }
+
+    pub(crate) fn new_logger(&self, id: TaskId, cancel: &CancelToken) -> TaskLogger {
+        TaskLogger::new(
+            id,
+            self.live.clone(),
+            cancel.clone(),
+            Outlet {
+                sink: self.sink.clone().recipient(),
+                events: self.events.clone(),
+                gate: self.gate.clone(),
+            },
+        )
+    }
+
+    /// Starts the task's actor with `plugin`.
+    pub(crate) fn launch(
+        &mut self,
+        info: TaskInfo,
+        plugin: Arc<dyn AnyPlugin>,
+        logger: TaskLogger,
+        cancel: CancelToken,
+        ctx: &mut Context<Self>,
+    ) {
+        let id = info.id;
+        let remote = self.workers.runs.contains_key(&id);
+        let actor = TaskActor::new(TaskParts {
+            info,
+            plugin,
+            logger,
+            cancel,
+            db: self.db.clone(),
+            sink: self.sink.clone(),
+            events: self.events.clone(),
+            finished: ctx.address().recipient(),
+            handover_interval: self.handover_interval,
+        })
+        .start();
+        actor.do_send(Execute);
+        if !remote {
+            self.local_running += 1;
+        }
+        self.running.insert(id, Running { actor, remote });
     }
 
     fn resolve_shutdown_if_idle(&mut self) {
@@ -208,6 +256,27 @@ impl TaskManager {
                 let _ = tx.send(());
             }
         }
+    }
+}
+
+/// A task as created, queued.
+pub(crate) fn new_task(
+    plugin: &str,
+    params: serde_json::Value,
+    created_by: Option<String>,
+) -> TaskInfo {
+    TaskInfo {
+        id: TaskId(uuid::Uuid::now_v7()),
+        plugin: plugin.to_owned(),
+        params,
+        status: TaskStatus::Queued,
+        created_at: Timestamp(now_micros()),
+        started_at: None,
+        finished_at: None,
+        result: None,
+        error: None,
+        created_by,
+        params_omitted: false,
     }
 }
 
@@ -223,11 +292,12 @@ impl Handler<StartTask> for TaskManager {
             if self.shutting_down {
                 return Err(EngineError::ShuttingDown);
             }
-            let plugin = self
-                .registry
-                .get(&msg.plugin)
-                .ok_or_else(|| EngineError::UnknownPlugin(msg.plugin.clone()))?;
-            if plugin.privileged() && msg.role != Role::Admin {
+            let plugin = self.registry.get(&msg.plugin);
+            let offer = self.workers.offer(&msg.plugin);
+            if plugin.is_none() && offer.is_none() {
+                return Err(EngineError::UnknownPlugin(msg.plugin.clone()));
+            }
+            if plugin.as_ref().is_some_and(|p| p.privileged()) && msg.role != Role::Admin {
                 return Err(EngineError::PrivilegedPlugin(msg.plugin.clone()));
             }
             let bytes = serde_json::to_vec(&msg.params).map_or(usize::MAX, |v| v.len());
@@ -238,25 +308,22 @@ impl Handler<StartTask> for TaskManager {
                 });
             }
             self.admit(&msg)?;
-            plugin
-                .validate(&msg.params)
-                .map_err(|reason| EngineError::BadParams {
-                    plugin: msg.plugin.clone(),
-                    reason,
-                })?;
-            Ok(TaskInfo {
-                id: TaskId(uuid::Uuid::now_v7()),
+            match (&plugin, offer) {
+                (Some(plugin), _) => plugin.validate(&msg.params),
+                (None, Some(offer)) => {
+                    crate::remote::check_against_schema(&offer.params_schema, &msg.params)
+                }
+                (None, None) => Ok(()),
+            }
+            .map_err(|reason| EngineError::BadParams {
                 plugin: msg.plugin.clone(),
-                params: msg.params.clone(),
-                status: TaskStatus::Queued,
-                created_at: Timestamp(now_micros()),
-                started_at: None,
-                finished_at: None,
-                result: None,
-                error: None,
-                created_by: msg.created_by.clone(),
-                params_omitted: false,
-            })
+                reason,
+            })?;
+            Ok(new_task(
+                &msg.plugin,
+                msg.params.clone(),
+                msg.created_by.clone(),
+            ))
         })();
         let info = match checked {
             Ok(info) => info,
@@ -301,11 +368,11 @@ impl Handler<StartTask> for TaskManager {
     }
 }
 
-impl Handler<CancelTask> for TaskManager {
+impl Handler<RequestCancel> for TaskManager {
     type Result = ResponseActFuture<Self, Result<CancelOutcome, EngineError>>;
 
-    fn handle(&mut self, msg: CancelTask, _: &mut Context<Self>) -> Self::Result {
-        if let Some((actor, _)) = self.running.get(&msg.id) {
+    fn handle(&mut self, msg: RequestCancel, _: &mut Context<Self>) -> Self::Result {
+        if let Some(Running { actor, .. }) = self.running.get(&msg.id) {
             actor.do_send(Cancel {
                 reason: CancelReason::Requested { by: msg.by },
             });
@@ -357,7 +424,12 @@ impl Handler<TaskFinished> for TaskManager {
     type Result = ();
 
     fn handle(&mut self, msg: TaskFinished, ctx: &mut Context<Self>) {
-        self.running.remove(&msg.task.id);
+        if let Some(running) = self.running.remove(&msg.task.id) {
+            if !running.remote {
+                self.local_running -= 1;
+            }
+        }
+        self.remote_finished(&msg.task);
         self.release(msg.task.created_by.as_ref());
         self.start_queued(ctx);
         self.resolve_shutdown_if_idle();
@@ -370,13 +442,13 @@ impl Handler<Shutdown> for TaskManager {
     fn handle(&mut self, msg: Shutdown, ctx: &mut Context<Self>) -> Self::Result {
         self.shutting_down = true;
         ctx.run_later(msg.grace, |act, _| {
-            for (actor, _) in act.running.values() {
-                actor.do_send(ForceEnd);
+            for running in act.running.values() {
+                running.actor.do_send(ForceEnd);
             }
         });
         let queued: Vec<TaskInfo> = self.queue.drain(..).map(|q| q.info).collect();
-        for (actor, _) in self.running.values() {
-            actor.do_send(Cancel {
+        for running in self.running.values() {
+            running.actor.do_send(Cancel {
                 reason: CancelReason::Shutdown,
             });
         }
@@ -416,5 +488,28 @@ impl Handler<ListRunning> for TaskManager {
 
     fn handle(&mut self, _: ListRunning, _: &mut Context<Self>) -> Self::Result {
         MessageResult(self.running.keys().copied().collect())
+    }
+}
+
+impl Handler<SettingsPublished> for TaskManager {
+    type Result = ();
+
+    /// Passes new logging settings on to every running task's plugin.
+    fn handle(&mut self, msg: SettingsPublished, _: &mut Context<Self>) {
+        for (id, running) in &self.running {
+            running.actor.do_send(LogSettingsChanged {
+                task_id: *id,
+                settings: msg.0,
+            });
+        }
+    }
+}
+
+impl Handler<LogsPersisted> for TaskManager {
+    type Result = ();
+
+    /// Tells a remote task's worker what is durable, so it can drop it.
+    fn handle(&mut self, msg: LogsPersisted, _: &mut Context<Self>) {
+        self.remote_durable(msg.task_id, msg.up_to_seq);
     }
 }

@@ -87,14 +87,31 @@ fn level_from(raw: u8) -> LogLevel {
 pub struct SettingsActor {
     db: Db,
     live: LiveSettings,
+    /// Told of every change once it is in force (the task manager, which passes it on
+    /// to running plugins).
+    published: Option<Recipient<SettingsPublished>>,
 }
 
 impl SettingsActor {
     pub fn new(db: Db, live: LiveSettings) -> Self {
         legacy::apply_levels(&live.get());
-        SettingsActor { db, live }
+        SettingsActor {
+            db,
+            live,
+            published: None,
+        }
+    }
+
+    pub fn publishing_to(mut self, to: Recipient<SettingsPublished>) -> Self {
+        self.published = Some(to);
+        self
     }
 }
+
+/// The logging settings now in force.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct SettingsPublished(pub LogSettings);
 
 impl Actor for SettingsActor {
     type Context = Context<Self>;
@@ -137,6 +154,9 @@ impl Handler<UpdateLogSettings> for SettingsActor {
                 saved?;
                 act.live.store(&settings);
                 legacy::apply_levels(&settings);
+                if let Some(to) = &act.published {
+                    to.do_send(SettingsPublished(settings));
+                }
                 log::info!(
                     "app_log_level={} task_log_level={} belief_scope_enabled={} Logging settings changed.",
                     settings.app_log_level,

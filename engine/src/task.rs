@@ -1,28 +1,29 @@
 //! [`TaskActor`]: one per running task.
 //!
 //! State: the task's row as last written, its plugin, its root logger and cancel
-//! token. Messages: [`Execute`] (from `TaskManager`, once) and [`Cancel`] (from
-//! `TaskManager`). Lifecycle: on `Execute` it marks the task running, starts the
-//! plugin on a thread of its own (with `log` capture on that thread) and, on a short
-//! timer, hands the logger's buffered records over so that followers see them within
-//! milliseconds. When the plugin returns it closes the logger, waits for the sink to
-//! make every record durable, and only then writes the final status; then it tells
-//! the manager ([`TaskFinished`]) and stops. Backpressure: none of its own; the
-//! plugin thread is what the buffer gate slows down.
+//! token. Messages: [`Execute`] (from `TaskManager`, once), [`Cancel`] and
+//! [`LogSettingsChanged`] (from `TaskManager`). Lifecycle: on `Execute` it marks the
+//! task running, starts the plugin's run ([`AnyPlugin::start`]: the plugin's actor
+//! gets `RunTask`) and, on a short timer, hands the logger's buffered records over so
+//! that followers see them within milliseconds. `Cancel` sets the cancel token and
+//! sends the run `CancelTask`; settings changes are passed on to the run. When the
+//! run answers it closes the logger, waits for the sink to make every record durable,
+//! and only then writes the final status; then it tells the manager
+//! ([`TaskFinished`]) and stops. Backpressure: none of its own; emitters are what the
+//! buffer gate slows down.
 
-use std::panic::AssertUnwindSafe;
 use std::time::Duration;
 
 use actix::prelude::*;
 use protocol::{LogLevel, TaskInfo, TaskStatus, Timestamp};
 use storage::tasks::{self, TaskOutcome};
 use storage::Db;
-use tokio::sync::oneshot;
 
 use crate::events::EngineEvents;
 use crate::logger::{now_micros, TaskLogger};
-use crate::plugin::legacy::CaptureGuard;
-use crate::plugin::{CancelToken, Plugin, PluginError, TaskContext};
+use crate::plugin::{
+    AnyPlugin, CancelTask, CancelToken, LogSettingsChanged, PluginError, TaskContext,
+};
 use crate::sink::{error_chain, Flush, LogSink};
 use std::sync::Arc;
 
@@ -66,7 +67,10 @@ pub struct TaskFinished {
 
 pub struct TaskActor {
     info: TaskInfo,
-    plugin: Arc<dyn Plugin>,
+    plugin: Arc<dyn AnyPlugin>,
+    /// Where the run under way takes `CancelTask` and `LogSettingsChanged`.
+    run_cancel: Option<Recipient<CancelTask>>,
+    run_settings: Option<Recipient<LogSettingsChanged>>,
     logger: TaskLogger,
     cancel: CancelToken,
     cancel_reason: Option<CancelReason>,
@@ -83,7 +87,7 @@ pub struct TaskActor {
 /// What a [`TaskActor`] needs; grouped so the constructor stays readable.
 pub struct TaskParts {
     pub info: TaskInfo,
-    pub plugin: Arc<dyn Plugin>,
+    pub plugin: Arc<dyn AnyPlugin>,
     pub logger: TaskLogger,
     pub cancel: CancelToken,
     pub db: Db,
@@ -93,13 +97,15 @@ pub struct TaskParts {
     pub handover_interval: Duration,
 }
 
-type PluginOutcome = std::thread::Result<Result<serde_json::Value, PluginError>>;
+type PluginOutcome = Result<serde_json::Value, PluginError>;
 
 impl TaskActor {
     pub fn new(parts: TaskParts) -> Self {
         TaskActor {
             info: parts.info,
             plugin: parts.plugin,
+            run_cancel: None,
+            run_settings: None,
             logger: parts.logger,
             cancel: parts.cancel,
             cancel_reason: None,
@@ -113,39 +119,23 @@ impl TaskActor {
     }
 
     fn start_plugin(&mut self, ctx: &mut Context<Self>) {
-        let (tx, rx) = oneshot::channel::<PluginOutcome>();
-        let plugin = self.plugin.clone();
         let run_ctx = TaskContext {
             task_id: self.info.id,
             logger: self.logger.clone(),
-            config: self.info.params.clone(),
             cancel: self.cancel.clone(),
         };
-        let capture = self.logger.clone();
-        let spawned = std::thread::Builder::new()
-            .name(format!("task-{}", &self.info.id.to_string()[..8]))
-            .spawn(move || {
-                let _capture = CaptureGuard::enter(capture);
-                let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| plugin.run(run_ctx)));
-                let _ = tx.send(outcome);
-            });
-        if let Err(e) = spawned {
-            self.finish(
-                Ok(Err(PluginError::Failed(format!(
-                    "cannot start a thread: {e}"
-                )))),
-                ctx,
-            );
-            return;
+        match self.plugin.start(run_ctx, &self.info.params) {
+            Err(reason) => self.finish(Err(PluginError::Failed(reason)), ctx),
+            Ok(run) => {
+                self.run_cancel = Some(run.cancel);
+                self.run_settings = Some(run.settings);
+                ctx.spawn(
+                    run.outcome
+                        .into_actor(self)
+                        .map(|outcome, act, ctx| act.finish(outcome, ctx)),
+                );
+            }
         }
-        ctx.spawn(rx.into_actor(self).map(|outcome, act, ctx| {
-            let outcome = outcome.unwrap_or_else(|_| {
-                Ok(Err(PluginError::Failed(
-                    "the plugin thread ended without a result".into(),
-                )))
-            });
-            act.finish(outcome, ctx);
-        }));
     }
 
     fn finish(&mut self, outcome: PluginOutcome, ctx: &mut Context<Self>) {
@@ -153,22 +143,15 @@ impl TaskActor {
             return;
         }
         self.finishing = true;
+        self.run_cancel = None;
+        self.run_settings = None;
         let (status, result, error) = match outcome {
-            Ok(Ok(value)) => (TaskStatus::Success, Some(value), None),
-            Ok(Err(PluginError::Cancelled)) => self.cancelled_outcome(),
-            Ok(Err(_)) if self.cancel_reason.is_some() => self.cancelled_outcome(),
-            Ok(Err(PluginError::Failed(message))) => (TaskStatus::Failed, None, Some(message)),
-            Err(panic) => {
-                let what = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "unknown panic".into());
-                (
-                    TaskStatus::Failed,
-                    None,
-                    Some(format!("the plugin panicked: {what}")),
-                )
+            Ok(value) => (TaskStatus::Success, Some(value), None),
+            Err(PluginError::Cancelled) => self.cancelled_outcome(),
+            Err(_) if self.cancel_reason.is_some() => self.cancelled_outcome(),
+            Err(PluginError::Failed(message)) => (TaskStatus::Failed, None, Some(message)),
+            Err(PluginError::Interrupted(message)) => {
+                (TaskStatus::Interrupted, None, Some(message))
             }
         };
         let system = self.logger.with_source(SYSTEM_SOURCE);
@@ -319,7 +302,7 @@ impl Handler<Execute> for TaskActor {
                     act.info.plugin
                 );
                 if act.cancel_reason.is_some() {
-                    act.finish(Ok(Err(PluginError::Cancelled)), ctx);
+                    act.finish(Err(PluginError::Cancelled), ctx);
                 } else {
                     act.start_plugin(ctx);
                 }
@@ -344,9 +327,9 @@ impl Handler<ForceEnd> for TaskActor {
             self.cancel_reason = Some(CancelReason::Shutdown);
         }
         self.finish(
-            Ok(Err(PluginError::Failed(
+            Err(PluginError::Failed(
                 "the plugin did not stop when asked".into(),
-            ))),
+            )),
             ctx,
         );
     }
@@ -359,6 +342,24 @@ impl Handler<Cancel> for TaskActor {
         if self.cancel_reason.is_none() {
             self.cancel_reason = Some(msg.reason);
             self.cancel.cancel();
+            if let Some(run) = &self.run_cancel {
+                run.do_send(CancelTask {
+                    task_id: self.info.id,
+                });
+            }
+        }
+    }
+}
+
+impl Handler<LogSettingsChanged> for TaskActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: LogSettingsChanged, _: &mut Context<Self>) {
+        if let Some(run) = &self.run_settings {
+            run.do_send(LogSettingsChanged {
+                task_id: self.info.id,
+                settings: msg.settings,
+            });
         }
     }
 }

@@ -32,6 +32,17 @@ impl Caller {
     pub fn is_admin(&self) -> bool {
         self.role == Role::Admin
     }
+
+    /// Refuses a worker token (403): it may only connect to `/ws/worker`.
+    pub fn not_worker(self) -> Result<Caller, ApiError> {
+        if self.role == Role::Worker {
+            return Err(ApiError::forbidden(format!(
+                "{:?} is a worker token; it may only connect to /ws/worker",
+                self.name
+            )));
+        }
+        Ok(self)
+    }
 }
 
 /// Invalid tokens presented per client address, in fixed one-minute windows.
@@ -228,7 +239,9 @@ fn authenticate(req: &HttpRequest) -> Result<Caller, ApiError> {
     let token = bearer(req)?.ok_or_else(|| {
         ApiError::unauthorized("a bearer token is required (Authorization: Bearer <token>)")
     })?;
-    store.authenticate(req.peer_addr().map(|a| a.ip()), &token)
+    store
+        .authenticate(req.peer_addr().map(|a| a.ip()), &token)
+        .and_then(Caller::not_worker)
 }
 
 impl FromRequest for Caller {
@@ -254,8 +267,8 @@ impl FromRequest for Admin {
                 Ok(Admin(caller))
             } else {
                 Err(ApiError::forbidden(format!(
-                    "this needs an admin token; {:?} is a viewer",
-                    caller.name
+                    "this needs an admin token; {:?} is a {}",
+                    caller.name, caller.role
                 )))
             }
         }))

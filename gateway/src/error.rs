@@ -116,9 +116,9 @@ impl From<EngineError> for ApiError {
     fn from(e: EngineError) -> Self {
         let message = e.to_string();
         match e {
-            EngineError::UnknownPlugin(_) | EngineError::BadParams { .. } => {
-                ApiError::bad_request(message)
-            }
+            EngineError::UnknownPlugin(_)
+            | EngineError::BadParams { .. }
+            | EngineError::Worker(_) => ApiError::bad_request(message),
             EngineError::PrivilegedPlugin(_) => ApiError::forbidden(message),
             EngineError::ParamsTooLarge { .. } => {
                 ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, message)

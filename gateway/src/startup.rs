@@ -125,11 +125,10 @@ impl Application {
         // A client that leaves live records unread as long as it may stay silent is as
         // gone as a silent one.
         let hub = LogHub::new(config.http.ws.client_timeout()).start();
-        let events = EngineEvents {
-            logs: Some(hub.clone().recipient()),
-            persisted: Some(hub.clone().recipient()),
-            status: Some(hub.clone().recipient()),
-        };
+        let mut events = EngineEvents::default();
+        events.logs = Some(hub.clone().recipient());
+        events.persisted = Some(hub.clone().recipient());
+        events.status = Some(hub.clone().recipient());
         let engine = Engine::start(db.clone(), registry, config.engine.clone(), events).await?;
 
         let tokens = TokenStore::new(crate::auth::FailedAuths::new(

@@ -11,12 +11,15 @@ use crate::{LogEntry, LogLevel, Timestamp};
 
 /// What a token may do. `viewer` reads tasks and logs and runs non-privileged
 /// plugins; `admin` may also change settings, delete, clean up, manage tokens and run
-/// privileged plugins such as `shell`.
+/// privileged plugins such as `shell`; `worker` may only connect to `/ws/worker` and
+/// run tasks there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     Viewer,
     Admin,
+    /// Connects to `/ws/worker` to run tasks of its plugins; nothing else.
+    Worker,
 }
 
 impl Role {
@@ -24,6 +27,7 @@ impl Role {
         match self {
             Role::Viewer => "viewer",
             Role::Admin => "admin",
+            Role::Worker => "worker",
         }
     }
 }
@@ -41,7 +45,10 @@ impl FromStr for Role {
         match s.trim().to_ascii_lowercase().as_str() {
             "viewer" => Ok(Role::Viewer),
             "admin" => Ok(Role::Admin),
-            _ => Err(format!("unknown role {s:?}: expected viewer or admin")),
+            "worker" => Ok(Role::Worker),
+            _ => Err(format!(
+                "unknown role {s:?}: expected viewer, admin or worker"
+            )),
         }
     }
 }
@@ -104,6 +111,32 @@ pub struct PluginInfo {
     pub legacy: bool,
     /// Parameters that make a useful first run, for forms and docs.
     pub example_params: serde_json::Value,
+    /// A JSON Schema of the params (`{}` when the plugin says nothing of them).
+    #[serde(default)]
+    pub params_schema: serde_json::Value,
+    /// For a plugin of remote workers: the ids of the connected workers offering it
+    /// (empty while none is). Built-in plugins have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workers: Option<Vec<String>>,
+}
+
+/// `GET /api/workers`: a remote worker, connected or away within its grace.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkerInfo {
+    /// Chosen by the worker, kept across its reconnects.
+    pub id: String,
+    pub name: String,
+    /// The name of the token it connected with.
+    pub token: String,
+    /// False while it is away (its tasks wait for it until `worker_grace_secs`).
+    pub connected: bool,
+    pub connected_at: Timestamp,
+    /// Tasks it runs at once at most.
+    pub capacity: usize,
+    /// Tasks it runs now.
+    pub running: usize,
+    /// The plugins it offers.
+    pub plugins: Vec<String>,
 }
 
 /// The body of every error response.

@@ -18,10 +18,12 @@ pub mod filter;
 pub mod level;
 pub mod task;
 pub mod time;
+pub mod worker;
 pub mod ws;
 
 pub use api::{
     ErrorBody, LogPage, LogSettings, PluginInfo, Role, SourceCount, TokenCreated, TokenInfo,
+    WorkerInfo,
 };
 pub use entry::{LogEntry, MAX_MESSAGE_BYTES, MAX_METADATA_BYTES, MAX_SOURCE_CHARS};
 pub use filter::FilterSpec;

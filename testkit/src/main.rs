@@ -1,5 +1,7 @@
 //! `tasklens-testkit pg-up DIR` initialises and starts a PostgreSQL server under DIR
 //! on a free loopback port and prints its admin URL; `pg-down DIR` stops it by PID.
+//! `pg-fresh-db` creates an empty database on the server at `TASKLENS_TEST_PG_URL`
+//! and prints its URL (for the Python SDK's tests).
 //! The README's test command uses these so the whole suite shares one server.
 
 use std::path::PathBuf;
@@ -32,8 +34,15 @@ fn main() {
                 }
             }
         }
+        [cmd] if cmd == "pg-fresh-db" => {
+            let admin = std::env::var("TASKLENS_TEST_PG_URL")
+                .expect("TASKLENS_TEST_PG_URL names the PostgreSQL server");
+            let name = format!("tl_py_{}", uuid::Uuid::new_v4().simple());
+            testkit::create_database(&admin, &name);
+            println!("{}", testkit::replace_database(&admin, &name));
+        }
         _ => {
-            eprintln!("usage: tasklens-testkit pg-up DIR | pg-down DIR");
+            eprintln!("usage: tasklens-testkit pg-up DIR | pg-down DIR | pg-fresh-db");
             std::process::exit(2);
         }
     }

@@ -2,7 +2,7 @@
 //!
 //! [`LegacyPlugin`] is the signature plugins had before the task logger existed:
 //! `execute(params)`, logging through the `log` crate's macros. [`Legacy`] adapts one
-//! to [`Plugin`].
+//! to [`BlockingPlugin`] (params stay untyped JSON).
 //!
 //! The capture is the one piece of global state in the engine, because the `log`
 //! facade has a single global logger. [`install`] (called once, in the binary's
@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 
 use protocol::{LogLevel, LogSettings};
 
-use super::{Plugin, PluginError, TaskContext, TaskLogger};
+use super::{BlockingPlugin, Describe, PluginError, TaskContext, TaskLogger};
 
 /// A plugin with the pre-`TaskContext` signature.
 pub trait LegacyPlugin: Send + Sync + 'static {
@@ -26,7 +26,7 @@ pub trait LegacyPlugin: Send + Sync + 'static {
     fn example_params(&self) -> serde_json::Value {
         serde_json::json!({})
     }
-    /// Checks parameters before the task is created (see [`Plugin::validate`]).
+    /// Checks parameters before the task is created (see [`BlockingPlugin::check`]).
     fn validate(&self, _params: &serde_json::Value) -> Result<(), String> {
         Ok(())
     }
@@ -34,10 +34,10 @@ pub trait LegacyPlugin: Send + Sync + 'static {
     fn execute(&self, params: &serde_json::Value) -> Result<serde_json::Value, String>;
 }
 
-/// Adapts a [`LegacyPlugin`] to [`Plugin`].
+/// Adapts a [`LegacyPlugin`] to [`BlockingPlugin`].
 pub struct Legacy<P>(pub P);
 
-impl<P: LegacyPlugin> Plugin for Legacy<P> {
+impl<P: LegacyPlugin> Describe for Legacy<P> {
     fn name(&self) -> &str {
         self.0.name()
     }
@@ -50,13 +50,23 @@ impl<P: LegacyPlugin> Plugin for Legacy<P> {
     fn is_legacy(&self) -> bool {
         true
     }
-    fn validate(&self, params: &serde_json::Value) -> Result<(), String> {
+}
+
+impl<P: LegacyPlugin> BlockingPlugin for Legacy<P> {
+    type Params = serde_json::Value;
+
+    fn check(&self, params: &serde_json::Value) -> Result<(), String> {
         self.0.validate(params)
     }
-    fn run(&self, ctx: TaskContext) -> Result<serde_json::Value, PluginError> {
-        // The task actor has marked this thread, so the plugin's `log` records are
-        // already captured into the task's log.
-        self.0.execute(&ctx.config).map_err(PluginError::Failed)
+
+    fn run(
+        &self,
+        _ctx: TaskContext,
+        params: serde_json::Value,
+    ) -> Result<serde_json::Value, PluginError> {
+        // The blocking adapter has marked this thread, so the plugin's `log` records
+        // are already captured into the task's log.
+        self.0.execute(&params).map_err(PluginError::Failed)
     }
 }
 

@@ -1,41 +1,89 @@
-//! The plugin API.
+//! The plugin API: a plugin is an actor that runs tasks, spoken to in messages.
 //!
-//! A [`Plugin`] runs one task. Its [`Plugin::run`] is called on a thread of its own
-//! with a [`TaskContext`]: the task id, a [`TaskLogger`] (records carry source
-//! `plugin`; `with_source("api")` gives one for another component), the task's
-//! parameters (`config`) and a [`CancelToken`]. Blocking and CPU-bound work are fine
-//! there. `log` crate macros called on that thread are captured into the task's log
-//! too (see [`legacy`]), which is how old plugins written against
-//! `execute(params)` ([`legacy::LegacyPlugin`]) keep working unchanged.
+//! For each task the engine starts the plugin's actor and sends it
+//! [`RunTask`]` { ctx, params }`; the actor answers with the task's outcome (its
+//! `result`, or a [`PluginError`]). While the task runs the engine may send
+//! [`CancelTask`] (someone asked it to stop; `ctx.cancel` is set too) and
+//! [`LogSettingsChanged`] (an admin changed the logging settings; `ctx.logger`
+//! already applies them). Logging is `ctx.logger`: records carry source `plugin`,
+//! `with_source("api")` gives a logger for another component, `*_with` adds JSON
+//! metadata, `belief_scope` brackets a piece of work. Records go to the sink and the
+//! live hub in batches, whatever form the plugin has.
 //!
-//! - [`registry`]: the plugins a server offers, by name.
+//! Three forms, from most to least general:
+//! - [`ActorPlugin`]: an actix actor handling the three messages, for plugins that
+//!   wait on timers, sockets or other actors without a thread of their own.
+//! - [`BlockingPlugin`]: `fn run(&self, ctx, params)` on a thread of its own, for
+//!   blocking and CPU-bound work ([`blocking`] wraps it in an actor).
+//! - [`legacy::LegacyPlugin`]: the old `execute(params)` signature, logging through
+//!   the `log` crate, captured into the task's log.
+//!
+//! Params are typed: each plugin names a `serde` type (unknown fields refused) whose
+//! JSON Schema (`schemars`) `GET /api/plugins` publishes. The same messages, as JSON,
+//! reach plugins in other processes: see `crate::remote`.
+//!
+//! - [`registry`]: the built-in plugins of a server, by name.
+//! - [`erased`]: [`AnyPlugin`], what the engine holds of any plugin.
 //! - [`belief`]: `belief_scope` guards (Entry / Exit / Coherence at DEBUG).
-//! - [`builtin`]: `shell`, `synthetic`, `demo_sync` and the legacy `legacy_backup`.
+//! - [`builtin`]: `shell`, `synthetic`, `demo_sync` (an asynchronous actor) and the
+//!   legacy `legacy_backup`.
 
 pub mod belief;
+pub mod blocking;
 pub mod builtin;
+pub mod erased;
 pub mod legacy;
 pub mod registry;
 
-use protocol::TaskId;
+use actix::prelude::*;
+use protocol::{LogSettings, TaskId};
+use schemars::JsonSchema;
+use serde::de::DeserializeOwned;
 
 pub use crate::cancel::CancelToken;
 pub use crate::logger::TaskLogger;
 pub use belief::BeliefScope;
+pub use blocking::BlockingPlugin;
+pub use erased::{AnyPlugin, PluginRun};
 pub use registry::PluginRegistry;
 
-/// Everything a plugin gets for one run.
+/// Everything a plugin gets for one run besides its params.
 #[derive(Debug, Clone)]
 pub struct TaskContext {
     pub task_id: TaskId,
     pub logger: TaskLogger,
-    /// The task's parameters, as given to `POST /api/tasks`.
-    pub config: serde_json::Value,
+    /// Set when the task is cancelled (before [`CancelTask`] arrives).
     pub cancel: CancelToken,
 }
 
+/// Run one task. Sent once, to a fresh actor; the reply is the task's outcome.
+pub struct RunTask<P = serde_json::Value> {
+    pub ctx: TaskContext,
+    pub params: P,
+}
+
+impl<P: 'static> Message for RunTask<P> {
+    type Result = Result<serde_json::Value, PluginError>;
+}
+
+/// Stop the task soon; answer [`RunTask`] with [`PluginError::Cancelled`].
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct CancelTask {
+    pub task_id: TaskId,
+}
+
+/// The logging settings changed while the task runs. `ctx.logger` applies them
+/// already; a plugin that keeps its own gate (a worker in another process) uses them.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct LogSettingsChanged {
+    pub task_id: TaskId,
+    pub settings: LogSettings,
+}
+
 /// How a run ended when it did not succeed.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum PluginError {
     /// The run failed; the message becomes the task's `error`.
     #[error("{0}")]
@@ -43,6 +91,10 @@ pub enum PluginError {
     /// The run stopped because the task was cancelled.
     #[error("cancelled")]
     Cancelled,
+    /// The run was lost without failing (its worker went away); the task ends
+    /// `interrupted` with this reason.
+    #[error("{0}")]
+    Interrupted(String),
 }
 
 impl PluginError {
@@ -63,9 +115,9 @@ impl From<String> for PluginError {
     }
 }
 
-/// A kind of task the engine can run.
-pub trait Plugin: Send + Sync + 'static {
-    /// Unique name, used in `POST /api/tasks` (`[a-z0-9_-]+` by convention).
+/// What every plugin says about itself.
+pub trait Describe {
+    /// Unique name, used in `POST /api/tasks` (`[a-z0-9_.-]+`).
     fn name(&self) -> &str;
 
     /// One sentence for humans.
@@ -81,98 +133,33 @@ pub trait Plugin: Send + Sync + 'static {
         serde_json::json!({})
     }
 
-    /// Checks parameters before the task is created; the error is shown to the user
-    /// as a 400. Runs on an actor thread: keep it quick and non-blocking.
-    fn validate(&self, _params: &serde_json::Value) -> Result<(), String> {
-        Ok(())
-    }
-
-    /// Runs the task on its own thread. The returned value is stored as the task's
-    /// `result`. Check `ctx.cancel` in long loops and return
-    /// `Err(PluginError::Cancelled)` when it is set.
-    fn run(&self, ctx: TaskContext) -> Result<serde_json::Value, PluginError>;
-
-    /// Written against the old `execute(params)` signature (set by the adapter).
+    /// Written against the old `execute(params)` signature (set by its adapter).
     fn is_legacy(&self) -> bool {
         false
     }
 }
 
-/// Helpers for validating JSON parameters with clear messages.
-pub mod params {
-    use serde_json::{Map, Value};
+/// A plugin whose tasks are run by an actor of its own.
+///
+/// The engine calls [`ActorPlugin::actor`] once per task, starts the actor on the
+/// server's arbiter, sends it [`RunTask`] and awaits the reply. The actor should
+/// stop itself once it has replied. Handlers run on the server's actor threads:
+/// never block in them (use [`BlockingPlugin`] for blocking work) and never panic.
+pub trait ActorPlugin: Describe + Send + Sync + 'static {
+    /// The params, deserialised from the task's JSON (use
+    /// `#[serde(deny_unknown_fields)]`); their schema is published.
+    type Params: DeserializeOwned + JsonSchema + Send + 'static;
+    type Actor: Actor<Context = Context<Self::Actor>>
+        + Handler<RunTask<Self::Params>>
+        + Handler<CancelTask>
+        + Handler<LogSettingsChanged>;
 
-    /// The parameters as an object, with only `allowed` keys.
-    pub fn object<'a>(
-        params: &'a Value,
-        allowed: &[&str],
-    ) -> Result<&'a Map<String, Value>, String> {
-        let map = params
-            .as_object()
-            .ok_or_else(|| format!("params must be a JSON object, not {params}"))?;
-        if let Some(unknown) = map.keys().find(|k| !allowed.contains(&k.as_str())) {
-            return Err(format!(
-                "unknown parameter {unknown:?}; expected one of: {}",
-                allowed.join(", ")
-            ));
-        }
-        Ok(map)
+    /// Checks what types cannot say (ranges, combinations); the error is shown to the
+    /// user as a 400 before the task is created.
+    fn check(&self, _params: &Self::Params) -> Result<(), String> {
+        Ok(())
     }
 
-    /// An optional non-negative integer no larger than `max`.
-    pub fn opt_u64(map: &Map<String, Value>, key: &str, max: u64) -> Result<Option<u64>, String> {
-        match map.get(key) {
-            None | Some(Value::Null) => Ok(None),
-            Some(v) => {
-                let n = v
-                    .as_u64()
-                    .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
-                    .ok_or_else(|| format!("{key} must be a whole number ≥ 0, not {v}"))?;
-                if n > max {
-                    return Err(format!("{key} must be at most {max}, not {n}"));
-                }
-                Ok(Some(n))
-            }
-        }
-    }
-
-    /// An optional non-negative number.
-    pub fn opt_f64(map: &Map<String, Value>, key: &str) -> Result<Option<f64>, String> {
-        match map.get(key) {
-            None | Some(Value::Null) => Ok(None),
-            Some(v) => {
-                let n = v
-                    .as_f64()
-                    .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
-                    .filter(|n: &f64| n.is_finite() && *n >= 0.0)
-                    .ok_or_else(|| format!("{key} must be a number ≥ 0, not {v}"))?;
-                Ok(Some(n))
-            }
-        }
-    }
-
-    /// An optional list of non-empty strings.
-    pub fn opt_strings(map: &Map<String, Value>, key: &str) -> Result<Option<Vec<String>>, String> {
-        match map.get(key) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::Array(items)) => items
-                .iter()
-                .map(|item| match item.as_str() {
-                    Some(s) if !s.trim().is_empty() => Ok(s.to_owned()),
-                    _ => Err(format!(
-                        "{key} must be a list of non-empty strings; {item} is not one"
-                    )),
-                })
-                .collect::<Result<Vec<_>, _>>()
-                .map(Some),
-            Some(Value::String(s)) => Ok(Some(
-                s.split(',')
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_owned)
-                    .collect(),
-            )),
-            Some(v) => Err(format!("{key} must be a list of strings, not {v}")),
-        }
-    }
+    /// A fresh actor for one task.
+    fn actor(&self) -> Self::Actor;
 }

@@ -1,18 +1,20 @@
-//! The plugins a server offers, by name.
+//! The plugins built into a server, by name. Plugins of remote workers come and go
+//! with their workers and are kept by the task manager (see `crate::remote`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use protocol::PluginInfo;
 
-use super::builtin;
-use super::legacy::Legacy;
-use super::Plugin;
+use super::blocking::Blocking;
+use super::erased::Actorised;
+use super::legacy::{Legacy, LegacyPlugin};
+use super::{builtin, ActorPlugin, AnyPlugin, BlockingPlugin};
 
 /// Plugins by name. Built once at start and shared read-only.
 #[derive(Clone, Default)]
 pub struct PluginRegistry {
-    plugins: BTreeMap<String, Arc<dyn Plugin>>,
+    plugins: BTreeMap<String, Arc<dyn AnyPlugin>>,
 }
 
 impl PluginRegistry {
@@ -24,35 +26,44 @@ impl PluginRegistry {
     /// legacy-signature `legacy_backup`.
     pub fn with_builtins(shell: builtin::shell::ShellSettings) -> Self {
         let mut registry = Self::new();
-        registry.register(builtin::shell::Shell::new(shell));
-        registry.register(builtin::synthetic::Synthetic);
-        registry.register(builtin::demo_sync::DemoSync);
-        registry.register(Legacy(builtin::legacy_backup::LegacyBackup));
+        registry
+            .register_blocking(builtin::shell::Shell::new(shell))
+            .register_blocking(builtin::synthetic::Synthetic)
+            .register_actor(builtin::demo_sync::DemoSync)
+            .register_legacy(builtin::legacy_backup::LegacyBackup);
         registry
     }
 
-    /// Adds a plugin, replacing one of the same name.
-    pub fn register(&mut self, plugin: impl Plugin) -> &mut Self {
-        self.plugins
-            .insert(plugin.name().to_owned(), Arc::new(plugin));
+    /// Adds an actor plugin, replacing one of the same name.
+    pub fn register_actor(&mut self, plugin: impl ActorPlugin) -> &mut Self {
+        self.insert(Arc::new(Actorised(plugin)))
+    }
+
+    /// Adds a blocking plugin, replacing one of the same name.
+    pub fn register_blocking(&mut self, plugin: impl BlockingPlugin) -> &mut Self {
+        self.register_actor(Blocking(Arc::new(plugin)))
+    }
+
+    /// Adds a plugin with the old `execute(params)` signature.
+    pub fn register_legacy(&mut self, plugin: impl LegacyPlugin) -> &mut Self {
+        self.register_blocking(Legacy(plugin))
+    }
+
+    fn insert(&mut self, plugin: Arc<dyn AnyPlugin>) -> &mut Self {
+        self.plugins.insert(plugin.name().to_owned(), plugin);
         self
     }
 
-    pub fn get(&self, name: &str) -> Option<Arc<dyn Plugin>> {
+    pub fn get(&self, name: &str) -> Option<Arc<dyn AnyPlugin>> {
         self.plugins.get(name).cloned()
     }
 
-    /// What `GET /api/plugins` shows, sorted by name.
+    pub fn contains(&self, name: &str) -> bool {
+        self.plugins.contains_key(name)
+    }
+
+    /// What `GET /api/plugins` shows of the built-in plugins, sorted by name.
     pub fn list(&self) -> Vec<PluginInfo> {
-        self.plugins
-            .values()
-            .map(|p| PluginInfo {
-                name: p.name().to_owned(),
-                description: p.description().to_owned(),
-                privileged: p.privileged(),
-                legacy: p.is_legacy(),
-                example_params: p.example_params(),
-            })
-            .collect()
+        self.plugins.values().map(|p| p.info()).collect()
     }
 }

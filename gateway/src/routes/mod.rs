@@ -20,10 +20,12 @@ use crate::error::{no_route, wrong_method};
 pub enum Access {
     /// No token needed.
     Anyone,
-    /// Any valid token, viewer or admin.
+    /// A viewer or admin token; worker tokens get 403.
     Token,
     /// An admin token; viewers get 403.
     Admin,
+    /// A worker or admin token; viewers get 403 (and only here may workers go).
+    Worker,
 }
 
 /// One method on one path.
@@ -39,7 +41,7 @@ const API: &str = "/api";
 
 /// Every endpoint the server answers (`/ws` included), in registration order.
 pub fn endpoints() -> Vec<Endpoint> {
-    use Access::{Admin, Anyone, Token};
+    use Access::{Admin, Anyone, Token, Worker};
     let e = |method: Method, path: &'static str, access: Access, route: fn() -> Route| Endpoint {
         method,
         path,
@@ -54,9 +56,16 @@ pub fn endpoints() -> Vec<Endpoint> {
         e(Method::GET, "/ws", Anyone, || {
             web::get().to(crate::ws::route)
         }),
+        // The token comes with the upgrade.
+        e(Method::GET, "/ws/worker", Worker, || {
+            web::get().to(crate::ws::worker::route)
+        }),
         e(Method::GET, "/api/me", Token, || web::get().to(admin::me)),
         e(Method::GET, "/api/plugins", Token, || {
             web::get().to(tasks::list_plugins)
+        }),
+        e(Method::GET, "/api/workers", Token, || {
+            web::get().to(tasks::list_workers)
         }),
         e(Method::GET, "/api/tasks", Token, || {
             web::get().to(tasks::list_tasks)

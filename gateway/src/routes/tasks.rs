@@ -26,8 +26,21 @@ pub async fn existing_task(state: &AppState, id: TaskId) -> Result<protocol::Tas
         .ok_or_else(|| ApiError::not_found(format!("task {id} not found")))
 }
 
-pub async fn list_plugins(state: web::Data<AppState>, _: Caller, _: NoQuery) -> HttpResponse {
-    HttpResponse::Ok().json(state.engine.registry.list())
+pub async fn list_plugins(
+    state: web::Data<AppState>,
+    _: Caller,
+    _: NoQuery,
+) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(state.engine.plugins().await?))
+}
+
+/// `GET /api/workers`.
+pub async fn list_workers(
+    state: web::Data<AppState>,
+    _: Caller,
+    _: NoQuery,
+) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(state.engine.workers().await?))
 }
 
 pub async fn create_task(
@@ -40,13 +53,15 @@ pub async fn create_task(
     if state.engine.registry.get(&plugin).is_none() {
         let known: Vec<String> = state
             .engine
-            .registry
-            .list()
+            .plugins()
+            .await?
             .into_iter()
             .map(|p| p.name)
             .collect();
-        return Err(ApiError::bad_request(format!("unknown plugin {plugin:?}"))
-            .with_detail(serde_json::json!({ "plugins": known })));
+        if !known.contains(&plugin) {
+            return Err(ApiError::bad_request(format!("unknown plugin {plugin:?}"))
+                .with_detail(serde_json::json!({ "plugins": known })));
+        }
     }
     let task = state
         .engine

@@ -4,17 +4,20 @@
 //!   deprecated `actix-web-actors`; a move to `actix-ws` rewrites that file alone).
 //! - [`subscription`]: the history → live hand-off of one followed task.
 //! - [`frames`]: writing `logs` frames straight from shared batches.
+//! - [`worker`]: `/ws/worker`, where remote workers run tasks.
 
 pub mod admission;
 pub mod frames;
 pub mod session;
 pub mod subscription;
+pub mod worker;
 
 use std::time::Duration;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::auth::bearer;
+use crate::error::ApiError;
 use crate::params::Params;
 use crate::state::AppState;
 
@@ -41,6 +44,8 @@ pub struct WsSettings {
     pub max_connections: usize,
     /// Open connections per token; more get 429.
     pub max_connections_per_token: usize,
+    /// Bytes of records a worker may have sent and not had acknowledged.
+    pub worker_max_unacked_bytes: u64,
 }
 
 impl Default for WsSettings {
@@ -56,6 +61,7 @@ impl Default for WsSettings {
             max_subscriptions: 64,
             max_connections: 2_000,
             max_connections_per_token: 200,
+            worker_max_unacked_bytes: 32 << 20,
         }
     }
 }
@@ -70,6 +76,18 @@ impl WsSettings {
     }
 }
 
+/// Checks what every WebSocket upgrade must pass (no unknown query parameters, an
+/// allowed `Origin`) and returns the token it came with, from the `Authorization`
+/// header or the `token` query parameter.
+pub fn upgrade_token(req: &HttpRequest, state: &AppState) -> Result<Option<String>, ApiError> {
+    let params = Params::parse(req.query_string(), &["token"])?;
+    admission::check_origin(req, &state.ws_allowed_origins)?;
+    Ok(match bearer(req)? {
+        Some(token) => Some(token),
+        None => params.text("token").map(str::to_owned),
+    })
+}
+
 /// `GET /ws`: upgrades to a session. A token in the `Authorization` header or the
 /// `token` query parameter is checked now (401 when wrong); without one the client
 /// must send an `auth` message first.
@@ -78,17 +96,13 @@ pub async fn route(
     stream: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, actix_web::Error> {
-    let params = Params::parse(req.query_string(), &["token"])?;
-    admission::check_origin(&req, &state.ws_allowed_origins)?;
-    let token = match bearer(&req)? {
-        Some(token) => Some(token),
-        None => params.text("token").map(str::to_owned),
-    };
+    let token = upgrade_token(&req, &state)?;
     let caller = match token {
         Some(token) => Some((
             state
                 .tokens
-                .authenticate(req.peer_addr().map(|a| a.ip()), &token)?,
+                .authenticate(req.peer_addr().map(|a| a.ip()), &token)
+                .and_then(crate::auth::Caller::not_worker)?,
             storage::tokens::hash_token(token.trim()),
         )),
         None => None,

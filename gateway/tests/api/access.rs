@@ -12,6 +12,7 @@ fn who(access: Access) -> &'static str {
         Access::Anyone => "anyone",
         Access::Token => "viewer, admin",
         Access::Admin => "admin",
+        Access::Worker => "worker, admin",
     }
 }
 
@@ -39,6 +40,7 @@ async fn every_route_answers_each_role_as_the_matrix_says() {
     let docs = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/security.md"))
         .expect("docs/security.md");
     let unknown_task = "67e55044-10b1-426f-9247-bb680e5fe0c8";
+    let worker = app.token("matrix-worker", "worker").await;
     let all = endpoints();
     assert!(all.len() >= 19, "the matrix covers every endpoint");
     for endpoint in all {
@@ -52,6 +54,7 @@ async fn every_route_answers_each_role_as_the_matrix_says() {
             ("anonymous", None),
             ("viewer", Some(app.viewer.as_str())),
             ("admin", Some(app.admin.as_str())),
+            ("worker", Some(worker.as_str())),
         ] {
             let body =
                 body(method, path, role).map(|b| ("application/json", b.to_string().into_bytes()));
@@ -61,6 +64,14 @@ async fn every_route_answers_each_role_as_the_matrix_says() {
             let text = String::from_utf8_lossy(&text);
             let denied = [StatusCode::UNAUTHORIZED, StatusCode::FORBIDDEN];
             match (endpoint.access, role) {
+                // Log streams are for people: a worker token is refused there too.
+                (Access::Anyone, "worker") if path == "/ws" => {
+                    assert_eq!(
+                        status,
+                        StatusCode::FORBIDDEN,
+                        "{role} {method} {path}: {text}"
+                    )
+                }
                 (Access::Anyone, _) => assert!(
                     !denied.contains(&status),
                     "{role} {method} {path}: {status} {text}"
@@ -68,8 +79,13 @@ async fn every_route_answers_each_role_as_the_matrix_says() {
                 (_, "anonymous") => {
                     assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {path}: {text}")
                 }
-                (Access::Admin, "viewer") => {
-                    assert_eq!(status, StatusCode::FORBIDDEN, "{method} {path}: {text}")
+                (Access::Admin | Access::Worker, "viewer")
+                | (Access::Token | Access::Admin, "worker") => {
+                    assert_eq!(
+                        status,
+                        StatusCode::FORBIDDEN,
+                        "{role} {method} {path}: {text}"
+                    )
                 }
                 _ => assert!(
                     !denied.contains(&status),

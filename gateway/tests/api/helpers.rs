@@ -34,6 +34,7 @@ pub struct Tweaks {
     pub ui_dir: std::path::PathBuf,
     pub auth_failures_per_minute: u32,
     pub export_stall: Duration,
+    pub worker_grace: Duration,
 }
 
 impl Default for Tweaks {
@@ -47,6 +48,7 @@ impl Default for Tweaks {
             ui_dir: "/nonexistent-ui".into(),
             auth_failures_per_minute: gateway::auth::DEFAULT_AUTH_FAILURES_PER_MINUTE,
             export_stall: Duration::from_secs(60),
+            worker_grace: Duration::from_secs(30),
         }
     }
 }
@@ -80,6 +82,7 @@ pub async fn spawn_app_with(fresh: FreshDb, tweaks: Tweaks) -> TestApp {
     engine.max_concurrent_tasks = tweaks.max_concurrent_tasks;
     engine.max_queued_tasks = tweaks.max_queued_tasks;
     engine.max_tasks_per_viewer = tweaks.max_tasks_per_viewer;
+    engine.worker_grace = tweaks.worker_grace;
     let config = AppConfig {
         database,
         engine,
@@ -302,6 +305,111 @@ impl TestApp {
     }
 }
 
+/// A connection to `/ws/worker`, speaking JSON.
+pub struct WorkerConn {
+    pub conn: actix_codec::Framed<awc::BoxedSocket, ws::Codec>,
+}
+
+impl TestApp {
+    /// Connects to `/ws/worker`; the HTTP status when the upgrade is refused.
+    pub async fn worker_ws(&self, token: &str) -> Result<WorkerConn, StatusCode> {
+        let req = awc::Client::new()
+            .ws(format!("ws://127.0.0.1:{}/ws/worker", self.port))
+            .max_frame_size(64 * 1024 * 1024)
+            .bearer_auth(token);
+        match req.connect().await {
+            Ok((_, conn)) => Ok(WorkerConn { conn }),
+            Err(awc::error::WsClientError::InvalidResponseStatus(status)) => Err(status),
+            Err(e) => panic!("connecting to /ws/worker: {e}"),
+        }
+    }
+
+    /// A new token of `role`.
+    pub async fn token(&self, name: &str, role: &str) -> String {
+        let (status, created) = self
+            .post_as(
+                &self.admin,
+                "/api/tokens",
+                serde_json::json!({"name": name, "role": role}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{created}");
+        created["token"].as_str().unwrap().to_owned()
+    }
+}
+
+impl WorkerConn {
+    pub async fn send(&mut self, msg: serde_json::Value) {
+        self.conn
+            .send(ws::Message::Text(msg.to_string().into()))
+            .await
+            .unwrap();
+    }
+
+    /// The next message; `Err` with the close reason when the connection closed,
+    /// `None` after `timeout`.
+    pub async fn next(
+        &mut self,
+        timeout: Duration,
+    ) -> Option<Result<serde_json::Value, Option<ws::CloseReason>>> {
+        let text = next_text(&mut self.conn, timeout).await?;
+        Some(text.map(|bytes| serde_json::from_slice(&bytes).expect("JSON")))
+    }
+
+    /// The next message of `kind`, skipping others (`ack`s, say); panics after 30 s.
+    pub async fn expect(&mut self, kind: &str) -> serde_json::Value {
+        loop {
+            match self.next(Duration::from_secs(30)).await {
+                Some(Ok(msg)) if msg["type"] == kind => return msg,
+                Some(Ok(_)) => {}
+                other => panic!("waiting for {kind}: {other:?}"),
+            }
+        }
+    }
+
+    /// Reads until the connection closes; the fatal error it was sent before.
+    pub async fn expect_fatal(&mut self) -> String {
+        let mut fatal = None;
+        loop {
+            match self.next(Duration::from_secs(30)).await {
+                Some(Ok(msg)) if msg["type"] == "error" => {
+                    assert_eq!(msg["fatal"], true, "{msg}");
+                    fatal = msg["message"].as_str().map(str::to_owned);
+                }
+                Some(Ok(_)) => {}
+                Some(Err(_)) => return fatal.expect("a fatal error before the close"),
+                None => panic!("the connection was not closed"),
+            }
+        }
+    }
+}
+
+/// The next text frame, answering pings on the way; `Err` with the close reason
+/// when the connection closed, `None` after `timeout`.
+async fn next_text(
+    conn: &mut actix_codec::Framed<awc::BoxedSocket, ws::Codec>,
+    timeout: Duration,
+) -> Option<Result<bytes::Bytes, Option<ws::CloseReason>>> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = deadline.checked_duration_since(Instant::now())?;
+        let frame = match actix_rt::time::timeout(left, conn.next()).await {
+            Err(_) => return None,
+            Ok(None) => return Some(Err(None)),
+            Ok(Some(frame)) => frame,
+        };
+        match frame {
+            Ok(ws::Frame::Text(bytes)) => return Some(Ok(bytes)),
+            Ok(ws::Frame::Ping(p)) => {
+                let _ = conn.send(ws::Message::Pong(p)).await;
+            }
+            Ok(ws::Frame::Close(reason)) => return Some(Err(reason)),
+            Ok(_) => {}
+            Err(_) => return Some(Err(None)),
+        }
+    }
+}
+
 pub fn json_or_null(body: &[u8]) -> serde_json::Value {
     serde_json::from_slice(body).unwrap_or(serde_json::Value::Null)
 }
@@ -339,28 +447,8 @@ impl WsClient {
         &mut self,
         timeout: Duration,
     ) -> Option<Result<ServerMessage, Option<ws::CloseReason>>> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let left = deadline.checked_duration_since(Instant::now())?;
-            let frame = match actix_rt::time::timeout(left, self.conn.next()).await {
-                Err(_) => return None,
-                Ok(None) => return Some(Err(None)),
-                Ok(Some(frame)) => frame,
-            };
-            match frame {
-                Ok(ws::Frame::Text(bytes)) => {
-                    return Some(Ok(
-                        serde_json::from_slice(&bytes).expect("server messages parse")
-                    ));
-                }
-                Ok(ws::Frame::Ping(p)) => {
-                    let _ = self.conn.send(ws::Message::Pong(p)).await;
-                }
-                Ok(ws::Frame::Close(reason)) => return Some(Err(reason)),
-                Ok(_) => {}
-                Err(_) => return Some(Err(None)),
-            }
-        }
+        let text = next_text(&mut self.conn, timeout).await?;
+        Some(text.map(|bytes| serde_json::from_slice(&bytes).expect("server messages parse")))
     }
 
     /// Reads until the task is reported finished after `caught_up`.

@@ -9,4 +9,5 @@ mod malformed;
 mod settings;
 mod tasks;
 mod ui;
+mod workers;
 mod ws;

@@ -3,14 +3,27 @@
 //! running task with source `plugin`.
 
 use crate::plugin::legacy::LegacyPlugin;
-use crate::plugin::params;
 
 pub struct LegacyBackup;
 
-/// `tables`: how many (0 to 10,000; 3 when absent). Nothing else is accepted.
+/// `tables`: how many (0 to 10,000; 3 when absent). Nothing else is accepted. Old
+/// plugins check their JSON by hand, as this one does.
 fn tables(value: &serde_json::Value) -> Result<u64, String> {
-    let map = params::object(value, &["tables"])?;
-    Ok(params::opt_u64(map, "tables", 10_000)?.unwrap_or(3))
+    let map = value
+        .as_object()
+        .ok_or_else(|| format!("params must be a JSON object, not {value}"))?;
+    if let Some(unknown) = map.keys().find(|k| *k != "tables") {
+        return Err(format!("unknown parameter {unknown:?}; expected: tables"));
+    }
+    match map.get("tables") {
+        None | Some(serde_json::Value::Null) => Ok(3),
+        Some(v) => match v.as_u64() {
+            Some(n) if n <= 10_000 => Ok(n),
+            _ => Err(format!(
+                "tables must be a whole number from 0 to 10000, not {v}"
+            )),
+        },
+    }
 }
 
 impl LegacyPlugin for LegacyBackup {

@@ -16,6 +16,7 @@
 //! process that left the group (`setsid … &`) is read for at most [`DRAIN`] more,
 //! so such a process cannot keep the task running.
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
@@ -27,7 +28,10 @@ use std::time::{Duration, Instant};
 use protocol::entry::encode_metadata;
 use protocol::{LogLevel, MAX_MESSAGE_BYTES};
 
-use crate::plugin::{Plugin, PluginError, TaskContext, TaskLogger};
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use crate::plugin::{BlockingPlugin, Describe, PluginError, TaskContext, TaskLogger};
 
 /// What the operator allows the `shell` plugin.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -74,80 +78,64 @@ const POLL: Duration = Duration::from_millis(20);
 /// How long output is still read once the command has ended (or been killed).
 pub const DRAIN: Duration = Duration::from_secs(2);
 
-#[derive(Debug, Clone, PartialEq)]
+/// `shell`'s params.
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ShellParams {
+    /// The program and its arguments, run without a shell (use `["sh", "-c", "…"]`
+    /// for one).
     pub argv: Vec<String>,
+    /// The directory to run in.
+    #[serde(default)]
     pub cwd: Option<String>,
-    pub env: Vec<(String, String)>,
-    pub timeout: Option<Duration>,
+    /// Variables added to the command's clean environment.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Seconds before the command is stopped (at most a week).
+    #[serde(default)]
+    pub timeout_s: Option<f64>,
 }
 
 impl ShellParams {
-    pub fn parse(value: &serde_json::Value) -> Result<Self, String> {
-        let map = crate::plugin::params::object(value, &["argv", "cwd", "env", "timeout_s"])?;
-        let argv: Vec<String> = match map.get("argv") {
-            Some(serde_json::Value::Array(items)) if !items.is_empty() => items
-                .iter()
-                .map(|v| {
-                    v.as_str()
-                        .map(str::to_owned)
-                        .ok_or_else(|| format!("argv items must be strings; {v} is not"))
-                })
-                .collect::<Result<_, _>>()?,
-            Some(serde_json::Value::Array(_)) => return Err("argv must not be empty".into()),
-            Some(v) => return Err(format!("argv must be a list of strings, not {v}")),
-            None => return Err("argv is required: the command and its arguments".into()),
-        };
-        if argv[0].is_empty() {
-            return Err("argv[0], the program, must not be empty".into());
+    fn check(&self) -> Result<(), String> {
+        match self.argv.first() {
+            None => return Err("argv must not be empty: the command and its arguments".into()),
+            Some(program) if program.is_empty() => {
+                return Err("argv[0], the program, must not be empty".into())
+            }
+            Some(_) => {}
         }
-        if argv.iter().any(|a| a.contains('\0')) {
+        if self.argv.iter().any(|a| a.contains('\0')) {
             return Err("argv items must not contain NUL bytes".into());
         }
-        let cwd = match map.get("cwd") {
-            None | Some(serde_json::Value::Null) => None,
-            Some(serde_json::Value::String(s)) if !s.is_empty() => Some(s.clone()),
-            Some(v) => return Err(format!("cwd must be a directory path, not {v}")),
-        };
-        let env = match map.get("env") {
-            None | Some(serde_json::Value::Null) => Vec::new(),
-            Some(serde_json::Value::Object(vars)) => vars
-                .iter()
-                .map(|(k, v)| {
-                    let ok_name = !k.is_empty() && !k.contains('=') && !k.contains('\0');
-                    match (ok_name, v.as_str()) {
-                        (true, Some(s)) if !s.contains('\0') => Ok((k.clone(), s.to_owned())),
-                        _ => Err(format!(
-                            "env must map names to strings; {k:?}: {v} is not valid"
-                        )),
-                    }
-                })
-                .collect::<Result<_, _>>()?,
-            Some(v) => return Err(format!("env must be an object of strings, not {v}")),
-        };
-        let timeout = match map.get("timeout_s") {
-            None | Some(serde_json::Value::Null) => None,
-            Some(v) => match v.as_f64() {
-                Some(s) if s.is_finite() && s > 0.0 && s <= 7.0 * 86_400.0 => {
-                    Some(Duration::from_secs_f64(s))
-                }
-                _ => {
-                    return Err(format!(
-                        "timeout_s must be a number of seconds above 0 (at most a week), not {v}"
-                    ))
-                }
-            },
-        };
-        Ok(ShellParams {
-            argv,
-            cwd,
-            env,
-            timeout,
-        })
+        if self.cwd.as_deref().is_some_and(str::is_empty) {
+            return Err("cwd must be a directory path, not empty".into());
+        }
+        if let Some((k, v)) = self
+            .env
+            .iter()
+            .find(|(k, v)| k.is_empty() || k.contains('=') || k.contains('\0') || v.contains('\0'))
+        {
+            return Err(format!(
+                "env must map names to strings; {k:?}: {v:?} is not valid"
+            ));
+        }
+        if let Some(s) = self.timeout_s {
+            if !(s.is_finite() && s > 0.0 && s <= 7.0 * 86_400.0) {
+                return Err(format!(
+                    "timeout_s must be a number of seconds above 0 (at most a week), not {s}"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn timeout(&self) -> Option<Duration> {
+        self.timeout_s.map(Duration::from_secs_f64)
     }
 }
 
-impl Plugin for Shell {
+impl Describe for Shell {
     fn name(&self) -> &str {
         "shell"
     }
@@ -167,30 +155,33 @@ impl Plugin for Shell {
     fn example_params(&self) -> serde_json::Value {
         serde_json::json!({"argv": ["sh", "-c", "echo hello; echo oops >&2"], "timeout_s": 60})
     }
+}
 
-    fn validate(&self, params: &serde_json::Value) -> Result<(), String> {
+impl BlockingPlugin for Shell {
+    type Params = ShellParams;
+
+    fn check(&self, params: &ShellParams) -> Result<(), String> {
         if !self.settings.enabled {
             return Err(
                 "the shell plugin is disabled on this server; an operator enables it with shell_enabled = true"
                     .into(),
             );
         }
-        ShellParams::parse(params).map(|_| ())
+        params.check()
     }
 
-    fn run(&self, ctx: TaskContext) -> Result<serde_json::Value, PluginError> {
+    fn run(&self, ctx: TaskContext, p: ShellParams) -> Result<serde_json::Value, PluginError> {
         if !self.settings.enabled {
             return Err(PluginError::failed(
                 "the shell plugin is disabled on this server",
             ));
         }
-        let p = ShellParams::parse(&ctx.config).map_err(PluginError::Failed)?;
         let mut command = Command::new(&p.argv[0]);
         command
             .args(&p.argv[1..])
             .env_clear()
             .envs(self.base_env())
-            .envs(p.env.iter().map(|(k, v)| (k, v)))
+            .envs(&p.env)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -236,7 +227,7 @@ impl Plugin for Shell {
             }
             match stopping {
                 None => {
-                    let timed_out = p.timeout.is_some_and(|t| started.elapsed() >= t);
+                    let timed_out = p.timeout().is_some_and(|t| started.elapsed() >= t);
                     if ctx.cancel.is_cancelled() || timed_out {
                         signal_group(pgid, libc::SIGTERM);
                         stopping =
@@ -288,7 +279,7 @@ impl Plugin for Shell {
             Some(_) => {
                 return Err(PluginError::Failed(format!(
                     "timed out after {} s",
-                    p.timeout.map_or(0.0, |t| t.as_secs_f64())
+                    p.timeout().map_or(0.0, |t| t.as_secs_f64())
                 )))
             }
             None => {}
@@ -489,6 +480,13 @@ fn is_reserved_source(source: &str) -> bool {
 mod tests {
     use super::*;
 
+    impl ShellParams {
+        fn parse(value: &serde_json::Value) -> Result<Self, String> {
+            let p: ShellParams = crate::plugin::erased::parse_params(value)?;
+            p.check().map(|_| p)
+        }
+    }
+
     #[test]
     fn params_are_checked() {
         let ok = ShellParams::parse(
@@ -496,8 +494,8 @@ mod tests {
         )
         .unwrap();
         assert_eq!(ok.argv, ["echo", "hi"]);
-        assert_eq!(ok.env, [("A".to_string(), "1".to_string())]);
-        assert_eq!(ok.timeout, Some(Duration::from_secs(2)));
+        assert_eq!(ok.env, BTreeMap::from([("A".to_string(), "1".to_string())]));
+        assert_eq!(ok.timeout(), Some(Duration::from_secs(2)));
         for bad in [
             serde_json::json!({}),
             serde_json::json!({"argv": []}),

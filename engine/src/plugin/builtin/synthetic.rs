@@ -12,44 +12,69 @@
 use std::time::{Duration, Instant};
 
 use protocol::LogLevel;
-use serde::Serialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
-use crate::plugin::{params, Plugin, PluginError, TaskContext};
+use crate::plugin::{BlockingPlugin, Describe, PluginError, TaskContext};
 
 pub struct Synthetic;
 
 pub const DEFAULT_SOURCES: [&str; 3] = ["plugin", "superset_api", "system"];
 const MAX_COUNT: u64 = 100_000_000;
+const MAX_WORK: u64 = 1_000_000;
 
-#[derive(Debug, Clone, PartialEq)]
+/// `synthetic`'s params; every one is optional.
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
 pub struct SyntheticParams {
+    /// Records to emit (at most 100,000,000).
     pub count: u64,
+    /// Records per second; 0 is as fast as possible.
     pub rate: f64,
+    /// Sources, used in turn.
     pub sources: Vec<String>,
+    /// Rounds of hashing per record (at most 1,000,000), for benchmarks.
     pub work: u64,
+    /// Build each record and drop it instead of logging it, for benchmarks.
     pub discard: bool,
 }
 
+impl Default for SyntheticParams {
+    fn default() -> Self {
+        SyntheticParams {
+            count: 100,
+            rate: 0.0,
+            sources: DEFAULT_SOURCES.iter().map(|s| s.to_string()).collect(),
+            work: 0,
+            discard: false,
+        }
+    }
+}
+
 impl SyntheticParams {
-    pub fn parse(value: &serde_json::Value) -> Result<Self, String> {
-        let map = params::object(value, &["count", "rate", "sources", "work", "discard"])?;
-        let discard = match map.get("discard") {
-            None | Some(serde_json::Value::Null) => false,
-            Some(serde_json::Value::Bool(b)) => *b,
-            Some(v) => return Err(format!("discard must be true or false, not {v}")),
-        };
-        let sources = params::opt_strings(map, "sources")?
-            .unwrap_or_else(|| DEFAULT_SOURCES.iter().map(|s| s.to_string()).collect());
-        if sources.is_empty() {
+    fn check(&self) -> Result<(), String> {
+        if self.count > MAX_COUNT {
+            return Err(format!(
+                "count must be at most {MAX_COUNT}, not {}",
+                self.count
+            ));
+        }
+        if self.work > MAX_WORK {
+            return Err(format!(
+                "work must be at most {MAX_WORK}, not {}",
+                self.work
+            ));
+        }
+        if !self.rate.is_finite() || self.rate < 0.0 {
+            return Err(format!("rate must be a number ≥ 0, not {}", self.rate));
+        }
+        if self.sources.is_empty() {
             return Err("sources must name at least one source".into());
         }
-        Ok(SyntheticParams {
-            count: params::opt_u64(map, "count", MAX_COUNT)?.unwrap_or(100),
-            rate: params::opt_f64(map, "rate")?.unwrap_or(0.0),
-            sources,
-            work: params::opt_u64(map, "work", 1_000_000)?.unwrap_or(0),
-            discard,
-        })
+        if self.sources.iter().any(|s| s.trim().is_empty()) {
+            return Err("sources must be non-empty strings".into());
+        }
+        Ok(())
     }
 }
 
@@ -60,7 +85,7 @@ struct Meta {
     dashboard_id: u64,
 }
 
-impl Plugin for Synthetic {
+impl Describe for Synthetic {
     fn name(&self) -> &str {
         "synthetic"
     }
@@ -72,13 +97,16 @@ impl Plugin for Synthetic {
     fn example_params(&self) -> serde_json::Value {
         serde_json::json!({"count": 1000, "rate": 200, "sources": DEFAULT_SOURCES})
     }
+}
 
-    fn validate(&self, params: &serde_json::Value) -> Result<(), String> {
-        SyntheticParams::parse(params).map(|_| ())
+impl BlockingPlugin for Synthetic {
+    type Params = SyntheticParams;
+
+    fn check(&self, params: &SyntheticParams) -> Result<(), String> {
+        params.check()
     }
 
-    fn run(&self, ctx: TaskContext) -> Result<serde_json::Value, PluginError> {
-        let p = SyntheticParams::parse(&ctx.config).map_err(PluginError::Failed)?;
+    fn run(&self, ctx: TaskContext, p: SyntheticParams) -> Result<serde_json::Value, PluginError> {
         let loggers: Vec<_> = p
             .sources
             .iter()
@@ -143,33 +171,51 @@ fn hash_round(block: &[u8; 64]) -> [u8; 64] {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plugin::erased::parse_params;
+
+    fn parse(value: serde_json::Value) -> Result<SyntheticParams, String> {
+        let p: SyntheticParams = parse_params(&value)?;
+        p.check().map(|_| p)
+    }
 
     #[test]
     fn params_default_and_validate() {
-        let p = SyntheticParams::parse(&serde_json::json!({})).unwrap();
+        let p = parse(serde_json::json!({})).unwrap();
         assert_eq!(p.count, 100);
         assert_eq!(p.rate, 0.0);
         assert_eq!(p.sources, DEFAULT_SOURCES);
-        let p = SyntheticParams::parse(
-            &serde_json::json!({"count": "5", "rate": "2.5", "sources": "a, b"}),
-        )
-        .unwrap();
+        let p = parse(serde_json::json!({"count": 5, "rate": 2.5, "sources": ["a", "b"]})).unwrap();
         assert_eq!(
             (p.count, p.rate, p.sources),
             (5, 2.5, vec!["a".to_string(), "b".to_string()])
         );
+        let unknown = parse(serde_json::json!({"cuont": 5})).unwrap_err();
+        assert!(unknown.contains("unknown field `cuont`"), "{unknown}");
+        let wrong = parse(serde_json::json!({"count": "many"})).unwrap_err();
+        assert!(wrong.starts_with("count: invalid type"), "{wrong}");
         for bad in [
             serde_json::json!({"count": -1}),
             serde_json::json!({"count": 1.5}),
             serde_json::json!({"count": 1_000_000_000_000u64}),
             serde_json::json!({"rate": "fast"}),
+            serde_json::json!({"rate": -1}),
             serde_json::json!({"sources": []}),
             serde_json::json!({"sources": [""]}),
             serde_json::json!({"sources": [1]}),
-            serde_json::json!({"cuont": 5}),
+            serde_json::json!({"work": 2_000_000}),
             serde_json::json!([1]),
         ] {
-            assert!(SyntheticParams::parse(&bad).is_err(), "{bad}");
+            assert!(parse(bad.clone()).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn the_schema_names_every_param_and_refuses_others() {
+        let schema = crate::plugin::erased::schema_of::<SyntheticParams>();
+        let props = schema["properties"].as_object().unwrap();
+        for key in ["count", "rate", "sources", "work", "discard"] {
+            assert!(props.contains_key(key), "{key} in {schema}");
+        }
+        assert_eq!(schema["additionalProperties"], serde_json::json!(false));
     }
 }

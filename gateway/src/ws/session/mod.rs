@@ -162,7 +162,12 @@ impl WsSession {
         if self.caller.is_none() {
             match msg {
                 ClientMessage::Auth { token } => {
-                    match self.state.tokens.authenticate(self.peer, &token) {
+                    match self
+                        .state
+                        .tokens
+                        .authenticate(self.peer, &token)
+                        .and_then(Caller::not_worker)
+                    {
                         Ok(caller) => {
                             self.inbox.set_deadline(None);
                             let hash = storage::tokens::hash_token(token.trim());
