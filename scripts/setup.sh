@@ -13,6 +13,11 @@ have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok
 want=(libpq-dev)
 if [ "$MODE" != run ]; then want+=(postgresql); fi
 if [ "$MODE" = test ]; then want+=(chromium chromium-driver); fi
+# The Python SDK's tests and benchmarks make a venv: any python3 (≥ 3.9) with venv
+# and ensurepip will do; Debian's when there is none.
+if [ "$MODE" != run ] && ! python3 -c 'import sys, venv, ensurepip; sys.exit(sys.version_info < (3, 9))' 2>/dev/null; then
+  want+=(python3 python3-venv)
+fi
 missing=()
 for pkg in "${want[@]}"; do have_pkg "$pkg" || missing+=("$pkg"); done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -2,7 +2,8 @@
 # Sets up and runs every check and test: formatting, clippy, the wasm console build,
 # then the whole test suite against SQLite, a real PostgreSQL server started here
 # (initdb + pg_ctl on a free loopback port, stopped at the end) and a real headless
-# Chromium for the console.
+# Chromium for the console, then the Python SDK's tests in a venv of their own
+# against the real server.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -37,6 +38,19 @@ export TASKLENS_TEST_PG_URL TASKLENS_TEST_REQUIRE_PG=1
 echo "PostgreSQL for the tests: $TASKLENS_TEST_PG_URL"
 
 step "tests"
-cargo test --workspace --locked --no-fail-fast
+failed=0
+cargo test --workspace --locked --no-fail-fast || failed=1
 
+step "Python SDK (its own venv, against the real server)"
+# The venv lives beside the build, outside the clone, and is reused between runs.
+VENV="$CARGO_TARGET_DIR/python-venv"
+[ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+"$VENV/bin/python" -m pip install -q --disable-pip-version-check "./clients/python[test]"
+cargo build --locked -p tasklens -p tasklens-testkit
+TASKLENS_BIN="$CARGO_TARGET_DIR/debug/tasklens" \
+TASKLENS_TESTKIT="$CARGO_TARGET_DIR/debug/tasklens-testkit" \
+TASKLENS_TEST_REQUIRE_SERVER=1 \
+  "$VENV/bin/python" -m pytest -q -p no:cacheprovider clients/python/tests || failed=1
+
+[ "$failed" -eq 0 ] || { echo "some tests failed (see above)" >&2; exit 1; }
 step "done"
