@@ -35,6 +35,16 @@ impl Client {
         format!("ws://{}/ws", self.base.trim_start_matches("http://"))
     }
 
+    /// `ws://host:port/ws/worker`.
+    pub fn worker_ws_url(&self) -> String {
+        format!("{}/worker", self.ws_url())
+    }
+
+    /// `http://host:port`.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
     pub fn token(&self) -> Option<&str> {
         self.token.as_deref()
     }

@@ -44,6 +44,7 @@ async fn client_command(command: Command) -> Result<i32> {
         Command::Settings(args) => commands::settings(args).await,
         Command::Cleanup(args) => commands::cleanup(args).await,
         Command::Tokens(args) => commands::tokens(args).await,
+        Command::Exec(args) => cli::exec::exec(args).await,
     }
 }
 

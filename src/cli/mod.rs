@@ -2,6 +2,7 @@
 //! server over its API (`--server`, `--token`, or `TASKLENS_SERVER`/`TASKLENS_TOKEN`).
 
 pub mod commands;
+pub mod exec;
 pub mod follow;
 pub mod output;
 
@@ -47,6 +48,22 @@ pub enum Command {
     Cleanup(CleanupArgs),
     /// Manage API tokens (admin).
     Tokens(TokensArgs),
+    /// Run a local command as a task: its output becomes the task's log, its exit
+    /// code the task's status and this command's exit code (needs a worker or
+    /// admin token).
+    Exec(ExecArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// A name for the task (default: the program's name).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// The command and its arguments, after `--`.
+    #[arg(required = true, last = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+    #[command(flatten)]
+    pub client: ClientArgs,
 }
 
 #[derive(Debug, Args)]

@@ -416,17 +416,18 @@ fn read_line_capped(
 /// One line of output as a record: its level, the source it claims (never the
 /// reserved one), its message and metadata.
 #[derive(Debug, Clone, PartialEq)]
-struct Line {
-    level: LogLevel,
-    source: Option<String>,
-    message: String,
-    metadata: serde_json::Value,
+pub struct Line {
+    pub level: LogLevel,
+    pub source: Option<String>,
+    pub message: String,
+    pub metadata: serde_json::Value,
 }
 
 /// Reads a line: a JSON object with a string `message` is a structured record
 /// (`level`, `source`, `metadata` optional; other fields ignored); anything else is
-/// the message itself at `default_level`, invalid UTF-8 replaced.
-fn parse_line(default_level: LogLevel, raw: &[u8]) -> Line {
+/// the message itself at `default_level`, invalid UTF-8 replaced. `tasklens exec`
+/// reads its command's output with it too.
+pub fn parse_line(default_level: LogLevel, raw: &[u8]) -> Line {
     let text = String::from_utf8_lossy(raw);
     let trimmed = text.trim_start();
     if trimmed.starts_with('{') {
