@@ -93,14 +93,48 @@ impl Api {
     }
 
     pub async fn start(&self, params: serde_json::Value) -> Result<TaskInfo> {
+        self.start_plugin("synthetic", params).await
+    }
+
+    pub async fn start_plugin(&self, plugin: &str, params: serde_json::Value) -> Result<TaskInfo> {
         let created = self
             .send(
                 "POST",
                 "/api/tasks",
-                serde_json::json!({"plugin": "synthetic", "params": params}),
+                serde_json::json!({"plugin": plugin, "params": params}),
             )
             .await?;
         Ok(serde_json::from_value(created)?)
+    }
+
+    /// A new token of `role`; returns its secret.
+    pub async fn create_token(&self, name: &str, role: &str) -> Result<String> {
+        let created = self
+            .send(
+                "POST",
+                "/api/tokens",
+                serde_json::json!({"name": name, "role": role}),
+            )
+            .await?;
+        created["token"]
+            .as_str()
+            .map(str::to_owned)
+            .context("the created token")
+    }
+
+    /// Waits until a connected worker offers `plugin`.
+    pub async fn wait_for_plugin(&self, plugin: &str) -> Result<()> {
+        for _ in 0..600 {
+            let plugins: Vec<protocol::PluginInfo> = self.get("/api/plugins").await?;
+            if plugins
+                .iter()
+                .any(|p| p.name == plugin && p.workers.as_ref().is_some_and(|w| !w.is_empty()))
+            {
+                return Ok(());
+            }
+            actix_rt::time::sleep(Duration::from_millis(50)).await;
+        }
+        bail!("no worker offered {plugin} within 30 s")
     }
 
     pub async fn wait(&self, id: TaskId) -> Result<TaskInfo> {

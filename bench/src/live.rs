@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{anyhow, Result};
 use awc::ws;
 use futures_util::{SinkExt, StreamExt};
-use protocol::Timestamp;
+use protocol::{TaskId, Timestamp};
 
 use crate::client::Api;
 use crate::report::Stats;
@@ -50,9 +50,16 @@ pub async fn latency(server: &Server, sizes: &Sizes) -> Result<Stats> {
     let task = api
         .start(serde_json::json!({"count": sizes.live_records, "rate": sizes.live_rate}))
         .await?;
+    follow(server, task.id, sizes.subscribers).await
+}
+
+/// Follows `task` with `subscribers` filtered WebSocket clients until it ends; the
+/// latency of every record that arrived live.
+pub async fn follow(server: &Server, task: TaskId, subscribers: usize) -> Result<Stats> {
+    let api = Api::new(server);
     let samples: Rc<RefCell<Vec<f64>>> = Rc::default();
     let mut followers = Vec::new();
-    for n in 0..sizes.subscribers {
+    for n in 0..subscribers {
         let url = format!("ws://127.0.0.1:{}/ws", server.port);
         let (_, mut conn) = awc::Client::new()
             .ws(url)
@@ -63,7 +70,7 @@ pub async fn latency(server: &Server, sizes: &Sizes) -> Result<Stats> {
             .map_err(|e| anyhow!("WebSocket {n}: {e}"))?;
         let subscribe = format!(
             r#"{{"type":"subscribe","task_id":"{}","filter":{},"after_seq":0}}"#,
-            task.id,
+            task,
             FILTERS[n % FILTERS.len()]
         );
         conn.send(ws::Message::Text(subscribe.into())).await?;
@@ -105,7 +112,7 @@ pub async fn latency(server: &Server, sizes: &Sizes) -> Result<Stats> {
     for follower in followers {
         follower.await.map_err(|e| anyhow!("{e}"))??;
     }
-    api.wait(task.id).await?;
+    api.wait(task).await?;
     actix_rt::time::sleep(Duration::from_millis(10)).await;
     let samples = std::mem::take(&mut *samples.borrow_mut());
     if samples.is_empty() {

@@ -13,7 +13,9 @@
 //!   subscribers;
 //! - memory: the server's peak RSS in each run (a fresh server per run);
 //! - console: how long a filter change takes to show in headless Chromium, for a task
-//!   of 100,000 lines.
+//!   of 100,000 lines;
+//! - workers: a Python worker's records/s to durable and its live latency, and
+//!   `tasklens exec` of a command printing a million lines (see [`workers`]).
 //!
 //! Usage: `tasklens-bench [--quick] [--backends sqlite,postgres] [--no-console] [--out FILE]`.
 
@@ -22,6 +24,7 @@ mod console;
 mod live;
 mod report;
 mod server;
+mod workers;
 
 use std::time::Instant;
 
@@ -44,6 +47,10 @@ pub struct Sizes {
     pub subscribers: usize,
     pub requests: usize,
     pub console_lines: u64,
+    pub worker_records: u64,
+    pub worker_live_records: u64,
+    pub worker_live_rate: u64,
+    pub exec_lines: u64,
 }
 
 impl Sizes {
@@ -60,6 +67,10 @@ impl Sizes {
             subscribers: 100,
             requests: 100,
             console_lines: 100_000,
+            worker_records: 500_000,
+            worker_live_records: 50_000,
+            worker_live_rate: 5_000,
+            exec_lines: 1_000_000,
         }
     }
 
@@ -76,6 +87,10 @@ impl Sizes {
             subscribers: 100,
             requests: 50,
             console_lines: 100_000,
+            worker_records: 100_000,
+            worker_live_records: 20_000,
+            worker_live_rate: 5_000,
+            exec_lines: 1_000_000,
         }
     }
 }
@@ -85,7 +100,7 @@ struct Args {
     backends: Vec<Backend>,
     console: bool,
     out: Option<String>,
-    /// Only these parts (ingest, overhead, retrieval, live, console); all when empty.
+    /// Only these parts (ingest, overhead, retrieval, live, workers, console); all when empty.
     only: Vec<String>,
     work: Option<u64>,
 }
@@ -129,9 +144,18 @@ fn parse_args() -> Result<Args> {
                     .next()
                     .context("--only needs a list such as ingest,live")?;
                 for part in parts.split(',') {
-                    if !["ingest", "overhead", "retrieval", "live", "console"].contains(&part) {
+                    if ![
+                        "ingest",
+                        "overhead",
+                        "retrieval",
+                        "live",
+                        "workers",
+                        "console",
+                    ]
+                    .contains(&part)
+                    {
                         bail!(
-                            "unknown part {part:?}: use ingest, overhead, retrieval, live, console"
+                            "unknown part {part:?}: use ingest, overhead, retrieval, live, workers, console"
                         );
                     }
                     args.only.push(part.to_owned());
@@ -145,7 +169,7 @@ fn parse_args() -> Result<Args> {
                 );
             }
             "-h" | "--help" => {
-                println!("tasklens-bench [--quick] [--backends sqlite,postgres] [--only ingest,overhead,retrieval,live,console] [--work N] [--no-console] [--out FILE]");
+                println!("tasklens-bench [--quick] [--backends sqlite,postgres] [--only ingest,overhead,retrieval,live,workers,console] [--work N] [--no-console] [--out FILE]");
                 std::process::exit(0);
             }
             other => bail!("unknown argument {other:?} (see --help)"),
@@ -216,6 +240,15 @@ async fn run_backend(
     }
     if args.wants("live") {
         live(binary, &db, name, sizes, report).await?;
+    }
+    if args.wants("workers") {
+        let server = Server::start(binary, &db)?;
+        // Python: the SDK must be importable; a bench without it still reports the rest.
+        if let Err(e) = workers::python(&server, name, sizes, &mut report.rows).await {
+            eprintln!("Python worker figures skipped: {e:#}");
+        }
+        workers::exec(binary, &server, name, sizes, &mut report.rows).await?;
+        server.stop()?;
     }
     Ok(())
 }

@@ -222,7 +222,9 @@ impl TaskLogger {
                 self.core.hand_over_locked(&mut st);
             }
         }
-        if may_wait && self.core.outlet.gate.is_full() {
+        // Only a plugin's own thread waits: on an actor thread (an actor plugin, the
+        // engine's own records) waiting would stall the very sink that makes room.
+        if may_wait && self.core.outlet.gate.is_full() && actix::System::try_current().is_none() {
             let cancel = &self.core.cancel;
             self.core
                 .outlet
@@ -260,6 +262,8 @@ impl TaskLogger {
                 });
             }
             entry.message = cap_message(entry.message);
+            // A clock ahead of the server's would date the engine's own records after it.
+            entry.timestamp.0 = entry.timestamp.0.min(now_micros());
             st.next_seq = entry.seq;
             st.last_ts = st.last_ts.max(entry.timestamp.0);
             st.buffer.push(entry);

@@ -105,7 +105,7 @@ pub struct TaskManager {
     /// Tasks accepted and being stored, not yet in `queue`.
     admitting: usize,
     /// Queued or running (or being stored) tasks per creator.
-    active_by_creator: HashMap<String, usize>,
+    pub(crate) active_by_creator: HashMap<String, usize>,
     max_concurrent: usize,
     max_queued: usize,
     max_per_viewer: usize,
@@ -172,7 +172,7 @@ impl TaskManager {
     }
 
     /// A task of `creator` left the queue or ended.
-    fn release(&mut self, creator: Option<&String>) {
+    pub(crate) fn release(&mut self, creator: Option<&String>) {
         if let Some(who) = creator {
             if let Some(n) = self.active_by_creator.get_mut(who) {
                 *n -= 1;
@@ -205,6 +205,47 @@ impl TaskManager {
             }
             i += 1;
         }
+    }
+
+    /// Takes the queued tasks whose plugin is neither built in nor offered by any
+    /// worker.
+    pub(crate) fn take_orphaned(&mut self) -> Vec<TaskInfo> {
+        let (registry, workers) = (&self.registry, &self.workers);
+        let mut taken = Vec::new();
+        self.queue.retain(|q| {
+            let keep = registry.contains(&q.info.plugin) || workers.offered(&q.info.plugin);
+            if !keep {
+                taken.push(q.info.clone());
+            }
+            keep
+        });
+        taken
+    }
+
+    /// Ends a task that never ran (no longer queued): stores its final status and
+    /// tells watchers.
+    pub(crate) fn end_queued(&mut self, mut info: TaskInfo, status: TaskStatus, reason: String) {
+        self.release(info.created_by.as_ref());
+        let outcome = TaskOutcome {
+            status,
+            finished_at: Timestamp(now_micros()),
+            result: None,
+            error: Some(reason),
+        };
+        info.status = outcome.status;
+        info.finished_at = Some(outcome.finished_at);
+        info.error = outcome.error.clone();
+        let (db, events, id) = (self.db.clone(), self.events.clone(), info.id);
+        actix::spawn(async move {
+            let written = crate::task::retry_forever("end a queued task", || {
+                let outcome = outcome.clone();
+                db.run(move |c| tasks::finish_task(c, id, &outcome))
+            })
+            .await;
+            if written {
+                events.status_changed(&info);
+            }
+        });
     }
 
     pub(crate) fn new_logger(&self, id: TaskId, cancel: &CancelToken) -> TaskLogger {
@@ -426,7 +467,8 @@ impl Handler<TaskFinished> for TaskManager {
     fn handle(&mut self, msg: TaskFinished, ctx: &mut Context<Self>) {
         if let Some(running) = self.running.remove(&msg.task.id) {
             if !running.remote {
-                self.local_running -= 1;
+                debug_assert!(self.local_running > 0);
+                self.local_running = self.local_running.saturating_sub(1);
             }
         }
         self.remote_finished(&msg.task);

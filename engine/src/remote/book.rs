@@ -24,7 +24,10 @@ pub struct Worker {
     /// not take its places).
     pub tasks: HashSet<TaskId>,
     pub submitted: usize,
-    /// Bumped at every disconnect, so a grace timer knows whether it is still current.
+    /// Submitted tasks being stored, not yet assigned.
+    pub submitting: usize,
+    /// Set at every disconnect from [`Workers::next_epoch`], so a grace timer knows
+    /// whether it is still current (unique across entries, even a recreated one).
     pub away_epoch: u64,
 }
 
@@ -54,9 +57,30 @@ pub struct RemoteRun {
 pub struct Workers {
     pub workers: HashMap<String, Worker>,
     pub runs: HashMap<TaskId, RemoteRun>,
+    epochs: u64,
 }
 
 impl Workers {
+    pub fn next_epoch(&mut self) -> u64 {
+        self.epochs += 1;
+        self.epochs
+    }
+
+    /// The token whose workers offer `plugin` now, if any does: a plugin name
+    /// belongs to one token at a time, so one team's worker cannot take another's
+    /// tasks (and their params).
+    pub fn owner_of(&self, plugin: &str) -> Option<&str> {
+        self.workers
+            .values()
+            .find(|w| w.offers(plugin))
+            .map(|w| w.token.as_str())
+    }
+
+    /// Whether any worker (connected or away) offers `plugin`.
+    pub fn offered(&self, plugin: &str) -> bool {
+        self.workers.values().any(|w| w.offers(plugin))
+    }
+
     /// What a worker offers under `plugin`, if any worker (connected or away) does.
     pub fn offer(&self, plugin: &str) -> Option<&PluginOffer> {
         self.workers
@@ -102,7 +126,7 @@ impl Workers {
         if let Some(worker) = self.workers.get_mut(&run.worker) {
             worker.tasks.remove(&task);
             if run.submitted {
-                worker.submitted -= 1;
+                worker.submitted = worker.submitted.saturating_sub(1);
             }
             if worker.link.is_none() && worker.tasks.is_empty() {
                 self.workers.remove(&run.worker);

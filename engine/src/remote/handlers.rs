@@ -11,7 +11,7 @@ use storage::tasks;
 use super::book::{RemoteRun, Worker};
 use super::proxy::{GiveUp, Relink, RemoteOutcome, RemoteTask};
 use super::{
-    ListRemotePlugins, ListWorkers, Resumed, ToWorker, Welcome, WorkerFinished, WorkerGone,
+    ConnId, ListRemotePlugins, ListWorkers, Resumed, ToWorker, Welcome, WorkerFinished, WorkerGone,
     WorkerHello, WorkerSubmit,
 };
 use crate::logger::now_micros;
@@ -20,8 +20,8 @@ use crate::plugin::erased::PluginRun;
 use crate::plugin::{AnyPlugin, CancelToken, RunTask, TaskContext};
 use crate::EngineError;
 
-/// Tasks one connection may have submitted and not yet finished.
-pub const MAX_SUBMITTED_PER_CONNECTION: usize = 16;
+/// Tasks one worker may have submitted and not yet finished.
+pub const MAX_SUBMITTED_PER_WORKER: usize = 16;
 
 impl TaskManager {
     /// Starts `info` on `worker`.
@@ -75,6 +75,19 @@ impl TaskManager {
                     status: task.status,
                 });
             }
+            self.drop_orphaned_queued();
+        }
+    }
+
+    /// Ends queued tasks of remote plugins that no worker offers any more: they
+    /// would otherwise hold their places in the queue for ever.
+    fn drop_orphaned_queued(&mut self) {
+        for info in self.take_orphaned() {
+            let reason = format!(
+                "no worker offers plugin {:?} any more; start one and run the task again",
+                info.plugin
+            );
+            self.end_queued(info, TaskStatus::Interrupted, reason);
         }
     }
 
@@ -99,6 +112,17 @@ impl TaskManager {
                 taken.name
             )));
         }
+        if let Some(taken) = msg.plugins.iter().find(|p| {
+            self.workers
+                .owner_of(&p.name)
+                .is_some_and(|owner| owner != msg.token)
+        }) {
+            return Err(EngineError::Worker(format!(
+                "plugin {:?} is offered by workers of another token",
+                taken.name
+            )));
+        }
+        let epoch = self.workers.next_epoch();
         if let Some(existing) = self.workers.workers.get_mut(&msg.worker_id) {
             if existing.token != msg.token {
                 return Err(EngineError::Worker(format!(
@@ -109,7 +133,7 @@ impl TaskManager {
             if let Some(old) = existing.link.take() {
                 old.to.do_send(ToWorker::Replaced);
             }
-            existing.away_epoch += 1;
+            existing.away_epoch = epoch;
         }
         let worker = self
             .workers
@@ -125,7 +149,8 @@ impl TaskManager {
                 connected_at: Timestamp(now_micros()),
                 tasks: HashSet::new(),
                 submitted: 0,
-                away_epoch: 0,
+                submitting: 0,
+                away_epoch: epoch,
             });
         worker.name = msg.name;
         worker.capacity = msg.capacity;
@@ -173,6 +198,7 @@ impl TaskManager {
     }
 
     fn gone(&mut self, msg: WorkerGone, ctx: &mut Context<Self>) {
+        let epoch = self.workers.next_epoch();
         let Some(worker) = self.workers.workers.get_mut(&msg.worker_id) else {
             return;
         };
@@ -180,10 +206,11 @@ impl TaskManager {
             return; // replaced by a newer connection already
         }
         worker.link = None;
-        worker.away_epoch += 1;
+        worker.away_epoch = epoch;
         if worker.tasks.is_empty() {
             self.workers.workers.remove(&msg.worker_id);
             log::info!("worker={} Worker disconnected.", msg.worker_id);
+            self.drop_orphaned_queued();
             return;
         }
         let epoch = worker.away_epoch;
@@ -293,15 +320,18 @@ impl Handler<WorkerFinished> for TaskManager {
     type Result = Result<(), EngineError>;
 
     fn handle(&mut self, msg: WorkerFinished, _: &mut Context<Self>) -> Self::Result {
-        let run = self
-            .workers
-            .run_on(msg.task_id, &msg.worker_id, msg.conn)
-            .ok_or_else(|| {
-                EngineError::Worker(format!(
-                    "task {} is not running on this connection",
-                    msg.task_id
-                ))
-            })?;
+        let Some(run) = self.workers.run_on(msg.task_id, &msg.worker_id, msg.conn) else {
+            // The session checked the task; this connection was replaced meanwhile.
+            log::warn!(
+                "worker={} task_id={} A finish from a replaced connection was ignored.",
+                msg.worker_id,
+                msg.task_id
+            );
+            return Err(EngineError::Worker(format!(
+                "task {} is not running on this connection",
+                msg.task_id
+            )));
+        };
         run.proxy.do_send(RemoteOutcome(msg.outcome));
         Ok(())
     }
@@ -311,6 +341,8 @@ impl Handler<WorkerSubmit> for TaskManager {
     type Result = ResponseActFuture<Self, Result<TaskInfo, EngineError>>;
 
     fn handle(&mut self, msg: WorkerSubmit, _: &mut Context<Self>) -> Self::Result {
+        let conn = msg.conn;
+        let worker = msg.worker_id.clone();
         let checked = (|| {
             if self.shutting_down {
                 return Err(EngineError::ShuttingDown);
@@ -321,17 +353,6 @@ impl Handler<WorkerSubmit> for TaskManager {
                     msg.plugin
                 )));
             }
-            let worker = self
-                .workers
-                .workers
-                .get(&msg.worker_id)
-                .filter(|w| w.link.as_ref().is_some_and(|l| l.conn == msg.conn))
-                .ok_or_else(|| EngineError::Worker("say hello first".into()))?;
-            if worker.submitted >= MAX_SUBMITTED_PER_CONNECTION {
-                return Err(EngineError::Worker(format!(
-                    "at most {MAX_SUBMITTED_PER_CONNECTION} submitted tasks may be unfinished at once"
-                )));
-            }
             let bytes = serde_json::to_vec(&msg.params).map_or(usize::MAX, |v| v.len());
             if bytes > crate::manager::MAX_PARAMS_BYTES {
                 return Err(EngineError::ParamsTooLarge {
@@ -339,39 +360,73 @@ impl Handler<WorkerSubmit> for TaskManager {
                     max: crate::manager::MAX_PARAMS_BYTES,
                 });
             }
+            let entry = self
+                .workers
+                .workers
+                .get_mut(&msg.worker_id)
+                .filter(|w| w.link.as_ref().is_some_and(|l| l.conn == msg.conn))
+                .ok_or_else(|| EngineError::Worker("say hello first".into()))?;
+            if entry.submitted + entry.submitting >= MAX_SUBMITTED_PER_WORKER {
+                return Err(EngineError::Worker(format!(
+                    "at most {MAX_SUBMITTED_PER_WORKER} submitted tasks may be unfinished at once"
+                )));
+            }
+            entry.submitting += 1;
             Ok(new_task(&msg.plugin, msg.params, Some(msg.created_by)))
         })();
+        // Counted like any task of its creator until it ends (see `release`).
+        if let Ok(info) = &checked {
+            if let Some(who) = &info.created_by {
+                *self.active_by_creator.entry(who.clone()).or_default() += 1;
+            }
+        }
         let info = match checked {
             Ok(info) => info,
-            Err(e) => return Box::pin(fut::ready(Err(e))),
+            Err(e) => {
+                self.refuse_submit(&worker, conn, &e);
+                return Box::pin(fut::ready(Err(e)));
+            }
         };
         let db = self.db.clone();
         let stored = info.clone();
-        let worker = msg.worker_id;
         Box::pin(
             async move { db.run(move |c| tasks::insert_task(c, &stored)).await }
                 .into_actor(self)
                 .map(move |inserted, act, ctx| {
-                    inserted?;
+                    if let Some(entry) = act.workers.workers.get_mut(&worker) {
+                        entry.submitting = entry.submitting.saturating_sub(1);
+                    }
+                    if let Err(e) = inserted {
+                        let e = EngineError::from(e);
+                        act.release(info.created_by.as_ref());
+                        act.refuse_submit(&worker, conn, &e);
+                        return Err(e);
+                    }
                     act.events.status_changed(&info);
-                    if act.shutting_down || act.workers.link_of(&worker).is_none() {
-                        let id = info.id;
-                        let db = act.db.clone();
-                        let outcome = storage::tasks::TaskOutcome {
-                            status: TaskStatus::Interrupted,
-                            finished_at: Timestamp(now_micros()),
-                            result: None,
-                            error: Some("its worker went away before it started".into()),
-                        };
-                        actix::spawn(async move {
-                            let _ = db.run(move |c| tasks::finish_task(c, id, &outcome)).await;
-                        });
+                    let current = act.workers.link_of(&worker).is_some_and(|l| l.conn == conn);
+                    if act.shutting_down || !current {
+                        act.end_queued(
+                            info,
+                            TaskStatus::Interrupted,
+                            "its worker went away before it started".into(),
+                        );
                         return Err(EngineError::Worker("the connection ended".into()));
                     }
                     act.launch_remote(info.clone(), worker, true, ctx);
                     Ok(info)
                 }),
         )
+    }
+}
+
+impl TaskManager {
+    /// Tells the submitting connection why its `submit` was refused.
+    fn refuse_submit(&self, worker: &str, conn: ConnId, error: &EngineError) {
+        if let Some(link) = self.workers.link_of(worker).filter(|l| l.conn == conn) {
+            link.to.do_send(ToWorker::Refused {
+                message: format!("submit refused: {error}"),
+            });
+        }
     }
 }
 

@@ -17,7 +17,7 @@
 pub mod book;
 mod handlers;
 
-pub use handlers::MAX_SUBMITTED_PER_CONNECTION;
+pub use handlers::MAX_SUBMITTED_PER_WORKER;
 pub mod proxy;
 
 use actix::prelude::*;
@@ -71,6 +71,8 @@ pub enum ToWorker {
     Done { task_id: TaskId, status: TaskStatus },
     /// Another connection said hello with this worker's id and took its tasks.
     Replaced,
+    /// A `submit` of this connection was refused.
+    Refused { message: String },
 }
 
 /// What a worker offers.

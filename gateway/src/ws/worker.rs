@@ -91,6 +91,8 @@ pub async fn route(
         token_hash: hash,
         worker_id: None,
         hello_sent: false,
+        welcomed: false,
+        early: Vec::new(),
         tasks: HashMap::new(),
         ended: VecDeque::new(),
         unacked_bytes: 0,
@@ -117,9 +119,14 @@ pub struct WorkerSession {
     state: Arc<AppState>,
     caller: Caller,
     token_hash: String,
+    /// Claimed by `hello` (before the manager answers: a connection that ends
+    /// before its `welcome` still tells the manager it is gone).
     worker_id: Option<String>,
     /// `hello` arrived (its answer may still be on its way).
     hello_sent: bool,
+    /// `welcome` was sent; until then what the engine sends waits in `early`.
+    welcomed: bool,
+    early: Vec<ToWorker>,
     tasks: HashMap<TaskId, LinkedTask>,
     ended: VecDeque<TaskId>,
     unacked_bytes: u64,
@@ -216,7 +223,7 @@ impl WorkerSession {
                 plugins,
                 resume,
             } => self.on_hello(protocol, worker_id, name, capacity, plugins, resume, ctx),
-            _ if self.worker_id.is_none() => self.fatal(
+            _ if !self.welcomed => self.fatal(
                 ctx,
                 if self.hello_sent {
                     "wait for welcome before sending anything else".into()
@@ -288,7 +295,7 @@ impl WorkerSession {
                 None,
             );
         }
-        if resume.len() > MAX_CAPACITY + remote::MAX_SUBMITTED_PER_CONNECTION {
+        if resume.len() > MAX_CAPACITY + remote::MAX_SUBMITTED_PER_WORKER {
             return self.fatal(
                 ctx,
                 "resume lists more tasks than a worker can run".into(),
@@ -343,6 +350,7 @@ impl WorkerSession {
                 to: ctx.address().recipient(),
             },
         };
+        self.worker_id = Some(worker_id.clone());
         let manager = self.state.engine.manager.clone();
         ctx.spawn(
             async move { manager.send(hello).await }
@@ -365,7 +373,6 @@ impl WorkerSession {
                                 },
                             );
                         }
-                        act.worker_id = Some(worker_id.clone());
                         act.send(
                             ctx,
                             &ToWorkerMessage::Welcome {
@@ -377,6 +384,10 @@ impl WorkerSession {
                                 gone: welcome.gone,
                             },
                         );
+                        act.welcomed = true;
+                        for early in std::mem::take(&mut act.early) {
+                            act.deliver(early, ctx);
+                        }
                     }
                     Ok(Err(e)) => act.fatal(ctx, e.to_string(), None),
                     Err(e) => act.fatal(ctx, format!("the server is not ready: {e}"), None),
@@ -428,6 +439,8 @@ impl WorkerSession {
         let last = records.last().map_or(0, |e| e.seq);
         let task = self.tasks.get_mut(&task_id).expect("checked above");
         match task.logger.append_numbered(records) {
+            // A resent message that adds nothing is not waiting for an ack.
+            Ok(0) => {}
             Ok(_) => {
                 task.unacked.push_back((last, bytes));
                 self.unacked_bytes += bytes;
@@ -452,7 +465,7 @@ impl WorkerSession {
             task.finished = true;
         }
         let outcome = match status {
-            FinishStatus::Success => Ok(result.unwrap_or(serde_json::Value::Null)),
+            FinishStatus::Success => Ok(capped_result(result.unwrap_or(serde_json::Value::Null))),
             FinishStatus::Failed => Err(PluginError::Failed(
                 error
                     .map(protocol::entry::cap_message)
@@ -460,20 +473,13 @@ impl WorkerSession {
             )),
             FinishStatus::Cancelled => Err(PluginError::Cancelled),
         };
-        let msg = WorkerFinished {
+        // Queued at once: a finish followed by a close must still reach the manager.
+        self.state.engine.manager.do_send(WorkerFinished {
             worker_id: self.worker_id.clone().unwrap_or_default(),
             conn: self.conn,
             task_id,
             outcome,
-        };
-        let manager = self.state.engine.manager.clone();
-        ctx.spawn(async move { manager.send(msg).await }.into_actor(self).map(
-            move |answer, act, ctx| match answer {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => act.warn(ctx, e.to_string(), Some(task_id)),
-                Err(e) => act.warn(ctx, format!("the server is not ready: {e}"), Some(task_id)),
-            },
-        ));
+        });
     }
 
     fn on_submit(&mut self, plugin: String, params: serde_json::Value, ctx: &mut Ctx) {
@@ -487,7 +493,8 @@ impl WorkerSession {
         if !params.is_object() && !params.is_null() {
             return self.warn(ctx, "params must be a JSON object".into(), None);
         }
-        let msg = WorkerSubmit {
+        // Answered by the task's `run`, or by a refusal (`ToWorker::Refused`).
+        self.state.engine.manager.do_send(WorkerSubmit {
             worker_id: self.worker_id.clone().unwrap_or_default(),
             conn: self.conn,
             plugin,
@@ -497,16 +504,7 @@ impl WorkerSession {
                 params
             },
             created_by: self.caller.name.clone(),
-        };
-        let manager = self.state.engine.manager.clone();
-        ctx.spawn(async move { manager.send(msg).await }.into_actor(self).map(
-            |answer, act, ctx| match answer {
-                // The task's `run` comes from its proxy.
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => act.warn(ctx, format!("submit refused: {e}"), None),
-                Err(e) => act.warn(ctx, format!("the server is not ready: {e}"), None),
-            },
-        ));
+        });
     }
 
     fn forget(&mut self, task_id: TaskId) {
@@ -572,10 +570,40 @@ impl Actor for WorkerSession {
     }
 }
 
+/// Results past this are replaced by `{"truncated_bytes": N}`: a task's result is
+/// stored, listed and sent to every watcher, like its params.
+const MAX_RESULT_BYTES: usize = engine::manager::MAX_PARAMS_BYTES;
+
+fn capped_result(result: serde_json::Value) -> serde_json::Value {
+    let bytes = serde_json::to_vec(&result).map_or(usize::MAX, |v| v.len());
+    if bytes > MAX_RESULT_BYTES {
+        serde_json::json!({ "truncated_bytes": bytes })
+    } else {
+        result
+    }
+}
+
+/// What the engine sends before `welcome` waits; past this many, the connection is
+/// not keeping up and is closed.
+const MAX_EARLY: usize = 10_000;
+
 impl Handler<ToWorker> for WorkerSession {
     type Result = ();
 
     fn handle(&mut self, msg: ToWorker, ctx: &mut Ctx) {
+        if !self.welcomed && !matches!(msg, ToWorker::Replaced) {
+            if self.early.len() >= MAX_EARLY {
+                return self.fatal(ctx, "the worker did not take its welcome".into(), None);
+            }
+            self.early.push(msg);
+            return;
+        }
+        self.deliver(msg, ctx);
+    }
+}
+
+impl WorkerSession {
+    fn deliver(&mut self, msg: ToWorker, ctx: &mut Ctx) {
         match msg {
             ToWorker::Run {
                 ctx: run,
@@ -628,6 +656,7 @@ impl Handler<ToWorker> for WorkerSession {
                     None,
                 );
             }
+            ToWorker::Refused { message } => self.warn(ctx, message, None),
         }
     }
 }

@@ -217,6 +217,17 @@ async fn roles_are_kept_apart() {
     // An admin token may run a worker.
     let mut admin_worker = app.worker_ws(&app.admin).await.unwrap();
     hello(&mut admin_worker, "admin-w", "echo", 1, &[]).await;
+    // A plugin name belongs to the token whose workers offer it: another token's
+    // worker cannot take its tasks (and their params).
+    let mut rival = app.worker_ws(&token).await.unwrap();
+    rival
+        .send(json!({"type": "hello", "protocol": 1, "worker_id": "rival", "capacity": 8, "plugins": [{"name": "echo"}]}))
+        .await;
+    let error = rival.expect_fatal().await;
+    assert!(
+        error.contains("offered by workers of another token"),
+        "{error}"
+    );
 }
 
 #[actix_rt::test]
@@ -423,6 +434,46 @@ async fn a_dropped_connection_resumes_within_the_grace_and_not_after() {
     let mut late = app.worker_ws(&token).await.unwrap();
     let welcome = hello(&mut late, "w-r", "resumable", 2, &[lost.id]).await;
     assert_eq!(welcome["gone"], json!([lost.id]));
+
+    // A finish sent right before the worker closes the connection still counts.
+    let quick = app.start_task("resumable", json!({})).await;
+    late.expect("run").await;
+    late.send(json!({"type": "logs", "task_id": quick.id, "entries": records(1..=3)}))
+        .await;
+    late.send(
+        json!({"type": "finish", "task_id": quick.id, "status": "success", "result": {"ok": true}}),
+    )
+    .await;
+    futures_util::SinkExt::send(&mut late.conn, awc::ws::Message::Close(None))
+        .await
+        .unwrap();
+    while let Some(Ok(_)) = late.next(Duration::from_secs(10)).await {}
+    drop(late);
+    let done = app.wait_done(quick.id).await;
+    assert_eq!(done.status, TaskStatus::Success, "{done:?}");
+    assert_eq!(app.all_logs(quick.id, "").await.len(), 3);
+
+    // Tasks queued for a plugin nobody offers any more do not wait for ever.
+    let mut last = app.worker_ws(&token).await.unwrap();
+    hello(&mut last, "w-last", "fleeting", 1, &[]).await;
+    let running = app.start_task("fleeting", json!({})).await;
+    last.expect("run").await;
+    let queued = app.start_task("fleeting", json!({})).await;
+    drop(last);
+    assert_eq!(
+        app.wait_done(running.id).await.status,
+        TaskStatus::Interrupted
+    );
+    let orphan = app.wait_done(queued.id).await;
+    assert_eq!(orphan.status, TaskStatus::Interrupted);
+    assert!(
+        orphan
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("no worker offers plugin"),
+        "{orphan:?}"
+    );
 }
 
 #[actix_rt::test]
