@@ -192,3 +192,37 @@ fn exec_refuses_what_it_cannot_do_with_a_clear_error() {
     let logs = stdout(&server.cli(&["logs", &id]));
     assert!(logs.contains("cannot start"), "{logs}");
 }
+
+#[test]
+fn a_fast_command_is_slowed_to_the_servers_window_never_cut() {
+    let fresh = FreshDb::new("sqlite");
+    // A window of 1 MiB against some 7 MiB of records: exec must wait for acks.
+    let server = Server::launch_with(
+        &fresh.url,
+        testkit::free_port(),
+        None,
+        &[
+            ("TASKLENS_LOG", "info"),
+            ("TASKLENS_WORKER_MAX_UNACKED_BYTES", "1048576"),
+        ],
+    );
+    let token = worker_token(&server, "ci");
+    let out = server
+        .command(&token, &["exec", "--", "seq", "1", "100000"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        !err.contains("reconnected"),
+        "exec never overran the window: {err}"
+    );
+    let id = task_id(&err);
+    assert_eq!(wait_done(&server, &id).status, TaskStatus::Success);
+    let tail = entries(&stdout(
+        &server.cli(&["logs", &id, "--tail", "1", "--json"]),
+    ));
+    assert_eq!((tail[0].seq, tail[0].message.as_str()), (100_000, "100000"));
+    let log = server.terminate();
+    assert!(!log.contains("max_unacked_bytes"), "{log}");
+}

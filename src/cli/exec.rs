@@ -33,6 +33,8 @@ use super::ExecArgs;
 use crate::client::Client;
 
 const BATCH_ROWS: usize = 1_000;
+/// A batch is also sent once its records take this many bytes (before JSON escaping).
+const BATCH_BYTES: u64 = 1 << 20;
 const BATCH_EVERY: Duration = Duration::from_millis(50);
 /// Lines read ahead of sending; the readers wait when it is full.
 const LINE_QUEUE: usize = 8_192;
@@ -70,6 +72,7 @@ struct Run {
     max_unacked: u64,
     next_seq: u64,
     batch: Vec<WorkerEntry>,
+    batch_bytes: u64,
     unacked: Unacked,
     cancelled: bool,
 }
@@ -137,6 +140,7 @@ pub async fn exec(args: ExecArgs) -> Result<i32> {
         max_unacked: max_unacked_bytes,
         next_seq: 0,
         batch: Vec::new(),
+        batch_bytes: 0,
         unacked: Unacked {
             frames: VecDeque::new(),
             bytes: 0,
@@ -188,12 +192,12 @@ pub async fn exec(args: ExecArgs) -> Result<i32> {
     let mut output_open = child_ref.is_some();
     let mut down_since: Option<Instant> = None;
     loop {
-        let room = run.unacked.bytes < run.max_unacked;
+        let room = run.has_room();
         tokio::select! {
             line = lines.recv(), if output_open && room => match line {
                 Some(out) => {
                     run.take_line(out);
-                    if run.batch.len() >= BATCH_ROWS {
+                    if run.batch.len() >= BATCH_ROWS || run.batch_bytes >= BATCH_BYTES {
                         run.flush(&mut conn).await.ok();
                     }
                 }
@@ -295,6 +299,14 @@ pub async fn exec(args: ExecArgs) -> Result<i32> {
 }
 
 impl Run {
+    /// Whether another line may be read: the batch being built, escaped for JSON
+    /// (at most six bytes a byte) plus a line, must still fit in the window of
+    /// unacknowledged bytes the server allows.
+    fn has_room(&self) -> bool {
+        let worst = 6 * (self.batch_bytes + MAX_MESSAGE_BYTES as u64) + 64 * 1024;
+        self.unacked.bytes + worst <= self.max_unacked
+    }
+
     fn push(
         &mut self,
         level: LogLevel,
@@ -306,6 +318,7 @@ impl Run {
             return;
         }
         self.next_seq += 1;
+        self.batch_bytes += (message.len() + source.len()) as u64 + 96;
         self.batch.push(WorkerEntry {
             seq: self.next_seq,
             timestamp: Timestamp::from_datetime(chrono::Utc::now()),
@@ -333,6 +346,7 @@ impl Run {
             return Ok(());
         }
         let entries = std::mem::take(&mut self.batch);
+        self.batch_bytes = 0;
         let last = entries.last().map_or(0, |e| e.seq);
         let text = serde_json::to_string(&WorkerMessage::Logs {
             task_id: self.task_id,

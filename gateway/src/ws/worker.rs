@@ -666,8 +666,13 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WorkerSession {
         let msg = match item {
             Ok(msg) => msg,
             Err(e) => {
-                let reason = format!("protocol error: {e}");
-                return self.fatal(ctx, reason, None);
+                // Mostly a connection cut mid-frame: a disconnect, not a violation.
+                log::info!(
+                    "worker={} conn={} error=\"{e}\" Worker connection ended.",
+                    self.worker_id.as_deref().unwrap_or("-"),
+                    self.conn
+                );
+                return self.close(ctx, ws::CloseCode::Protocol, "protocol error");
             }
         };
         self.last_heard = Instant::now();
