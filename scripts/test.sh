@@ -46,7 +46,8 @@ step "Python SDK (its own venv, against the real server)"
 VENV="$CARGO_TARGET_DIR/python-venv"
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check "./clients/python[test]"
-cargo build --locked -p tasklens -p tasklens-testkit
+# `cargo test` built the server binary for the CLI tests, and the PostgreSQL step
+# the testkit's; building them again with other features would only cost time.
 TASKLENS_BIN="$CARGO_TARGET_DIR/debug/tasklens" \
 TASKLENS_TESTKIT="$CARGO_TARGET_DIR/debug/tasklens-testkit" \
 TASKLENS_TEST_REQUIRE_SERVER=1 \
