@@ -41,15 +41,62 @@ const REPLACED: &[(&str, &str)] = &[(
     "ws_max_queued_bytes (the bytes a client may leave unread)",
 )];
 
-/// The hint added to an unknown option's error.
+/// The hint added to an unknown option's error: what replaced it, or the nearest
+/// known name.
 fn unknown_hint(name: &str) -> String {
-    match REPLACED
+    if let Some((_, new)) = REPLACED
         .iter()
         .find(|(old, _)| name.eq_ignore_ascii_case(old))
     {
-        Some((_, new)) => format!("replaced by {new}; see docs/configuration.md"),
+        return format!("replaced by {new}; see docs/configuration.md");
+    }
+    match nearest_setting(name) {
+        Some(near) => format!("did you mean {near}? see docs/configuration.md"),
         None => "see docs/configuration.md for the list".to_owned(),
     }
+}
+
+fn all_settings() -> impl Iterator<Item = &'static str> {
+    NUMBERS
+        .iter()
+        .map(|(n, _, _)| *n)
+        .chain(TEXTS.iter().copied())
+        .chain(SWITCHES.iter().copied())
+        .chain(LISTS.iter().copied())
+}
+
+/// The known setting closest to `name`, if one is close enough to be a typo of it.
+fn nearest_setting(name: &str) -> Option<&'static str> {
+    let name = name.to_ascii_lowercase();
+    all_settings()
+        .map(|known| (edit_distance(&name, known), known))
+        .filter(|(d, known)| *d <= (known.len() / 4).max(1))
+        .min()
+        .map(|(_, known)| known)
+}
+
+/// Levenshtein distance over bytes (setting names are ASCII).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substituted = diagonal + usize::from(ca != cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substituted.min(row[j] + 1).min(row[j + 1] + 1);
+        }
+    }
+    row[b.len()]
+}
+
+/// Variables Kubernetes sets for a Service named `tasklens` (`TASKLENS_PORT`,
+/// `TASKLENS_PORT_8080_TCP_ADDR`, `TASKLENS_SERVICE_HOST`, …): not ours, never fatal.
+fn is_service_link(key: &str) -> bool {
+    key == "TASKLENS_PORT"
+        || key.starts_with("TASKLENS_PORT_")
+        || key.starts_with("TASKLENS_SERVICE_")
 }
 
 const TEXTS: &[&str] = &["database_url", "bind", "ui_dir", "admin_token"];
@@ -74,6 +121,8 @@ const OTHER_VARS: &[&str] = &[
     "TASKLENS_BIN",
     "TASKLENS_PG_BIN",
     "TASKLENS_WASM_TARGET_DIR",
+    "TASKLENS_TESTKIT",
+    "TASKLENS_BENCH_PYTHON",
 ];
 const OTHER_PREFIX: &str = "TASKLENS_TEST_";
 
@@ -102,18 +151,14 @@ pub fn load(
             continue;
         };
         let name = name.to_ascii_lowercase();
-        let known = NUMBERS
-            .iter()
-            .map(|(n, _, _)| *n)
-            .chain(TEXTS.iter().copied())
-            .chain(SWITCHES.iter().copied())
-            .chain(LISTS.iter().copied())
-            .find(|n| *n == name);
+        let known = all_settings().find(|n| *n == name);
         match known {
             Some(known) => {
                 values.insert(known, value.clone());
             }
-            None if OTHER_VARS.contains(&key.as_str()) || key.starts_with(OTHER_PREFIX) => {}
+            None if OTHER_VARS.contains(&key.as_str())
+                || key.starts_with(OTHER_PREFIX)
+                || is_service_link(key) => {}
             None => errors.push(format!("{key}: unknown setting ({})", unknown_hint(&name))),
         }
     }
@@ -467,6 +512,35 @@ mod tests {
         ] {
             assert!(all.contains(expected), "{expected} missing from:\n{all}");
         }
+    }
+
+    #[test]
+    fn kubernetes_service_variables_pass_and_typos_get_the_nearest_name() {
+        let config = load_env(&[
+            ("TASKLENS_PORT", "tcp://10.0.0.7:8080"),
+            ("TASKLENS_PORT_8080_TCP", "tcp://10.0.0.7:8080"),
+            ("TASKLENS_PORT_8080_TCP_ADDR", "10.0.0.7"),
+            ("TASKLENS_SERVICE_HOST", "10.0.0.7"),
+            ("TASKLENS_SERVICE_PORT", "8080"),
+            ("TASKLENS_SERVICE_PORT_HTTP", "8080"),
+        ]);
+        assert!(config.is_ok(), "{config:?}");
+        let errors = load_env(&[
+            ("TASKLENS_FLUSH_INTERVAL", "100"),
+            ("TASKLENS_SHELL_ENABLD", "true"),
+            ("TASKLENS_NOTHING_LIKE_IT", "1"),
+        ])
+        .unwrap_err();
+        let all = errors.join("\n");
+        for expected in [
+            "TASKLENS_FLUSH_INTERVAL: unknown setting (did you mean flush_interval_ms?",
+            "TASKLENS_SHELL_ENABLD: unknown setting (did you mean shell_enabled?",
+            "TASKLENS_NOTHING_LIKE_IT: unknown setting (see docs/configuration.md for the list)",
+        ] {
+            assert!(all.contains(expected), "{expected} missing from:\n{all}");
+        }
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("", "abc"), 3);
     }
 
     #[test]
