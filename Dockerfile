@@ -16,4 +16,6 @@ USER tasklens
 WORKDIR /var/lib/tasklens
 ENV TASKLENS_BIND=0.0.0.0:8080 TASKLENS_UI_DIR=/usr/share/tasklens/ui
 EXPOSE 8080
+HEALTHCHECK --interval=10s --timeout=6s --start-period=20s --retries=3 \
+  CMD ["tasklens", "healthcheck", "--server", "http://127.0.0.1:8080"]
 CMD ["tasklens", "serve"]

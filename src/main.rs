@@ -45,6 +45,7 @@ async fn client_command(command: Command) -> Result<i32> {
         Command::Cleanup(args) => commands::cleanup(args).await,
         Command::Tokens(args) => commands::tokens(args).await,
         Command::Exec(args) => cli::exec::exec(args).await,
+        Command::Healthcheck(args) => commands::healthcheck(args).await,
     }
 }
 

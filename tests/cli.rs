@@ -330,3 +330,18 @@ fn app_log_level_changes_the_server_log_without_a_restart() {
         "INFO after the level went to ERROR"
     );
 }
+
+#[test]
+fn healthcheck_exits_by_readiness_for_container_probes() {
+    let fresh = FreshDb::new("sqlite");
+    let server = Server::start(&fresh.url);
+    let ready = server.cli(&["healthcheck"]);
+    assert_eq!(ready.status.code(), Some(0), "{ready:?}");
+    assert!(String::from_utf8_lossy(&ready.stdout).starts_with("ready:"));
+    let nobody = format!("http://127.0.0.1:{}", free_port());
+    let down = server.cli(&["healthcheck", "--server", &nobody, "--timeout", "2"]);
+    assert_eq!(down.status.code(), Some(1), "{down:?}");
+    assert!(String::from_utf8_lossy(&down.stderr).starts_with("not ready"));
+    let bad = server.cli(&["healthcheck", "--timeout", "0"]);
+    assert_eq!(bad.status.code(), Some(2), "a bad flag is a usage error");
+}

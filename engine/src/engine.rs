@@ -73,6 +73,8 @@ pub struct Engine {
     pub settings: Addr<SettingsActor>,
     pub live: LiveSettings,
     pub gate: Arc<BufferGate>,
+    /// Whether log writes succeed (for readiness).
+    pub writer: Arc<crate::sink::WriterHealth>,
     shutdown_grace: Duration,
 }
 
@@ -104,7 +106,9 @@ impl Engine {
         let manager_ctx = Context::<TaskManager>::new();
         let manager = manager_ctx.address();
         events.durable = Some(manager.clone().recipient());
-        let sink = LogSink::new(db.clone(), settings.sink, gate.clone(), events.clone()).start();
+        let sink = LogSink::new(db.clone(), settings.sink, gate.clone(), events.clone());
+        let writer = sink.health();
+        let sink = sink.start();
         let registry = Arc::new(registry);
         manager_ctx.run(TaskManager::new(ManagerParts {
             db: db.clone(),
@@ -138,6 +142,7 @@ impl Engine {
             settings: settings_actor,
             live,
             gate,
+            writer,
             shutdown_grace: settings.shutdown_grace,
         })
     }

@@ -20,6 +20,7 @@
 //! queue cannot grow without bound while the database is slow or down.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -55,6 +56,20 @@ impl Default for LogSinkSettings {
 
 const RETRY_FIRST: Duration = Duration::from_millis(100);
 const RETRY_MAX: Duration = Duration::from_secs(5);
+
+/// Whether the writer is keeping up, for readiness checks: shared, read without a
+/// message so that a probe never waits behind a busy sink.
+#[derive(Debug, Default)]
+pub struct WriterHealth {
+    failures: AtomicU32,
+}
+
+impl WriterHealth {
+    /// Consecutive failed flushes (0 while writes succeed).
+    pub fn failures(&self) -> u32 {
+        self.failures.load(Ordering::Relaxed)
+    }
+}
 
 /// Takes a handed-over batch.
 #[derive(Debug, Message)]
@@ -92,6 +107,7 @@ pub struct LogSink {
     in_flight: bool,
     retry_scheduled: bool,
     consecutive_failures: u32,
+    health: Arc<WriterHealth>,
     stats: SinkStats,
     waiters: Vec<(u64, oneshot::Sender<()>)>,
 }
@@ -113,9 +129,15 @@ impl LogSink {
             in_flight: false,
             retry_scheduled: false,
             consecutive_failures: 0,
+            health: Arc::default(),
             stats: SinkStats::default(),
             waiters: Vec::new(),
         }
+    }
+
+    /// The handle readiness checks read.
+    pub fn health(&self) -> Arc<WriterHealth> {
+        self.health.clone()
     }
 
     fn maybe_flush(&mut self, ctx: &mut Context<Self>) {
@@ -172,6 +194,7 @@ impl LogSink {
                     );
                 }
                 self.consecutive_failures = 0;
+                self.health.failures.store(0, Ordering::Relaxed);
                 self.stats.flushes += 1;
                 self.stats.durable_rows += rows as u64;
                 self.gate.release(rows);
@@ -197,6 +220,9 @@ impl LogSink {
             }
             Err(error) => {
                 self.consecutive_failures += 1;
+                self.health
+                    .failures
+                    .store(self.consecutive_failures, Ordering::Relaxed);
                 self.stats.failed_flushes += 1;
                 let delay = backoff(self.consecutive_failures);
                 let chain = error_chain(&error);

@@ -46,7 +46,10 @@ fn is_hashed_asset(path: &str) -> bool {
 /// The `Cache-Control` for a response to `path`; `served_file` is whether the
 /// answer is that file itself (200, not a page): only then may it be kept long.
 pub fn cache_control(path: &str, served_file: bool) -> &'static str {
-    if path.starts_with("/api") || path.starts_with("/ws") || path == "/healthz" {
+    if path.starts_with("/api")
+        || path.starts_with("/ws")
+        || matches!(path, "/healthz" | "/livez" | "/readyz")
+    {
         NOT_STORED
     } else if served_file && is_hashed_asset(path) {
         IMMUTABLE

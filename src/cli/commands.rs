@@ -236,3 +236,32 @@ pub async fn tokens(args: TokensArgs) -> Result<i32> {
     }
     Ok(0)
 }
+
+/// `GET /readyz`: 0 when ready, 1 when the server answers that it is not (or does not
+/// answer in time), with the reason on stderr.
+pub async fn healthcheck(args: super::HealthcheckArgs) -> Result<i32> {
+    let client = Client::new(&args.client.server, None)?;
+    let url = format!("{}/readyz", client.base());
+    let answer = awc::Client::builder()
+        .timeout(std::time::Duration::from_secs(args.timeout))
+        .finish()
+        .get(&url)
+        .send()
+        .await;
+    let mut response = match answer {
+        Ok(response) => response,
+        Err(e) => {
+            eprintln!("not ready: {url}: {e}");
+            return Ok(1);
+        }
+    };
+    let body = response.body().await.unwrap_or_default();
+    let text = String::from_utf8_lossy(&body);
+    if response.status().is_success() {
+        println!("ready: {text}");
+        Ok(0)
+    } else {
+        eprintln!("not ready ({}): {text}", response.status());
+        Ok(1)
+    }
+}

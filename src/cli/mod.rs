@@ -52,6 +52,18 @@ pub enum Command {
     /// code the task's status and this command's exit code (needs a worker or
     /// admin token).
     Exec(ExecArgs),
+    /// Exit 0 when the server is ready (database reachable, log records being
+    /// written), 1 when it is not: for container health checks.
+    Healthcheck(HealthcheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct HealthcheckArgs {
+    /// Seconds to wait for an answer.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub timeout: u64,
+    #[command(flatten)]
+    pub client: ClientArgs,
 }
 
 #[derive(Debug, Args)]

@@ -10,9 +10,16 @@ use crate::error::ApiError;
 use crate::params::NoQuery;
 use crate::state::AppState;
 
-/// Liveness and database reachability; needs no token (load balancers call it) and
-/// reveals nothing but the backend's kind.
-pub async fn healthz(state: web::Data<AppState>) -> HttpResponse {
+/// `GET /livez`: the process answers. Needs no token.
+pub async fn livez() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
+}
+
+/// `GET /readyz` (and `/healthz`): the database answers **and** log records are
+/// being written (the last flush succeeded, or nothing waits); 503 with the reason
+/// otherwise. Needs no token (load balancers call it) and reveals nothing but the
+/// backend's kind and which of the two fails.
+pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let reachable = state
         .db
         .run(|c| storage::tasks::list_tasks(c, &Default::default()).map(|_| ()))
@@ -21,17 +28,26 @@ pub async fn healthz(state: web::Data<AppState>) -> HttpResponse {
         storage::Backend::Sqlite => "sqlite",
         storage::Backend::Postgres => "postgres",
     };
-    match reachable {
-        Ok(()) => HttpResponse::Ok().json(serde_json::json!({"status": "ok", "database": backend})),
-        Err(e) => {
-            log::warn!(
-                "error=\"{}\" Health check cannot reach the database.",
-                engine::sink::error_chain(&e)
-            );
-            HttpResponse::ServiceUnavailable()
-                .json(serde_json::json!({"status": "unavailable", "database": backend, "error": "database unreachable"}))
-        }
+    let unavailable = |reason: String| {
+        HttpResponse::ServiceUnavailable().json(
+            serde_json::json!({"status": "unavailable", "database": backend, "error": reason}),
+        )
+    };
+    if let Err(e) = reachable {
+        log::warn!(
+            "error=\"{}\" Readiness check cannot reach the database.",
+            engine::sink::error_chain(&e)
+        );
+        return unavailable("database unreachable".into());
     }
+    let failures = state.engine.writer.failures();
+    let pending = state.engine.gate.pending();
+    if failures > 0 && pending > 0 {
+        return unavailable(format!(
+            "writing log records fails ({failures} attempts in a row); {pending} records are held in memory"
+        ));
+    }
+    HttpResponse::Ok().json(serde_json::json!({"status": "ok", "database": backend}))
 }
 
 pub async fn me(caller: Caller, _: NoQuery) -> HttpResponse {

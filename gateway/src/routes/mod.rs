@@ -49,8 +49,15 @@ pub fn endpoints() -> Vec<Endpoint> {
         route,
     };
     vec![
+        e(Method::GET, "/livez", Anyone, || {
+            web::get().to(admin::livez)
+        }),
+        e(Method::GET, "/readyz", Anyone, || {
+            web::get().to(admin::readyz)
+        }),
+        // The older name of readiness, kept for existing probes.
         e(Method::GET, "/healthz", Anyone, || {
-            web::get().to(admin::healthz)
+            web::get().to(admin::readyz)
         }),
         // The token comes with the upgrade or in the first message.
         e(Method::GET, "/ws", Anyone, || {

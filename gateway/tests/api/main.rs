@@ -3,6 +3,7 @@
 
 mod access;
 mod auth;
+mod health;
 mod helpers;
 mod logs;
 mod malformed;

@@ -77,6 +77,8 @@ async fn responses_carry_security_and_cache_headers() {
         ("/api/tasks", Some(app.admin.as_str()), "no-store"),
         ("/api/tasks", None, "no-store"),
         ("/healthz", None, "no-store"),
+        ("/readyz", None, "no-store"),
+        ("/livez", None, "no-store"),
     ] {
         let (_, _, headers) = app.request(Method::GET, path, token, None).await;
         let header = |name: &str| {
