@@ -106,6 +106,7 @@ impl Engine {
         let manager_ctx = Context::<TaskManager>::new();
         let manager = manager_ctx.address();
         events.durable = Some(manager.clone().recipient());
+        events.rejected = Some(manager.clone().recipient());
         let sink = LogSink::new(db.clone(), settings.sink, gate.clone(), events.clone());
         let writer = sink.health();
         let sink = sink.start();

@@ -24,6 +24,14 @@ pub struct LogsPersisted {
     pub up_to_seq: u64,
 }
 
+/// The database refuses a task's records for good (see `LogSink`): the task must end.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct LogsRejected {
+    pub task_id: TaskId,
+    pub reason: String,
+}
+
 /// A task was created or changed status.
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "()")]
@@ -40,6 +48,8 @@ pub struct EngineEvents {
     /// The engine's own listener for durability (the task manager, which
     /// acknowledges remote workers' records); set by `Engine::start`.
     pub(crate) durable: Option<Recipient<LogsPersisted>>,
+    /// Where refusals go (the task manager); set by `Engine::start`.
+    pub(crate) rejected: Option<Recipient<LogsRejected>>,
 }
 
 impl EngineEvents {
@@ -57,6 +67,12 @@ impl EngineEvents {
         }
         if let Some(r) = &self.durable {
             r.do_send(LogsPersisted { task_id, up_to_seq });
+        }
+    }
+
+    pub fn logs_rejected(&self, task_id: TaskId, reason: String) {
+        if let Some(r) = &self.rejected {
+            r.do_send(LogsRejected { task_id, reason });
         }
     }
 

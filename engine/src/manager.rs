@@ -21,7 +21,7 @@ use tokio::sync::oneshot;
 
 use crate::batch::BufferGate;
 use crate::events::EngineEvents;
-use crate::events::LogsPersisted;
+use crate::events::{LogsPersisted, LogsRejected};
 use crate::logger::{now_micros, Outlet, TaskLogger};
 use crate::plugin::{AnyPlugin, CancelToken, LogSettingsChanged, PluginRegistry};
 use crate::remote::book::Workers;
@@ -553,5 +553,18 @@ impl Handler<LogsPersisted> for TaskManager {
     /// Tells a remote task's worker what is durable, so it can drop it.
     fn handle(&mut self, msg: LogsPersisted, _: &mut Context<Self>) {
         self.remote_durable(msg.task_id, msg.up_to_seq);
+    }
+}
+
+impl Handler<LogsRejected> for TaskManager {
+    type Result = ();
+
+    /// The database refuses a task's records: stop the task, which then ends failed.
+    fn handle(&mut self, msg: LogsRejected, _: &mut Context<Self>) {
+        if let Some(running) = self.running.get(&msg.task_id) {
+            running.actor.do_send(Cancel {
+                reason: CancelReason::LogsRejected { reason: msg.reason },
+            });
+        }
     }
 }

@@ -15,11 +15,18 @@
 //! queue and is retried with exponential backoff (100 ms doubling to 5 s); nothing is
 //! dropped, and the primary key `(task_id, seq)` makes the retry idempotent.
 //!
+//! A refusal is different: the database will never take those rows (the task's row
+//! was deleted underneath, a value it cannot store). A refused batch of several
+//! tasks is written again one task at a time; the task whose rows are refused on
+//! their own has them dropped, counted as settled, and is reported
+//! (`LogsRejected`) so that the manager stops it (it ends `failed`, saying why);
+//! what it sends afterwards is dropped too. No other task waits on it.
+//!
 //! Backpressure: rows are counted by the shared `BufferGate` from hand-over until they
 //! are durable; emitters wait while more than `buffer_max_rows` are pending, so the
 //! queue cannot grow without bound while the database is slow or down.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -92,6 +99,8 @@ pub struct GetSinkStats;
 pub struct SinkStats {
     pub appended_rows: u64,
     pub durable_rows: u64,
+    /// Rows of tasks whose records the database refuses for good (not stored).
+    pub rejected_rows: u64,
     pub queued_rows: usize,
     pub flushes: u64,
     pub failed_flushes: u64,
@@ -110,6 +119,11 @@ pub struct LogSink {
     health: Arc<WriterHealth>,
     stats: SinkStats,
     waiters: Vec<(u64, oneshot::Sender<()>)>,
+    /// Flushes left to write one task at a time, after a batch of several tasks was
+    /// refused: so that one task's refused rows cannot hold the others back.
+    isolating: usize,
+    /// Tasks whose records the database refused; what they still send is dropped.
+    rejected: HashSet<TaskId>,
 }
 
 impl LogSink {
@@ -132,7 +146,49 @@ impl LogSink {
             health: Arc::default(),
             stats: SinkStats::default(),
             waiters: Vec::new(),
+            isolating: 0,
+            rejected: HashSet::new(),
         }
+    }
+
+    /// Rows that will not be waited for any more: stored, or refused for good.
+    fn settled_rows(&self) -> u64 {
+        self.stats.durable_rows + self.stats.rejected_rows
+    }
+
+    fn wake_waiters(&mut self) {
+        let settled = self.settled_rows();
+        let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.waiters)
+            .into_iter()
+            .partition(|(target, _)| *target <= settled);
+        self.waiters = waiting;
+        for (_, tx) in ready {
+            let _ = tx.send(());
+        }
+    }
+
+    /// Gives up on `task`'s records: the database refuses them for good. They are
+    /// released from the gate and counted as settled, the task is reported so that
+    /// it ends, and what it sends from now on is dropped.
+    fn reject(&mut self, task: TaskId, rows: usize, reason: String) {
+        let queued: usize = self
+            .queue
+            .iter()
+            .filter(|b| b.task_id == task)
+            .map(|b| b.entries.len())
+            .sum();
+        self.queue.retain(|b| b.task_id != task);
+        self.queued_rows -= queued;
+        let dropped = rows + queued;
+        self.gate.release(dropped);
+        self.stats.rejected_rows += dropped as u64;
+        log::error!(
+            "task_id={task} rows={dropped} error=\"{reason}\" The database refuses this task's log records; they are dropped and the task is stopped. Other tasks are not affected."
+        );
+        if self.rejected.insert(task) {
+            self.events.logs_rejected(task, reason);
+        }
+        self.wake_waiters();
     }
 
     /// The handle readiness checks read.
@@ -146,13 +202,31 @@ impl LogSink {
         }
         let mut taken = Vec::new();
         let mut rows = 0;
-        while let Some(batch) = self.queue.front() {
-            let len = batch.entries.len();
-            if rows > 0 && rows + len > self.settings.batch_max_rows {
-                break;
+        if self.isolating > 0 {
+            // One task's batches, in their order; the others keep their places.
+            let task = self.queue.front().expect("not empty").task_id;
+            let mut rest = VecDeque::with_capacity(self.queue.len());
+            for batch in self.queue.drain(..) {
+                let len = batch.entries.len();
+                if batch.task_id == task
+                    && (rows == 0 || rows + len <= self.settings.batch_max_rows)
+                {
+                    rows += len;
+                    taken.push(batch);
+                } else {
+                    rest.push_back(batch);
+                }
             }
-            rows += len;
-            taken.push(self.queue.pop_front().expect("front exists"));
+            self.queue = rest;
+        } else {
+            while let Some(batch) = self.queue.front() {
+                let len = batch.entries.len();
+                if rows > 0 && rows + len > self.settings.batch_max_rows {
+                    break;
+                }
+                rows += len;
+                taken.push(self.queue.pop_front().expect("front exists"));
+            }
         }
         self.queued_rows -= rows;
         self.in_flight = true;
@@ -185,7 +259,28 @@ impl LogSink {
         ctx: &mut Context<Self>,
     ) {
         self.in_flight = false;
+        self.isolating = self.isolating.saturating_sub(1);
         match result {
+            Err(error) if error.is_refusal() => {
+                let tasks: HashSet<TaskId> = taken.iter().map(|b| b.task_id).collect();
+                let chain = error_chain(&error);
+                if tasks.len() == 1 {
+                    let task = taken[0].task_id;
+                    self.reject(task, rows, chain);
+                } else {
+                    // Which task's rows are refused? Write them one task at a time.
+                    log::warn!(
+                        "tasks={} error=\"{chain}\" The database refused a batch; writing its tasks one at a time to find whose records it refuses.",
+                        tasks.len()
+                    );
+                    for batch in taken.into_iter().rev() {
+                        self.queue.push_front(batch);
+                    }
+                    self.queued_rows += rows;
+                    self.isolating = tasks.len();
+                }
+                self.maybe_flush(ctx);
+            }
             Ok(_) => {
                 if self.consecutive_failures > 0 {
                     log::info!(
@@ -206,15 +301,11 @@ impl LogSink {
                 for (task_id, seq) in last {
                     self.events.logs_persisted(task_id, seq);
                 }
-                let durable = self.stats.durable_rows;
-                let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.waiters)
-                    .into_iter()
-                    .partition(|(target, _)| *target <= durable);
-                self.waiters = waiting;
-                for (_, tx) in ready {
-                    let _ = tx.send(());
-                }
-                if self.queued_rows >= self.settings.batch_max_rows || !self.waiters.is_empty() {
+                self.wake_waiters();
+                if self.isolating > 0
+                    || self.queued_rows >= self.settings.batch_max_rows
+                    || !self.waiters.is_empty()
+                {
                     self.maybe_flush(ctx);
                 }
             }
@@ -284,6 +375,11 @@ impl Handler<AppendLogs> for LogSink {
     fn handle(&mut self, msg: AppendLogs, ctx: &mut Context<Self>) {
         let rows = msg.batch.entries.len();
         self.stats.appended_rows += rows as u64;
+        if self.rejected.contains(&msg.batch.task_id) {
+            self.gate.release(rows);
+            self.stats.rejected_rows += rows as u64;
+            return;
+        }
         self.queued_rows += rows;
         self.queue.push_back(msg.batch);
         if self.queued_rows >= self.settings.batch_max_rows {
@@ -297,7 +393,7 @@ impl Handler<Flush> for LogSink {
 
     fn handle(&mut self, _: Flush, ctx: &mut Context<Self>) -> Self::Result {
         let target = self.stats.appended_rows;
-        if self.stats.durable_rows >= target {
+        if self.settled_rows() >= target {
             return Box::pin(async {});
         }
         let (tx, rx) = oneshot::channel();

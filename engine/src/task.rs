@@ -37,6 +37,8 @@ pub enum CancelReason {
     Requested { by: Option<String> },
     /// The server is shutting down; the task ends as `interrupted`.
     Shutdown,
+    /// The database refuses the task's records for good; the task ends `failed`.
+    LogsRejected { reason: String },
 }
 
 /// Start the plugin.
@@ -225,6 +227,13 @@ impl TaskActor {
                 TaskStatus::Interrupted,
                 None,
                 Some("the server shut down before the task finished".into()),
+            ),
+            Some(CancelReason::LogsRejected { reason }) => (
+                TaskStatus::Failed,
+                None,
+                Some(format!(
+                    "the database refuses this task's log records ({reason}); the task was stopped"
+                )),
             ),
             Some(CancelReason::Requested { by: Some(who) }) => (
                 TaskStatus::Cancelled,

@@ -19,3 +19,34 @@ pub enum StorageError {
     #[error("database worker thread failed: {0}")]
     Background(String),
 }
+
+impl StorageError {
+    /// Whether retrying the same write can never succeed: the database refuses the
+    /// rows themselves (a constraint, such as the task's row being gone, or a value
+    /// it cannot store), as opposed to being unreachable, busy or full.
+    pub fn is_refusal(&self) -> bool {
+        use diesel::result::{DatabaseErrorKind as Kind, Error};
+        match self {
+            StorageError::Query(Error::DatabaseError(kind, info)) => {
+                matches!(
+                    kind,
+                    Kind::ForeignKeyViolation | Kind::CheckViolation | Kind::NotNullViolation
+                ) || {
+                    let message = info.message().to_ascii_lowercase();
+                    [
+                        "violates foreign key constraint",
+                        "foreign key constraint failed",
+                        "invalid byte sequence",
+                        "has no equivalent in encoding",
+                        "unsupported unicode escape",
+                        "value too long",
+                    ]
+                    .iter()
+                    .any(|m| message.contains(m))
+                }
+            }
+            StorageError::Query(Error::SerializationError(_)) => true,
+            _ => false,
+        }
+    }
+}

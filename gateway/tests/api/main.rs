@@ -7,6 +7,7 @@ mod health;
 mod helpers;
 mod logs;
 mod malformed;
+mod refusals;
 mod settings;
 mod tasks;
 mod ui;
