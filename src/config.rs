@@ -31,6 +31,7 @@ const NUMBERS: &[(&str, u64, u64)] = &[
     ("auth_failures_per_minute", 1, 100_000),
     ("export_stall_secs", 1, 3_600),
     ("worker_grace_secs", 1, 86_400),
+    ("shutdown_flush_timeout_secs", 1, 3_600),
     ("worker_max_unacked_bytes", 1 << 20, 1 << 30),
 ];
 
@@ -40,6 +41,22 @@ const REPLACED: &[(&str, &str)] = &[(
     "ws_mailbox_capacity",
     "ws_max_queued_bytes (the bytes a client may leave unread)",
 )];
+
+/// Beside the SQLite file; `./data` for PostgreSQL.
+fn default_spool_dir(database_url: &str) -> PathBuf {
+    if database_url.starts_with("postgres") {
+        return PathBuf::from("data");
+    }
+    let path = Path::new(
+        database_url
+            .strip_prefix("sqlite://")
+            .unwrap_or(database_url),
+    );
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
 
 /// The hint added to an unknown option's error: what replaced it, or the nearest
 /// known name.
@@ -99,7 +116,7 @@ fn is_service_link(key: &str) -> bool {
         || key.starts_with("TASKLENS_SERVICE_")
 }
 
-const TEXTS: &[&str] = &["database_url", "bind", "ui_dir", "admin_token"];
+const TEXTS: &[&str] = &["database_url", "bind", "ui_dir", "admin_token", "spool_dir"];
 /// On/off options: `true`/`false` in the file; `true`, `false`, `1`, `0`, `on`,
 /// `off`, `yes`, `no` in the environment.
 const SWITCHES: &[&str] = &["shell_enabled"];
@@ -280,6 +297,10 @@ pub fn load(
         return Err(errors);
     }
     let engine_defaults = EngineSettings::default();
+    let spool_dir = values
+        .get("spool_dir")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| default_spool_dir(&database_url));
     let mut database = DatabaseSettings::new(database_url);
     database.pool_max_size = get("db_pool_size", database.pool_max_size as u64) as u32;
     database.busy_timeout_ms = get("db_busy_timeout_ms", database.busy_timeout_ms as u64) as u32;
@@ -318,6 +339,11 @@ pub fn load(
                 "worker_grace_secs",
                 engine_defaults.worker_grace.as_secs(),
             )),
+            shutdown_flush_timeout: std::time::Duration::from_secs(get(
+                "shutdown_flush_timeout_secs",
+                engine_defaults.shutdown_flush_timeout.as_secs(),
+            )),
+            spool: Some(engine::spool::Spool::new(spool_dir)),
         },
         http: HttpSettings {
             bind,

@@ -44,6 +44,12 @@ pub struct EngineSettings {
     pub shell: crate::plugin::builtin::shell::ShellSettings,
     /// How long the tasks of a worker that disconnected wait for it to come back.
     pub worker_grace: Duration,
+    /// At shutdown, how long the database gets to take what is buffered (after the
+    /// tasks' grace) before the rest goes to the spool.
+    pub shutdown_flush_timeout: Duration,
+    /// Where records go that the database cannot take at shutdown; without one
+    /// they are lost (and the log says how many).
+    pub spool: Option<crate::spool::Spool>,
 }
 
 impl Default for EngineSettings {
@@ -59,6 +65,8 @@ impl Default for EngineSettings {
             max_tasks_per_viewer: 20,
             shell: Default::default(),
             worker_grace: Duration::from_secs(30),
+            shutdown_flush_timeout: Duration::from_secs(10),
+            spool: None,
         }
     }
 }
@@ -76,6 +84,8 @@ pub struct Engine {
     /// Whether log writes succeed (for readiness).
     pub writer: Arc<crate::sink::WriterHealth>,
     shutdown_grace: Duration,
+    shutdown_flush_timeout: Duration,
+    spool: Option<crate::spool::Spool>,
 }
 
 impl Engine {
@@ -90,6 +100,17 @@ impl Engine {
         settings: EngineSettings,
         mut events: EngineEvents,
     ) -> Result<Engine, EngineError> {
+        if let Some(spool) = &settings.spool {
+            let replayed = crate::spool::replay(&db, spool).await?;
+            if replayed.rows > 0 || replayed.skipped_lines > 0 {
+                log::warn!(
+                    "rows={} skipped_lines={} path={} Records spooled at the last shutdown are now stored.",
+                    replayed.rows,
+                    replayed.skipped_lines,
+                    spool.path().display()
+                );
+            }
+        }
         let loaded = db.run(storage::settings::load_log_settings).await?;
         let now = Timestamp(now_micros());
         let interrupted = db
@@ -145,6 +166,8 @@ impl Engine {
             gate,
             writer,
             shutdown_grace: settings.shutdown_grace,
+            shutdown_flush_timeout: settings.shutdown_flush_timeout,
+            spool: settings.spool.clone(),
         })
     }
 
@@ -188,14 +211,66 @@ impl Engine {
     }
 
     /// Interrupts every task, waits until each has written its final status, then
-    /// waits until every record is durable.
+    /// until every record is durable; bounded: tasks get `shutdown_grace` (and the
+    /// database `shutdown_flush_timeout` more for their final statuses), the records
+    /// `shutdown_flush_timeout`, and what the database has not taken by then goes to
+    /// the spool. Tasks whose final status could not be written are marked
+    /// `interrupted` at the next start.
     pub async fn shutdown(&self) {
-        let _ = self
-            .manager
-            .send(Shutdown {
-                grace: self.shutdown_grace,
-            })
-            .await;
-        let _ = self.sink.send(Flush).await;
+        let tasks = self.manager.send(Shutdown {
+            grace: self.shutdown_grace,
+        });
+        tokio::select! {
+            _ = tasks => {
+                if tokio::time::timeout(self.shutdown_flush_timeout, self.sink.send(Flush))
+                    .await
+                    .is_err()
+                {
+                    self.spool_now().await;
+                }
+            }
+            // Tasks cannot end while their records cannot be written: once writing has
+            // failed for the whole timeout, waiting for them is waiting for nothing.
+            _ = self.writer_stalled(self.shutdown_flush_timeout) => {
+                log::warn!("Writing log records has failed for shutdown_flush_timeout; tasks that could not store their final status will be marked interrupted at the next start.");
+                self.spool_now().await;
+            }
+        }
+    }
+
+    /// Resolves once log writes have been failing or hanging, with records waiting,
+    /// for `limit` without a break.
+    async fn writer_stalled(&self, limit: Duration) {
+        let mut since: Option<std::time::Instant> = None;
+        loop {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            if self.writer.stuck(Duration::from_secs(1)) && self.gate.pending() > 0 {
+                if since.get_or_insert_with(std::time::Instant::now).elapsed() >= limit {
+                    return;
+                }
+            } else {
+                since = None;
+            }
+        }
+    }
+
+    /// Writes what the database has not taken to the spool, now (a second signal).
+    pub async fn spool_now(&self) {
+        let pending = self.gate.pending();
+        let Some(spool) = self.spool.clone() else {
+            log::error!("rows={pending} The database did not take the buffered records and no spool is configured; they are lost.");
+            return;
+        };
+        match self.sink.send(crate::sink::SpoolAll { spool: spool.clone() }).await {
+            Ok(Ok(rows)) => log::warn!(
+                "rows={rows} path={} The database did not take every record in time; the rest is spooled and will be stored at the next start.",
+                spool.path().display()
+            ),
+            Ok(Err(e)) => log::error!(
+                "rows={pending} path={} error=\"{e}\" Spooling failed; these records are lost.",
+                spool.path().display()
+            ),
+            Err(e) => log::error!("rows={pending} error=\"{e}\" The log sink is gone; these records are lost."),
+        }
     }
 }

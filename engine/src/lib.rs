@@ -11,6 +11,7 @@
 //!   and ends the task only after its logs are durable.
 //! - [`logger`]: `TaskLogger`, seq numbering, the level gate and batched hand-over.
 //! - [`sink`]: `LogSink`, batched inserts with retry and backpressure.
+//! - [`spool`]: records kept on local disk when the database cannot take them at shutdown.
 //! - [`batch`]: shared batches and the `BufferGate` that bounds un-durable records.
 //! - [`settings`]: `SettingsActor` and `LiveSettings` (runtime logging settings).
 //! - [`plugin`]: the plugin API, legacy adapter and `log` capture, belief_scope, built-ins.
@@ -30,6 +31,7 @@ pub mod remote;
 pub mod retention;
 pub mod settings;
 pub mod sink;
+pub mod spool;
 pub mod task;
 
 pub use engine::{Engine, EngineSettings};

@@ -27,7 +27,7 @@
 //! queue cannot grow without bound while the database is slow or down.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -69,12 +69,22 @@ const RETRY_MAX: Duration = Duration::from_secs(5);
 #[derive(Debug, Default)]
 pub struct WriterHealth {
     failures: AtomicU32,
+    /// When the write in flight began (µs since the epoch; 0 when none is).
+    writing_since: AtomicI64,
 }
 
 impl WriterHealth {
     /// Consecutive failed flushes (0 while writes succeed).
     pub fn failures(&self) -> u32 {
         self.failures.load(Ordering::Relaxed)
+    }
+
+    /// Whether writes are not getting through: the last one failed, or the one in
+    /// flight has taken longer than `slow` (a database that does not answer).
+    pub fn stuck(&self, slow: std::time::Duration) -> bool {
+        let since = self.writing_since.load(Ordering::Relaxed);
+        self.failures() > 0
+            || (since > 0 && crate::logger::now_micros() - since > slow.as_micros() as i64)
     }
 }
 
@@ -90,6 +100,15 @@ pub struct AppendLogs {
 #[rtype(result = "()")]
 pub struct Flush;
 
+/// Writes everything not yet durable (queued, and the batch being written, whose
+/// outcome is unknown) to the spool, and counts it settled. For shutdown, once the
+/// database has had its time; replies with the rows spooled.
+#[derive(Debug, Message)]
+#[rtype(result = "std::io::Result<usize>")]
+pub struct SpoolAll {
+    pub spool: crate::spool::Spool,
+}
+
 /// Counters, for tests and diagnostics.
 #[derive(Debug, Message)]
 #[rtype(result = "SinkStats")]
@@ -101,6 +120,8 @@ pub struct SinkStats {
     pub durable_rows: u64,
     /// Rows of tasks whose records the database refuses for good (not stored).
     pub rejected_rows: u64,
+    /// Rows written to the spool at shutdown (stored at the next start).
+    pub spooled_rows: u64,
     pub queued_rows: usize,
     pub flushes: u64,
     pub failed_flushes: u64,
@@ -114,6 +135,8 @@ pub struct LogSink {
     queue: VecDeque<Arc<LogBatch>>,
     queued_rows: usize,
     in_flight: bool,
+    /// The batches being written (kept for [`SpoolAll`]).
+    writing: Vec<Arc<LogBatch>>,
     retry_scheduled: bool,
     consecutive_failures: u32,
     health: Arc<WriterHealth>,
@@ -141,6 +164,7 @@ impl LogSink {
             queue: VecDeque::new(),
             queued_rows: 0,
             in_flight: false,
+            writing: Vec::new(),
             retry_scheduled: false,
             consecutive_failures: 0,
             health: Arc::default(),
@@ -153,7 +177,7 @@ impl LogSink {
 
     /// Rows that will not be waited for any more: stored, or refused for good.
     fn settled_rows(&self) -> u64 {
-        self.stats.durable_rows + self.stats.rejected_rows
+        self.stats.durable_rows + self.stats.rejected_rows + self.stats.spooled_rows
     }
 
     fn wake_waiters(&mut self) {
@@ -230,6 +254,10 @@ impl LogSink {
         }
         self.queued_rows -= rows;
         self.in_flight = true;
+        self.writing = taken.clone();
+        self.health
+            .writing_since
+            .store(crate::logger::now_micros(), Ordering::Relaxed);
         let db = self.db.clone();
         let writing = taken.clone();
         ctx.spawn(
@@ -259,6 +287,8 @@ impl LogSink {
         ctx: &mut Context<Self>,
     ) {
         self.in_flight = false;
+        self.writing.clear();
+        self.health.writing_since.store(0, Ordering::Relaxed);
         self.isolating = self.isolating.saturating_sub(1);
         match result {
             Err(error) if error.is_refusal() => {
@@ -402,6 +432,23 @@ impl Handler<Flush> for LogSink {
         Box::pin(async move {
             let _ = rx.await;
         })
+    }
+}
+
+impl Handler<SpoolAll> for LogSink {
+    type Result = std::io::Result<usize>;
+
+    fn handle(&mut self, msg: SpoolAll, _: &mut Context<Self>) -> Self::Result {
+        let mut all: Vec<Arc<LogBatch>> = self.writing.clone();
+        all.extend(self.queue.drain(..));
+        let rows = msg.spool.write(&all)?;
+        self.queued_rows = 0;
+        self.gate.release(rows);
+        // Settled: they reach the database at the next start. The batch in flight may
+        // land as well; the replay then skips its rows.
+        self.stats.spooled_rows += rows as u64;
+        self.wake_waiters();
+        Ok(rows)
     }
 }
 

@@ -131,6 +131,7 @@ impl From<EngineError> for ApiError {
             EngineError::ShuttingDown => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message),
             EngineError::Storage(inner) => ApiError::internal(&inner),
             EngineError::Mailbox(inner) => ApiError::internal(&inner),
+            spool @ EngineError::Spool(_) => ApiError::internal(&spool),
         }
     }
 }

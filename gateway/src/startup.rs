@@ -246,13 +246,23 @@ impl Application {
     }
 
     /// Serves until SIGINT or SIGTERM, then shuts down in order (see
-    /// [`AppHandle::shutdown`]).
+    /// [`AppHandle::shutdown`]); a second signal spools what is buffered and exits at
+    /// once.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let handle = self.handle.clone();
         let server = self.server;
         actix_web::rt::spawn(async move {
             wait_for_signal().await;
-            handle.shutdown().await;
+            let stopping = handle.shutdown();
+            tokio::pin!(stopping);
+            tokio::select! {
+                _ = &mut stopping => {}
+                _ = wait_for_signal() => {
+                    log::warn!("A second signal: what is buffered goes to the spool, and the server exits now.");
+                    handle.engine.spool_now().await;
+                    std::process::exit(1);
+                }
+            }
         });
         server.await
     }

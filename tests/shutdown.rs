@@ -1,0 +1,118 @@
+//! Shutdown while the database cannot take records: the server still exits in
+//! bounded time, what it could not write goes to the spool, and the next start
+//! stores it, exactly once.
+
+mod common;
+
+use std::io::Read;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::{entries, stdout, Server};
+use protocol::{TaskInfo, TaskStatus};
+use testkit::{free_port, PgCluster};
+
+#[test]
+fn sigterm_with_postgresql_down_spools_and_the_next_start_stores_everything() {
+    if std::env::var_os("TASKLENS_TEST_PG_URL").is_none() {
+        eprintln!("skipped: no PostgreSQL for tests (TASKLENS_TEST_PG_URL)");
+        return;
+    }
+    let cluster = PgCluster::start();
+    testkit::create_database(&cluster.admin_url(), "spooled");
+    let url = testkit::replace_database(&cluster.admin_url(), "spooled");
+    let spool = tempfile::tempdir().unwrap();
+    let env = [
+        ("TASKLENS_LOG", "warn"),
+        ("TASKLENS_SHUTDOWN_FLUSH_TIMEOUT_SECS", "3"),
+        ("TASKLENS_SPOOL_DIR", spool.path().to_str().unwrap()),
+    ];
+    let port = free_port();
+    let mut server = Server::launch_with(&url, port, None, &env);
+    let id = stdout(&server.cli(&[
+        "run",
+        "synthetic",
+        "-p",
+        "count=10000000",
+        "-p",
+        "rate=5000",
+    ]))
+    .trim()
+    .to_owned();
+    // A follower sees records as they are emitted, before they are durable.
+    let mut follower = server
+        .command(common::ADMIN, &["logs", &id, "--follow", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    cluster.stop_server();
+    // The task goes on emitting into the server's buffer.
+    std::thread::sleep(Duration::from_millis(1500));
+    let signalled = Instant::now();
+    // One SIGTERM (a second one would spool at once).
+    let status = testkit::serve::terminate(&mut server.child, Duration::from_secs(60))
+        .unwrap()
+        .expect("the server exits");
+    let took = signalled.elapsed();
+    assert!(
+        took < Duration::from_secs(3 + 5 + 2),
+        "exit took {took:?} (shutdown_flush_timeout 3 s)"
+    );
+    let _ = status;
+    let _ = follower.kill();
+    let mut seen = String::new();
+    follower
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut seen)
+        .unwrap();
+    let _ = follower.wait();
+    let streamed = entries(&seen).last().map_or(0, |e| e.seq);
+    let spooled = std::fs::read_to_string(spool.path().join("tasklens-spool.jsonl"))
+        .expect("what the database did not take is spooled");
+    let spooled_seqs: Vec<u64> = spooled
+        .lines()
+        .flat_map(|line| {
+            let batch: serde_json::Value = serde_json::from_str(line).unwrap();
+            batch["entries"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["seq"].as_u64().unwrap())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert!(
+        spooled_seqs.len() > 1000,
+        "the records logged during the outage are in the spool ({})",
+        spooled_seqs.len()
+    );
+    drop(server);
+
+    cluster.start_server();
+    let server = Server::launch_with(&url, port, None, &env);
+    assert!(
+        !spool.path().join("tasklens-spool.jsonl").exists(),
+        "the spool is stored and removed at start"
+    );
+    let task: TaskInfo = serde_json::from_str(&stdout(&server.cli(&["task", &id]))).unwrap();
+    assert_eq!(task.status, TaskStatus::Interrupted);
+    let stored: Vec<u64> = entries(&stdout(&server.cli(&["logs", &id, "--json"])))
+        .iter()
+        .map(|e| e.seq)
+        .collect();
+    assert_eq!(
+        stored,
+        (1..=stored.len() as u64).collect::<Vec<_>>(),
+        "every record once, no hole"
+    );
+    let newest = spooled_seqs.iter().copied().max().unwrap().max(streamed);
+    assert_eq!(
+        stored.len() as u64,
+        newest,
+        "every record emitted before the signal is stored (spooled up to {newest}, streamed up to {streamed})"
+    );
+}
