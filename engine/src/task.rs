@@ -156,6 +156,9 @@ impl TaskActor {
                 (TaskStatus::Interrupted, None, Some(message))
             }
         };
+        // A plugin's (or a worker's) error text is stored as it is: a NUL, which
+        // PostgreSQL refuses, would keep the final status from ever being written.
+        let error = error.map(protocol::entry::cap_message);
         let system = self.logger.with_source(SYSTEM_SOURCE);
         match status {
             TaskStatus::Failed => system.log_nonblocking(

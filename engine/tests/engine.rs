@@ -90,6 +90,43 @@ impl engine::BlockingPlugin for Stubborn {
     }
 }
 
+/// Fails with an error text PostgreSQL's TEXT refuses as it is.
+struct FailsWithNul;
+
+impl engine::Describe for FailsWithNul {
+    fn name(&self) -> &str {
+        "fails_with_nul"
+    }
+    fn description(&self) -> &str {
+        "fails with a NUL in its error"
+    }
+}
+
+impl engine::BlockingPlugin for FailsWithNul {
+    type Params = serde_json::Value;
+
+    fn run(
+        &self,
+        _: engine::TaskContext,
+        _: serde_json::Value,
+    ) -> Result<serde_json::Value, engine::PluginError> {
+        Err(engine::PluginError::Failed("bad\0byte".into()))
+    }
+}
+
+#[actix_rt::test]
+async fn an_error_text_the_database_refuses_is_stored_made_storable() {
+    for backend in backends() {
+        let fresh = FreshDb::new(backend);
+        let mut registry = PluginRegistry::with_builtins(shell_on());
+        registry.register_blocking(FailsWithNul);
+        let engine = start_with_plugins(connect(&fresh.url), registry, |_| {}).await;
+        let done = run(&engine, "fails_with_nul", serde_json::json!({})).await;
+        assert_eq!(done.status, TaskStatus::Failed, "{backend}");
+        assert_eq!(done.error.as_deref(), Some("bad\u{FFFD}byte"), "{backend}");
+    }
+}
+
 async fn run(engine: &Engine, plugin: &str, params: serde_json::Value) -> TaskInfo {
     let task = engine
         .start_task(plugin, params, Some("tester".into()), Role::Admin)
