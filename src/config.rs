@@ -116,10 +116,17 @@ fn is_service_link(key: &str) -> bool {
         || key.starts_with("TASKLENS_SERVICE_")
 }
 
-const TEXTS: &[&str] = &["database_url", "bind", "ui_dir", "admin_token", "spool_dir"];
+const TEXTS: &[&str] = &[
+    "database_url",
+    "bind",
+    "ui_dir",
+    "admin_token",
+    "spool_dir",
+    "log_format",
+];
 /// On/off options: `true`/`false` in the file; `true`, `false`, `1`, `0`, `on`,
 /// `off`, `yes`, `no` in the environment.
-const SWITCHES: &[&str] = &["shell_enabled"];
+const SWITCHES: &[&str] = &["shell_enabled", "access_log"];
 /// Lists of names: an array of strings in the file, comma-separated in the environment.
 const LISTS: &[&str] = &["shell_env_passthrough", "ws_allowed_origins"];
 
@@ -232,15 +239,29 @@ pub fn load(
             "admin_token: use at least {MIN_ADMIN_TOKEN_CHARS} characters (for example `openssl rand -hex 20`)"
         ));
     }
-    let shell_enabled = match values
-        .get("shell_enabled")
+    let switch = |name: &str, errors: &mut Vec<String>| match values
+        .get(name)
         .map(|v| v.trim().to_ascii_lowercase())
     {
         None => false,
         Some(v) if ["true", "1", "on", "yes"].contains(&v.as_str()) => true,
         Some(v) if ["false", "0", "off", "no"].contains(&v.as_str()) => false,
         Some(v) => {
-            errors.push(format!("shell_enabled: must be true or false, not {v:?}"));
+            errors.push(format!("{name}: must be true or false, not {v:?}"));
+            false
+        }
+    };
+    let shell_enabled = switch("shell_enabled", &mut errors);
+    let access_log = switch("access_log", &mut errors);
+    let json_logs = match values
+        .get("log_format")
+        .map(|v| v.trim().to_ascii_lowercase())
+    {
+        None => false,
+        Some(v) if v == "text" => false,
+        Some(v) if v == "json" => true,
+        Some(v) => {
+            errors.push(format!("log_format: must be text or json, not {v:?}"));
             false
         }
     };
@@ -376,8 +397,10 @@ pub fn load(
                 "auth_failures_per_minute",
                 u64::from(gateway::auth::DEFAULT_AUTH_FAILURES_PER_MINUTE),
             ) as u32,
+            access_log,
         },
         admin_token,
+        json_logs,
     })
 }
 

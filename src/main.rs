@@ -3,6 +3,7 @@
 mod cli;
 mod client;
 mod config;
+mod logfmt;
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
@@ -53,7 +54,7 @@ async fn client_command(command: Command) -> Result<i32> {
 /// routes plugin threads' `log` records into their tasks. `TASKLENS_LOG` (or
 /// `RUST_LOG`) narrows what env_logger shows; the runtime `app_log_level` setting
 /// decides the level.
-fn init_logging() -> Result<()> {
+fn init_logging(json: bool) -> Result<()> {
     let mut builder = env_logger::Builder::new();
     match std::env::var("TASKLENS_LOG").or_else(|_| std::env::var("RUST_LOG")) {
         Ok(filters) => {
@@ -63,13 +64,16 @@ fn init_logging() -> Result<()> {
             builder.filter_level(log::LevelFilter::Trace);
         }
     }
-    builder.format_timestamp_millis();
+    if json {
+        builder.format(|buf, record| logfmt::write_json(buf, record));
+    } else {
+        builder.format_timestamp_millis();
+    }
     legacy::install(builder.build()).context("installing the logger")?;
     Ok(())
 }
 
 fn serve(args: ServeArgs) -> Result<()> {
-    init_logging()?;
     let env: BTreeMap<String, String> = std::env::vars().collect();
     let overrides = config::Overrides {
         bind: args.bind,
@@ -79,6 +83,7 @@ fn serve(args: ServeArgs) -> Result<()> {
     let config = config::load(args.config.as_deref(), &env, &overrides).map_err(|errors| {
         anyhow::anyhow!("the configuration is not valid:\n  {}", errors.join("\n  "))
     })?;
+    init_logging(config.json_logs)?;
     actix_rt::System::new().block_on(async move {
         let db_description = storage::db::describe(&config.database.url);
         let ui_dir = config.http.ui_dir.clone();

@@ -294,11 +294,19 @@ fn an_unreachable_server_and_bad_configuration_are_reported_clearly() {
         .env("TASKLENS_BATCH_MAX_ROWS", "0")
         .env("TASKLENS_DATABASE_URL", "mysql://x/y")
         .env("TASKLENS_BIND", "127.0.0.1:0")
+        .env("TASKLENS_LOG_FORMAT", "xml")
+        .env("TASKLENS_ACCESS_LOG", "sometimes")
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    for name in ["flush_interval_ms", "batch_max_rows", "database_url"] {
+    for name in [
+        "flush_interval_ms",
+        "batch_max_rows",
+        "database_url",
+        "log_format: must be text or json",
+        "access_log: must be true or false",
+    ] {
         assert!(err.contains(name), "{name} missing: {err}");
     }
 }
@@ -344,4 +352,46 @@ fn healthcheck_exits_by_readiness_for_container_probes() {
     assert!(String::from_utf8_lossy(&down.stderr).starts_with("not ready"));
     let bad = server.cli(&["healthcheck", "--timeout", "0"]);
     assert_eq!(bad.status.code(), Some(2), "a bad flag is a usage error");
+}
+
+#[test]
+fn the_server_log_can_be_json_lines_with_an_access_log_that_never_shows_queries() {
+    let fresh = FreshDb::new("sqlite");
+    let server = Server::launch_with(
+        &fresh.url,
+        free_port(),
+        None,
+        &[
+            ("TASKLENS_LOG", "info"),
+            ("TASKLENS_LOG_FORMAT", "json"),
+            ("TASKLENS_ACCESS_LOG", "true"),
+        ],
+    );
+    stdout(&server.cli(&["tasks", "--limit", "3"]));
+    let log = server.terminate();
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let listening = lines
+        .iter()
+        .find(|l| l["message"] == "Tasklens is listening.")
+        .expect("the start line");
+    assert_eq!(listening["level"], "INFO");
+    assert!(listening["fields"]["port"]
+        .as_str()
+        .unwrap()
+        .parse::<u16>()
+        .is_ok());
+    let access = lines
+        .iter()
+        .find(|l| {
+            l["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains("GET /api/tasks 200")
+        })
+        .unwrap_or_else(|| panic!("an access line in {log}"));
+    assert_eq!(access["level"], "INFO");
+    assert!(!log.contains("limit=3"), "query strings are never logged");
 }

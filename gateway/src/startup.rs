@@ -35,6 +35,9 @@ pub struct HttpSettings {
     pub ws_allowed_origins: Vec<String>,
     /// An export whose client reads nothing this long is disconnected.
     pub export_stall: Duration,
+    /// One INFO line per request (method, path without query, status, bytes, time,
+    /// client); at DEBUG otherwise.
+    pub access_log: bool,
 }
 
 impl Default for HttpSettings {
@@ -47,6 +50,7 @@ impl Default for HttpSettings {
             auth_failures_per_minute: crate::auth::DEFAULT_AUTH_FAILURES_PER_MINUTE,
             ws_allowed_origins: Vec::new(),
             export_stall: Duration::from_secs(60),
+            access_log: false,
         }
     }
 }
@@ -59,6 +63,8 @@ pub struct AppConfig {
     pub http: HttpSettings,
     /// `TASKLENS_ADMIN_TOKEN`: stored as the `admin` token at start.
     pub admin_token: Option<String>,
+    /// `log_format = "json"`: the binary writes its operator log as JSON lines.
+    pub json_logs: bool,
 }
 
 /// Why the server could not start.
@@ -165,6 +171,11 @@ impl Application {
         })?;
         let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
         let ui_dir = Arc::new(config.http.ui_dir.clone());
+        let access_level = if config.http.access_log {
+            log::Level::Info
+        } else {
+            log::Level::Debug
+        };
         let mut server = HttpServer::new(move || {
             let ui_dir = ui_dir.clone();
             App::new()
@@ -187,9 +198,9 @@ impl Application {
                 })
                 // The path only: a query string may carry a token (`/ws?token=…`).
                 .wrap(
-                    middleware::Logger::new("%{method}xi %U %s %b %Dms")
+                    middleware::Logger::new("client=%a %{method}xi %U %s %b %Dms")
                         .custom_request_replace("method", |req| req.method().to_string())
-                        .log_level(log::Level::Debug),
+                        .log_level(access_level),
                 )
                 .configure(crate::routes::configure)
                 .configure(|cfg| crate::ui::configure(cfg, &ui_dir))

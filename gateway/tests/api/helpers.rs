@@ -94,8 +94,10 @@ pub async fn spawn_app_with(fresh: FreshDb, tweaks: Tweaks) -> TestApp {
             auth_failures_per_minute: tweaks.auth_failures_per_minute,
             ws_allowed_origins: vec!["https://console.example".into()],
             export_stall: tweaks.export_stall,
+            access_log: false,
         },
         admin_token: Some(ADMIN_TOKEN.into()),
+        json_logs: false,
     };
     let shell = engine::plugin::builtin::shell::ShellSettings {
         enabled: true,
