@@ -65,7 +65,7 @@ fn init_logging(json: bool) -> Result<()> {
         }
     }
     if json {
-        builder.format(|buf, record| logfmt::write_json(buf, record));
+        builder.format(logfmt::write_json);
     } else {
         builder.format_timestamp_millis();
     }
