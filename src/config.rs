@@ -126,7 +126,7 @@ const TEXTS: &[&str] = &[
 ];
 /// On/off options: `true`/`false` in the file; `true`, `false`, `1`, `0`, `on`,
 /// `off`, `yes`, `no` in the environment.
-const SWITCHES: &[&str] = &["shell_enabled", "access_log"];
+const SWITCHES: &[&str] = &["shell_enabled", "access_log", "metrics_public"];
 /// Lists of names: an array of strings in the file, comma-separated in the environment.
 const LISTS: &[&str] = &["shell_env_passthrough", "ws_allowed_origins"];
 
@@ -253,6 +253,7 @@ pub fn load(
     };
     let shell_enabled = switch("shell_enabled", &mut errors);
     let access_log = switch("access_log", &mut errors);
+    let metrics_public = switch("metrics_public", &mut errors);
     let json_logs = match values
         .get("log_format")
         .map(|v| v.trim().to_ascii_lowercase())
@@ -398,6 +399,7 @@ pub fn load(
                 u64::from(gateway::auth::DEFAULT_AUTH_FAILURES_PER_MINUTE),
             ) as u32,
             access_log,
+            metrics_public,
         },
         admin_token,
         json_logs,

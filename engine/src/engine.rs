@@ -254,6 +254,11 @@ impl Engine {
         }
     }
 
+    /// Where the spool file would be (for metrics and operators).
+    pub fn spool_path(&self) -> Option<std::path::PathBuf> {
+        self.spool.as_ref().map(crate::spool::Spool::path)
+    }
+
     /// Writes what the database has not taken to the spool, now (a second signal).
     pub async fn spool_now(&self) {
         let pending = self.gate.pending();

@@ -69,6 +69,8 @@ const RETRY_MAX: Duration = Duration::from_secs(5);
 #[derive(Debug, Default)]
 pub struct WriterHealth {
     failures: AtomicU32,
+    /// Durations of flushes (seconds) not yet taken by a metrics scrape; bounded.
+    durations: std::sync::Mutex<Vec<f64>>,
     /// When the write in flight began (µs since the epoch; 0 when none is).
     writing_since: AtomicI64,
 }
@@ -77,6 +79,20 @@ impl WriterHealth {
     /// Consecutive failed flushes (0 while writes succeed).
     pub fn failures(&self) -> u32 {
         self.failures.load(Ordering::Relaxed)
+    }
+
+    /// Takes the flush durations recorded since the last call.
+    pub fn take_durations(&self) -> Vec<f64> {
+        std::mem::take(&mut *self.durations.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    fn record_duration(&self, seconds: f64) {
+        let mut durations = self.durations.lock().unwrap_or_else(|e| e.into_inner());
+        // Nobody scrapes: keep the latest ones only.
+        if durations.len() >= 10_000 {
+            durations.drain(..5_000);
+        }
+        durations.push(seconds);
     }
 
     /// Whether writes are not getting through: the last one failed, or the one in
@@ -288,6 +304,11 @@ impl LogSink {
     ) {
         self.in_flight = false;
         self.writing.clear();
+        let began = self.health.writing_since.load(Ordering::Relaxed);
+        if began > 0 {
+            self.health
+                .record_duration((crate::logger::now_micros() - began) as f64 / 1e6);
+        }
         self.health.writing_since.store(0, Ordering::Relaxed);
         self.isolating = self.isolating.saturating_sub(1);
         match result {

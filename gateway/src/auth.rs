@@ -232,7 +232,8 @@ pub fn bearer(req: &HttpRequest) -> Result<Option<String>, ApiError> {
     Ok(Some(token.trim().to_owned()))
 }
 
-fn authenticate(req: &HttpRequest) -> Result<Caller, ApiError> {
+/// The caller of `req` (401/429/403 as for any endpoint needing a token).
+pub(crate) fn authenticate(req: &HttpRequest) -> Result<Caller, ApiError> {
     let store = req
         .app_data::<web::Data<TokenStore>>()
         .expect("TokenStore is registered as app data");

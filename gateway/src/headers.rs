@@ -48,7 +48,7 @@ fn is_hashed_asset(path: &str) -> bool {
 pub fn cache_control(path: &str, served_file: bool) -> &'static str {
     if path.starts_with("/api")
         || path.starts_with("/ws")
-        || matches!(path, "/healthz" | "/livez" | "/readyz")
+        || matches!(path, "/healthz" | "/livez" | "/readyz" | "/metrics")
     {
         NOT_STORED
     } else if served_file && is_hashed_asset(path) {

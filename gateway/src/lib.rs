@@ -7,6 +7,7 @@
 //! - [`ws`]: `/ws`, one `WsSession` actor per connection, with server-side filters.
 //! - [`error`]: `ApiError`, the JSON error body of every failure.
 //! - [`headers`]: security and caching headers on every response.
+//! - [`metrics`]: `/metrics` in Prometheus' text format.
 //! - [`params`]: strict query-string parsing.
 //! - [`redact`]: what viewers do not see of privileged tasks.
 //! - [`ui`]: the built web console and client-side routes.
@@ -15,6 +16,7 @@ pub mod auth;
 pub mod error;
 pub mod headers;
 pub mod hub;
+pub mod metrics;
 pub mod params;
 pub mod redact;
 pub mod routes;

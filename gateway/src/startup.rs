@@ -38,6 +38,8 @@ pub struct HttpSettings {
     /// One INFO line per request (method, path without query, status, bytes, time,
     /// client); at DEBUG otherwise.
     pub access_log: bool,
+    /// `/metrics` answers without a token (for a scraper on a private network).
+    pub metrics_public: bool,
 }
 
 impl Default for HttpSettings {
@@ -51,6 +53,7 @@ impl Default for HttpSettings {
             ws_allowed_origins: Vec::new(),
             export_stall: Duration::from_secs(60),
             access_log: false,
+            metrics_public: false,
         }
     }
 }
@@ -163,6 +166,8 @@ impl Application {
             )),
             export_stall: config.http.export_stall,
             exports: Arc::new(tokio::sync::Semaphore::new(crate::routes::logs::EXPORTS)),
+            metrics: Arc::new(crate::metrics::Metrics::new()),
+            metrics_public: config.http.metrics_public,
         });
         let token_data = web::Data::new(tokens);
         let listener = TcpListener::bind(&config.http.bind).map_err(|source| StartError::Bind {
@@ -188,11 +193,21 @@ impl Application {
                 .wrap(crate::headers::security())
                 .wrap_fn(|req, srv| {
                     let path = req.path().to_owned();
+                    let started = std::time::Instant::now();
                     let response = srv.call(req);
                     async move {
                         let mut response = response.await?;
                         let status = response.status();
                         crate::headers::set_cache_control(&path, status, response.headers_mut());
+                        let request = response.request();
+                        if let Some(state) = request.app_data::<web::Data<AppState>>() {
+                            state.metrics.observe_request(
+                                request.match_pattern().as_deref().unwrap_or("unmatched"),
+                                request.method().as_str(),
+                                status.as_u16(),
+                                started.elapsed(),
+                            );
+                        }
                         Ok(response)
                     }
                 })

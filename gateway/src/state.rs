@@ -26,4 +26,7 @@ pub struct AppState {
     pub export_stall: std::time::Duration,
     /// Places for exports streaming at once.
     pub exports: std::sync::Arc<tokio::sync::Semaphore>,
+    pub metrics: std::sync::Arc<crate::metrics::Metrics>,
+    /// `/metrics` answers without a token.
+    pub metrics_public: bool,
 }

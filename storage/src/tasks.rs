@@ -197,3 +197,15 @@ pub fn finished_before(conn: &mut Conn, cutoff: Timestamp, limit: usize) -> Resu
         .load(c))?;
     Ok(ids.iter().filter_map(|id| TaskId::from_slice(id)).collect())
 }
+
+/// How many tasks there are in each status (for metrics).
+pub fn count_by_status(conn: &mut Conn) -> Result<Vec<(TaskStatus, i64)>> {
+    let rows: Vec<(String, i64)> = with_conn!(conn, c => tasks::table
+        .group_by(tasks::status)
+        .select((tasks::status, diesel::dsl::count_star()))
+        .load(c))?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(status, n)| status.parse().ok().map(|s| (s, n)))
+        .collect())
+}

@@ -1,6 +1,7 @@
-//! `/healthz`, `/api/me`, `/api/tokens` and `/api/cleanup`.
+//! Health (`/livez`, `/readyz`, `/healthz`), `/metrics`, `/api/me`, `/api/tokens` and
+//! `/api/cleanup`.
 
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use protocol::api::{CleanupReport, CleanupRequest, NewToken, WhoAmI};
 use protocol::{Timestamp, TokenCreated, TokenInfo};
 use storage::tokens;
@@ -9,6 +10,21 @@ use crate::auth::{generate_token, Admin, Caller};
 use crate::error::ApiError;
 use crate::params::NoQuery;
 use crate::state::AppState;
+
+/// `GET /metrics`: Prometheus' text format. Any token (viewer or admin), or none when
+/// `metrics_public` is set.
+pub async fn metrics(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    if !state.metrics_public {
+        crate::auth::authenticate(&req)?;
+    }
+    let text = state.metrics.render(&state).await?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(text))
+}
 
 /// `GET /livez`: the process answers. Needs no token.
 pub async fn livez() -> HttpResponse {

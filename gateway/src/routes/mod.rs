@@ -55,6 +55,9 @@ pub fn endpoints() -> Vec<Endpoint> {
         e(Method::GET, "/readyz", Anyone, || {
             web::get().to(admin::readyz)
         }),
+        e(Method::GET, "/metrics", Token, || {
+            web::get().to(admin::metrics)
+        }),
         // The older name of readiness, kept for existing probes.
         e(Method::GET, "/healthz", Anyone, || {
             web::get().to(admin::readyz)

@@ -95,6 +95,7 @@ pub async fn spawn_app_with(fresh: FreshDb, tweaks: Tweaks) -> TestApp {
             ws_allowed_origins: vec!["https://console.example".into()],
             export_stall: tweaks.export_stall,
             access_log: false,
+            metrics_public: false,
         },
         admin_token: Some(ADMIN_TOKEN.into()),
         json_logs: false,
