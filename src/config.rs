@@ -15,6 +15,7 @@ const NUMBERS: &[(&str, u64, u64)] = &[
     ("flush_interval_ms", 1, 3_600_000),
     ("batch_max_rows", 1, 1_000_000),
     ("buffer_max_rows", 1_000, 100_000_000),
+    ("buffer_max_bytes", 1 << 20, 64 << 30),
     ("handover_interval_ms", 1, 10_000),
     ("max_concurrent_tasks", 1, 10_000),
     ("max_queued_tasks", 1, 1_000_000),
@@ -305,6 +306,7 @@ pub fn load(
         flush_interval_ms: get("flush_interval_ms", defaults.flush_interval_ms),
         batch_max_rows: get("batch_max_rows", defaults.batch_max_rows as u64) as usize,
         buffer_max_rows: get("buffer_max_rows", defaults.buffer_max_rows as u64) as usize,
+        buffer_max_bytes: get("buffer_max_bytes", defaults.buffer_max_bytes),
     };
     if sink.buffer_max_rows < sink.batch_max_rows {
         errors.push(format!(

@@ -8,7 +8,7 @@
 //! while the bound is exceeded waits (on its own thread) until the sink catches up.
 //! That is the backpressure: emitters are slowed, records are never dropped.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
@@ -95,6 +95,11 @@ impl LogBatch {
         self.summary.bytes_by_level[from..].iter().sum()
     }
 
+    /// Estimated bytes of all its records (what the buffer bound counts).
+    pub fn bytes(&self) -> u64 {
+        self.summary.bytes_by_level.iter().sum()
+    }
+
     /// Seq of the last record (0 for an empty batch).
     pub fn last_seq(&self) -> u64 {
         self.entries.last().map_or(0, |e| e.seq)
@@ -105,45 +110,60 @@ impl LogBatch {
     }
 }
 
-/// Counts records handed over but not yet durable, and holds emitters back while
-/// there are more than `max_rows`. Emitters check it on every record (one atomic
+/// Counts records (and their bytes) handed over but not yet durable, and holds
+/// emitters back while there are more than `max_rows` of them or `max_bytes`. Emitters check it on every record (one atomic
 /// load), whoever handed their records over, so a slow emitter whose batches leave
 /// by timer is held back just like a fast one.
 #[derive(Debug)]
 pub struct BufferGate {
     pending: AtomicUsize,
+    pending_bytes: AtomicU64,
     lock: Mutex<()>,
     drained: Condvar,
     max_rows: usize,
+    max_bytes: u64,
 }
 
 impl BufferGate {
-    pub fn new(max_rows: usize) -> Self {
+    pub fn new(max_rows: usize, max_bytes: u64) -> Self {
         BufferGate {
             pending: AtomicUsize::new(0),
+            pending_bytes: AtomicU64::new(0),
             lock: Mutex::new(()),
             drained: Condvar::new(),
             max_rows: max_rows.max(1),
+            max_bytes: max_bytes.max(1),
         }
     }
 
-    /// Records `rows` as handed over. Never blocks.
-    pub fn admit(&self, rows: usize) {
+    /// Records `rows` of `bytes` as handed over. Never blocks.
+    pub fn admit(&self, rows: usize, bytes: u64) {
         self.pending.fetch_add(rows, Ordering::SeqCst);
+        self.pending_bytes.fetch_add(bytes, Ordering::SeqCst);
     }
 
-    /// Records `rows` as durable and wakes waiting emitters.
-    pub fn release(&self, rows: usize) {
-        let before = self
-            .pending
+    /// Records `rows` of `bytes` as settled (durable, refused or spooled) and wakes
+    /// waiting emitters.
+    pub fn release(&self, rows: usize, bytes: u64) {
+        self.pending
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |p| {
                 Some(p.saturating_sub(rows))
             })
-            .unwrap_or(0);
-        if before.saturating_sub(rows) <= self.max_rows {
+            .ok();
+        self.pending_bytes
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |p| {
+                Some(p.saturating_sub(bytes))
+            })
+            .ok();
+        if !self.is_full() {
             let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
             self.drained.notify_all();
         }
+    }
+
+    /// Bytes handed over and not yet durable.
+    pub fn pending_bytes(&self) -> u64 {
+        self.pending_bytes.load(Ordering::SeqCst)
     }
 
     /// Records handed over and not yet durable.
@@ -151,9 +171,10 @@ impl BufferGate {
         self.pending.load(Ordering::SeqCst)
     }
 
-    /// More than the bound is pending: emitters should wait.
+    /// More than a bound is pending: emitters should wait.
     pub fn is_full(&self) -> bool {
         self.pending.load(Ordering::Relaxed) > self.max_rows
+            || self.pending_bytes.load(Ordering::Relaxed) > self.max_bytes
     }
 
     /// Blocks while more than the bound is pending. Re-checks `give_up` every 100 ms
@@ -219,12 +240,12 @@ mod tests {
 
     #[test]
     fn an_emitter_waits_until_the_sink_releases() {
-        let gate = Arc::new(BufferGate::new(10));
-        gate.admit(25);
+        let gate = Arc::new(BufferGate::new(10, u64::MAX));
+        gate.admit(25, 0);
         let g = gate.clone();
         let releaser = std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(200));
-            g.release(20);
+            g.release(20, 0);
         });
         let start = Instant::now();
         gate.wait_for_room(|| false);
@@ -234,9 +255,21 @@ mod tests {
     }
 
     #[test]
+    fn bytes_bound_the_buffer_too() {
+        let gate = BufferGate::new(1_000_000, 1_000);
+        gate.admit(2, 900);
+        assert!(!gate.is_full());
+        gate.admit(1, 200);
+        assert!(gate.is_full(), "three records, but over the bytes");
+        gate.release(1, 200);
+        assert!(!gate.is_full());
+        assert_eq!((gate.pending(), gate.pending_bytes()), (2, 900));
+    }
+
+    #[test]
     fn give_up_ends_the_wait() {
-        let gate = BufferGate::new(1);
-        gate.admit(5);
+        let gate = BufferGate::new(1, u64::MAX);
+        gate.admit(5, 0);
         gate.wait_for_room(|| true);
         assert_eq!(gate.pending(), 5);
     }

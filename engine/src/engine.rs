@@ -122,7 +122,10 @@ impl Engine {
             );
         }
         let live = LiveSettings::new(loaded);
-        let gate = Arc::new(BufferGate::new(settings.sink.buffer_max_rows));
+        let gate = Arc::new(BufferGate::new(
+            settings.sink.buffer_max_rows,
+            settings.sink.buffer_max_bytes,
+        ));
         // The manager is addressed before it starts: the sink tells it what is durable.
         let manager_ctx = Context::<TaskManager>::new();
         let manager = manager_ctx.address();

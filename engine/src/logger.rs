@@ -310,7 +310,7 @@ impl LoggerCore {
         let entries = std::mem::replace(&mut st.buffer, Vec::with_capacity(capacity));
         let rows = entries.len();
         let batch = Arc::new(LogBatch::new(self.task_id, entries));
-        self.outlet.gate.admit(rows);
+        self.outlet.gate.admit(rows, batch.bytes());
         self.outlet.sink.do_send(AppendLogs {
             batch: batch.clone(),
         });

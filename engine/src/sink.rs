@@ -22,9 +22,10 @@
 //! (`LogsRejected`) so that the manager stops it (it ends `failed`, saying why);
 //! what it sends afterwards is dropped too. No other task waits on it.
 //!
-//! Backpressure: rows are counted by the shared `BufferGate` from hand-over until they
-//! are durable; emitters wait while more than `buffer_max_rows` are pending, so the
-//! queue cannot grow without bound while the database is slow or down.
+//! Backpressure: rows and their bytes are counted by the shared `BufferGate` from
+//! hand-over until they are durable; emitters wait while more than `buffer_max_rows`
+//! or `buffer_max_bytes` are pending, so the queue cannot grow without bound while
+//! the database is slow or down.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
@@ -49,6 +50,9 @@ pub struct LogSinkSettings {
     pub batch_max_rows: usize,
     /// Rows that may wait to become durable before emitters are slowed.
     pub buffer_max_rows: usize,
+    /// Bytes of records that may wait to become durable before emitters are slowed
+    /// (records of 64 KiB would otherwise make `buffer_max_rows` gigabytes).
+    pub buffer_max_bytes: u64,
 }
 
 impl Default for LogSinkSettings {
@@ -57,6 +61,7 @@ impl Default for LogSinkSettings {
             flush_interval_ms: 2_000,
             batch_max_rows: 20_000,
             buffer_max_rows: 200_000,
+            buffer_max_bytes: 256 << 20,
         }
     }
 }
@@ -210,17 +215,14 @@ impl LogSink {
     /// Gives up on `task`'s records: the database refuses them for good. They are
     /// released from the gate and counted as settled, the task is reported so that
     /// it ends, and what it sends from now on is dropped.
-    fn reject(&mut self, task: TaskId, rows: usize, reason: String) {
-        let queued: usize = self
-            .queue
-            .iter()
-            .filter(|b| b.task_id == task)
-            .map(|b| b.entries.len())
-            .sum();
+    fn reject(&mut self, task: TaskId, taken: &[Arc<LogBatch>], reason: String) {
+        let (queued, queued_bytes) =
+            rows_and_bytes(self.queue.iter().filter(|b| b.task_id == task));
+        let (rows, bytes) = rows_and_bytes(taken.iter());
         self.queue.retain(|b| b.task_id != task);
         self.queued_rows -= queued;
         let dropped = rows + queued;
-        self.gate.release(dropped);
+        self.gate.release(dropped, bytes + queued_bytes);
         self.stats.rejected_rows += dropped as u64;
         log::error!(
             "task_id={task} rows={dropped} error=\"{reason}\" The database refuses this task's log records; they are dropped and the task is stopped. Other tasks are not affected."
@@ -317,7 +319,7 @@ impl LogSink {
                 let chain = error_chain(&error);
                 if tasks.len() == 1 {
                     let task = taken[0].task_id;
-                    self.reject(task, rows, chain);
+                    self.reject(task, &taken, chain);
                 } else {
                     // Which task's rows are refused? Write them one task at a time.
                     log::warn!(
@@ -343,7 +345,7 @@ impl LogSink {
                 self.health.failures.store(0, Ordering::Relaxed);
                 self.stats.flushes += 1;
                 self.stats.durable_rows += rows as u64;
-                self.gate.release(rows);
+                self.gate.release(rows, rows_and_bytes(taken.iter()).1);
                 let mut last: HashMap<TaskId, u64> = HashMap::new();
                 for batch in &taken {
                     let seq = last.entry(batch.task_id).or_default();
@@ -394,6 +396,13 @@ impl LogSink {
     }
 }
 
+/// Records and estimated bytes of some batches.
+fn rows_and_bytes<'a>(batches: impl Iterator<Item = &'a Arc<LogBatch>>) -> (usize, u64) {
+    batches.fold((0, 0), |(rows, bytes), b| {
+        (rows + b.entries.len(), bytes + b.bytes())
+    })
+}
+
 fn backoff(failures: u32) -> Duration {
     let factor = 1u32 << failures.saturating_sub(1).min(10);
     (RETRY_FIRST * factor).min(RETRY_MAX)
@@ -427,7 +436,7 @@ impl Handler<AppendLogs> for LogSink {
         let rows = msg.batch.entries.len();
         self.stats.appended_rows += rows as u64;
         if self.rejected.contains(&msg.batch.task_id) {
-            self.gate.release(rows);
+            self.gate.release(rows, msg.batch.bytes());
             self.stats.rejected_rows += rows as u64;
             return;
         }
@@ -464,7 +473,7 @@ impl Handler<SpoolAll> for LogSink {
         all.extend(self.queue.drain(..));
         let rows = msg.spool.write(&all)?;
         self.queued_rows = 0;
-        self.gate.release(rows);
+        self.gate.release(rows, rows_and_bytes(all.iter()).1);
         // Settled: they reach the database at the next start. The batch in flight may
         // land as well; the replay then skips its rows.
         self.stats.spooled_rows += rows as u64;

@@ -1081,13 +1081,58 @@ async fn records_survive_postgresql_going_down_for_a_few_seconds() {
 
 #[actix_rt::test]
 async fn emitters_are_slowed_not_dropped_when_the_buffer_is_full() {
+    let peak = peak_while_locked(
+        |s| {
+            s.sink.buffer_max_rows = 3000;
+            s.sink.batch_max_rows = 1000;
+        },
+        |gate| gate.pending() as u64,
+    )
+    .await;
+    // One emitter may overshoot the bound by at most one hand-over.
+    assert!(
+        peak <= 3000 + engine::logger::HANDOVER_ROWS as u64,
+        "pending rows peaked at {peak}"
+    );
+    assert!(
+        peak >= 3000,
+        "the database lock held records back (peak {peak})"
+    );
+}
+
+#[actix_rt::test]
+async fn the_buffer_is_bounded_in_bytes_too() {
+    const MAX: u64 = 200 * 1024;
+    let peak = peak_while_locked(
+        |s| {
+            s.sink.buffer_max_rows = 1_000_000;
+            s.sink.buffer_max_bytes = MAX;
+            s.sink.batch_max_rows = 1000;
+        },
+        |gate| gate.pending_bytes(),
+    )
+    .await;
+    // A synthetic record is well under 400 bytes: one hand-over of overshoot at most.
+    assert!(
+        peak <= MAX + 400 * engine::logger::HANDOVER_ROWS as u64,
+        "pending bytes peaked at {peak}"
+    );
+    assert!(
+        peak >= MAX,
+        "the database lock held records back (peak {peak})"
+    );
+}
+
+/// Runs a 60,000-record task while another process locks the SQLite file for 2.5 s;
+/// returns the peak of `measure` over the gate meanwhile, after checking that every
+/// record was stored in the end.
+async fn peak_while_locked(
+    tweak: impl FnOnce(&mut EngineSettings),
+    measure: impl Fn(&engine::batch::BufferGate) -> u64,
+) -> u64 {
     let mut fresh = FreshDb::new("sqlite");
     let path = fresh.scratch_dir().join("tasklens.db");
-    let engine = start_with(connect(&fresh.url), |s| {
-        s.sink.buffer_max_rows = 3000;
-        s.sink.batch_max_rows = 1000;
-    })
-    .await;
+    let engine = start_with(connect(&fresh.url), tweak).await;
     let task = engine
         .start_task(
             "synthetic",
@@ -1103,20 +1148,12 @@ async fn emitters_are_slowed_not_dropped_when_the_buffer_is_full() {
     let mut peak = 0;
     let deadline = Instant::now() + Duration::from_millis(2000);
     while Instant::now() < deadline {
-        peak = peak.max(gate.pending());
+        peak = peak.max(measure(&gate));
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    // One emitter may overshoot the bound by at most one hand-over.
-    assert!(
-        peak <= 3000 + engine::logger::HANDOVER_ROWS,
-        "pending rows peaked at {peak}"
-    );
-    assert!(
-        peak >= 3000,
-        "the database lock held records back (peak {peak})"
-    );
     let done = wait_done(&engine, task.id).await;
     assert!(child.wait().unwrap().success());
     assert_eq!(done.status, TaskStatus::Success);
     assert_eq!(all_logs(&engine.db, task.id).len(), 45_000);
+    peak
 }
