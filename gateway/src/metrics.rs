@@ -11,6 +11,8 @@ use prometheus::{
     Registry, TextEncoder,
 };
 
+use protocol::TaskStatus;
+
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -30,6 +32,7 @@ pub struct Metrics {
     tasks_running: IntGauge,
     ws_sessions: IntGauge,
     spool_bytes: IntGauge,
+    database_up: IntGauge,
     /// The engine's and hub's totals at the last scrape, to advance counters by.
     last: Mutex<Totals>,
 }
@@ -157,6 +160,11 @@ impl Metrics {
                 "tasklens_spool_bytes",
                 "Size of the spool file waiting to be stored",
             ),
+            database_up: gauge(
+                &registry,
+                "tasklens_database_up",
+                "1 when the database answered this scrape's query, else 0",
+            ),
             registry,
             http,
             flush_seconds,
@@ -191,7 +199,8 @@ impl Metrics {
             .send(engine::manager::ListRunning)
             .await
             .map_err(|e| ApiError::internal(&e))?;
-        let by_status = state.db.run(storage::tasks::count_by_status).await?;
+        // During an outage, which is when metrics matter most, the rest still answers.
+        let by_status = state.db.run(storage::tasks::count_by_status).await.ok();
         let now = Totals {
             appended: sink.appended_rows,
             stored: sink.durable_rows,
@@ -225,18 +234,14 @@ impl Metrics {
                 .and_then(|p| std::fs::metadata(p).ok())
                 .map_or(0, |m| m.len() as i64),
         );
-        for status in [
-            "queued",
-            "running",
-            "success",
-            "failed",
-            "cancelled",
-            "interrupted",
-        ] {
-            self.tasks.with_label_values(&[status]).set(0);
-        }
-        for (status, n) in by_status {
-            self.tasks.with_label_values(&[status.as_str()]).set(n);
+        self.database_up.set(i64::from(by_status.is_some()));
+        if let Some(by_status) = by_status {
+            for status in TaskStatus::ALL {
+                self.tasks.with_label_values(&[status.as_str()]).set(0);
+            }
+            for (status, n) in by_status {
+                self.tasks.with_label_values(&[status.as_str()]).set(n);
+            }
         }
         let mut out = Vec::new();
         TextEncoder::new()
