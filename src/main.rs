@@ -4,6 +4,7 @@ mod cli;
 mod client;
 mod config;
 mod logfmt;
+mod single;
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
@@ -84,6 +85,9 @@ fn serve(args: ServeArgs) -> Result<()> {
         anyhow::anyhow!("the configuration is not valid:\n  {}", errors.join("\n  "))
     })?;
     init_logging(config.json_logs)?;
+    let _lock = storage::db::sqlite_file(&config.database.url)
+        .map(|file| single::lock(&file))
+        .transpose()?;
     actix_rt::System::new().block_on(async move {
         let db_description = storage::db::describe(&config.database.url);
         let ui_dir = config.http.ui_dir.clone();

@@ -395,3 +395,41 @@ fn the_server_log_can_be_json_lines_with_an_access_log_that_never_shows_queries(
     assert_eq!(access["level"], "INFO");
     assert!(!log.contains("limit=3"), "query strings are never logged");
 }
+
+#[test]
+fn a_second_server_on_the_same_sqlite_file_is_refused_and_the_first_goes_on() {
+    let fresh = FreshDb::new("sqlite");
+    let first = Server::start(&fresh.url);
+    let second = Command::new(BIN)
+        .arg("serve")
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("TASKLENS_BIND", format!("127.0.0.1:{}", free_port()))
+        .env("TASKLENS_DATABASE_URL", &fresh.url)
+        .env("TASKLENS_ADMIN_TOKEN", ADMIN)
+        .output()
+        .unwrap();
+    assert_eq!(second.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        err.contains("another Tasklens server")
+            && err.contains(&format!("pid {}", first.child.id())),
+        "{err}"
+    );
+    let id = stdout(&first.cli(&["run", "synthetic", "-p", "count=100"]))
+        .trim()
+        .to_owned();
+    assert_eq!(wait_done(&first, &id).status, TaskStatus::Success);
+    // Once the first has stopped, a server starts on the file again.
+    first.terminate();
+    let again = Server::start(&fresh.url);
+    assert_eq!(
+        task_json(&again, &id).status,
+        TaskStatus::Success,
+        "the second start did not touch the first's tasks"
+    );
+}
+
+fn task_json(server: &Server, id: &str) -> protocol::TaskInfo {
+    serde_json::from_str(&stdout(&server.cli(&["task", id]))).unwrap()
+}

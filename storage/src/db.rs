@@ -195,6 +195,14 @@ macro_rules! with_conn {
     };
 }
 
+/// The file a SQLite URL names (`None` for PostgreSQL or a URL that is not valid).
+pub fn sqlite_file(url: &str) -> Option<PathBuf> {
+    match Target::parse(url) {
+        Ok(Target::Sqlite(path)) => Some(path),
+        _ => None,
+    }
+}
+
 impl Db {
     /// Opens the database, creating the SQLite file and its directory if needed, and
     /// applies pending migrations. Blocking: call it before the actix system starts
