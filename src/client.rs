@@ -1,5 +1,7 @@
 //! A small client for the Tasklens API, used by the CLI commands.
 
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -13,26 +15,58 @@ pub struct Client {
     base: String,
     token: Option<String>,
     http: awc::Client,
+    /// For `https://` servers: the public roots plus `--ca-cert`.
+    tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl Client {
-    pub fn new(server: &str, token: Option<String>) -> Result<Self> {
+    /// A client of `server` (`http://` or `https://`); `ca_cert` is a PEM file of
+    /// certificates to trust besides the public roots (a private CA, or the server's
+    /// own self-signed certificate's issuer).
+    pub fn new(server: &str, token: Option<String>, ca_cert: Option<&Path>) -> Result<Self> {
         let base = server.trim().trim_end_matches('/').to_owned();
-        if base.starts_with("https://") {
-            bail!("--server {base}: https is not supported by this client yet; use http:// (for example through an SSH tunnel)");
+        let host = base
+            .strip_prefix("http://")
+            .or_else(|| base.strip_prefix("https://"))
+            .unwrap_or("");
+        if host.is_empty() {
+            bail!("--server must be an http:// or https:// URL such as http://127.0.0.1:8080, not {server:?}");
         }
-        if !base.starts_with("http://") || base.len() <= "http://".len() {
-            bail!("--server must be an http:// URL such as http://127.0.0.1:8080, not {server:?}");
-        }
-        let http = awc::Client::builder()
-            .timeout(Duration::from_secs(120))
-            .finish();
-        Ok(Client { base, token, http })
+        let tls = if base.starts_with("https://") {
+            Some(Arc::new(tls_config(ca_cert)?))
+        } else {
+            if ca_cert.is_some() {
+                bail!("--ca-cert is for https:// servers; {base} is plain http");
+            }
+            None
+        };
+        let mut client = Client {
+            base,
+            token,
+            http: awc::Client::default(),
+            tls,
+        };
+        client.http = client.awc(Duration::from_secs(120));
+        Ok(client)
     }
 
-    /// `ws://host:port/ws`.
+    /// An HTTP and WebSocket client for this server (TLS when it is `https://`).
+    pub fn awc(&self, timeout: Duration) -> awc::Client {
+        let builder = awc::Client::builder().timeout(timeout);
+        match &self.tls {
+            Some(config) => builder
+                .connector(awc::Connector::new().rustls_0_23(config.clone()))
+                .finish(),
+            None => builder.finish(),
+        }
+    }
+
+    /// `ws://host:port/ws` (`wss://` for an https server).
     pub fn ws_url(&self) -> String {
-        format!("ws://{}/ws", self.base.trim_start_matches("http://"))
+        match self.base.strip_prefix("https://") {
+            Some(host) => format!("wss://{host}/ws"),
+            None => format!("ws://{}/ws", self.base.trim_start_matches("http://")),
+        }
     }
 
     /// `ws://host:port/ws/worker`.
@@ -131,4 +165,37 @@ impl Client {
         serde_json::from_slice(&body)
             .with_context(|| format!("the answer to {path} is not what this client expects"))
     }
+}
+
+/// TLS for the CLI: the public web roots, plus the certificates of `ca_cert`.
+fn tls_config(ca_cert: Option<&Path>) -> Result<rustls::ClientConfig> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::CertificateDer;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(path) = ca_cert {
+        let mut added = 0;
+        for cert in CertificateDer::pem_file_iter(path)
+            .with_context(|| format!("--ca-cert {}: cannot read it", path.display()))?
+        {
+            let cert = cert
+                .with_context(|| format!("--ca-cert {}: not a PEM certificate", path.display()))?;
+            roots.add(cert).with_context(|| {
+                format!("--ca-cert {}: not a usable certificate", path.display())
+            })?;
+            added += 1;
+        }
+        if added == 0 {
+            bail!("--ca-cert {}: no certificate in it", path.display());
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .context("TLS setup")?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    // WebSockets upgrade HTTP/1.1.
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
 }

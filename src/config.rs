@@ -124,6 +124,8 @@ const TEXTS: &[&str] = &[
     "admin_token",
     "spool_dir",
     "log_format",
+    "tls_cert",
+    "tls_key",
 ];
 /// On/off options: `true`/`false` in the file; `true`, `false`, `1`, `0`, `on`,
 /// `off`, `yes`, `no` in the environment.
@@ -142,6 +144,7 @@ const OTHER_VARS: &[&str] = &[
     "TASKLENS_CONFIG",
     "TASKLENS_SERVER",
     "TASKLENS_TOKEN",
+    "TASKLENS_CA_CERT",
     "TASKLENS_LOG",
     "TASKLENS_BIN",
     "TASKLENS_PG_BIN",
@@ -255,6 +258,17 @@ pub fn load(
     let shell_enabled = switch("shell_enabled", &mut errors);
     let access_log = switch("access_log", &mut errors);
     let metrics_public = switch("metrics_public", &mut errors);
+    let tls = match (values.get("tls_cert"), values.get("tls_key")) {
+        (None, None) => None,
+        (Some(cert), Some(key)) => Some(gateway::tls::TlsFiles {
+            cert: PathBuf::from(cert),
+            key: PathBuf::from(key),
+        }),
+        _ => {
+            errors.push("tls_cert and tls_key: set both (to serve HTTPS) or neither".into());
+            None
+        }
+    };
     let json_logs = match values
         .get("log_format")
         .map(|v| v.trim().to_ascii_lowercase())
@@ -402,6 +416,7 @@ pub fn load(
             ) as u32,
             access_log,
             metrics_public,
+            tls,
         },
         admin_token,
         json_logs,

@@ -10,6 +10,7 @@
 //! - [`metrics`]: `/metrics` in Prometheus' text format.
 //! - [`params`]: strict query-string parsing.
 //! - [`redact`]: what viewers do not see of privileged tasks.
+//! - [`tls`]: serving HTTPS with rustls.
 //! - [`ui`]: the built web console and client-side routes.
 
 pub mod auth;
@@ -22,6 +23,7 @@ pub mod redact;
 pub mod routes;
 pub mod startup;
 pub mod state;
+pub mod tls;
 pub mod ui;
 pub mod ws;
 

@@ -40,6 +40,8 @@ pub struct HttpSettings {
     pub access_log: bool,
     /// `/metrics` answers without a token (for a scraper on a private network).
     pub metrics_public: bool,
+    /// Serve HTTPS (and WSS) with this certificate and key instead of plain HTTP.
+    pub tls: Option<crate::tls::TlsFiles>,
 }
 
 impl Default for HttpSettings {
@@ -54,6 +56,7 @@ impl Default for HttpSettings {
             export_stall: Duration::from_secs(60),
             access_log: false,
             metrics_public: false,
+            tls: None,
         }
     }
 }
@@ -77,6 +80,8 @@ pub enum StartError {
     Storage(#[from] storage::StorageError),
     #[error(transparent)]
     Engine(#[from] engine::EngineError),
+    #[error("TLS: {0}")]
+    Tls(String),
     #[error("cannot listen on {bind}: {source}")]
     Bind {
         bind: String,
@@ -223,7 +228,13 @@ impl Application {
         // Without TCP_NODELAY the last segment of a response can wait for the client's
         // delayed ACK: a flat 40 ms on every page fetch.
         .on_connect(|conn, data| {
-            if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
+            let tcp = conn
+                .downcast_ref::<actix_web::rt::net::TcpStream>()
+                .or_else(|| {
+                    conn.downcast_ref::<crate::tls::TlsStream>()
+                        .map(|tls| tls.get_ref().0)
+                });
+            if let Some(tcp) = tcp {
                 let _ = tcp.set_nodelay(true);
                 data.insert(crate::ws::admission::ConnSocket::of(tcp));
             }
@@ -233,8 +244,11 @@ impl Application {
         if let Some(workers) = config.http.workers {
             server = server.workers(workers.max(1));
         }
+        let server = match &config.http.tls {
+            Some(files) => server.listen_rustls_0_23(listener, crate::tls::server_config(files)?),
+            None => server.listen(listener),
+        };
         let server = server
-            .listen(listener)
             .map_err(|source| StartError::Bind {
                 bind: config.http.bind.clone(),
                 source,

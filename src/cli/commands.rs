@@ -18,7 +18,7 @@ use super::{
 use crate::client::Client;
 
 fn client(args: &super::ClientArgs) -> Result<Client> {
-    Client::new(&args.server, args.token.clone())
+    Client::new(&args.server, args.token.clone(), args.ca_cert.as_deref())
 }
 
 /// Builds the parameters object from `--params` and `--param KEY=VALUE`.
@@ -240,11 +240,10 @@ pub async fn tokens(args: TokensArgs) -> Result<i32> {
 /// `GET /readyz`: 0 when ready, 1 when the server answers that it is not (or does not
 /// answer in time), with the reason on stderr.
 pub async fn healthcheck(args: super::HealthcheckArgs) -> Result<i32> {
-    let client = Client::new(&args.client.server, None)?;
+    let client = Client::new(&args.client.server, None, args.client.ca_cert.as_deref())?;
     let url = format!("{}/readyz", client.base());
-    let answer = awc::Client::builder()
-        .timeout(std::time::Duration::from_secs(args.timeout))
-        .finish()
+    let answer = client
+        .awc(std::time::Duration::from_secs(args.timeout))
         .get(&url)
         .send()
         .await;

@@ -45,6 +45,15 @@ const DONE_WAIT: Duration = Duration::from_secs(120);
 
 type Conn = actix_codec::Framed<awc::BoxedSocket, ws::Codec>;
 
+/// How this one-shot worker reaches the server.
+struct Peer {
+    ws: awc::Client,
+    url: String,
+    token: String,
+    worker_id: String,
+    host: String,
+}
+
 /// One line of the command's output: which stream, and the bytes without the newline.
 struct Output {
     stderr: bool,
@@ -78,16 +87,24 @@ struct Run {
 }
 
 pub async fn exec(args: ExecArgs) -> Result<i32> {
-    let client = Client::new(&args.client.server, args.client.token.clone())?;
+    let client = Client::new(
+        &args.client.server,
+        args.client.token.clone(),
+        args.client.ca_cert.as_deref(),
+    )?;
     let token = client
         .token()
         .ok_or_else(|| {
             anyhow!("a worker (or admin) token is needed: pass --token or set TASKLENS_TOKEN")
         })?
         .to_owned();
-    let url = client.worker_ws_url();
-    let worker_id = format!("exec-{}", uuid::Uuid::new_v4().simple());
-    let host = hostname();
+    let peer = Peer {
+        ws: client.awc(Duration::from_secs(30)),
+        url: client.worker_ws_url(),
+        token,
+        worker_id: format!("exec-{}", uuid::Uuid::new_v4().simple()),
+        host: hostname(),
+    };
     let name = args.name.clone().unwrap_or_else(|| {
         args.command[0]
             .rsplit('/')
@@ -96,7 +113,7 @@ pub async fn exec(args: ExecArgs) -> Result<i32> {
             .to_owned()
     });
 
-    let (mut conn, welcome) = connect(&url, &token, &worker_id, &host, &[]).await?;
+    let (mut conn, welcome) = connect(&peer, &[]).await?;
     let ToWorkerMessage::Welcome {
         settings,
         max_unacked_bytes,
@@ -110,7 +127,7 @@ pub async fn exec(args: ExecArgs) -> Result<i32> {
         .map(|d| d.display().to_string());
     let submit = WorkerMessage::Submit {
         plugin: "exec".into(),
-        params: serde_json::json!({"name": name, "argv": args.command, "cwd": cwd, "host": host}),
+        params: serde_json::json!({"name": name, "argv": args.command, "cwd": cwd, "host": peer.host}),
     };
     send(&mut conn, &submit).await?;
     let task_id = loop {
@@ -216,7 +233,7 @@ pub async fn exec(args: ExecArgs) -> Result<i32> {
                     Some(Ok(_)) => {}
                     Some(Err(_)) | None => {
                         let since = *down_since.get_or_insert_with(Instant::now);
-                        conn = reconnect(&url, &token, &worker_id, &host, &mut run, since).await?;
+                        conn = reconnect(&peer, &mut run, since).await?;
                         down_since = None;
                     }
                 }
@@ -293,8 +310,7 @@ pub async fn exec(args: ExecArgs) -> Result<i32> {
             127,
         ),
     };
-    run.finish(conn, &finish, (&url, &token, &worker_id, &host))
-        .await?;
+    run.finish(conn, &finish, &peer).await?;
     Ok(code)
 }
 
@@ -380,12 +396,7 @@ impl Run {
     }
 
     /// Sends the last records and `finish`, and waits for `done` (reconnecting if need be).
-    async fn finish(
-        &mut self,
-        mut conn: Conn,
-        finish: &WorkerMessage,
-        (url, token, worker_id, host): (&str, &str, &str, &str),
-    ) -> Result<()> {
+    async fn finish(&mut self, mut conn: Conn, finish: &WorkerMessage, peer: &Peer) -> Result<()> {
         let deadline = Instant::now() + DONE_WAIT;
         loop {
             let sent = async {
@@ -428,7 +439,7 @@ impl Run {
                     }
                 }
             }
-            conn = reconnect(url, token, worker_id, host, self, Instant::now()).await?;
+            conn = reconnect(peer, self, Instant::now()).await?;
         }
     }
 }
@@ -497,17 +508,13 @@ async fn next(conn: &mut Conn) -> Result<ToWorkerMessage> {
 }
 
 /// Connects and says hello; returns the connection and the `welcome`.
-async fn connect(
-    url: &str,
-    token: &str,
-    worker_id: &str,
-    host: &str,
-    resume: &[TaskId],
-) -> Result<(Conn, ToWorkerMessage)> {
-    let (_, mut conn) = awc::Client::new()
+async fn connect(peer: &Peer, resume: &[TaskId]) -> Result<(Conn, ToWorkerMessage)> {
+    let url = &peer.url;
+    let (_, mut conn) = peer
+        .ws
         .ws(url)
         .max_frame_size(16 << 20)
-        .bearer_auth(token)
+        .bearer_auth(&peer.token)
         .connect()
         .await
         .map_err(|e| match e {
@@ -521,8 +528,8 @@ async fn connect(
         })?;
     let hello = WorkerMessage::Hello {
         protocol: 1,
-        worker_id: worker_id.to_owned(),
-        name: Some(format!("exec@{host}")),
+        worker_id: peer.worker_id.clone(),
+        name: Some(format!("exec@{}", peer.host)),
         capacity: 0,
         plugins: Vec::new(),
         resume: resume.to_vec(),
@@ -541,14 +548,7 @@ async fn connect(
 
 /// Reopens a dropped connection and resumes the task: resends what was not
 /// acknowledged. Gives up after [`RECONNECT_FOR`] without a connection.
-async fn reconnect(
-    url: &str,
-    token: &str,
-    worker_id: &str,
-    host: &str,
-    run: &mut Run,
-    since: Instant,
-) -> Result<Conn> {
+async fn reconnect(peer: &Peer, run: &mut Run, since: Instant) -> Result<Conn> {
     let mut delay = Duration::from_millis(100);
     loop {
         if since.elapsed() > RECONNECT_FOR {
@@ -559,8 +559,7 @@ async fn reconnect(
         }
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(Duration::from_secs(5));
-        let Ok((mut conn, welcome)) = connect(url, token, worker_id, host, &[run.task_id]).await
-        else {
+        let Ok((mut conn, welcome)) = connect(peer, &[run.task_id]).await else {
             continue;
         };
         let ToWorkerMessage::Welcome { resumed, .. } = welcome else {

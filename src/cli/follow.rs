@@ -71,7 +71,8 @@ async fn stream_once(
     json: bool,
     color: bool,
 ) -> Result<Ended, FollowError> {
-    let mut request = awc::Client::new()
+    let mut request = client
+        .awc(Duration::from_secs(30))
         .ws(client.ws_url())
         .max_frame_size(256 * 1024 * 1024);
     if let Some(token) = client.token() {

@@ -107,6 +107,10 @@ pub struct ClientArgs {
     /// API token.
     #[arg(long, env = "TASKLENS_TOKEN", hide_env_values = true, global = true)]
     pub token: Option<String>,
+    /// PEM certificates to trust for an https:// server, besides the public roots
+    /// (a private CA).
+    #[arg(long, env = "TASKLENS_CA_CERT", global = true, value_name = "PEM")]
+    pub ca_cert: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -96,6 +96,7 @@ pub async fn spawn_app_with(fresh: FreshDb, tweaks: Tweaks) -> TestApp {
             export_stall: tweaks.export_stall,
             access_log: false,
             metrics_public: false,
+            tls: None,
         },
         admin_token: Some(ADMIN_TOKEN.into()),
         json_logs: false,
