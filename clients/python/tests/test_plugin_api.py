@@ -153,3 +153,13 @@ def test_plugins_register_with_their_hello_fields():
     with pytest.raises(ValueError):
         worker.add_plugin("sync_dashboards", sync)
     assert len(worker.worker_id) == 32 and worker.worker_id != Worker().worker_id
+
+
+def test_a_worker_is_named_for_its_host_and_process_unless_told() -> None:
+    import os
+    import socket
+
+    from tasklens import Worker
+
+    assert Worker("http://127.0.0.1:1", token="t").name == f"{socket.gethostname()}:{os.getpid()}"
+    assert Worker("http://127.0.0.1:1", token="t", name="ci-runner").name == "ci-runner"

@@ -28,6 +28,7 @@ import logging
 import os
 import random
 import signal
+import socket
 import threading
 import uuid
 from typing import Any, Callable, Dict, List, Mapping, Optional
@@ -84,7 +85,8 @@ class Worker:
         self.token = token
         self.capacity = capacity
         self.worker_id = uuid.uuid4().hex
-        self.name = name or self.worker_id
+        # What GET /api/workers shows: which machine and process this is.
+        self.name = name or f"{socket.gethostname()}:{os.getpid()}"
         self.grace = grace
         self.capture_logging = capture_logging
         self._plugins: Dict[str, Plugin] = {}
