@@ -10,7 +10,49 @@ use std::time::{Duration, Instant};
 
 use common::{entries, stdout, Server};
 use protocol::{TaskInfo, TaskStatus};
-use testkit::{free_port, PgCluster};
+use testkit::{free_port, FreshDb, PgCluster};
+
+/// A task that logs 5,000 records a second for far longer than any test.
+fn long_task(server: &Server) -> String {
+    stdout(&server.cli(&[
+        "run",
+        "synthetic",
+        "-p",
+        "count=10000000",
+        "-p",
+        "rate=5000",
+    ]))
+    .trim()
+    .to_owned()
+}
+
+/// Checks that the task ended interrupted; the seqs of its stored records.
+fn interrupted_task_seqs(server: &Server, id: &str) -> Vec<u64> {
+    let task: TaskInfo = serde_json::from_str(&stdout(&server.cli(&["task", id]))).unwrap();
+    assert_eq!(task.status, TaskStatus::Interrupted);
+    entries(&stdout(&server.cli(&["logs", id, "--json"])))
+        .iter()
+        .map(|e| e.seq)
+        .collect()
+}
+
+/// The seqs in the spool of `dir` (which must exist).
+fn spooled_seqs(dir: &std::path::Path) -> Vec<u64> {
+    let spooled = std::fs::read_to_string(dir.join("tasklens-spool.jsonl"))
+        .expect("what the database did not take is spooled");
+    spooled
+        .lines()
+        .flat_map(|line| {
+            let batch: serde_json::Value = serde_json::from_str(line).unwrap();
+            batch["entries"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["seq"].as_u64().unwrap())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
 
 #[test]
 fn sigterm_with_postgresql_down_spools_and_the_next_start_stores_everything() {
@@ -29,16 +71,7 @@ fn sigterm_with_postgresql_down_spools_and_the_next_start_stores_everything() {
     ];
     let port = free_port();
     let mut server = Server::launch_with(&url, port, None, &env);
-    let id = stdout(&server.cli(&[
-        "run",
-        "synthetic",
-        "-p",
-        "count=10000000",
-        "-p",
-        "rate=5000",
-    ]))
-    .trim()
-    .to_owned();
+    let id = long_task(&server);
     // A follower sees records as they are emitted, before they are durable.
     let mut follower = server
         .command(common::ADMIN, &["logs", &id, "--follow", "--json"])
@@ -71,20 +104,7 @@ fn sigterm_with_postgresql_down_spools_and_the_next_start_stores_everything() {
         .unwrap();
     let _ = follower.wait();
     let streamed = entries(&seen).last().map_or(0, |e| e.seq);
-    let spooled = std::fs::read_to_string(spool.path().join("tasklens-spool.jsonl"))
-        .expect("what the database did not take is spooled");
-    let spooled_seqs: Vec<u64> = spooled
-        .lines()
-        .flat_map(|line| {
-            let batch: serde_json::Value = serde_json::from_str(line).unwrap();
-            batch["entries"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|e| e["seq"].as_u64().unwrap())
-                .collect::<Vec<_>>()
-        })
-        .collect();
+    let spooled_seqs = spooled_seqs(spool.path());
     assert!(
         spooled_seqs.len() > 1000,
         "the records logged during the outage are in the spool ({})",
@@ -98,12 +118,7 @@ fn sigterm_with_postgresql_down_spools_and_the_next_start_stores_everything() {
         !spool.path().join("tasklens-spool.jsonl").exists(),
         "the spool is stored and removed at start"
     );
-    let task: TaskInfo = serde_json::from_str(&stdout(&server.cli(&["task", &id]))).unwrap();
-    assert_eq!(task.status, TaskStatus::Interrupted);
-    let stored: Vec<u64> = entries(&stdout(&server.cli(&["logs", &id, "--json"])))
-        .iter()
-        .map(|e| e.seq)
-        .collect();
+    let stored = interrupted_task_seqs(&server, &id);
     assert_eq!(
         stored,
         (1..=stored.len() as u64).collect::<Vec<_>>(),
@@ -114,5 +129,52 @@ fn sigterm_with_postgresql_down_spools_and_the_next_start_stores_everything() {
         stored.len() as u64,
         newest,
         "every record emitted before the signal is stored (spooled up to {newest}, streamed up to {streamed})"
+    );
+}
+
+#[test]
+fn sigterm_with_sqlite_locked_by_another_process_spools_and_the_next_start_stores_it() {
+    let fresh = FreshDb::new("sqlite");
+    let file = std::path::PathBuf::from(fresh.url.trim_start_matches("sqlite://"));
+    let spool = tempfile::tempdir().unwrap();
+    let env = [
+        ("TASKLENS_LOG", "warn"),
+        ("TASKLENS_SHUTDOWN_FLUSH_TIMEOUT_SECS", "3"),
+        ("TASKLENS_DB_BUSY_TIMEOUT_MS", "1000"),
+        ("TASKLENS_SPOOL_DIR", spool.path().to_str().unwrap()),
+    ];
+    let port = free_port();
+    let mut server = Server::launch_with(&fresh.url, port, None, &env);
+    let id = long_task(&server);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while entries(&stdout(
+        &server.cli(&["logs", &id, "--tail", "1", "--json"]),
+    ))
+    .is_empty()
+    {
+        assert!(Instant::now() < deadline, "the task did not log");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let lock = testkit::SqliteWriteLock::take(&file);
+    std::thread::sleep(Duration::from_millis(1500));
+    let signalled = Instant::now();
+    testkit::serve::terminate(&mut server.child, Duration::from_secs(60))
+        .unwrap()
+        .expect("the server exits");
+    let took = signalled.elapsed();
+    assert!(took < Duration::from_secs(3 + 5 + 2), "exit took {took:?}");
+    let newest = spooled_seqs(spool.path())
+        .into_iter()
+        .max()
+        .expect("some records were spooled");
+    drop(server);
+    drop(lock);
+
+    let server = Server::launch_with(&fresh.url, port, None, &env);
+    let stored = interrupted_task_seqs(&server, &id);
+    assert_eq!(
+        stored,
+        (1..=newest).collect::<Vec<_>>(),
+        "every record once, no hole"
     );
 }

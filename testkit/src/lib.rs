@@ -93,6 +93,26 @@ impl Drop for FreshDb {
     }
 }
 
+/// SQLite's write lock on a database file, held as another process would hold it
+/// (`BEGIN EXCLUSIVE`): readers go on, writers wait and fail. Released when dropped.
+pub struct SqliteWriteLock(diesel::SqliteConnection);
+
+impl SqliteWriteLock {
+    pub fn take(path: &Path) -> SqliteWriteLock {
+        let mut conn = diesel::SqliteConnection::establish(&path.display().to_string())
+            .unwrap_or_else(|e| panic!("cannot open {}: {e}", path.display()));
+        conn.batch_execute("PRAGMA busy_timeout = 10000; BEGIN EXCLUSIVE")
+            .expect("the write lock");
+        SqliteWriteLock(conn)
+    }
+}
+
+impl Drop for SqliteWriteLock {
+    fn drop(&mut self) {
+        let _ = self.0.batch_execute("COMMIT");
+    }
+}
+
 /// Creates database `name` on the server at `admin_url`.
 pub fn create_database(admin_url: &str, name: &str) {
     let mut conn = diesel::PgConnection::establish(admin_url)
