@@ -381,23 +381,17 @@ impl Handler<StartTask> for TaskManager {
                 .into_actor(self)
                 .map(move |inserted, act, ctx| {
                     act.admitting -= 1;
-                    if inserted.is_err() || act.shutting_down {
+                    if inserted.is_err() {
                         act.release(info.created_by.as_ref());
                     }
                     inserted?;
                     if act.shutting_down {
                         // Shutdown began while the task was being stored.
-                        let db = act.db.clone();
-                        let id = info.id;
-                        let outcome = TaskOutcome {
-                            status: TaskStatus::Interrupted,
-                            finished_at: Timestamp(now_micros()),
-                            result: None,
-                            error: Some("the server shut down before the task started".into()),
-                        };
-                        actix::spawn(async move {
-                            let _ = db.run(move |c| tasks::finish_task(c, id, &outcome)).await;
-                        });
+                        act.end_queued(
+                            info,
+                            TaskStatus::Interrupted,
+                            "the server shut down before the task started".into(),
+                        );
                         return Err(EngineError::ShuttingDown);
                     }
                     act.events.status_changed(&info);

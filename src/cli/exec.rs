@@ -36,8 +36,9 @@ const BATCH_ROWS: usize = 1_000;
 /// A batch is also sent once its records take this many bytes (before JSON escaping).
 const BATCH_BYTES: u64 = 1 << 20;
 const BATCH_EVERY: Duration = Duration::from_millis(50);
-/// Lines read ahead of sending; the readers wait when it is full.
-const LINE_QUEUE: usize = 8_192;
+/// Lines read ahead of sending; the readers wait when it is full. A line is at most
+/// the message cap (64 KiB), so this holds 64 MiB at worst.
+const LINE_QUEUE: usize = 1_024;
 const KILL_AFTER: Duration = Duration::from_secs(3);
 /// How long the connection may stay down before `exec` gives up on the server.
 const RECONNECT_FOR: Duration = Duration::from_secs(30);

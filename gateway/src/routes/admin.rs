@@ -16,6 +16,7 @@ use crate::state::AppState;
 pub async fn metrics(
     req: HttpRequest,
     state: web::Data<AppState>,
+    _: NoQuery,
 ) -> Result<HttpResponse, ApiError> {
     if !state.metrics_public {
         crate::auth::authenticate(&req)?;

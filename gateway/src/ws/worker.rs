@@ -93,6 +93,7 @@ pub async fn route(
         hello_sent: false,
         welcomed: false,
         early: Vec::new(),
+        early_bytes: 0,
         tasks: HashMap::new(),
         ended: VecDeque::new(),
         unacked_bytes: 0,
@@ -127,6 +128,7 @@ pub struct WorkerSession {
     /// `welcome` was sent; until then what the engine sends waits in `early`.
     welcomed: bool,
     early: Vec<ToWorker>,
+    early_bytes: usize,
     tasks: HashMap<TaskId, LinkedTask>,
     ended: VecDeque<TaskId>,
     unacked_bytes: u64,
@@ -385,6 +387,7 @@ impl WorkerSession {
                             },
                         );
                         act.welcomed = true;
+                        act.early_bytes = 0;
                         for early in std::mem::take(&mut act.early) {
                             act.deliver(early, ctx);
                         }
@@ -583,16 +586,28 @@ fn capped_result(result: serde_json::Value) -> serde_json::Value {
     }
 }
 
-/// What the engine sends before `welcome` waits; past this many, the connection is
-/// not keeping up and is closed.
-const MAX_EARLY: usize = 10_000;
+/// What the engine sends before `welcome` waits, up to this many bytes (about their
+/// JSON size); past it, the connection is not keeping up and is closed.
+const MAX_EARLY_BYTES: usize = 16 << 20;
+
+/// About how many bytes `msg` takes as JSON.
+fn approx_bytes(msg: &ToWorker) -> usize {
+    match msg {
+        ToWorker::Run { params, .. } => {
+            256 + serde_json::to_vec(params).map_or(usize::MAX / 2, |v| v.len())
+        }
+        ToWorker::Refused { message } => 64 + message.len(),
+        _ => 128,
+    }
+}
 
 impl Handler<ToWorker> for WorkerSession {
     type Result = ();
 
     fn handle(&mut self, msg: ToWorker, ctx: &mut Ctx) {
         if !self.welcomed && !matches!(msg, ToWorker::Replaced) {
-            if self.early.len() >= MAX_EARLY {
+            self.early_bytes += approx_bytes(&msg);
+            if self.early_bytes > MAX_EARLY_BYTES {
                 return self.fatal(ctx, "the worker did not take its welcome".into(), None);
             }
             self.early.push(msg);

@@ -523,6 +523,20 @@ async fn malformed_requests_get_a_clear_4xx_and_never_a_5xx() {
         ),
         (
             Method::GET,
+            "/api/workers?x=1".into(),
+            None,
+            400,
+            "takes no query parameters",
+        ),
+        (
+            Method::GET,
+            "/metrics?format=json".into(),
+            None,
+            400,
+            "takes no query parameters",
+        ),
+        (
+            Method::GET,
             format!("/api/tasks/{id}?verbose=1"),
             None,
             400,
