@@ -17,7 +17,17 @@ use engine::plugin::legacy;
 fn main() {
     let cli = Cli::parse();
     let code = match cli.command {
-        Command::Serve(args) => serve(args).map(|()| 0),
+        Command::Serve(args) => {
+            // A file size limit (`ulimit -f`) reached by the database or the spool
+            // then fails that write with EFBIG, which the writer retries and
+            // readiness reports, instead of killing the process with every record
+            // it holds.
+            // SAFETY: setting a signal disposition before any thread starts.
+            unsafe {
+                libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            }
+            serve(args).map(|()| 0)
+        }
         other => {
             // Like other Unix tools, end quietly when the reader of our output goes
             // away (`tasklens logs ID | head`).
@@ -45,6 +55,7 @@ async fn client_command(command: Command) -> Result<i32> {
         Command::Delete(args) => commands::delete(args).await,
         Command::Settings(args) => commands::settings(args).await,
         Command::Cleanup(args) => commands::cleanup(args).await,
+        Command::Spool(args) => commands::spool(args).await,
         Command::Tokens(args) => commands::tokens(args).await,
         Command::Exec(args) => cli::exec::exec(args).await,
         Command::Healthcheck(args) => commands::healthcheck(args).await,

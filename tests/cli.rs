@@ -260,6 +260,28 @@ fn settings_tokens_and_cleanup_from_the_command_line() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("401"));
     assert!(stdout(&server.cli(&["tokens", "list"])).contains("bob"));
 
+    let spool = stdout(&server.cli(&["spool"]));
+    assert!(
+        spool.contains("0 bytes spooled, waiting for the database; 0 records refused"),
+        "{spool}"
+    );
+    let report: protocol::SpoolReport =
+        serde_json::from_str(&stdout(&server.cli(&["spool", "--json"]))).unwrap();
+    assert!(report.rejected.is_empty());
+    let retried = stdout(&server.cli(&["spool", "--retry"]));
+    assert!(
+        retried.contains("stored 0 records; 0 still refused"),
+        "{retried}"
+    );
+    let denied = server.cli_as(&token, &["spool"]);
+    assert_eq!(denied.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&denied.stderr).contains("403"),
+        "{denied:?}"
+    );
+    let wrong = server.cli(&["spool", "--retry=yes"]);
+    assert_eq!(wrong.status.code(), Some(2), "{wrong:?}");
+
     let report = stdout(&server.cli(&["cleanup", "--older-than", "0d"]));
     assert!(report.contains("deleted 1 finished tasks"), "{report}");
     let gone = server.cli(&["task", &id]);

@@ -1,13 +1,14 @@
-//! PostgreSQL stopped for 10 s while five tasks log at full speed: readiness and
-//! metrics say so meanwhile, and afterwards every record is stored exactly once.
+//! The database away while tasks log at full speed: readiness and metrics say so
+//! meanwhile, the buffer spills to the spool once full, and afterwards every record
+//! is stored exactly once.
 
 mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{entries, http_get as get, stdout, wait_done, Server, ADMIN};
+use common::{entries, http_get as get, stdout, synthetic, wait_done, wait_stored, Server, ADMIN};
 use protocol::TaskStatus;
-use testkit::{free_port, PgCluster};
+use testkit::{free_port, FreshDb, PgCluster};
 
 fn metric(text: &str, name: &str) -> f64 {
     text.lines()
@@ -26,7 +27,14 @@ fn postgresql_down_for_ten_seconds_loses_and_repeats_nothing() {
     testkit::create_database(&cluster.admin_url(), "outage");
     let url = testkit::replace_database(&cluster.admin_url(), "outage");
     let port = free_port();
-    let server = Server::start_on(&url, port, None);
+    let spool = tempfile::tempdir().unwrap();
+    // A buffer this small fills during the outage, so that it spills to the spool.
+    let env = [
+        ("TASKLENS_LOG", "warn"),
+        ("TASKLENS_BUFFER_MAX_BYTES", "4194304"),
+        ("TASKLENS_SPOOL_DIR", spool.path().to_str().unwrap()),
+    ];
+    let server = Server::launch_with(&url, port, None, &env);
     let ids: Vec<String> = (0..5)
         .map(|_| {
             stdout(&server.cli(&["run", "synthetic", "-p", "count=100000"]))
@@ -56,20 +64,116 @@ fn postgresql_down_for_ten_seconds_loses_and_repeats_nothing() {
     }
     assert!(seen_unready, "/readyz was 503 during the outage");
     assert!(buffered > 0.0, "/metrics showed buffered records");
+    let (_, text) = get(port, "/metrics", Some(ADMIN));
+    assert!(
+        metric(&text, "tasklens_records_spooled_total") > 0.0,
+        "the full buffer spilled to the spool: {text}"
+    );
     cluster.start_server();
     for id in &ids {
-        let task = wait_done(&server, id);
-        assert_eq!(task.status, TaskStatus::Success, "{task:?}");
-        let seqs: Vec<u64> = entries(&stdout(&server.cli(&["logs", id, "--json"])))
-            .iter()
-            .map(|e| e.seq)
-            .collect();
-        assert_eq!(seqs.len(), 75_000, "every INFO-and-above record");
-        assert!(
-            seqs.windows(2).all(|w| w[1] == w[0] + 1),
-            "in order, once each"
-        );
+        assert_succeeded_with_every_record(&server, id, 75_000);
     }
     let (status, _) = get(port, "/readyz", None);
     assert_eq!(status, 200);
+    assert_spool_empty(port, spool.path());
+}
+
+/// Task `id` succeeded and its records are stored once each: seqs 1 to `records`.
+fn assert_succeeded_with_every_record(server: &Server, id: &str, records: u64) {
+    let task = wait_done(server, id);
+    assert_eq!(task.status, TaskStatus::Success, "{task:?}");
+    let seqs: Vec<u64> = entries(&stdout(&server.cli(&["logs", id, "--json"])))
+        .iter()
+        .map(|e| e.seq)
+        .collect();
+    assert_eq!(seqs.len() as u64, records, "every INFO-and-above record");
+    assert!(seqs.iter().copied().eq(1..=records), "in order, once each");
+}
+
+/// Everything spooled is in the database: no file left, nothing pending or refused.
+fn assert_spool_empty(port: u16, dir: &std::path::Path) {
+    let left: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "spool files left: {left:?}");
+    let (status, report) = get(port, "/api/spool", Some(ADMIN));
+    assert_eq!(status, 200, "{report}");
+    let report: protocol::SpoolReport = serde_json::from_str(&report).unwrap();
+    assert_eq!((report.pending_bytes, report.rejected_rows), (0, 0));
+}
+
+#[test]
+fn sqlite_locked_with_the_buffer_full_spills_to_the_spool_and_stores_it_when_free() {
+    let fresh = FreshDb::new("sqlite");
+    let file = std::path::PathBuf::from(fresh.url.trim_start_matches("sqlite://"));
+    let spool = tempfile::tempdir().unwrap();
+    let env = [
+        ("TASKLENS_LOG", "warn"),
+        ("TASKLENS_BUFFER_MAX_ROWS", "1000"),
+        ("TASKLENS_BATCH_MAX_ROWS", "500"),
+        ("TASKLENS_DB_BUSY_TIMEOUT_MS", "1000"),
+        ("TASKLENS_SPOOL_DIR", spool.path().to_str().unwrap()),
+    ];
+    let port = free_port();
+    let server = Server::launch_with(&fresh.url, port, None, &env);
+    let id = synthetic(&server, 40000, 8000);
+    wait_stored(&server, &id);
+    let lock = testkit::SqliteWriteLock::take(&file);
+    // The task goes on logging: far more than the buffer holds reaches the spool.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, text) = get(port, "/metrics", Some(ADMIN));
+        if metric(&text, "tasklens_records_spooled_total") >= 5_000.0 {
+            assert!(
+                metric(&text, "tasklens_spool_bytes") > 0.0,
+                "the spool waits for the database: {text}"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the buffer did not spill; emitters are held: {text}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (status, body) = get(port, "/readyz", None);
+    assert_eq!(status, 503, "{body}");
+    drop(lock);
+    assert_succeeded_with_every_record(&server, &id, 30_000);
+    assert_spool_empty(port, spool.path());
+}
+
+#[test]
+fn sqlite_out_of_space_is_unready_loses_nothing_and_recovers_when_space_returns() {
+    let fresh = FreshDb::new("sqlite");
+    let file = std::path::PathBuf::from(fresh.url.trim_start_matches("sqlite://"));
+    let port = free_port();
+    let server = Server::launch_with(&fresh.url, port, None, &[("TASKLENS_LOG", "error")]);
+    let id = synthetic(&server, 60000, 10000);
+    wait_stored(&server, &id);
+    // No file of the server's may grow past its size now: the disk is full.
+    let size = |suffix: &str| {
+        std::fs::metadata(format!("{}{suffix}", file.display())).map_or(0, |m| m.len())
+    };
+    let full = size("").max(size("-wal"));
+    testkit::limit_file_size(server.child.id(), Some(full));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (status, body) = get(port, "/readyz", None);
+        if status == 503 {
+            assert!(body.contains("writing log records fails"), "{body}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "/readyz stayed {status} with the disk full: {body}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    testkit::limit_file_size(server.child.id(), None);
+    assert_succeeded_with_every_record(&server, &id, 45_000);
+    let (status, body) = get(port, "/readyz", None);
+    assert_eq!(status, 200, "{body}");
 }

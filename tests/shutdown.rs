@@ -8,7 +8,7 @@ use std::io::Read;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{entries, stdout, Server};
+use common::{entries, stdout, synthetic, wait_stored, Server};
 use protocol::{TaskInfo, TaskStatus};
 use testkit::{free_port, FreshDb, PgCluster};
 
@@ -44,9 +44,10 @@ fn spooled_seqs(dir: &std::path::Path) -> Vec<u64> {
         .lines()
         .flat_map(|line| {
             let batch: serde_json::Value = serde_json::from_str(line).unwrap();
+            // Lines without records hold a task's final status.
             batch["entries"]
                 .as_array()
-                .unwrap()
+                .map_or(&[][..], Vec::as_slice)
                 .iter()
                 .map(|e| e["seq"].as_u64().unwrap())
                 .collect::<Vec<_>>()
@@ -146,17 +147,17 @@ fn sigterm_with_sqlite_locked_by_another_process_spools_and_the_next_start_store
     let port = free_port();
     let mut server = Server::launch_with(&fresh.url, port, None, &env);
     let id = long_task(&server);
+    wait_stored(&server, &id);
+    // A task that finishes while the database is locked: its records and its
+    // final status wait in memory, then in the spool.
+    let short = synthetic(&server, 200, 200);
     let deadline = Instant::now() + Duration::from_secs(30);
-    while entries(&stdout(
-        &server.cli(&["logs", &id, "--tail", "1", "--json"]),
-    ))
-    .is_empty()
-    {
-        assert!(Instant::now() < deadline, "the task did not log");
-        std::thread::sleep(Duration::from_millis(50));
+    while !stdout(&server.cli(&["task", &short])).contains("\"running\"") {
+        assert!(Instant::now() < deadline, "the short task did not start");
+        std::thread::sleep(Duration::from_millis(20));
     }
     let lock = testkit::SqliteWriteLock::take(&file);
-    std::thread::sleep(Duration::from_millis(1500));
+    std::thread::sleep(Duration::from_millis(2500));
     let signalled = Instant::now();
     testkit::serve::terminate(&mut server.child, Duration::from_secs(60))
         .unwrap()
@@ -177,4 +178,15 @@ fn sigterm_with_sqlite_locked_by_another_process_spools_and_the_next_start_store
         (1..=newest).collect::<Vec<_>>(),
         "every record once, no hole"
     );
+    let task: TaskInfo = serde_json::from_str(&stdout(&server.cli(&["task", &short]))).unwrap();
+    assert_eq!(
+        task.status,
+        TaskStatus::Success,
+        "the final status spooled at shutdown is stored: {task:?}"
+    );
+    let seqs: Vec<u64> = entries(&stdout(&server.cli(&["logs", &short, "--json"])))
+        .iter()
+        .map(|e| e.seq)
+        .collect();
+    assert_eq!(seqs, (1..=150).collect::<Vec<_>>(), "with all its records");
 }

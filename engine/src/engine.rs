@@ -102,11 +102,13 @@ impl Engine {
     ) -> Result<Engine, EngineError> {
         if let Some(spool) = &settings.spool {
             let replayed = crate::spool::replay(&db, spool).await?;
-            if replayed.rows > 0 || replayed.skipped_lines > 0 {
+            if replayed != crate::spool::Replayed::default() {
                 log::warn!(
-                    "rows={} skipped_lines={} path={} Records spooled at the last shutdown are now stored.",
+                    "rows={} statuses={} skipped_lines={} refused_tasks={} path={} What the last run spooled is now stored.",
                     replayed.rows,
+                    replayed.outcomes,
                     replayed.skipped_lines,
+                    replayed.refused.len(),
                     spool.path().display()
                 );
             }
@@ -131,7 +133,13 @@ impl Engine {
         let manager = manager_ctx.address();
         events.durable = Some(manager.clone().recipient());
         events.rejected = Some(manager.clone().recipient());
-        let sink = LogSink::new(db.clone(), settings.sink, gate.clone(), events.clone());
+        let sink = LogSink::new(
+            db.clone(),
+            settings.sink,
+            gate.clone(),
+            events.clone(),
+            settings.spool.clone(),
+        );
         let writer = sink.health();
         let sink = sink.start();
         let registry = Arc::new(registry);
@@ -247,7 +255,8 @@ impl Engine {
         let mut since: Option<std::time::Instant> = None;
         loop {
             tokio::time::sleep(Duration::from_millis(100)).await;
-            if self.writer.stuck(Duration::from_secs(1)) && self.gate.pending() > 0 {
+            let waiting = self.gate.pending() > 0 || self.spool_pending_bytes() > 0;
+            if self.writer.stuck(Duration::from_secs(1)) && waiting {
                 if since.get_or_insert_with(std::time::Instant::now).elapsed() >= limit {
                     return;
                 }
@@ -257,9 +266,50 @@ impl Engine {
         }
     }
 
-    /// Where the spool file would be (for metrics and operators).
-    pub fn spool_path(&self) -> Option<std::path::PathBuf> {
-        self.spool.as_ref().map(crate::spool::Spool::path)
+    /// Bytes in the spool waiting for the database (for metrics).
+    pub fn spool_pending_bytes(&self) -> u64 {
+        self.spool
+            .as_ref()
+            .map_or(0, crate::spool::Spool::pending_bytes)
+    }
+
+    /// What waits in the spool: bytes not yet stored, and the refused records.
+    ///
+    /// # Errors
+    /// The rejected file cannot be read.
+    pub async fn spool_report(&self) -> Result<protocol::SpoolReport, EngineError> {
+        let Some(spool) = self.spool.clone() else {
+            return Ok(protocol::SpoolReport {
+                pending_bytes: 0,
+                rejected_rows: 0,
+                rejected: Vec::new(),
+            });
+        };
+        tokio::task::spawn_blocking(move || {
+            let (rejected, rejected_rows) = spool.rejected().map_err(|e| {
+                EngineError::Spool(format!("{}: {e}", spool.rejected_path().display()))
+            })?;
+            Ok(protocol::SpoolReport {
+                pending_bytes: spool.pending_bytes(),
+                rejected_rows,
+                rejected,
+            })
+        })
+        .await
+        .map_err(|e| EngineError::Spool(format!("could not be read: {e}")))?
+    }
+
+    /// Tries the records the database refused again.
+    ///
+    /// # Errors
+    /// A retry already runs, the spool cannot be read or written, or the database
+    /// fails.
+    pub async fn retry_rejected(&self) -> Result<protocol::SpoolRetry, EngineError> {
+        let done = self.sink.send(crate::sink::RetryRejected).await??;
+        Ok(protocol::SpoolRetry {
+            stored_rows: done.stored_rows,
+            refused_rows: done.refused_rows,
+        })
     }
 
     /// Writes what the database has not taken to the spool, now (a second signal).

@@ -26,6 +26,8 @@ pub enum EngineError {
     Worker(String),
     #[error("the server is shutting down and accepts no new tasks")]
     ShuttingDown,
+    #[error("a retry of the refused records is already running")]
+    RetryRunning,
     #[error("the spool file {0}")]
     Spool(String),
     #[error(transparent)]

@@ -18,14 +18,21 @@
 //! A refusal is different: the database will never take those rows (the task's row
 //! was deleted underneath, a value it cannot store). A refused batch of several
 //! tasks is written again one task at a time; the task whose rows are refused on
-//! their own has them dropped, counted as settled, and is reported
-//! (`LogsRejected`) so that the manager stops it (it ends `failed`, saying why);
-//! what it sends afterwards is dropped too. No other task waits on it.
+//! their own has them moved to the spool's rejected file (shown and retried by
+//! `tasklens spool`), counted as settled, and is reported (`LogsRejected`) so that
+//! the manager stops it (it ends `failed`, saying why); what it sends afterwards
+//! goes the same way. No other task waits on it.
 //!
 //! Backpressure: rows and their bytes are counted by the shared `BufferGate` from
 //! hand-over until they are durable; emitters wait while more than `buffer_max_rows`
-//! or `buffer_max_bytes` are pending, so the queue cannot grow without bound while
-//! the database is slow or down.
+//! or `buffer_max_bytes` are pending. When the bound is reached while writes fail or
+//! hang (a long outage), the sink spills: everything it holds is appended to the
+//! spool, fsynced, and counted durable, so emitters go on at disk speed instead of
+//! waiting for the database. Once a write succeeds again the spool is stored before
+//! any newer batch, and removed.
+//!
+//! Final task statuses waiting for the database are held here too ([`OutcomePending`])
+//! so that a shutdown during an outage spools them with the records.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
@@ -40,6 +47,8 @@ use tokio::sync::oneshot;
 
 use crate::batch::{BufferGate, LogBatch};
 use crate::events::EngineEvents;
+use crate::spool::Spool;
+use storage::tasks::TaskOutcome;
 
 /// How the sink batches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,6 +77,8 @@ impl Default for LogSinkSettings {
 
 const RETRY_FIRST: Duration = Duration::from_millis(100);
 const RETRY_MAX: Duration = Duration::from_secs(5);
+/// How long a write may hang, with the buffer full, before the sink spills.
+const SPILL_AFTER: Duration = Duration::from_secs(1);
 
 /// Whether the writer is keeping up, for readiness checks: shared, read without a
 /// message so that a probe never waits behind a busy sink.
@@ -130,6 +141,21 @@ pub struct SpoolAll {
     pub spool: crate::spool::Spool,
 }
 
+/// A task's final status is waiting to be written; spooled with the records if the
+/// process must stop first.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct OutcomePending {
+    pub task_id: TaskId,
+    /// `None` once the status is written.
+    pub outcome: Option<TaskOutcome>,
+}
+
+/// Tries the records the database refused again (`POST /api/spool/retry`).
+#[derive(Debug, Message)]
+#[rtype(result = "Result<crate::spool::Retried, crate::EngineError>")]
+pub struct RetryRejected;
+
 /// Counters, for tests and diagnostics.
 #[derive(Debug, Message)]
 #[rtype(result = "SinkStats")]
@@ -141,8 +167,10 @@ pub struct SinkStats {
     pub durable_rows: u64,
     /// Rows of tasks whose records the database refuses for good (not stored).
     pub rejected_rows: u64,
-    /// Rows written to the spool at shutdown (stored at the next start).
+    /// Rows written to the spool (at shutdown, or during a long outage).
     pub spooled_rows: u64,
+    /// Spooled rows stored in the database since (while running).
+    pub unspooled_rows: u64,
     pub queued_rows: usize,
     pub flushes: u64,
     pub failed_flushes: u64,
@@ -166,8 +194,21 @@ pub struct LogSink {
     /// Flushes left to write one task at a time, after a batch of several tasks was
     /// refused: so that one task's refused rows cannot hold the others back.
     isolating: usize,
-    /// Tasks whose records the database refused; what they still send is dropped.
+    /// Tasks whose records the database refused; what they still send is set aside.
     rejected: HashSet<TaskId>,
+    spool: Option<Spool>,
+    /// The batch in flight was spooled: its outcome no longer counts.
+    spilled_writing: bool,
+    /// The spool may hold what this process spilled and did not store yet.
+    spool_unstored: bool,
+    /// Rows spilled and not yet stored (as far as this sink knows).
+    spilled_unstored: u64,
+    /// `spilled_unstored` when the drain in flight began.
+    draining_rows: u64,
+    /// Final statuses not yet written.
+    outcomes: HashMap<TaskId, TaskOutcome>,
+    /// A retry of the refused records runs.
+    retrying: bool,
 }
 
 impl LogSink {
@@ -176,6 +217,7 @@ impl LogSink {
         settings: LogSinkSettings,
         gate: Arc<BufferGate>,
         events: EngineEvents,
+        spool: Option<Spool>,
     ) -> Self {
         LogSink {
             db,
@@ -193,12 +235,22 @@ impl LogSink {
             waiters: Vec::new(),
             isolating: 0,
             rejected: HashSet::new(),
+            spool,
+            spilled_writing: false,
+            spool_unstored: false,
+            spilled_unstored: 0,
+            draining_rows: 0,
+            outcomes: HashMap::new(),
+            retrying: false,
         }
     }
 
-    /// Rows that will not be waited for any more: stored, or refused for good.
+    /// Rows that will not be waited for any more: stored, refused for good, or
+    /// spooled at shutdown. Rows spilled during an outage are not: a task ends only
+    /// once its records are in the database.
     fn settled_rows(&self) -> u64 {
         self.stats.durable_rows + self.stats.rejected_rows + self.stats.spooled_rows
+            - self.spilled_unstored
     }
 
     fn wake_waiters(&mut self) {
@@ -212,25 +264,160 @@ impl LogSink {
         }
     }
 
-    /// Gives up on `task`'s records: the database refuses them for good. They are
-    /// released from the gate and counted as settled, the task is reported so that
-    /// it ends, and what it sends from now on is dropped.
-    fn reject(&mut self, task: TaskId, taken: &[Arc<LogBatch>], reason: String) {
-        let (queued, queued_bytes) =
-            rows_and_bytes(self.queue.iter().filter(|b| b.task_id == task));
-        let (rows, bytes) = rows_and_bytes(taken.iter());
-        self.queue.retain(|b| b.task_id != task);
-        self.queued_rows -= queued;
-        let dropped = rows + queued;
-        self.gate.release(dropped, bytes + queued_bytes);
-        self.stats.rejected_rows += dropped as u64;
+    /// Gives up on `task`'s records: the database refuses them for good. They go to
+    /// the spool's rejected file, are released from the gate and counted as
+    /// settled, the task is reported so that it ends, and what it sends from now on
+    /// goes the same way.
+    fn reject(&mut self, task: TaskId, taken: Vec<Arc<LogBatch>>, reason: String) {
+        let mut refused = taken;
+        let mut rest = VecDeque::with_capacity(self.queue.len());
+        for batch in self.queue.drain(..) {
+            if batch.task_id == task {
+                refused.push(batch);
+            } else {
+                rest.push_back(batch);
+            }
+        }
+        self.queue = rest;
+        let (rows, bytes) = rows_and_bytes(refused.iter());
+        self.queued_rows = rows_and_bytes(self.queue.iter()).0;
+        let kept = self.set_aside(&refused, &reason);
+        self.gate.release(rows, bytes);
+        self.stats.rejected_rows += rows as u64;
         log::error!(
-            "task_id={task} rows={dropped} error=\"{reason}\" The database refuses this task's log records; they are dropped and the task is stopped. Other tasks are not affected."
+            "task_id={task} rows={rows} error=\"{reason}\" The database refuses this task's log records; {kept} the task is stopped. Other tasks are not affected."
         );
         if self.rejected.insert(task) {
             self.events.logs_rejected(task, reason);
         }
         self.wake_waiters();
+    }
+
+    /// Writes refused records to the rejected file; says where they went.
+    fn set_aside(&self, batches: &[Arc<LogBatch>], reason: &str) -> &'static str {
+        let Some(spool) = &self.spool else {
+            return "they are dropped (no spool directory) and";
+        };
+        match spool.write_rejected(batches, reason) {
+            Ok(_) => "they are kept in the spool's rejected file (see `tasklens spool`) and",
+            Err(e) => {
+                log::error!(
+                    "path={} error=\"{e}\" Refused records could not be set aside; they are dropped.",
+                    spool.rejected_path().display()
+                );
+                "they are dropped (the spool cannot be written) and"
+            }
+        }
+    }
+
+    /// Whether writes are failing or hanging while the buffer is full: time to spill.
+    fn should_spill(&self) -> bool {
+        self.spool.is_some()
+            && self.gate.is_full()
+            && (self.consecutive_failures > 0 || self.health.stuck(SPILL_AFTER))
+            && (!self.queue.is_empty() || (!self.writing.is_empty() && !self.spilled_writing))
+    }
+
+    /// Moves everything held (queued, and the batch being written unless it already
+    /// was) to the spool, where it is durable, and lets emitters go on.
+    fn spill(&mut self) {
+        let Some(spool) = self.spool.clone() else {
+            return;
+        };
+        let mut all: Vec<Arc<LogBatch>> = Vec::new();
+        if !self.spilled_writing {
+            all.extend(self.writing.iter().cloned());
+        }
+        all.extend(self.queue.iter().cloned());
+        match spool.write(&all, &[]) {
+            Ok(rows) => {
+                self.queue.clear();
+                self.queued_rows = 0;
+                self.spilled_writing = !self.writing.is_empty();
+                self.spool_unstored = true;
+                self.gate.release(rows, rows_and_bytes(all.iter()).1);
+                self.stats.spooled_rows += rows as u64;
+                self.spilled_unstored += rows as u64;
+                log::warn!(
+                    "rows={rows} path={} The database is not taking records and the buffer is full; they are spooled to disk and will be stored when it returns.",
+                    spool.path().display()
+                );
+                self.report_durable(&all);
+                self.wake_waiters();
+            }
+            Err(e) => log::error!(
+                "path={} error=\"{e}\" Spilling to the spool failed; records stay in memory and emitters wait.",
+                spool.path().display()
+            ),
+        }
+    }
+
+    /// Tells listeners how far each task's records are durable.
+    fn report_durable(&self, batches: &[Arc<LogBatch>]) {
+        let mut last: HashMap<TaskId, u64> = HashMap::new();
+        for batch in batches {
+            let seq = last.entry(batch.task_id).or_default();
+            *seq = (*seq).max(batch.last_seq());
+        }
+        for (task_id, seq) in last {
+            self.events.logs_persisted(task_id, seq);
+        }
+    }
+
+    /// Stores what this process spilled, before any newer batch.
+    fn drain(&mut self, ctx: &mut Context<Self>) {
+        let Some(spool) = self.spool.clone() else {
+            return;
+        };
+        self.in_flight = true;
+        self.spool_unstored = false;
+        self.draining_rows = self.spilled_unstored;
+        self.health
+            .writing_since
+            .store(crate::logger::now_micros(), Ordering::Relaxed);
+        let db = self.db.clone();
+        ctx.spawn(
+            async move { crate::spool::replay(&db, &spool).await }
+                .into_actor(self)
+                .map(|result, act, ctx| act.drain_done(result, ctx)),
+        );
+    }
+
+    fn drain_done(
+        &mut self,
+        result: Result<crate::spool::Replayed, crate::EngineError>,
+        ctx: &mut Context<Self>,
+    ) {
+        self.in_flight = false;
+        self.health.writing_since.store(0, Ordering::Relaxed);
+        match result {
+            Ok(done) => {
+                self.stats.unspooled_rows += done.rows as u64;
+                // Spilled while the drain ran, after it last looked: the next one.
+                let spilled_meanwhile = self.spool.as_ref().is_some_and(|s| s.path().exists());
+                self.spilled_unstored = if spilled_meanwhile {
+                    self.spool_unstored = true;
+                    self.spilled_unstored - self.draining_rows
+                } else {
+                    0
+                };
+                self.wake_waiters();
+                log::info!(
+                    "rows={} The records spooled during the outage are now stored.",
+                    done.rows
+                );
+                for (task, reason) in done.refused {
+                    if self.rejected.insert(task) {
+                        self.events.logs_rejected(task, reason);
+                    }
+                }
+                self.maybe_flush(ctx);
+            }
+            Err(error) => {
+                self.spool_unstored = true;
+                self.write_failed(&error, 0, ctx);
+            }
+        }
     }
 
     /// The handle readiness checks read.
@@ -239,7 +426,17 @@ impl LogSink {
     }
 
     fn maybe_flush(&mut self, ctx: &mut Context<Self>) {
-        if self.in_flight || self.retry_scheduled || self.queue.is_empty() {
+        if self.should_spill() {
+            self.spill();
+        }
+        if self.in_flight || self.retry_scheduled {
+            return;
+        }
+        if self.spool_unstored {
+            self.drain(ctx);
+            return;
+        }
+        if self.queue.is_empty() {
             return;
         }
         let mut taken = Vec::new();
@@ -306,6 +503,19 @@ impl LogSink {
     ) {
         self.in_flight = false;
         self.writing.clear();
+        if std::mem::take(&mut self.spilled_writing) {
+            // Already durable in the spool, which is stored next: whatever this write
+            // did changes nothing but whether the database is back.
+            let _ = rows;
+            match result {
+                Ok(_) => self.recovered(),
+                Err(ref e) if e.is_refusal() => {}
+                Err(ref e) => return self.write_failed(e, 0, ctx),
+            }
+            self.health.writing_since.store(0, Ordering::Relaxed);
+            self.maybe_flush(ctx);
+            return;
+        }
         let began = self.health.writing_since.load(Ordering::Relaxed);
         if began > 0 {
             self.health
@@ -319,7 +529,7 @@ impl LogSink {
                 let chain = error_chain(&error);
                 if tasks.len() == 1 {
                     let task = taken[0].task_id;
-                    self.reject(task, &taken, chain);
+                    self.reject(task, taken, chain);
                 } else {
                     // Which task's rows are refused? Write them one task at a time.
                     log::warn!(
@@ -335,25 +545,11 @@ impl LogSink {
                 self.maybe_flush(ctx);
             }
             Ok(_) => {
-                if self.consecutive_failures > 0 {
-                    log::info!(
-                        "failures={} Log storage recovered; buffered records are being written.",
-                        self.consecutive_failures
-                    );
-                }
-                self.consecutive_failures = 0;
-                self.health.failures.store(0, Ordering::Relaxed);
+                self.recovered();
                 self.stats.flushes += 1;
                 self.stats.durable_rows += rows as u64;
                 self.gate.release(rows, rows_and_bytes(taken.iter()).1);
-                let mut last: HashMap<TaskId, u64> = HashMap::new();
-                for batch in &taken {
-                    let seq = last.entry(batch.task_id).or_default();
-                    *seq = (*seq).max(batch.last_seq());
-                }
-                for (task_id, seq) in last {
-                    self.events.logs_persisted(task_id, seq);
-                }
+                self.report_durable(&taken);
                 self.wake_waiters();
                 if self.isolating > 0
                     || self.queued_rows >= self.settings.batch_max_rows
@@ -363,36 +559,62 @@ impl LogSink {
                 }
             }
             Err(error) => {
-                self.consecutive_failures += 1;
-                self.health
-                    .failures
-                    .store(self.consecutive_failures, Ordering::Relaxed);
-                self.stats.failed_flushes += 1;
-                let delay = backoff(self.consecutive_failures);
-                let chain = error_chain(&error);
-                if self.consecutive_failures == 1 {
-                    log::warn!(
-                        "rows={rows} retry_in_ms={} error=\"{chain}\" Writing log records failed; they stay buffered and will be retried.",
-                        delay.as_millis()
-                    );
-                } else if self.consecutive_failures.is_multiple_of(10) {
-                    log::error!(
-                        "failures={} buffered_rows={} error=\"{chain}\" Log storage is still failing; records are held in memory and emitters are slowed.",
-                        self.consecutive_failures,
-                        self.queued_rows + rows
-                    );
-                }
                 for batch in taken.into_iter().rev() {
                     self.queue.push_front(batch);
                 }
                 self.queued_rows += rows;
-                self.retry_scheduled = true;
-                ctx.run_later(delay, |act, ctx| {
-                    act.retry_scheduled = false;
-                    act.maybe_flush(ctx);
-                });
+                self.write_failed(&error, rows, ctx);
             }
         }
+    }
+
+    /// A write succeeded: the database is back if it was away.
+    fn recovered(&mut self) {
+        if self.consecutive_failures > 0 {
+            log::info!(
+                "failures={} Log storage recovered; buffered records are being written.",
+                self.consecutive_failures
+            );
+        }
+        self.consecutive_failures = 0;
+        self.health.failures.store(0, Ordering::Relaxed);
+    }
+
+    /// A write failed for a reason that may pass: count it, spill if the buffer is
+    /// full, and try again after the backoff.
+    fn write_failed(
+        &mut self,
+        error: &dyn std::error::Error,
+        rows: usize,
+        ctx: &mut Context<Self>,
+    ) {
+        self.consecutive_failures += 1;
+        self.health
+            .failures
+            .store(self.consecutive_failures, Ordering::Relaxed);
+        self.stats.failed_flushes += 1;
+        let delay = backoff(self.consecutive_failures);
+        let chain = error_chain(error);
+        if self.consecutive_failures == 1 {
+            log::warn!(
+                "rows={rows} retry_in_ms={} error=\"{chain}\" Writing log records failed; they stay buffered and will be retried.",
+                delay.as_millis()
+            );
+        } else if self.consecutive_failures.is_multiple_of(10) {
+            log::error!(
+                "failures={} buffered_rows={} error=\"{chain}\" Log storage is still failing; records are held in memory (spooled to disk once the buffer is full) and emitters are slowed.",
+                self.consecutive_failures,
+                self.queued_rows
+            );
+        }
+        if self.should_spill() {
+            self.spill();
+        }
+        self.retry_scheduled = true;
+        ctx.run_later(delay, |act, ctx| {
+            act.retry_scheduled = false;
+            act.maybe_flush(ctx);
+        });
     }
 }
 
@@ -436,13 +658,17 @@ impl Handler<AppendLogs> for LogSink {
         let rows = msg.batch.entries.len();
         self.stats.appended_rows += rows as u64;
         if self.rejected.contains(&msg.batch.task_id) {
+            self.set_aside(
+                std::slice::from_ref(&msg.batch),
+                "its task's earlier records were refused",
+            );
             self.gate.release(rows, msg.batch.bytes());
             self.stats.rejected_rows += rows as u64;
             return;
         }
         self.queued_rows += rows;
         self.queue.push_back(msg.batch);
-        if self.queued_rows >= self.settings.batch_max_rows {
+        if self.queued_rows >= self.settings.batch_max_rows || self.should_spill() {
             self.maybe_flush(ctx);
         }
     }
@@ -469,16 +695,66 @@ impl Handler<SpoolAll> for LogSink {
     type Result = std::io::Result<usize>;
 
     fn handle(&mut self, msg: SpoolAll, _: &mut Context<Self>) -> Self::Result {
-        let mut all: Vec<Arc<LogBatch>> = self.writing.clone();
+        let mut all: Vec<Arc<LogBatch>> = if self.spilled_writing {
+            Vec::new()
+        } else {
+            self.writing.clone()
+        };
         all.extend(self.queue.drain(..));
-        let rows = msg.spool.write(&all)?;
+        let outcomes: Vec<(TaskId, TaskOutcome)> = self.outcomes.drain().collect();
+        let rows = msg.spool.write(&all, &outcomes)?;
+        if !outcomes.is_empty() {
+            log::warn!(
+                "tasks={} Final task statuses the database did not take are spooled; they are written at the next start.",
+                outcomes.len()
+            );
+        }
         self.queued_rows = 0;
+        // What was spilled is now spooled for the next start as well.
+        self.spilled_unstored = 0;
         self.gate.release(rows, rows_and_bytes(all.iter()).1);
         // Settled: they reach the database at the next start. The batch in flight may
         // land as well; the replay then skips its rows.
         self.stats.spooled_rows += rows as u64;
         self.wake_waiters();
         Ok(rows)
+    }
+}
+
+impl Handler<OutcomePending> for LogSink {
+    type Result = ();
+
+    fn handle(&mut self, msg: OutcomePending, _: &mut Context<Self>) {
+        match msg.outcome {
+            Some(outcome) => self.outcomes.insert(msg.task_id, outcome),
+            None => self.outcomes.remove(&msg.task_id),
+        };
+    }
+}
+
+impl Handler<RetryRejected> for LogSink {
+    type Result = ResponseActFuture<Self, Result<crate::spool::Retried, crate::EngineError>>;
+
+    fn handle(&mut self, _: RetryRejected, _: &mut Context<Self>) -> Self::Result {
+        if self.retrying {
+            return Box::pin(fut::ready(Err(crate::EngineError::RetryRunning)));
+        }
+        self.retrying = true;
+        let db = self.db.clone();
+        let spool = self.spool.clone();
+        Box::pin(
+            async move {
+                match spool {
+                    Some(spool) => crate::spool::retry_rejected(&db, &spool).await,
+                    None => Ok(crate::spool::Retried::default()),
+                }
+            }
+            .into_actor(self)
+            .map(|result, act, _| {
+                act.retrying = false;
+                result
+            }),
+        )
     }
 }
 

@@ -24,11 +24,30 @@ use crate::logger::{now_micros, TaskLogger};
 use crate::plugin::{
     AnyPlugin, CancelTask, CancelToken, LogSettingsChanged, PluginError, TaskContext,
 };
-use crate::sink::{error_chain, Flush, LogSink};
+use crate::sink::{error_chain, Flush, LogSink, OutcomePending};
 use std::sync::Arc;
 
 /// Source of the records the engine itself writes into a task's log.
 pub const SYSTEM_SOURCE: &str = "system";
+
+/// The largest task result stored, as JSON text: a result is one column of one row,
+/// read with every task listing.
+pub const MAX_RESULT_BYTES: usize = 1 << 20;
+
+/// A result as it can be stored: one larger than [`MAX_RESULT_BYTES`] is replaced
+/// by a note of its size (NULs and invalid UTF-8 cannot occur: it is JSON text,
+/// where a NUL is written `\u0000`).
+pub fn storable_result(value: serde_json::Value) -> serde_json::Value {
+    let bytes = serde_json::to_vec(&value).map_or(usize::MAX, |v| v.len());
+    if bytes <= MAX_RESULT_BYTES {
+        return value;
+    }
+    serde_json::json!({
+        "truncated": true,
+        "bytes": bytes,
+        "note": format!("the result was {bytes} bytes of JSON; at most {MAX_RESULT_BYTES} are stored"),
+    })
+}
 
 /// Why a task is being cancelled.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -159,6 +178,7 @@ impl TaskActor {
         // A plugin's (or a worker's) error text is stored as it is: a NUL, which
         // PostgreSQL refuses, would keep the final status from ever being written.
         let error = error.map(protocol::entry::cap_message);
+        let result = result.map(storable_result);
         let system = self.logger.with_source(SYSTEM_SOURCE);
         match status {
             TaskStatus::Failed => system.log_nonblocking(
@@ -181,18 +201,29 @@ impl TaskActor {
             async move {
                 // The status may only change once every record is durable, and the
                 // task finishes then, not when its plugin returned.
-                let _ = sink.send(Flush).await;
-                let outcome = TaskOutcome {
+                let mut outcome = TaskOutcome {
                     status,
                     finished_at: Timestamp(now_micros()),
                     result,
                     error,
                 };
+                // Held by the sink until written: spooled with the records if the
+                // process must stop before the database takes them.
+                sink.do_send(OutcomePending {
+                    task_id: id,
+                    outcome: Some(outcome.clone()),
+                });
+                let _ = sink.send(Flush).await;
+                outcome.finished_at = Timestamp(now_micros());
                 let changed = retry_forever("finish task", || {
                     let outcome = outcome.clone();
                     db.run(move |c| tasks::finish_task(c, id, &outcome))
                 })
                 .await;
+                sink.do_send(OutcomePending {
+                    task_id: id,
+                    outcome: None,
+                });
                 (changed, outcome)
             }
             .into_actor(self)
@@ -373,5 +404,21 @@ impl Handler<LogSettingsChanged> for TaskActor {
                 settings: msg.settings,
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_result_too_large_to_store_is_replaced_by_its_size() {
+        let small = serde_json::json!({"rows": 3, "text": "a\u{0}b"});
+        assert_eq!(storable_result(small.clone()), small);
+        let large = serde_json::json!({"blob": "x".repeat(MAX_RESULT_BYTES)});
+        let stored = storable_result(large);
+        assert_eq!(stored["truncated"], true);
+        assert_eq!(stored["bytes"], MAX_RESULT_BYTES + 11);
+        assert!(serde_json::to_vec(&stored).unwrap().len() < 200);
     }
 }

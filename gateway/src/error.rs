@@ -127,7 +127,9 @@ impl From<EngineError> for ApiError {
                 ApiError::too_many_requests(message).retry_after(std::time::Duration::from_secs(5))
             }
             EngineError::TaskNotFound(_) => ApiError::not_found(message),
-            EngineError::TaskEnded { .. } => ApiError::conflict(message),
+            EngineError::TaskEnded { .. } | EngineError::RetryRunning => {
+                ApiError::conflict(message)
+            }
             EngineError::ShuttingDown => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message),
             EngineError::Storage(inner) => ApiError::internal(&inner),
             EngineError::Mailbox(inner) => ApiError::internal(&inner),

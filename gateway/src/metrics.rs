@@ -123,7 +123,7 @@ impl Metrics {
             records_spooled: counter(
                 &registry,
                 "tasklens_records_spooled_total",
-                "Log records written to the spool at shutdown",
+                "Log records written to the spool (at shutdown, or when the buffer is full during an outage)",
             ),
             flushes: counter(
                 &registry,
@@ -203,7 +203,8 @@ impl Metrics {
         let by_status = state.db.run(storage::tasks::count_by_status).await.ok();
         let now = Totals {
             appended: sink.appended_rows,
-            stored: sink.durable_rows,
+            // Spooled records count once they reach the database.
+            stored: sink.durable_rows + sink.unspooled_rows,
             rejected: sink.rejected_rows,
             spooled: sink.spooled_rows,
             flushes: sink.flushes,
@@ -228,12 +229,7 @@ impl Metrics {
         self.records_buffered.set(engine.gate.pending() as i64);
         self.tasks_running.set(running.len() as i64);
         self.ws_sessions.set(hub.sessions as i64);
-        self.spool_bytes.set(
-            engine
-                .spool_path()
-                .and_then(|p| std::fs::metadata(p).ok())
-                .map_or(0, |m| m.len() as i64),
-        );
+        self.spool_bytes.set(engine.spool_pending_bytes() as i64);
         self.database_up.set(i64::from(by_status.is_some()));
         if let Some(by_status) = by_status {
             for status in TaskStatus::ALL {

@@ -7,7 +7,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{LogEntry, LogLevel, Timestamp};
+use crate::{LogEntry, LogLevel, TaskId, Timestamp};
 
 /// What a token may do. `viewer` reads tasks and logs and runs non-privileged
 /// plugins; `admin` may also change settings, delete, clean up, manage tokens and run
@@ -137,6 +137,36 @@ pub struct WorkerInfo {
     pub running: usize,
     /// The plugins it offers.
     pub plugins: Vec<String>,
+}
+
+/// `GET /api/spool`: what waits in the server's spool.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SpoolReport {
+    /// Bytes of records and statuses spooled during an outage or at shutdown, not
+    /// yet in the database (stored by the server on its own once it can).
+    pub pending_bytes: u64,
+    /// Records the database refuses for good, in all.
+    pub rejected_rows: u64,
+    /// The same per task, oldest first (at most 1,000 tasks).
+    pub rejected: Vec<RejectedTask>,
+}
+
+/// Records of one task the database refuses.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RejectedTask {
+    pub task_id: TaskId,
+    pub rows: u64,
+    pub first_seq: u64,
+    pub last_seq: u64,
+    /// The database's reason, as first given.
+    pub reason: String,
+}
+
+/// `POST /api/spool/retry`: what trying the refused records again did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpoolRetry {
+    pub stored_rows: u64,
+    pub refused_rows: u64,
 }
 
 /// The body of every error response.

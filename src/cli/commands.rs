@@ -8,12 +8,13 @@ use protocol::{
     FilterSpec, LogEntry, LogPage, LogSettings, NewTask, TaskInfo, TaskList, TokenCreated,
     TokenInfo,
 };
+use protocol::{SpoolReport, SpoolRetry};
 use storage::logs::MAX_PAGE_LIMIT;
 
 use super::output::{print_entries, print_tasks, use_color};
 use super::{
-    follow, CleanupArgs, LogsArgs, RunArgs, SettingsAction, SettingsArgs, TaskArgs, TasksArgs,
-    TokensAction, TokensArgs,
+    follow, CleanupArgs, LogsArgs, RunArgs, SettingsAction, SettingsArgs, SpoolArgs, TaskArgs,
+    TasksArgs, TokensAction, TokensArgs,
 };
 use crate::client::Client;
 
@@ -208,6 +209,40 @@ pub async fn cleanup(args: CleanupArgs) -> Result<i32> {
         "deleted {} finished tasks older than {} days",
         report.deleted_tasks, args.older_than
     );
+    Ok(0)
+}
+
+pub async fn spool(args: SpoolArgs) -> Result<i32> {
+    let client = client(&args.client)?;
+    if args.retry {
+        let done: SpoolRetry = client
+            .post("/api/spool/retry", &serde_json::json!({}))
+            .await?;
+        if args.json {
+            println!("{}", serde_json::to_string(&done)?);
+        } else {
+            println!(
+                "stored {} records; {} still refused",
+                done.stored_rows, done.refused_rows
+            );
+        }
+        return Ok(0);
+    }
+    let report: SpoolReport = client.get("/api/spool").await?;
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+        return Ok(0);
+    }
+    println!(
+        "{} bytes spooled, waiting for the database; {} records refused",
+        report.pending_bytes, report.rejected_rows
+    );
+    for task in &report.rejected {
+        println!(
+            "{}  {:>8} records  seq {}-{}  {}",
+            task.task_id, task.rows, task.first_seq, task.last_seq, task.reason
+        );
+    }
     Ok(0)
 }
 

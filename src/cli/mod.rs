@@ -48,6 +48,9 @@ pub enum Command {
     Cleanup(CleanupArgs),
     /// Manage API tokens (admin).
     Tokens(TokensArgs),
+    /// Show what waits in the server's spool: records not yet in the database, and
+    /// records the database refuses (admin); --retry tries the refused ones again.
+    Spool(SpoolArgs),
     /// Run a local command as a task: its output becomes the task's log, its exit
     /// code the task's status and this command's exit code (needs a worker or
     /// admin token).
@@ -254,6 +257,18 @@ pub struct CleanupArgs {
     /// Age, such as 30d or 2w (a bare number means days).
     #[arg(long, value_parser = parse_age_days)]
     pub older_than: u32,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct SpoolArgs {
+    /// Try the refused records again; those the database now takes are stored.
+    #[arg(long)]
+    pub retry: bool,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
     #[command(flatten)]
     pub client: ClientArgs,
 }

@@ -113,6 +113,26 @@ impl Drop for SqliteWriteLock {
     }
 }
 
+/// Sets the largest file process `pid` may write (`RLIMIT_FSIZE`), `None` for no
+/// limit: a disk that is full, for that process only.
+pub fn limit_file_size(pid: u32, bytes: Option<u64>) {
+    let value = bytes.unwrap_or(libc::RLIM_INFINITY);
+    let limit = libc::rlimit {
+        rlim_cur: value,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: plain system call on a struct that lives across it.
+    let rc = unsafe {
+        libc::prlimit(
+            pid as libc::pid_t,
+            libc::RLIMIT_FSIZE,
+            &limit,
+            std::ptr::null_mut(),
+        )
+    };
+    assert_eq!(rc, 0, "prlimit: {}", std::io::Error::last_os_error());
+}
+
 /// Creates database `name` on the server at `admin_url`.
 pub fn create_database(admin_url: &str, name: &str) {
     let mut conn = diesel::PgConnection::establish(admin_url)

@@ -148,6 +148,25 @@ pub fn wait_done(server: &Server, id: &str) -> protocol::TaskInfo {
     }
 }
 
+/// Starts a `synthetic` task of `count` records at `rate` a second; its id.
+#[allow(dead_code)]
+pub fn synthetic(server: &Server, count: u64, rate: u64) -> String {
+    let (count, rate) = (format!("count={count}"), format!("rate={rate}"));
+    stdout(&server.cli(&["run", "synthetic", "-p", &count, "-p", &rate]))
+        .trim()
+        .to_owned()
+}
+
+/// Waits until some record of task `id` is stored.
+#[allow(dead_code)]
+pub fn wait_stored(server: &Server, id: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while entries(&stdout(&server.cli(&["logs", id, "--tail", "1", "--json"]))).is_empty() {
+        assert!(Instant::now() < deadline, "task {id} stored no record");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// A plain HTTP GET (status, body), without a client library.
 pub fn http_get(port: u16, path: &str, token: Option<&str>) -> (u16, String) {
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();

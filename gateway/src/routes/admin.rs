@@ -33,7 +33,8 @@ pub async fn livez() -> HttpResponse {
 }
 
 /// `GET /readyz` (and `/healthz`): the database answers **and** log records are
-/// being written (the last flush succeeded, or nothing waits); 503 with the reason
+/// being written (the last flush succeeded, or nothing waits in memory or in the
+/// spool); 503 with the reason
 /// otherwise. Needs no token (load balancers call it) and reveals nothing but the
 /// backend's kind and which of the two fails.
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
@@ -59,9 +60,10 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     }
     let failures = state.engine.writer.failures();
     let pending = state.engine.gate.pending();
-    if failures > 0 && pending > 0 {
+    let spooled = state.engine.spool_pending_bytes();
+    if failures > 0 && (pending > 0 || spooled > 0) {
         return unavailable(format!(
-            "writing log records fails ({failures} attempts in a row); {pending} records are held in memory"
+            "writing log records fails ({failures} attempts in a row); {pending} records are held in memory, {spooled} bytes in the spool"
         ));
     }
     HttpResponse::Ok().json(serde_json::json!({"status": "ok", "database": backend}))
@@ -160,4 +162,30 @@ pub async fn cleanup(
     Ok(HttpResponse::Ok().json(CleanupReport {
         deleted_tasks: deleted,
     }))
+}
+
+/// What waits in the spool: bytes not yet stored and the records the database
+/// refuses, per task.
+pub async fn spool(
+    state: web::Data<AppState>,
+    _: Admin,
+    _: NoQuery,
+) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(state.engine.spool_report().await?))
+}
+
+/// Tries the refused records again; one retry at a time (409 while one runs).
+pub async fn retry_spool(
+    state: web::Data<AppState>,
+    Admin(caller): Admin,
+    _: NoQuery,
+) -> Result<HttpResponse, ApiError> {
+    let done = state.engine.retry_rejected().await?;
+    log::info!(
+        "token={} stored_rows={} refused_rows={} Refused records were tried again.",
+        caller.name,
+        done.stored_rows,
+        done.refused_rows
+    );
+    Ok(HttpResponse::Ok().json(done))
 }

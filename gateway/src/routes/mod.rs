@@ -122,6 +122,12 @@ pub fn endpoints() -> Vec<Endpoint> {
         e(Method::POST, "/api/cleanup", Admin, || {
             web::post().to(admin::cleanup)
         }),
+        e(Method::GET, "/api/spool", Admin, || {
+            web::get().to(admin::spool)
+        }),
+        e(Method::POST, "/api/spool/retry", Admin, || {
+            web::post().to(admin::retry_spool)
+        }),
     ]
 }
 

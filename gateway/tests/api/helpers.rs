@@ -35,6 +35,8 @@ pub struct Tweaks {
     pub auth_failures_per_minute: u32,
     pub export_stall: Duration,
     pub worker_grace: Duration,
+    /// Where refused records and what the database cannot take go (none by default).
+    pub spool_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for Tweaks {
@@ -49,6 +51,7 @@ impl Default for Tweaks {
             auth_failures_per_minute: gateway::auth::DEFAULT_AUTH_FAILURES_PER_MINUTE,
             export_stall: Duration::from_secs(60),
             worker_grace: Duration::from_secs(30),
+            spool_dir: None,
         }
     }
 }
@@ -83,6 +86,7 @@ pub async fn spawn_app_with(fresh: FreshDb, tweaks: Tweaks) -> TestApp {
     engine.max_queued_tasks = tweaks.max_queued_tasks;
     engine.max_tasks_per_viewer = tweaks.max_tasks_per_viewer;
     engine.worker_grace = tweaks.worker_grace;
+    engine.spool = tweaks.spool_dir.map(engine::spool::Spool::new);
     let config = AppConfig {
         database,
         engine,

@@ -537,6 +537,20 @@ async fn malformed_requests_get_a_clear_4xx_and_never_a_5xx() {
         ),
         (
             Method::GET,
+            "/api/spool?task=1".into(),
+            None,
+            400,
+            "takes no query parameters",
+        ),
+        (
+            Method::POST,
+            "/api/spool/retry?all=1".into(),
+            None,
+            400,
+            "takes no query parameters",
+        ),
+        (
+            Method::GET,
             format!("/api/tasks/{id}?verbose=1"),
             None,
             400,
