@@ -18,6 +18,7 @@ pub mod error;
 pub mod headers;
 pub mod hub;
 pub mod metrics;
+pub mod openapi;
 pub mod params;
 pub mod redact;
 pub mod routes;

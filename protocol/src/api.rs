@@ -14,6 +14,7 @@ use crate::{LogEntry, LogLevel, TaskId, Timestamp};
 /// privileged plugins such as `shell`; `worker` may only connect to `/ws/worker` and
 /// run tasks there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     Viewer,
@@ -61,6 +62,7 @@ impl FromStr for Role {
 /// matches before it, oldest first, `has_more` says whether older ones exist and
 /// `next_before_seq` continues backwards.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LogPage {
     pub logs: Vec<LogEntry>,
     pub next_after_seq: u64,
@@ -72,6 +74,7 @@ pub struct LogPage {
 /// One entry of `GET /api/tasks/{id}/logs/sources`: how many stored records a source
 /// has, in all and per level.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SourceCount {
     pub source: String,
     pub count: u64,
@@ -80,6 +83,7 @@ pub struct SourceCount {
 
 /// The runtime logging settings (`/api/settings/logging`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct LogSettings {
     /// Level of the server's own (operator) log output.
@@ -102,6 +106,7 @@ impl Default for LogSettings {
 
 /// One entry of `GET /api/plugins`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PluginInfo {
     pub name: String,
     pub description: String,
@@ -122,6 +127,7 @@ pub struct PluginInfo {
 
 /// `GET /api/workers`: a remote worker, connected or away within its grace.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WorkerInfo {
     /// Chosen by the worker, kept across its reconnects.
     pub id: String,
@@ -141,6 +147,7 @@ pub struct WorkerInfo {
 
 /// `GET /api/spool`: what waits in the server's spool.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SpoolReport {
     /// Bytes of records and statuses spooled during an outage or at shutdown, not
     /// yet in the database (stored by the server on its own once it can).
@@ -153,6 +160,7 @@ pub struct SpoolReport {
 
 /// Records of one task the database refuses.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RejectedTask {
     pub task_id: TaskId,
     pub rows: u64,
@@ -164,6 +172,7 @@ pub struct RejectedTask {
 
 /// `POST /api/spool/retry`: what trying the refused records again did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SpoolRetry {
     pub stored_rows: u64,
     pub refused_rows: u64,
@@ -171,6 +180,7 @@ pub struct SpoolRetry {
 
 /// The body of every error response.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorBody {
     pub error: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -179,6 +189,7 @@ pub struct ErrorBody {
 
 /// `POST /api/tokens` body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewToken {
     pub name: String,
@@ -187,6 +198,7 @@ pub struct NewToken {
 
 /// `POST /api/tokens` answer: the only time the token's secret is shown.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TokenCreated {
     pub name: String,
     pub role: Role,
@@ -195,6 +207,7 @@ pub struct TokenCreated {
 
 /// A token as `GET /api/tokens` lists it (never its secret).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TokenInfo {
     pub name: String,
     pub role: Role,
@@ -203,6 +216,7 @@ pub struct TokenInfo {
 
 /// `GET /api/me`: who the presented token belongs to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WhoAmI {
     pub name: String,
     pub role: Role,
@@ -210,6 +224,7 @@ pub struct WhoAmI {
 
 /// `POST /api/cleanup` body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CleanupRequest {
     /// Finished tasks created more than this many days ago are deleted with their logs.
@@ -218,6 +233,7 @@ pub struct CleanupRequest {
 
 /// `POST /api/cleanup` answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CleanupReport {
     pub deleted_tasks: u64,
 }

@@ -21,12 +21,14 @@ pub const MAX_METADATA_BYTES: usize = 64 * 1024;
 /// `(task_id, seq)` identifies it; the task id is not repeated here because records
 /// always travel in the context of their task (a page, a frame, a batch).
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LogEntry {
     /// Per-task sequence number, 1, 2, 3, … in emission order, without gaps.
     pub seq: u64,
     pub timestamp: Timestamp,
     pub level: LogLevel,
     /// The component that spoke (`plugin`, `stdout`, `superset_api`, …).
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub source: Arc<str>,
     pub message: String,
     /// A JSON object, kept as the exact text it was serialised to once at emission.
@@ -35,6 +37,7 @@ pub struct LogEntry {
         skip_serializing_if = "Option::is_none",
         deserialize_with = "raw_from_any"
     )]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub metadata: Option<Box<RawValue>>,
 }
 

@@ -33,3 +33,45 @@ pub use level::{LogLevel, ParseLevelError};
 pub use task::{NewTask, TaskId, TaskInfo, TaskList, TaskStatus};
 pub use time::Timestamp;
 pub use ws::{ClientMessage, ServerMessage};
+
+/// OpenAPI schemas of the types whose JSON form serde is told by hand.
+#[cfg(feature = "openapi")]
+mod openapi {
+    use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+    use utoipa::openapi::{RefOr, Schema};
+    use utoipa::{PartialSchema, ToSchema};
+
+    fn string(format: Option<SchemaFormat>, description: &str) -> ObjectBuilder {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(format)
+            .description(Some(description))
+    }
+
+    impl PartialSchema for crate::Timestamp {
+        fn schema() -> RefOr<Schema> {
+            string(
+                Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)),
+                "RFC 3339, UTC, microseconds",
+            )
+            .into()
+        }
+    }
+    impl ToSchema for crate::Timestamp {}
+
+    impl PartialSchema for crate::TaskId {
+        fn schema() -> RefOr<Schema> {
+            string(Some(SchemaFormat::Custom("uuid".into())), "A task id").into()
+        }
+    }
+    impl ToSchema for crate::TaskId {}
+
+    impl PartialSchema for crate::LogLevel {
+        fn schema() -> RefOr<Schema> {
+            string(None, "A record's level")
+                .enum_values(Some(["DEBUG", "INFO", "WARNING", "ERROR"]))
+                .into()
+        }
+    }
+    impl ToSchema for crate::LogLevel {}
+}

@@ -56,6 +56,7 @@ impl FromStr for TaskId {
 /// Where a task is in its life. Terminal states are only entered once all of the
 /// task's logs are durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum TaskStatus {
     Queued,
@@ -130,6 +131,7 @@ impl FromStr for TaskStatus {
 
 /// A task as the API shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TaskInfo {
     pub id: TaskId,
     pub plugin: String,
@@ -181,6 +183,7 @@ impl TaskInfo {
 
 /// `POST /api/tasks` body.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewTask {
     pub plugin: String,
@@ -194,6 +197,7 @@ fn empty_object() -> serde_json::Value {
 
 /// `GET /api/tasks` body: newest first; pass `next_before` as `before` for the next page.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TaskList {
     pub tasks: Vec<TaskInfo>,
     pub next_before: Option<TaskId>,

@@ -3,16 +3,20 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use protocol::api::{CleanupReport, CleanupRequest, NewToken, WhoAmI};
-use protocol::{Timestamp, TokenCreated, TokenInfo};
+use protocol::{ErrorBody, SpoolReport, SpoolRetry, Timestamp, TokenCreated, TokenInfo};
 use storage::tokens;
 
 use crate::auth::{generate_token, Admin, Caller};
 use crate::error::ApiError;
+use crate::openapi::Health;
 use crate::params::NoQuery;
 use crate::state::AppState;
 
 /// `GET /metrics`: Prometheus' text format. Any token (viewer or admin), or none when
 /// `metrics_public` is set.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    security((), ("token" = [])),
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String), (status = "default", description = "An error, with a message", body = ErrorBody)))]
 pub async fn metrics(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -28,8 +32,14 @@ pub async fn metrics(
 }
 
 /// `GET /livez`: the process answers. Needs no token.
+#[utoipa::path(get, path = "/livez", tag = "operations", security(()),
+    responses((status = 200, description = "The process answers", body = Health)))]
 pub async fn livez() -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
+    HttpResponse::Ok().json(Health {
+        status: "ok",
+        database: None,
+        error: None,
+    })
 }
 
 /// `GET /readyz` (and `/healthz`): the database answers **and** log records are
@@ -37,6 +47,9 @@ pub async fn livez() -> HttpResponse {
 /// spool); 503 with the reason
 /// otherwise. Needs no token (load balancers call it) and reveals nothing but the
 /// backend's kind and which of the two fails.
+#[utoipa::path(get, path = "/readyz", tag = "operations", security(()),
+    responses((status = 200, description = "Ready", body = Health),
+        (status = 503, description = "The database is unreachable or writes fail", body = Health)))]
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let reachable = state
         .db
@@ -47,9 +60,11 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         storage::Backend::Postgres => "postgres",
     };
     let unavailable = |reason: String| {
-        HttpResponse::ServiceUnavailable().json(
-            serde_json::json!({"status": "unavailable", "database": backend, "error": reason}),
-        )
+        HttpResponse::ServiceUnavailable().json(Health {
+            status: "unavailable",
+            database: Some(backend),
+            error: Some(reason),
+        })
     };
     if let Err(e) = reachable {
         log::warn!(
@@ -66,9 +81,23 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
             "writing log records fails ({failures} attempts in a row); {pending} records are held in memory, {spooled} bytes in the spool"
         ));
     }
-    HttpResponse::Ok().json(serde_json::json!({"status": "ok", "database": backend}))
+    HttpResponse::Ok().json(Health {
+        status: "ok",
+        database: Some(backend),
+        error: None,
+    })
 }
 
+/// `GET /healthz`: the older name of readiness, kept for existing probes.
+#[utoipa::path(get, path = "/healthz", tag = "operations", security(()),
+    responses((status = 200, description = "Ready", body = Health),
+        (status = 503, description = "The database is unreachable or writes fail", body = Health)))]
+pub async fn healthz(state: web::Data<AppState>) -> HttpResponse {
+    readyz(state).await
+}
+
+#[utoipa::path(get, path = "/api/me", tag = "tokens",
+    responses((status = 200, body = WhoAmI), (status = "default", description = "An error, with a message", body = ErrorBody)))]
 pub async fn me(caller: Caller, _: NoQuery) -> HttpResponse {
     HttpResponse::Ok().json(WhoAmI {
         name: caller.name,
@@ -76,6 +105,8 @@ pub async fn me(caller: Caller, _: NoQuery) -> HttpResponse {
     })
 }
 
+#[utoipa::path(get, path = "/api/tokens", tag = "tokens",
+    responses((status = 200, body = Vec<TokenInfo>), (status = "default", description = "An error, with a message", body = ErrorBody)))]
 pub async fn list_tokens(
     state: web::Data<AppState>,
     _: Admin,
@@ -93,6 +124,8 @@ fn valid_token_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || "_.@-".contains(c))
 }
 
+#[utoipa::path(post, path = "/api/tokens", tag = "tokens", request_body = NewToken,
+    responses((status = 201, description = "The only time the secret is shown", body = TokenCreated), (status = "default", description = "An error, with a message", body = ErrorBody)))]
 pub async fn create_token(
     state: web::Data<AppState>,
     _: Admin,
@@ -121,6 +154,9 @@ pub async fn create_token(
     Ok(HttpResponse::Created().json(TokenCreated { name, role, token }))
 }
 
+#[utoipa::path(delete, path = "/api/tokens/{name}", tag = "tokens",
+    params(("name" = String, Path, description = "The token's name")),
+    responses((status = 204, description = "Deleted"), (status = 409, description = "The last admin token", body = ErrorBody), (status = "default", description = "An error, with a message", body = ErrorBody)))]
 pub async fn delete_token(
     state: web::Data<AppState>,
     _: Admin,
@@ -147,6 +183,8 @@ pub async fn delete_token(
     }
 }
 
+#[utoipa::path(post, path = "/api/cleanup", tag = "operations", request_body = CleanupRequest,
+    responses((status = 200, body = CleanupReport), (status = "default", description = "An error, with a message", body = ErrorBody)))]
 pub async fn cleanup(
     state: web::Data<AppState>,
     Admin(caller): Admin,
@@ -166,6 +204,8 @@ pub async fn cleanup(
 
 /// What waits in the spool: bytes not yet stored and the records the database
 /// refuses, per task.
+#[utoipa::path(get, path = "/api/spool", tag = "operations",
+    responses((status = 200, body = SpoolReport), (status = "default", description = "An error, with a message", body = ErrorBody)))]
 pub async fn spool(
     state: web::Data<AppState>,
     _: Admin,
@@ -175,6 +215,8 @@ pub async fn spool(
 }
 
 /// Tries the refused records again; one retry at a time (409 while one runs).
+#[utoipa::path(post, path = "/api/spool/retry", tag = "operations",
+    responses((status = 200, body = SpoolRetry), (status = 409, description = "A retry already runs", body = ErrorBody), (status = "default", description = "An error, with a message", body = ErrorBody)))]
 pub async fn retry_spool(
     state: web::Data<AppState>,
     Admin(caller): Admin,

@@ -7,12 +7,15 @@ use std::time::Duration;
 use actix_web::http::header::{ContentDisposition, DispositionParam, DispositionType};
 use actix_web::{web, HttpRequest, HttpResponse};
 use bytes::Bytes;
-use protocol::{FilterSpec, LogEntry, LogFilter, LogLevel, Timestamp};
+use protocol::{
+    ErrorBody, FilterSpec, LogEntry, LogFilter, LogLevel, LogPage, SourceCount, TaskId, Timestamp,
+};
 use storage::logs::{page_logs, MAX_PAGE_LIMIT};
 use storage::LogQuery;
 
 use crate::auth::Caller;
 use crate::error::ApiError;
+use crate::openapi::{ExportParams, FilterParams, PageParams};
 use crate::params::{NoQuery, Params};
 use crate::routes::tasks::{existing_task, task_id};
 use crate::state::AppState;
@@ -52,6 +55,8 @@ pub fn filter_from(p: &Params) -> Result<LogFilter, ApiError> {
     LogFilter::parse(&spec).map_err(|e| ApiError::bad_request(e.to_string()))
 }
 
+#[utoipa::path(get, path = "/api/tasks/{id}/logs", tag = "logs", params(("id" = TaskId, Path), FilterParams, PageParams),
+    responses((status = 200, body = LogPage), (status = "default", description = "An error, with a message", body = ErrorBody)))]
 pub async fn page(
     state: web::Data<AppState>,
     _: Caller,
@@ -85,6 +90,8 @@ pub async fn page(
 /// as little-endian `u32`s (`application/octet-stream`; the count is in
 /// `X-Total-Count`). The console scrolls over this index; position `i` of the filtered
 /// log is record `seq[i]`.
+#[utoipa::path(get, path = "/api/tasks/{id}/logs/index", tag = "logs", params(("id" = TaskId, Path), FilterParams),
+    responses((status = 200, description = "The seqs of every matching record as little-endian u32s; the count in X-Total-Count", content_type = "application/octet-stream", body = Vec<u8>), (status = "default", description = "An error, with a message", body = ErrorBody)))]
 pub async fn index(
     state: web::Data<AppState>,
     _: Caller,
@@ -124,6 +131,8 @@ pub async fn index(
         .body(body))
 }
 
+#[utoipa::path(get, path = "/api/tasks/{id}/logs/sources", tag = "logs", params(("id" = TaskId, Path)),
+    responses((status = 200, body = Vec<SourceCount>), (status = "default", description = "An error, with a message", body = ErrorBody)))]
 pub async fn sources(
     state: web::Data<AppState>,
     _: Caller,
@@ -145,6 +154,8 @@ enum ExportFormat {
     Text,
 }
 
+#[utoipa::path(get, path = "/api/tasks/{id}/logs/export", tag = "logs", params(("id" = TaskId, Path), FilterParams, ExportParams),
+    responses((status = 200, description = "Every matching record, streamed", content((LogEntry = "application/x-ndjson"), (String = "text/plain; charset=utf-8"))), (status = "default", description = "An error, with a message", body = ErrorBody)))]
 pub async fn export(
     state: web::Data<AppState>,
     _: Caller,

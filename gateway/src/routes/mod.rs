@@ -60,7 +60,10 @@ pub fn endpoints() -> Vec<Endpoint> {
         }),
         // The older name of readiness, kept for existing probes.
         e(Method::GET, "/healthz", Anyone, || {
-            web::get().to(admin::readyz)
+            web::get().to(admin::healthz)
+        }),
+        e(Method::GET, "/api/openapi.json", Anyone, || {
+            web::get().to(crate::openapi::openapi_json)
         }),
         // The token comes with the upgrade or in the first message.
         e(Method::GET, "/ws", Anyone, || {

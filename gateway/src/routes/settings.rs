@@ -3,13 +3,15 @@
 
 use actix_web::{web, HttpResponse};
 use engine::settings::{GetLogSettings, UpdateLogSettings};
-use protocol::LogSettings;
+use protocol::{ErrorBody, LogSettings};
 
 use crate::auth::{Admin, Caller};
 use crate::error::ApiError;
 use crate::params::NoQuery;
 use crate::state::AppState;
 
+#[utoipa::path(get, path = "/api/settings/logging", tag = "settings",
+    responses((status = 200, body = LogSettings), (status = "default", description = "An error, with a message", body = ErrorBody)))]
 pub async fn get_logging(
     state: web::Data<AppState>,
     _: Caller,
@@ -24,6 +26,8 @@ pub async fn get_logging(
     Ok(HttpResponse::Ok().json(current))
 }
 
+#[utoipa::path(put, path = "/api/settings/logging", tag = "settings", request_body = LogSettings,
+    responses((status = 200, description = "The settings now in force", body = LogSettings), (status = "default", description = "An error, with a message", body = ErrorBody)))]
 pub async fn put_logging(
     state: web::Data<AppState>,
     Admin(caller): Admin,

@@ -2,11 +2,14 @@
 
 use actix_web::{http::header, web, HttpRequest, HttpResponse};
 use engine::manager::CancelOutcome;
-use protocol::{NewTask, TaskId, TaskStatus};
+use protocol::{
+    ErrorBody, NewTask, PluginInfo, TaskId, TaskInfo, TaskList, TaskStatus, WorkerInfo,
+};
 use storage::tasks::{TaskListQuery, MAX_TASK_PAGE};
 
 use crate::auth::{Admin, Caller};
 use crate::error::ApiError;
+use crate::openapi::{CancelRequested, TaskListParams};
 use crate::params::{NoQuery, Params};
 use crate::redact;
 use crate::state::AppState;
@@ -26,6 +29,8 @@ pub async fn existing_task(state: &AppState, id: TaskId) -> Result<protocol::Tas
         .ok_or_else(|| ApiError::not_found(format!("task {id} not found")))
 }
 
+#[utoipa::path(get, path = "/api/plugins", tag = "tasks",
+    responses((status = 200, body = Vec<PluginInfo>), (status = "default", description = "An error, with a message", body = ErrorBody)))]
 pub async fn list_plugins(
     state: web::Data<AppState>,
     _: Caller,
@@ -35,6 +40,8 @@ pub async fn list_plugins(
 }
 
 /// `GET /api/workers`.
+#[utoipa::path(get, path = "/api/workers", tag = "workers",
+    responses((status = 200, body = Vec<WorkerInfo>), (status = "default", description = "An error, with a message", body = ErrorBody)))]
 pub async fn list_workers(
     state: web::Data<AppState>,
     _: Caller,
@@ -43,6 +50,8 @@ pub async fn list_workers(
     Ok(HttpResponse::Ok().json(state.engine.workers().await?))
 }
 
+#[utoipa::path(post, path = "/api/tasks", tag = "tasks", request_body = NewTask,
+    responses((status = 201, description = "Queued", body = TaskInfo), (status = "default", description = "An error, with a message", body = ErrorBody)))]
 pub async fn create_task(
     state: web::Data<AppState>,
     caller: Caller,
@@ -72,6 +81,8 @@ pub async fn create_task(
         .json(task))
 }
 
+#[utoipa::path(get, path = "/api/tasks", tag = "tasks", params(TaskListParams),
+    responses((status = 200, body = TaskList), (status = "default", description = "An error, with a message", body = ErrorBody)))]
 pub async fn list_tasks(
     state: web::Data<AppState>,
     caller: Caller,
@@ -96,6 +107,8 @@ pub async fn list_tasks(
     Ok(HttpResponse::Ok().json(list))
 }
 
+#[utoipa::path(get, path = "/api/tasks/{id}", tag = "tasks", params(("id" = TaskId, Path)),
+    responses((status = 200, body = TaskInfo), (status = "default", description = "An error, with a message", body = ErrorBody)))]
 pub async fn get_task(
     state: web::Data<AppState>,
     caller: Caller,
@@ -111,6 +124,9 @@ pub async fn get_task(
     )))
 }
 
+#[utoipa::path(post, path = "/api/tasks/{id}/cancel", tag = "tasks", params(("id" = TaskId, Path)),
+    responses((status = 200, description = "Cancelled", body = TaskInfo),
+        (status = 202, description = "Requested: the task ends once its logs are stored", body = CancelRequested), (status = "default", description = "An error, with a message", body = ErrorBody)))]
 pub async fn cancel_task(
     state: web::Data<AppState>,
     caller: Caller,
@@ -147,14 +163,17 @@ pub async fn cancel_task(
         CancelOutcome::Requested => {
             let mut task = redact::for_caller(registry, Some(&caller), task);
             task.status = TaskStatus::Running;
-            Ok(HttpResponse::Accepted().json(serde_json::json!({
-                "task": task,
-                "message": "cancellation requested; the task ends as cancelled once its logs are stored",
-            })))
+            Ok(HttpResponse::Accepted().json(CancelRequested {
+                task,
+                message:
+                    "cancellation requested; the task ends as cancelled once its logs are stored",
+            }))
         }
     }
 }
 
+#[utoipa::path(delete, path = "/api/tasks/{id}", tag = "tasks", params(("id" = TaskId, Path)),
+    responses((status = 204, description = "Deleted with its logs"), (status = "default", description = "An error, with a message", body = ErrorBody)))]
 pub async fn delete_task(
     state: web::Data<AppState>,
     _: Admin,

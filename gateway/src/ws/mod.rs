@@ -20,6 +20,7 @@ use crate::auth::bearer;
 use crate::error::ApiError;
 use crate::params::Params;
 use crate::state::AppState;
+use protocol::ErrorBody;
 
 /// WebSocket tuning.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,6 +92,9 @@ pub fn upgrade_token(req: &HttpRequest, state: &AppState) -> Result<Option<Strin
 /// `GET /ws`: upgrades to a session. A token in the `Authorization` header or the
 /// `token` query parameter is checked now (401 when wrong); without one the client
 /// must send an `auth` message first.
+#[utoipa::path(get, path = "/ws", tag = "logs", security((), ("token" = [])),
+    params(("token" = Option<String>, Query, description = "The token, where a header cannot be set")),
+    responses((status = 101, description = "Upgraded to the log stream protocol (docs/api.md)"), (status = "default", description = "An error, with a message", body = ErrorBody)))]
 pub async fn route(
     req: HttpRequest,
     stream: web::Payload,

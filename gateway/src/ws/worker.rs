@@ -35,7 +35,7 @@ use engine::remote::{
 use engine::TaskLogger;
 use protocol::entry::{encode_metadata, sanitize_source};
 use protocol::worker::{FinishStatus, ResumedTask, ToWorkerMessage, WorkerEntry, WorkerMessage};
-use protocol::{LogEntry, Role, TaskId};
+use protocol::{ErrorBody, LogEntry, Role, TaskId};
 
 use super::admission::Slot;
 use crate::auth::Caller;
@@ -58,6 +58,9 @@ static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
 
 /// `GET /ws/worker`: a worker or admin token (header or `token` query parameter) is
 /// required before the upgrade; viewers get 403.
+#[utoipa::path(get, path = "/ws/worker", tag = "workers",
+    params(("token" = Option<String>, Query, description = "The token, where a header cannot be set")),
+    responses((status = 101, description = "Upgraded to the worker protocol (docs/api.md)"), (status = "default", description = "An error, with a message", body = ErrorBody)))]
 pub async fn route(
     req: HttpRequest,
     stream: web::Payload,

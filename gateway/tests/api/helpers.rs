@@ -157,6 +157,7 @@ impl TestApp {
         token: Option<&str>,
         body: Option<(&str, Vec<u8>)>,
     ) -> (StatusCode, Vec<u8>, awc::http::header::HeaderMap) {
+        let method_name = method.clone();
         let mut req = self
             .client
             .request(method, format!("{}{path}", self.address));
@@ -173,6 +174,13 @@ impl TestApp {
         };
         let mut response = sent.unwrap_or_else(|e| panic!("{path}: {e}"));
         let bytes = response.body().limit(512 * 1024 * 1024).await.unwrap();
+        crate::contract::check(
+            method_name.as_str(),
+            path,
+            response.status(),
+            response.headers(),
+            &bytes,
+        );
         (
             response.status(),
             bytes.to_vec(),

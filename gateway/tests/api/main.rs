@@ -3,6 +3,7 @@
 
 mod access;
 mod auth;
+mod contract;
 mod health;
 mod helpers;
 mod logs;
