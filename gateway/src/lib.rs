@@ -28,5 +28,5 @@ pub mod tls;
 pub mod ui;
 pub mod ws;
 
-pub use startup::{AppConfig, AppHandle, Application, HttpSettings, StartError};
+pub use startup::{AppConfig, AppHandle, Application, HttpSettings, Secret, StartError};
 pub use ws::WsSettings;

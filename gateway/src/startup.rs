@@ -68,9 +68,37 @@ pub struct AppConfig {
     pub engine: EngineSettings,
     pub http: HttpSettings,
     /// `TASKLENS_ADMIN_TOKEN`: stored as the `admin` token at start.
-    pub admin_token: Option<String>,
+    pub admin_token: Option<Secret>,
     /// `log_format = "json"`: the binary writes its operator log as JSON lines.
     pub json_logs: bool,
+}
+
+/// A value that must never reach a log or an error message: its `Debug` and
+/// `Display` print `***`; [`Secret::expose`] is the only way to the text.
+#[derive(Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(text: impl Into<String>) -> Secret {
+        Secret(text.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl std::fmt::Display for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
 }
 
 /// Why the server could not start.
@@ -128,7 +156,7 @@ impl Application {
             .await
             .map_err(|e| storage::StorageError::Background(e.to_string()))??;
         let now = Timestamp(engine::logger::now_micros());
-        let admin_token = config.admin_token.clone();
+        let admin_token = config.admin_token.as_ref().map(|t| t.expose().to_owned());
         let bootstrap_db = db.clone();
         let generated_admin_token = actix_web::rt::task::spawn_blocking(move || {
             auth::bootstrap(&bootstrap_db, admin_token.as_deref(), now)

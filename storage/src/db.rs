@@ -20,8 +20,9 @@ use crate::{Result, StorageError};
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/sqlite");
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/postgres");
 
-/// Where the database is and how to pool connections to it.
-#[derive(Debug, Clone)]
+/// Where the database is and how to pool connections to it. Its `Debug` hides the
+/// URL's password.
+#[derive(Clone)]
 pub struct DatabaseSettings {
     pub url: String,
     pub pool_max_size: u32,
@@ -30,6 +31,17 @@ pub struct DatabaseSettings {
     pub busy_timeout_ms: u32,
     /// How long a pool checkout waits for a connection.
     pub connect_timeout_ms: u64,
+}
+
+impl std::fmt::Debug for DatabaseSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseSettings")
+            .field("url", &describe(&self.url))
+            .field("pool_max_size", &self.pool_max_size)
+            .field("busy_timeout_ms", &self.busy_timeout_ms)
+            .field("connect_timeout_ms", &self.connect_timeout_ms)
+            .finish()
+    }
 }
 
 impl DatabaseSettings {

@@ -102,7 +102,7 @@ pub async fn spawn_app_with(fresh: FreshDb, tweaks: Tweaks) -> TestApp {
             metrics_public: false,
             tls: None,
         },
-        admin_token: Some(ADMIN_TOKEN.into()),
+        admin_token: Some(gateway::Secret::new(ADMIN_TOKEN)),
         json_logs: false,
     };
     let shell = engine::plugin::builtin::shell::ShellSettings {

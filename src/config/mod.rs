@@ -1,40 +1,22 @@
-//! Server configuration: defaults, then `tasklens.toml` (or the file given by
-//! `--config` / `TASKLENS_CONFIG`, which clap reads), then `TASKLENS_*` environment variables, then
-//! command-line flags. Every problem is collected and reported at once.
+//! Server configuration: typed [`Layer`]s from `tasklens.toml` (or the file given by
+//! `--config` / `TASKLENS_CONFIG`, which clap reads), then `TASKLENS_*` environment
+//! variables, then command-line flags, each over the one before; then validated
+//! once into the settings of every part. Every problem is collected and reported at
+//! once; secrets (`admin_token`, the database password) never print.
+
+mod env;
+mod layer;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use engine::plugin::builtin::shell::ShellSettings;
 use engine::{EngineSettings, LogSinkSettings};
 use gateway::{AppConfig, HttpSettings, WsSettings};
 use storage::DatabaseSettings;
 
-/// `(name, minimum, maximum)` of every numeric option.
-const NUMBERS: &[(&str, u64, u64)] = &[
-    ("flush_interval_ms", 1, 3_600_000),
-    ("batch_max_rows", 1, 1_000_000),
-    ("buffer_max_rows", 1_000, 100_000_000),
-    ("buffer_max_bytes", 1 << 20, 64 << 30),
-    ("handover_interval_ms", 1, 10_000),
-    ("max_concurrent_tasks", 1, 10_000),
-    ("max_queued_tasks", 1, 1_000_000),
-    ("max_tasks_per_viewer", 1, 1_000_000),
-    ("retention_days", 0, 36_500),
-    ("db_pool_size", 2, 1_000),
-    ("db_busy_timeout_ms", 0, 600_000),
-    ("ws_max_queued_bytes", 65_536, 1 << 30),
-    ("ws_coalesce_ms", 1, 10_000),
-    ("ws_max_connections", 1, 1_000_000),
-    ("ws_max_connections_per_token", 1, 1_000_000),
-    ("http_workers", 1, 1_024),
-    ("shutdown_grace_secs", 1, 3_600),
-    ("auth_failures_per_minute", 1, 100_000),
-    ("export_stall_secs", 1, 3_600),
-    ("worker_grace_secs", 1, 86_400),
-    ("shutdown_flush_timeout_secs", 1, 3_600),
-    ("worker_max_unacked_bytes", 1 << 20, 1 << 30),
-];
+pub use layer::{Layer, LogFormat};
 
 /// Options that were replaced, with what to use instead: named in the error, since
 /// an unknown option is refused.
@@ -74,20 +56,12 @@ fn unknown_hint(name: &str) -> String {
     }
 }
 
-fn all_settings() -> impl Iterator<Item = &'static str> {
-    NUMBERS
-        .iter()
-        .map(|(n, _, _)| *n)
-        .chain(TEXTS.iter().copied())
-        .chain(SWITCHES.iter().copied())
-        .chain(LISTS.iter().copied())
-}
-
 /// The known setting closest to `name`, if one is close enough to be a typo of it.
 fn nearest_setting(name: &str) -> Option<&'static str> {
     let name = name.to_ascii_lowercase();
-    all_settings()
-        .map(|known| (edit_distance(&name, known), known))
+    Layer::NAMES
+        .iter()
+        .map(|known| (edit_distance(&name, known), *known))
         .filter(|(d, known)| *d <= (known.len() / 4).max(1))
         .min()
         .map(|(_, known)| known)
@@ -116,22 +90,6 @@ fn is_service_link(key: &str) -> bool {
         || key.starts_with("TASKLENS_PORT_")
         || key.starts_with("TASKLENS_SERVICE_")
 }
-
-const TEXTS: &[&str] = &[
-    "database_url",
-    "bind",
-    "ui_dir",
-    "admin_token",
-    "spool_dir",
-    "log_format",
-    "tls_cert",
-    "tls_key",
-];
-/// On/off options: `true`/`false` in the file; `true`, `false`, `1`, `0`, `on`,
-/// `off`, `yes`, `no` in the environment.
-const SWITCHES: &[&str] = &["shell_enabled", "access_log", "metrics_public"];
-/// Lists of names: an array of strings in the file, comma-separated in the environment.
-const LISTS: &[&str] = &["shell_env_passthrough", "ws_allowed_origins"];
 
 /// The shortest admin token an operator may choose.
 const MIN_ADMIN_TOKEN_CHARS: usize = 24;
@@ -172,60 +130,68 @@ pub fn load(
     overrides: &Overrides,
 ) -> Result<AppConfig, Vec<String>> {
     let mut errors = Vec::new();
-    let (mut values, file_path) = read_file(config_file, &mut errors);
+    let (file, file_path) = read_file(config_file, &mut errors);
+    let env = read_env(env, &mut errors);
+    let flags = layer::from_flags(
+        overrides.bind.clone(),
+        overrides.database_url.clone(),
+        overrides.ui_dir.clone(),
+    );
+    let merged = flags.over(env.over(file));
+    let config = validate(merged, &mut errors);
+    if !errors.is_empty() {
+        if let Some(path) = file_path {
+            errors.insert(0, format!("(configuration file: {})", path.display()));
+        }
+        return Err(errors);
+    }
+    Ok(config)
+}
 
+/// The `TASKLENS_*` settings of the environment, each variable read on its own.
+fn read_env(env: &BTreeMap<String, String>, errors: &mut Vec<String>) -> Layer {
+    let mut layer = Layer::default();
     for (key, value) in env {
         let Some(name) = key.strip_prefix("TASKLENS_") else {
             continue;
         };
         let name = name.to_ascii_lowercase();
-        let known = all_settings().find(|n| *n == name);
-        match known {
-            Some(known) => {
-                values.insert(known, value.clone());
+        if Layer::NAMES.contains(&name.as_str()) {
+            match layer::from_env(&name, value) {
+                Ok(one) => layer = one.over(layer),
+                Err(e) => errors.push(e),
             }
-            None if OTHER_VARS.contains(&key.as_str())
-                || key.starts_with(OTHER_PREFIX)
-                || is_service_link(key) => {}
-            None => errors.push(format!("{key}: unknown setting ({})", unknown_hint(&name))),
+        } else if !(OTHER_VARS.contains(&key.as_str())
+            || key.starts_with(OTHER_PREFIX)
+            || is_service_link(key))
+        {
+            errors.push(format!("{key}: unknown setting ({})", unknown_hint(&name)));
         }
     }
-    if let Some(v) = &overrides.bind {
-        values.insert("bind", v.clone());
-    }
-    if let Some(v) = &overrides.database_url {
-        values.insert("database_url", v.clone());
-    }
-    if let Some(v) = &overrides.ui_dir {
-        values.insert("ui_dir", v.display().to_string());
-    }
+    layer
+}
 
-    let mut numbers: BTreeMap<&str, u64> = BTreeMap::new();
-    for (name, min, max) in NUMBERS {
-        if let Some(raw) = values.get(name) {
-            match raw.trim().replace('_', "").parse::<u64>() {
-                Ok(n) if (*min..=*max).contains(&n) => {
-                    numbers.insert(name, n);
-                }
-                _ => errors.push(format!(
-                    "{name}: must be a whole number from {min} to {max}, not {raw:?}"
-                )),
-            }
+/// Checks what types alone cannot (ranges, formats, how settings fit together) and
+/// builds every part's settings; problems go to `errors`.
+fn validate(layer: Layer, errors: &mut Vec<String>) -> AppConfig {
+    for (name, value) in layer.numbers() {
+        let (_, min, max) = Layer::RANGES
+            .iter()
+            .find(|(n, _, _)| *n == name)
+            .expect("every number has a range");
+        if !(*min..=*max).contains(&value) {
+            errors.push(format!(
+                "{name}: must be a whole number from {min} to {max}, not {value}"
+            ));
         }
     }
-    let get = |name: &str, default: u64| numbers.get(name).copied().unwrap_or(default);
-
-    let database_url = values
-        .get("database_url")
-        .cloned()
+    let database_url = layer
+        .database_url
         .unwrap_or_else(|| DatabaseSettings::DEFAULT_URL.to_owned());
     if let Err(e) = storage::db::Target::parse(&database_url) {
         errors.push(format!("database_url: {e}"));
     }
-    let bind = values
-        .get("bind")
-        .cloned()
-        .unwrap_or_else(|| HttpSettings::default().bind);
+    let bind = layer.bind.unwrap_or_else(|| HttpSettings::default().bind);
     let host_port = bind
         .rsplit_once(':')
         .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
@@ -234,62 +200,32 @@ pub fn load(
             "bind: {bind:?} is not host:port (for example 127.0.0.1:8080)"
         ));
     }
-    let admin_token = values.get("admin_token").cloned().filter(|t| !t.is_empty());
+    let admin_token = layer.admin_token.filter(|t| !t.expose().is_empty());
     if admin_token
         .as_ref()
-        .is_some_and(|t| t.trim().chars().count() < MIN_ADMIN_TOKEN_CHARS)
+        .is_some_and(|t| t.expose().trim().chars().count() < MIN_ADMIN_TOKEN_CHARS)
     {
         errors.push(format!(
             "admin_token: use at least {MIN_ADMIN_TOKEN_CHARS} characters (for example `openssl rand -hex 20`)"
         ));
     }
-    let switch = |name: &str, errors: &mut Vec<String>| match values
-        .get(name)
-        .map(|v| v.trim().to_ascii_lowercase())
-    {
-        None => false,
-        Some(v) if ["true", "1", "on", "yes"].contains(&v.as_str()) => true,
-        Some(v) if ["false", "0", "off", "no"].contains(&v.as_str()) => false,
-        Some(v) => {
-            errors.push(format!("{name}: must be true or false, not {v:?}"));
-            false
-        }
-    };
-    let shell_enabled = switch("shell_enabled", &mut errors);
-    let access_log = switch("access_log", &mut errors);
-    let metrics_public = switch("metrics_public", &mut errors);
-    let tls = match (values.get("tls_cert"), values.get("tls_key")) {
+    let tls = match (layer.tls_cert, layer.tls_key) {
         (None, None) => None,
-        (Some(cert), Some(key)) => Some(gateway::tls::TlsFiles {
-            cert: PathBuf::from(cert),
-            key: PathBuf::from(key),
-        }),
+        (Some(cert), Some(key)) => Some(gateway::tls::TlsFiles { cert, key }),
         _ => {
             errors.push("tls_cert and tls_key: set both (to serve HTTPS) or neither".into());
             None
         }
     };
-    let json_logs = match values
-        .get("log_format")
-        .map(|v| v.trim().to_ascii_lowercase())
-    {
-        None => false,
-        Some(v) if v == "text" => false,
-        Some(v) if v == "json" => true,
-        Some(v) => {
-            errors.push(format!("log_format: must be text or json, not {v:?}"));
-            false
-        }
-    };
     let mut ws_allowed_origins = Vec::new();
-    for origin in items(&values, "ws_allowed_origins") {
+    for origin in layer.ws_allowed_origins.unwrap_or_default() {
         let valid = origin.split_once("://").is_some_and(|(scheme, host)| {
             ["http", "https"].contains(&scheme)
                 && !host.is_empty()
-                && !host.contains(['/', ' ', '?', '#'])
+                && !host.contains(['/', ' ', '?', '#', ','])
         });
         if valid {
-            ws_allowed_origins.push(origin.to_owned());
+            ws_allowed_origins.push(origin);
         } else {
             errors.push(format!(
                 "ws_allowed_origins: {origin:?} is not an origin like https://console.example.com (scheme and host, optional :port, no path)"
@@ -297,7 +233,7 @@ pub fn load(
         }
     }
     let mut env_passthrough = Vec::new();
-    for name in items(&values, "shell_env_passthrough") {
+    for name in layer.shell_env_passthrough.unwrap_or_default() {
         let valid = name
             .chars()
             .next()
@@ -312,15 +248,23 @@ pub fn load(
                 "shell_env_passthrough: {name} is the server's own setting and is never passed to commands"
             ));
         } else {
-            env_passthrough.push(name.to_owned());
+            env_passthrough.push(name);
         }
     }
-    let defaults = LogSinkSettings::default();
+    let sink_defaults = LogSinkSettings::default();
     let sink = LogSinkSettings {
-        flush_interval_ms: get("flush_interval_ms", defaults.flush_interval_ms),
-        batch_max_rows: get("batch_max_rows", defaults.batch_max_rows as u64) as usize,
-        buffer_max_rows: get("buffer_max_rows", defaults.buffer_max_rows as u64) as usize,
-        buffer_max_bytes: get("buffer_max_bytes", defaults.buffer_max_bytes),
+        flush_interval_ms: layer
+            .flush_interval_ms
+            .unwrap_or(sink_defaults.flush_interval_ms),
+        batch_max_rows: layer
+            .batch_max_rows
+            .map_or(sink_defaults.batch_max_rows, |n| n as usize),
+        buffer_max_rows: layer
+            .buffer_max_rows
+            .map_or(sink_defaults.buffer_max_rows, |n| n as usize),
+        buffer_max_bytes: layer
+            .buffer_max_bytes
+            .unwrap_or(sink_defaults.buffer_max_bytes),
     };
     if sink.buffer_max_rows < sink.batch_max_rows {
         errors.push(format!(
@@ -328,186 +272,109 @@ pub fn load(
             sink.buffer_max_rows, sink.batch_max_rows
         ));
     }
-    if !errors.is_empty() {
-        if let Some(path) = file_path {
-            errors.insert(0, format!("(configuration file: {})", path.display()));
-        }
-        return Err(errors);
-    }
-    let engine_defaults = EngineSettings::default();
-    let spool_dir = values
-        .get("spool_dir")
-        .map(PathBuf::from)
+    let engine = EngineSettings::default();
+    let spool_dir = layer
+        .spool_dir
         .unwrap_or_else(|| default_spool_dir(&database_url));
     let mut database = DatabaseSettings::new(database_url);
-    database.pool_max_size = get("db_pool_size", database.pool_max_size as u64) as u32;
-    database.busy_timeout_ms = get("db_busy_timeout_ms", database.busy_timeout_ms as u64) as u32;
-    let ws_defaults = WsSettings::default();
-    Ok(AppConfig {
+    database.pool_max_size = layer
+        .db_pool_size
+        .map_or(database.pool_max_size, |n| n as u32);
+    database.busy_timeout_ms = layer
+        .db_busy_timeout_ms
+        .map_or(database.busy_timeout_ms, |n| n as u32);
+    let ws = WsSettings::default();
+    let http = HttpSettings::default();
+    let secs = |value: Option<u64>, default: Duration| value.map_or(default, Duration::from_secs);
+    AppConfig {
         database,
         engine: EngineSettings {
             sink,
-            max_concurrent_tasks: get(
-                "max_concurrent_tasks",
-                engine_defaults.max_concurrent_tasks as u64,
-            ) as usize,
-            handover_interval_ms: get("handover_interval_ms", engine_defaults.handover_interval_ms),
-            max_queued_tasks: get("max_queued_tasks", engine_defaults.max_queued_tasks as u64)
-                as usize,
-            max_tasks_per_viewer: get(
-                "max_tasks_per_viewer",
-                engine_defaults.max_tasks_per_viewer as u64,
-            ) as usize,
-            retention_days: numbers
-                .get("retention_days")
-                .copied()
-                .filter(|d| *d > 0)
-                .map(|d| d as u32),
-            retention_interval: engine_defaults.retention_interval,
-            shutdown_grace: numbers
-                .get("shutdown_grace_secs")
-                .map_or(engine_defaults.shutdown_grace, |s| {
-                    std::time::Duration::from_secs(*s)
-                }),
+            max_concurrent_tasks: layer
+                .max_concurrent_tasks
+                .map_or(engine.max_concurrent_tasks, |n| n as usize),
+            handover_interval_ms: layer
+                .handover_interval_ms
+                .unwrap_or(engine.handover_interval_ms),
+            max_queued_tasks: layer
+                .max_queued_tasks
+                .map_or(engine.max_queued_tasks, |n| n as usize),
+            max_tasks_per_viewer: layer
+                .max_tasks_per_viewer
+                .map_or(engine.max_tasks_per_viewer, |n| n as usize),
+            retention_days: layer.retention_days.filter(|d| *d > 0).map(|d| d as u32),
+            retention_interval: engine.retention_interval,
+            shutdown_grace: secs(layer.shutdown_grace_secs, engine.shutdown_grace),
             shell: ShellSettings {
-                enabled: shell_enabled,
+                enabled: layer.shell_enabled.unwrap_or(false),
                 env_passthrough,
             },
-            worker_grace: std::time::Duration::from_secs(get(
-                "worker_grace_secs",
-                engine_defaults.worker_grace.as_secs(),
-            )),
-            shutdown_flush_timeout: std::time::Duration::from_secs(get(
-                "shutdown_flush_timeout_secs",
-                engine_defaults.shutdown_flush_timeout.as_secs(),
-            )),
+            worker_grace: secs(layer.worker_grace_secs, engine.worker_grace),
+            shutdown_flush_timeout: secs(
+                layer.shutdown_flush_timeout_secs,
+                engine.shutdown_flush_timeout,
+            ),
             spool: Some(engine::spool::Spool::new(spool_dir)),
         },
         http: HttpSettings {
             bind,
-            ui_dir: values
-                .get("ui_dir")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| HttpSettings::default().ui_dir),
+            ui_dir: layer.ui_dir.unwrap_or(http.ui_dir),
             ws: WsSettings {
-                max_queued_bytes: get("ws_max_queued_bytes", ws_defaults.max_queued_bytes),
-                coalesce_ms: get("ws_coalesce_ms", ws_defaults.coalesce_ms),
-                max_connections: get("ws_max_connections", ws_defaults.max_connections as u64)
-                    as usize,
-                max_connections_per_token: get(
-                    "ws_max_connections_per_token",
-                    ws_defaults.max_connections_per_token as u64,
-                ) as usize,
-                worker_max_unacked_bytes: get(
-                    "worker_max_unacked_bytes",
-                    ws_defaults.worker_max_unacked_bytes,
-                ),
-                ..ws_defaults
+                max_queued_bytes: layer.ws_max_queued_bytes.unwrap_or(ws.max_queued_bytes),
+                coalesce_ms: layer.ws_coalesce_ms.unwrap_or(ws.coalesce_ms),
+                max_connections: layer
+                    .ws_max_connections
+                    .map_or(ws.max_connections, |n| n as usize),
+                max_connections_per_token: layer
+                    .ws_max_connections_per_token
+                    .map_or(ws.max_connections_per_token, |n| n as usize),
+                worker_max_unacked_bytes: layer
+                    .worker_max_unacked_bytes
+                    .unwrap_or(ws.worker_max_unacked_bytes),
+                ..ws
             },
-            workers: numbers.get("http_workers").map(|w| *w as usize),
+            workers: layer.http_workers.map(|w| w as usize),
             ws_allowed_origins,
-            export_stall: std::time::Duration::from_secs(get(
-                "export_stall_secs",
-                HttpSettings::default().export_stall.as_secs(),
-            )),
-            auth_failures_per_minute: get(
-                "auth_failures_per_minute",
-                u64::from(gateway::auth::DEFAULT_AUTH_FAILURES_PER_MINUTE),
-            ) as u32,
-            access_log,
-            metrics_public,
+            export_stall: secs(layer.export_stall_secs, http.export_stall),
+            auth_failures_per_minute: layer
+                .auth_failures_per_minute
+                .map_or(gateway::auth::DEFAULT_AUTH_FAILURES_PER_MINUTE, |n| {
+                    n as u32
+                }),
+            access_log: layer.access_log.unwrap_or(false),
+            metrics_public: layer.metrics_public.unwrap_or(false),
             tls,
         },
         admin_token,
-        json_logs,
-    })
+        json_logs: layer.log_format == Some(LogFormat::Json),
+    }
 }
 
-/// The items of a list option (comma-separated, as the file's arrays are joined).
-fn items<'a>(values: &'a BTreeMap<&str, String>, name: &str) -> Vec<&'a str> {
-    values.get(name).map_or_else(Vec::new, |v| {
-        v.split(',')
-            .map(str::trim)
-            .filter(|i| !i.is_empty())
-            .collect()
-    })
-}
-
-/// The options in the configuration file, as text like the environment's, each
-/// checked for its name and TOML type; problems go to `errors`.
-fn read_file(
-    explicit: Option<&Path>,
-    errors: &mut Vec<String>,
-) -> (BTreeMap<&'static str, String>, Option<PathBuf>) {
-    let mut values = BTreeMap::new();
+/// The configuration file's settings; problems go to `errors`.
+fn read_file(explicit: Option<&Path>, errors: &mut Vec<String>) -> (Layer, Option<PathBuf>) {
     let (path, required) = match explicit {
         Some(p) => (p.to_path_buf(), true),
         None => (PathBuf::from("tasklens.toml"), false),
     };
     let text = match std::fs::read_to_string(&path) {
         Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => return (values, None),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {
+            return (Layer::default(), None)
+        }
         Err(e) => {
             errors.push(format!("{}: cannot read: {e}", path.display()));
-            return (values, None);
+            return (Layer::default(), None);
         }
     };
     let table: toml::Table = match toml::from_str(&text) {
         Ok(table) => table,
         Err(e) => {
             errors.push(format!("{}: {}", path.display(), e.to_string().trim()));
-            return (values, None);
+            return (Layer::default(), None);
         }
     };
-    for (key, value) in table {
-        if let Some((name, min, max)) = NUMBERS.iter().find(|(n, _, _)| *n == key) {
-            match value {
-                toml::Value::Integer(n) => {
-                    values.insert(*name, n.to_string());
-                }
-                other => errors.push(format!(
-                    "{name}: must be a whole number from {min} to {max}, not {other}"
-                )),
-            }
-        } else if let Some(name) = TEXTS.iter().find(|n| **n == key) {
-            match value {
-                toml::Value::String(text) => {
-                    values.insert(*name, text);
-                }
-                other => errors.push(format!("{name}: must be a string, not {other}")),
-            }
-        } else if let Some(name) = SWITCHES.iter().find(|n| **n == key) {
-            match value {
-                toml::Value::Boolean(on) => {
-                    values.insert(*name, on.to_string());
-                }
-                other => errors.push(format!("{name}: must be true or false, not {other}")),
-            }
-        } else if let Some(name) = LISTS.iter().find(|n| **n == key) {
-            let items = match &value {
-                toml::Value::Array(items) => items
-                    .iter()
-                    .map(|item| item.as_str().map(str::to_owned))
-                    .collect::<Option<Vec<_>>>(),
-                _ => None,
-            };
-            match items {
-                Some(items) if items.iter().all(|i| !i.contains(',')) => {
-                    values.insert(*name, items.join(","));
-                }
-                _ => errors.push(format!(
-                    "{name}: must be a list of names like [\"HTTPS_PROXY\"], not {value}"
-                )),
-            }
-        } else {
-            errors.push(format!(
-                "{}: unknown key {key:?} ({})",
-                path.display(),
-                unknown_hint(&key)
-            ));
-        }
-    }
-    (values, Some(path))
+    let layer = layer::from_toml(table, &path, unknown_hint, errors);
+    (layer, Some(path))
 }
 
 #[cfg(test)]
@@ -547,7 +414,7 @@ mod tests {
 
     #[test]
     fn every_number_is_checked_against_its_range() {
-        for (name, min, max) in NUMBERS {
+        for (name, min, max) in Layer::RANGES {
             let var = format!("TASKLENS_{}", name.to_ascii_uppercase());
             let mut bad = vec![(max + 1).to_string(), "x".into(), "-1".into(), "1.5".into()];
             if *min > 0 {
@@ -575,7 +442,7 @@ mod tests {
             .join("\n");
         for expected in [
             "flush_interval_ms: must be a whole number from 1 to 3600000, not \"fast\"",
-            "retention_days: must be a whole number from 0 to 36500, not \"40000\"",
+            "retention_days: must be a whole number from 0 to 36500, not 40000",
             "bind: must be a string, not 8080",
         ] {
             assert!(all.contains(expected), "{expected} missing from:\n{all}");
@@ -810,7 +677,10 @@ mod tests {
             load_env(&[("TASKLENS_ADMIN_TOKEN", &format!("  {}  ", "x".repeat(20)))]).unwrap_err();
         assert!(errors.join("\n").contains("admin_token"), "{errors:?}");
         let config = load_env(&[("TASKLENS_ADMIN_TOKEN", &"x".repeat(24))]).unwrap();
-        assert_eq!(config.admin_token.as_deref(), Some("x".repeat(24).as_str()));
+        assert_eq!(
+            config.admin_token.as_ref().map(gateway::Secret::expose),
+            Some("x".repeat(24).as_str())
+        );
     }
 
     #[test]
@@ -856,5 +726,70 @@ mod tests {
                 "{bad}: {errors:?}"
             );
         }
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let token = "a-secret-admin-token-of-32-chars!";
+        let config = load_env(&[
+            ("TASKLENS_ADMIN_TOKEN", token),
+            (
+                "TASKLENS_DATABASE_URL",
+                "postgres://app:pg-pass-word@db.internal:5432/tasklens",
+            ),
+        ])
+        .unwrap();
+        let shown = format!("{config:?}");
+        assert!(!shown.contains(token), "{shown}");
+        assert!(!shown.contains("pg-pass-word"), "{shown}");
+        assert!(shown.contains("postgres://app:***@db.internal"), "{shown}");
+        assert_eq!(
+            config.admin_token.as_ref().map(gateway::Secret::expose),
+            Some(token)
+        );
+        assert_eq!(
+            config.database.url,
+            "postgres://app:pg-pass-word@db.internal:5432/tasklens"
+        );
+    }
+
+    #[test]
+    fn log_format_is_text_or_json_in_any_case() {
+        assert!(!load_env(&[]).unwrap().json_logs);
+        assert!(
+            load_env(&[("TASKLENS_LOG_FORMAT", "JSON")])
+                .unwrap()
+                .json_logs
+        );
+        let errors = load_env(&[("TASKLENS_LOG_FORMAT", "xml")]).unwrap_err();
+        assert_eq!(
+            errors.last().map(String::as_str),
+            Some("log_format: must be text or json, not \"xml\"")
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("tasklens.toml");
+        std::fs::write(&file, "log_format = \"json\"\naccess_log = true\n").unwrap();
+        let config = load(Some(&file), &env(&[]), &Overrides::default()).unwrap();
+        assert!(config.json_logs && config.http.access_log);
+        // The environment overrides the file, typed the same way.
+        let config = load(
+            Some(&file),
+            &env(&[
+                ("TASKLENS_LOG_FORMAT", "text"),
+                ("TASKLENS_ACCESS_LOG", "off"),
+            ]),
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert!(!config.json_logs && !config.http.access_log);
+        std::fs::write(&file, "log_format = 1\nmetrics_public = \"yes\"\n").unwrap();
+        let all = load(Some(&file), &env(&[]), &Overrides::default())
+            .unwrap_err()
+            .join("\n");
+        assert!(all.contains("log_format: "), "{all}");
+        assert!(
+            all.contains("metrics_public: must be true or false, not \"yes\""),
+            "{all}"
+        );
     }
 }
