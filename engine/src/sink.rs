@@ -506,13 +506,12 @@ impl LogSink {
         if std::mem::take(&mut self.spilled_writing) {
             // Already durable in the spool, which is stored next: whatever this write
             // did changes nothing but whether the database is back.
-            let _ = rows;
+            self.health.writing_since.store(0, Ordering::Relaxed);
             match result {
                 Ok(_) => self.recovered(),
                 Err(ref e) if e.is_refusal() => {}
                 Err(ref e) => return self.write_failed(e, 0, ctx),
             }
-            self.health.writing_since.store(0, Ordering::Relaxed);
             self.maybe_flush(ctx);
             return;
         }

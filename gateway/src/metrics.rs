@@ -33,6 +33,7 @@ pub struct Metrics {
     ws_sessions: IntGauge,
     spool_bytes: IntGauge,
     database_up: IntGauge,
+    sqlite_memory: IntGauge,
     /// The engine's and hub's totals at the last scrape, to advance counters by.
     last: Mutex<Totals>,
 }
@@ -158,12 +159,17 @@ impl Metrics {
             spool_bytes: gauge(
                 &registry,
                 "tasklens_spool_bytes",
-                "Size of the spool file waiting to be stored",
+                "Bytes of spool waiting to be stored in the database",
             ),
             database_up: gauge(
                 &registry,
                 "tasklens_database_up",
                 "1 when the database answered this scrape's query, else 0",
+            ),
+            sqlite_memory: gauge(
+                &registry,
+                "tasklens_sqlite_memory_bytes",
+                "Memory SQLite holds in this process, page caches above all (0 on PostgreSQL)",
             ),
             registry,
             http,
@@ -231,6 +237,8 @@ impl Metrics {
         self.ws_sessions.set(hub.sessions as i64);
         self.spool_bytes.set(engine.spool_pending_bytes() as i64);
         self.database_up.set(i64::from(by_status.is_some()));
+        self.sqlite_memory
+            .set(storage::db::sqlite_memory_used() as i64);
         if let Some(by_status) = by_status {
             for status in TaskStatus::ALL {
                 self.tasks.with_label_values(&[status.as_str()]).set(0);

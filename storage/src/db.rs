@@ -361,6 +361,15 @@ fn create_parent_dir(path: &Path) -> Result<()> {
     }
 }
 
+/// Bytes SQLite holds in this process (its page caches above all: up to
+/// `cache_size` per connection, filled as the database grows). 0 on PostgreSQL,
+/// whose caches live in its own server.
+pub fn sqlite_memory_used() -> u64 {
+    // SAFETY: a read of SQLite's global memory statistics, thread-safe by contract.
+    let used = unsafe { libsqlite3_sys::sqlite3_memory_used() };
+    u64::try_from(used).unwrap_or(0)
+}
+
 /// The URL without its password (`postgres://user:***@host/db`).
 pub fn describe(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
