@@ -177,11 +177,20 @@ impl BufferGate {
             || self.pending_bytes.load(Ordering::Relaxed) > self.max_bytes
     }
 
+    /// Past twice a bound: even an emitter that gave up waiting waits now.
+    fn is_far_over(&self) -> bool {
+        self.pending.load(Ordering::Relaxed) > self.max_rows.saturating_mul(2)
+            || self.pending_bytes.load(Ordering::Relaxed) > self.max_bytes.saturating_mul(2)
+    }
+
     /// Blocks while more than the bound is pending. Re-checks `give_up` every 100 ms
-    /// so that a cancelled task is not held by a database that is down.
+    /// so that a cancelled task is not held by a slow database while it stops; but
+    /// not past twice the bound, so that a plugin that ignores its cancellation and
+    /// keeps logging cannot grow the buffer without end (the sink spills to the
+    /// spool when the database is down, which makes room).
     pub fn wait_for_room(&self, give_up: impl Fn() -> bool) {
         let mut guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
-        while self.is_full() && !give_up() {
+        while self.is_full() && (self.is_far_over() || !give_up()) {
             guard = self
                 .drained
                 .wait_timeout(guard, Duration::from_millis(100))
@@ -267,10 +276,22 @@ mod tests {
     }
 
     #[test]
-    fn give_up_ends_the_wait() {
-        let gate = BufferGate::new(1, u64::MAX);
-        gate.admit(5, 0);
+    fn give_up_ends_the_wait_up_to_twice_the_bound() {
+        let gate = Arc::new(BufferGate::new(10, u64::MAX));
+        gate.admit(15, 0);
         gate.wait_for_room(|| true);
-        assert_eq!(gate.pending(), 5);
+        assert_eq!(gate.pending(), 15);
+        // Past twice the bound, giving up does not help: the emitter waits for room.
+        gate.admit(10, 0);
+        let g = gate.clone();
+        let releaser = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(200));
+            g.release(10, 0);
+        });
+        let start = Instant::now();
+        gate.wait_for_room(|| true);
+        assert!(start.elapsed() >= Duration::from_millis(150));
+        assert_eq!(gate.pending(), 15);
+        releaser.join().unwrap();
     }
 }
