@@ -19,6 +19,8 @@ use crate::{Result, StorageError};
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/sqlite");
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/postgres");
+/// The advisory lock PostgreSQL migrations run under (any constant of our own).
+const MIGRATION_LOCK: i64 = 0x7461_736b_6c65_6e73; // "tasklens"
 
 /// Where the database is and how to pool connections to it. Its `Debug` hides the
 /// URL's password.
@@ -235,8 +237,20 @@ impl Db {
                     .map_err(|e| StorageError::Migration(e.to_string()))?;
             }
             Conn::Postgres(mut conn) => {
-                conn.run_pending_migrations(POSTGRES_MIGRATIONS)
-                    .map_err(|e| StorageError::Migration(e.to_string()))?;
+                // Nodes starting together on an empty database would otherwise race
+                // to create the same tables: one migrates, the others wait, then
+                // find nothing left to do. The lock is the session's, so it is
+                // released with the connection whatever happens.
+                use diesel::connection::SimpleConnection;
+                conn.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"))?;
+                let migrated = conn
+                    .run_pending_migrations(POSTGRES_MIGRATIONS)
+                    .map(|_| ())
+                    .map_err(|e| StorageError::Migration(e.to_string()));
+                let unlocked =
+                    conn.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"));
+                migrated?;
+                unlocked?;
             }
         }
         let writer = build_pools(&target, settings, WRITER_POOL_SIZE)?;

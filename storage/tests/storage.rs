@@ -531,6 +531,36 @@ fn reopening_keeps_everything_and_migrations_are_idempotent() {
     }
 }
 
+#[test]
+fn nodes_starting_together_on_an_empty_postgresql_database_migrate_it_once() {
+    if !backends().contains(&"postgres") {
+        eprintln!("skipped: no PostgreSQL for tests");
+        return;
+    }
+    let fresh = FreshDb::new("postgres");
+    let barrier = Arc::new(std::sync::Barrier::new(4));
+    let nodes: Vec<_> = (0..4)
+        .map(|_| {
+            let (url, barrier) = (fresh.url.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                Db::connect(&DatabaseSettings::new(url)).map(|_| ())
+            })
+        })
+        .collect();
+    for node in nodes {
+        node.join().unwrap().expect("every node starts");
+    }
+    let db = open(&fresh);
+    let task = new_task(1);
+    db.run_blocking(|c| tasks::insert_task(c, &task)).unwrap();
+    store(&db, task.id, &records(10));
+    assert_eq!(
+        collect_forward(&db, task.id, &LogFilter::default(), 100),
+        records(10)
+    );
+}
+
 /// Records made to trip SQL narrowing: LIKE wildcards and escapes, mixed case and
 /// non-ASCII letters in messages, metadata of several JSON types and nesting.
 fn awkward_records(count: u64) -> Vec<LogEntry> {
