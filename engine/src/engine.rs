@@ -50,6 +50,11 @@ pub struct EngineSettings {
     /// Where records go that the database cannot take at shutdown; without one
     /// they are lost (and the log says how many).
     pub spool: Option<crate::spool::Spool>,
+    /// This process's name among the nodes sharing the database; stable across its
+    /// restarts, so that a restart resolves exactly its own unfinished tasks.
+    pub node_id: String,
+    /// A node not heard from for this long is dead: a survivor ends its tasks.
+    pub node_timeout: Duration,
 }
 
 impl Default for EngineSettings {
@@ -67,6 +72,8 @@ impl Default for EngineSettings {
             worker_grace: Duration::from_secs(30),
             shutdown_flush_timeout: Duration::from_secs(10),
             spool: None,
+            node_id: "local".into(),
+            node_timeout: Duration::from_secs(15),
         }
     }
 }
@@ -86,6 +93,7 @@ pub struct Engine {
     shutdown_grace: Duration,
     shutdown_flush_timeout: Duration,
     spool: Option<crate::spool::Spool>,
+    node_timeout: Duration,
 }
 
 impl Engine {
@@ -115,8 +123,12 @@ impl Engine {
         }
         let loaded = db.run(storage::settings::load_log_settings).await?;
         let now = Timestamp(now_micros());
+        let node = settings.node_id.clone();
+        db.run(move |c| storage::nodes::register(c, &node, "all", now))
+            .await?;
+        let node = settings.node_id.clone();
         let interrupted = db
-            .run(move |c| storage::tasks::interrupt_unfinished(c, now))
+            .run(move |c| storage::tasks::interrupt_unfinished(c, &node, now))
             .await?;
         if interrupted > 0 {
             log::warn!(
@@ -133,6 +145,7 @@ impl Engine {
         let manager = manager_ctx.address();
         events.durable = Some(manager.clone().recipient());
         events.rejected = Some(manager.clone().recipient());
+        let events_for_nodes = events.clone();
         let sink = LogSink::new(
             db.clone(),
             settings.sink,
@@ -155,7 +168,16 @@ impl Engine {
             max_per_viewer: settings.max_tasks_per_viewer,
             handover_interval: Duration::from_millis(settings.handover_interval_ms.max(1)),
             worker_grace: settings.worker_grace,
+            node: Arc::from(settings.node_id.as_str()),
         }));
+        crate::node::NodeActor::new(
+            db.clone(),
+            settings.node_id.clone(),
+            settings.node_timeout,
+            manager.clone(),
+            events_for_nodes,
+        )
+        .start();
         let settings_actor = SettingsActor::new(db.clone(), live.clone())
             .publishing_to(manager.clone().recipient())
             .start();
@@ -179,6 +201,7 @@ impl Engine {
             shutdown_grace: settings.shutdown_grace,
             shutdown_flush_timeout: settings.shutdown_flush_timeout,
             spool: settings.spool.clone(),
+            node_timeout: settings.node_timeout,
         })
     }
 
@@ -271,6 +294,19 @@ impl Engine {
         self.spool
             .as_ref()
             .map_or(0, crate::spool::Spool::pending_bytes)
+    }
+
+    /// The nodes sharing the database, this one included.
+    ///
+    /// # Errors
+    /// The database cannot be read.
+    pub async fn nodes(&self) -> Result<Vec<protocol::NodeInfo>, EngineError> {
+        let now = Timestamp(now_micros());
+        let timeout = self.node_timeout.as_micros() as i64;
+        Ok(self
+            .db
+            .run(move |c| storage::nodes::list(c, now, timeout))
+            .await?)
     }
 
     /// What waits in the spool: bytes not yet stored, and the refused records.

@@ -26,6 +26,7 @@ pub mod error;
 pub mod events;
 pub mod logger;
 pub mod manager;
+pub mod node;
 pub mod plugin;
 pub mod remote;
 pub mod retention;

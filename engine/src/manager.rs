@@ -91,6 +91,7 @@ pub const MAX_PARAMS_BYTES: usize = 64 * 1024;
 
 pub struct TaskManager {
     pub(crate) db: Db,
+    pub(crate) node: Arc<str>,
     pub(crate) registry: Arc<PluginRegistry>,
     pub(crate) live: LiveSettings,
     sink: Addr<LogSink>,
@@ -128,6 +129,8 @@ pub struct ManagerParts {
     pub handover_interval: Duration,
     /// How long a disconnected worker's tasks wait for it.
     pub worker_grace: Duration,
+    /// This node's id, recorded on every task it takes.
+    pub node: Arc<str>,
 }
 
 impl TaskManager {
@@ -144,6 +147,7 @@ impl TaskManager {
             queue: VecDeque::new(),
             workers: Workers::default(),
             worker_grace: parts.worker_grace,
+            node: parts.node,
             admitting: 0,
             active_by_creator: HashMap::new(),
             max_concurrent: parts.max_concurrent.max(1),
@@ -376,29 +380,33 @@ impl Handler<StartTask> for TaskManager {
         }
         let db = self.db.clone();
         let stored = info.clone();
+        let node = self.node.clone();
         Box::pin(
-            async move { db.run(move |c| tasks::insert_task(c, &stored)).await }
-                .into_actor(self)
-                .map(move |inserted, act, ctx| {
-                    act.admitting -= 1;
-                    if inserted.is_err() {
-                        act.release(info.created_by.as_ref());
-                    }
-                    inserted?;
-                    if act.shutting_down {
-                        // Shutdown began while the task was being stored.
-                        act.end_queued(
-                            info,
-                            TaskStatus::Interrupted,
-                            "the server shut down before the task started".into(),
-                        );
-                        return Err(EngineError::ShuttingDown);
-                    }
-                    act.events.status_changed(&info);
-                    act.queue.push_back(Queued { info: info.clone() });
-                    act.start_queued(ctx);
-                    Ok(info)
-                }),
+            async move {
+                db.run(move |c| tasks::insert_task(c, &stored, Some(&node)))
+                    .await
+            }
+            .into_actor(self)
+            .map(move |inserted, act, ctx| {
+                act.admitting -= 1;
+                if inserted.is_err() {
+                    act.release(info.created_by.as_ref());
+                }
+                inserted?;
+                if act.shutting_down {
+                    // Shutdown began while the task was being stored.
+                    act.end_queued(
+                        info,
+                        TaskStatus::Interrupted,
+                        "the server shut down before the task started".into(),
+                    );
+                    return Err(EngineError::ShuttingDown);
+                }
+                act.events.status_changed(&info);
+                act.queue.push_back(Queued { info: info.clone() });
+                act.start_queued(ctx);
+                Ok(info)
+            }),
         )
     }
 }

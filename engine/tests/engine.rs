@@ -858,7 +858,7 @@ async fn unfinished_tasks_of_a_previous_run_become_interrupted() {
             created_by: None,
             params_omitted: false,
         };
-        db.run_blocking(|c| storage::tasks::insert_task(c, &stale))
+        db.run_blocking(|c| storage::tasks::insert_task(c, &stale, None))
             .unwrap();
         let engine = start(db).await;
         let task = engine

@@ -146,6 +146,7 @@ impl Modify for BearerToken {
         admin::cleanup,
         admin::spool,
         admin::retry_spool,
+        admin::nodes,
     )
 )]
 pub struct ApiDoc;

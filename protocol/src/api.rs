@@ -145,6 +145,23 @@ pub struct WorkerInfo {
     pub plugins: Vec<String>,
 }
 
+/// `GET /api/nodes`: a server process sharing the database.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct NodeInfo {
+    /// `node_id` (the host name unless set).
+    pub id: String,
+    /// `all` (serves and runs tasks).
+    pub role: String,
+    pub started_at: Timestamp,
+    pub heartbeat_at: Timestamp,
+    /// Tasks it ran at its last heartbeat.
+    pub running: u64,
+    /// Heard within `node_timeout_secs`; a node that is not has had its tasks
+    /// ended `interrupted` by a survivor.
+    pub alive: bool,
+}
+
 /// `GET /api/spool`: what waits in the server's spool.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -22,8 +22,8 @@ pub mod worker;
 pub mod ws;
 
 pub use api::{
-    ErrorBody, LogPage, LogSettings, PluginInfo, RejectedTask, Role, SourceCount, SpoolReport,
-    SpoolRetry, TokenCreated, TokenInfo, WorkerInfo,
+    ErrorBody, LogPage, LogSettings, NodeInfo, PluginInfo, RejectedTask, Role, SourceCount,
+    SpoolReport, SpoolRetry, TokenCreated, TokenInfo, WorkerInfo,
 };
 pub use entry::{LogEntry, MAX_MESSAGE_BYTES, MAX_METADATA_BYTES, MAX_SOURCE_CHARS};
 pub use filter::FilterSpec;

@@ -96,6 +96,7 @@ layer! {
         worker_grace_secs: 1 ..= 86_400,
         shutdown_flush_timeout_secs: 1 ..= 3_600,
         worker_max_unacked_bytes: 1_048_576 ..= 1_073_741_824,
+        node_timeout_secs: 3 ..= 3_600,
     }
     others {
         database_url: String,
@@ -111,6 +112,7 @@ layer! {
         metrics_public: bool,
         shell_env_passthrough: Vec<String>,
         ws_allowed_origins: Vec<String>,
+        node_id: String,
     }
 }
 

@@ -251,6 +251,16 @@ fn validate(layer: Layer, errors: &mut Vec<String>) -> AppConfig {
             env_passthrough.push(name);
         }
     }
+    let node_id = layer.node_id.unwrap_or_else(host_name);
+    let node_id_valid = (1..=64).contains(&node_id.len())
+        && node_id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || ".-_:".contains(c));
+    if !node_id_valid {
+        errors.push(format!(
+            "node_id: {node_id:?} must be 1 to 64 letters, digits, '.', '-', '_' or ':'"
+        ));
+    }
     let sink_defaults = LogSinkSettings::default();
     let sink = LogSinkSettings {
         flush_interval_ms: layer
@@ -315,6 +325,8 @@ fn validate(layer: Layer, errors: &mut Vec<String>) -> AppConfig {
                 engine.shutdown_flush_timeout,
             ),
             spool: Some(engine::spool::Spool::new(spool_dir)),
+            node_id,
+            node_timeout: secs(layer.node_timeout_secs, engine.node_timeout),
         },
         http: HttpSettings {
             bind,
@@ -347,6 +359,29 @@ fn validate(layer: Layer, errors: &mut Vec<String>) -> AppConfig {
         },
         admin_token,
         json_logs: layer.log_format == Some(LogFormat::Json),
+    }
+}
+
+/// This machine's name: the default `node_id`, stable across restarts of the
+/// server on it.
+fn host_name() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most `buf.len()` bytes into the buffer.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
+    match std::str::from_utf8(&buf[..end]) {
+        Ok(name) if rc == 0 && !name.is_empty() => name
+            .chars()
+            .take(64)
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || ".-_:".contains(c) {
+                    c
+                } else {
+                    '-'
+                }
+            })
+            .collect(),
+        _ => "tasklens".to_owned(),
     }
 }
 

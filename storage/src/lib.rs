@@ -6,7 +6,7 @@
 //! - [`schema`] / [`models`]: the diesel schema shared by both backends and the row types.
 //! - [`logs`]: batch insert of log records (multi-row `INSERT` on SQLite, `COPY` on
 //!   PostgreSQL, idempotent on retry), filtered keyset paging and per-source counts.
-//! - [`tasks`], [`settings`], [`tokens`]: the other tables.
+//! - [`tasks`], [`settings`], [`tokens`], [`nodes`]: the other tables.
 //!
 //! Functions here are plain and synchronous over a [`Conn`]; none of them knows about
 //! actors or HTTP.
@@ -15,6 +15,7 @@ pub mod db;
 pub mod error;
 pub mod logs;
 pub mod models;
+pub mod nodes;
 pub mod schema;
 pub mod settings;
 pub mod tasks;

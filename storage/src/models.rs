@@ -102,6 +102,7 @@ pub struct NewTaskRow<'a> {
     pub result: Option<&'a str>,
     pub error: Option<&'a str>,
     pub created_by: Option<&'a str>,
+    pub node_id: Option<&'a str>,
 }
 
 #[derive(Debug, Insertable)]

@@ -14,6 +14,17 @@ diesel::table! {
         result -> Nullable<Text>,
         error -> Nullable<Text>,
         created_by -> Nullable<Text>,
+        node_id -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    nodes (id) {
+        id -> Text,
+        role -> Text,
+        started_at -> BigInt,
+        heartbeat_at -> BigInt,
+        running -> BigInt,
     }
 }
 

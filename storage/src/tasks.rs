@@ -16,7 +16,7 @@ pub const MAX_TASK_PAGE: usize = 500;
 const UNFINISHED: [&str; 2] = ["queued", "running"];
 
 /// Stores a new task as given (normally `queued`).
-pub fn insert_task(conn: &mut Conn, task: &TaskInfo) -> Result<()> {
+pub fn insert_task(conn: &mut Conn, task: &TaskInfo, node: Option<&str>) -> Result<()> {
     let params = task.params.to_string();
     let result = task.result.as_ref().map(|r| r.to_string());
     let row = NewTaskRow {
@@ -30,6 +30,7 @@ pub fn insert_task(conn: &mut Conn, task: &TaskInfo) -> Result<()> {
         result: result.as_deref(),
         error: task.error.as_deref(),
         created_by: task.created_by.as_deref(),
+        node_id: node,
     };
     with_conn!(conn, c => diesel::insert_into(tasks::table).values(&row).execute(c))?;
     Ok(())
@@ -172,10 +173,12 @@ pub fn delete_task(conn: &mut Conn, id: TaskId) -> Result<bool> {
     Ok(deleted == 1)
 }
 
-/// At start-up: tasks left queued or running by a previous process become
-/// `interrupted`. Returns how many.
-pub fn interrupt_unfinished(conn: &mut Conn, now: Timestamp) -> Result<usize> {
-    let changed = with_conn!(conn, c => diesel::update(tasks::table.filter(tasks::status.eq_any(UNFINISHED)))
+/// At start-up: tasks this node (`node`) left queued or running in its previous
+/// run, and tasks of no node (stored before nodes were recorded), become
+/// `interrupted`; other nodes' tasks are theirs. Returns how many.
+pub fn interrupt_unfinished(conn: &mut Conn, node: &str, now: Timestamp) -> Result<usize> {
+    let own = tasks::node_id.eq(node).or(tasks::node_id.is_null());
+    let changed = with_conn!(conn, c => diesel::update(tasks::table.filter(tasks::status.eq_any(UNFINISHED)).filter(own))
         .set((
             tasks::status.eq(TaskStatus::Interrupted.as_str()),
             tasks::finished_at.eq(now.as_micros()),

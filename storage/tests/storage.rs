@@ -9,6 +9,7 @@ use protocol::{
     Timestamp,
 };
 use storage::logs::{insert_log_batches, matching_seqs, page_logs, source_counts};
+use storage::nodes;
 use storage::tasks::{self, TaskListQuery, TaskOutcome};
 use storage::{DatabaseSettings, Db, LogBatchRef, LogQuery};
 use testkit::{backends, FreshDb};
@@ -154,8 +155,10 @@ fn filtered_pages_hold_exactly_the_matching_records() {
         let db = open(&fresh);
         let task = new_task(1);
         let other = new_task(2);
-        db.run_blocking(|c| tasks::insert_task(c, &task)).unwrap();
-        db.run_blocking(|c| tasks::insert_task(c, &other)).unwrap();
+        db.run_blocking(|c| tasks::insert_task(c, &task, None))
+            .unwrap();
+        db.run_blocking(|c| tasks::insert_task(c, &other, None))
+            .unwrap();
         let all = records(2000);
         store(&db, task.id, &all);
         // Another task with the same seqs must never leak into the first one's pages.
@@ -235,7 +238,8 @@ fn pages_of_long_lines_are_bounded_in_bytes() {
         let fresh = FreshDb::new(backend);
         let db = open(&fresh);
         let task = new_task(1);
-        db.run_blocking(|c| tasks::insert_task(c, &task)).unwrap();
+        db.run_blocking(|c| tasks::insert_task(c, &task, None))
+            .unwrap();
         let mut entries = records(400);
         for e in &mut entries {
             e.message = format!("{:0>61440}", e.seq);
@@ -298,7 +302,8 @@ fn a_retried_batch_is_stored_once_and_counts_stay_exact() {
         let fresh = FreshDb::new(backend);
         let db = open(&fresh);
         let task = new_task(1);
-        db.run_blocking(|c| tasks::insert_task(c, &task)).unwrap();
+        db.run_blocking(|c| tasks::insert_task(c, &task, None))
+            .unwrap();
         let all = records(100);
         store(&db, task.id, &all[..60]);
         // The retry carries rows 41..100: 41..60 are already there.
@@ -342,8 +347,10 @@ fn deleting_a_task_removes_its_logs_and_counts() {
         let fresh = FreshDb::new(backend);
         let db = open(&fresh);
         let (task, keep) = (new_task(1), new_task(2));
-        db.run_blocking(|c| tasks::insert_task(c, &task)).unwrap();
-        db.run_blocking(|c| tasks::insert_task(c, &keep)).unwrap();
+        db.run_blocking(|c| tasks::insert_task(c, &task, None))
+            .unwrap();
+        db.run_blocking(|c| tasks::insert_task(c, &keep, None))
+            .unwrap();
         store(&db, task.id, &records(700));
         store(&db, keep.id, &records(10));
         assert!(db.run_blocking(|c| tasks::delete_task(c, task.id)).unwrap());
@@ -370,7 +377,7 @@ fn task_lifecycle_and_listing() {
         let db = open(&fresh);
         let made: Vec<TaskInfo> = (0..12).map(|i| new_task(1_000 + i)).collect();
         for t in &made {
-            db.run_blocking(|c| tasks::insert_task(c, t)).unwrap();
+            db.run_blocking(|c| tasks::insert_task(c, t, None)).unwrap();
         }
         assert!(db
             .run_blocking(|c| tasks::mark_running(c, made[0].id, Timestamp(5)))
@@ -439,7 +446,7 @@ fn task_lifecycle_and_listing() {
         assert_eq!(done.tasks.len(), 1);
 
         let interrupted = db
-            .run_blocking(|c| tasks::interrupt_unfinished(c, Timestamp(99)))
+            .run_blocking(|c| tasks::interrupt_unfinished(c, "this-node", Timestamp(99)))
             .unwrap();
         assert_eq!(interrupted, 11);
         let t = db
@@ -519,7 +526,8 @@ fn reopening_keeps_everything_and_migrations_are_idempotent() {
         let task = new_task(1);
         {
             let db = open(&fresh);
-            db.run_blocking(|c| tasks::insert_task(c, &task)).unwrap();
+            db.run_blocking(|c| tasks::insert_task(c, &task, None))
+                .unwrap();
             store(&db, task.id, &records(50));
         }
         let db = open(&fresh);
@@ -553,12 +561,104 @@ fn nodes_starting_together_on_an_empty_postgresql_database_migrate_it_once() {
     }
     let db = open(&fresh);
     let task = new_task(1);
-    db.run_blocking(|c| tasks::insert_task(c, &task)).unwrap();
+    db.run_blocking(|c| tasks::insert_task(c, &task, None))
+        .unwrap();
     store(&db, task.id, &records(10));
     assert_eq!(
         collect_forward(&db, task.id, &LogFilter::default(), 100),
         records(10)
     );
+}
+
+#[test]
+fn a_dead_nodes_tasks_are_interrupted_by_a_survivor_and_nobody_elses() {
+    const SECOND: i64 = 1_000_000;
+    for backend in backends() {
+        let fresh = FreshDb::new(backend);
+        let db = open(&fresh);
+        let start = Timestamp(1_000 * SECOND);
+        for node in ["a", "b"] {
+            db.run_blocking(|c| nodes::register(c, node, "all", start))
+                .unwrap();
+        }
+        let running = |status| TaskInfo {
+            status,
+            ..new_task(1)
+        };
+        let (of_a, of_b, done_of_a, legacy) = (
+            running(TaskStatus::Running),
+            running(TaskStatus::Running),
+            running(TaskStatus::Success),
+            running(TaskStatus::Running),
+        );
+        for (task, node) in [
+            (&of_a, Some("a")),
+            (&of_b, Some("b")),
+            (&done_of_a, Some("a")),
+            (&legacy, None),
+        ] {
+            db.run_blocking(|c| tasks::insert_task(c, task, node))
+                .unwrap();
+        }
+        store(&db, of_a.id, &records(3));
+        // b goes on beating; a stopped at the start.
+        let now = Timestamp(start.as_micros() + 20 * SECOND);
+        db.run_blocking(|c| nodes::heartbeat(c, "b", now, 1))
+            .unwrap();
+        let reaped = db
+            .run_blocking(|c| nodes::reap_dead(c, "b", now, 15 * SECOND))
+            .unwrap();
+        assert_eq!(
+            reaped,
+            [nodes::Reaped {
+                node: "a".into(),
+                task: of_a.id
+            }],
+            "{backend}"
+        );
+        let task = |id| {
+            db.run_blocking(|c| tasks::get_task(c, id))
+                .unwrap()
+                .unwrap()
+        };
+        let ended = task(of_a.id);
+        assert_eq!(ended.status, TaskStatus::Interrupted, "{backend}");
+        assert!(
+            ended
+                .error
+                .as_deref()
+                .unwrap()
+                .contains("node a stopped answering (no heartbeat for 20 s)"),
+            "{backend}: {ended:?}"
+        );
+        let stored = collect_forward(&db, of_a.id, &LogFilter::default(), 100);
+        assert_eq!(stored.len(), 4, "{backend}");
+        let last = stored.last().unwrap();
+        assert_eq!(
+            (last.seq, last.level, &*last.source),
+            (4, LogLevel::Error, "system"),
+            "{backend}"
+        );
+        assert_eq!(task(of_b.id).status, TaskStatus::Running, "{backend}");
+        assert_eq!(task(done_of_a.id).status, TaskStatus::Success, "{backend}");
+        assert_eq!(task(legacy.id).status, TaskStatus::Running, "{backend}");
+        // Once is enough.
+        let again = db
+            .run_blocking(|c| nodes::reap_dead(c, "b", now, 15 * SECOND))
+            .unwrap();
+        assert!(again.is_empty(), "{backend}");
+        let listed = db
+            .run_blocking(|c| nodes::list(c, now, 15 * SECOND))
+            .unwrap();
+        let alive: Vec<(&str, bool)> = listed.iter().map(|n| (n.id.as_str(), n.alive)).collect();
+        assert_eq!(alive, [("b", true), ("a", false)], "{backend}");
+        // b restarting resolves its own task and those of no node, not a's.
+        let resolved = db
+            .run_blocking(|c| tasks::interrupt_unfinished(c, "b", now))
+            .unwrap();
+        assert_eq!(resolved, 2, "{backend}");
+        assert_eq!(task(legacy.id).status, TaskStatus::Interrupted, "{backend}");
+    }
 }
 
 /// Records made to trip SQL narrowing: LIKE wildcards and escapes, mixed case and
@@ -642,7 +742,8 @@ fn sql_narrowing_never_changes_what_a_filter_selects() {
         let fresh = FreshDb::new(backend);
         let db = open(&fresh);
         let task = new_task(1);
-        db.run_blocking(|c| tasks::insert_task(c, &task)).unwrap();
+        db.run_blocking(|c| tasks::insert_task(c, &task, None))
+            .unwrap();
         let entries = awkward_records(700);
         store(&db, task.id, &entries);
         let mut runner = TestRunner::new(Config {

@@ -389,32 +389,36 @@ impl Handler<WorkerSubmit> for TaskManager {
         };
         let db = self.db.clone();
         let stored = info.clone();
+        let node = self.node.clone();
         Box::pin(
-            async move { db.run(move |c| tasks::insert_task(c, &stored)).await }
-                .into_actor(self)
-                .map(move |inserted, act, ctx| {
-                    if let Some(entry) = act.workers.workers.get_mut(&worker) {
-                        entry.submitting = entry.submitting.saturating_sub(1);
-                    }
-                    if let Err(e) = inserted {
-                        let e = EngineError::from(e);
-                        act.release(info.created_by.as_ref());
-                        act.refuse_submit(&worker, conn, &e);
-                        return Err(e);
-                    }
-                    act.events.status_changed(&info);
-                    let current = act.workers.link_of(&worker).is_some_and(|l| l.conn == conn);
-                    if act.shutting_down || !current {
-                        act.end_queued(
-                            info,
-                            TaskStatus::Interrupted,
-                            "its worker went away before it started".into(),
-                        );
-                        return Err(EngineError::Worker("the connection ended".into()));
-                    }
-                    act.launch_remote(info.clone(), worker, true, ctx);
-                    Ok(info)
-                }),
+            async move {
+                db.run(move |c| tasks::insert_task(c, &stored, Some(&node)))
+                    .await
+            }
+            .into_actor(self)
+            .map(move |inserted, act, ctx| {
+                if let Some(entry) = act.workers.workers.get_mut(&worker) {
+                    entry.submitting = entry.submitting.saturating_sub(1);
+                }
+                if let Err(e) = inserted {
+                    let e = EngineError::from(e);
+                    act.release(info.created_by.as_ref());
+                    act.refuse_submit(&worker, conn, &e);
+                    return Err(e);
+                }
+                act.events.status_changed(&info);
+                let current = act.workers.link_of(&worker).is_some_and(|l| l.conn == conn);
+                if act.shutting_down || !current {
+                    act.end_queued(
+                        info,
+                        TaskStatus::Interrupted,
+                        "its worker went away before it started".into(),
+                    );
+                    return Err(EngineError::Worker("the connection ended".into()));
+                }
+                act.launch_remote(info.clone(), worker, true, ctx);
+                Ok(info)
+            }),
         )
     }
 }

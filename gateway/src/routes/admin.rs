@@ -3,7 +3,7 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use protocol::api::{CleanupReport, CleanupRequest, NewToken, WhoAmI};
-use protocol::{ErrorBody, SpoolReport, SpoolRetry, Timestamp, TokenCreated, TokenInfo};
+use protocol::{ErrorBody, NodeInfo, SpoolReport, SpoolRetry, Timestamp, TokenCreated, TokenInfo};
 use storage::tokens;
 
 use crate::auth::{generate_token, Admin, Caller};
@@ -230,4 +230,15 @@ pub async fn retry_spool(
         done.refused_rows
     );
     Ok(HttpResponse::Ok().json(done))
+}
+
+/// The server processes sharing the database.
+#[utoipa::path(get, path = "/api/nodes", tag = "operations",
+    responses((status = 200, body = Vec<NodeInfo>), (status = "default", description = "An error, with a message", body = ErrorBody)))]
+pub async fn nodes(
+    state: web::Data<AppState>,
+    _: Admin,
+    _: NoQuery,
+) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(state.engine.nodes().await?))
 }

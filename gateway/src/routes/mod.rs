@@ -125,6 +125,9 @@ pub fn endpoints() -> Vec<Endpoint> {
         e(Method::POST, "/api/cleanup", Admin, || {
             web::post().to(admin::cleanup)
         }),
+        e(Method::GET, "/api/nodes", Admin, || {
+            web::get().to(admin::nodes)
+        }),
         e(Method::GET, "/api/spool", Admin, || {
             web::get().to(admin::spool)
         }),

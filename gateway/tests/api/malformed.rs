@@ -544,6 +544,13 @@ async fn malformed_requests_get_a_clear_4xx_and_never_a_5xx() {
         ),
         (
             Method::GET,
+            "/api/nodes?alive=1".into(),
+            None,
+            400,
+            "takes no query parameters",
+        ),
+        (
+            Method::GET,
             "/api/spool?task=1".into(),
             None,
             400,
