@@ -129,3 +129,62 @@ fn nodes_share_a_database_and_a_dead_nodes_tasks_end_on_a_survivor() {
         [("n1".to_owned(), true), ("n2".to_owned(), true)]
     );
 }
+
+/// Polls `check` every 50 ms until it holds; panics after `within`.
+fn eventually(within: Duration, what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !check() {
+        assert!(Instant::now() < deadline, "{what} not within {within:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn tokens_and_settings_changed_on_one_node_apply_on_the_others() {
+    if std::env::var_os("TASKLENS_TEST_PG_URL").is_none() {
+        eprintln!("skipped: no PostgreSQL for tests (TASKLENS_TEST_PG_URL)");
+        return;
+    }
+    // Designed for well under 2 s (a 250 ms poll, then a reload); the slack is for
+    // a loaded machine starting the CLI.
+    let within = Duration::from_secs(4);
+    let fresh = FreshDb::new("postgres");
+    let spools = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let n1 = node(&fresh.url, "n1", spools[0].path());
+    let n2 = node(&fresh.url, "n2", spools[1].path());
+    let running = synthetic(&n2, 10_000_000, 1_000);
+
+    let token = stdout(&n1.cli(&["tokens", "create", "carol", "--role", "viewer"]))
+        .trim()
+        .to_owned();
+    eventually(within, "a token made on n1 working on n2", || {
+        http_get(n2.port, "/api/me", Some(&token)).0 == 200
+    });
+    let mut follower = n2
+        .command(&token, &["logs", &running, "--follow"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        follower.try_wait().unwrap().is_none(),
+        "the follower follows"
+    );
+
+    stdout(&n1.cli(&["tokens", "delete", "carol"]));
+    eventually(within, "the deleted token refused on n2", || {
+        http_get(n2.port, "/api/me", Some(&token)).0 == 401
+    });
+    eventually(within, "n2 closing the deleted token's stream", || {
+        follower.try_wait().unwrap().is_some()
+    });
+    let mut err = String::new();
+    std::io::Read::read_to_string(follower.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert!(err.contains("token"), "{err}");
+
+    stdout(&n1.cli(&["settings", "set", "--task-level", "warn"]));
+    eventually(within, "n1's settings in force on n2", || {
+        stdout(&n2.cli(&["settings"])).contains("task_log_level       WARNING")
+    });
+}

@@ -106,6 +106,21 @@ impl SettingsActor {
         self.published = Some(to);
         self
     }
+
+    /// Puts `settings` in force: loggers, the server log, running plugins.
+    fn apply(&mut self, settings: LogSettings) {
+        self.live.store(&settings);
+        legacy::apply_levels(&settings);
+        if let Some(to) = &self.published {
+            to.do_send(SettingsPublished(settings));
+        }
+        log::info!(
+            "app_log_level={} task_log_level={} belief_scope_enabled={} Logging settings changed.",
+            settings.app_log_level,
+            settings.task_log_level,
+            settings.belief_scope_enabled
+        );
+    }
 }
 
 /// The logging settings now in force.
@@ -127,6 +142,32 @@ pub struct GetLogSettings;
 #[rtype(result = "Result<LogSettings, EngineError>")]
 pub struct UpdateLogSettings {
     pub settings: LogSettings,
+}
+
+/// Another node may have changed the settings: read them again and apply them if
+/// they differ.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct ReloadLogSettings;
+
+impl Handler<ReloadLogSettings> for SettingsActor {
+    type Result = AtomicResponse<Self, ()>;
+
+    fn handle(&mut self, _: ReloadLogSettings, _: &mut Context<Self>) -> Self::Result {
+        let db = self.db.clone();
+        AtomicResponse::new(Box::pin(
+            async move { db.run(storage::settings::load_log_settings).await }
+                .into_actor(self)
+                .map(|loaded, act, _| match loaded {
+                    Ok(settings) if settings != act.live.get() => act.apply(settings),
+                    Ok(_) => {}
+                    Err(e) => log::warn!(
+                        "error=\"{}\" The logging settings could not be read again; keeping the current ones.",
+                        crate::sink::error_chain(&e)
+                    ),
+                }),
+        ))
+    }
 }
 
 impl Handler<GetLogSettings> for SettingsActor {
@@ -152,17 +193,7 @@ impl Handler<UpdateLogSettings> for SettingsActor {
             .into_actor(self)
             .map(move |saved, act, _| {
                 saved?;
-                act.live.store(&settings);
-                legacy::apply_levels(&settings);
-                if let Some(to) = &act.published {
-                    to.do_send(SettingsPublished(settings));
-                }
-                log::info!(
-                    "app_log_level={} task_log_level={} belief_scope_enabled={} Logging settings changed.",
-                    settings.app_log_level,
-                    settings.task_log_level,
-                    settings.belief_scope_enabled
-                );
+                act.apply(settings);
                 Ok(settings)
             }),
         ))

@@ -120,12 +120,16 @@ pub const DEFAULT_AUTH_FAILURES_PER_MINUTE: u32 = 30;
 pub struct TokenStore {
     by_hash: Arc<RwLock<HashMap<String, Caller>>>,
     failures: Arc<FailedAuths>,
+    /// Bumped on every reload, so that open sessions re-check their token only
+    /// when something may have changed.
+    generation: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl TokenStore {
     pub fn new(failures: FailedAuths) -> Self {
         TokenStore {
             by_hash: Arc::default(),
+            generation: Arc::default(),
             failures: Arc::new(failures),
         }
     }
@@ -161,6 +165,13 @@ impl TokenStore {
             })
             .collect();
         *self.by_hash.write().unwrap_or_else(|e| e.into_inner()) = map;
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Changes with every reload of the cache.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Reloads the cache from the database.

@@ -179,6 +179,14 @@ impl Application {
         ));
         tokens.reload(&db).await?;
         spawn_token_refresh(tokens.clone(), db.clone());
+        if db.backend() == storage::Backend::Postgres {
+            spawn_change_listener(
+                config.database.url.clone(),
+                tokens.clone(),
+                db.clone(),
+                engine.settings.clone(),
+            );
+        }
 
         let state = web::Data::new(AppState {
             engine: engine.clone(),
@@ -349,6 +357,71 @@ async fn wait_for_signal() {
         _ = term.recv() => log::info!("signal=SIGTERM Received; stopping."),
         _ = int.recv() => log::info!("signal=SIGINT Received; stopping."),
     }
+}
+
+/// Hears other nodes' changes to tokens and settings (PostgreSQL `NOTIFY`) and
+/// applies them here: polled every 250 ms on a thread of its own, reconnecting
+/// after a second when the connection breaks, and then reloading both, since
+/// announcements made meanwhile were missed.
+fn spawn_change_listener(
+    url: String,
+    tokens: TokenStore,
+    db: Db,
+    settings: actix::Addr<engine::settings::SettingsActor>,
+) {
+    use storage::changes::{Change, Listener};
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Change>(8);
+    let spawned = std::thread::Builder::new()
+        .name("tasklens-changes".into())
+        .spawn(move || loop {
+            let mut listener = match Listener::connect(&url) {
+                Ok(listener) => listener,
+                Err(_) if tx.is_closed() => return,
+                Err(e) => {
+                    log::warn!("error=\"{e}\" Cannot listen for other nodes' changes; retrying.");
+                    std::thread::sleep(Duration::from_secs(1));
+                    continue;
+                }
+            };
+            for change in [Change::Tokens, Change::Settings] {
+                let _ = tx.try_send(change);
+            }
+            loop {
+                std::thread::sleep(Duration::from_millis(250));
+                match listener.poll() {
+                    Ok(changes) => {
+                        for change in changes {
+                            // Full means a reload is already on its way.
+                            let _ = tx.try_send(change);
+                        }
+                    }
+                    Err(_) if tx.is_closed() => return,
+                    Err(e) => {
+                        log::warn!("error=\"{e}\" Lost the connection that hears other nodes' changes; reconnecting.");
+                        break;
+                    }
+                }
+                if tx.is_closed() {
+                    return;
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        log::error!("error=\"{e}\" Cannot start the thread that hears other nodes' changes.");
+        return;
+    }
+    actix_web::rt::spawn(async move {
+        while let Some(change) = rx.recv().await {
+            match change {
+                Change::Tokens => {
+                    if let Err(e) = tokens.reload(&db).await {
+                        log::warn!("error=\"{e}\" Could not reload the token cache; keeping the current one.");
+                    }
+                }
+                Change::Settings => settings.do_send(engine::settings::ReloadLogSettings),
+            }
+        }
+    });
 }
 
 fn spawn_token_refresh(tokens: TokenStore, db: Db) {

@@ -11,6 +11,7 @@
 //! Functions here are plain and synchronous over a [`Conn`]; none of them knows about
 //! actors or HTTP.
 
+pub mod changes;
 pub mod db;
 pub mod error;
 pub mod logs;

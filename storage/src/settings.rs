@@ -52,5 +52,5 @@ pub fn save_log_settings(conn: &mut Conn, value: &LogSettings) -> Result<()> {
         }
         Ok::<_, diesel::result::Error>(())
     }))?;
-    Ok(())
+    crate::changes::announce(conn, crate::changes::Change::Settings)
 }

@@ -5,6 +5,7 @@ use diesel::prelude::*;
 use protocol::{Role, Timestamp, TokenInfo};
 use sha2::{Digest, Sha256};
 
+use crate::changes::{announce, Change};
 use crate::db::Conn;
 use crate::models::TokenRow;
 use crate::schema::api_tokens;
@@ -77,6 +78,9 @@ pub fn insert_token(
         .values(&row)
         .on_conflict_do_nothing()
         .execute(c))?;
+    if inserted == 1 {
+        announce(conn, Change::Tokens)?;
+    }
     Ok(inserted == 1)
 }
 
@@ -104,12 +108,15 @@ pub fn upsert_token(
             .execute(c)?;
         Ok::<_, diesel::result::Error>(())
     }))?;
-    Ok(())
+    announce(conn, Change::Tokens)
 }
 
 /// Deletes the token called `name`. False when there was none.
 pub fn delete_token(conn: &mut Conn, name: &str) -> Result<bool> {
     let deleted = with_conn!(conn, c => diesel::delete(api_tokens::table.find(name)).execute(c))?;
+    if deleted == 1 {
+        announce(conn, Change::Tokens)?;
+    }
     Ok(deleted == 1)
 }
 
@@ -126,6 +133,14 @@ pub enum TokenDeletion {
 /// the delete happen under one write lock, so two concurrent deletions cannot remove
 /// the last two admin tokens.
 pub fn delete_token_keeping_an_admin(conn: &mut Conn, name: &str) -> Result<TokenDeletion> {
+    let deletion = delete_keeping_an_admin(conn, name)?;
+    if deletion == TokenDeletion::Deleted {
+        announce(conn, Change::Tokens)?;
+    }
+    Ok(deletion)
+}
+
+fn delete_keeping_an_admin(conn: &mut Conn, name: &str) -> Result<TokenDeletion> {
     use diesel::connection::SimpleConnection;
     macro_rules! body {
         ($c:ident) => {{

@@ -75,6 +75,7 @@ pub fn start(
         state,
         caller,
         token_hash,
+        tokens_seen: 0,
         subs: HashMap::new(),
         watch_all: false,
         last_heard: Instant::now(),
@@ -96,9 +97,12 @@ pub struct WsSession {
     slot: Slot,
     state: Arc<AppState>,
     caller: Option<Caller>,
-    /// Digest of the token the session authenticated with: checked on every heartbeat,
-    /// so a deleted token ends its sessions too.
+    /// Digest of the token the session authenticated with: checked whenever the
+    /// token cache is reloaded, so a deleted token ends its sessions too, on every
+    /// node within moments.
     token_hash: Option<String>,
+    /// The token cache's generation when the token was last found in it.
+    tokens_seen: u64,
     subs: HashMap<TaskId, Subscription>,
     watch_all: bool,
     last_heard: Instant,
@@ -113,6 +117,19 @@ pub struct WsSession {
 type Ctx = ws::WebsocketContext<WsSession>;
 
 impl WsSession {
+    /// Whether the session's token is gone from the cache (looked up only when the
+    /// cache has been reloaded since the last look).
+    fn token_revoked(&mut self) -> bool {
+        let generation = self.state.tokens.generation();
+        if generation == self.tokens_seen {
+            return false;
+        }
+        self.tokens_seen = generation;
+        self.token_hash
+            .as_deref()
+            .is_some_and(|h| !self.state.tokens.has_hash(h))
+    }
+
     fn close(&mut self, ctx: &mut Ctx, code: ws::CloseCode, reason: &str) {
         if self.closing {
             return;
@@ -340,11 +357,12 @@ impl Actor for WsSession {
                 act.close(ctx, ws::CloseCode::Away, "client did not answer pings");
                 return;
             }
-            if act
-                .token_hash
-                .as_deref()
-                .is_some_and(|h| !act.state.tokens.has_hash(h))
-            {
+            if !act.check_overflow(ctx) {
+                ctx.ping(b"");
+            }
+        });
+        ctx.run_interval(Duration::from_millis(ws.coalesce_ms.max(1)), |act, ctx| {
+            if act.token_revoked() {
                 ctx.text(frames::error(
                     "the token of this connection was deleted",
                     None,
@@ -352,11 +370,6 @@ impl Actor for WsSession {
                 act.close(ctx, ws::CloseCode::Policy, "token revoked");
                 return;
             }
-            if !act.check_overflow(ctx) {
-                ctx.ping(b"");
-            }
-        });
-        ctx.run_interval(Duration::from_millis(ws.coalesce_ms.max(1)), |act, ctx| {
             if !act.check_overflow(ctx) {
                 act.flush_all(ctx);
             }
