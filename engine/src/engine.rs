@@ -256,7 +256,7 @@ impl Engine {
         });
         tokio::select! {
             _ = tasks => {
-                if tokio::time::timeout(self.shutdown_flush_timeout, self.sink.send(Flush))
+                if tokio::time::timeout(self.shutdown_flush_timeout, self.sink.send(Flush { task: None }))
                     .await
                     .is_err()
                 {
@@ -266,7 +266,7 @@ impl Engine {
             // Tasks cannot end while their records cannot be written: once writing has
             // failed for the whole timeout, waiting for them is waiting for nothing.
             _ = self.writer_stalled(self.shutdown_flush_timeout) => {
-                log::warn!("Writing log records has failed for shutdown_flush_timeout; tasks that could not store their final status will be marked interrupted at the next start.");
+                log::warn!("Writing to the database has failed for shutdown_flush_timeout; what it has not taken, records and final statuses, is spooled for the next start.");
                 self.spool_now().await;
             }
         }
@@ -278,8 +278,12 @@ impl Engine {
         let mut since: Option<std::time::Instant> = None;
         loop {
             tokio::time::sleep(Duration::from_millis(100)).await;
-            let waiting = self.gate.pending() > 0 || self.spool_pending_bytes() > 0;
-            if self.writer.stuck(Duration::from_secs(1)) && waiting {
+            let records_waiting = self.gate.pending() > 0 || self.spool_pending_bytes() > 0;
+            // A final status that cannot be written shows no failing log write when
+            // nothing else is logged: its wait counts by itself.
+            let stalled = (self.writer.stuck(Duration::from_secs(1)) && records_waiting)
+                || self.writer.pending_outcomes() > 0;
+            if stalled {
                 if since.get_or_insert_with(std::time::Instant::now).elapsed() >= limit {
                     return;
                 }

@@ -89,12 +89,19 @@ pub struct WriterHealth {
     durations: std::sync::Mutex<Vec<f64>>,
     /// When the write in flight began (µs since the epoch; 0 when none is).
     writing_since: AtomicI64,
+    /// Final task statuses waiting for the database.
+    outcomes: std::sync::atomic::AtomicUsize,
 }
 
 impl WriterHealth {
     /// Consecutive failed flushes (0 while writes succeed).
     pub fn failures(&self) -> u32 {
         self.failures.load(Ordering::Relaxed)
+    }
+
+    /// Final task statuses waiting for the database.
+    pub fn pending_outcomes(&self) -> usize {
+        self.outcomes.load(Ordering::Relaxed)
     }
 
     /// Takes the flush durations recorded since the last call.
@@ -127,10 +134,14 @@ pub struct AppendLogs {
     pub batch: Arc<LogBatch>,
 }
 
-/// Resolves once every record appended before it is durable.
-#[derive(Debug, Message)]
+/// Resolves once the records of `task` (of every task, for `None`) handed over so
+/// far are settled: stored, refused for good, or spooled at shutdown. Records
+/// spilled during an outage settle only once the drain has stored them.
+#[derive(Debug, Clone, Copy, Message)]
 #[rtype(result = "()")]
-pub struct Flush;
+pub struct Flush {
+    pub task: Option<TaskId>,
+}
 
 /// Writes everything not yet durable (queued, and the batch being written, whose
 /// outcome is unknown) to the spool, and counts it settled. For shutdown, once the
@@ -190,7 +201,10 @@ pub struct LogSink {
     consecutive_failures: u32,
     health: Arc<WriterHealth>,
     stats: SinkStats,
-    waiters: Vec<(u64, oneshot::Sender<()>)>,
+    /// Rows handed over and not yet settled, per task. A waiter on a task resolves
+    /// when its entry is gone, whatever order other tasks' rows settle in.
+    unsettled: HashMap<TaskId, u64>,
+    waiters: Vec<(Option<TaskId>, oneshot::Sender<()>)>,
     /// Flushes left to write one task at a time, after a batch of several tasks was
     /// refused: so that one task's refused rows cannot hold the others back.
     isolating: usize,
@@ -201,14 +215,17 @@ pub struct LogSink {
     spilled_writing: bool,
     /// The spool may hold what this process spilled and did not store yet.
     spool_unstored: bool,
-    /// Rows spilled and not yet stored (as far as this sink knows).
-    spilled_unstored: u64,
-    /// `spilled_unstored` when the drain in flight began.
-    draining_rows: u64,
+    /// Rows spilled and not yet stored, per task (still `unsettled`).
+    spilled: HashMap<TaskId, u64>,
+    /// `spilled` when the drain in flight began: what it is storing.
+    draining: Option<HashMap<TaskId, u64>>,
     /// Final statuses not yet written.
     outcomes: HashMap<TaskId, TaskOutcome>,
     /// A retry of the refused records runs.
     retrying: bool,
+    /// Set once everything was spooled at shutdown: what still arrives is spooled
+    /// at once, since the process is about to exit.
+    shutdown_spool: Option<Spool>,
 }
 
 impl LogSink {
@@ -232,32 +249,45 @@ impl LogSink {
             consecutive_failures: 0,
             health: Arc::default(),
             stats: SinkStats::default(),
+            unsettled: HashMap::new(),
             waiters: Vec::new(),
             isolating: 0,
             rejected: HashSet::new(),
             spool,
             spilled_writing: false,
             spool_unstored: false,
-            spilled_unstored: 0,
-            draining_rows: 0,
+            spilled: HashMap::new(),
+            draining: None,
             outcomes: HashMap::new(),
             retrying: false,
+            shutdown_spool: None,
         }
     }
 
-    /// Rows that will not be waited for any more: stored, refused for good, or
-    /// spooled at shutdown. Rows spilled during an outage are not: a task ends only
-    /// once its records are in the database.
-    fn settled_rows(&self) -> u64 {
-        self.stats.durable_rows + self.stats.rejected_rows + self.stats.spooled_rows
-            - self.spilled_unstored
+    /// Counts `rows` of `task` as settled (stored, refused, or spooled at shutdown).
+    fn settle(&mut self, task: TaskId, rows: u64) {
+        if let Some(left) = self.unsettled.get_mut(&task) {
+            *left = left.saturating_sub(rows);
+            if *left == 0 {
+                self.unsettled.remove(&task);
+            }
+        }
+    }
+
+    fn settle_batches(&mut self, batches: &[Arc<LogBatch>]) {
+        for batch in batches {
+            self.settle(batch.task_id, batch.entries.len() as u64);
+        }
     }
 
     fn wake_waiters(&mut self) {
-        let settled = self.settled_rows();
+        let unsettled = &self.unsettled;
         let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.waiters)
             .into_iter()
-            .partition(|(target, _)| *target <= settled);
+            .partition(|(task, _)| match task {
+                Some(task) => !unsettled.contains_key(task),
+                None => unsettled.is_empty(),
+            });
         self.waiters = waiting;
         for (_, tx) in ready {
             let _ = tx.send(());
@@ -284,6 +314,7 @@ impl LogSink {
         let kept = self.set_aside(&refused, &reason);
         self.gate.release(rows, bytes);
         self.stats.rejected_rows += rows as u64;
+        self.settle_batches(&refused);
         log::error!(
             "task_id={task} rows={rows} error=\"{reason}\" The database refuses this task's log records; {kept} the task is stopped. Other tasks are not affected."
         );
@@ -312,9 +343,11 @@ impl LogSink {
 
     /// Whether writes are failing or hanging while the buffer is full: time to spill.
     fn should_spill(&self) -> bool {
+        // A drain that takes its time is the database working, not failing.
+        let hanging = self.draining.is_none() && self.health.stuck(SPILL_AFTER);
         self.spool.is_some()
             && self.gate.is_full()
-            && (self.consecutive_failures > 0 || self.health.stuck(SPILL_AFTER))
+            && (self.consecutive_failures > 0 || hanging)
             && (!self.queue.is_empty() || (!self.writing.is_empty() && !self.spilled_writing))
     }
 
@@ -337,7 +370,10 @@ impl LogSink {
                 self.spool_unstored = true;
                 self.gate.release(rows, rows_and_bytes(all.iter()).1);
                 self.stats.spooled_rows += rows as u64;
-                self.spilled_unstored += rows as u64;
+                for batch in &all {
+                    *self.spilled.entry(batch.task_id).or_default() +=
+                        batch.entries.len() as u64;
+                }
                 log::warn!(
                     "rows={rows} path={} The database is not taking records and the buffer is full; they are spooled to disk and will be stored when it returns.",
                     spool.path().display()
@@ -371,7 +407,7 @@ impl LogSink {
         };
         self.in_flight = true;
         self.spool_unstored = false;
-        self.draining_rows = self.spilled_unstored;
+        self.draining = Some(std::mem::take(&mut self.spilled));
         self.health
             .writing_since
             .store(crate::logger::now_micros(), Ordering::Relaxed);
@@ -390,17 +426,23 @@ impl LogSink {
     ) {
         self.in_flight = false;
         self.health.writing_since.store(0, Ordering::Relaxed);
+        let drained = self.draining.take().unwrap_or_default();
         match result {
             Ok(done) => {
                 self.stats.unspooled_rows += done.rows as u64;
-                // Spilled while the drain ran, after it last looked: the next one.
-                let spilled_meanwhile = self.spool.as_ref().is_some_and(|s| s.path().exists());
-                self.spilled_unstored = if spilled_meanwhile {
+                // What was spilled while the drain ran is stored too unless a spool
+                // file is left (then the next drain stores it).
+                let mut stored = drained;
+                if self.spool.as_ref().is_some_and(|s| s.path().exists()) {
                     self.spool_unstored = true;
-                    self.spilled_unstored - self.draining_rows
                 } else {
-                    0
-                };
+                    for (task, rows) in self.spilled.drain() {
+                        *stored.entry(task).or_default() += rows;
+                    }
+                }
+                for (task, rows) in stored {
+                    self.settle(task, rows);
+                }
                 self.wake_waiters();
                 log::info!(
                     "rows={} The records spooled during the outage are now stored.",
@@ -414,6 +456,9 @@ impl LogSink {
                 self.maybe_flush(ctx);
             }
             Err(error) => {
+                for (task, rows) in drained {
+                    *self.spilled.entry(task).or_default() += rows;
+                }
                 self.spool_unstored = true;
                 self.write_failed(&error, 0, ctx);
             }
@@ -549,6 +594,7 @@ impl LogSink {
                 self.stats.durable_rows += rows as u64;
                 self.gate.release(rows, rows_and_bytes(taken.iter()).1);
                 self.report_durable(&taken);
+                self.settle_batches(&taken);
                 self.wake_waiters();
                 if self.isolating > 0
                     || self.queued_rows >= self.settings.batch_max_rows
@@ -665,6 +711,19 @@ impl Handler<AppendLogs> for LogSink {
             self.stats.rejected_rows += rows as u64;
             return;
         }
+        if let Some(spool) = &self.shutdown_spool {
+            match spool.write(std::slice::from_ref(&msg.batch), &[]) {
+                Ok(_) => {
+                    self.gate.release(rows, msg.batch.bytes());
+                    self.stats.spooled_rows += rows as u64;
+                    return;
+                }
+                Err(e) => log::error!(
+                    "rows={rows} error=\"{e}\" Records that arrived after the shutdown spool could not be spooled; they are kept in memory."
+                ),
+            }
+        }
+        *self.unsettled.entry(msg.batch.task_id).or_default() += rows as u64;
         self.queued_rows += rows;
         self.queue.push_back(msg.batch);
         if self.queued_rows >= self.settings.batch_max_rows || self.should_spill() {
@@ -676,13 +735,16 @@ impl Handler<AppendLogs> for LogSink {
 impl Handler<Flush> for LogSink {
     type Result = ResponseFuture<()>;
 
-    fn handle(&mut self, _: Flush, ctx: &mut Context<Self>) -> Self::Result {
-        let target = self.stats.appended_rows;
-        if self.settled_rows() >= target {
+    fn handle(&mut self, msg: Flush, ctx: &mut Context<Self>) -> Self::Result {
+        let settled = match msg.task {
+            Some(task) => !self.unsettled.contains_key(&task),
+            None => self.unsettled.is_empty(),
+        };
+        if settled {
             return Box::pin(async {});
         }
         let (tx, rx) = oneshot::channel();
-        self.waiters.push((target, tx));
+        self.waiters.push((msg.task, tx));
         self.maybe_flush(ctx);
         Box::pin(async move {
             let _ = rx.await;
@@ -699,9 +761,14 @@ impl Handler<SpoolAll> for LogSink {
         } else {
             self.writing.clone()
         };
-        all.extend(self.queue.drain(..));
-        let outcomes: Vec<(TaskId, TaskOutcome)> = self.outcomes.drain().collect();
+        all.extend(self.queue.iter().cloned());
+        let outcomes: Vec<(TaskId, TaskOutcome)> =
+            self.outcomes.iter().map(|(t, o)| (*t, o.clone())).collect();
+        // Nothing is taken out before it is on disk: a failed write keeps it all.
         let rows = msg.spool.write(&all, &outcomes)?;
+        self.queue.clear();
+        self.outcomes.clear();
+        self.health.outcomes.store(0, Ordering::Relaxed);
         if !outcomes.is_empty() {
             log::warn!(
                 "tasks={} Final task statuses the database did not take are spooled; they are written at the next start.",
@@ -709,12 +776,16 @@ impl Handler<SpoolAll> for LogSink {
             );
         }
         self.queued_rows = 0;
-        // What was spilled is now spooled for the next start as well.
-        self.spilled_unstored = 0;
+        // The batch in flight is spooled: its outcome no longer counts (it may land as
+        // well; the replay then skips its rows).
+        self.spilled_writing = !self.writing.is_empty();
         self.gate.release(rows, rows_and_bytes(all.iter()).1);
-        // Settled: they reach the database at the next start. The batch in flight may
-        // land as well; the replay then skips its rows.
+        // Settled, spilled records included: they reach the database at the next
+        // start. From now on whatever arrives goes to the spool at once.
         self.stats.spooled_rows += rows as u64;
+        self.unsettled.clear();
+        self.spilled.clear();
+        self.shutdown_spool = Some(msg.spool);
         self.wake_waiters();
         Ok(rows)
     }
@@ -725,9 +796,19 @@ impl Handler<OutcomePending> for LogSink {
 
     fn handle(&mut self, msg: OutcomePending, _: &mut Context<Self>) {
         match msg.outcome {
-            Some(outcome) => self.outcomes.insert(msg.task_id, outcome),
+            Some(outcome) => {
+                if let Some(spool) = &self.shutdown_spool {
+                    if spool.write(&[], &[(msg.task_id, outcome.clone())]).is_ok() {
+                        return;
+                    }
+                }
+                self.outcomes.insert(msg.task_id, outcome)
+            }
             None => self.outcomes.remove(&msg.task_id),
         };
+        self.health
+            .outcomes
+            .store(self.outcomes.len(), Ordering::Relaxed);
     }
 }
 

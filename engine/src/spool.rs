@@ -254,8 +254,12 @@ fn append_durably(dir: &Path, path: &Path, text: &[u8]) -> std::io::Result<()> {
     }
     std::fs::create_dir_all(dir)?;
     let mut file = OpenOptions::new().create(true).append(true).open(path)?;
-    file.write_all(text)?;
-    file.sync_all()?;
+    let before = file.metadata()?.len();
+    if let Err(e) = file.write_all(text).and_then(|()| file.sync_all()) {
+        // A part written would glue the next attempt's first line to a torn one.
+        let _ = file.set_len(before);
+        return Err(e);
+    }
     File::open(dir)?.sync_all()
 }
 

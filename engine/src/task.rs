@@ -213,7 +213,7 @@ impl TaskActor {
                     task_id: id,
                     outcome: Some(outcome.clone()),
                 });
-                let _ = sink.send(Flush).await;
+                let _ = sink.send(Flush { task: Some(id) }).await;
                 outcome.finished_at = Timestamp(now_micros());
                 let changed = retry_forever("finish task", || {
                     let outcome = outcome.clone();

@@ -383,7 +383,7 @@ async fn a_settings_change_reaches_a_running_task_within_a_second() {
     tokio::time::sleep(Duration::from_millis(700)).await;
     set_levels(&engine, LogLevel::Error, true).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let _ = engine.sink.send(engine::sink::Flush).await;
+    let _ = engine.sink.send(engine::sink::Flush { task: None }).await;
     let boundary = all_logs(&engine.db, task.id)
         .last()
         .map(|e| e.seq)

@@ -123,6 +123,7 @@ pub struct TokenStore {
     /// Bumped on every reload, so that open sessions re-check their token only
     /// when something may have changed.
     generation: Arc<std::sync::atomic::AtomicU64>,
+    reloading: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl TokenStore {
@@ -130,6 +131,7 @@ impl TokenStore {
         TokenStore {
             by_hash: Arc::default(),
             generation: Arc::default(),
+            reloading: Arc::default(),
             failures: Arc::new(failures),
         }
     }
@@ -174,8 +176,11 @@ impl TokenStore {
         self.generation.load(std::sync::atomic::Ordering::Acquire)
     }
 
-    /// Reloads the cache from the database.
+    /// Reloads the cache from the database. One reload at a time: a slow one that
+    /// read the table before a deletion must not finish after a later one and bring
+    /// the deleted token back.
     pub async fn reload(&self, db: &Db) -> storage::Result<()> {
+        let _one = self.reloading.lock().await;
         let stored = db.run(tokens::list_tokens).await?;
         self.replace_all(&stored);
         Ok(())

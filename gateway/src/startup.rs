@@ -369,14 +369,29 @@ fn spawn_change_listener(
     db: Db,
     settings: actix::Addr<engine::settings::SettingsActor>,
 ) {
+    use std::sync::atomic::{AtomicBool, Ordering};
     use storage::changes::{Change, Listener};
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Change>(8);
+    // One reload of each kind waits at most: a flag per kind is set when one is
+    // asked for and cleared when it starts, so the channel never fills.
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Change>(4);
+    let wanted = Arc::new([AtomicBool::new(false), AtomicBool::new(false)]);
+    let slot = |change: Change| match change {
+        Change::Tokens => 0,
+        Change::Settings => 1,
+    };
+    let receiver_gone = tx.clone();
+    let asked = wanted.clone();
+    let ask = move |change: Change| {
+        if !asked[slot(change)].swap(true, Ordering::AcqRel) {
+            let _ = tx.try_send(change);
+        }
+    };
     let spawned = std::thread::Builder::new()
         .name("tasklens-changes".into())
         .spawn(move || loop {
             let mut listener = match Listener::connect(&url) {
                 Ok(listener) => listener,
-                Err(_) if tx.is_closed() => return,
+                Err(_) if receiver_gone.is_closed() => return,
                 Err(e) => {
                     log::warn!("error=\"{e}\" Cannot listen for other nodes' changes; retrying.");
                     std::thread::sleep(Duration::from_secs(1));
@@ -384,24 +399,19 @@ fn spawn_change_listener(
                 }
             };
             for change in [Change::Tokens, Change::Settings] {
-                let _ = tx.try_send(change);
+                ask(change);
             }
             loop {
                 std::thread::sleep(Duration::from_millis(250));
                 match listener.poll() {
-                    Ok(changes) => {
-                        for change in changes {
-                            // Full means a reload is already on its way.
-                            let _ = tx.try_send(change);
-                        }
-                    }
-                    Err(_) if tx.is_closed() => return,
+                    Ok(changes) => changes.into_iter().for_each(&ask),
+                    Err(_) if receiver_gone.is_closed() => return,
                     Err(e) => {
                         log::warn!("error=\"{e}\" Lost the connection that hears other nodes' changes; reconnecting.");
                         break;
                     }
                 }
-                if tx.is_closed() {
+                if receiver_gone.is_closed() {
                     return;
                 }
             }
@@ -412,6 +422,7 @@ fn spawn_change_listener(
     }
     actix_web::rt::spawn(async move {
         while let Some(change) = rx.recv().await {
+            wanted[slot(change)].store(false, Ordering::Release);
             match change {
                 Change::Tokens => {
                     if let Err(e) = tokens.reload(&db).await {

@@ -35,12 +35,18 @@ impl Change {
     }
 }
 
-/// Tells every node listening (this one included) that `what` changed.
-pub fn announce(conn: &mut Conn, what: Change) -> Result<()> {
+/// Tells every node listening (this one included) that `what` changed. Called
+/// after the change is committed, so a failure here must not turn it into an error:
+/// it is logged, and other nodes catch up at their periodic refresh.
+pub fn announce(conn: &mut Conn, what: Change) {
     if let Conn::Postgres(c) = conn {
-        c.batch_execute(&format!("NOTIFY {CHANNEL}, '{}'", what.as_str()))?;
+        if let Err(e) = c.batch_execute(&format!("NOTIFY {CHANNEL}, '{}'", what.as_str())) {
+            log::warn!(
+                "error=\"{e}\" change={} Other nodes could not be told of a change; they see it at their next refresh.",
+                what.as_str()
+            );
+        }
     }
-    Ok(())
 }
 
 /// A connection of its own that listens for changes.

@@ -52,5 +52,6 @@ pub fn save_log_settings(conn: &mut Conn, value: &LogSettings) -> Result<()> {
         }
         Ok::<_, diesel::result::Error>(())
     }))?;
-    crate::changes::announce(conn, crate::changes::Change::Settings)
+    crate::changes::announce(conn, crate::changes::Change::Settings);
+    Ok(())
 }

@@ -79,7 +79,7 @@ pub fn insert_token(
         .on_conflict_do_nothing()
         .execute(c))?;
     if inserted == 1 {
-        announce(conn, Change::Tokens)?;
+        announce(conn, Change::Tokens);
     }
     Ok(inserted == 1)
 }
@@ -108,14 +108,15 @@ pub fn upsert_token(
             .execute(c)?;
         Ok::<_, diesel::result::Error>(())
     }))?;
-    announce(conn, Change::Tokens)
+    announce(conn, Change::Tokens);
+    Ok(())
 }
 
 /// Deletes the token called `name`. False when there was none.
 pub fn delete_token(conn: &mut Conn, name: &str) -> Result<bool> {
     let deleted = with_conn!(conn, c => diesel::delete(api_tokens::table.find(name)).execute(c))?;
     if deleted == 1 {
-        announce(conn, Change::Tokens)?;
+        announce(conn, Change::Tokens);
     }
     Ok(deleted == 1)
 }
@@ -135,7 +136,7 @@ pub enum TokenDeletion {
 pub fn delete_token_keeping_an_admin(conn: &mut Conn, name: &str) -> Result<TokenDeletion> {
     let deletion = delete_keeping_an_admin(conn, name)?;
     if deletion == TokenDeletion::Deleted {
-        announce(conn, Change::Tokens)?;
+        announce(conn, Change::Tokens);
     }
     Ok(deletion)
 }
