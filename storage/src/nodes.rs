@@ -130,6 +130,26 @@ fn reap_elected(
         for id in ids {
             let task = TaskId::from_slice(&id)
                 .ok_or_else(|| StorageError::Corrupt(format!("task id of {} bytes", id.len())))?;
+            // Ended only while its node is still silent: one that beat again since it
+            // was listed keeps its task.
+            let still_silent = nodes::table
+                .filter(nodes::heartbeat_at.lt(silent_since))
+                .select(nodes::id.nullable());
+            let ended = with_conn!(conn, c => diesel::update(
+                tasks::table
+                    .find(&id)
+                    .filter(tasks::status.eq_any(["queued", "running"]))
+                    .filter(tasks::node_id.eq_any(still_silent)),
+            )
+            .set((
+                tasks::status.eq(TaskStatus::Interrupted.as_str()),
+                tasks::finished_at.eq(now.as_micros()),
+                tasks::error.eq(&why),
+            ))
+            .execute(c))?;
+            if ended == 0 {
+                continue;
+            }
             let last: Option<i64> = with_conn!(conn, c => task_logs::table
                 .filter(task_logs::task_id.eq(&id))
                 .select(diesel::dsl::max(task_logs::seq))
@@ -149,23 +169,10 @@ fn reap_elected(
                     entries: std::slice::from_ref(&record),
                 }],
             )?;
-            let ended = with_conn!(conn, c => diesel::update(
-                tasks::table
-                    .find(&id)
-                    .filter(tasks::status.eq_any(["queued", "running"])),
-            )
-            .set((
-                tasks::status.eq(TaskStatus::Interrupted.as_str()),
-                tasks::finished_at.eq(now.as_micros()),
-                tasks::error.eq(&why),
-            ))
-            .execute(c))?;
-            if ended == 1 {
-                reaped.push(Reaped {
-                    node: node.clone(),
-                    task,
-                });
-            }
+            reaped.push(Reaped {
+                node: node.clone(),
+                task,
+            });
         }
     }
     let forget_before = now.as_micros() - FORGET_AFTER_MICROS;

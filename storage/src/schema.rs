@@ -67,4 +67,4 @@ diesel::table! {
 
 diesel::joinable!(task_logs -> tasks (task_id));
 diesel::joinable!(task_log_counts -> tasks (task_id));
-diesel::allow_tables_to_appear_in_same_query!(tasks, task_logs, task_log_counts);
+diesel::allow_tables_to_appear_in_same_query!(tasks, task_logs, task_log_counts, nodes);
