@@ -29,11 +29,11 @@ fn own_memory_kib(server: &Server) -> u64 {
         .unwrap();
     let (status, metrics) = common::http_get(server.port, "/metrics", Some(common::ADMIN));
     assert_eq!(status, 200);
-    let sqlite: u64 = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("tasklens_sqlite_memory_bytes "))
-        .and_then(|v| v.parse().ok())
-        .expect("tasklens_sqlite_memory_bytes");
+    assert!(
+        metrics.contains("\ntasklens_sqlite_memory_bytes "),
+        "{metrics}"
+    );
+    let sqlite = common::metric(&metrics, "tasklens_sqlite_memory_bytes") as u64;
     rss - sqlite / 1024
 }
 

@@ -5,26 +5,15 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{entries, stdout, wait_done, Server};
-use protocol::{TaskInfo, TaskStatus};
+use common::{entries, stdout, stored_seqs, task_info, wait_done, Server};
+use protocol::TaskStatus;
 use testkit::{backends, free_port, FreshDb};
-
-fn task(server: &Server, id: &str) -> TaskInfo {
-    serde_json::from_str(&stdout(&server.cli(&["task", id]))).unwrap()
-}
 
 /// The last stored seq (0 when none is).
 fn last_seq(server: &Server, id: &str) -> u64 {
     entries(&stdout(&server.cli(&["logs", id, "--tail", "1", "--json"])))
         .last()
         .map_or(0, |e| e.seq)
-}
-
-fn seqs(server: &Server, id: &str) -> Vec<u64> {
-    entries(&stdout(&server.cli(&["logs", id, "--json"])))
-        .iter()
-        .map(|e| e.seq)
-        .collect()
 }
 
 #[test]
@@ -57,9 +46,9 @@ fn a_killed_server_leaves_whole_prefixes_and_finished_tasks_complete() {
 
         let server = Server::start_on(&fresh.url, port, None);
         for id in &running {
-            let t = task(&server, id);
+            let t = task_info(&server, id);
             assert_eq!(t.status, TaskStatus::Interrupted, "{backend}: {t:?}");
-            let got = seqs(&server, id);
+            let got = stored_seqs(&server, id);
             assert!(!got.is_empty());
             assert_eq!(
                 got,
@@ -67,9 +56,9 @@ fn a_killed_server_leaves_whole_prefixes_and_finished_tasks_complete() {
                 "{backend}: records up to a point, without holes"
             );
         }
-        assert_eq!(task(&server, &finished).status, TaskStatus::Success);
+        assert_eq!(task_info(&server, &finished).status, TaskStatus::Success);
         assert_eq!(
-            seqs(&server, &finished).len(),
+            stored_seqs(&server, &finished).len(),
             2250,
             "every record of a finished task"
         );
@@ -78,6 +67,6 @@ fn a_killed_server_leaves_whole_prefixes_and_finished_tasks_complete() {
             .trim()
             .to_owned();
         assert_eq!(wait_done(&server, &after).status, TaskStatus::Success);
-        assert_eq!(seqs(&server, &after).len(), 300);
+        assert_eq!(stored_seqs(&server, &after).len(), 300);
     }
 }

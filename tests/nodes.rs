@@ -5,8 +5,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{entries, http_get, stdout, synthetic, wait_stored, Server, ADMIN};
-use protocol::{NodeInfo, TaskInfo, TaskStatus};
+use common::{
+    entries, http_get, stdout, stored_seqs, synthetic, task_info, wait_stored, Server, ADMIN,
+};
+use protocol::{NodeInfo, TaskStatus};
 use testkit::{free_port, FreshDb};
 
 fn node(url: &str, id: &str, spool: &std::path::Path) -> Server {
@@ -21,17 +23,6 @@ fn node(url: &str, id: &str, spool: &std::path::Path) -> Server {
             ("TASKLENS_SPOOL_DIR", spool.to_str().unwrap()),
         ],
     )
-}
-
-fn task(server: &Server, id: &str) -> TaskInfo {
-    serde_json::from_str(&stdout(&server.cli(&["task", id]))).unwrap()
-}
-
-fn seqs(server: &Server, id: &str) -> Vec<u64> {
-    entries(&stdout(&server.cli(&["logs", id, "--json"])))
-        .iter()
-        .map(|e| e.seq)
-        .collect()
 }
 
 fn nodes(server: &Server) -> Vec<(String, bool)> {
@@ -59,11 +50,11 @@ fn nodes_share_a_database_and_a_dead_nodes_tasks_end_on_a_survivor() {
     let n2 = node(&fresh.url, "n2", spools[1].path());
     let on_n2 = synthetic(&n2, 10_000_000, 2_000);
     wait_stored(&n2, &on_n2);
-    assert_eq!(task(&n2, &on_n1).status, TaskStatus::Running);
-    let before = seqs(&n2, &on_n1).len();
+    assert_eq!(task_info(&n2, &on_n1).status, TaskStatus::Running);
+    let before = stored_seqs(&n2, &on_n1).len();
     std::thread::sleep(Duration::from_millis(500));
     assert!(
-        seqs(&n2, &on_n1).len() > before,
+        stored_seqs(&n2, &on_n1).len() > before,
         "n1's task goes on logging"
     );
     assert_eq!(
@@ -77,7 +68,7 @@ fn nodes_share_a_database_and_a_dead_nodes_tasks_end_on_a_survivor() {
     n1.child.wait().unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     let ended = loop {
-        let t = task(&n2, &on_n1);
+        let t = task_info(&n2, &on_n1);
         if t.status.is_terminal() {
             break t;
         }
@@ -109,7 +100,7 @@ fn nodes_share_a_database_and_a_dead_nodes_tasks_end_on_a_survivor() {
         last.message.contains("node n1 stopped answering"),
         "{last:?}"
     );
-    assert_eq!(task(&n2, &on_n2).status, TaskStatus::Running);
+    assert_eq!(task_info(&n2, &on_n2).status, TaskStatus::Running);
     assert_eq!(
         nodes(&n2),
         [("n1".to_owned(), false), ("n2".to_owned(), true)]
@@ -118,7 +109,7 @@ fn nodes_share_a_database_and_a_dead_nodes_tasks_end_on_a_survivor() {
     // n1 coming back resolves nothing of n2's.
     drop(n1);
     let n1 = node(&fresh.url, "n1", spools[0].path());
-    assert_eq!(task(&n1, &on_n2).status, TaskStatus::Running);
+    assert_eq!(task_info(&n1, &on_n2).status, TaskStatus::Running);
     let on_n1_again = synthetic(&n1, 400, 10_000);
     assert_eq!(
         common::wait_done(&n1, &on_n1_again).status,

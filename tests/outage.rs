@@ -6,16 +6,11 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{entries, http_get as get, stdout, synthetic, wait_done, wait_stored, Server, ADMIN};
+use common::{
+    entries, http_get as get, metric, stdout, synthetic, wait_done, wait_stored, Server, ADMIN,
+};
 use protocol::TaskStatus;
 use testkit::{free_port, FreshDb, PgCluster};
-
-fn metric(text: &str, name: &str) -> f64 {
-    text.lines()
-        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
-        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
-        .unwrap_or(0.0)
-}
 
 #[test]
 fn postgresql_down_for_ten_seconds_loses_and_repeats_nothing() {

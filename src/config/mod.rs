@@ -827,4 +827,24 @@ mod tests {
             "{all}"
         );
     }
+
+    #[test]
+    fn node_ids_are_names_and_default_to_the_host() {
+        let config = load_env(&[]).unwrap();
+        assert!(!config.engine.node_id.is_empty());
+        let config = load_env(&[("TASKLENS_NODE_ID", "engine-2.eu:1")]).unwrap();
+        assert_eq!(config.engine.node_id, "engine-2.eu:1");
+        for bad in ["", "a b", "x/y", &"n".repeat(65)] {
+            let errors = load_env(&[("TASKLENS_NODE_ID", bad)]).unwrap_err();
+            assert!(
+                errors.join("\n").contains("node_id: "),
+                "{bad:?}: {errors:?}"
+            );
+        }
+        let errors = load_env(&[("TASKLENS_NODE_TIMEOUT_SECS", "2")]).unwrap_err();
+        assert!(
+            errors.join("\n").contains("node_timeout_secs"),
+            "{errors:?}"
+        );
+    }
 }

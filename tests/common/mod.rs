@@ -177,6 +177,30 @@ pub fn wait_stored(server: &Server, id: &str) {
     }
 }
 
+/// `tasklens task ID`.
+#[allow(dead_code)]
+pub fn task_info(server: &Server, id: &str) -> protocol::TaskInfo {
+    serde_json::from_str(&stdout(&server.cli(&["task", id]))).unwrap()
+}
+
+/// The seqs of every stored record of task `id`.
+#[allow(dead_code)]
+pub fn stored_seqs(server: &Server, id: &str) -> Vec<u64> {
+    entries(&stdout(&server.cli(&["logs", id, "--json"])))
+        .iter()
+        .map(|e| e.seq)
+        .collect()
+}
+
+/// The value of an unlabelled metric in Prometheus text (0 when absent).
+#[allow(dead_code)]
+pub fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0.0)
+}
+
 /// A plain HTTP GET (status, body), without a client library.
 pub fn http_get(port: u16, path: &str, token: Option<&str>) -> (u16, String) {
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
