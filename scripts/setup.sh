@@ -11,6 +11,8 @@ command -v cargo >/dev/null || { echo "setup: cargo not found; install a Rust to
 
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 want=(libpq-dev)
+# jemalloc (the server's allocator) is built from source with make.
+command -v make >/dev/null || want+=(make)
 if [ "$MODE" != run ]; then want+=(postgresql); fi
 if [ "$MODE" = test ]; then want+=(chromium chromium-driver); fi
 # The Python SDK's tests and benchmarks make a venv: any python3 (≥ 3.9) with venv

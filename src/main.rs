@@ -14,6 +14,10 @@ use clap::Parser;
 use cli::{commands, Cli, Command, ServeArgs};
 use engine::plugin::legacy;
 
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() {
     let cli = Cli::parse();
     let code = match cli.command {
