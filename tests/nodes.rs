@@ -12,26 +12,34 @@ use protocol::{NodeInfo, TaskStatus};
 use testkit::{free_port, FreshDb};
 
 fn node(url: &str, id: &str, spool: &std::path::Path) -> Server {
-    Server::launch_with(
-        url,
-        free_port(),
-        None,
-        &[
-            ("TASKLENS_LOG", "warn"),
-            ("TASKLENS_NODE_ID", id),
-            ("TASKLENS_NODE_TIMEOUT_SECS", "3"),
-            ("TASKLENS_SPOOL_DIR", spool.to_str().unwrap()),
-        ],
-    )
+    node_with(url, id, spool, &[])
+}
+
+fn node_with(url: &str, id: &str, spool: &std::path::Path, env: &[(&str, &str)]) -> Server {
+    let mut all = vec![
+        ("TASKLENS_LOG", "warn"),
+        ("TASKLENS_NODE_ID", id),
+        ("TASKLENS_NODE_TIMEOUT_SECS", "3"),
+        ("TASKLENS_SPOOL_DIR", spool.to_str().unwrap()),
+    ];
+    all.extend_from_slice(env);
+    Server::launch_with(url, free_port(), None, &all)
+}
+
+/// `GET /api/nodes` through `server`, by id.
+fn node_list(server: &Server) -> Vec<NodeInfo> {
+    let (status, body) = http_get(server.port, "/api/nodes", Some(ADMIN));
+    assert_eq!(status, 200, "{body}");
+    let mut nodes: Vec<NodeInfo> = serde_json::from_str(&body).unwrap();
+    nodes.sort_by(|a, b| a.id.cmp(&b.id));
+    nodes
 }
 
 fn nodes(server: &Server) -> Vec<(String, bool)> {
-    let (status, body) = http_get(server.port, "/api/nodes", Some(ADMIN));
-    assert_eq!(status, 200, "{body}");
-    let nodes: Vec<NodeInfo> = serde_json::from_str(&body).unwrap();
-    let mut alive: Vec<(String, bool)> = nodes.into_iter().map(|n| (n.id, n.alive)).collect();
-    alive.sort();
-    alive
+    node_list(server)
+        .into_iter()
+        .map(|n| (n.id, n.alive))
+        .collect()
 }
 
 #[test]
@@ -178,4 +186,90 @@ fn tokens_and_settings_changed_on_one_node_apply_on_the_others() {
     eventually(within, "n1's settings in force on n2", || {
         stdout(&n2.cli(&["settings"])).contains("task_log_level       WARNING")
     });
+}
+
+/// The running tasks each node reported at its last heartbeat, by id.
+fn running_by_node(server: &Server) -> Vec<(String, u64)> {
+    node_list(server)
+        .into_iter()
+        .map(|n| (n.id, n.running))
+        .collect()
+}
+
+#[test]
+fn one_queue_for_every_node_and_a_cancel_reaches_the_node_running_the_task() {
+    if std::env::var_os("TASKLENS_TEST_PG_URL").is_none() {
+        eprintln!("skipped: no PostgreSQL for tests (TASKLENS_TEST_PG_URL)");
+        return;
+    }
+    let within = Duration::from_secs(10);
+    let fresh = FreshDb::new("postgres");
+    let spools = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let one_at_a_time = |id: &str, spool: &std::path::Path| {
+        node_with(
+            &fresh.url,
+            id,
+            spool,
+            &[("TASKLENS_MAX_CONCURRENT_TASKS", "1")],
+        )
+    };
+    let n1 = one_at_a_time("n1", spools[0].path());
+    let n2 = one_at_a_time("n2", spools[1].path());
+    let status = |id: &str| task_info(&n1, id).status;
+
+    // n1 runs the first task; the second, submitted to n1 as well, runs on n2.
+    let first = synthetic(&n1, 10_000_000, 200);
+    wait_stored(&n1, &first);
+    let second = synthetic(&n1, 10_000_000, 200);
+    eventually(within, "the second task running", || {
+        status(&second) == TaskStatus::Running
+    });
+    eventually(within, "each node running one task", || {
+        running_by_node(&n1) == [("n1".to_owned(), 1), ("n2".to_owned(), 1)]
+    });
+    // Both nodes are full: the third waits, whichever node it was sent to.
+    let third = synthetic(&n2, 400, 10_000);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(status(&third), TaskStatus::Queued);
+
+    // Cancelled through n1, the second task ends on n2, which then takes the third.
+    let out = n1.cli(&["cancel", &second]);
+    assert!(out.status.success(), "{out:?}");
+    eventually(within, "the second task cancelled", || {
+        status(&second) == TaskStatus::Cancelled
+    });
+    assert_eq!(
+        common::wait_done(&n1, &third).status,
+        TaskStatus::Success,
+        "the third task ran once there was room"
+    );
+    assert_eq!(
+        stored_seqs(&n1, &third).len(),
+        300,
+        "its INFO-and-above records, stored by n2"
+    );
+    assert_eq!(status(&first), TaskStatus::Running);
+
+    // A task queued on a node that shuts down stays queued and runs elsewhere.
+    let fourth = synthetic(&n2, 10_000_000, 200);
+    eventually(within, "n2 running the fourth task", || {
+        status(&fourth) == TaskStatus::Running
+    });
+    let fifth = synthetic(&n2, 400, 10_000);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(status(&fifth), TaskStatus::Queued);
+    // SAFETY: signalling the server process this test started.
+    unsafe { libc::kill(n2.child.id() as i32, libc::SIGTERM) };
+    let mut n2 = n2;
+    assert!(n2.child.wait().unwrap().success());
+    assert_eq!(status(&fourth), TaskStatus::Interrupted);
+    assert_eq!(status(&fifth), TaskStatus::Queued);
+    let out = n1.cli(&["cancel", &first]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        common::wait_done(&n1, &fifth).status,
+        TaskStatus::Success,
+        "n1 took the task n2 left queued"
+    );
+    assert_eq!(status(&first), TaskStatus::Cancelled);
 }

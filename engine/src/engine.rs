@@ -132,7 +132,7 @@ impl Engine {
             .await?;
         if interrupted > 0 {
             log::warn!(
-                "tasks={interrupted} Tasks left queued or running by the previous run are now marked interrupted."
+                "tasks={interrupted} Tasks left running by the previous run are now marked interrupted."
             );
         }
         let live = LiveSettings::new(loaded);
@@ -169,6 +169,7 @@ impl Engine {
             handover_interval: Duration::from_millis(settings.handover_interval_ms.max(1)),
             worker_grace: settings.worker_grace,
             node: Arc::from(settings.node_id.as_str()),
+            runs_builtin: true,
         }));
         crate::node::NodeActor::new(
             db.clone(),

@@ -1,20 +1,24 @@
 //! [`TaskManager`]: creates tasks, runs them (at most `max_concurrent_tasks` at once,
-//! the rest wait in a FIFO queue), cancels them and shuts them all down.
+//! the rest wait in the queue), cancels them and shuts them all down.
 //!
-//! State: the plugin registry, the running tasks' actors, the queue. Messages:
-//! [`StartTask`], [`RequestCancel`] and [`Shutdown`] from the gateway; [`TaskFinished`]
-//! from task actors. A task is stored as `queued` before `StartTask` replies, so its
-//! id is valid for every other endpoint at once. Backpressure: the queue is where
-//! tasks wait, at most `max_queued_tasks` of them, and a viewer may have at most
-//! `max_tasks_per_viewer` queued or running; params are at most
+//! State: the plugin registry, the running tasks' actors, the places held by claims
+//! under way. Messages: [`StartTask`], [`RequestCancel`] and [`Shutdown`] from the
+//! gateway; [`ClaimQueued`] and [`CancelRequested`] from other nodes; [`TaskFinished`]
+//! from task actors. The queue is the database's (`storage::queue`), shared by every
+//! node: a task is stored `queued` before `StartTask` replies, so its id is valid for
+//! every other endpoint at once, and a node claims queued tasks whenever it has room
+//! for their plugin (at a task's end, a worker's arrival, another node's notice and a
+//! slow poll). Backpressure: at most `max_queued_tasks` tasks wait, and a viewer may
+//! have at most `max_tasks_per_viewer` queued or running; params are at most
 //! [`MAX_PARAMS_BYTES`]. Records are bounded by the sink's gate, not here.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
 use protocol::{Role, TaskId, TaskInfo, TaskStatus, Timestamp};
+use storage::queue::{self, Admission, Refusal};
 use storage::tasks::{self, TaskOutcome};
 use storage::Db;
 use tokio::sync::oneshot;
@@ -73,8 +77,30 @@ pub struct Shutdown {
 #[rtype(result = "Vec<TaskId>")]
 pub struct ListRunning;
 
-struct Queued {
-    info: TaskInfo,
+/// Tasks wait in the queue (another node announced them): claim what there is room for.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct ClaimQueued;
+
+/// Another node was asked to cancel a task: cancel it if it runs here.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct CancelRequested {
+    pub task: TaskId,
+    pub by: Option<String>,
+}
+
+/// How often the queue is looked at without a notice: a safety net for notices
+/// missed while a node's listening connection was down.
+const QUEUE_POLL: Duration = Duration::from_secs(2);
+
+/// Room to claim queued tasks into: `limit` tasks of any of `plugins`, for the
+/// built-in plugins (`remote: None`) or for workers offering the one `remote` plugin.
+#[derive(Debug, Clone)]
+struct Want {
+    plugins: Vec<String>,
+    limit: usize,
+    remote: Option<String>,
 }
 
 /// A task whose actor runs.
@@ -100,13 +126,20 @@ pub struct TaskManager {
     pub(crate) running: HashMap<TaskId, Running>,
     /// Running tasks of built-in plugins.
     local_running: usize,
-    queue: VecDeque<Queued>,
+    /// Claims under way, and the places they hold until their tasks start.
+    claims: usize,
+    reserved_local: usize,
+    reserved_remote: HashMap<String, usize>,
+    /// A claim was asked for while one was under way.
+    claim_again: bool,
+    /// Cancels of tasks that may be in a claim under way.
+    cancel_on_claim: HashMap<TaskId, Option<String>>,
+    /// Remote plugins offered at the last look (to notice one no longer offered).
+    pub(crate) remote_plugins: HashSet<String>,
+    /// Whether this node runs built-in plugins (a gateway does not).
+    runs_builtin: bool,
     pub(crate) workers: Workers,
     pub(crate) worker_grace: Duration,
-    /// Tasks accepted and being stored, not yet in `queue`.
-    admitting: usize,
-    /// Queued or running (or being stored) tasks per creator.
-    pub(crate) active_by_creator: HashMap<String, usize>,
     max_concurrent: usize,
     max_queued: usize,
     max_per_viewer: usize,
@@ -131,6 +164,8 @@ pub struct ManagerParts {
     pub worker_grace: Duration,
     /// This node's id, recorded on every task it takes.
     pub node: Arc<str>,
+    /// Whether this node runs built-in plugins.
+    pub runs_builtin: bool,
 }
 
 impl TaskManager {
@@ -144,12 +179,16 @@ impl TaskManager {
             events: parts.events,
             running: HashMap::new(),
             local_running: 0,
-            queue: VecDeque::new(),
+            claims: 0,
+            reserved_local: 0,
+            reserved_remote: HashMap::new(),
+            claim_again: false,
+            cancel_on_claim: HashMap::new(),
+            remote_plugins: HashSet::new(),
+            runs_builtin: parts.runs_builtin,
             workers: Workers::default(),
             worker_grace: parts.worker_grace,
             node: parts.node,
-            admitting: 0,
-            active_by_creator: HashMap::new(),
             max_concurrent: parts.max_concurrent.max(1),
             max_queued: parts.max_queued.max(1),
             max_per_viewer: parts.max_per_viewer.max(1),
@@ -159,77 +198,144 @@ impl TaskManager {
         }
     }
 
-    /// Checks the queue and the creator's share before a task is accepted.
-    fn admit(&self, msg: &StartTask) -> Result<(), EngineError> {
-        let waiting = self.queue.len() + self.admitting;
-        if self.running.len() + waiting >= self.max_concurrent && waiting >= self.max_queued {
-            return Err(EngineError::QueueFull { queued: waiting });
+    /// What this node has room to claim now, less what claims under way hold.
+    fn wants(&self) -> Vec<Want> {
+        let mut wants = Vec::new();
+        let free = self
+            .max_concurrent
+            .saturating_sub(self.local_running + self.reserved_local);
+        if self.runs_builtin && free > 0 {
+            wants.push(Want {
+                plugins: self.registry.names(),
+                limit: free,
+                remote: None,
+            });
         }
-        if msg.role != Role::Admin {
-            let who = msg.created_by.clone().unwrap_or_default();
-            let active = self.active_by_creator.get(&who).copied().unwrap_or(0);
-            if active >= self.max_per_viewer {
-                return Err(EngineError::TooManyTasks { who, active });
+        for (plugin, free) in self.workers.free_by_plugin() {
+            let free = free.saturating_sub(self.reserved_remote.get(&plugin).copied().unwrap_or(0));
+            if free > 0 {
+                wants.push(Want {
+                    plugins: vec![plugin.clone()],
+                    limit: free,
+                    remote: Some(plugin),
+                });
             }
         }
-        Ok(())
+        wants
     }
 
-    /// A task of `creator` left the queue or ended.
-    pub(crate) fn release(&mut self, creator: Option<&String>) {
-        if let Some(who) = creator {
-            if let Some(n) = self.active_by_creator.get_mut(who) {
-                *n -= 1;
-                if *n == 0 {
-                    self.active_by_creator.remove(who);
+    fn hold(&mut self, wants: &[Want]) {
+        self.claims += 1;
+        for want in wants {
+            match &want.remote {
+                None => self.reserved_local += want.limit,
+                Some(plugin) => {
+                    *self.reserved_remote.entry(plugin.clone()).or_default() += want.limit
                 }
             }
         }
     }
 
-    /// Starts what may start: tasks of built-in plugins while fewer than
-    /// `max_concurrent` run, tasks of remote plugins while a worker offering them has
-    /// a free place; each kind in queue order.
-    pub(crate) fn start_queued(&mut self, ctx: &mut Context<Self>) {
-        let mut i = 0;
-        while i < self.queue.len() && !self.shutting_down {
-            let name = &self.queue[i].info.plugin;
-            if let Some(plugin) = self.registry.get(name) {
-                if self.local_running < self.max_concurrent {
-                    let Queued { info } = self.queue.remove(i).expect("index is valid");
-                    let cancel = CancelToken::new();
-                    let logger = self.new_logger(info.id, &cancel);
-                    self.launch(info, plugin, logger, cancel, ctx);
-                    continue;
+    fn unhold(&mut self, wants: &[Want], ctx: &mut Context<Self>) {
+        self.claims -= 1;
+        for want in wants {
+            match &want.remote {
+                None => self.reserved_local -= want.limit,
+                Some(plugin) => {
+                    if let Some(n) = self.reserved_remote.get_mut(plugin) {
+                        *n -= want.limit;
+                        if *n == 0 {
+                            self.reserved_remote.remove(plugin);
+                        }
+                    }
                 }
-            } else if let Some(worker) = self.workers.pick(name) {
-                let Queued { info } = self.queue.remove(i).expect("index is valid");
+            }
+        }
+        if self.claims == 0 {
+            self.cancel_on_claim.clear();
+            if std::mem::take(&mut self.claim_again) {
+                self.claim_queued(ctx);
+            }
+        }
+    }
+
+    /// Claims queued tasks this node has room for and starts them; one claim at a
+    /// time (one asked for meanwhile follows it).
+    pub(crate) fn claim_queued(&mut self, ctx: &mut Context<Self>) {
+        if self.shutting_down {
+            return;
+        }
+        if self.claims > 0 {
+            self.claim_again = true;
+            return;
+        }
+        let wants = self.wants();
+        if wants.is_empty() {
+            return;
+        }
+        self.hold(&wants);
+        let (db, node, asked) = (self.db.clone(), self.node.clone(), wants.clone());
+        ctx.spawn(
+            async move { db.run(move |c| claim_all(c, &node, &asked)).await }
+                .into_actor(self)
+                .map(move |claimed, act, ctx| {
+                    match claimed {
+                        Ok(claimed) => act.start_claimed(claimed, ctx),
+                        Err(e) => log::warn!(
+                            "error=\"{e}\" Could not claim queued tasks; trying again shortly."
+                        ),
+                    }
+                    act.unhold(&wants, ctx);
+                }),
+        );
+    }
+
+    /// Starts tasks just claimed; those it cannot start now go back to the queue.
+    fn start_claimed(&mut self, claimed: Vec<TaskInfo>, ctx: &mut Context<Self>) {
+        let mut back = Vec::new();
+        for info in claimed {
+            if let Some(by) = self.cancel_on_claim.remove(&info.id) {
+                let reason = match by {
+                    Some(who) => format!("cancelled by {who} before it started"),
+                    None => "cancelled before it started".into(),
+                };
+                self.end_queued(info, TaskStatus::Cancelled, reason);
+            } else if self.shutting_down {
+                back.push(info.id);
+            } else if let Some(plugin) = self.registry.get(&info.plugin) {
+                let cancel = CancelToken::new();
+                let logger = self.new_logger(info.id, &cancel);
+                self.launch(info, plugin, logger, cancel, ctx);
+            } else if let Some(worker) = self.workers.pick(&info.plugin) {
                 self.launch_remote(info, worker, false, ctx);
-                continue;
+            } else {
+                back.push(info.id);
             }
-            i += 1;
+        }
+        if !back.is_empty() {
+            let (db, node) = (self.db.clone(), self.node.clone());
+            actix::spawn(async move {
+                if let Err(e) = db.run(move |c| queue::release(c, &node, &back)).await {
+                    log::warn!("error=\"{e}\" Could not put claimed tasks back in the queue; they go back when this node restarts or is declared dead.");
+                }
+            });
         }
     }
 
-    /// Takes the queued tasks whose plugin is neither built in nor offered by any
-    /// worker.
-    pub(crate) fn take_orphaned(&mut self) -> Vec<TaskInfo> {
-        let (registry, workers) = (&self.registry, &self.workers);
-        let mut taken = Vec::new();
-        self.queue.retain(|q| {
-            let keep = registry.contains(&q.info.plugin) || workers.offered(&q.info.plugin);
-            if !keep {
-                taken.push(q.info.clone());
-            }
-            keep
+    /// Cancels `id` if it runs here.
+    fn cancel_running(&self, id: TaskId, by: &Option<String>) -> bool {
+        let Some(Running { actor, .. }) = self.running.get(&id) else {
+            return false;
+        };
+        actor.do_send(Cancel {
+            reason: CancelReason::Requested { by: by.clone() },
         });
-        taken
+        true
     }
 
     /// Ends a task that never ran (no longer queued): stores its final status and
     /// tells watchers.
     pub(crate) fn end_queued(&mut self, mut info: TaskInfo, status: TaskStatus, reason: String) {
-        self.release(info.created_by.as_ref());
         let outcome = TaskOutcome {
             status,
             finished_at: Timestamp(now_micros()),
@@ -304,6 +410,15 @@ impl TaskManager {
     }
 }
 
+/// Claims for `node` what `wants` has room for.
+fn claim_all(c: &mut storage::Conn, node: &str, wants: &[Want]) -> storage::Result<Vec<TaskInfo>> {
+    let mut claimed = Vec::new();
+    for want in wants {
+        claimed.extend(queue::claim(c, node, &want.plugins, want.limit)?);
+    }
+    Ok(claimed)
+}
+
 /// A task as created, queued.
 pub(crate) fn new_task(
     plugin: &str,
@@ -327,6 +442,13 @@ pub(crate) fn new_task(
 
 impl Actor for TaskManager {
     type Context = Context<Self>;
+
+    /// Takes what waits (left by a previous run or by other nodes), then looks again
+    /// now and then.
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.claim_queued(ctx);
+        ctx.run_interval(QUEUE_POLL, |act, ctx| act.claim_queued(ctx));
+    }
 }
 
 impl Handler<StartTask> for TaskManager {
@@ -352,7 +474,6 @@ impl Handler<StartTask> for TaskManager {
                     max: MAX_PARAMS_BYTES,
                 });
             }
-            self.admit(&msg)?;
             match (&plugin, offer) {
                 (Some(plugin), _) => plugin.validate(&msg.params),
                 (None, Some(offer)) => {
@@ -374,92 +495,154 @@ impl Handler<StartTask> for TaskManager {
             Ok(info) => info,
             Err(e) => return Box::pin(fut::ready(Err(e))),
         };
-        self.admitting += 1;
-        if let Some(who) = &info.created_by {
-            *self.active_by_creator.entry(who.clone()).or_default() += 1;
-        }
-        let db = self.db.clone();
-        let stored = info.clone();
-        let node = self.node.clone();
+        let admission = Admission {
+            max_waiting: self.max_queued,
+            max_per_creator: (msg.role != Role::Admin).then_some(self.max_per_viewer),
+        };
+        // The new task is claimed in the same trip when there is room for it.
+        let wants = if self.shutting_down {
+            Vec::new()
+        } else {
+            self.wants()
+        };
+        self.hold(&wants);
+        let (db, node, asked, stored) = (
+            self.db.clone(),
+            self.node.clone(),
+            wants.clone(),
+            info.clone(),
+        );
         Box::pin(
             async move {
-                db.run(move |c| tasks::insert_task(c, &stored, Some(&node)))
-                    .await
+                db.run(move |c| match queue::enqueue(c, &stored, admission)? {
+                    Err(refusal) => Ok(Err(refusal)),
+                    Ok(()) => {
+                        let claimed = claim_all(c, &node, &asked)?;
+                        if !claimed.iter().any(|t| t.id == stored.id) {
+                            queue::announce_waiting(c);
+                        }
+                        Ok(Ok(claimed))
+                    }
+                })
+                .await
             }
             .into_actor(self)
-            .map(move |inserted, act, ctx| {
-                act.admitting -= 1;
-                if inserted.is_err() {
-                    act.release(info.created_by.as_ref());
+            .map(move |queued, act, ctx| {
+                let queued = queued.map_err(EngineError::from).and_then(|q| {
+                    q.map_err(|refusal| match refusal {
+                        Refusal::QueueFull { waiting } => {
+                            EngineError::QueueFull { queued: waiting }
+                        }
+                        Refusal::TooManyTasks { active } => EngineError::TooManyTasks {
+                            who: info.created_by.clone().unwrap_or_default(),
+                            active,
+                        },
+                    })
+                });
+                let result = queued.map(|claimed| {
+                    act.events.status_changed(&info);
+                    let taken = claimed.iter().any(|t| t.id == info.id);
+                    act.start_claimed(claimed, ctx);
+                    (info, taken)
+                });
+                act.unhold(&wants, ctx);
+                let (info, taken) = result?;
+                if !taken {
+                    // No room in this trip (or a claim under way held it): look again
+                    // once there is.
+                    act.claim_queued(ctx);
                 }
-                inserted?;
-                if act.shutting_down {
-                    // Shutdown began while the task was being stored.
-                    act.end_queued(
-                        info,
-                        TaskStatus::Interrupted,
-                        "the server shut down before the task started".into(),
-                    );
-                    return Err(EngineError::ShuttingDown);
-                }
-                act.events.status_changed(&info);
-                act.queue.push_back(Queued { info: info.clone() });
-                act.start_queued(ctx);
                 Ok(info)
             }),
         )
     }
 }
 
+/// Where a cancel found its task.
+enum Found {
+    /// Queued, unclaimed, and now cancelled.
+    Cancelled(Option<TaskInfo>),
+    /// Claimed by this node.
+    Here,
+    /// Claimed by another node, which has been asked to cancel it.
+    Elsewhere,
+    Gone(Option<TaskStatus>),
+}
+
 impl Handler<RequestCancel> for TaskManager {
     type Result = ResponseActFuture<Self, Result<CancelOutcome, EngineError>>;
 
     fn handle(&mut self, msg: RequestCancel, _: &mut Context<Self>) -> Self::Result {
-        if let Some(Running { actor, .. }) = self.running.get(&msg.id) {
-            actor.do_send(Cancel {
-                reason: CancelReason::Requested { by: msg.by },
-            });
+        if self.cancel_running(msg.id, &msg.by) {
             return Box::pin(fut::ready(Ok(CancelOutcome::Requested)));
         }
-        let db = self.db.clone();
-        let id = msg.id;
-        if let Some(pos) = self.queue.iter().position(|q| q.info.id == id) {
-            let Queued { mut info } = self.queue.remove(pos).expect("position is valid");
-            self.release(info.created_by.as_ref());
-            let outcome = TaskOutcome {
-                status: TaskStatus::Cancelled,
-                finished_at: Timestamp(now_micros()),
-                result: None,
-                error: Some(match &msg.by {
-                    Some(who) => format!("cancelled by {who} before it started"),
-                    None => "cancelled before it started".into(),
-                }),
-            };
-            let written = outcome.clone();
-            return Box::pin(
-                async move { db.run(move |c| tasks::finish_task(c, id, &written)).await }
-                    .into_actor(self)
-                    .map(move |res, act, _| {
-                        res?;
-                        info.status = outcome.status;
-                        info.finished_at = Some(outcome.finished_at);
-                        info.error = outcome.error;
+        let (db, me, id, by) = (self.db.clone(), self.node.clone(), msg.id, msg.by.clone());
+        let outcome = TaskOutcome {
+            status: TaskStatus::Cancelled,
+            finished_at: Timestamp(now_micros()),
+            result: None,
+            error: Some(match &msg.by {
+                Some(who) => format!("cancelled by {who} before it started"),
+                None => "cancelled before it started".into(),
+            }),
+        };
+        let found = move |c: &mut storage::Conn| -> storage::Result<Found> {
+            // A claim may take it between the two looks; then the second finds its node.
+            for _ in 0..3 {
+                if queue::end_unclaimed(c, id, &outcome)? {
+                    return Ok(Found::Cancelled(tasks::get_task(c, id)?));
+                }
+                match queue::owner(c, id)? {
+                    Ok(None) => continue,
+                    Ok(Some(node)) if *node == *me => return Ok(Found::Here),
+                    Ok(Some(_)) => {
+                        queue::ask_owner_to_cancel(c, id, by);
+                        return Ok(Found::Elsewhere);
+                    }
+                    Err(status) => return Ok(Found::Gone(status)),
+                }
+            }
+            Ok(Found::Elsewhere)
+        };
+        Box::pin(
+            async move { db.run(found).await }
+                .into_actor(self)
+                .map(move |found, act, _| match found? {
+                    Found::Cancelled(Some(info)) => {
                         act.events.status_changed(&info);
                         Ok(CancelOutcome::Cancelled(info))
-                    }),
-            );
-        }
-        Box::pin(
-            async move { db.run(move |c| tasks::get_task(c, id)).await }
-                .into_actor(self)
-                .map(move |found, _, _| match found? {
-                    None => Err(EngineError::TaskNotFound(id)),
-                    Some(task) => Err(EngineError::TaskEnded {
-                        id,
-                        status: task.status,
-                    }),
+                    }
+                    Found::Cancelled(None) | Found::Gone(None) => {
+                        Err(EngineError::TaskNotFound(id))
+                    }
+                    Found::Here => {
+                        if !act.cancel_running(id, &msg.by) {
+                            act.cancel_on_claim.insert(id, msg.by);
+                        }
+                        Ok(CancelOutcome::Requested)
+                    }
+                    Found::Elsewhere => Ok(CancelOutcome::Requested),
+                    Found::Gone(Some(status)) => Err(EngineError::TaskEnded { id, status }),
                 }),
         )
+    }
+}
+
+impl Handler<CancelRequested> for TaskManager {
+    type Result = ();
+
+    fn handle(&mut self, msg: CancelRequested, _: &mut Context<Self>) {
+        if !self.cancel_running(msg.task, &msg.by) && self.claims > 0 {
+            self.cancel_on_claim.insert(msg.task, msg.by);
+        }
+    }
+}
+
+impl Handler<ClaimQueued> for TaskManager {
+    type Result = ();
+
+    fn handle(&mut self, _: ClaimQueued, ctx: &mut Context<Self>) {
+        self.claim_queued(ctx);
     }
 }
 
@@ -474,8 +657,7 @@ impl Handler<TaskFinished> for TaskManager {
             }
         }
         self.remote_finished(&msg.task);
-        self.release(msg.task.created_by.as_ref());
-        self.start_queued(ctx);
+        self.claim_queued(ctx);
         self.resolve_shutdown_if_idle();
     }
 }
@@ -490,7 +672,7 @@ impl Handler<Shutdown> for TaskManager {
                 running.actor.do_send(ForceEnd);
             }
         });
-        let queued: Vec<TaskInfo> = self.queue.drain(..).map(|q| q.info).collect();
+        // Tasks still queued stay in the queue, for another node or the next start.
         for running in self.running.values() {
             running.actor.do_send(Cancel {
                 reason: CancelReason::Shutdown,
@@ -499,29 +681,7 @@ impl Handler<Shutdown> for TaskManager {
         let (tx, rx) = oneshot::channel();
         self.shutdown_waiters.push(tx);
         self.resolve_shutdown_if_idle();
-        let db = self.db.clone();
-        let events = self.events.clone();
         Box::pin(async move {
-            for mut info in queued {
-                let outcome = TaskOutcome {
-                    status: TaskStatus::Interrupted,
-                    finished_at: Timestamp(now_micros()),
-                    result: None,
-                    error: Some("the server shut down before the task started".into()),
-                };
-                let written = outcome.clone();
-                let id = info.id;
-                if db
-                    .run(move |c| tasks::finish_task(c, id, &written))
-                    .await
-                    .is_ok()
-                {
-                    info.status = outcome.status;
-                    info.finished_at = Some(outcome.finished_at);
-                    info.error = outcome.error;
-                    events.status_changed(&info);
-                }
-            }
             let _ = rx.await;
         })
     }

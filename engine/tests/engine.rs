@@ -839,35 +839,63 @@ async fn retention_deletes_old_finished_tasks_periodically() {
     );
 }
 
+/// A previous run's running tasks end interrupted; what waited in the queue (and
+/// what it had claimed but not started) runs now.
 #[actix_rt::test]
-async fn unfinished_tasks_of_a_previous_run_become_interrupted() {
+async fn a_previous_runs_running_tasks_are_interrupted_and_its_queue_runs() {
     for backend in backends() {
         let fresh = FreshDb::new(backend);
         let db = connect(&fresh.url);
-        let id = TaskId(uuid::Uuid::new_v4());
-        let stale = TaskInfo {
-            id,
+        let task = |status, started| TaskInfo {
+            id: TaskId(uuid::Uuid::now_v7()),
             plugin: "synthetic".into(),
-            params: serde_json::json!({}),
-            status: TaskStatus::Running,
+            params: serde_json::json!({"count": 10}),
+            status,
             created_at: protocol::Timestamp(1),
-            started_at: Some(protocol::Timestamp(2)),
+            started_at: started,
             finished_at: None,
             result: None,
             error: None,
             created_by: None,
             params_omitted: false,
         };
-        db.run_blocking(|c| storage::tasks::insert_task(c, &stale, None))
-            .unwrap();
+        let stale = task(TaskStatus::Running, Some(protocol::Timestamp(2)));
+        let waiting = task(TaskStatus::Queued, None);
+        let claimed = task(TaskStatus::Queued, None);
+        let elsewhere = task(TaskStatus::Running, Some(protocol::Timestamp(2)));
+        for (t, node) in [
+            (&stale, None),
+            (&waiting, None),
+            (&claimed, Some("local")),
+            (&elsewhere, Some("other")),
+        ] {
+            db.run_blocking(|c| storage::tasks::insert_task(c, t, node))
+                .unwrap();
+        }
         let engine = start(db).await;
-        let task = engine
-            .db
-            .run(move |c| storage::tasks::get_task(c, id))
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(task.status, TaskStatus::Interrupted, "{backend}");
+        let status = |id: TaskId| {
+            let db = engine.db.clone();
+            async move {
+                db.run(move |c| storage::tasks::get_task(c, id))
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .status
+            }
+        };
+        assert_eq!(status(stale.id).await, TaskStatus::Interrupted, "{backend}");
+        assert_eq!(status(elsewhere.id).await, TaskStatus::Running, "{backend}");
+        for queued in [waiting.id, claimed.id] {
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
+            while status(queued).await != TaskStatus::Success {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{backend}: {queued} did not run"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            assert_eq!(all_logs(&engine.db, queued).len(), 7, "{backend}");
+        }
     }
 }
 

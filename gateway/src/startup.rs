@@ -185,6 +185,7 @@ impl Application {
                 tokens.clone(),
                 db.clone(),
                 engine.settings.clone(),
+                engine.manager.clone(),
             );
         }
 
@@ -368,6 +369,7 @@ fn spawn_change_listener(
     tokens: TokenStore,
     db: Db,
     settings: actix::Addr<engine::settings::SettingsActor>,
+    manager: actix::Addr<engine::manager::TaskManager>,
 ) {
     use std::sync::atomic::{AtomicBool, Ordering};
     use storage::changes::{Change, Listener};
@@ -375,15 +377,23 @@ fn spawn_change_listener(
     // asked for and cleared when it starts, so the channel never fills.
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Change>(4);
     let wanted = Arc::new([AtomicBool::new(false), AtomicBool::new(false)]);
-    let slot = |change: Change| match change {
-        Change::Tokens => 0,
+    let slot = |change: &Change| match change {
         Change::Settings => 1,
+        _ => 0,
     };
     let receiver_gone = tx.clone();
     let asked = wanted.clone();
-    let ask = move |change: Change| {
-        if !asked[slot(change)].swap(true, Ordering::AcqRel) {
-            let _ = tx.try_send(change);
+    // Queue notices go straight to the task manager, which claims one batch at a
+    // time whatever the number of notices.
+    let ask = move |change: Change| match change {
+        Change::Queued => manager.do_send(engine::manager::ClaimQueued),
+        Change::Cancel { task, by } => {
+            manager.do_send(engine::manager::CancelRequested { task, by });
+        }
+        Change::Tokens | Change::Settings => {
+            if !asked[slot(&change)].swap(true, Ordering::AcqRel) {
+                let _ = tx.try_send(change);
+            }
         }
     };
     let spawned = std::thread::Builder::new()
@@ -398,7 +408,7 @@ fn spawn_change_listener(
                     continue;
                 }
             };
-            for change in [Change::Tokens, Change::Settings] {
+            for change in [Change::Tokens, Change::Settings, Change::Queued] {
                 ask(change);
             }
             loop {
@@ -422,7 +432,7 @@ fn spawn_change_listener(
     }
     actix_web::rt::spawn(async move {
         while let Some(change) = rx.recv().await {
-            wanted[slot(change)].store(false, Ordering::Release);
+            wanted[slot(&change)].store(false, Ordering::Release);
             match change {
                 Change::Tokens => {
                     if let Err(e) = tokens.reload(&db).await {
@@ -430,6 +440,7 @@ fn spawn_change_listener(
                     }
                 }
                 Change::Settings => settings.do_send(engine::settings::ReloadLogSettings),
+                Change::Queued | Change::Cancel { .. } => {}
             }
         }
     });

@@ -1,10 +1,13 @@
-//! Telling the other nodes on a PostgreSQL database that tokens or settings changed
-//! (`NOTIFY tasklens_changes`), and hearing them ([`Listener`]). On SQLite there is
-//! one server, so there is no one to tell.
+//! Telling the other nodes on a PostgreSQL database that tokens or settings changed,
+//! that tasks wait in the queue or that one of theirs is to be cancelled (`NOTIFY
+//! tasklens_changes`), and hearing them ([`Listener`]). On SQLite there is one
+//! server, so there is no one to tell.
 
 use diesel::connection::SimpleConnection;
 use diesel::pg::PgConnection;
-use diesel::Connection;
+use diesel::sql_types::Text;
+use diesel::{Connection, RunQueryDsl};
+use protocol::TaskId;
 
 use crate::db::Conn;
 use crate::Result;
@@ -12,17 +15,39 @@ use crate::Result;
 const CHANNEL: &str = "tasklens_changes";
 
 /// What changed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Change {
     Tokens,
     Settings,
+    /// Tasks wait in the queue: nodes with room claim them.
+    Queued,
+    /// The node running `task` is to cancel it.
+    Cancel {
+        task: TaskId,
+        by: Option<String>,
+    },
 }
 
+/// NOTIFY payloads are limited to 8000 bytes; a name is cut well before that.
+const MAX_BY_BYTES: usize = 256;
+
 impl Change {
-    fn as_str(self) -> &'static str {
+    fn payload(&self) -> String {
         match self {
-            Change::Tokens => "tokens",
-            Change::Settings => "settings",
+            Change::Tokens => "tokens".into(),
+            Change::Settings => "settings".into(),
+            Change::Queued => "queued".into(),
+            Change::Cancel { task, by } => {
+                let mut by = by.clone().unwrap_or_default();
+                if by.len() > MAX_BY_BYTES {
+                    let mut end = MAX_BY_BYTES;
+                    while !by.is_char_boundary(end) {
+                        end -= 1;
+                    }
+                    by.truncate(end);
+                }
+                format!("cancel {task} {by}")
+            }
         }
     }
 
@@ -30,7 +55,15 @@ impl Change {
         match payload {
             "tokens" => Some(Change::Tokens),
             "settings" => Some(Change::Settings),
-            _ => None,
+            "queued" => Some(Change::Queued),
+            _ => {
+                let rest = payload.strip_prefix("cancel ")?;
+                let (task, by) = rest.split_once(' ')?;
+                Some(Change::Cancel {
+                    task: task.parse().ok()?,
+                    by: (!by.is_empty()).then(|| by.to_owned()),
+                })
+            }
         }
     }
 }
@@ -40,10 +73,13 @@ impl Change {
 /// it is logged, and other nodes catch up at their periodic refresh.
 pub fn announce(conn: &mut Conn, what: Change) {
     if let Conn::Postgres(c) = conn {
-        if let Err(e) = c.batch_execute(&format!("NOTIFY {CHANNEL}, '{}'", what.as_str())) {
+        let sent = diesel::sql_query("SELECT pg_notify($1, $2)")
+            .bind::<Text, _>(CHANNEL)
+            .bind::<Text, _>(what.payload())
+            .execute(&mut **c);
+        if let Err(e) = sent {
             log::warn!(
-                "error=\"{e}\" change={} Other nodes could not be told of a change; they see it at their next refresh.",
-                what.as_str()
+                "error=\"{e}\" change={what:?} Other nodes could not be told of a change; they see it at their next refresh."
             );
         }
     }

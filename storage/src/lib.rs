@@ -6,7 +6,8 @@
 //! - [`schema`] / [`models`]: the diesel schema shared by both backends and the row types.
 //! - [`logs`]: batch insert of log records (multi-row `INSERT` on SQLite, `COPY` on
 //!   PostgreSQL, idempotent on retry), filtered keyset paging and per-source counts.
-//! - [`tasks`], [`settings`], [`tokens`], [`nodes`]: the other tables.
+//! - [`tasks`], [`settings`], [`tokens`], [`nodes`]: the other tables; [`queue`]: the
+//!   queue every node takes tasks from.
 //!
 //! Functions here are plain and synchronous over a [`Conn`]; none of them knows about
 //! actors or HTTP.
@@ -17,6 +18,7 @@ pub mod error;
 pub mod logs;
 pub mod models;
 pub mod nodes;
+pub mod queue;
 pub mod schema;
 pub mod settings;
 pub mod tasks;

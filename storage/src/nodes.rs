@@ -75,8 +75,9 @@ pub struct Reaped {
     pub task: TaskId,
 }
 
-/// Ends, as `interrupted` with a `system` record saying why, the unfinished tasks
-/// of every other node silent for longer than `timeout_micros`. On PostgreSQL one
+/// Ends, as `interrupted` with a `system` record saying why, the running tasks of
+/// every other node silent for longer than `timeout_micros`, and puts the tasks it
+/// had claimed but not started back in the queue. On PostgreSQL one
 /// node at a time does it (an advisory lock elects it; the others return nothing).
 pub fn reap_dead(
     conn: &mut Conn,
@@ -118,9 +119,21 @@ fn reap_elected(
         .load(c))?;
     let mut reaped = Vec::new();
     for (node, heard) in dead {
+        // What it claimed and never started goes back to the queue.
+        let still_silent = nodes::table
+            .filter(nodes::heartbeat_at.lt(silent_since))
+            .select(nodes::id.nullable());
+        with_conn!(conn, c => diesel::update(
+            tasks::table
+                .filter(tasks::node_id.eq(&node))
+                .filter(tasks::status.eq(TaskStatus::Queued.as_str()))
+                .filter(tasks::node_id.eq_any(still_silent)),
+        )
+        .set(tasks::node_id.eq(None::<&str>))
+        .execute(c))?;
         let ids: Vec<Vec<u8>> = with_conn!(conn, c => tasks::table
             .filter(tasks::node_id.eq(&node))
-            .filter(tasks::status.eq_any(["queued", "running"]))
+            .filter(tasks::status.eq(TaskStatus::Running.as_str()))
             .select(tasks::id)
             .load(c))?;
         let silent_secs = (now.as_micros() - heard) / 1_000_000;
@@ -138,7 +151,7 @@ fn reap_elected(
             let ended = with_conn!(conn, c => diesel::update(
                 tasks::table
                     .find(&id)
-                    .filter(tasks::status.eq_any(["queued", "running"]))
+                    .filter(tasks::status.eq(TaskStatus::Running.as_str()))
                     .filter(tasks::node_id.eq_any(still_silent)),
             )
             .set((

@@ -173,18 +173,32 @@ pub fn delete_task(conn: &mut Conn, id: TaskId) -> Result<bool> {
     Ok(deleted == 1)
 }
 
-/// At start-up: tasks this node (`node`) left queued or running in its previous
-/// run, and tasks of no node (stored before nodes were recorded), become
-/// `interrupted`; other nodes' tasks are theirs. Returns how many.
+/// At start-up: tasks this node (`node`) was running in its previous run, and
+/// running tasks of no node (stored before nodes were recorded), become
+/// `interrupted`; tasks it had claimed but not started go back to the queue; other
+/// nodes' tasks are theirs. Returns how many were interrupted.
 pub fn interrupt_unfinished(conn: &mut Conn, node: &str, now: Timestamp) -> Result<usize> {
     let own = tasks::node_id.eq(node).or(tasks::node_id.is_null());
-    let changed = with_conn!(conn, c => diesel::update(tasks::table.filter(tasks::status.eq_any(UNFINISHED)).filter(own))
+    let changed = with_conn!(conn, c => c.transaction(|c| {
+        diesel::update(
+            tasks::table
+                .filter(tasks::status.eq(TaskStatus::Queued.as_str()))
+                .filter(tasks::node_id.eq(node)),
+        )
+        .set(tasks::node_id.eq(None::<&str>))
+        .execute(c)?;
+        diesel::update(
+            tasks::table
+                .filter(tasks::status.eq(TaskStatus::Running.as_str()))
+                .filter(own),
+        )
         .set((
             tasks::status.eq(TaskStatus::Interrupted.as_str()),
             tasks::finished_at.eq(now.as_micros()),
             tasks::error.eq("the server stopped before the task finished"),
         ))
-        .execute(c))?;
+        .execute(c)
+    }))?;
     Ok(changed)
 }
 

@@ -445,10 +445,21 @@ fn task_lifecycle_and_listing() {
             .unwrap();
         assert_eq!(done.tasks.len(), 1);
 
+        for t in &made[1..4] {
+            assert!(db
+                .run_blocking(|c| tasks::mark_running(c, t.id, Timestamp(7)))
+                .unwrap());
+        }
+        // Running tasks end; queued ones wait on for the next node to claim them.
         let interrupted = db
             .run_blocking(|c| tasks::interrupt_unfinished(c, "this-node", Timestamp(99)))
             .unwrap();
-        assert_eq!(interrupted, 11);
+        assert_eq!(interrupted, 3);
+        let t = db
+            .run_blocking(|c| tasks::get_task(c, made[4].id))
+            .unwrap()
+            .unwrap();
+        assert_eq!(t.status, TaskStatus::Queued);
         let t = db
             .run_blocking(|c| tasks::get_task(c, made[3].id))
             .unwrap()
@@ -464,7 +475,7 @@ fn task_lifecycle_and_listing() {
         let all = db
             .run_blocking(|c| tasks::finished_before(c, Timestamp(100), 100))
             .unwrap();
-        assert_eq!(all.len(), 12);
+        assert_eq!(all.len(), 4);
         assert_eq!(all[0], made[0].id, "oldest end first");
         assert!(db
             .run_blocking(|c| tasks::get_task(c, TaskId(uuid::Uuid::new_v4())))
@@ -591,7 +602,9 @@ fn a_dead_nodes_tasks_are_interrupted_by_a_survivor_and_nobody_elses() {
             running(TaskStatus::Success),
             running(TaskStatus::Running),
         );
+        let claimed_by_a = new_task(1);
         for (task, node) in [
+            (&claimed_by_a, Some("a")),
             (&of_a, Some("a")),
             (&of_b, Some("b")),
             (&done_of_a, Some("a")),
@@ -642,6 +655,12 @@ fn a_dead_nodes_tasks_are_interrupted_by_a_survivor_and_nobody_elses() {
         assert_eq!(task(of_b.id).status, TaskStatus::Running, "{backend}");
         assert_eq!(task(done_of_a.id).status, TaskStatus::Success, "{backend}");
         assert_eq!(task(legacy.id).status, TaskStatus::Running, "{backend}");
+        assert_eq!(
+            db.run_blocking(|c| storage::queue::owner(c, claimed_by_a.id))
+                .unwrap(),
+            Ok(None),
+            "{backend}: what a claimed and never started is back in the queue"
+        );
         // Once is enough.
         let again = db
             .run_blocking(|c| nodes::reap_dead(c, "b", now, 15 * SECOND))
@@ -770,5 +789,132 @@ fn sql_narrowing_never_changes_what_a_filter_selects() {
         if let Err(e) = result {
             panic!("{backend}: {e}");
         }
+    }
+}
+
+/// The shared queue: oldest first, only the plugins asked for, each task claimed
+/// once however many nodes claim at the same time; an unclaimed task can be
+/// cancelled, a claimed one not (its node cancels it); released tasks go back.
+#[test]
+fn queued_tasks_are_claimed_once_oldest_first_and_only_for_plugins_a_node_runs() {
+    use storage::queue::{self, Admission, Refusal};
+    let open_admission = Admission {
+        max_waiting: 100,
+        max_per_creator: None,
+    };
+    for backend in backends() {
+        let fresh = FreshDb::new(backend);
+        let db = open(&fresh);
+        let mut queued = Vec::new();
+        for i in 0..40 {
+            let mut task = new_task(1_000 + i);
+            if i % 4 == 3 {
+                task.plugin = "remote".into();
+            }
+            db.run_blocking(|c| queue::enqueue(c, &task, open_admission))
+                .unwrap()
+                .unwrap();
+            queued.push(task);
+        }
+        let synthetic = ["synthetic".to_owned()];
+        let first = db
+            .run_blocking(|c| queue::claim(c, "a", &synthetic, 3))
+            .unwrap();
+        let ids = |tasks: &[TaskInfo]| tasks.iter().map(|t| t.id).collect::<Vec<_>>();
+        assert_eq!(
+            ids(&first),
+            [queued[0].id, queued[1].id, queued[2].id],
+            "{backend}: oldest first, only synthetic"
+        );
+        // Four nodes claim the rest at once: each task goes to exactly one.
+        let claimed: Vec<Vec<TaskId>> = std::thread::scope(|s| {
+            let handles: Vec<_> = ["b", "c", "d", "e"]
+                .into_iter()
+                .map(|node| {
+                    let (db, synthetic) = (&db, &synthetic);
+                    s.spawn(move || {
+                        let mut got = Vec::new();
+                        loop {
+                            let batch = db
+                                .run_blocking(|c| queue::claim(c, node, synthetic, 2))
+                                .unwrap();
+                            if batch.is_empty() {
+                                return got;
+                            }
+                            got.extend(ids(&batch));
+                        }
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let mut all: Vec<TaskId> = claimed.concat();
+        all.extend(ids(&first));
+        all.sort();
+        let mut expected: Vec<TaskId> = queued
+            .iter()
+            .filter(|t| t.plugin == "synthetic")
+            .map(|t| t.id)
+            .collect();
+        expected.sort();
+        assert_eq!(all, expected, "{backend}: every task claimed exactly once");
+        let remote = &queued[3];
+        let outcome = TaskOutcome {
+            status: TaskStatus::Cancelled,
+            finished_at: Timestamp(5_000),
+            result: None,
+            error: Some("cancelled before it started".into()),
+        };
+        assert!(
+            !db.run_blocking(|c| queue::end_unclaimed(c, queued[0].id, &outcome))
+                .unwrap(),
+            "{backend}: a claimed task is its node's to cancel"
+        );
+        assert_eq!(
+            db.run_blocking(|c| queue::owner(c, queued[0].id)).unwrap(),
+            Ok(Some("a".to_owned()))
+        );
+        assert_eq!(
+            db.run_blocking(|c| queue::owner(c, remote.id)).unwrap(),
+            Ok(None)
+        );
+        assert!(db
+            .run_blocking(|c| queue::end_unclaimed(c, remote.id, &outcome))
+            .unwrap());
+        assert_eq!(
+            db.run_blocking(|c| queue::owner(c, remote.id)).unwrap(),
+            Err(Some(TaskStatus::Cancelled))
+        );
+        // Released, a claimed task is the next one claimed again.
+        assert_eq!(
+            db.run_blocking(|c| queue::release(c, "a", &[queued[1].id]))
+                .unwrap(),
+            1
+        );
+        let again = db
+            .run_blocking(|c| queue::claim(c, "b", &synthetic, 5))
+            .unwrap();
+        assert_eq!(ids(&again), [queued[1].id], "{backend}");
+        // Bounds: the unclaimed tasks (9 remote ones left), and a creator's share.
+        let full = Admission {
+            max_waiting: 9,
+            max_per_creator: None,
+        };
+        let refused = db
+            .run_blocking(|c| queue::enqueue(c, &new_task(9_000), full))
+            .unwrap();
+        assert_eq!(refused, Err(Refusal::QueueFull { waiting: 9 }), "{backend}");
+        let limited = Admission {
+            max_waiting: 100,
+            max_per_creator: Some(39),
+        };
+        let refused = db
+            .run_blocking(|c| queue::enqueue(c, &new_task(9_000), limited))
+            .unwrap();
+        assert_eq!(
+            refused,
+            Err(Refusal::TooManyTasks { active: 39 }),
+            "{backend}: 40 queued less the cancelled one"
+        );
     }
 }

@@ -58,6 +58,11 @@ impl PluginRegistry {
         self.plugins.get(name).cloned()
     }
 
+    /// The built-in plugins' names.
+    pub fn names(&self) -> Vec<String> {
+        self.plugins.keys().cloned().collect()
+    }
+
     pub fn contains(&self, name: &str) -> bool {
         self.plugins.contains_key(name)
     }

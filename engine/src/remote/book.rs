@@ -99,6 +99,26 @@ impl Workers {
             .map(|w| w.id.clone())
     }
 
+    /// Free places of connected workers, per plugin they offer.
+    pub fn free_by_plugin(&self) -> BTreeMap<String, usize> {
+        let mut free = BTreeMap::new();
+        for w in self.workers.values().filter(|w| w.link.is_some()) {
+            for offer in &w.plugins {
+                *free.entry(offer.name.clone()).or_default() += w.free();
+            }
+        }
+        free.retain(|_, n| *n > 0);
+        free
+    }
+
+    /// The plugins offered by any worker, connected or away.
+    pub fn offered_names(&self) -> HashSet<String> {
+        self.workers
+            .values()
+            .flat_map(|w| w.plugins.iter().map(|p| p.name.clone()))
+            .collect()
+    }
+
     pub fn link_of(&self, worker: &str) -> Option<&WorkerLink> {
         self.workers.get(worker).and_then(|w| w.link.as_ref())
     }

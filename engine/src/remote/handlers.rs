@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use actix::prelude::*;
 use protocol::{PluginInfo, TaskId, TaskInfo, TaskStatus, Timestamp};
-use storage::tasks;
+use storage::tasks::{self, TaskOutcome};
 
 use super::book::{RemoteRun, Worker};
 use super::proxy::{GiveUp, Relink, RemoteOutcome, RemoteTask};
@@ -82,13 +82,34 @@ impl TaskManager {
     /// Ends queued tasks of remote plugins that no worker offers any more: they
     /// would otherwise hold their places in the queue for ever.
     fn drop_orphaned_queued(&mut self) {
-        for info in self.take_orphaned() {
-            let reason = format!(
-                "no worker offers plugin {:?} any more; start one and run the task again",
-                info.plugin
-            );
-            self.end_queued(info, TaskStatus::Interrupted, reason);
+        let offered = self.workers.offered_names();
+        let gone: Vec<String> = self.remote_plugins.difference(&offered).cloned().collect();
+        self.remote_plugins = offered;
+        if gone.is_empty() {
+            return;
         }
+        let (db, events) = (self.db.clone(), self.events.clone());
+        actix::spawn(async move {
+            for plugin in gone {
+                let outcome = TaskOutcome {
+                    status: TaskStatus::Interrupted,
+                    finished_at: Timestamp(now_micros()),
+                    result: None,
+                    error: Some(format!(
+                        "no worker offers plugin {plugin:?} any more; start one and run the task again"
+                    )),
+                };
+                match db
+                    .run(move |c| storage::queue::end_unclaimed_of(c, &plugin, &outcome))
+                    .await
+                {
+                    Ok(ended) => ended.iter().for_each(|info| events.status_changed(info)),
+                    Err(e) => log::warn!(
+                        "error=\"{e}\" Could not end the queued tasks of a plugin no worker offers."
+                    ),
+                }
+            }
+        });
     }
 
     pub(crate) fn remote_durable(&mut self, task_id: TaskId, seq: u64) {
@@ -189,7 +210,8 @@ impl TaskManager {
             msg.capacity,
             resumed.len()
         );
-        self.start_queued(ctx);
+        self.remote_plugins = self.workers.offered_names();
+        self.claim_queued(ctx);
         Ok(Welcome {
             resumed,
             gone,
@@ -374,12 +396,6 @@ impl Handler<WorkerSubmit> for TaskManager {
             entry.submitting += 1;
             Ok(new_task(&msg.plugin, msg.params, Some(msg.created_by)))
         })();
-        // Counted like any task of its creator until it ends (see `release`).
-        if let Ok(info) = &checked {
-            if let Some(who) = &info.created_by {
-                *self.active_by_creator.entry(who.clone()).or_default() += 1;
-            }
-        }
         let info = match checked {
             Ok(info) => info,
             Err(e) => {
@@ -402,7 +418,6 @@ impl Handler<WorkerSubmit> for TaskManager {
                 }
                 if let Err(e) = inserted {
                     let e = EngineError::from(e);
-                    act.release(info.created_by.as_ref());
                     act.refuse_submit(&worker, conn, &e);
                     return Err(e);
                 }
