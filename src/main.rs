@@ -95,6 +95,7 @@ fn serve(args: ServeArgs) -> Result<()> {
         bind: args.bind,
         database_url: args.database_url,
         ui_dir: args.ui_dir,
+        role: args.role.as_deref().and_then(engine::NodeRole::parse),
     };
     let config = config::load(args.config.as_deref(), &env, &overrides).map_err(|errors| {
         anyhow::anyhow!("the configuration is not valid:\n  {}", errors.join("\n  "))

@@ -331,6 +331,25 @@ fn an_unreachable_server_and_bad_configuration_are_reported_clearly() {
     ] {
         assert!(err.contains(name), "{name} missing: {err}");
     }
+
+    // Roles: a bad one is refused by the flag, and none but `all` runs on SQLite.
+    let serve = |args: &[&str]| {
+        Command::new(BIN)
+            .arg("serve")
+            .args(args)
+            .current_dir(dir.path())
+            .env("TASKLENS_BIND", "127.0.0.1:0")
+            .output()
+            .unwrap()
+    };
+    let out = serve(&["--role", "worker"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("'worker'") && err.contains("gateway"), "{err}");
+    let out = serve(&["--role", "gateway"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("role: gateway needs PostgreSQL"), "{err}");
 }
 
 /// The runtime `app_log_level` decides what the server's own log shows, at once.

@@ -273,3 +273,63 @@ fn one_queue_for_every_node_and_a_cancel_reaches_the_node_running_the_task() {
     );
     assert_eq!(status(&first), TaskStatus::Cancelled);
 }
+
+#[test]
+fn a_gateway_takes_tasks_and_engines_run_them() {
+    if std::env::var_os("TASKLENS_TEST_PG_URL").is_none() {
+        eprintln!("skipped: no PostgreSQL for tests (TASKLENS_TEST_PG_URL)");
+        return;
+    }
+    let fresh = FreshDb::new("postgres");
+    let spools = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let gateway = node_with(
+        &fresh.url,
+        "g1",
+        spools[0].path(),
+        &[("TASKLENS_ROLE", "gateway")],
+    );
+    let as_engine = [("TASKLENS_ROLE", "engine")];
+
+    // No engine yet: the gateway queues the task and runs none itself.
+    let task = synthetic(&gateway, 400, 10_000);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(task_info(&gateway, &task).status, TaskStatus::Queued);
+
+    let engine = node_with(&fresh.url, "e1", spools[1].path(), &as_engine);
+    assert_eq!(
+        common::wait_done(&gateway, &task).status,
+        TaskStatus::Success
+    );
+    assert_eq!(stored_seqs(&gateway, &task).len(), 300);
+    let roles: Vec<(String, String)> = node_list(&gateway)
+        .into_iter()
+        .map(|n| (n.id, n.role))
+        .collect();
+    assert_eq!(
+        roles,
+        [
+            ("e1".to_owned(), "engine".to_owned()),
+            ("g1".to_owned(), "gateway".to_owned())
+        ]
+    );
+
+    // An engine answers probes, metrics and workers, and sends the rest to a gateway.
+    for path in ["/livez", "/readyz", "/healthz"] {
+        assert_eq!(http_get(engine.port, path, None).0, 200, "{path}");
+    }
+    assert_eq!(http_get(engine.port, "/metrics", Some(ADMIN)).0, 200);
+    for path in ["/api/tasks", "/api/nodes", "/", "/tasks/x"] {
+        let (status, body) = http_get(engine.port, path, Some(ADMIN));
+        assert_eq!(status, 404, "{path}: {body}");
+        let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert!(
+            body["error"].as_str().unwrap().contains("role engine"),
+            "{path}: {body}"
+        );
+    }
+    let (status, _) = http_get(engine.port, "/ws/worker", None);
+    assert_eq!(
+        status, 401,
+        "workers may connect to an engine (with a token)"
+    );
+}

@@ -20,6 +20,59 @@ use crate::settings::{LiveSettings, SettingsActor};
 use crate::sink::{Flush, LogSink, LogSinkSettings};
 use crate::EngineError;
 
+/// What a node does (`role`). Several nodes on one PostgreSQL database may split
+/// the work; on SQLite there is one node, `All`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum NodeRole {
+    /// Serves the API and the console, and runs tasks.
+    #[default]
+    All,
+    /// Serves the API, the console and workers; runs no built-in plugin (its
+    /// workers' tasks only).
+    Gateway,
+    /// Runs tasks; serves only health, metrics and workers.
+    Engine,
+}
+
+impl NodeRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeRole::All => "all",
+            NodeRole::Gateway => "gateway",
+            NodeRole::Engine => "engine",
+        }
+    }
+
+    /// `all`, `gateway` or `engine`, in any case.
+    pub fn parse(text: &str) -> Option<NodeRole> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "all" => Some(NodeRole::All),
+            "gateway" => Some(NodeRole::Gateway),
+            "engine" => Some(NodeRole::Engine),
+            _ => None,
+        }
+    }
+
+    /// Whether it runs built-in plugins.
+    pub fn runs_tasks(self) -> bool {
+        self != NodeRole::Gateway
+    }
+
+    /// Whether it serves the API and the console.
+    pub fn serves_api(self) -> bool {
+        self != NodeRole::Engine
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for NodeRole {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        NodeRole::parse(&text).ok_or_else(|| {
+            serde::de::Error::custom(format!("must be all, gateway or engine, not {text:?}"))
+        })
+    }
+}
+
 /// The engine's part of the configuration.
 #[derive(Debug, Clone)]
 pub struct EngineSettings {
@@ -55,6 +108,7 @@ pub struct EngineSettings {
     pub node_id: String,
     /// A node not heard from for this long is dead: a survivor ends its tasks.
     pub node_timeout: Duration,
+    pub role: NodeRole,
 }
 
 impl Default for EngineSettings {
@@ -74,6 +128,7 @@ impl Default for EngineSettings {
             spool: None,
             node_id: "local".into(),
             node_timeout: Duration::from_secs(15),
+            role: NodeRole::All,
         }
     }
 }
@@ -124,7 +179,8 @@ impl Engine {
         let loaded = db.run(storage::settings::load_log_settings).await?;
         let now = Timestamp(now_micros());
         let node = settings.node_id.clone();
-        db.run(move |c| storage::nodes::register(c, &node, "all", now))
+        let role = settings.role.as_str();
+        db.run(move |c| storage::nodes::register(c, &node, role, now))
             .await?;
         let node = settings.node_id.clone();
         let interrupted = db
@@ -169,7 +225,7 @@ impl Engine {
             handover_interval: Duration::from_millis(settings.handover_interval_ms.max(1)),
             worker_grace: settings.worker_grace,
             node: Arc::from(settings.node_id.as_str()),
-            runs_builtin: true,
+            runs_builtin: settings.role.runs_tasks(),
         }));
         crate::node::NodeActor::new(
             db.clone(),

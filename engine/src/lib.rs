@@ -35,7 +35,7 @@ pub mod sink;
 pub mod spool;
 pub mod task;
 
-pub use engine::{Engine, EngineSettings};
+pub use engine::{Engine, EngineSettings, NodeRole};
 pub use error::EngineError;
 pub use events::{EngineEvents, LogsAppended, LogsPersisted, TaskStatusChanged};
 pub use logger::TaskLogger;

@@ -218,6 +218,7 @@ impl Application {
         })?;
         let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
         let ui_dir = Arc::new(config.http.ui_dir.clone());
+        let role = config.engine.role;
         let access_level = if config.http.access_log {
             log::Level::Info
         } else {
@@ -259,8 +260,12 @@ impl Application {
                         .custom_request_replace("method", |req| req.method().to_string())
                         .log_level(access_level),
                 )
-                .configure(crate::routes::configure)
-                .configure(|cfg| crate::ui::configure(cfg, &ui_dir))
+                .configure(|cfg| crate::routes::configure(cfg, role))
+                .configure(|cfg| {
+                    if role.serves_api() {
+                        crate::ui::configure(cfg, &ui_dir);
+                    }
+                })
         })
         // Without TCP_NODELAY the last segment of a response can wait for the client's
         // delayed ACK: a flat 40 ms on every page fetch.

@@ -151,7 +151,7 @@ pub struct WorkerInfo {
 pub struct NodeInfo {
     /// `node_id` (the host name unless set).
     pub id: String,
-    /// `all` (serves and runs tasks).
+    /// `all` (serves and runs tasks), `gateway` (serves) or `engine` (runs tasks).
     pub role: String,
     pub started_at: Timestamp,
     pub heartbeat_at: Timestamp,

@@ -95,6 +95,11 @@ pub struct ServeArgs {
     /// Directory of the built web console (overrides TASKLENS_UI_DIR).
     #[arg(long)]
     pub ui_dir: Option<PathBuf>,
+    /// What this node does when several share a PostgreSQL database: all (the
+    /// default), gateway (API, console, workers) or engine (runs tasks). Overrides
+    /// TASKLENS_ROLE.
+    #[arg(long, value_parser = ["all", "gateway", "engine"], ignore_case = true)]
+    pub role: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -113,6 +113,7 @@ layer! {
         shell_env_passthrough: Vec<String>,
         ws_allowed_origins: Vec<String>,
         node_id: String,
+        role: engine::NodeRole,
     }
 }
 
@@ -174,11 +175,13 @@ pub fn from_flags(
     bind: Option<String>,
     database_url: Option<String>,
     ui_dir: Option<PathBuf>,
+    role: Option<engine::NodeRole>,
 ) -> Layer {
     Layer {
         bind,
         database_url,
         ui_dir,
+        role,
         ..Layer::default()
     }
 }

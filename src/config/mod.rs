@@ -118,6 +118,7 @@ pub struct Overrides {
     pub bind: Option<String>,
     pub database_url: Option<String>,
     pub ui_dir: Option<PathBuf>,
+    pub role: Option<engine::NodeRole>,
 }
 
 /// Reads and validates the configuration.
@@ -136,6 +137,7 @@ pub fn load(
         overrides.bind.clone(),
         overrides.database_url.clone(),
         overrides.ui_dir.clone(),
+        overrides.role,
     );
     let merged = flags.over(env.over(file));
     let config = validate(merged, &mut errors);
@@ -261,6 +263,13 @@ fn validate(layer: Layer, errors: &mut Vec<String>) -> AppConfig {
             "node_id: {node_id:?} must be 1 to 64 letters, digits, '.', '-', '_' or ':'"
         ));
     }
+    let role = layer.role.unwrap_or_default();
+    if role != engine::NodeRole::All && storage::db::sqlite_file(&database_url).is_some() {
+        errors.push(format!(
+            "role: {} needs PostgreSQL, where several nodes share one database; on SQLite one server does everything (role all)",
+            role.as_str()
+        ));
+    }
     let sink_defaults = LogSinkSettings::default();
     let sink = LogSinkSettings {
         flush_interval_ms: layer
@@ -326,6 +335,7 @@ fn validate(layer: Layer, errors: &mut Vec<String>) -> AppConfig {
             ),
             spool: Some(engine::spool::Spool::new(spool_dir)),
             node_id,
+            role,
             node_timeout: secs(layer.node_timeout_secs, engine.node_timeout),
         },
         http: HttpSettings {
@@ -846,5 +856,42 @@ mod tests {
             errors.join("\n").contains("node_timeout_secs"),
             "{errors:?}"
         );
+    }
+
+    #[test]
+    fn roles_split_a_postgresql_deployment_and_sqlite_has_one() {
+        use engine::NodeRole;
+        assert_eq!(load_env(&[]).unwrap().engine.role, NodeRole::All);
+        let pg = ("TASKLENS_DATABASE_URL", "postgres://u@h/db");
+        for (text, role) in [
+            ("gateway", NodeRole::Gateway),
+            (" Engine", NodeRole::Engine),
+        ] {
+            let config = load_env(&[pg, ("TASKLENS_ROLE", text)]).unwrap();
+            assert_eq!(config.engine.role, role);
+        }
+        let errors = load_env(&[pg, ("TASKLENS_ROLE", "worker")]).unwrap_err();
+        assert!(
+            errors
+                .join("\n")
+                .contains("must be all, gateway or engine, not \"worker\""),
+            "{errors:?}"
+        );
+        let errors = load_env(&[("TASKLENS_ROLE", "engine")]).unwrap_err();
+        assert!(
+            errors.join("\n").contains("role: engine needs PostgreSQL"),
+            "{errors:?}"
+        );
+        // The flag wins over the environment.
+        let config = load(
+            None,
+            &env(&[pg, ("TASKLENS_ROLE", "engine")]),
+            &Overrides {
+                role: Some(NodeRole::Gateway),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(config.engine.role, NodeRole::Gateway);
     }
 }

@@ -4,6 +4,7 @@
 //! [`endpoints`] is the one list of what the server answers and who may call it:
 //! [`configure`] registers exactly that list, and a test walks it as anonymous,
 //! viewer and admin, so the role × route matrix in `docs/security.md` stays true.
+//! A node of role `engine` answers only [`ENGINE_PATHS`].
 
 pub mod admin;
 pub mod logs;
@@ -14,6 +15,11 @@ use actix_web::http::Method;
 use actix_web::{web, Route};
 
 use crate::error::{no_route, wrong_method};
+use engine::NodeRole;
+
+/// What an `engine` node serves: probes, metrics, and workers (which it runs tasks
+/// for); the API and the console are the gateways'.
+pub const ENGINE_PATHS: [&str; 5] = ["/livez", "/readyz", "/healthz", "/metrics", "/ws/worker"];
 
 /// Who may call an endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,6 +41,13 @@ pub struct Endpoint {
     pub path: &'static str,
     pub access: Access,
     route: fn() -> Route,
+}
+
+impl Endpoint {
+    /// Whether a node of `role` answers it.
+    pub fn served_by(&self, role: NodeRole) -> bool {
+        role.serves_api() || ENGINE_PATHS.contains(&self.path)
+    }
 }
 
 const API: &str = "/api";
@@ -137,10 +150,11 @@ pub fn endpoints() -> Vec<Endpoint> {
     ]
 }
 
-/// Registers every endpoint: one resource per path, a JSON 405 for other methods,
-/// and a JSON 404 for unknown `/api` paths.
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    let all = endpoints();
+/// Registers every endpoint `role` serves: one resource per path, a JSON 405 for
+/// other methods, and a JSON 404 for unknown `/api` paths.
+pub fn configure(cfg: &mut web::ServiceConfig, role: NodeRole) {
+    let mut all = endpoints();
+    all.retain(|e| e.served_by(role));
     let mut paths: Vec<&'static str> = Vec::new();
     for endpoint in &all {
         if !paths.contains(&endpoint.path) {
@@ -155,7 +169,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     };
     // Without the default an unknown `/api` path would fall through to the app's
     // default (the console), never to a JSON error.
-    let mut api = web::scope(API).default_service(web::to(no_route));
+    let unknown = if role.serves_api() {
+        web::to(no_route)
+    } else {
+        web::to(engine_only)
+    };
+    let mut api = web::scope(API).default_service(unknown);
     for path in &paths {
         match path.strip_prefix(API) {
             Some(local) => api = api.service(resource(path, local)),
@@ -165,4 +184,19 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         }
     }
     cfg.service(api);
+    if !role.serves_api() {
+        cfg.default_service(web::to(engine_only));
+    }
+}
+
+/// JSON 404 for what an `engine` node does not serve.
+async fn engine_only(req: actix_web::HttpRequest) -> actix_web::HttpResponse {
+    use actix_web::ResponseError;
+    crate::error::ApiError::not_found(format!(
+        "{} {}: this node runs tasks (role engine) and serves only {}; send API requests to a gateway",
+        req.method(),
+        req.path(),
+        ENGINE_PATHS.join(", ")
+    ))
+    .error_response()
 }
