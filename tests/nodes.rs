@@ -26,6 +26,11 @@ fn node_with(url: &str, id: &str, spool: &std::path::Path, env: &[(&str, &str)])
     Server::launch_with(url, free_port(), None, &all)
 }
 
+/// A node of role gateway, `g1`.
+fn gateway_node(url: &str, spool: &std::path::Path) -> Server {
+    node_with(url, "g1", spool, &[("TASKLENS_ROLE", "gateway")])
+}
+
 /// `GET /api/nodes` through `server`, by id.
 fn node_list(server: &Server) -> Vec<NodeInfo> {
     let (status, body) = http_get(server.port, "/api/nodes", Some(ADMIN));
@@ -282,12 +287,7 @@ fn a_gateway_takes_tasks_and_engines_run_them() {
     }
     let fresh = FreshDb::new("postgres");
     let spools = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
-    let gateway = node_with(
-        &fresh.url,
-        "g1",
-        spools[0].path(),
-        &[("TASKLENS_ROLE", "gateway")],
-    );
+    let gateway = gateway_node(&fresh.url, spools[0].path());
     let as_engine = [("TASKLENS_ROLE", "engine")];
 
     // No engine yet: the gateway queues the task and runs none itself.
@@ -331,5 +331,199 @@ fn a_gateway_takes_tasks_and_engines_run_them() {
     assert_eq!(
         status, 401,
         "workers may connect to an engine (with a token)"
+    );
+}
+
+type Ws = actix_codec::Framed<awc::BoxedSocket, awc::ws::Codec>;
+
+async fn ws(port: u16, first: serde_json::Value) -> Ws {
+    use futures_util::SinkExt;
+    let (_, mut conn) = awc::Client::new()
+        .ws(format!("ws://127.0.0.1:{port}/ws"))
+        .bearer_auth(ADMIN)
+        .max_frame_size(64 << 20)
+        .connect()
+        .await
+        .unwrap();
+    conn.send(awc::ws::Message::Text(first.to_string().into()))
+        .await
+        .unwrap();
+    conn
+}
+
+/// The next JSON message, answering pings; panics on a close or after 30 s.
+async fn next_message(conn: &mut Ws) -> serde_json::Value {
+    use futures_util::{SinkExt, StreamExt};
+    loop {
+        let frame = tokio::time::timeout(Duration::from_secs(30), conn.next())
+            .await
+            .expect("a message within 30 s")
+            .expect("the connection stays open")
+            .unwrap();
+        match frame {
+            awc::ws::Frame::Text(bytes) => return serde_json::from_slice(&bytes).unwrap(),
+            awc::ws::Frame::Ping(p) => conn.send(awc::ws::Message::Pong(p)).await.unwrap(),
+            awc::ws::Frame::Close(reason) => panic!("closed: {reason:?}"),
+            _ => {}
+        }
+    }
+}
+
+/// Follows a task to its final status: the seqs received, whether `caught_up` came
+/// before the end, and the statuses seen.
+async fn follow_to_end(mut conn: Ws) -> (Vec<u64>, bool, Vec<String>) {
+    let (mut seqs, mut caught_up, mut statuses) = (Vec::new(), false, Vec::new());
+    loop {
+        let msg = next_message(&mut conn).await;
+        match msg["type"].as_str().unwrap() {
+            "logs" => seqs.extend(
+                msg["entries"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|e| e["seq"].as_u64().unwrap()),
+            ),
+            "caught_up" => caught_up = true,
+            "task" => {
+                let status = msg["task"]["status"].as_str().unwrap().to_owned();
+                let done = !["queued", "running"].contains(&status.as_str());
+                statuses.push(status);
+                if done {
+                    return (seqs, caught_up, statuses);
+                }
+            }
+            "error" => panic!("{msg}"),
+            _ => {}
+        }
+    }
+}
+
+/// A gateway `g1` and an engine `e1` (with `engine_env` too) on a fresh database;
+/// `None` without PostgreSQL. The database and spools live as long as the servers.
+fn gateway_and_engine(
+    engine_env: &[(&str, &str)],
+) -> Option<(Server, Server, FreshDb, [tempfile::TempDir; 2])> {
+    if std::env::var_os("TASKLENS_TEST_PG_URL").is_none() {
+        eprintln!("skipped: no PostgreSQL for tests (TASKLENS_TEST_PG_URL)");
+        return None;
+    }
+    let fresh = FreshDb::new("postgres");
+    let spools = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let gateway = gateway_node(&fresh.url, spools[0].path());
+    let mut env = vec![("TASKLENS_ROLE", "engine")];
+    env.extend_from_slice(engine_env);
+    let engine = node_with(&fresh.url, "e1", spools[1].path(), &env);
+    Some((gateway, engine, fresh, spools))
+}
+
+#[test]
+fn a_gateway_follows_live_what_an_engine_runs() {
+    let Some((gateway, _engine, _db, _spools)) = gateway_and_engine(&[]) else {
+        return;
+    };
+    let port = gateway.port;
+
+    let (followed, warnings, watched, task) = actix_rt::System::new().block_on(async move {
+        let watcher = ws(port, serde_json::json!({"type": "subscribe_tasks"})).await;
+        let task = synthetic(&gateway, 40_000, 10_000);
+        // One joins at once, one once the task is under way (history, then live).
+        let early = ws(port, serde_json::json!({"type": "subscribe", "task_id": task})).await;
+        let early = actix_rt::spawn(follow_to_end(early));
+        wait_stored(&gateway, &task);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let warnings = ws(
+            port,
+            serde_json::json!({"type": "subscribe", "task_id": task, "filter": {"level": "WARNING"}}),
+        )
+        .await;
+        let warnings = actix_rt::spawn(follow_to_end(warnings));
+        let watched = actix_rt::spawn({
+            let task = task.clone();
+            async move {
+                let mut watcher = watcher;
+                let mut statuses = Vec::new();
+                loop {
+                    let msg = next_message(&mut watcher).await;
+                    if msg["type"] == "task" && msg["task"]["id"] == task.as_str() {
+                        let status = msg["task"]["status"].as_str().unwrap().to_owned();
+                        let done = !["queued", "running"].contains(&status.as_str());
+                        statuses.push(status);
+                        if done {
+                            return statuses;
+                        }
+                    }
+                }
+            }
+        });
+        (
+            early.await.unwrap(),
+            warnings.await.unwrap(),
+            watched.await.unwrap(),
+            (task, gateway),
+        )
+    });
+    let (task, gateway) = task;
+    let stored = stored_seqs(&gateway, &task);
+    assert_eq!(stored.len(), 30_000, "INFO and above of 40,000");
+    let (seqs, caught_up, statuses) = followed;
+    assert!(caught_up);
+    assert_eq!(seqs, stored, "every record, in order, once");
+    assert_eq!(statuses.last().map(String::as_str), Some("success"));
+    let warned: Vec<u64> = entries(&stdout(
+        &gateway.cli(&["logs", &task, "--json", "--level", "WARNING"]),
+    ))
+    .iter()
+    .map(|e| e.seq)
+    .collect();
+    let (seqs, caught_up, statuses) = warnings;
+    assert!(caught_up);
+    assert!(!warned.is_empty());
+    assert_eq!(seqs, warned, "the filter applies to the live feed too");
+    assert_eq!(statuses.last().map(String::as_str), Some("success"));
+    assert_eq!(
+        watched.last().map(String::as_str),
+        Some("success"),
+        "the task list sees the engine's status changes: {watched:?}"
+    );
+    assert!(watched.contains(&"running".to_owned()), "{watched:?}");
+}
+
+/// An engine writes a task's records every 60 s here, unless a node follows it: a
+/// follower on the gateway gets them while the task runs, not at its end.
+#[test]
+fn a_task_followed_from_another_node_is_written_sooner() {
+    let Some((gateway, _engine, _db, _spools)) =
+        gateway_and_engine(&[("TASKLENS_FLUSH_INTERVAL_MS", "60000")])
+    else {
+        return;
+    };
+    let task = synthetic(&gateway, 400, 40);
+    let port = gateway.port;
+    let first = actix_rt::System::new().block_on({
+        let task = task.clone();
+        async move {
+            let mut conn = ws(
+                port,
+                serde_json::json!({"type": "subscribe", "task_id": task}),
+            )
+            .await;
+            loop {
+                let msg = next_message(&mut conn).await;
+                match msg["type"].as_str().unwrap() {
+                    "logs" if !msg["entries"].as_array().unwrap().is_empty() => return msg,
+                    "task" => assert!(
+                        ["queued", "running"].contains(&msg["task"]["status"].as_str().unwrap()),
+                        "the task ended before any record reached the follower: {msg}"
+                    ),
+                    _ => {}
+                }
+            }
+        }
+    });
+    assert_eq!(first["entries"][0]["seq"], 1, "{first}");
+    assert_eq!(
+        task_info(&gateway, &task).status,
+        TaskStatus::Running,
+        "records arrived while the task ran"
     );
 }

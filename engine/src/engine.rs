@@ -201,6 +201,11 @@ impl Engine {
         let manager = manager_ctx.address();
         events.durable = Some(manager.clone().recipient());
         events.rejected = Some(manager.clone().recipient());
+        let node_id: Arc<str> = Arc::from(settings.node_id.as_str());
+        let shared = db.backend() == storage::Backend::Postgres;
+        if shared {
+            events.announce = Some((db.clone(), node_id.clone()));
+        }
         let events_for_nodes = events.clone();
         let sink = LogSink::new(
             db.clone(),
@@ -209,6 +214,11 @@ impl Engine {
             events.clone(),
             settings.spool.clone(),
         );
+        let sink = if shared {
+            sink.announcing_as(node_id.clone())
+        } else {
+            sink
+        };
         let writer = sink.health();
         let sink = sink.start();
         let registry = Arc::new(registry);

@@ -50,6 +50,9 @@ pub struct EngineEvents {
     pub(crate) durable: Option<Recipient<LogsPersisted>>,
     /// Where refusals go (the task manager); set by `Engine::start`.
     pub(crate) rejected: Option<Recipient<LogsRejected>>,
+    /// On PostgreSQL, the database and this node's id: status changes are
+    /// announced to the other nodes; set by `Engine::start`.
+    pub(crate) announce: Option<(storage::Db, Arc<str>)>,
 }
 
 impl EngineEvents {
@@ -79,6 +82,18 @@ impl EngineEvents {
     pub fn status_changed(&self, task: &TaskInfo) {
         if let Some(r) = &self.status {
             r.do_send(TaskStatusChanged { task: task.clone() });
+        }
+        if let Some((db, node)) = &self.announce {
+            let (db, node, task) = (db.clone(), node.to_string(), task.id);
+            actix::spawn(async move {
+                let change = storage::changes::Change::Status { task, node };
+                let _ = db
+                    .run(move |c| {
+                        storage::changes::announce(c, change);
+                        Ok(())
+                    })
+                    .await;
+            });
         }
     }
 }

@@ -211,6 +211,11 @@ pub struct LogSink {
     /// Tasks whose records the database refused; what they still send is set aside.
     rejected: HashSet<TaskId>,
     spool: Option<Spool>,
+    /// This node's id, when other nodes are told of stored records (PostgreSQL).
+    announce_as: Option<Arc<str>>,
+    /// Tasks other nodes' sessions follow, until when: written every
+    /// [`WATCHED_FLUSH`] rather than every `flush_interval_ms`.
+    watched: HashMap<TaskId, std::time::Instant>,
     /// The batch in flight was spooled: its outcome no longer counts.
     spilled_writing: bool,
     /// The spool may hold what this process spilled and did not store yet.
@@ -254,6 +259,8 @@ impl LogSink {
             isolating: 0,
             rejected: HashSet::new(),
             spool,
+            announce_as: None,
+            watched: HashMap::new(),
             spilled_writing: false,
             spool_unstored: false,
             spilled: HashMap::new(),
@@ -262,6 +269,12 @@ impl LogSink {
             retrying: false,
             shutdown_spool: None,
         }
+    }
+
+    /// Tells the other nodes, as `node`, of every write (for their live followers).
+    pub fn announcing_as(mut self, node: Arc<str>) -> Self {
+        self.announce_as = Some(node);
+        self
     }
 
     /// Counts `rows` of `task` as settled (stored, refused, or spooled at shutdown).
@@ -520,6 +533,7 @@ impl LogSink {
             .store(crate::logger::now_micros(), Ordering::Relaxed);
         let db = self.db.clone();
         let writing = taken.clone();
+        let announce_as = self.announce_as.clone();
         ctx.spawn(
             async move {
                 db.run_writer(move |conn| {
@@ -530,7 +544,13 @@ impl LogSink {
                             entries: &b.entries,
                         })
                         .collect();
-                    insert_log_batches(conn, &refs)
+                    let inserted = insert_log_batches(conn, &refs)?;
+                    if let Some(node) = &announce_as {
+                        // Before the write counts as done, so a task's final status
+                        // (written after its records) is announced after them too.
+                        announce_stored(conn, &writing, node);
+                    }
+                    Ok(inserted)
                 })
                 .await
             }
@@ -693,6 +713,47 @@ impl Actor for LogSink {
     fn started(&mut self, ctx: &mut Context<Self>) {
         let every = Duration::from_millis(self.settings.flush_interval_ms.max(1));
         ctx.run_interval(every, |act, ctx| act.maybe_flush(ctx));
+        if self.announce_as.is_some() {
+            ctx.run_interval(WATCHED_FLUSH, |act, ctx| {
+                if act.watched.is_empty() {
+                    return;
+                }
+                let now = std::time::Instant::now();
+                act.watched.retain(|_, until| *until > now);
+                if act
+                    .queue
+                    .iter()
+                    .any(|b| act.watched.contains_key(&b.task_id))
+                {
+                    act.maybe_flush(ctx);
+                }
+            });
+        }
+    }
+}
+
+/// How often the records of a task other nodes follow are written.
+const WATCHED_FLUSH: Duration = Duration::from_millis(100);
+
+/// How long a [`WatchedElsewhere`] lasts; the watching node repeats it sooner.
+const WATCH_LASTS: Duration = Duration::from_secs(30);
+
+/// Another node has followers of `task` (it may run here).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct WatchedElsewhere {
+    pub task: TaskId,
+}
+
+impl Handler<WatchedElsewhere> for LogSink {
+    type Result = ();
+
+    fn handle(&mut self, msg: WatchedElsewhere, _: &mut Context<Self>) {
+        // Only tasks with records here matter; the others' entries expire.
+        if self.watched.len() < 10_000 || self.unsettled.contains_key(&msg.task) {
+            self.watched
+                .insert(msg.task, std::time::Instant::now() + WATCH_LASTS);
+        }
     }
 }
 
@@ -846,6 +907,25 @@ impl Handler<GetSinkStats> for LogSink {
             queued_rows: self.queued_rows,
             ..self.stats
         })
+    }
+}
+
+/// Announces, for each task in `written`, the highest seq now stored.
+fn announce_stored(conn: &mut storage::Conn, written: &[Arc<LogBatch>], node: &str) {
+    let mut highest: HashMap<TaskId, u64> = HashMap::new();
+    for batch in written {
+        let seq = highest.entry(batch.task_id).or_default();
+        *seq = (*seq).max(batch.last_seq());
+    }
+    for (task, seq) in highest {
+        storage::changes::announce(
+            conn,
+            storage::changes::Change::Logs {
+                task,
+                seq,
+                node: node.to_owned(),
+            },
+        );
     }
 }
 

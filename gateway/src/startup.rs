@@ -166,7 +166,11 @@ impl Application {
 
         // A client that leaves live records unread as long as it may stay silent is as
         // gone as a silent one.
-        let hub = LogHub::new(config.http.ws.client_timeout()).start();
+        let mut hub = LogHub::new(config.http.ws.client_timeout());
+        if db.backend() == storage::Backend::Postgres {
+            hub = hub.reading_from(db.clone());
+        }
+        let hub = hub.start();
         let mut events = EngineEvents::default();
         events.logs = Some(hub.clone().recipient());
         events.persisted = Some(hub.clone().recipient());
@@ -182,10 +186,15 @@ impl Application {
         if db.backend() == storage::Backend::Postgres {
             spawn_change_listener(
                 config.database.url.clone(),
-                tokens.clone(),
-                db.clone(),
-                engine.settings.clone(),
-                engine.manager.clone(),
+                Listeners {
+                    tokens: tokens.clone(),
+                    db: db.clone(),
+                    settings: engine.settings.clone(),
+                    manager: engine.manager.clone(),
+                    hub: hub.clone(),
+                    sink: engine.sink.clone(),
+                    node: config.engine.node_id.clone(),
+                },
             );
         }
 
@@ -365,17 +374,32 @@ async fn wait_for_signal() {
     }
 }
 
-/// Hears other nodes' changes to tokens and settings (PostgreSQL `NOTIFY`) and
-/// applies them here: polled every 250 ms on a thread of its own, reconnecting
-/// after a second when the connection breaks, and then reloading both, since
-/// announcements made meanwhile were missed.
-fn spawn_change_listener(
-    url: String,
+/// Who acts on other nodes' announcements, and this node's id (its own
+/// announcements of records and statuses are already known here).
+struct Listeners {
     tokens: TokenStore,
     db: Db,
     settings: actix::Addr<engine::settings::SettingsActor>,
     manager: actix::Addr<engine::manager::TaskManager>,
-) {
+    hub: actix::Addr<LogHub>,
+    sink: actix::Addr<engine::sink::LogSink>,
+    node: String,
+}
+
+/// Hears other nodes' announcements (PostgreSQL `NOTIFY`: tokens, settings, the
+/// queue, cancels, records, statuses, followed tasks) and applies them here: polled every 250 ms on a thread of its own, reconnecting
+/// after a second when the connection breaks, and then reloading both, since
+/// announcements made meanwhile were missed.
+fn spawn_change_listener(url: String, to: Listeners) {
+    let Listeners {
+        tokens,
+        db,
+        settings,
+        manager,
+        hub,
+        sink,
+        node,
+    } = to;
     use std::sync::atomic::{AtomicBool, Ordering};
     use storage::changes::{Change, Listener};
     // One reload of each kind waits at most: a flag per kind is set when one is
@@ -395,6 +419,11 @@ fn spawn_change_listener(
         Change::Cancel { task, by } => {
             manager.do_send(engine::manager::CancelRequested { task, by });
         }
+        // This node's own writes and statuses reach its hub directly.
+        Change::Logs { node: from, .. } | Change::Status { node: from, .. } if from == node => {}
+        Change::Logs { task, seq, .. } => hub.do_send(crate::hub::remote::RemoteLogs { task, seq }),
+        Change::Status { task, .. } => hub.do_send(crate::hub::remote::RemoteStatus { task }),
+        Change::Watch { task } => sink.do_send(engine::sink::WatchedElsewhere { task }),
         Change::Tokens | Change::Settings => {
             if !asked[slot(&change)].swap(true, Ordering::AcqRel) {
                 let _ = tx.try_send(change);
@@ -445,7 +474,7 @@ fn spawn_change_listener(
                     }
                 }
                 Change::Settings => settings.do_send(engine::settings::ReloadLogSettings),
-                Change::Queued | Change::Cancel { .. } => {}
+                _ => {}
             }
         }
     });

@@ -1,6 +1,7 @@
 //! Telling the other nodes on a PostgreSQL database that tokens or settings changed,
-//! that tasks wait in the queue or that one of theirs is to be cancelled (`NOTIFY
-//! tasklens_changes`), and hearing them ([`Listener`]). On SQLite there is one
+//! that tasks wait in the queue, that one of theirs is to be cancelled, or that a
+//! task's records were stored or its status changed (`NOTIFY tasklens_changes`), and
+//! hearing them ([`Listener`]). On SQLite there is one
 //! server, so there is no one to tell.
 
 use diesel::connection::SimpleConnection;
@@ -26,6 +27,22 @@ pub enum Change {
         task: TaskId,
         by: Option<String>,
     },
+    /// `node` stored `task`'s records up to `seq`.
+    Logs {
+        task: TaskId,
+        seq: u64,
+        node: String,
+    },
+    /// `node` changed `task`'s status.
+    Status {
+        task: TaskId,
+        node: String,
+    },
+    /// A node has followers of `task`: the node running it writes its records
+    /// sooner.
+    Watch {
+        task: TaskId,
+    },
 }
 
 /// NOTIFY payloads are limited to 8000 bytes; a name is cut well before that.
@@ -48,6 +65,9 @@ impl Change {
                 }
                 format!("cancel {task} {by}")
             }
+            Change::Logs { task, seq, node } => format!("logs {task} {seq} {node}"),
+            Change::Status { task, node } => format!("status {task} {node}"),
+            Change::Watch { task } => format!("watch {task}"),
         }
     }
 
@@ -57,12 +77,29 @@ impl Change {
             "settings" => Some(Change::Settings),
             "queued" => Some(Change::Queued),
             _ => {
-                let rest = payload.strip_prefix("cancel ")?;
-                let (task, by) = rest.split_once(' ')?;
-                Some(Change::Cancel {
-                    task: task.parse().ok()?,
-                    by: (!by.is_empty()).then(|| by.to_owned()),
-                })
+                let (kind, rest) = payload.split_once(' ')?;
+                let (task, rest) = rest.split_once(' ').unwrap_or((rest, ""));
+                let task = task.parse().ok()?;
+                match kind {
+                    "cancel" => Some(Change::Cancel {
+                        task,
+                        by: (!rest.is_empty()).then(|| rest.to_owned()),
+                    }),
+                    "logs" => {
+                        let (seq, node) = rest.split_once(' ')?;
+                        Some(Change::Logs {
+                            task,
+                            seq: seq.parse().ok()?,
+                            node: node.to_owned(),
+                        })
+                    }
+                    "status" => Some(Change::Status {
+                        task,
+                        node: rest.to_owned(),
+                    }),
+                    "watch" if rest.is_empty() => Some(Change::Watch { task }),
+                    _ => None,
+                }
             }
         }
     }
@@ -107,14 +144,77 @@ impl Listener {
     /// # Errors
     /// The connection broke (connect again; changes meanwhile were missed).
     pub fn poll(&mut self) -> Result<Vec<Change>> {
-        let mut changes = Vec::new();
+        let mut changes: Vec<Change> = Vec::new();
+        // A task's record notices become one, with the highest seq.
+        let mut logs_at: std::collections::HashMap<TaskId, usize> = Default::default();
         for notification in self.conn.notifications_iter() {
-            if let Some(change) = Change::parse(&notification?.payload) {
-                if !changes.contains(&change) {
-                    changes.push(change);
+            let Some(change) = Change::parse(&notification?.payload) else {
+                continue;
+            };
+            if let Change::Logs { task, seq, .. } = &change {
+                if let Some(Change::Logs { seq: known, .. }) =
+                    logs_at.get(task).and_then(|&i| changes.get_mut(i))
+                {
+                    *known = (*known).max(*seq);
+                    continue;
                 }
+                logs_at.insert(*task, changes.len());
+                changes.push(change);
+            } else if !changes.contains(&change) {
+                changes.push(change);
             }
         }
         Ok(changes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_change_survives_its_payload_and_garbage_is_ignored() {
+        let task: TaskId = "0190b9a3-0000-7000-8000-000000000001".parse().unwrap();
+        for change in [
+            Change::Tokens,
+            Change::Settings,
+            Change::Queued,
+            Change::Cancel { task, by: None },
+            Change::Cancel {
+                task,
+                by: Some("ops team".into()),
+            },
+            Change::Logs {
+                task,
+                seq: 42,
+                node: "engine-1".into(),
+            },
+            Change::Status {
+                task,
+                node: "g:1".into(),
+            },
+            Change::Watch { task },
+        ] {
+            assert_eq!(Change::parse(&change.payload()), Some(change.clone()));
+        }
+        let long = Change::Cancel {
+            task,
+            by: Some("é".repeat(MAX_BY_BYTES)),
+        };
+        let payload = long.payload();
+        assert!(payload.len() < 8000);
+        assert!(
+            matches!(Change::parse(&payload), Some(Change::Cancel { by: Some(by), .. }) if by.len() <= MAX_BY_BYTES)
+        );
+        for garbage in [
+            "",
+            "logs",
+            "logs x 1 n",
+            "logs 0190b9a3-0000-7000-8000-000000000001 x n",
+            "status",
+            "what 0190b9a3-0000-7000-8000-000000000001",
+        ] {
+            assert_eq!(Change::parse(garbage), None, "{garbage:?}");
+        }
     }
 }

@@ -6,7 +6,8 @@
 //! it watches every task's status.
 //!
 //! Messages: [`LogsAppended`], [`LogsPersisted`], [`TaskStatusChanged`] from the
-//! engine; [`Join`], [`Leave`], [`Follow`], [`Unfollow`], [`WatchAll`] from sessions;
+//! engine; [`remote::RemoteLogs`] and [`remote::RemoteStatus`] about tasks running
+//! on other nodes (see [`remote`]); [`Join`], [`Leave`], [`Follow`], [`Unfollow`], [`WatchAll`] from sessions;
 //! [`ForgetTask`] when a task is deleted.
 //!
 //! Hand-off: [`Follow`] registers the session and answers, in the same handler, with
@@ -29,6 +30,7 @@
 //! sessions ever wait for it.
 
 pub mod inbox;
+pub mod remote;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -168,6 +170,9 @@ pub struct LogHub {
     skipped: u64,
     /// Sessions dropped as too slow, with when, until they have ended.
     stalled: Vec<(std::time::Instant, Arc<Inbox>)>,
+    /// Where other nodes' records are read from (PostgreSQL only).
+    db: Option<storage::Db>,
+    remote: remote::Remote,
 }
 
 impl LogHub {
@@ -181,7 +186,15 @@ impl LogHub {
             delivered: 0,
             skipped: 0,
             stalled: Vec::new(),
+            db: None,
+            remote: remote::Remote::default(),
         }
+    }
+
+    /// Feeds this node's followers of tasks running on other nodes from `db`.
+    pub fn reading_from(mut self, db: storage::Db) -> Self {
+        self.db = Some(db);
+        self
     }
 
     /// Drops the sessions whose clients left deliveries unread for too long, and
@@ -245,12 +258,43 @@ impl LogHub {
     }
 
     fn gc(&mut self, task: TaskId) {
+        if self.feeds.get(&task).is_none_or(|f| f.followers.is_empty()) {
+            self.remote.unfollowed(task);
+        }
         if self
             .feeds
             .get(&task)
             .is_some_and(|f| f.followers.is_empty() && f.pending.is_empty())
         {
             self.feeds.remove(&task);
+        }
+    }
+
+    /// Puts `batch` into the inbox of each follower of `task` it may interest.
+    fn deliver_batch(&mut self, task: TaskId, batch: &Arc<LogBatch>) {
+        let Some(feed) = self.feeds.get(&task) else {
+            return;
+        };
+        let mut failed = Vec::new();
+        for (session, interest) in &feed.followers {
+            let bytes = batch.bytes_passing(interest.min_level, &interest.sources);
+            if bytes == 0 {
+                self.skipped += 1;
+                continue;
+            }
+            if let Some(link) = self.sessions.get(session) {
+                let delivery = Delivery::Logs {
+                    task_id: task,
+                    batch: batch.clone(),
+                };
+                self.delivered += 1;
+                if !link.push(delivery, bytes) {
+                    failed.push(*session);
+                }
+            }
+        }
+        for session in failed {
+            self.drop_session(session, true);
         }
     }
 
@@ -284,7 +328,10 @@ impl Actor for LogHub {
     fn started(&mut self, ctx: &mut Context<Self>) {
         // Engine events arrive with do_send; nothing here waits on them.
         ctx.set_mailbox_capacity(1_000_000);
-        ctx.run_interval(Duration::from_secs(1), |hub, _| hub.sweep());
+        ctx.run_interval(Duration::from_secs(1), |hub, _| {
+            hub.sweep();
+            hub.announce_watched();
+        });
     }
 }
 
@@ -298,29 +345,7 @@ impl Handler<LogsAppended> for LogHub {
         if msg.batch.last_seq() > durable {
             feed.pending.push_back(msg.batch.clone());
         }
-        let mut failed = Vec::new();
-        for (session, interest) in &feed.followers {
-            let bytes = msg
-                .batch
-                .bytes_passing(interest.min_level, &interest.sources);
-            if bytes == 0 {
-                self.skipped += 1;
-                continue;
-            }
-            if let Some(link) = self.sessions.get(session) {
-                let delivery = Delivery::Logs {
-                    task_id: task,
-                    batch: msg.batch.clone(),
-                };
-                self.delivered += 1;
-                if !link.push(delivery, bytes) {
-                    failed.push(*session);
-                }
-            }
-        }
-        for session in failed {
-            self.drop_session(session, true);
-        }
+        self.deliver_batch(task, &msg.batch);
         self.gc(task);
     }
 }
@@ -395,7 +420,9 @@ impl Handler<Follow> for LogHub {
         link.follows.insert(msg.task_id);
         let feed = self.feeds.entry(msg.task_id).or_default();
         feed.followers.insert(msg.session, msg.interest);
-        MessageResult(feed.pending.iter().cloned().collect())
+        let pending = feed.pending.iter().cloned().collect();
+        self.announce_watched();
+        MessageResult(pending)
     }
 }
 

@@ -1,0 +1,233 @@
+//! Tasks running on other nodes (PostgreSQL): their records and statuses reach this
+//! node's followers through the database. The node running a task announces each
+//! write (`logs TASK SEQ NODE`) and each status change; the hub reads the new rows of
+//! the tasks its sessions follow and delivers them like local batches, already
+//! durable.
+//!
+//! Hand-off, as for local tasks: every record stored after a session's `Follow`
+//! reaches it live, and the session reads the database once more after its `Follow`
+//! for what was stored before. So a task's remote feed starts after the highest seq
+//! announced before its first follower came (`heard`), and reads each later
+//! announcement's rows in order, one read at a time. A status change waits for the
+//! reads of its task under way, so a final status stays the last word.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use engine::batch::LogBatch;
+use protocol::{LogFilter, TaskId};
+use storage::LogQuery;
+
+use super::LogHub;
+
+/// Another node stored `task`'s records up to `seq`.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct RemoteLogs {
+    pub task: TaskId,
+    pub seq: u64,
+}
+
+/// Another node changed `task`'s status.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct RemoteStatus {
+    pub task: TaskId,
+}
+
+/// Rows read per trip to the database.
+const READ_ROWS: usize = 5_000;
+
+/// Tasks heard of while nobody here follows them; beyond this the oldest knowledge
+/// is dropped (a feed then starts from the first record, which costs a longer read,
+/// never a gap).
+const MAX_HEARD: usize = 100_000;
+
+/// How often this node repeats that it follows a task (the node running it writes
+/// that task's records every 100 ms for 30 s after each).
+const REWATCH: Duration = Duration::from_secs(10);
+
+#[derive(Default)]
+pub(super) struct Remote {
+    /// The highest seq announced per task no session here follows.
+    heard: HashMap<TaskId, u64>,
+    feeds: HashMap<TaskId, RemoteFeed>,
+    /// When this node last said it follows each followed task.
+    watching: HashMap<TaskId, Instant>,
+}
+
+struct RemoteFeed {
+    delivered: u64,
+    announced: u64,
+    reading: bool,
+    /// A status change came while rows were still to be read.
+    status_waiting: bool,
+}
+
+impl Remote {
+    /// No session here follows `task` any more.
+    pub(super) fn unfollowed(&mut self, task: TaskId) {
+        self.watching.remove(&task);
+        if let Some(feed) = self.feeds.remove(&task) {
+            self.heard.insert(task, feed.announced.max(feed.delivered));
+        }
+    }
+}
+
+impl LogHub {
+    /// Tells the other nodes which followed tasks want their records written
+    /// sooner: each newly followed task, and the others every [`REWATCH`].
+    pub(super) fn announce_watched(&mut self) {
+        let Some(db) = self.db.clone() else { return };
+        let now = Instant::now();
+        let mut due = Vec::new();
+        for (task, feed) in &self.feeds {
+            if feed.followers.is_empty() {
+                continue;
+            }
+            let fresh = self
+                .remote
+                .watching
+                .get(task)
+                .is_some_and(|sent| now.duration_since(*sent) < REWATCH);
+            if !fresh {
+                self.remote.watching.insert(*task, now);
+                due.push(*task);
+            }
+        }
+        if due.is_empty() {
+            return;
+        }
+        actix::spawn(async move {
+            let _ = db
+                .run(move |c| {
+                    for task in due {
+                        storage::changes::announce(c, storage::changes::Change::Watch { task });
+                    }
+                    Ok(())
+                })
+                .await;
+        });
+    }
+
+    fn followed(&self, task: TaskId) -> bool {
+        self.feeds
+            .get(&task)
+            .is_some_and(|f| !f.followers.is_empty())
+    }
+
+    /// Reads what `task` has stored beyond what was delivered, then delivers any
+    /// status change that waited for it.
+    fn read_remote(&mut self, task: TaskId, ctx: &mut Context<Self>) {
+        let Some(db) = self.db.clone() else { return };
+        let Some(feed) = self.remote.feeds.get_mut(&task) else {
+            return;
+        };
+        if feed.reading {
+            return;
+        }
+        if feed.delivered >= feed.announced {
+            if std::mem::take(&mut feed.status_waiting) {
+                self.load_status(task, ctx);
+            }
+            return;
+        }
+        feed.reading = true;
+        let query = LogQuery {
+            after_seq: feed.delivered,
+            before_seq: None,
+            limit: READ_ROWS,
+        };
+        ctx.spawn(
+            async move {
+                db.run(move |c| {
+                    storage::logs::page_logs(c, task, &LogFilter::default(), &query)
+                })
+                .await
+            }
+            .into_actor(self)
+            .map(move |page, hub, ctx| {
+                let Some(feed) = hub.remote.feeds.get_mut(&task) else {
+                    return;
+                };
+                feed.reading = false;
+                match page {
+                    Ok(page) if !page.logs.is_empty() => {
+                        feed.delivered = page.logs.last().map_or(feed.delivered, |e| e.seq);
+                        let batch = Arc::new(LogBatch::new(task, page.logs));
+                        hub.deliver_batch(task, &batch);
+                    }
+                    // What was announced is stored: nothing left means a notice ran
+                    // ahead of a read that already took it.
+                    Ok(_) => feed.delivered = feed.announced,
+                    Err(e) => {
+                        log::warn!("error=\"{e}\" task={task} Could not read another node's records for live followers; the next notice retries.");
+                        return;
+                    }
+                }
+                hub.read_remote(task, ctx);
+            }),
+        );
+    }
+
+    /// Reads `task` from the database and delivers its status.
+    fn load_status(&mut self, task: TaskId, ctx: &mut Context<Self>) {
+        let Some(db) = self.db.clone() else { return };
+        ctx.spawn(
+            async move { db.run(move |c| storage::tasks::get_task(c, task)).await }
+                .into_actor(self)
+                .map(move |found, hub, _| match found {
+                    Ok(Some(info)) => {
+                        if info.status.is_terminal() {
+                            hub.remote.heard.remove(&task);
+                        }
+                        hub.deliver_status(info);
+                    }
+                    Ok(None) => {}
+                    Err(e) => log::warn!("error=\"{e}\" task={task} Could not read another node's task status for this node's watchers."),
+                }),
+        );
+    }
+}
+
+impl Handler<RemoteLogs> for LogHub {
+    type Result = ();
+
+    fn handle(&mut self, msg: RemoteLogs, ctx: &mut Context<Self>) {
+        if !self.followed(msg.task) {
+            if self.remote.heard.len() >= MAX_HEARD && !self.remote.heard.contains_key(&msg.task) {
+                self.remote.heard.clear();
+            }
+            let heard = self.remote.heard.entry(msg.task).or_default();
+            *heard = (*heard).max(msg.seq);
+            return;
+        }
+        let heard = &mut self.remote.heard;
+        let feed = self.remote.feeds.entry(msg.task).or_insert_with(|| {
+            let start = heard.remove(&msg.task).unwrap_or(0);
+            RemoteFeed {
+                delivered: start,
+                announced: start,
+                reading: false,
+                status_waiting: false,
+            }
+        });
+        feed.announced = feed.announced.max(msg.seq);
+        self.read_remote(msg.task, ctx);
+    }
+}
+
+impl Handler<RemoteStatus> for LogHub {
+    type Result = ();
+
+    fn handle(&mut self, msg: RemoteStatus, ctx: &mut Context<Self>) {
+        match self.remote.feeds.get_mut(&msg.task) {
+            Some(feed) if feed.reading || feed.delivered < feed.announced => {
+                feed.status_waiting = true;
+            }
+            _ => self.load_status(msg.task, ctx),
+        }
+    }
+}
