@@ -527,3 +527,85 @@ fn a_task_followed_from_another_node_is_written_sooner() {
         "records arrived while the task ran"
     );
 }
+
+#[test]
+fn tasks_sent_to_a_gateway_spread_over_two_engines_and_survive_one_dying() {
+    let one_at_a_time = [
+        ("TASKLENS_MAX_CONCURRENT_TASKS", "1"),
+        ("TASKLENS_NODE_TIMEOUT_SECS", "3"),
+    ];
+    let Some((gateway, mut e1, db, spools)) = gateway_and_engine(&one_at_a_time) else {
+        return;
+    };
+    let spool = tempfile::tempdir().unwrap();
+    let mut as_engine = vec![("TASKLENS_ROLE", "engine")];
+    as_engine.extend_from_slice(&one_at_a_time);
+    let e2 = node_with(&db.url, "e2", spool.path(), &as_engine);
+
+    // Twenty short tasks: all run, on both engines, with all their records.
+    let tasks: Vec<String> = (0..20).map(|_| synthetic(&gateway, 2_000, 8_000)).collect();
+    let mut ran_on = std::collections::BTreeMap::new();
+    for task in &tasks {
+        let done = common::wait_done(&gateway, task);
+        assert_eq!(done.status, TaskStatus::Success, "{done:?}");
+        assert_eq!(stored_seqs(&gateway, task).len(), 1_500, "INFO and above");
+        *ran_on
+            .entry(done.node.expect("the node that ran it"))
+            .or_insert(0) += 1;
+    }
+    assert_eq!(
+        ran_on.keys().collect::<Vec<_>>(),
+        ["e1", "e2"],
+        "both engines took tasks: {ran_on:?}"
+    );
+
+    // One long task on each engine; e1 dies.
+    let long: Vec<String> = (0..2).map(|_| synthetic(&gateway, 40_000, 4_000)).collect();
+    for task in &long {
+        wait_stored(&gateway, task);
+    }
+    let node_of = |task: &str| task_info(&gateway, task).node.unwrap();
+    let (on_e1, on_e2) = if node_of(&long[0]) == "e1" {
+        (&long[0], &long[1])
+    } else {
+        (&long[1], &long[0])
+    };
+    assert_eq!(node_of(on_e2), "e2");
+    // SAFETY: killing the server process this test started.
+    unsafe { libc::kill(e1.child.id() as i32, libc::SIGKILL) };
+    e1.child.wait().unwrap();
+    // Within node_timeout_secs (3) + 5 s.
+    eventually(Duration::from_secs(3 + 5), "e1's task interrupted", || {
+        task_info(&gateway, on_e1).status == TaskStatus::Interrupted
+    });
+    let kept = stored_seqs(&gateway, on_e1);
+    assert!(kept.len() > 1, "what e1 stored before it died is there");
+    assert_eq!(
+        kept,
+        (1..=kept.len() as u64).collect::<Vec<_>>(),
+        "no holes"
+    );
+    // e2's task is untouched and finishes.
+    assert_eq!(task_info(&gateway, on_e2).status, TaskStatus::Running);
+    assert_eq!(
+        common::wait_done(&gateway, on_e2).status,
+        TaskStatus::Success
+    );
+    assert_eq!(stored_seqs(&gateway, on_e2).len(), 30_000);
+
+    // e1 back (same id) takes new tasks while e2 is busy.
+    drop(e1);
+    let _e1 = node_with(&db.url, "e1", spools[1].path(), &as_engine);
+    let busy = synthetic(&gateway, 40_000, 4_000);
+    let next = synthetic(&gateway, 400, 10_000);
+    assert_eq!(
+        common::wait_done(&gateway, &next).status,
+        TaskStatus::Success
+    );
+    let ran = [
+        task_info(&gateway, &busy).node,
+        task_info(&gateway, &next).node,
+    ];
+    assert!(ran.contains(&Some("e1".to_owned())), "{ran:?}");
+    drop(e2);
+}

@@ -145,6 +145,8 @@ pub struct Engine {
     pub gate: Arc<BufferGate>,
     /// Whether log writes succeed (for readiness).
     pub writer: Arc<crate::sink::WriterHealth>,
+    /// Tells the other nodes of changes (PostgreSQL only).
+    pub announcer: Option<storage::changes::Announcer>,
     shutdown_grace: Duration,
     shutdown_flush_timeout: Duration,
     spool: Option<crate::spool::Spool>,
@@ -203,10 +205,14 @@ impl Engine {
         events.rejected = Some(manager.clone().recipient());
         let node_id: Arc<str> = Arc::from(settings.node_id.as_str());
         let shared = db.backend() == storage::Backend::Postgres;
-        if shared {
-            events.announce = Some((db.clone(), node_id.clone()));
+        if shared && events.announce.is_none() {
+            let announcer = storage::changes::Announcer::spawn(db.clone()).map_err(|e| {
+                storage::StorageError::Background(format!("cannot start the announcer thread: {e}"))
+            })?;
+            events.announce = Some((announcer, node_id.clone()));
         }
         let events_for_nodes = events.clone();
+        let announcer = events.announce.as_ref().map(|(a, _)| a.clone());
         let sink = LogSink::new(
             db.clone(),
             settings.sink,
@@ -265,6 +271,7 @@ impl Engine {
             live,
             gate,
             writer,
+            announcer,
             shutdown_grace: settings.shutdown_grace,
             shutdown_flush_timeout: settings.shutdown_flush_timeout,
             spool: settings.spool.clone(),

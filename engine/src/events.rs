@@ -50,12 +50,17 @@ pub struct EngineEvents {
     pub(crate) durable: Option<Recipient<LogsPersisted>>,
     /// Where refusals go (the task manager); set by `Engine::start`.
     pub(crate) rejected: Option<Recipient<LogsRejected>>,
-    /// On PostgreSQL, the database and this node's id: status changes are
-    /// announced to the other nodes; set by `Engine::start`.
-    pub(crate) announce: Option<(storage::Db, Arc<str>)>,
+    /// On PostgreSQL, where status changes are announced to the other nodes, and
+    /// this node's id; set by `Engine::start`.
+    pub(crate) announce: Option<(storage::changes::Announcer, Arc<str>)>,
 }
 
 impl EngineEvents {
+    /// Announces status changes through `announcer`, as `node` (PostgreSQL).
+    pub fn announce_through(&mut self, announcer: storage::changes::Announcer, node: Arc<str>) {
+        self.announce = Some((announcer, node));
+    }
+
     pub fn logs_appended(&self, batch: &Arc<LogBatch>) {
         if let Some(r) = &self.logs {
             r.do_send(LogsAppended {
@@ -83,16 +88,10 @@ impl EngineEvents {
         if let Some(r) = &self.status {
             r.do_send(TaskStatusChanged { task: task.clone() });
         }
-        if let Some((db, node)) = &self.announce {
-            let (db, node, task) = (db.clone(), node.to_string(), task.id);
-            actix::spawn(async move {
-                let change = storage::changes::Change::Status { task, node };
-                let _ = db
-                    .run(move |c| {
-                        storage::changes::announce(c, change);
-                        Ok(())
-                    })
-                    .await;
+        if let Some((announcer, node)) = &self.announce {
+            announcer.send(storage::changes::Change::Status {
+                task: task.id,
+                node: node.to_string(),
             });
         }
     }

@@ -57,7 +57,7 @@ pub struct RequestCancel {
 #[derive(Debug, Clone, PartialEq)]
 pub enum CancelOutcome {
     /// The task was queued and is now cancelled.
-    Cancelled(TaskInfo),
+    Cancelled(Box<TaskInfo>),
     /// The task is running; its plugin has been asked to stop and the task will end
     /// as `cancelled` once its logs are durable.
     Requested,
@@ -437,6 +437,7 @@ pub(crate) fn new_task(
         error: None,
         created_by,
         params_omitted: false,
+        node: None,
     }
 }
 
@@ -561,7 +562,7 @@ impl Handler<StartTask> for TaskManager {
 /// Where a cancel found its task.
 enum Found {
     /// Queued, unclaimed, and now cancelled.
-    Cancelled(Option<TaskInfo>),
+    Cancelled(Option<Box<TaskInfo>>),
     /// Claimed by this node.
     Here,
     /// Claimed by another node, which has been asked to cancel it.
@@ -590,7 +591,7 @@ impl Handler<RequestCancel> for TaskManager {
             // A claim may take it between the two looks; then the second finds its node.
             for _ in 0..3 {
                 if queue::end_unclaimed(c, id, &outcome)? {
-                    return Ok(Found::Cancelled(tasks::get_task(c, id)?));
+                    return Ok(Found::Cancelled(tasks::get_task(c, id)?.map(Box::new)));
                 }
                 match queue::owner(c, id)? {
                     Ok(None) => continue,

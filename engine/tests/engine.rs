@@ -858,6 +858,7 @@ async fn a_previous_runs_running_tasks_are_interrupted_and_its_queue_runs() {
             error: None,
             created_by: None,
             params_omitted: false,
+            node: None,
         };
         let stale = task(TaskStatus::Running, Some(protocol::Timestamp(2)));
         let waiting = task(TaskStatus::Queued, None);

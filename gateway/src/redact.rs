@@ -66,6 +66,7 @@ mod tests {
             error: None,
             created_by: Some("admin".into()),
             params_omitted: false,
+            node: None,
         }
     }
 

@@ -167,11 +167,15 @@ impl Application {
         // A client that leaves live records unread as long as it may stay silent is as
         // gone as a silent one.
         let mut hub = LogHub::new(config.http.ws.client_timeout());
+        let mut events = EngineEvents::default();
         if db.backend() == storage::Backend::Postgres {
-            hub = hub.reading_from(db.clone());
+            let announcer = storage::changes::Announcer::spawn(db.clone()).map_err(|e| {
+                storage::StorageError::Background(format!("cannot start the announcer thread: {e}"))
+            })?;
+            hub = hub.reading_from(db.clone(), announcer.clone());
+            events.announce_through(announcer, Arc::from(config.engine.node_id.as_str()));
         }
         let hub = hub.start();
-        let mut events = EngineEvents::default();
         events.logs = Some(hub.clone().recipient());
         events.persisted = Some(hub.clone().recipient());
         events.status = Some(hub.clone().recipient());

@@ -151,6 +151,10 @@ pub struct TaskInfo {
     /// only; `GET /api/tasks/{id}` has them all.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub params_omitted: bool,
+    /// The node that took the task (`node_id`): it runs it, or ran it; absent
+    /// while the task waits in the queue.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 
 /// The largest params shown in task lists and status frames.
@@ -177,6 +181,7 @@ impl TaskInfo {
             error: self.error.clone(),
             created_by: self.created_by.clone(),
             params_omitted: true,
+            node: None,
         }
     }
 }

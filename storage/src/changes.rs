@@ -122,6 +122,48 @@ pub fn announce(conn: &mut Conn, what: Change) {
     }
 }
 
+/// Sends announcements from a thread of its own, in order, so that callers never
+/// wait for the database (nor does a process that exits while it is down).
+/// Bounded: when [`ANNOUNCER_QUEUE`] wait, newer ones are dropped and logged; the
+/// other nodes then catch up through their polls and refreshes.
+#[derive(Clone)]
+pub struct Announcer {
+    tx: std::sync::mpsc::SyncSender<Change>,
+}
+
+/// Announcements that may wait for the database.
+pub const ANNOUNCER_QUEUE: usize = 10_000;
+
+impl Announcer {
+    /// Starts the thread; it ends when every `Announcer` is dropped.
+    pub fn spawn(db: crate::Db) -> std::io::Result<Announcer> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Change>(ANNOUNCER_QUEUE);
+        std::thread::Builder::new()
+            .name("tasklens-announce".into())
+            .spawn(move || {
+                while let Ok(first) = rx.recv() {
+                    let sent = db.run_blocking(|c| {
+                        announce(c, first);
+                        while let Ok(more) = rx.try_recv() {
+                            announce(c, more);
+                        }
+                        Ok(())
+                    });
+                    if let Err(e) = sent {
+                        log::warn!("error=\"{e}\" Could not tell other nodes of a change; they see it at their next poll.");
+                    }
+                }
+            })?;
+        Ok(Announcer { tx })
+    }
+
+    pub fn send(&self, change: Change) {
+        if let Err(std::sync::mpsc::TrySendError::Full(change)) = self.tx.try_send(change) {
+            log::warn!("change={change:?} Too many announcements wait for the database; this one is dropped.");
+        }
+    }
+}
+
 /// A connection of its own that listens for changes.
 pub struct Listener {
     conn: PgConnection,

@@ -20,6 +20,7 @@ pub struct TaskRow {
     pub result: Option<String>,
     pub error: Option<String>,
     pub created_by: Option<String>,
+    pub node_id: Option<String>,
 }
 
 impl TryFrom<TaskRow> for TaskInfo {
@@ -48,6 +49,7 @@ impl TryFrom<TaskRow> for TaskInfo {
             error: row.error,
             created_by: row.created_by,
             params_omitted: false,
+            node: row.node_id,
         })
     }
 }
@@ -65,6 +67,7 @@ pub struct TaskSummaryRow {
     pub result: Option<String>,
     pub error: Option<String>,
     pub created_by: Option<String>,
+    pub node_id: Option<String>,
 }
 
 impl TryFrom<TaskSummaryRow> for TaskInfo {
@@ -83,6 +86,7 @@ impl TryFrom<TaskSummaryRow> for TaskInfo {
             result: row.result,
             error: row.error,
             created_by: row.created_by,
+            node_id: row.node_id,
         })?;
         task.params_omitted = omitted;
         Ok(task)

@@ -94,6 +94,7 @@ pub fn list_tasks(conn: &mut Conn, query: &TaskListQuery) -> Result<TaskList> {
                 tasks::result,
                 tasks::error,
                 tasks::created_by,
+                tasks::node_id,
             ))
             .into_boxed();
         if let Some(status) = query.status {

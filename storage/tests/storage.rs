@@ -31,6 +31,7 @@ fn new_task(created_at: i64) -> TaskInfo {
         error: None,
         created_by: Some("tester".into()),
         params_omitted: false,
+        node: None,
     }
 }
 

@@ -202,6 +202,7 @@ mod tests {
             error: None,
             created_by: None,
             params_omitted: false,
+            node: None,
         }))
     }
 

@@ -170,8 +170,10 @@ pub struct LogHub {
     skipped: u64,
     /// Sessions dropped as too slow, with when, until they have ended.
     stalled: Vec<(std::time::Instant, Arc<Inbox>)>,
-    /// Where other nodes' records are read from (PostgreSQL only).
+    /// Where other nodes' records are read from, and how this node tells them which
+    /// tasks it follows (PostgreSQL only).
     db: Option<storage::Db>,
+    announcer: Option<storage::changes::Announcer>,
     remote: remote::Remote,
 }
 
@@ -187,13 +189,16 @@ impl LogHub {
             skipped: 0,
             stalled: Vec::new(),
             db: None,
+            announcer: None,
             remote: remote::Remote::default(),
         }
     }
 
-    /// Feeds this node's followers of tasks running on other nodes from `db`.
-    pub fn reading_from(mut self, db: storage::Db) -> Self {
+    /// Feeds this node's followers of tasks running on other nodes from `db`, and
+    /// tells the other nodes which tasks it follows through `announcer`.
+    pub fn reading_from(mut self, db: storage::Db, announcer: storage::changes::Announcer) -> Self {
         self.db = Some(db);
+        self.announcer = Some(announcer);
         self
     }
 

@@ -80,7 +80,9 @@ impl LogHub {
     /// Tells the other nodes which followed tasks want their records written
     /// sooner: each newly followed task, and the others every [`REWATCH`].
     pub(super) fn announce_watched(&mut self) {
-        let Some(db) = self.db.clone() else { return };
+        let Some(announcer) = self.announcer.clone() else {
+            return;
+        };
         let now = Instant::now();
         let mut due = Vec::new();
         for (task, feed) in &self.feeds {
@@ -97,19 +99,9 @@ impl LogHub {
                 due.push(*task);
             }
         }
-        if due.is_empty() {
-            return;
+        for task in due {
+            announcer.send(storage::changes::Change::Watch { task });
         }
-        actix::spawn(async move {
-            let _ = db
-                .run(move |c| {
-                    for task in due {
-                        storage::changes::announce(c, storage::changes::Change::Watch { task });
-                    }
-                    Ok(())
-                })
-                .await;
-        });
     }
 
     fn followed(&self, task: TaskId) -> bool {

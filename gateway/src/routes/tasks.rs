@@ -158,7 +158,7 @@ pub async fn cancel_task(
         .await?
     {
         CancelOutcome::Cancelled(task) => {
-            Ok(HttpResponse::Ok().json(redact::for_caller(registry, Some(&caller), task)))
+            Ok(HttpResponse::Ok().json(redact::for_caller(registry, Some(&caller), *task)))
         }
         CancelOutcome::Requested => {
             let mut task = redact::for_caller(registry, Some(&caller), task);
