@@ -335,6 +335,17 @@ fn forms_roles_deletion_and_expired_tokens() {
         "deleted on the server"
     );
 
+    // The nodes page: this server, alive, of role all.
+    browser.click("nav a[href='/admin/nodes']");
+    browser.wait(
+        "return document.querySelector('[data-testid=nodes] tbody tr [data-testid=node-alive]')?.textContent === 'alive'",
+        "this node, alive",
+    );
+    assert_eq!(
+        browser.js("return document.querySelector('[data-testid=nodes] tbody tr [data-testid=node-role]').textContent"),
+        "all"
+    );
+
     let viewer = stdout(&server.cli(&["tokens", "create", "reader", "--role", "viewer"]))
         .trim()
         .to_owned();
@@ -356,6 +367,16 @@ fn forms_roles_deletion_and_expired_tokens() {
     assert_eq!(
         browser.js("return document.querySelector('[data-testid=settings-save]') === null"),
         true
+    );
+    assert_eq!(
+        browser.js("return document.querySelector(\"nav a[href='/admin/nodes']\") === null"),
+        true,
+        "no link to the nodes page for a viewer"
+    );
+    browser.goto(&format!("{base}/admin/nodes"));
+    browser.wait(
+        "return document.querySelector('[data-testid=nodes-error]')?.textContent.includes('(403)')",
+        "the server's refusal, shown",
     );
 
     stdout(&server.cli(&["tokens", "delete", "reader"]));

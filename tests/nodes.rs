@@ -425,7 +425,7 @@ fn a_gateway_follows_live_what_an_engine_runs() {
 
     let (followed, warnings, watched, task) = actix_rt::System::new().block_on(async move {
         let watcher = ws(port, serde_json::json!({"type": "subscribe_tasks"})).await;
-        let task = synthetic(&gateway, 40_000, 10_000);
+        let task = synthetic(&gateway, 200_000, 40_000);
         // One joins at once, one once the task is under way (history, then live).
         let early = ws(port, serde_json::json!({"type": "subscribe", "task_id": task})).await;
         let early = actix_rt::spawn(follow_to_end(early));
@@ -464,7 +464,7 @@ fn a_gateway_follows_live_what_an_engine_runs() {
     });
     let (task, gateway) = task;
     let stored = stored_seqs(&gateway, &task);
-    assert_eq!(stored.len(), 30_000, "INFO and above of 40,000");
+    assert_eq!(stored.len(), 150_000, "INFO and above of 200,000");
     let (seqs, caught_up, statuses) = followed;
     assert!(caught_up);
     assert_eq!(seqs, stored, "every record, in order, once");

@@ -4,7 +4,9 @@ use yew::prelude::*;
 use yew_router::prelude::*;
 
 use crate::auth::{AuthAction, AuthContext, AuthProvider};
-use crate::pages::{login::Login, settings::LoggingSettings, task::TaskPage, tasks::TasksPage};
+use crate::pages::{
+    login::Login, nodes::NodesPage, settings::LoggingSettings, task::TaskPage, tasks::TasksPage,
+};
 
 #[derive(Debug, Clone, PartialEq, Routable)]
 pub enum Route {
@@ -18,6 +20,8 @@ pub enum Route {
     Task { id: String },
     #[at("/admin/settings/logging")]
     Settings,
+    #[at("/admin/nodes")]
+    Nodes,
     #[not_found]
     #[at("/404")]
     NotFound,
@@ -64,6 +68,7 @@ fn Shell() -> Html {
         Route::Tasks => html! { <TasksPage /> },
         Route::Task { id } => html! { <TaskPage {id} /> },
         Route::Settings => html! { <LoggingSettings /> },
+        Route::Nodes => html! { <NodesPage /> },
         Route::NotFound => html! {
             <main class="page empty-state">
                 <h1>{ "Page not found" }</h1>
@@ -82,6 +87,9 @@ fn Shell() -> Html {
                 <nav>
                     <Link<Route> to={Route::Tasks}>{ "Tasks" }</Link<Route>>
                     <Link<Route> to={Route::Settings}>{ "Admin Settings › Logging" }</Link<Route>>
+                    if auth.is_admin() {
+                        <Link<Route> to={Route::Nodes}>{ "Admin › Nodes" }</Link<Route>>
+                    }
                 </nav>
                 <span class="who" title="the token you logged in with">{ format!("{} ({role})", auth.name) }</span>
                 <button class="link" onclick={logout} data-testid="logout">{ "Log out" }</button>

@@ -1,6 +1,7 @@
 //! One component per route.
 
 pub mod login;
+pub mod nodes;
 pub mod settings;
 pub mod task;
 pub mod tasks;
