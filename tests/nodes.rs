@@ -149,7 +149,7 @@ fn tokens_and_settings_changed_on_one_node_apply_on_the_others() {
         eprintln!("skipped: no PostgreSQL for tests (TASKLENS_TEST_PG_URL)");
         return;
     }
-    // Designed for well under 2 s (a 250 ms poll, then a reload); the slack is for
+    // Designed for well under 2 s (a 25 ms poll, then a reload); the slack is for
     // a loaded machine starting the CLI.
     let within = Duration::from_secs(4);
     let fresh = FreshDb::new("postgres");

@@ -15,13 +15,17 @@
 //! - console: how long a filter change takes to show in headless Chromium, for a task
 //!   of 100,000 lines;
 //! - workers: a Python worker's records/s to durable and its live latency, and
-//!   `tasklens exec` of a command printing a million lines (see [`workers`]).
+//!   `tasklens exec` of a command printing a million lines (see [`workers`]);
+//! - nodes (PostgreSQL): a gateway and two engines, how fast the shared queue starts
+//!   tasks submitted to the gateway and the latency of an engine's records to
+//!   subscribers on the gateway (see [`nodes`]).
 //!
 //! Usage: `tasklens-bench [--quick] [--backends sqlite,postgres] [--no-console] [--out FILE]`.
 
 mod client;
 mod console;
 mod live;
+mod nodes;
 mod report;
 mod server;
 mod workers;
@@ -51,6 +55,8 @@ pub struct Sizes {
     pub worker_live_records: u64,
     pub worker_live_rate: u64,
     pub exec_lines: u64,
+    pub queue_tasks: u64,
+    pub cross_node_records: u64,
 }
 
 impl Sizes {
@@ -71,6 +77,8 @@ impl Sizes {
             worker_live_records: 50_000,
             worker_live_rate: 5_000,
             exec_lines: 1_000_000,
+            queue_tasks: 2_000,
+            cross_node_records: 400_000,
         }
     }
 
@@ -91,6 +99,8 @@ impl Sizes {
             worker_live_records: 20_000,
             worker_live_rate: 5_000,
             exec_lines: 1_000_000,
+            queue_tasks: 500,
+            cross_node_records: 100_000,
         }
     }
 }
@@ -151,11 +161,12 @@ fn parse_args() -> Result<Args> {
                         "live",
                         "workers",
                         "console",
+                        "nodes",
                     ]
                     .contains(&part)
                     {
                         bail!(
-                            "unknown part {part:?}: use ingest, overhead, retrieval, live, workers, console"
+                            "unknown part {part:?}: use ingest, overhead, retrieval, live, workers, console, nodes"
                         );
                     }
                     args.only.push(part.to_owned());
@@ -169,7 +180,7 @@ fn parse_args() -> Result<Args> {
                 );
             }
             "-h" | "--help" => {
-                println!("tasklens-bench [--quick] [--backends sqlite,postgres] [--only ingest,overhead,retrieval,live,workers,console] [--work N] [--no-console] [--out FILE]");
+                println!("tasklens-bench [--quick] [--backends sqlite,postgres] [--only ingest,overhead,retrieval,live,workers,console,nodes] [--work N] [--no-console] [--out FILE]");
                 std::process::exit(0);
             }
             other => bail!("unknown argument {other:?} (see --help)"),
@@ -240,6 +251,9 @@ async fn run_backend(
     }
     if args.wants("live") {
         live(binary, &db, name, sizes, report).await?;
+    }
+    if backend == Backend::Postgres && args.wants("nodes") {
+        nodes::gateway_and_engines(binary, &db, sizes, &mut report.rows).await?;
     }
     if args.wants("workers") {
         let server = Server::start(binary, &db)?;

@@ -84,6 +84,20 @@ impl Server {
     }
 
     pub fn start_with_ui(binary: &Path, db: &Database, ui_dir: Option<&Path>) -> Result<Server> {
+        Self::launch(binary, db, ui_dir, &[])
+    }
+
+    /// With these settings added (a role, a node id).
+    pub fn start_env(binary: &Path, db: &Database, env: &[(&str, &str)]) -> Result<Server> {
+        Self::launch(binary, db, None, env)
+    }
+
+    fn launch(
+        binary: &Path,
+        db: &Database,
+        ui_dir: Option<&Path>,
+        env: &[(&str, &str)],
+    ) -> Result<Server> {
         let port = free_port();
         let child = serve::command(binary, port, &db.url, TOKEN)
             .env(
@@ -91,6 +105,7 @@ impl Server {
                 ui_dir.map_or_else(|| "/nonexistent".into(), |d| d.display().to_string()),
             )
             .env("TASKLENS_LOG", "warn")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
