@@ -17,10 +17,19 @@ fn run_filter_restart_and_find_every_line() {
     for backend in backends() {
         let fresh = FreshDb::new(backend);
         let server = Server::start(&fresh.url);
-        let id = stdout(&server.cli(&["run", "synthetic", "--param", "count=3000"]))
-            .trim()
-            .to_owned();
-        assert_eq!(wait_done(&server, &id).status, TaskStatus::Success);
+        let id = stdout(&server.cli(&[
+            "run",
+            "synthetic",
+            "--param",
+            "count=3000",
+            "--priority",
+            "-5",
+        ]))
+        .trim()
+        .to_owned();
+        let done = wait_done(&server, &id);
+        assert_eq!(done.status, TaskStatus::Success);
+        assert_eq!(done.priority, -5);
 
         let api = entries(&stdout(&server.cli(&[
             "logs",
@@ -330,6 +339,16 @@ fn an_unreachable_server_and_bad_configuration_are_reported_clearly() {
         "access_log: must be true or false",
     ] {
         assert!(err.contains(name), "{name} missing: {err}");
+    }
+
+    for bad in ["2000", "high"] {
+        let out = Command::new(BIN)
+            .args(["run", "synthetic", "--priority", bad])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{bad}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("--priority"), "{bad}: {err}");
     }
 
     // Roles: a bad one is refused by the flag, and none but `all` runs on SQLite.

@@ -293,8 +293,14 @@ impl Engine {
                 params,
                 created_by,
                 role,
+                priority: 0,
             })
             .await?
+    }
+
+    /// Creates and queues a task as `start` says (its priority included).
+    pub async fn submit(&self, start: StartTask) -> Result<TaskInfo, EngineError> {
+        self.manager.send(start).await?
     }
 
     pub async fn cancel_task(

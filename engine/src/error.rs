@@ -13,6 +13,8 @@ pub enum EngineError {
     BadParams { plugin: String, reason: String },
     #[error("params are {bytes} bytes of JSON; at most {max} are accepted")]
     ParamsTooLarge { bytes: usize, max: usize },
+    #[error("priority {0} is out of range: use a whole number from -1000 to 1000")]
+    BadPriority(i32),
     #[error("{queued} tasks are already waiting to run (max_queued_tasks); try again once some have started")]
     QueueFull { queued: usize },
     #[error("{who:?} already has {active} tasks queued or running, the most a viewer may have (max_tasks_per_viewer); wait for some to end")]

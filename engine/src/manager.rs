@@ -43,6 +43,8 @@ pub struct StartTask {
     /// Name of the token that asked.
     pub created_by: Option<String>,
     pub role: Role,
+    /// Higher runs first among queued tasks (`protocol::PRIORITIES`).
+    pub priority: i32,
 }
 
 /// Cancel a queued or running task.
@@ -438,6 +440,7 @@ pub(crate) fn new_task(
         created_by,
         params_omitted: false,
         node: None,
+        priority: 0,
     }
 }
 
@@ -486,11 +489,12 @@ impl Handler<StartTask> for TaskManager {
                 plugin: msg.plugin.clone(),
                 reason,
             })?;
-            Ok(new_task(
-                &msg.plugin,
-                msg.params.clone(),
-                msg.created_by.clone(),
-            ))
+            if !protocol::task::PRIORITIES.contains(&msg.priority) {
+                return Err(EngineError::BadPriority(msg.priority));
+            }
+            let mut info = new_task(&msg.plugin, msg.params.clone(), msg.created_by.clone());
+            info.priority = msg.priority;
+            Ok(info)
         })();
         let info = match checked {
             Ok(info) => info,

@@ -584,6 +584,57 @@ async fn an_asynchronous_actor_plugin_runs_without_a_thread_and_sees_cancel() {
     );
 }
 
+/// Queued tasks start highest priority first, then oldest first, on both backends;
+/// a priority out of range is refused.
+#[actix_rt::test]
+async fn queued_tasks_start_by_priority_then_age() {
+    for backend in backends() {
+        let fresh = FreshDb::new(backend);
+        let engine = start_with(connect(&fresh.url), |s| s.max_concurrent_tasks = 1).await;
+        let submit = |priority: i32, params: serde_json::Value| {
+            engine.submit(engine::manager::StartTask {
+                plugin: "synthetic".into(),
+                params,
+                created_by: None,
+                role: Role::Admin,
+                priority,
+            })
+        };
+        let blocker = submit(0, serde_json::json!({"count": 300, "rate": 300}))
+            .await
+            .unwrap();
+        let mut queued = Vec::new();
+        for priority in [0, 5, -3, 5, 0] {
+            let task = submit(priority, serde_json::json!({"count": 10}))
+                .await
+                .unwrap();
+            assert_eq!(task.priority, priority);
+            queued.push(task.id);
+        }
+        let refused = submit(1001, serde_json::json!({})).await.unwrap_err();
+        assert!(
+            refused
+                .to_string()
+                .contains("priority 1001 is out of range"),
+            "{refused}"
+        );
+        wait_done(&engine, blocker.id).await;
+        let mut started = Vec::new();
+        for id in &queued {
+            let done = wait_done(&engine, *id).await;
+            assert_eq!(done.status, TaskStatus::Success, "{backend}");
+            started.push((done.started_at.unwrap(), *id));
+        }
+        started.sort();
+        let order: Vec<TaskId> = started.into_iter().map(|(_, id)| id).collect();
+        assert_eq!(
+            order,
+            [queued[1], queued[3], queued[0], queued[4], queued[2]],
+            "{backend}: 5, 5, 0, 0, -3, each level oldest first"
+        );
+    }
+}
+
 #[actix_rt::test]
 async fn queued_tasks_wait_for_a_slot_and_can_be_cancelled_before_they_start() {
     let fresh = FreshDb::new("sqlite");
@@ -859,6 +910,7 @@ async fn a_previous_runs_running_tasks_are_interrupted_and_its_queue_runs() {
             created_by: None,
             params_omitted: false,
             node: None,
+            priority: 0,
         };
         let stale = task(TaskStatus::Running, Some(protocol::Timestamp(2)));
         let waiting = task(TaskStatus::Queued, None);

@@ -118,6 +118,7 @@ impl From<EngineError> for ApiError {
         match e {
             EngineError::UnknownPlugin(_)
             | EngineError::BadParams { .. }
+            | EngineError::BadPriority(_)
             | EngineError::Worker(_) => ApiError::bad_request(message),
             EngineError::PrivilegedPlugin(_) => ApiError::forbidden(message),
             EngineError::ParamsTooLarge { .. } => {

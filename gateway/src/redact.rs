@@ -67,6 +67,7 @@ mod tests {
             created_by: Some("admin".into()),
             params_omitted: false,
             node: None,
+            priority: 0,
         }
     }
 

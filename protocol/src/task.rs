@@ -155,7 +155,17 @@ pub struct TaskInfo {
     /// while the task waits in the queue.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<String>,
+    /// Queued tasks run highest priority first, then oldest first (0 unless set).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub priority: i32,
 }
+
+fn is_zero(n: &i32) -> bool {
+    *n == 0
+}
+
+/// The lowest and highest `priority` a task may have.
+pub const PRIORITIES: std::ops::RangeInclusive<i32> = -1000..=1000;
 
 /// The largest params shown in task lists and status frames.
 pub const MAX_INLINE_PARAMS_BYTES: usize = 4096;
@@ -181,7 +191,8 @@ impl TaskInfo {
             error: self.error.clone(),
             created_by: self.created_by.clone(),
             params_omitted: true,
-            node: None,
+            node: self.node.clone(),
+            priority: self.priority,
         }
     }
 }
@@ -194,6 +205,14 @@ pub struct NewTask {
     pub plugin: String,
     #[serde(default = "empty_object")]
     pub params: serde_json::Value,
+    /// Higher runs first among queued tasks ([`PRIORITIES`]; 0 unless set).
+    #[serde(default, deserialize_with = "named_priority")]
+    pub priority: i32,
+}
+
+/// A priority, or an error that names the field (serde's alone does not).
+fn named_priority<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i32, D::Error> {
+    i32::deserialize(d).map_err(|e| serde::de::Error::custom(format!("priority: {e}")))
 }
 
 fn empty_object() -> serde_json::Value {

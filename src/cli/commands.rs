@@ -52,6 +52,7 @@ pub async fn run(args: RunArgs) -> Result<i32> {
             &NewTask {
                 plugin: args.plugin.clone(),
                 params,
+                priority: args.priority,
             },
         )
         .await?;

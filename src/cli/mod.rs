@@ -175,6 +175,9 @@ pub struct RunArgs {
     /// All parameters as one JSON object (KEY=VALUE params are added to it).
     #[arg(long = "params", value_name = "JSON")]
     pub params_json: Option<String>,
+    /// Higher runs first among queued tasks (-1000 to 1000; default 0).
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true, value_parser = clap::value_parser!(i32).range(-1000..=1000))]
+    pub priority: i32,
     /// Follow the task's logs until it ends; exit with its status.
     #[arg(long, short = 'f')]
     pub follow: bool,

@@ -21,6 +21,7 @@ pub struct TaskRow {
     pub error: Option<String>,
     pub created_by: Option<String>,
     pub node_id: Option<String>,
+    pub priority: i32,
 }
 
 impl TryFrom<TaskRow> for TaskInfo {
@@ -50,6 +51,7 @@ impl TryFrom<TaskRow> for TaskInfo {
             created_by: row.created_by,
             params_omitted: false,
             node: row.node_id,
+            priority: row.priority,
         })
     }
 }
@@ -68,6 +70,7 @@ pub struct TaskSummaryRow {
     pub error: Option<String>,
     pub created_by: Option<String>,
     pub node_id: Option<String>,
+    pub priority: i32,
 }
 
 impl TryFrom<TaskSummaryRow> for TaskInfo {
@@ -87,6 +90,7 @@ impl TryFrom<TaskSummaryRow> for TaskInfo {
             error: row.error,
             created_by: row.created_by,
             node_id: row.node_id,
+            priority: row.priority,
         })?;
         task.params_omitted = omitted;
         Ok(task)
@@ -107,6 +111,7 @@ pub struct NewTaskRow<'a> {
     pub error: Option<&'a str>,
     pub created_by: Option<&'a str>,
     pub node_id: Option<&'a str>,
+    pub priority: i32,
 }
 
 #[derive(Debug, Insertable)]

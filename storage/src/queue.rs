@@ -65,7 +65,8 @@ pub fn enqueue(
     Ok(Ok(()))
 }
 
-/// Claims for `node` up to `limit` queued tasks of these plugins, oldest first.
+/// Claims for `node` up to `limit` queued tasks of these plugins, highest priority
+/// first, then oldest first.
 pub fn claim(
     conn: &mut Conn,
     node: &str,
@@ -79,7 +80,11 @@ pub fn claim(
         .filter(tasks::status.eq(QUEUED))
         .filter(tasks::node_id.is_null())
         .filter(tasks::plugin.eq_any(plugins))
-        .order((tasks::created_at.asc(), tasks::id.asc()))
+        .order((
+            tasks::priority.desc(),
+            tasks::created_at.asc(),
+            tasks::id.asc(),
+        ))
         .select(tasks::id)
         .limit(limit as i64);
     // Marks the ids as the node's and reads the tasks back.
@@ -108,7 +113,7 @@ pub fn claim(
         .into_iter()
         .map(TaskInfo::try_from)
         .collect::<Result<Vec<_>>>()?;
-    claimed.sort_by_key(|t| (t.created_at, t.id));
+    claimed.sort_by_key(|t| (std::cmp::Reverse(t.priority), t.created_at, t.id));
     Ok(claimed)
 }
 

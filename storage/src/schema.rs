@@ -15,6 +15,7 @@ diesel::table! {
         error -> Nullable<Text>,
         created_by -> Nullable<Text>,
         node_id -> Nullable<Text>,
+        priority -> Integer,
     }
 }
 

@@ -31,6 +31,7 @@ pub fn insert_task(conn: &mut Conn, task: &TaskInfo, node: Option<&str>) -> Resu
         error: task.error.as_deref(),
         created_by: task.created_by.as_deref(),
         node_id: node,
+        priority: task.priority,
     };
     with_conn!(conn, c => diesel::insert_into(tasks::table).values(&row).execute(c))?;
     Ok(())
@@ -95,6 +96,7 @@ pub fn list_tasks(conn: &mut Conn, query: &TaskListQuery) -> Result<TaskList> {
                 tasks::error,
                 tasks::created_by,
                 tasks::node_id,
+                tasks::priority,
             ))
             .into_boxed();
         if let Some(status) = query.status {

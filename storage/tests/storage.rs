@@ -32,6 +32,7 @@ fn new_task(created_at: i64) -> TaskInfo {
         created_by: Some("tester".into()),
         params_omitted: false,
         node: None,
+        priority: 0,
     }
 }
 
@@ -896,6 +897,28 @@ fn queued_tasks_are_claimed_once_oldest_first_and_only_for_plugins_a_node_runs()
             .run_blocking(|c| queue::claim(c, "b", &synthetic, 5))
             .unwrap();
         assert_eq!(ids(&again), [queued[1].id], "{backend}");
+        // A higher priority goes first, whatever its age.
+        let (old, urgent) = (
+            new_task(100),
+            TaskInfo {
+                priority: 7,
+                ..new_task(9_500)
+            },
+        );
+        for task in [&old, &urgent] {
+            db.run_blocking(|c| queue::enqueue(c, task, open_admission))
+                .unwrap()
+                .unwrap();
+        }
+        let next = db
+            .run_blocking(|c| queue::claim(c, "b", &synthetic, 1))
+            .unwrap();
+        assert_eq!(ids(&next), [urgent.id], "{backend}");
+        let next = db
+            .run_blocking(|c| queue::claim(c, "b", &synthetic, 1))
+            .unwrap();
+        assert_eq!(ids(&next), [old.id], "{backend}");
+        assert_eq!(next[0].priority, 0);
         // Bounds: the unclaimed tasks (9 remote ones left), and a creator's share.
         let full = Admission {
             max_waiting: 9,
@@ -907,15 +930,15 @@ fn queued_tasks_are_claimed_once_oldest_first_and_only_for_plugins_a_node_runs()
         assert_eq!(refused, Err(Refusal::QueueFull { waiting: 9 }), "{backend}");
         let limited = Admission {
             max_waiting: 100,
-            max_per_creator: Some(39),
+            max_per_creator: Some(41),
         };
         let refused = db
             .run_blocking(|c| queue::enqueue(c, &new_task(9_000), limited))
             .unwrap();
         assert_eq!(
             refused,
-            Err(Refusal::TooManyTasks { active: 39 }),
-            "{backend}: 40 queued less the cancelled one"
+            Err(Refusal::TooManyTasks { active: 41 }),
+            "{backend}: 42 queued less the cancelled one"
         );
     }
 }

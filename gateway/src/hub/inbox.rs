@@ -203,6 +203,7 @@ mod tests {
             created_by: None,
             params_omitted: false,
             node: None,
+            priority: 0,
         }))
     }
 

@@ -58,7 +58,11 @@ pub async fn create_task(
     _: NoQuery,
     body: web::Json<NewTask>,
 ) -> Result<HttpResponse, ApiError> {
-    let NewTask { plugin, params } = body.into_inner();
+    let NewTask {
+        plugin,
+        params,
+        priority,
+    } = body.into_inner();
     if state.engine.registry.get(&plugin).is_none() {
         let known: Vec<String> = state
             .engine
@@ -74,7 +78,13 @@ pub async fn create_task(
     }
     let task = state
         .engine
-        .start_task(&plugin, params, Some(caller.name.clone()), caller.role)
+        .submit(engine::manager::StartTask {
+            plugin,
+            params,
+            created_by: Some(caller.name.clone()),
+            role: caller.role,
+            priority,
+        })
         .await?;
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, format!("/api/tasks/{}", task.id)))

@@ -61,6 +61,27 @@ async fn malformed_requests_get_a_clear_4xx_and_never_a_5xx() {
         (
             Method::POST,
             "/api/tasks".into(),
+            json(r#"{"plugin":"synthetic","priority":5000}"#),
+            400,
+            "priority 5000 is out of range",
+        ),
+        (
+            Method::POST,
+            "/api/tasks".into(),
+            json(r#"{"plugin":"synthetic","priority":"high"}"#),
+            400,
+            "priority",
+        ),
+        (
+            Method::POST,
+            "/api/tasks".into(),
+            json(r#"{"plugin":"synthetic","priority":1.5}"#),
+            400,
+            "priority",
+        ),
+        (
+            Method::POST,
+            "/api/tasks".into(),
             json(r#"{"plugin":"synthetic","params":{"count":-5}}"#),
             400,
             "count",

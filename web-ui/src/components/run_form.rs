@@ -101,6 +101,7 @@ pub fn RunForm() -> Html {
             let body = NewTask {
                 plugin: (*selected).clone(),
                 params: parsed,
+                priority: 0,
             };
             let (auth, error, busy, navigator) =
                 (auth.clone(), error.clone(), busy.clone(), navigator.clone());

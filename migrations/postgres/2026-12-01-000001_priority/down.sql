@@ -1,0 +1,2 @@
+DROP INDEX tasks_waiting;
+ALTER TABLE tasks DROP COLUMN priority;
