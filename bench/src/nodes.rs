@@ -1,6 +1,7 @@
 //! Several nodes on one PostgreSQL database, as processes on loopback: a gateway and
 //! two engines. Measures how fast the shared queue starts tasks submitted to the
-//! gateway, and the latency of records from an engine to subscribers on the gateway.
+//! gateway, the latency of records from an engine to subscribers on the gateway, and
+//! ingest through the gateway on two engines against one.
 
 use std::collections::BTreeMap;
 
@@ -98,6 +99,29 @@ pub async fn gateway_and_engines(
         "cross-node live latency (engine → 10 filtered subscribers on the gateway), 20,000 records/s",
         stats.to_string(),
         "p99 ≤ 250 ms",
+    ));
+
+    // Ingest: ten unthrottled tasks through the gateway, on two engines, then on one
+    // (the same run, so the ratio is fair on a shared machine).
+    let counts = vec![(sizes.ingest / 10).max(1); 10];
+    let (_, two) = api.ingest(&counts).await?;
+    let second = engines.pop().context("two engines")?;
+    second.stop()?;
+    let (_, one) = api.ingest(&counts).await?;
+    eprintln!("ingest through a gateway: {two:.0} records/s on two engines, {one:.0} on one");
+    rows.push(Row::new(
+        "postgres",
+        &format!(
+            "ingest, 10 tasks × {} records through a gateway: two engines against one",
+            thousands(counts[0] as f64)
+        ),
+        format!(
+            "{} records/s on two engines, {} on one ({:.2}×)",
+            thousands(two),
+            thousands(one),
+            two / one
+        ),
+        "report",
     ));
     for engine in engines {
         engine.stop()?;
