@@ -8,12 +8,10 @@ mod common;
 use std::time::{Duration, Instant};
 
 use awc::ws;
-use common::{stdout, wait_done, Server};
+use common::{stdout, wait_done, Server, Ws};
 use futures_util::{SinkExt, StreamExt};
 use gateway::WsSettings;
 use testkit::FreshDb;
-
-type Conn = actix_codec::Framed<awc::BoxedSocket, ws::Codec>;
 
 /// The server's resident memory, in KiB.
 fn rss_kib(server: &Server) -> u64 {
@@ -26,23 +24,16 @@ fn rss_kib(server: &Server) -> u64 {
         .unwrap()
 }
 
-async fn follow(port: u16, task: &str) -> Conn {
-    let (_, mut conn) = awc::Client::new()
-        .ws(format!("ws://127.0.0.1:{port}/ws"))
-        .bearer_auth(common::ADMIN)
-        .max_frame_size(64 << 20)
-        .connect()
-        .await
-        .unwrap();
-    let subscribe = format!(r#"{{"type":"subscribe","task_id":"{task}"}}"#);
-    conn.send(ws::Message::Text(subscribe.into()))
-        .await
-        .unwrap();
-    conn
+async fn follow(port: u16, task: &str) -> Ws {
+    common::ws(
+        port,
+        serde_json::json!({"type": "subscribe", "task_id": task}),
+    )
+    .await
 }
 
 /// Reads until the task's final status; the records received.
-async fn read_to_end(mut conn: Conn) -> u64 {
+async fn read_to_end(mut conn: Ws) -> u64 {
     let mut records = 0;
     while let Some(frame) = conn.next().await {
         match frame.unwrap() {

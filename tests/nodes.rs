@@ -6,7 +6,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{
-    entries, http_get, stdout, stored_seqs, synthetic, task_info, wait_stored, Server, ADMIN,
+    entries, http_get, stdout, stored_seqs, synthetic, task_info, wait_stored, ws, Server, Ws,
+    ADMIN,
 };
 use protocol::{NodeInfo, TaskStatus};
 use testkit::{free_port, FreshDb};
@@ -24,6 +25,17 @@ fn node_with(url: &str, id: &str, spool: &std::path::Path, env: &[(&str, &str)])
     ];
     all.extend_from_slice(env);
     Server::launch_with(url, free_port(), None, &all)
+}
+
+/// A fresh PostgreSQL database and two spool directories, for two nodes; `None`
+/// (the test is skipped) when the tests have no PostgreSQL.
+fn shared_db() -> Option<(FreshDb, [tempfile::TempDir; 2])> {
+    if std::env::var_os("TASKLENS_TEST_PG_URL").is_none() {
+        eprintln!("skipped: no PostgreSQL for tests (TASKLENS_TEST_PG_URL)");
+        return None;
+    }
+    let spools = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    Some((FreshDb::new("postgres"), spools))
 }
 
 /// A node of role gateway, `g1`.
@@ -49,12 +61,9 @@ fn nodes(server: &Server) -> Vec<(String, bool)> {
 
 #[test]
 fn nodes_share_a_database_and_a_dead_nodes_tasks_end_on_a_survivor() {
-    if std::env::var_os("TASKLENS_TEST_PG_URL").is_none() {
-        eprintln!("skipped: no PostgreSQL for tests (TASKLENS_TEST_PG_URL)");
+    let Some((fresh, spools)) = shared_db() else {
         return;
-    }
-    let fresh = FreshDb::new("postgres");
-    let spools = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    };
     let mut n1 = node(&fresh.url, "n1", spools[0].path());
     let on_n1 = synthetic(&n1, 10_000_000, 2_000);
     wait_stored(&n1, &on_n1);
@@ -145,15 +154,12 @@ fn eventually(within: Duration, what: &str, mut check: impl FnMut() -> bool) {
 
 #[test]
 fn tokens_and_settings_changed_on_one_node_apply_on_the_others() {
-    if std::env::var_os("TASKLENS_TEST_PG_URL").is_none() {
-        eprintln!("skipped: no PostgreSQL for tests (TASKLENS_TEST_PG_URL)");
+    let Some((fresh, spools)) = shared_db() else {
         return;
-    }
+    };
     // Designed for well under 2 s (a 25 ms poll, then a reload); the slack is for
     // a loaded machine starting the CLI.
     let within = Duration::from_secs(4);
-    let fresh = FreshDb::new("postgres");
-    let spools = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
     let n1 = node(&fresh.url, "n1", spools[0].path());
     let n2 = node(&fresh.url, "n2", spools[1].path());
     let running = synthetic(&n2, 10_000_000, 1_000);
@@ -203,13 +209,10 @@ fn running_by_node(server: &Server) -> Vec<(String, u64)> {
 
 #[test]
 fn one_queue_for_every_node_and_a_cancel_reaches_the_node_running_the_task() {
-    if std::env::var_os("TASKLENS_TEST_PG_URL").is_none() {
-        eprintln!("skipped: no PostgreSQL for tests (TASKLENS_TEST_PG_URL)");
+    let Some((fresh, spools)) = shared_db() else {
         return;
-    }
+    };
     let within = Duration::from_secs(10);
-    let fresh = FreshDb::new("postgres");
-    let spools = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
     let one_at_a_time = |id: &str, spool: &std::path::Path| {
         node_with(
             &fresh.url,
@@ -281,12 +284,9 @@ fn one_queue_for_every_node_and_a_cancel_reaches_the_node_running_the_task() {
 
 #[test]
 fn a_gateway_takes_tasks_and_engines_run_them() {
-    if std::env::var_os("TASKLENS_TEST_PG_URL").is_none() {
-        eprintln!("skipped: no PostgreSQL for tests (TASKLENS_TEST_PG_URL)");
+    let Some((fresh, spools)) = shared_db() else {
         return;
-    }
-    let fresh = FreshDb::new("postgres");
-    let spools = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    };
     let gateway = gateway_node(&fresh.url, spools[0].path());
     let as_engine = [("TASKLENS_ROLE", "engine")];
 
@@ -332,23 +332,6 @@ fn a_gateway_takes_tasks_and_engines_run_them() {
         status, 401,
         "workers may connect to an engine (with a token)"
     );
-}
-
-type Ws = actix_codec::Framed<awc::BoxedSocket, awc::ws::Codec>;
-
-async fn ws(port: u16, first: serde_json::Value) -> Ws {
-    use futures_util::SinkExt;
-    let (_, mut conn) = awc::Client::new()
-        .ws(format!("ws://127.0.0.1:{port}/ws"))
-        .bearer_auth(ADMIN)
-        .max_frame_size(64 << 20)
-        .connect()
-        .await
-        .unwrap();
-    conn.send(awc::ws::Message::Text(first.to_string().into()))
-        .await
-        .unwrap();
-    conn
 }
 
 /// The next JSON message, answering pings; panics on a close or after 30 s.
@@ -403,12 +386,7 @@ async fn follow_to_end(mut conn: Ws) -> (Vec<u64>, bool, Vec<String>) {
 fn gateway_and_engine(
     engine_env: &[(&str, &str)],
 ) -> Option<(Server, Server, FreshDb, [tempfile::TempDir; 2])> {
-    if std::env::var_os("TASKLENS_TEST_PG_URL").is_none() {
-        eprintln!("skipped: no PostgreSQL for tests (TASKLENS_TEST_PG_URL)");
-        return None;
-    }
-    let fresh = FreshDb::new("postgres");
-    let spools = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let (fresh, spools) = shared_db()?;
     let gateway = gateway_node(&fresh.url, spools[0].path());
     let mut env = vec![("TASKLENS_ROLE", "engine")];
     env.extend_from_slice(engine_env);

@@ -145,8 +145,6 @@ pub struct Engine {
     pub gate: Arc<BufferGate>,
     /// Whether log writes succeed (for readiness).
     pub writer: Arc<crate::sink::WriterHealth>,
-    /// Tells the other nodes of changes (PostgreSQL only).
-    pub announcer: Option<storage::changes::Announcer>,
     shutdown_grace: Duration,
     shutdown_flush_timeout: Duration,
     spool: Option<crate::spool::Spool>,
@@ -206,13 +204,10 @@ impl Engine {
         let node_id: Arc<str> = Arc::from(settings.node_id.as_str());
         let shared = db.backend() == storage::Backend::Postgres;
         if shared && events.announce.is_none() {
-            let announcer = storage::changes::Announcer::spawn(db.clone()).map_err(|e| {
-                storage::StorageError::Background(format!("cannot start the announcer thread: {e}"))
-            })?;
+            let announcer = storage::changes::Announcer::spawn(db.clone())?;
             events.announce = Some((announcer, node_id.clone()));
         }
         let events_for_nodes = events.clone();
-        let announcer = events.announce.as_ref().map(|(a, _)| a.clone());
         let sink = LogSink::new(
             db.clone(),
             settings.sink,
@@ -271,7 +266,6 @@ impl Engine {
             live,
             gate,
             writer,
-            announcer,
             shutdown_grace: settings.shutdown_grace,
             shutdown_flush_timeout: settings.shutdown_flush_timeout,
             spool: settings.spool.clone(),

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use protocol::{Role, TaskId, TaskInfo, TaskStatus, Timestamp};
-use storage::queue::{self, Admission, Refusal};
+use storage::queue::{self, Admission, Refusal, Whereabouts};
 use storage::tasks::{self, TaskOutcome};
 use storage::Db;
 use tokio::sync::oneshot;
@@ -297,11 +297,7 @@ impl TaskManager {
         let mut back = Vec::new();
         for info in claimed {
             if let Some(by) = self.cancel_on_claim.remove(&info.id) {
-                let reason = match by {
-                    Some(who) => format!("cancelled by {who} before it started"),
-                    None => "cancelled before it started".into(),
-                };
-                self.end_queued(info, TaskStatus::Cancelled, reason);
+                self.end_queued(info, TaskStatus::Cancelled, cancelled_before_start(&by));
             } else if self.shutting_down {
                 back.push(info.id);
             } else if let Some(plugin) = self.registry.get(&info.plugin) {
@@ -409,6 +405,14 @@ impl TaskManager {
                 let _ = tx.send(());
             }
         }
+    }
+}
+
+/// The error text of a task cancelled (by `by`) while it waited.
+fn cancelled_before_start(by: &Option<String>) -> String {
+    match by {
+        Some(who) => format!("cancelled by {who} before it started"),
+        None => "cancelled before it started".into(),
     }
 }
 
@@ -586,10 +590,7 @@ impl Handler<RequestCancel> for TaskManager {
             status: TaskStatus::Cancelled,
             finished_at: Timestamp(now_micros()),
             result: None,
-            error: Some(match &msg.by {
-                Some(who) => format!("cancelled by {who} before it started"),
-                None => "cancelled before it started".into(),
-            }),
+            error: Some(cancelled_before_start(&msg.by)),
         };
         let found = move |c: &mut storage::Conn| -> storage::Result<Found> {
             // A claim may take it between the two looks; then the second finds its node.
@@ -597,14 +598,15 @@ impl Handler<RequestCancel> for TaskManager {
                 if queue::end_unclaimed(c, id, &outcome)? {
                     return Ok(Found::Cancelled(tasks::get_task(c, id)?.map(Box::new)));
                 }
-                match queue::owner(c, id)? {
-                    Ok(None) => continue,
-                    Ok(Some(node)) if *node == *me => return Ok(Found::Here),
-                    Ok(Some(_)) => {
+                match queue::whereabouts(c, id)? {
+                    Whereabouts::Unclaimed => continue,
+                    Whereabouts::ClaimedBy(node) if *node == *me => return Ok(Found::Here),
+                    Whereabouts::ClaimedBy(_) => {
                         queue::ask_owner_to_cancel(c, id, by);
                         return Ok(Found::Elsewhere);
                     }
-                    Err(status) => return Ok(Found::Gone(status)),
+                    Whereabouts::Ended(status) => return Ok(Found::Gone(Some(status))),
+                    Whereabouts::Missing => return Ok(Found::Gone(None)),
                 }
             }
             Ok(Found::Elsewhere)

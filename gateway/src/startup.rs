@@ -169,9 +169,7 @@ impl Application {
         let mut hub = LogHub::new(config.http.ws.client_timeout());
         let mut events = EngineEvents::default();
         if db.backend() == storage::Backend::Postgres {
-            let announcer = storage::changes::Announcer::spawn(db.clone()).map_err(|e| {
-                storage::StorageError::Background(format!("cannot start the announcer thread: {e}"))
-            })?;
+            let announcer = storage::changes::Announcer::spawn(db.clone())?;
             hub = hub.reading_from(db.clone(), announcer.clone());
             events.announce_through(announcer, Arc::from(config.engine.node_id.as_str()));
         }

@@ -136,7 +136,10 @@ pub const ANNOUNCER_QUEUE: usize = 10_000;
 
 impl Announcer {
     /// Starts the thread; it ends when every `Announcer` is dropped.
-    pub fn spawn(db: crate::Db) -> std::io::Result<Announcer> {
+    ///
+    /// # Errors
+    /// The thread cannot be started.
+    pub fn spawn(db: crate::Db) -> Result<Announcer> {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Change>(ANNOUNCER_QUEUE);
         std::thread::Builder::new()
             .name("tasklens-announce".into())
@@ -153,6 +156,9 @@ impl Announcer {
                         log::warn!("error=\"{e}\" Could not tell other nodes of a change; they see it at their next poll.");
                     }
                 }
+            })
+            .map_err(|e| {
+                crate::StorageError::Background(format!("cannot start the announcer thread: {e}"))
             })?;
         Ok(Announcer { tx })
     }

@@ -184,21 +184,31 @@ pub fn ask_owner_to_cancel(conn: &mut Conn, task: TaskId, by: Option<String>) {
     announce(conn, Change::Cancel { task, by });
 }
 
-/// The node that claimed an unfinished task: `Ok(None)` while it waits unclaimed,
-/// and when the task has ended or does not exist (`Err` of its status then, or of
-/// `None`).
-pub fn owner(conn: &mut Conn, id: TaskId) -> Result<Result<Option<String>, Option<TaskStatus>>> {
+/// Where a task is, for whoever wants to act on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Whereabouts {
+    /// Waiting in the queue; no node has claimed it.
+    Unclaimed,
+    /// Claimed (queued or running) by this node.
+    ClaimedBy(String),
+    Ended(TaskStatus),
+    /// No such task (or one whose status is not one we know).
+    Missing,
+}
+
+pub fn whereabouts(conn: &mut Conn, id: TaskId) -> Result<Whereabouts> {
     let row: Option<(String, Option<String>)> = with_conn!(conn, c => tasks::table
         .find(id.as_bytes().as_slice())
         .select((tasks::status, tasks::node_id))
         .first(c)
         .optional())?;
-    Ok(match row {
-        None => Err(None),
-        Some((status, node)) => match status.parse::<TaskStatus>() {
-            Ok(TaskStatus::Queued | TaskStatus::Running) => Ok(node),
-            Ok(ended) => Err(Some(ended)),
-            Err(_) => Err(None),
-        },
+    let Some((status, node)) = row else {
+        return Ok(Whereabouts::Missing);
+    };
+    Ok(match (status.parse::<TaskStatus>(), node) {
+        (Ok(TaskStatus::Queued | TaskStatus::Running), None) => Whereabouts::Unclaimed,
+        (Ok(TaskStatus::Queued | TaskStatus::Running), Some(node)) => Whereabouts::ClaimedBy(node),
+        (Ok(ended), _) => Whereabouts::Ended(ended),
+        (Err(_), _) => Whereabouts::Missing,
     })
 }

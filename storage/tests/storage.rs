@@ -658,9 +658,9 @@ fn a_dead_nodes_tasks_are_interrupted_by_a_survivor_and_nobody_elses() {
         assert_eq!(task(done_of_a.id).status, TaskStatus::Success, "{backend}");
         assert_eq!(task(legacy.id).status, TaskStatus::Running, "{backend}");
         assert_eq!(
-            db.run_blocking(|c| storage::queue::owner(c, claimed_by_a.id))
+            db.run_blocking(|c| storage::queue::whereabouts(c, claimed_by_a.id))
                 .unwrap(),
-            Ok(None),
+            storage::queue::Whereabouts::Unclaimed,
             "{backend}: what a claimed and never started is back in the queue"
         );
         // Once is enough.
@@ -873,19 +873,22 @@ fn queued_tasks_are_claimed_once_oldest_first_and_only_for_plugins_a_node_runs()
             "{backend}: a claimed task is its node's to cancel"
         );
         assert_eq!(
-            db.run_blocking(|c| queue::owner(c, queued[0].id)).unwrap(),
-            Ok(Some("a".to_owned()))
+            db.run_blocking(|c| queue::whereabouts(c, queued[0].id))
+                .unwrap(),
+            queue::Whereabouts::ClaimedBy("a".to_owned())
         );
         assert_eq!(
-            db.run_blocking(|c| queue::owner(c, remote.id)).unwrap(),
-            Ok(None)
+            db.run_blocking(|c| queue::whereabouts(c, remote.id))
+                .unwrap(),
+            queue::Whereabouts::Unclaimed
         );
         assert!(db
             .run_blocking(|c| queue::end_unclaimed(c, remote.id, &outcome))
             .unwrap());
         assert_eq!(
-            db.run_blocking(|c| queue::owner(c, remote.id)).unwrap(),
-            Err(Some(TaskStatus::Cancelled))
+            db.run_blocking(|c| queue::whereabouts(c, remote.id))
+                .unwrap(),
+            queue::Whereabouts::Ended(TaskStatus::Cancelled)
         );
         // Released, a claimed task is the next one claimed again.
         assert_eq!(

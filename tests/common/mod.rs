@@ -223,3 +223,22 @@ pub fn http_get(port: u16, path: &str, token: Option<&str>) -> (u16, String) {
         .to_owned();
     (status, body)
 }
+
+/// A WebSocket client of `/ws`.
+pub type Ws = actix_codec::Framed<awc::BoxedSocket, awc::ws::Codec>;
+
+/// Connects to `/ws` on `port` as the admin and sends `first` (a subscription).
+pub async fn ws(port: u16, first: serde_json::Value) -> Ws {
+    use futures_util::SinkExt;
+    let (_, mut conn) = awc::Client::new()
+        .ws(format!("ws://127.0.0.1:{port}/ws"))
+        .bearer_auth(ADMIN)
+        .max_frame_size(64 << 20)
+        .connect()
+        .await
+        .unwrap();
+    conn.send(awc::ws::Message::Text(first.to_string().into()))
+        .await
+        .unwrap();
+    conn
+}
