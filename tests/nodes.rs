@@ -74,10 +74,10 @@ fn nodes_share_a_database_and_a_dead_nodes_tasks_end_on_a_survivor() {
     wait_stored(&n2, &on_n2);
     assert_eq!(task_info(&n2, &on_n1).status, TaskStatus::Running);
     let before = stored_seqs(&n2, &on_n1).len();
-    std::thread::sleep(Duration::from_millis(500));
-    assert!(
-        stored_seqs(&n2, &on_n1).len() > before,
-        "n1's task goes on logging"
+    eventually(
+        Duration::from_secs(10),
+        "n1's task storing more records",
+        || stored_seqs(&n2, &on_n1).len() > before,
     );
     assert_eq!(
         nodes(&n2),
