@@ -249,6 +249,9 @@ impl Engine {
         let settings_actor = SettingsActor::new(db.clone(), live.clone())
             .publishing_to(manager.clone().recipient())
             .start();
+        if db.backend() == storage::Backend::Postgres {
+            crate::retention::PartitionUpkeep::new(db.clone()).start();
+        }
         if let Some(days) = settings.retention_days {
             RetentionActor::new(
                 db.clone(),

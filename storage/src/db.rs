@@ -251,6 +251,19 @@ impl Db {
                     conn.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"));
                 migrated?;
                 unlocked?;
+                // Today's partition and the next days'. Not fatal: until they exist,
+                // records land in the default partition, and the engine retries.
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_micros() as i64);
+                let mut conn = Conn::Postgres(conn);
+                if let Err(e) = crate::partitions::ensure(&mut conn, protocol::Timestamp(now)) {
+                    let cause = std::error::Error::source(&e).map(|s| format!(": {s}"));
+                    log::warn!(
+                        "error=\"{e}{}\" The log table's partitions could not be created yet.",
+                        cause.unwrap_or_default()
+                    );
+                }
             }
         }
         let writer = build_pools(&target, settings, WRITER_POOL_SIZE)?;

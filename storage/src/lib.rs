@@ -7,7 +7,8 @@
 //! - [`logs`]: batch insert of log records (multi-row `INSERT` on SQLite, `COPY` on
 //!   PostgreSQL, idempotent on retry), filtered keyset paging and per-source counts.
 //! - [`tasks`], [`settings`], [`tokens`], [`nodes`]: the other tables; [`queue`]: the
-//!   queue every node takes tasks from.
+//!   queue every node takes tasks from; [`partitions`]: PostgreSQL's daily
+//!   partitions of `task_logs`, created ahead and dropped by retention.
 //!
 //! Functions here are plain and synchronous over a [`Conn`]; none of them knows about
 //! actors or HTTP.
@@ -18,6 +19,7 @@ pub mod error;
 pub mod logs;
 pub mod models;
 pub mod nodes;
+pub mod partitions;
 pub mod queue;
 pub mod schema;
 pub mod settings;

@@ -7,13 +7,13 @@ use protocol::{TaskId, TaskInfo, TaskList, TaskStatus, Timestamp};
 
 use crate::db::Conn;
 use crate::models::{NewTaskRow, TaskRow, TaskSummaryRow};
-use crate::schema::tasks;
+use crate::schema::{task_logs, tasks};
 use crate::{with_conn, Result};
 
 /// Largest page of tasks a client may ask for.
 pub const MAX_TASK_PAGE: usize = 500;
 
-const UNFINISHED: [&str; 2] = ["queued", "running"];
+pub(crate) const UNFINISHED: [&str; 2] = ["queued", "running"];
 
 /// Stores a new task as given (normally `queued`).
 pub fn insert_task(conn: &mut Conn, task: &TaskInfo, node: Option<&str>) -> Result<()> {
@@ -174,6 +174,32 @@ pub fn finish_task(conn: &mut Conn, id: TaskId, outcome: &TaskOutcome) -> Result
 pub fn delete_task(conn: &mut Conn, id: TaskId) -> Result<bool> {
     let deleted = with_conn!(conn, c => diesel::delete(tasks::table.find(id.as_bytes().as_slice())).execute(c))?;
     Ok(deleted == 1)
+}
+
+/// Deletes a task like [`delete_task`], its records first, `step` at a time, each
+/// step a statement of its own: a task of millions of records never holds SQLite's
+/// write lock (or a PostgreSQL transaction) for all of them, so ingest goes on
+/// between steps. Not atomic: interrupted, it leaves the task with fewer records,
+/// and the next call finishes it. False when the task did not exist.
+pub fn delete_task_in_steps(conn: &mut Conn, id: TaskId, step: usize) -> Result<bool> {
+    let task = id.as_bytes().as_slice();
+    loop {
+        // The seq `step` records in: everything up to it goes in this step.
+        let last: Option<i64> = with_conn!(conn, c => task_logs::table
+            .filter(task_logs::task_id.eq(task))
+            .order(task_logs::seq.asc())
+            .select(task_logs::seq)
+            .offset(step.saturating_sub(1) as i64)
+            .first(c)
+            .optional())?;
+        let in_step = task_logs::task_id
+            .eq(task)
+            .and(task_logs::seq.le(last.unwrap_or(i64::MAX)));
+        with_conn!(conn, c => diesel::delete(task_logs::table.filter(in_step)).execute(c))?;
+        if last.is_none() {
+            return delete_task(conn, id);
+        }
+    }
 }
 
 /// At start-up: tasks this node (`node`) was running in its previous run, and

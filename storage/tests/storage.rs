@@ -345,7 +345,13 @@ fn a_retried_batch_is_stored_once_and_counts_stay_exact() {
 
 #[test]
 fn deleting_a_task_removes_its_logs_and_counts() {
-    for backend in backends() {
+    type Delete = fn(&mut storage::Conn, TaskId) -> storage::Result<bool>;
+    let at_once: Delete = tasks::delete_task;
+    let in_steps: Delete = |c, id| tasks::delete_task_in_steps(c, id, 64);
+    for (backend, delete) in backends()
+        .into_iter()
+        .flat_map(|b| [(b, at_once), (b, in_steps)])
+    {
         let fresh = FreshDb::new(backend);
         let db = open(&fresh);
         let (task, keep) = (new_task(1), new_task(2));
@@ -355,8 +361,8 @@ fn deleting_a_task_removes_its_logs_and_counts() {
             .unwrap();
         store(&db, task.id, &records(700));
         store(&db, keep.id, &records(10));
-        assert!(db.run_blocking(|c| tasks::delete_task(c, task.id)).unwrap());
-        assert!(!db.run_blocking(|c| tasks::delete_task(c, task.id)).unwrap());
+        assert!(db.run_blocking(|c| delete(c, task.id)).unwrap());
+        assert!(!db.run_blocking(|c| delete(c, task.id)).unwrap());
         assert!(
             collect_forward(&db, task.id, &LogFilter::default(), 1000).is_empty(),
             "{backend}"
@@ -944,4 +950,278 @@ fn queued_tasks_are_claimed_once_oldest_first_and_only_for_plugins_a_node_runs()
             "{backend}: 42 queued less the cancelled one"
         );
     }
+}
+
+/// A task created at `ms` (Unix milliseconds), finished at `finished` (µs) or running.
+fn task_created_at(ms: i64, finished: Option<i64>) -> TaskInfo {
+    let ts = uuid::Timestamp::from_unix(uuid::NoContext, (ms / 1000) as u64, 0);
+    TaskInfo {
+        id: TaskId(uuid::Uuid::new_v7(ts)),
+        status: if finished.is_some() {
+            TaskStatus::Success
+        } else {
+            TaskStatus::Running
+        },
+        finished_at: finished.map(Timestamp),
+        ..new_task(ms * 1000)
+    }
+}
+
+/// Which table holds a task's records on PostgreSQL (`None` when it has none).
+fn partition_holding(db: &Db, task: TaskId) -> Option<String> {
+    use diesel::prelude::*;
+    #[derive(QueryableByName)]
+    struct Holder {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        name: String,
+    }
+    let mut conn = db.get().unwrap();
+    let storage::Conn::Postgres(c) = &mut conn else {
+        panic!("PostgreSQL only")
+    };
+    diesel::sql_query(
+        "SELECT DISTINCT tableoid::regclass::text AS name FROM task_logs WHERE task_id = $1",
+    )
+    .bind::<diesel::sql_types::Binary, _>(task.as_bytes().as_slice())
+    .get_results::<Holder>(&mut **c)
+    .unwrap()
+    .pop()
+    .map(|h| h.name)
+}
+
+#[test]
+fn retention_drops_whole_days_and_a_task_still_kept_keeps_its_day() {
+    use storage::partitions;
+    if !backends().contains(&"postgres") {
+        eprintln!("skipped: no PostgreSQL for tests");
+        return;
+    }
+    const DAY_MS: i64 = 86_400_000;
+    const HOUR_US: i64 = 3_600_000_000;
+    let fresh = FreshDb::new("postgres");
+    let db = open(&fresh);
+    // Four days in 2030: no partition covers them until they are asked for.
+    let day0 = chrono::NaiveDate::from_ymd_opt(2030, 1, 10).unwrap();
+    let days: Vec<_> = day0.iter_days().take(4).collect();
+    let start_ms = |i: usize| {
+        days[i]
+            .and_hms_opt(0, 0, 0)
+            .unwrap()
+            .and_utc()
+            .timestamp_millis()
+    };
+    let finished_on = |i: usize| Some(start_ms(i) * 1000 + HOUR_US);
+    let expired_a = task_created_at(start_ms(0) + 1, finished_on(0));
+    let expired_b = task_created_at(start_ms(0) + DAY_MS - 1, finished_on(1));
+    let expired_c = task_created_at(start_ms(1) + 5, finished_on(1));
+    let long_running = task_created_at(start_ms(1) + 10, None);
+    let expired_d = task_created_at(start_ms(2), finished_on(2));
+    let recent = task_created_at(start_ms(3) + 7, Some(start_ms(3) * 1000 + 30 * HOUR_US));
+    let all = [
+        &expired_a,
+        &expired_b,
+        &expired_c,
+        &long_running,
+        &expired_d,
+        &recent,
+    ];
+    for task in all {
+        db.run_blocking(|c| tasks::insert_task(c, task, None))
+            .unwrap();
+    }
+    // Day 0's records arrive before its partition exists: the default partition
+    // takes them, and creating the day moves them in.
+    store(&db, expired_a.id, &records(40));
+    assert_eq!(
+        partition_holding(&db, expired_a.id).as_deref(),
+        Some("task_logs_default")
+    );
+    let created = db
+        .run_blocking(|c| partitions::ensure_days(c, &days))
+        .unwrap();
+    assert_eq!(
+        created,
+        [
+            "task_logs_20300110",
+            "task_logs_20300111",
+            "task_logs_20300112",
+            "task_logs_20300113"
+        ]
+    );
+    assert!(db
+        .run_blocking(|c| partitions::ensure_days(c, &days))
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        partition_holding(&db, expired_a.id).as_deref(),
+        Some("task_logs_20300110")
+    );
+    for task in &all[1..] {
+        store(&db, task.id, &records(30));
+    }
+    assert_eq!(
+        partition_holding(&db, recent.id).as_deref(),
+        Some("task_logs_20300113")
+    );
+
+    // Everything that finished before day 3 has expired: day 0 and day 2 go whole;
+    // day 1 stays for the task still running, and day 3 holds a task finished after.
+    let cutoff = Timestamp(start_ms(3) * 1000);
+    let dropped = db
+        .run_blocking(|c| partitions::drop_expired(c, cutoff))
+        .unwrap();
+    // (Today's empty partitions, before the cutoff in 2030, go too.)
+    let summary: Vec<_> = dropped
+        .iter()
+        .map(|d| (d.partition.as_str(), d.tasks))
+        .filter(|(name, _)| name.starts_with("task_logs_2030"))
+        .collect();
+    assert_eq!(
+        summary,
+        [("task_logs_20300110", 2), ("task_logs_20300112", 1)]
+    );
+    let names: Vec<String> = db
+        .run_blocking(partitions::list)
+        .unwrap()
+        .into_iter()
+        .map(|p| p.name)
+        .filter(|n| n.starts_with("task_logs_2030"))
+        .collect();
+    assert_eq!(names, ["task_logs_20300111", "task_logs_20300113"]);
+    for gone in [&expired_a, &expired_b, &expired_d] {
+        assert!(db
+            .run_blocking(|c| tasks::get_task(c, gone.id))
+            .unwrap()
+            .is_none());
+        assert!(collect_forward(&db, gone.id, &LogFilter::default(), 100).is_empty());
+    }
+    // The expired task of the kept day is there until retention deletes it by itself.
+    for kept in [&expired_c, &long_running, &recent] {
+        assert_eq!(
+            collect_forward(&db, kept.id, &LogFilter::default(), 100),
+            records(30)
+        );
+    }
+    assert!(db
+        .run_blocking(|c| partitions::drop_expired(c, cutoff))
+        .unwrap()
+        .is_empty());
+    // Once the long task has finished and expired too, its day goes.
+    db.run_blocking(|c| tasks::delete_task_in_steps(c, expired_c.id, 7))
+        .unwrap();
+    let done = TaskOutcome {
+        status: TaskStatus::Success,
+        finished_at: Timestamp(start_ms(2) * 1000),
+        result: None,
+        error: None,
+    };
+    assert!(db
+        .run_blocking(|c| tasks::finish_task(c, long_running.id, &done))
+        .unwrap());
+    let dropped = db
+        .run_blocking(|c| partitions::drop_expired(c, cutoff))
+        .unwrap();
+    assert_eq!(dropped.len(), 1);
+    assert_eq!(
+        (dropped[0].partition.as_str(), dropped[0].tasks),
+        ("task_logs_20300111", 1)
+    );
+    assert_eq!(
+        collect_forward(&db, recent.id, &LogFilter::default(), 100),
+        records(30)
+    );
+}
+
+#[test]
+fn partitioning_an_existing_log_table_keeps_every_record() {
+    use diesel::connection::SimpleConnection;
+    if !backends().contains(&"postgres") {
+        eprintln!("skipped: no PostgreSQL for tests");
+        return;
+    }
+    let fresh = FreshDb::new("postgres");
+    let db = open(&fresh);
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let old = task_created_at(now_ms - 3 * 86_400_000, Some(1));
+    // An id that is not time-ordered and sorts after every day: the default's.
+    let odd = TaskInfo {
+        id: TaskId(uuid::Uuid::from_bytes([0xff; 16])),
+        ..new_task(1)
+    };
+    let migration = "../migrations/postgres/2026-12-01-000002_partition_logs";
+    let sql = |file: &str| std::fs::read_to_string(format!("{migration}/{file}")).unwrap();
+    let run = |script: &str| {
+        let mut conn = db.get().unwrap();
+        let storage::Conn::Postgres(c) = &mut conn else {
+            panic!("PostgreSQL only")
+        };
+        c.batch_execute(script).unwrap();
+    };
+    // The table as it was before partitioning, holding records.
+    run(&sql("down.sql"));
+    for task in [&old, &odd] {
+        db.run_blocking(|c| tasks::insert_task(c, task, None))
+            .unwrap();
+        store(&db, task.id, &records(25));
+    }
+    run(&sql("up.sql"));
+    let holder = partition_holding(&db, old.id).unwrap();
+    assert!(holder.starts_with("task_logs_until_"), "{holder}");
+    assert_eq!(
+        partition_holding(&db, odd.id).as_deref(),
+        Some("task_logs_default")
+    );
+    for task in [&old, &odd] {
+        assert_eq!(
+            collect_forward(&db, task.id, &LogFilter::default(), 100),
+            records(25)
+        );
+    }
+    // Days after the bound get partitions of their own; the record path still works.
+    let now = Timestamp(now_ms * 1000);
+    let created = db
+        .run_blocking(|c| storage::partitions::ensure(c, now))
+        .unwrap();
+    assert_eq!(
+        created.len(),
+        storage::partitions::DAYS_AHEAD as usize,
+        "{created:?}"
+    );
+    let fresh_task = task_created_at(now_ms + 86_400_000, None);
+    db.run_blocking(|c| tasks::insert_task(c, &fresh_task, None))
+        .unwrap();
+    store(&db, fresh_task.id, &records(5));
+    assert_eq!(
+        partition_holding(&db, fresh_task.id),
+        Some(created[0].clone())
+    );
+    // Once all it holds has expired, the old table goes whole like any day; the
+    // running task keeps its own day.
+    let dropped = db
+        .run_blocking(|c| storage::partitions::drop_expired(c, Timestamp(i64::MAX / 2)))
+        .unwrap();
+    let summary: Vec<_> = dropped
+        .iter()
+        .map(|d| (d.partition.as_str(), d.tasks))
+        .collect();
+    assert!(summary.contains(&(holder.as_str(), 1)), "{summary:?}");
+    assert!(
+        !summary.iter().any(|(name, _)| *name == created[0]),
+        "{summary:?}"
+    );
+    assert!(db
+        .run_blocking(|c| tasks::get_task(c, old.id))
+        .unwrap()
+        .is_none());
+    assert_eq!(
+        collect_forward(&db, odd.id, &LogFilter::default(), 100),
+        records(25)
+    );
+    assert_eq!(
+        collect_forward(&db, fresh_task.id, &LogFilter::default(), 100),
+        records(5)
+    );
 }
