@@ -2,9 +2,10 @@
 # The benchmark: builds release binaries and the console, then starts its own servers
 # (SQLite, and a private PostgreSQL with default durability) and prints a Markdown
 # table of ingest, retrieval, overhead, live latency, memory, console timings, and
-# plugins outside the server (a Python worker, `tasklens exec`).
+# plugins outside the server (a Python worker, `tasklens exec`), several nodes and
+# retention on 10,000,000 records.
 # Arguments go to tasklens-bench: --quick, --backends sqlite,postgres, --only PARTS,
-# --no-console, --out FILE. A full run takes about 10 minutes on 2 cores.
+# --no-console, --out FILE. A full run takes about 15 minutes on 2 cores.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"

@@ -18,7 +18,10 @@
 //!   `tasklens exec` of a command printing a million lines (see [`workers`]);
 //! - nodes (PostgreSQL): a gateway and two engines, how fast the shared queue starts
 //!   tasks submitted to the gateway and the latency of an engine's records to
-//!   subscribers on the gateway (see [`nodes`]).
+//!   subscribers on the gateway (see [`nodes`]);
+//! - retention: deleting half of a 10,000,000-record table task by task against
+//!   today's retention (partition drops on PostgreSQL), and the pause each causes to
+//!   ingest (see [`retention`]).
 //!
 //! Usage: `tasklens-bench [--quick] [--backends sqlite,postgres] [--no-console] [--out FILE]`.
 
@@ -27,6 +30,7 @@ mod console;
 mod live;
 mod nodes;
 mod report;
+mod retention;
 mod server;
 mod workers;
 
@@ -162,11 +166,12 @@ fn parse_args() -> Result<Args> {
                         "workers",
                         "console",
                         "nodes",
+                        "retention",
                     ]
                     .contains(&part)
                     {
                         bail!(
-                            "unknown part {part:?}: use ingest, overhead, retrieval, live, workers, console, nodes"
+                            "unknown part {part:?}: use ingest, overhead, retrieval, live, workers, console, nodes, retention"
                         );
                     }
                     args.only.push(part.to_owned());
@@ -180,7 +185,7 @@ fn parse_args() -> Result<Args> {
                 );
             }
             "-h" | "--help" => {
-                println!("tasklens-bench [--quick] [--backends sqlite,postgres] [--only ingest,overhead,retrieval,live,workers,console,nodes] [--work N] [--no-console] [--out FILE]");
+                println!("tasklens-bench [--quick] [--backends sqlite,postgres] [--only ingest,overhead,retrieval,live,workers,console,nodes,retention] [--work N] [--no-console] [--out FILE]");
                 std::process::exit(0);
             }
             other => bail!("unknown argument {other:?} (see --help)"),
@@ -254,6 +259,9 @@ async fn run_backend(
     }
     if backend == Backend::Postgres && args.wants("nodes") {
         nodes::gateway_and_engines(binary, &db, sizes, &mut report.rows).await?;
+    }
+    if args.wants("retention") {
+        retention::passes(backend, sizes, &mut report.rows).await?;
     }
     if args.wants("workers") {
         let server = Server::start(binary, &db)?;

@@ -31,7 +31,15 @@ pub async fn delete_older_than(db: &Db, days: u32) -> storage::Result<u64> {
     // Saturating: an absurd age must mean "nothing is that old", never wrap into
     // a cutoff in the future that would delete every finished task.
     let age = i64::from(days).saturating_mul(MICROS_PER_DAY);
-    let cutoff = Timestamp(now_micros().saturating_sub(age));
+    delete_finished_before(db, Timestamp(now_micros().saturating_sub(age))).await
+}
+
+/// Deletes the tasks that finished before `cutoff`: whole days by partition first
+/// (PostgreSQL), then each task left, its records in steps. Returns how many.
+///
+/// # Errors
+/// A database error; tasks deleted before it stay deleted.
+pub async fn delete_finished_before(db: &Db, cutoff: Timestamp) -> storage::Result<u64> {
     let dropped = db.run(move |c| partitions::drop_expired(c, cutoff)).await?;
     let mut deleted = 0u64;
     for d in dropped {

@@ -547,6 +547,39 @@ pub fn count_logs(conn: &mut Conn, task: TaskId) -> Result<u64> {
     Ok(source_counts(conn, task)?.iter().map(|s| s.count).sum())
 }
 
+/// Bytes on disk of the log records with their indexes: on PostgreSQL every
+/// partition of `task_logs`; on SQLite the whole database file, which they dominate.
+pub fn stored_bytes(conn: &mut Conn) -> Result<u64> {
+    #[derive(diesel::QueryableByName)]
+    struct Bytes {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        bytes: i64,
+    }
+    let query = match conn.backend() {
+        Backend::Postgres => {
+            "SELECT (COALESCE(sum(pg_total_relation_size(inhrelid)), 0) \
+             + pg_total_relation_size('task_logs'))::bigint AS bytes \
+             FROM pg_inherits WHERE inhparent = 'task_logs'::regclass"
+        }
+        Backend::Sqlite => {
+            "SELECT page_count * page_size AS bytes FROM pragma_page_count(), pragma_page_size()"
+        }
+    };
+    let row: Bytes = with_conn!(conn, c => diesel::sql_query(query).get_result(c))?;
+    Ok(row.bytes.max(0) as u64)
+}
+
+/// Makes the space of deleted records reusable now instead of when autovacuum gets
+/// to it (PostgreSQL `VACUUM task_logs`; nothing on SQLite, which reuses free pages
+/// as it goes). For measuring what a `DELETE` really costs.
+pub fn vacuum(conn: &mut Conn) -> Result<()> {
+    if let Conn::Postgres(c) = conn {
+        use diesel::connection::SimpleConnection;
+        c.batch_execute("VACUUM task_logs")?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
