@@ -587,3 +587,163 @@ fn tasks_sent_to_a_gateway_spread_over_two_engines_and_survive_one_dying() {
     assert!(ran.contains(&Some("e1".to_owned())), "{ran:?}");
     drop(e2);
 }
+
+#[test]
+fn a_gateway_accepts_tasks_for_a_worker_connected_to_an_engine() {
+    let Some((gateway, engine, _db, _spools)) = gateway_and_engine(&[]) else {
+        return;
+    };
+    let plugin = "remote-echo";
+    // Nobody offers it yet: refused, with the plugins there are.
+    let refused = gateway.cli(&["run", plugin, "-p", "word=hi"]);
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("unknown plugin"), "{err}");
+
+    let token = stdout(&gateway.cli(&["tokens", "create", "builder", "--role", "worker"]))
+        .trim()
+        .to_owned();
+    let (gport, eport) = (gateway.port, engine.port);
+    let (task, info, logs) = actix_rt::System::new().block_on(async move {
+        use futures_util::SinkExt;
+        // A worker on the engine, speaking the protocol by hand.
+        let mut worker = worker_on(eport, &token, "w1", 1).await;
+
+        // The gateway has no worker, yet lists the plugin and accepts its task
+        // (params checked against the schema the worker gave).
+        let listed = tokio::task::spawn_blocking(move || {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                let (_, body) = http_get(gport, "/api/plugins", Some(ADMIN));
+                let plugins: Vec<protocol::PluginInfo> = serde_json::from_str(&body).unwrap();
+                if let Some(p) = plugins.into_iter().find(|p| p.name == plugin) {
+                    return p;
+                }
+                assert!(Instant::now() < deadline, "the gateway never listed {plugin}");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        })
+        .await
+        .unwrap();
+        assert_eq!(listed.workers, Some(vec!["w1".to_owned()]));
+        let client = awc::Client::new();
+        let post = |body: serde_json::Value| {
+            client
+                .post(format!("http://127.0.0.1:{gport}/api/tasks"))
+                .bearer_auth(ADMIN)
+                .send_json(&body)
+        };
+        let mut bad = post(serde_json::json!({"plugin": plugin, "params": {"other": 7}}))
+            .await
+            .unwrap();
+        assert_eq!(bad.status(), 400);
+        let reason = String::from_utf8_lossy(&bad.body().await.unwrap()).into_owned();
+        assert!(reason.contains("word"), "{reason}");
+        let mut created = post(serde_json::json!({"plugin": plugin, "params": {"word": "hi"}}))
+            .await
+            .unwrap();
+        assert_eq!(created.status(), 201);
+        let task: protocol::TaskInfo = created.json().await.unwrap();
+
+        // The engine's worker runs it.
+        let run = next_message(&mut worker).await;
+        assert_eq!(run["type"], "run", "{run}");
+        assert_eq!(run["task_id"], task.id.to_string());
+        assert_eq!(run["params"]["word"], "hi");
+
+        // A second task waits for the busy worker. A worker offering the plugin
+        // coming and going on the gateway leaves it queued: w1 still offers it.
+        let mut second = post(serde_json::json!({"plugin": plugin, "params": {"word": "again"}}))
+            .await
+            .unwrap();
+        assert_eq!(second.status(), 201);
+        let second: protocol::TaskInfo = second.json().await.unwrap();
+        let mut passing = worker_on(gport, &token, "w2", 0).await;
+        passing.close().await.unwrap();
+        drop(passing);
+        let gone = tokio::task::spawn_blocking(move || {
+            eventually(Duration::from_secs(10), "w2 gone from the gateway", || {
+                !http_get(gport, "/api/workers", Some(ADMIN)).1.contains("\"w2\"")
+            });
+            // Its departure's clean-up runs just after; give it time to act.
+            std::thread::sleep(Duration::from_millis(500));
+            let (_, body) = http_get(gport, &format!("/api/tasks/{}", second.id), Some(ADMIN));
+            serde_json::from_str::<protocol::TaskInfo>(&body).unwrap()
+        })
+        .await
+        .unwrap();
+        assert_eq!(gone.status, TaskStatus::Queued, "{gone:?}");
+
+        for frame in [
+            serde_json::json!({"type": "logs", "task_id": task.id, "entries": [
+                {"seq": 1, "timestamp": "2026-12-01T00:00:00Z", "level": "INFO", "message": "hi"}]}),
+            serde_json::json!({"type": "finish", "task_id": task.id, "status": "success",
+                "result": {"said": "hi"}}),
+        ] {
+            worker
+                .send(awc::ws::Message::Text(frame.to_string().into()))
+                .await
+                .unwrap();
+        }
+        let run = loop {
+            let message = next_message(&mut worker).await;
+            if message["type"] == "run" {
+                break message;
+            }
+        };
+        assert_eq!(run["task_id"], gone.id.to_string(), "{run}");
+        let finish = serde_json::json!({"type": "finish", "task_id": gone.id, "status": "success"});
+        worker
+            .send(awc::ws::Message::Text(finish.to_string().into()))
+            .await
+            .unwrap();
+        let id = task.id.to_string();
+        let (info, logs) = tokio::task::spawn_blocking(move || {
+            let info = common::wait_done(&gateway, &id);
+            let logs = entries(&stdout(&gateway.cli(&["logs", &id, "--json"])));
+            let second = common::wait_done(&gateway, &gone.id.to_string());
+            assert_eq!(second.status, TaskStatus::Success, "{second:?}");
+            (info, logs)
+        })
+        .await
+        .unwrap();
+        (task, info, logs)
+    });
+    assert_eq!(info.status, TaskStatus::Success, "{info:?}");
+    assert_eq!(info.node.as_deref(), Some("e1"), "ran on the worker's node");
+    assert_eq!(info.result, Some(serde_json::json!({"said": "hi"})));
+    assert_eq!(info.id, task.id);
+    let messages: Vec<&str> = logs.iter().map(|e| e.message.as_str()).collect();
+    assert!(messages.contains(&"hi"), "{messages:?}");
+}
+
+/// A worker connected to `port` by hand, offering `remote-echo`, once `token`
+/// works there (a token made on another node reaches this one within moments).
+async fn worker_on(port: u16, token: &str, id: &str, capacity: usize) -> Ws {
+    use futures_util::SinkExt;
+    let deadline = Instant::now() + Duration::from_secs(4);
+    let mut worker = loop {
+        match awc::Client::new()
+            .ws(format!("ws://127.0.0.1:{port}/ws/worker"))
+            .bearer_auth(token)
+            .connect()
+            .await
+        {
+            Ok((_, conn)) => break conn,
+            Err(e) => assert!(Instant::now() < deadline, "{e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let hello = serde_json::json!({
+        "type": "hello", "protocol": 1, "worker_id": id, "capacity": capacity,
+        "plugins": [{"name": "remote-echo", "description": "says a word back",
+            "params_schema": {"type": "object", "required": ["word"],
+                "properties": {"word": {"type": "string"}}}}],
+    });
+    worker
+        .send(awc::ws::Message::Text(hello.to_string().into()))
+        .await
+        .unwrap();
+    assert_eq!(next_message(&mut worker).await["type"], "welcome");
+    worker
+}

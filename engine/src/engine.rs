@@ -149,6 +149,7 @@ pub struct Engine {
     shutdown_flush_timeout: Duration,
     spool: Option<crate::spool::Spool>,
     node_timeout: Duration,
+    node: Arc<str>,
 }
 
 impl Engine {
@@ -236,6 +237,7 @@ impl Engine {
             handover_interval: Duration::from_millis(settings.handover_interval_ms.max(1)),
             worker_grace: settings.worker_grace,
             node: Arc::from(settings.node_id.as_str()),
+            node_timeout: settings.node_timeout,
             runs_builtin: settings.role.runs_tasks(),
         }));
         crate::node::NodeActor::new(
@@ -273,6 +275,7 @@ impl Engine {
             shutdown_flush_timeout: settings.shutdown_flush_timeout,
             spool: settings.spool.clone(),
             node_timeout: settings.node_timeout,
+            node: Arc::from(settings.node_id.as_str()),
         })
     }
 
@@ -297,7 +300,32 @@ impl Engine {
 
     /// Creates and queues a task as `start` says (its priority included).
     pub async fn submit(&self, start: StartTask) -> Result<TaskInfo, EngineError> {
+        if self.registry.get(&start.plugin).is_none() {
+            let here = self.manager.send(crate::remote::ListRemotePlugins).await?;
+            if !here.iter().any(|p| p.name == start.plugin) {
+                if let Some(offer) = self
+                    .offered_elsewhere()
+                    .await?
+                    .into_iter()
+                    .find(|p| p.name == start.plugin)
+                {
+                    let params_schema = offer.params_schema;
+                    return self
+                        .manager
+                        .send(crate::manager::StartOfferedElsewhere {
+                            start,
+                            params_schema,
+                        })
+                        .await?;
+                }
+            }
+        }
         self.manager.send(start).await?
+    }
+
+    /// The remote plugins workers of the other live nodes offer, by name.
+    async fn offered_elsewhere(&self) -> Result<Vec<protocol::PluginInfo>, EngineError> {
+        Ok(crate::remote::offered_elsewhere(&self.db, &self.node, self.node_timeout).await?)
     }
 
     pub async fn cancel_task(
@@ -308,11 +336,17 @@ impl Engine {
         self.manager.send(RequestCancel { id, by }).await?
     }
 
-    /// Every plugin: the built-in ones, then those of remote workers, by name.
+    /// Every plugin: the built-in ones, then those of remote workers (connected to
+    /// this node, then to other nodes), by name.
     pub async fn plugins(&self) -> Result<Vec<protocol::PluginInfo>, EngineError> {
         let mut all = self.registry.list();
         let remote = self.manager.send(crate::remote::ListRemotePlugins).await?;
         all.extend(remote);
+        for offer in self.offered_elsewhere().await? {
+            if !all.iter().any(|p| p.name == offer.name) {
+                all.push(offer);
+            }
+        }
         Ok(all)
     }
 

@@ -47,6 +47,16 @@ pub struct StartTask {
     pub priority: i32,
 }
 
+/// [`StartTask`] for a remote plugin that no worker of this node offers but one of
+/// another node's does (`params_schema` as that node published it): the task is
+/// queued for that node to claim.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<TaskInfo, EngineError>")]
+pub struct StartOfferedElsewhere {
+    pub start: StartTask,
+    pub params_schema: serde_json::Value,
+}
+
 /// Cancel a queued or running task.
 #[derive(Debug, Message)]
 #[rtype(result = "Result<CancelOutcome, EngineError>")]
@@ -142,6 +152,7 @@ pub struct TaskManager {
     runs_builtin: bool,
     pub(crate) workers: Workers,
     pub(crate) worker_grace: Duration,
+    pub(crate) node_timeout: Duration,
     max_concurrent: usize,
     max_queued: usize,
     max_per_viewer: usize,
@@ -166,6 +177,8 @@ pub struct ManagerParts {
     pub worker_grace: Duration,
     /// This node's id, recorded on every task it takes.
     pub node: Arc<str>,
+    /// How long a silent node is still counted alive.
+    pub node_timeout: Duration,
     /// Whether this node runs built-in plugins.
     pub runs_builtin: bool,
 }
@@ -190,6 +203,7 @@ impl TaskManager {
             runs_builtin: parts.runs_builtin,
             workers: Workers::default(),
             worker_grace: parts.worker_grace,
+            node_timeout: parts.node_timeout,
             node: parts.node,
             max_concurrent: parts.max_concurrent.max(1),
             max_queued: parts.max_queued.max(1),
@@ -463,13 +477,32 @@ impl Handler<StartTask> for TaskManager {
     type Result = ResponseActFuture<Self, Result<TaskInfo, EngineError>>;
 
     fn handle(&mut self, msg: StartTask, _: &mut Context<Self>) -> Self::Result {
+        self.admit(msg, None)
+    }
+}
+
+impl Handler<StartOfferedElsewhere> for TaskManager {
+    type Result = ResponseActFuture<Self, Result<TaskInfo, EngineError>>;
+
+    fn handle(&mut self, msg: StartOfferedElsewhere, _: &mut Context<Self>) -> Self::Result {
+        self.admit(msg.start, Some(&msg.params_schema))
+    }
+}
+
+impl TaskManager {
+    /// Checks a new task, stores it queued, and claims it at once when there is room.
+    fn admit(
+        &mut self,
+        msg: StartTask,
+        elsewhere: Option<&serde_json::Value>,
+    ) -> ResponseActFuture<Self, Result<TaskInfo, EngineError>> {
         let checked = (|| {
             if self.shutting_down {
                 return Err(EngineError::ShuttingDown);
             }
             let plugin = self.registry.get(&msg.plugin);
             let offer = self.workers.offer(&msg.plugin);
-            if plugin.is_none() && offer.is_none() {
+            if plugin.is_none() && offer.is_none() && elsewhere.is_none() {
                 return Err(EngineError::UnknownPlugin(msg.plugin.clone()));
             }
             if plugin.as_ref().is_some_and(|p| p.privileged()) && msg.role != Role::Admin {
@@ -487,7 +520,9 @@ impl Handler<StartTask> for TaskManager {
                 (None, Some(offer)) => {
                     crate::remote::check_against_schema(&offer.params_schema, &msg.params)
                 }
-                (None, None) => Ok(()),
+                (None, None) => elsewhere.map_or(Ok(()), |schema| {
+                    crate::remote::check_against_schema(schema, &msg.params)
+                }),
             }
             .map_err(|reason| EngineError::BadParams {
                 plugin: msg.plugin.clone(),

@@ -2,7 +2,9 @@
 //! third of `node_timeout` it records a heartbeat with its running tasks, then, if
 //! elected, ends the tasks of nodes silent for longer than `node_timeout`
 //! (`interrupted`, with a `system` record saying which node and for how long), and
-//! tells its listeners so that followers on this node see them end.
+//! tells its listeners so that followers on this node see them end. It also
+//! publishes the remote plugins this node's workers offer, soon after they change,
+//! so that every node accepts their tasks.
 
 use std::time::Duration;
 
@@ -24,7 +26,13 @@ pub struct NodeActor {
     events: EngineEvents,
     /// A beat in flight: the next waits for it (a slow database must not pile them up).
     beating: bool,
+    /// The plugin list last written (`None`: not yet, or the write failed).
+    published: Option<String>,
+    publishing: bool,
 }
+
+/// How soon a worker's plugins are offered through every node.
+const PUBLISH_EVERY: Duration = Duration::from_millis(500);
 
 impl NodeActor {
     pub fn new(
@@ -41,6 +49,8 @@ impl NodeActor {
             manager,
             events,
             beating: false,
+            published: None,
+            publishing: false,
         }
     }
 
@@ -93,6 +103,44 @@ impl NodeActor {
     }
 }
 
+impl NodeActor {
+    /// Writes this node's remote plugins when they differ from what was written.
+    fn publish(&mut self, ctx: &mut Context<Self>) {
+        if self.publishing || self.db.backend() == storage::Backend::Sqlite {
+            return;
+        }
+        self.publishing = true;
+        let (db, id, manager) = (self.db.clone(), self.id.clone(), self.manager.clone());
+        let published = self.published.clone();
+        ctx.spawn(
+            async move {
+                let plugins = manager.send(crate::remote::ListRemotePlugins).await?;
+                let json = serde_json::to_string(&plugins).unwrap_or_else(|_| "[]".into());
+                if published.as_deref() != Some(json.as_str()) {
+                    let written = json.clone();
+                    db.run(move |c| nodes::set_plugins(c, &id, &written))
+                        .await?;
+                }
+                Ok::<_, crate::EngineError>(json)
+            }
+            .into_actor(self)
+            .map(|result, act, _| {
+                act.publishing = false;
+                match result {
+                    Ok(json) => act.published = Some(json),
+                    Err(e) => {
+                        act.published = None;
+                        log::warn!(
+                            "error=\"{}\" This node's plugins could not be published; retrying.",
+                            error_chain(&e)
+                        );
+                    }
+                }
+            }),
+        );
+    }
+}
+
 impl Actor for NodeActor {
     type Context = Context<Self>;
 
@@ -100,5 +148,6 @@ impl Actor for NodeActor {
         let every = (self.timeout / 3).max(Duration::from_millis(100));
         self.beat(ctx);
         ctx.run_interval(every, |act, ctx| act.beat(ctx));
+        ctx.run_interval(PUBLISH_EVERY, |act, ctx| act.publish(ctx));
     }
 }

@@ -23,6 +23,8 @@ pub fn register(conn: &mut Conn, id: &str, role: &str, now: Timestamp) -> Result
         nodes::started_at.eq(now.as_micros()),
         nodes::heartbeat_at.eq(now.as_micros()),
         nodes::running.eq(0_i64),
+        // Its workers reconnect and offer their plugins anew.
+        nodes::plugins.eq(None::<&str>),
     );
     with_conn!(conn, c => diesel::insert_into(nodes::table)
         .values(row)
@@ -47,6 +49,32 @@ pub fn heartbeat(conn: &mut Conn, id: &str, now: Timestamp, running: usize) -> R
         heartbeat(conn, id, now, running)?;
     }
     Ok(())
+}
+
+/// Records the remote plugins this node's workers offer, as a JSON array of
+/// `PluginInfo`.
+pub fn set_plugins(conn: &mut Conn, id: &str, plugins: &str) -> Result<()> {
+    with_conn!(conn, c => diesel::update(nodes::table.find(id))
+        .set(nodes::plugins.eq(plugins))
+        .execute(c))?;
+    Ok(())
+}
+
+/// The remote plugins offered through the other nodes heard within `timeout_micros`
+/// (one JSON array per node, as [`set_plugins`] stored it).
+pub fn plugins_elsewhere(
+    conn: &mut Conn,
+    me: &str,
+    now: Timestamp,
+    timeout_micros: i64,
+) -> Result<Vec<String>> {
+    let lists: Vec<Option<String>> = with_conn!(conn, c => nodes::table
+        .filter(nodes::id.ne(me))
+        .filter(nodes::heartbeat_at.ge(now.as_micros().saturating_sub(timeout_micros)))
+        .order(nodes::id.asc())
+        .select(nodes::plugins)
+        .load(c))?;
+    Ok(lists.into_iter().flatten().collect())
 }
 
 /// Every node, most recently heard first; `alive` when heard within `timeout`.

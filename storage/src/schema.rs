@@ -26,6 +26,7 @@ diesel::table! {
         started_at -> BigInt,
         heartbeat_at -> BigInt,
         running -> BigInt,
+        plugins -> Nullable<Text>,
     }
 }
 

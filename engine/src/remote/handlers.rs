@@ -89,8 +89,22 @@ impl TaskManager {
             return;
         }
         let (db, events) = (self.db.clone(), self.events.clone());
+        let (node, timeout) = (self.node.clone(), self.node_timeout);
         actix::spawn(async move {
+            // A worker of another node offering it still takes them.
+            let elsewhere = match super::offered_elsewhere(&db, &node, timeout).await {
+                Ok(offers) => offers,
+                Err(e) => {
+                    log::warn!(
+                        "error=\"{e}\" Could not ask which plugins other nodes offer; queued tasks left queued."
+                    );
+                    return;
+                }
+            };
             for plugin in gone {
+                if elsewhere.iter().any(|p| p.name == plugin) {
+                    continue;
+                }
                 let outcome = TaskOutcome {
                     status: TaskStatus::Interrupted,
                     finished_at: Timestamp(now_micros()),

@@ -154,6 +154,37 @@ pub struct ListWorkers;
 #[rtype(result = "Vec<PluginInfo>")]
 pub struct ListRemotePlugins;
 
+/// The remote plugins the workers of the other nodes heard within `timeout` offer
+/// (as each published them, see `NodeActor`), by name; none on SQLite.
+///
+/// # Errors
+/// A database error.
+pub async fn offered_elsewhere(
+    db: &storage::Db,
+    node: &str,
+    timeout: std::time::Duration,
+) -> Result<Vec<protocol::PluginInfo>, storage::StorageError> {
+    if db.backend() == storage::Backend::Sqlite {
+        return Ok(Vec::new()); // one node only
+    }
+    let (node, timeout) = (node.to_owned(), timeout.as_micros() as i64);
+    let now = protocol::Timestamp(crate::logger::now_micros());
+    let lists = db
+        .run(move |c| storage::nodes::plugins_elsewhere(c, &node, now, timeout))
+        .await?;
+    let mut by_name = std::collections::BTreeMap::new();
+    for list in lists {
+        // Written by another node of this version; a list it cannot read is skipped.
+        let Ok(offers) = serde_json::from_str::<Vec<protocol::PluginInfo>>(&list) else {
+            continue;
+        };
+        for offer in offers {
+            by_name.entry(offer.name.clone()).or_insert(offer);
+        }
+    }
+    Ok(by_name.into_values().collect())
+}
+
 /// Checks params against the top level of a worker's schema: an object, with the
 /// keys `required` lists, and no others when `additionalProperties` is false.
 pub fn check_against_schema(
