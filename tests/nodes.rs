@@ -747,3 +747,79 @@ async fn worker_on(port: u16, token: &str, id: &str, capacity: usize) -> Ws {
     assert_eq!(next_message(&mut worker).await["type"], "welcome");
     worker
 }
+
+#[test]
+fn a_gateway_that_missed_other_nodes_notices_reads_them_again() {
+    let Some((gateway, _engine, fresh, _spools)) = gateway_and_engine(&[]) else {
+        return;
+    };
+    let (port, pid, url) = (gateway.port, gateway.child.id() as i32, fresh.url.clone());
+    let ((seqs, caught_up, statuses), watched, (followed, unfollowed), gateway) =
+        actix_rt::System::new().block_on(async move {
+            let watcher = ws(port, serde_json::json!({"type": "subscribe_tasks"})).await;
+            let followed = synthetic(&gateway, 6_000, 3_000);
+            let follower = ws(
+                port,
+                serde_json::json!({"type": "subscribe", "task_id": followed}),
+            )
+            .await;
+            wait_stored(&gateway, &followed);
+            let unfollowed = synthetic(&gateway, 1_000, 1_000);
+
+            // The gateway freezes and its listening connection drops; both tasks end
+            // on the engine meanwhile, so their last notices reach nobody here.
+            // SAFETY: signalling the server process this test started.
+            unsafe { libc::kill(pid, libc::SIGSTOP) };
+            assert_eq!(
+                testkit::terminate_connections(&url, "tasklens listen g1"),
+                1
+            );
+            let db = storage::Db::connect(&storage::DatabaseSettings::new(url.clone())).unwrap();
+            for task in [&followed, &unfollowed] {
+                let id: protocol::TaskId = task.parse().unwrap();
+                eventually(
+                    Duration::from_secs(30),
+                    "the engine ending the task",
+                    || {
+                        db.run_blocking(|c| storage::tasks::get_task(c, id))
+                            .unwrap()
+                            .is_some_and(|t| t.status.is_terminal())
+                    },
+                );
+            }
+            // SAFETY: as above.
+            unsafe { libc::kill(pid, libc::SIGCONT) };
+
+            // Pings keep both connections busy: a missed ending would wait for ever.
+            let within = Duration::from_secs(30);
+            let followed_to_end = tokio::time::timeout(within, follow_to_end(follower))
+                .await
+                .expect("the followed task's end reaches its follower");
+            let mut watcher = watcher;
+            let mut watched = Vec::new();
+            let unfollowed_done = (unfollowed.clone(), "success".to_owned());
+            tokio::time::timeout(within, async {
+                while !watched.contains(&unfollowed_done) {
+                    let msg = next_message(&mut watcher).await;
+                    if msg["type"] == "task" {
+                        let task = msg["task"]["id"].as_str().unwrap().to_owned();
+                        watched.push((task, msg["task"]["status"].as_str().unwrap().to_owned()));
+                    }
+                }
+            })
+            .await
+            .unwrap_or_else(|_| panic!("the other task's end reaches the task list: {watched:?}"));
+            (followed_to_end, watched, (followed, unfollowed), gateway)
+        });
+    assert!(caught_up);
+    assert_eq!(
+        seqs,
+        stored_seqs(&gateway, &followed),
+        "every record, in order, once"
+    );
+    assert_eq!(statuses.last().map(String::as_str), Some("success"));
+    assert!(
+        watched.contains(&(unfollowed, "success".to_owned())),
+        "{watched:?}"
+    );
+}

@@ -379,6 +379,9 @@ async fn wait_for_signal() {
 /// How often the listening connection is read. Cross-node live records wait for it
 /// (at 250 ms they took 190 ms at the median); each read is one non-blocking call.
 const LISTEN_POLL: Duration = Duration::from_millis(25);
+/// After a break in listening, status changes are read again from this long before
+/// the last moment the listener was known to hear.
+const RESYNC_MARGIN_MICROS: i64 = 5_000_000;
 
 /// Who acts on other nodes' announcements, and this node's id (its own
 /// announcements of records and statuses are already known here).
@@ -394,7 +397,9 @@ struct Listeners {
 
 /// Hears other nodes' announcements (PostgreSQL `NOTIFY`: tokens, settings, the
 /// queue, cancels, records, statuses, followed tasks) and applies them here: polled every [`LISTEN_POLL`] on a thread of its own, reconnecting
-/// after a second when the connection breaks, and then reloading both, since
+/// after a second when the connection breaks, and then reloading tokens and settings,
+/// looking at the queue and having the hub read again the followed tasks' records and
+/// the status changes since it last heard ([`crate::hub::remote::Resync`]), since
 /// announcements made meanwhile were missed.
 fn spawn_change_listener(url: String, to: Listeners) {
     let Listeners {
@@ -416,6 +421,7 @@ fn spawn_change_listener(url: String, to: Listeners) {
         Change::Settings => 1,
         _ => 0,
     };
+    let (resync_hub, listening_as) = (hub.clone(), node.clone());
     let receiver_gone = tx.clone();
     let asked = wanted.clone();
     // Queue notices go straight to the task manager, which claims one batch at a
@@ -436,10 +442,11 @@ fn spawn_change_listener(url: String, to: Listeners) {
             }
         }
     };
+    let mut last_heard: Option<Timestamp> = None;
     let spawned = std::thread::Builder::new()
         .name("tasklens-changes".into())
         .spawn(move || loop {
-            let mut listener = match Listener::connect(&url) {
+            let mut listener = match Listener::connect(&url, &listening_as) {
                 Ok(listener) => listener,
                 Err(_) if receiver_gone.is_closed() => return,
                 Err(e) => {
@@ -451,10 +458,21 @@ fn spawn_change_listener(url: String, to: Listeners) {
             for change in [Change::Tokens, Change::Settings, Change::Queued] {
                 ask(change);
             }
+            if let Some(heard) = last_heard {
+                // Clocks of other nodes may differ a little from this one's.
+                let since = Timestamp(heard.as_micros().saturating_sub(RESYNC_MARGIN_MICROS));
+                resync_hub.do_send(crate::hub::remote::Resync {
+                    since,
+                    node: listening_as.clone(),
+                });
+            }
             loop {
                 std::thread::sleep(LISTEN_POLL);
                 match listener.poll() {
-                    Ok(changes) => changes.into_iter().for_each(&ask),
+                    Ok(changes) => {
+                        last_heard = Some(Timestamp(engine::logger::now_micros()));
+                        changes.into_iter().for_each(&ask)
+                    }
                     Err(_) if receiver_gone.is_closed() => return,
                     Err(e) => {
                         log::warn!("error=\"{e}\" Lost the connection that hears other nodes' changes; reconnecting.");

@@ -176,13 +176,17 @@ pub struct Listener {
 }
 
 impl Listener {
-    /// Connects to the PostgreSQL database at `url` and listens.
+    /// Connects to the PostgreSQL database at `url` and listens, as node `node`
+    /// (named in `pg_stat_activity.application_name`: `tasklens listen NODE`).
     ///
     /// # Errors
     /// The server cannot be reached.
-    pub fn connect(url: &str) -> Result<Listener> {
+    pub fn connect(url: &str, node: &str) -> Result<Listener> {
         let mut conn = PgConnection::establish(url)
             .map_err(|e| crate::StorageError::Connect(e.to_string()))?;
+        diesel::sql_query("SELECT set_config('application_name', $1, false)")
+            .bind::<diesel::sql_types::Text, _>(format!("tasklens listen {node}"))
+            .execute(&mut conn)?;
         conn.batch_execute(&format!("LISTEN {CHANNEL}"))?;
         Ok(Listener { conn })
     }

@@ -244,6 +244,25 @@ pub fn finished_before(conn: &mut Conn, cutoff: Timestamp, limit: usize) -> Resu
     Ok(ids.iter().filter_map(|id| TaskId::from_slice(id)).collect())
 }
 
+/// Tasks created, started or finished at `since` or later, newest first, at most
+/// `limit`: what a node that missed other nodes' notices for a while reads again.
+/// No index serves it; it runs only after such a gap.
+pub fn changed_since(conn: &mut Conn, since: Timestamp, limit: usize) -> Result<Vec<TaskInfo>> {
+    let t = since.as_micros();
+    let rows: Vec<TaskRow> = with_conn!(conn, c => tasks::table
+        .filter(
+            tasks::created_at
+                .ge(t)
+                .or(tasks::started_at.ge(t))
+                .or(tasks::finished_at.ge(t)),
+        )
+        .order(tasks::created_at.desc())
+        .limit(limit as i64)
+        .select(TaskRow::as_select())
+        .load(c))?;
+    rows.into_iter().map(TaskInfo::try_from).collect()
+}
+
 /// How many tasks there are in each status (for metrics).
 pub fn count_by_status(conn: &mut Conn) -> Result<Vec<(TaskStatus, i64)>> {
     let rows: Vec<(String, i64)> = with_conn!(conn, c => tasks::table

@@ -141,6 +141,27 @@ pub fn create_database(admin_url: &str, name: &str) {
         .unwrap_or_else(|e| panic!("cannot create database {name}: {e}"));
 }
 
+/// Ends the PostgreSQL connections whose `application_name` is `name` (as if the
+/// network dropped them); how many there were.
+pub fn terminate_connections(url: &str, name: &str) -> usize {
+    use diesel::RunQueryDsl;
+    #[derive(diesel::QueryableByName)]
+    struct Ended {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        ended: i64,
+    }
+    let mut conn = diesel::PgConnection::establish(url)
+        .unwrap_or_else(|e| panic!("cannot reach PostgreSQL at {url}: {e}"));
+    let row: Ended = diesel::sql_query(
+        "SELECT count(pg_terminate_backend(pid)) AS ended FROM pg_stat_activity \
+         WHERE application_name = $1",
+    )
+    .bind::<diesel::sql_types::Text, _>(name)
+    .get_result(&mut conn)
+    .unwrap_or_else(|e| panic!("cannot end connections named {name:?}: {e}"));
+    row.ended as usize
+}
+
 /// The same URL pointing at database `name`.
 pub fn replace_database(url: &str, name: &str) -> String {
     let (base, query) = match url.split_once('?') {

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use engine::batch::LogBatch;
-use protocol::{LogFilter, TaskId};
+use protocol::{LogFilter, TaskId, Timestamp};
 use storage::LogQuery;
 
 use super::LogHub;
@@ -36,6 +36,21 @@ pub struct RemoteLogs {
 pub struct RemoteStatus {
     pub task: TaskId,
 }
+
+/// This node's listener missed other nodes' notices from about `since` on (its
+/// connection broke): the followed tasks' records and every status change since are
+/// read again, so no follower waits for ever for a final status.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Resync {
+    pub since: Timestamp,
+    /// This node, whose own statuses reached its hub directly.
+    pub node: String,
+}
+
+/// Status changes read again at most after a gap; beyond, watchers of the task
+/// list see the older ones when they next load it.
+const RESYNC_TASKS: usize = 1_000;
 
 /// Rows read per trip to the database.
 const READ_ROWS: usize = 5_000;
@@ -221,5 +236,56 @@ impl Handler<RemoteStatus> for LogHub {
             }
             _ => self.load_status(msg.task, ctx),
         }
+    }
+}
+
+impl Handler<Resync> for LogHub {
+    type Result = ();
+
+    fn handle(&mut self, msg: Resync, ctx: &mut Context<Self>) {
+        let Some(db) = self.db.clone() else { return };
+        let followed: Vec<TaskId> = self
+            .feeds
+            .iter()
+            .filter(|(_, feed)| !feed.followers.is_empty())
+            .map(|(task, _)| *task)
+            .collect();
+        let since = msg.since;
+        ctx.spawn(
+            async move {
+                db.run(move |c| {
+                    let mut stored = Vec::with_capacity(followed.len());
+                    for task in followed {
+                        stored.push((task, storage::logs::max_seq(c, task)?));
+                    }
+                    let changed = storage::tasks::changed_since(c, since, RESYNC_TASKS)?;
+                    Ok((stored, changed))
+                })
+                .await
+            }
+            .into_actor(self)
+            .map(move |read, hub, ctx| match read {
+                Ok((stored, changed)) => {
+                    // Through the usual handlers, so a followed task's status still
+                    // comes after its records.
+                    for (task, seq) in stored {
+                        hub.handle(RemoteLogs { task, seq }, ctx);
+                    }
+                    for task in changed {
+                        if task.node.as_deref() == Some(msg.node.as_str()) {
+                            continue;
+                        }
+                        if hub.followed(task.id) {
+                            hub.handle(RemoteStatus { task: task.id }, ctx);
+                        } else {
+                            hub.deliver_status(task);
+                        }
+                    }
+                }
+                Err(e) => log::warn!(
+                    "error=\"{e}\" Could not read again what other nodes changed while this node was not listening."
+                ),
+            }),
+        );
     }
 }
