@@ -823,3 +823,56 @@ fn a_gateway_that_missed_other_nodes_notices_reads_them_again() {
         "{watched:?}"
     );
 }
+
+#[test]
+fn a_cancel_reaches_an_engine_that_missed_its_notice() {
+    let Some((fresh, spools)) = shared_db() else {
+        return;
+    };
+    // The engine is frozen for a moment: it must not be judged dead meanwhile.
+    let slow = ("TASKLENS_NODE_TIMEOUT_SECS", "30");
+    let gateway = node_with(
+        &fresh.url,
+        "g1",
+        spools[0].path(),
+        &[("TASKLENS_ROLE", "gateway"), slow],
+    );
+    let engine = node_with(
+        &fresh.url,
+        "e1",
+        spools[1].path(),
+        &[("TASKLENS_ROLE", "engine"), slow],
+    );
+    let task = synthetic(&gateway, 10_000_000, 1_000);
+    wait_stored(&gateway, &task);
+
+    // The engine's listening connection drops while it is frozen, so the cancel's
+    // notice reaches nobody there; the request stays on the task.
+    let pid = engine.child.id() as i32;
+    // SAFETY: signalling the server process this test started.
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    assert_eq!(
+        testkit::terminate_connections(&fresh.url, "tasklens listen e1"),
+        1
+    );
+    let asked = gateway.cli(&["cancel", &task]);
+    // SAFETY: as above.
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+    assert!(
+        asked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&asked.stderr)
+    );
+
+    let mut ended = task_info(&gateway, &task);
+    eventually(
+        Duration::from_secs(20),
+        "the engine cancelling the task",
+        || {
+            ended = task_info(&gateway, &task);
+            ended.status.is_terminal()
+        },
+    );
+    assert_eq!(ended.status, TaskStatus::Cancelled, "{ended:?}");
+    assert_eq!(ended.node.as_deref(), Some("e1"));
+}

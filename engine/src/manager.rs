@@ -158,6 +158,8 @@ pub struct TaskManager {
     max_per_viewer: usize,
     handover_interval: Duration,
     pub(crate) shutting_down: bool,
+    /// A look for cancels asked through other nodes is under way.
+    looking_for_cancels: bool,
     shutdown_waiters: Vec<oneshot::Sender<()>>,
 }
 
@@ -204,6 +206,7 @@ impl TaskManager {
             workers: Workers::default(),
             worker_grace: parts.worker_grace,
             node_timeout: parts.node_timeout,
+            looking_for_cancels: false,
             node: parts.node,
             max_concurrent: parts.max_concurrent.max(1),
             max_queued: parts.max_queued.max(1),
@@ -469,7 +472,10 @@ impl Actor for TaskManager {
     /// now and then.
     fn started(&mut self, ctx: &mut Context<Self>) {
         self.claim_queued(ctx);
-        ctx.run_interval(QUEUE_POLL, |act, ctx| act.claim_queued(ctx));
+        ctx.run_interval(QUEUE_POLL, |act, ctx| {
+            act.claim_queued(ctx);
+            act.look_for_cancels(ctx);
+        });
     }
 }
 
@@ -602,6 +608,38 @@ impl TaskManager {
     }
 }
 
+impl TaskManager {
+    /// Cancels the tasks running here that someone asked another node to cancel:
+    /// the notice does that at once; this finds those whose notice was missed.
+    fn look_for_cancels(&mut self, ctx: &mut Context<Self>) {
+        if self.looking_for_cancels
+            || self.running.is_empty()
+            || self.db.backend() == storage::Backend::Sqlite
+        {
+            return;
+        }
+        self.looking_for_cancels = true;
+        let (db, node) = (self.db.clone(), self.node.clone());
+        ctx.spawn(
+            async move { db.run(move |c| queue::cancels_asked_of(c, &node)).await }
+                .into_actor(self)
+                .map(|asked, act, _| {
+                    act.looking_for_cancels = false;
+                    match asked {
+                        Ok(asked) => {
+                            for (task, by) in asked {
+                                act.cancel_running(task, &by);
+                            }
+                        }
+                        Err(e) => log::warn!(
+                            "error=\"{e}\" Could not look for cancels asked through other nodes; looking again soon."
+                        ),
+                    }
+                }),
+        );
+    }
+}
+
 /// Where a cancel found its task.
 enum Found {
     /// Queued, unclaimed, and now cancelled.
@@ -637,7 +675,7 @@ impl Handler<RequestCancel> for TaskManager {
                     Whereabouts::Unclaimed => continue,
                     Whereabouts::ClaimedBy(node) if *node == *me => return Ok(Found::Here),
                     Whereabouts::ClaimedBy(_) => {
-                        queue::ask_owner_to_cancel(c, id, by);
+                        queue::ask_owner_to_cancel(c, id, by, outcome.finished_at)?;
                         return Ok(Found::Elsewhere);
                     }
                     Whereabouts::Ended(status) => return Ok(Found::Gone(Some(status))),

@@ -5,7 +5,7 @@
 //! LOCKED`); SQLite has one writer, so its claims never overlap.
 
 use diesel::prelude::*;
-use protocol::{TaskId, TaskInfo, TaskStatus};
+use protocol::{TaskId, TaskInfo, TaskStatus, Timestamp};
 
 use crate::changes::{announce, Change};
 use crate::db::Conn;
@@ -179,9 +179,42 @@ pub fn announce_waiting(conn: &mut Conn) {
     announce(conn, Change::Queued);
 }
 
-/// Asks the node that claimed `task` to cancel it.
-pub fn ask_owner_to_cancel(conn: &mut Conn, task: TaskId, by: Option<String>) {
+/// Asks the node that claimed `task` to cancel it: recorded on the task, where that
+/// node looks now and then ([`cancels_asked_of`]), and announced, so that it acts at
+/// once when it hears.
+pub fn ask_owner_to_cancel(
+    conn: &mut Conn,
+    task: TaskId,
+    by: Option<String>,
+    now: Timestamp,
+) -> Result<()> {
+    with_conn!(conn, c => diesel::update(
+        tasks::table
+            .find(task.as_bytes().as_slice())
+            .filter(tasks::status.eq_any(crate::tasks::UNFINISHED)),
+    )
+    .set((
+        tasks::cancel_requested_at.eq(now.as_micros()),
+        tasks::cancel_requested_by.eq(by.as_deref()),
+    ))
+    .execute(c))?;
     announce(conn, Change::Cancel { task, by });
+    Ok(())
+}
+
+/// The tasks `node` claimed, not ended, that someone asked through another node to
+/// cancel, with who asked.
+pub fn cancels_asked_of(conn: &mut Conn, node: &str) -> Result<Vec<(TaskId, Option<String>)>> {
+    let rows: Vec<(Vec<u8>, Option<String>)> = with_conn!(conn, c => tasks::table
+        .filter(tasks::node_id.eq(node))
+        .filter(tasks::status.eq_any(crate::tasks::UNFINISHED))
+        .filter(tasks::cancel_requested_at.is_not_null())
+        .select((tasks::id, tasks::cancel_requested_by))
+        .load(c))?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(id, by)| TaskId::from_slice(&id).map(|id| (id, by)))
+        .collect())
 }
 
 /// Where a task is, for whoever wants to act on it.

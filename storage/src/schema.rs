@@ -16,6 +16,8 @@ diesel::table! {
         created_by -> Nullable<Text>,
         node_id -> Nullable<Text>,
         priority -> Integer,
+        cancel_requested_at -> Nullable<BigInt>,
+        cancel_requested_by -> Nullable<Text>,
     }
 }
 
