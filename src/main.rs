@@ -104,6 +104,11 @@ fn serve(args: ServeArgs) -> Result<()> {
     let _lock = storage::db::sqlite_file(&config.database.url)
         .map(|file| single::lock(&file))
         .transpose()?;
+    // On SQLite the spool sits beside the database file, which is locked already.
+    let _spool_lock = match (&_lock, &config.engine.spool) {
+        (None, Some(spool)) => Some(single::lock_spool(spool.dir())?),
+        _ => None,
+    };
     actix_rt::System::new().block_on(async move {
         let db_description = storage::db::describe(&config.database.url);
         let ui_dir = config.http.ui_dir.clone();

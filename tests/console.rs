@@ -539,3 +539,76 @@ fn login_never_redirects_off_site_and_the_console_runs_under_its_csp() {
         "the page asked for",
     );
 }
+
+/// docs/deployment.md's gateway and two engines, on loopback: each engine runs a
+/// task, and the gateway's console follows both live and lists the nodes.
+#[test]
+fn a_gateways_console_follows_tasks_running_on_two_engines() {
+    let Some(ui) = ui_dir() else { return };
+    if std::env::var_os("TASKLENS_TEST_PG_URL").is_none() {
+        eprintln!("skipped: no PostgreSQL for tests (TASKLENS_TEST_PG_URL)");
+        return;
+    }
+    let fresh = FreshDb::new("postgres");
+    let node = |id: &str, role: &str, ui: Option<&std::path::Path>| {
+        let env = [
+            ("TASKLENS_NODE_ID", id),
+            ("TASKLENS_ROLE", role),
+            // One task each, so that two tasks go to two engines.
+            ("TASKLENS_MAX_CONCURRENT_TASKS", "1"),
+        ];
+        Server::launch_with(&fresh.url, free_port(), ui, &env)
+    };
+    let gateway = node("g1", "gateway", Some(&ui));
+    let _engines = [node("e1", "engine", None), node("e2", "engine", None)];
+    let tasks = [
+        run(&gateway, "synthetic", &["count=1000000", "rate=200"]),
+        run(&gateway, "synthetic", &["count=1000000", "rate=200"]),
+    ];
+    let mut ran_on = BTreeSet::new();
+    for task in &tasks {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let node = loop {
+            let info: protocol::TaskInfo =
+                serde_json::from_str(&stdout(&gateway.cli(&["task", task]))).unwrap();
+            if let (protocol::TaskStatus::Running, Some(node)) = (info.status, info.node) {
+                break node;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "task {task} never ran"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        };
+        ran_on.insert(node);
+    }
+    assert_eq!(ran_on, BTreeSet::from(["e1".to_owned(), "e2".to_owned()]));
+    let listed = stdout(&gateway.cli(&["tasks"]));
+    assert!(
+        listed.lines().next().is_some_and(|h| h.contains("NODE"))
+            && listed.contains("  e1  ")
+            && listed.contains("  e2  "),
+        "{listed}"
+    );
+
+    let browser = Browser::start();
+    browser.login(&gateway.url(), ADMIN);
+    for task in &tasks {
+        browser.goto(&format!("{}/tasks/{task}", gateway.url()));
+        let first = browser.wait(
+            "const s = [...document.querySelectorAll('[data-testid=log-row]')].map(r => Number(r.dataset.seq)); return s.length > 0 && Math.max(...s)",
+            "the task's rows",
+        );
+        let first = first.as_u64().unwrap();
+        browser.wait(
+            &format!("const s = [...document.querySelectorAll('[data-testid=log-row]')].map(r => Number(r.dataset.seq)); return Math.max(...s) > {first}"),
+            "a newer row, live from the engine",
+        );
+    }
+    browser.goto(&format!("{}/admin/nodes", gateway.url()));
+    // Running counts come with heartbeats, which the page picks up as it refreshes.
+    browser.wait(
+        "const r = [...document.querySelectorAll('[data-testid=nodes] tbody tr')]; return r.map(x => x.querySelector('[data-testid=node-role]').textContent + ':' + x.querySelector('[data-testid=node-running]').textContent).sort().join(',') === 'engine:1,engine:1,gateway:0'",
+        "three nodes: two engines running one task each, and the gateway",
+    );
+}

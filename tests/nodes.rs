@@ -876,3 +876,67 @@ fn a_cancel_reaches_an_engine_that_missed_its_notice() {
     assert_eq!(ended.status, TaskStatus::Cancelled, "{ended:?}");
     assert_eq!(ended.node.as_deref(), Some("e1"));
 }
+
+#[test]
+fn a_second_node_on_the_same_spool_directory_is_refused_and_the_first_goes_on() {
+    let Some((fresh, spools)) = shared_db() else {
+        return;
+    };
+    let first = node(&fresh.url, "n1", spools[0].path());
+    let port = free_port();
+    let second =
+        testkit::serve::command(std::path::Path::new(common::BIN), port, &fresh.url, ADMIN)
+            .env("TASKLENS_NODE_ID", "n2")
+            .env("TASKLENS_SPOOL_DIR", spools[0].path())
+            .output()
+            .unwrap();
+    assert_eq!(second.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        err.contains("already using the spool directory")
+            && err.contains(&format!("pid {}", first.child.id()))
+            && err.contains("TASKLENS_SPOOL_DIR"),
+        "{err}"
+    );
+    let id = synthetic(&first, 100, 10_000);
+    assert_eq!(common::wait_done(&first, &id).status, TaskStatus::Success);
+    // With a directory of its own, it starts.
+    let second = node(&fresh.url, "n2", spools[1].path());
+    assert_eq!(
+        nodes(&second),
+        [("n1".to_owned(), true), ("n2".to_owned(), true)]
+    );
+}
+
+#[test]
+fn three_nodes_started_together_on_an_empty_database_all_start() {
+    let Some((fresh, _spools)) = shared_db() else {
+        return;
+    };
+    // Started at once, each migrating, registering and storing the admin token.
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(3));
+    let starting: Vec<_> = ["a", "b", "c"]
+        .into_iter()
+        .map(|id| {
+            let (url, barrier) = (fresh.url.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                let spool = tempfile::tempdir().unwrap();
+                barrier.wait();
+                (node(&url, id, spool.path()), spool)
+            })
+        })
+        .collect();
+    let nodes_up: Vec<_> = starting.into_iter().map(|t| t.join().unwrap()).collect();
+    for (server, _) in &nodes_up {
+        let (status, body) = http_get(server.port, "/api/me", Some(ADMIN));
+        assert_eq!(status, 200, "{body}");
+    }
+    assert_eq!(
+        nodes(&nodes_up[0].0),
+        [
+            ("a".to_owned(), true),
+            ("b".to_owned(), true),
+            ("c".to_owned(), true)
+        ]
+    );
+}

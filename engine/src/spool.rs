@@ -106,6 +106,11 @@ impl Spool {
         Spool { dir: dir.into() }
     }
 
+    /// The directory it lives in.
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
+    }
+
     /// The file records and statuses are appended to.
     pub fn path(&self) -> PathBuf {
         self.dir.join(FILE)

@@ -76,18 +76,19 @@ pub fn duration(task: &TaskInfo) -> String {
 pub fn print_tasks(out: &mut impl Write, tasks: &[TaskInfo]) -> std::io::Result<()> {
     writeln!(
         out,
-        "{:<36}  {:<11}  {:<14}  {:<27}  {:>8}  BY",
-        "ID", "STATUS", "PLUGIN", "CREATED", "DURATION"
+        "{:<36}  {:<11}  {:<14}  {:<27}  {:>8}  {:<12}  BY",
+        "ID", "STATUS", "PLUGIN", "CREATED", "DURATION", "NODE"
     )?;
     for t in tasks {
         writeln!(
             out,
-            "{:<36}  {:<11}  {:<14}  {:<27}  {:>8}  {}",
+            "{:<36}  {:<11}  {:<14}  {:<27}  {:>8}  {:<12}  {}",
             t.id.to_string(),
             t.status.as_str(),
             t.plugin,
             t.created_at.to_string(),
             duration(t),
+            t.node.as_deref().unwrap_or("-"),
             t.created_by.as_deref().unwrap_or("-")
         )?;
     }

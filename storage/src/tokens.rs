@@ -93,18 +93,30 @@ pub fn upsert_token(
     now: Timestamp,
 ) -> Result<()> {
     let hash = hash_token(token);
+    let row = TokenRow {
+        name: name.to_owned(),
+        role: role.as_str().to_owned(),
+        token_hash: hash.clone(),
+        created_at: now.as_micros(),
+    };
+    // Nodes starting together each store the same admin token: the insert takes
+    // over a row another one just wrote instead of failing on it.
     with_conn!(conn, c => c.transaction(|c| {
-        diesel::delete(api_tokens::table.filter(
-            api_tokens::name.eq(name).or(api_tokens::token_hash.eq(&hash)),
-        ))
+        diesel::delete(
+            api_tokens::table
+                .filter(api_tokens::token_hash.eq(&hash))
+                .filter(api_tokens::name.ne(name)),
+        )
         .execute(c)?;
         diesel::insert_into(api_tokens::table)
-            .values(TokenRow {
-                name: name.to_owned(),
-                role: role.as_str().to_owned(),
-                token_hash: hash.clone(),
-                created_at: now.as_micros(),
-            })
+            .values(&row)
+            .on_conflict(api_tokens::name)
+            .do_update()
+            .set((
+                api_tokens::role.eq(&row.role),
+                api_tokens::token_hash.eq(&row.token_hash),
+                api_tokens::created_at.eq(row.created_at),
+            ))
             .execute(c)?;
         Ok::<_, diesel::result::Error>(())
     }))?;

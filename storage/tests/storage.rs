@@ -1225,3 +1225,37 @@ fn partitioning_an_existing_log_table_keeps_every_record() {
         records(5)
     );
 }
+
+#[test]
+fn nodes_storing_the_same_admin_token_at_once_all_succeed() {
+    for backend in backends() {
+        let fresh = FreshDb::new(backend);
+        let db = open(&fresh);
+        for round in 0..10 {
+            let barrier = Arc::new(std::sync::Barrier::new(6));
+            let storing: Vec<_> = (0..6)
+                .map(|_| {
+                    let (db, barrier) = (db.clone(), barrier.clone());
+                    std::thread::spawn(move || {
+                        let mut conn = db.get().unwrap();
+                        barrier.wait();
+                        storage::tokens::upsert_token(
+                            &mut conn,
+                            "admin",
+                            Role::Admin,
+                            &format!("admin-token-of-round-{round}-0123456789"),
+                            Timestamp(round),
+                        )
+                    })
+                })
+                .collect();
+            for s in storing {
+                s.join()
+                    .unwrap()
+                    .unwrap_or_else(|e| panic!("{backend}: {e:?}"));
+            }
+        }
+        let stored = db.run_blocking(storage::tokens::list_tokens).unwrap();
+        assert_eq!(stored.len(), 1, "{backend}");
+    }
+}

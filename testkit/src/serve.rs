@@ -18,6 +18,13 @@ pub fn command(binary: &Path, port: u16, database_url: &str, admin_token: &str) 
         .env("TASKLENS_BIND", format!("127.0.0.1:{port}"))
         .env("TASKLENS_DATABASE_URL", database_url)
         .env("TASKLENS_ADMIN_TOKEN", admin_token);
+    if database_url.starts_with("postgres") {
+        // A PostgreSQL server's default spool directory, ./data, is one per host:
+        // servers started together would refuse each other.
+        let spool =
+            std::env::temp_dir().join(format!("tasklens-spool-{}-{port}", std::process::id()));
+        command.env("TASKLENS_SPOOL_DIR", spool);
+    }
     command
 }
 
