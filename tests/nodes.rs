@@ -940,3 +940,121 @@ fn three_nodes_started_together_on_an_empty_database_all_start() {
         ]
     );
 }
+
+#[test]
+fn settings_and_revocations_on_a_gateway_reach_an_engine_and_another_gateway_within_2_s() {
+    let Some((fresh, spools)) = shared_db() else {
+        return;
+    };
+    let within = Duration::from_secs(2);
+    let third = tempfile::tempdir().unwrap();
+    let g1 = gateway_node(&fresh.url, spools[0].path());
+    let g2 = node_with(
+        &fresh.url,
+        "g2",
+        third.path(),
+        &[("TASKLENS_ROLE", "gateway")],
+    );
+    let e1 = node_with(
+        &fresh.url,
+        "e1",
+        spools[1].path(),
+        &[("TASKLENS_ROLE", "engine")],
+    );
+    let create = |name: &str, role: &str| {
+        stdout(&g1.cli(&["tokens", "create", name, "--role", role]))
+            .trim()
+            .to_owned()
+    };
+    let (viewer, worker_token) = (create("carol", "viewer"), create("builder", "worker"));
+    eventually(within, "a token made on g1 working on g2", || {
+        http_get(g2.port, "/api/me", Some(&viewer)).0 == 200
+    });
+    // Every level, on the engine, for the settings change.
+    let task = synthetic(&g1, 10_000_000, 2_000);
+    wait_stored(&g1, &task);
+
+    let (g2_port, e1_port) = (g2.port, e1.port);
+    let (changed_at, g1) = actix_rt::System::new().block_on(async move {
+        use futures_util::StreamExt;
+        let (_, mut watching) = awc::Client::new()
+            .ws(format!("ws://127.0.0.1:{g2_port}/ws"))
+            .bearer_auth(&viewer)
+            .connect()
+            .await
+            .unwrap();
+        let mut worker = worker_on(e1_port, &worker_token, "w1", 1).await;
+
+        let g1 = tokio::task::spawn_blocking(move || {
+            stdout(&g1.cli(&["tokens", "delete", "carol"]));
+            stdout(&g1.cli(&["tokens", "delete", "builder"]));
+            g1
+        })
+        .await
+        .unwrap();
+        let deleted = Instant::now();
+        // Both connections end, each within 2 s of the deletion.
+        for (what, conn) in [
+            ("the viewer's /ws on g2", &mut watching),
+            ("the worker on e1", &mut worker),
+        ] {
+            let left = within.saturating_sub(deleted.elapsed());
+            let ended = tokio::time::timeout(left, async {
+                loop {
+                    match conn.next().await {
+                        None | Some(Err(_)) | Some(Ok(awc::ws::Frame::Close(_))) => return,
+                        Some(Ok(_)) => {}
+                    }
+                }
+            })
+            .await;
+            assert!(
+                ended.is_ok(),
+                "{what} still open {:?} after its token was deleted",
+                deleted.elapsed()
+            );
+        }
+        assert_eq!(http_get(g2_port, "/api/me", Some(&viewer)).0, 401);
+
+        let g1 = tokio::task::spawn_blocking(move || {
+            stdout(&g1.cli(&["settings", "set", "--task-level", "warn"]));
+            g1
+        })
+        .await
+        .unwrap();
+        let changed_at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_micros() as i64;
+        (changed_at, g1)
+    });
+    // The engine keeps only WARNING and above of what its task logs from 2 s after
+    // the change made on g1.
+    let after = changed_at + 2_000_000;
+    let mut kept = Vec::new();
+    eventually(
+        Duration::from_secs(20),
+        "the task storing records from after the change",
+        || {
+            kept = entries(&stdout(
+                &g1.cli(&["logs", &task, "--json", "--tail", "10000"]),
+            ));
+            kept.last()
+                .is_some_and(|e| e.timestamp.as_micros() > after + 1_000_000)
+        },
+    );
+    let late: Vec<_> = kept
+        .iter()
+        .filter(|e| e.timestamp.as_micros() > after)
+        .collect();
+    assert!(!late.is_empty());
+    assert!(
+        late.iter().all(|e| e.level >= protocol::LogLevel::Warning),
+        "INFO or DEBUG kept after the change: {:?}",
+        late.iter().find(|e| e.level < protocol::LogLevel::Warning)
+    );
+    assert!(
+        kept.iter().any(|e| e.level < protocol::LogLevel::Warning),
+        "the task did keep lower levels before the change"
+    );
+}

@@ -141,8 +141,8 @@ pub fn create_database(admin_url: &str, name: &str) {
         .unwrap_or_else(|e| panic!("cannot create database {name}: {e}"));
 }
 
-/// Ends the PostgreSQL connections whose `application_name` is `name` (as if the
-/// network dropped them); how many there were.
+/// Ends the connections to the database of `url` whose `application_name` is
+/// `name` (as if the network dropped them); how many there were.
 pub fn terminate_connections(url: &str, name: &str) -> usize {
     use diesel::RunQueryDsl;
     #[derive(diesel::QueryableByName)]
@@ -154,7 +154,7 @@ pub fn terminate_connections(url: &str, name: &str) -> usize {
         .unwrap_or_else(|e| panic!("cannot reach PostgreSQL at {url}: {e}"));
     let row: Ended = diesel::sql_query(
         "SELECT count(pg_terminate_backend(pid)) AS ended FROM pg_stat_activity \
-         WHERE application_name = $1",
+         WHERE application_name = $1 AND datname = current_database()",
     )
     .bind::<diesel::sql_types::Text, _>(name)
     .get_result(&mut conn)

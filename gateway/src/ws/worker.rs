@@ -92,6 +92,7 @@ pub async fn route(
         state: state.into_inner(),
         caller,
         token_hash: hash,
+        tokens_seen: 0,
         worker_id: None,
         hello_sent: false,
         welcomed: false,
@@ -117,12 +118,17 @@ struct LinkedTask {
     finished: bool,
 }
 
+/// How often a worker connection looks whether the tokens changed.
+const TOKEN_CHECK: Duration = Duration::from_millis(250);
+
 pub struct WorkerSession {
     conn: ConnId,
     _slot: Slot,
     state: Arc<AppState>,
     caller: Caller,
     token_hash: String,
+    /// The token store's generation last checked against `token_hash`.
+    tokens_seen: u64,
     /// Claimed by `hello` (before the manager answers: a connection that ends
     /// before its `welcome` still tells the manager it is gone).
     worker_id: Option<String>,
@@ -553,11 +559,20 @@ impl Actor for WorkerSession {
                 act.close(ctx, ws::CloseCode::Away, "worker did not answer pings");
                 return;
             }
-            if !act.state.tokens.has_hash(&act.token_hash) {
-                act.fatal(ctx, "the token of this connection was deleted".into(), None);
+            ctx.ping(b"");
+        });
+        // A deleted token stops its workers within moments on every node: the
+        // store's generation changes when the tokens are reloaded, and only then
+        // is this connection's token looked up again.
+        ctx.run_interval(TOKEN_CHECK, |act, ctx| {
+            let generation = act.state.tokens.generation();
+            if generation == act.tokens_seen {
                 return;
             }
-            ctx.ping(b"");
+            act.tokens_seen = generation;
+            if !act.state.tokens.has_hash(&act.token_hash) {
+                act.fatal(ctx, "the token of this connection was deleted".into(), None);
+            }
         });
         ctx.run_later(Duration::from_secs(ws.auth_timeout_secs), |act, ctx| {
             if !act.hello_sent {
