@@ -493,3 +493,148 @@ fn a_second_server_on_the_same_sqlite_file_is_refused_and_the_first_goes_on() {
 fn task_json(server: &Server, id: &str) -> protocol::TaskInfo {
     serde_json::from_str(&stdout(&server.cli(&["task", id]))).unwrap()
 }
+
+/// `wait`, `plugins`, `logs -f --tail` and relative times, as a script would use
+/// them, against one server.
+#[test]
+fn wait_plugins_tail_and_follow_and_relative_times() {
+    let fresh = FreshDb::new("sqlite");
+    let server = Server::start(&fresh.url);
+    let code = |args: &[&str]| server.cli(args).status.code();
+
+    // wait: the task's status as the exit code; a timeout or an unknown task is 2.
+    let quick = common::synthetic(&server, 300, 100_000);
+    assert_eq!(code(&["wait", &quick]), Some(0));
+    let long = common::synthetic(&server, 10_000_000, 1_000);
+    let gave_up = server.cli(&["wait", &long, "--timeout", "1"]);
+    assert_eq!(gave_up.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&gave_up.stderr);
+    assert!(err.contains("still running after 1 s"), "{err}");
+
+    // logs -f --tail N: the last N stored, then every later one, to the end.
+    let follower = server
+        .command(ADMIN, &["logs", &long, "-f", "--tail", "3", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    common::wait_stored(&server, &long);
+    std::thread::sleep(Duration::from_millis(500));
+    stdout(&server.cli(&["cancel", &long]));
+    let followed = follower.wait_with_output().unwrap();
+    assert_eq!(
+        followed.status.code(),
+        Some(3),
+        "the follower exits with the status"
+    );
+    let printed: Vec<u64> = entries(&String::from_utf8_lossy(&followed.stdout))
+        .iter()
+        .map(|e| e.seq)
+        .collect();
+    let stored = common::stored_seqs(&server, &long);
+    assert!(
+        stored.ends_with(&printed),
+        "a suffix of the stored records, in order, once"
+    );
+    assert!(
+        printed.len() > 3 && printed.len() < stored.len(),
+        "{} of {}",
+        printed.len(),
+        stored.len()
+    );
+    assert_eq!(code(&["wait", &long]), Some(3));
+    let missing = server.cli(&["wait", "67e55044-10b1-426f-9247-bb680e5fe0c8"]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("not found"));
+
+    // On a finished task, -f --tail N prints the last N and exits with its status.
+    let last: Vec<u64> = entries(&stdout(
+        &server.cli(&["logs", &quick, "-f", "--tail", "5", "--json"]),
+    ))
+    .iter()
+    .map(|e| e.seq)
+    .collect();
+    let stored = common::stored_seqs(&server, &quick);
+    assert_eq!(last, stored[stored.len() - 5..]);
+
+    // Relative times.
+    let all = common::stored_seqs(&server, &quick).len();
+    let since = entries(&stdout(
+        &server.cli(&["logs", &quick, "--since", "1h", "--json"]),
+    ));
+    assert_eq!(since.len(), all);
+    let until = entries(&stdout(
+        &server.cli(&["logs", &quick, "--until", "1h", "--json"]),
+    ));
+    assert!(until.is_empty());
+    let bad = server.cli(&["logs", &quick, "--since", "10x"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("such as 10m"));
+
+    // plugins: a table, or JSON.
+    let table = stdout(&server.cli(&["plugins"]));
+    let header = table.lines().next().unwrap();
+    assert!(
+        header.starts_with("NAME") && header.contains("KIND"),
+        "{table}"
+    );
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("synthetic ") && l.contains("built-in")),
+        "{table}"
+    );
+    let listed: Vec<protocol::PluginInfo> =
+        serde_json::from_str(&stdout(&server.cli(&["plugins", "--json"]))).unwrap();
+    assert!(listed.iter().any(|p| p.name == "synthetic"));
+}
+
+/// Completion scripts a shell accepts, and the manual page.
+#[test]
+fn completions_load_in_bash_and_the_manual_covers_every_command() {
+    let script = Command::new(BIN)
+        .args(["completions", "bash"])
+        .output()
+        .unwrap();
+    assert!(script.status.success());
+    let loaded = Command::new("bash")
+        .args([
+            "-c",
+            &format!("source <({BIN} completions bash) && complete -p tasklens"),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        loaded.status.success(),
+        "{}",
+        String::from_utf8_lossy(&loaded.stderr)
+    );
+    assert!(String::from_utf8_lossy(&loaded.stdout).contains("_tasklens"));
+    for shell in ["zsh", "fish"] {
+        let out = Command::new(BIN)
+            .args(["completions", shell])
+            .output()
+            .unwrap();
+        assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("tasklens"));
+    }
+    let refused = Command::new(BIN)
+        .args(["completions", "tcsh"])
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+
+    let man = Command::new(BIN).arg("man").output().unwrap();
+    assert!(man.status.success());
+    let page = String::from_utf8_lossy(&man.stdout);
+    assert!(
+        page.starts_with(".ie") && page.contains(".TH tasklens 1"),
+        "{}",
+        &page[..200.min(page.len())]
+    );
+    for command in ["run", "logs", "wait", "plugins", "completions", "exec"] {
+        assert!(
+            page.contains(&format!(".TH tasklens-{command} 1")),
+            "no page for {command}"
+        );
+    }
+}

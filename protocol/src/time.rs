@@ -80,9 +80,35 @@ impl<'de> Deserialize<'de> for Timestamp {
     }
 }
 
+/// A length of time as people read it: `4.2s`, `1m05s`, `2h03m` or `3d04h` (two
+/// units at most, the larger first). The CLI and the console both show durations
+/// through it.
+pub fn human_duration(secs: f64) -> String {
+    let whole = secs.max(0.0) as u64;
+    match whole {
+        0..=59 => format!("{:.1}s", secs.max(0.0)),
+        60..=3_599 => format!("{}m{:02}s", whole / 60, whole % 60),
+        3_600..=86_399 => format!("{}h{:02}m", whole / 3_600, whole % 3_600 / 60),
+        _ => format!("{}d{:02}h", whole / 86_400, whole % 86_400 / 3_600),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_read_in_their_two_largest_units() {
+        assert_eq!(human_duration(4.24), "4.2s");
+        assert_eq!(human_duration(65.0), "1m05s");
+        assert_eq!(human_duration(3_599.9), "59m59s");
+        assert_eq!(human_duration(7_380.0), "2h03m");
+        assert_eq!(
+            human_duration(3.0 * 86_400.0 + 4.0 * 3_600.0 + 59.0),
+            "3d04h"
+        );
+        assert_eq!(human_duration(-1.0), "0.0s");
+    }
 
     #[test]
     fn writes_rfc3339_with_micros_and_reads_it_back() {

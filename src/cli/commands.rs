@@ -1,20 +1,21 @@
 //! The client commands. Each returns the process exit code.
 
 use std::io::Write;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use protocol::api::{CleanupReport, CleanupRequest, NewToken};
 use protocol::{
-    FilterSpec, LogEntry, LogPage, LogSettings, NewTask, TaskInfo, TaskList, TokenCreated,
-    TokenInfo,
+    FilterSpec, LogEntry, LogPage, LogSettings, NewTask, PluginInfo, TaskInfo, TaskList,
+    TokenCreated, TokenInfo,
 };
 use protocol::{SpoolReport, SpoolRetry};
 use storage::logs::MAX_PAGE_LIMIT;
 
-use super::output::{print_entries, print_tasks, use_color};
+use super::output::{self, print_entries, print_tasks, use_color};
 use super::{
-    follow, CleanupArgs, LogsArgs, RunArgs, SettingsAction, SettingsArgs, SpoolArgs, TaskArgs,
-    TasksArgs, TokensAction, TokensArgs,
+    follow, CleanupArgs, LogsArgs, PluginsArgs, RunArgs, SettingsAction, SettingsArgs, SpoolArgs,
+    TaskArgs, TasksArgs, TokensAction, TokensArgs, WaitArgs,
 };
 use crate::client::Client;
 
@@ -102,17 +103,23 @@ pub fn filter_query(spec: &FilterSpec) -> String {
 pub async fn logs(args: LogsArgs) -> Result<i32> {
     let client = client(&args.client)?;
     let spec = args.filter.spec();
+    let filter = filter_query(&spec);
+    let color = use_color() && !args.json;
+    if let Some(n) = args.tail {
+        let tail = tail(&client, &args, &filter, n as usize).await?;
+        print_entries(&mut std::io::stdout().lock(), &tail, args.json, color)?;
+        if !args.follow {
+            return Ok(0);
+        }
+        // Fewer than asked means no older match existed either: the stream starts
+        // after the last shown, or from the start when none was.
+        let after = tail.last().map_or(0, |e| e.seq);
+        return follow::follow(&client, args.task, spec, after, args.json).await;
+    }
     if args.follow {
         return follow::follow(&client, args.task, spec, args.after_seq, args.json).await;
     }
-    let filter = filter_query(&spec);
-    let color = use_color() && !args.json;
     let mut out = std::io::stdout().lock();
-    if let Some(n) = args.tail {
-        let tail = tail(&client, &args, &filter, n as usize).await?;
-        print_entries(&mut out, &tail, args.json, color)?;
-        return Ok(0);
-    }
     let mut after = args.after_seq;
     loop {
         let page: LogPage = client
@@ -275,6 +282,47 @@ pub async fn tokens(args: TokensArgs) -> Result<i32> {
 
 /// `GET /readyz`: 0 when ready, 1 when the server answers that it is not (or does not
 /// answer in time), with the reason on stderr.
+/// How often `wait` looks at first, and at most once the task has run a while.
+const WAIT_POLL_FIRST: Duration = Duration::from_millis(200);
+const WAIT_POLL_MOST: Duration = Duration::from_secs(2);
+
+pub async fn wait(args: WaitArgs) -> Result<i32> {
+    let client = client(&args.client)?;
+    let deadline = args
+        .timeout
+        .map(|s| Instant::now() + Duration::from_secs(s));
+    let mut every = WAIT_POLL_FIRST;
+    loop {
+        let task: TaskInfo = client.get(&format!("/api/tasks/{}", args.task)).await?;
+        if task.status.is_terminal() {
+            eprintln!("task {} ended: {}", task.id, task.status);
+            return Ok(follow::exit_code(task.status));
+        }
+        if deadline.is_some_and(|d| Instant::now() + every > d) {
+            bail!(
+                "task {} is still {} after {} s",
+                task.id,
+                task.status,
+                args.timeout.unwrap_or_default()
+            );
+        }
+        tokio::time::sleep(every).await;
+        every = (every * 2).min(WAIT_POLL_MOST);
+    }
+}
+
+pub async fn plugins(args: PluginsArgs) -> Result<i32> {
+    let plugins: Vec<PluginInfo> = client(&args.client)?.get("/api/plugins").await?;
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        serde_json::to_writer_pretty(&mut out, &plugins)?;
+        writeln!(out)?;
+    } else {
+        output::print_plugins(&mut out, &plugins)?;
+    }
+    Ok(0)
+}
+
 pub async fn healthcheck(args: super::HealthcheckArgs) -> Result<i32> {
     let client = Client::new(&args.client.server, None, args.client.ca_cert.as_deref())?;
     let url = format!("{}/readyz", client.base());

@@ -58,6 +58,40 @@ pub enum Command {
     /// Exit 0 when the server is ready (database reachable, log records being
     /// written), 1 when it is not: for container health checks.
     Healthcheck(HealthcheckArgs),
+    /// Wait until a task ends and exit with its status (0 success, 1 failed, 3
+    /// cancelled, 4 interrupted; 2 on an error or when --timeout passes first).
+    Wait(WaitArgs),
+    /// List the plugins: built-in ones, then those workers offer.
+    Plugins(PluginsArgs),
+    /// Print a shell completion script, e.g. `source <(tasklens completions bash)`.
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff), e.g. `tasklens man | man -l -`.
+    Man,
+}
+
+#[derive(Debug, Args)]
+pub struct WaitArgs {
+    pub task: TaskId,
+    /// Give up after this many seconds (exit 2); without it, wait as long as it takes.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=604_800))]
+    pub timeout: Option<u64>,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct PluginsArgs {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell: bash, zsh, fish, elvish or powershell.
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Args)]
@@ -138,11 +172,12 @@ pub struct FilterArgs {
     /// Only records whose metadata KEY has this VALUE (repeatable; all must match).
     #[arg(long = "meta", value_parser = parse_key_value, value_name = "KEY=VALUE")]
     pub meta: Vec<(String, String)>,
-    /// Only records at or after this time (RFC 3339).
-    #[arg(long)]
+    /// Only records at or after this time: RFC 3339, or a time ago such as 30s,
+    /// 10m, 2h, 3d or 1w.
+    #[arg(long, value_parser = parse_time)]
     pub since: Option<Timestamp>,
-    /// Only records before this time (RFC 3339).
-    #[arg(long)]
+    /// Only records before this time (as --since).
+    #[arg(long, value_parser = parse_time)]
     pub until: Option<Timestamp>,
 }
 
@@ -226,8 +261,9 @@ pub struct LogsArgs {
     /// Start after this seq.
     #[arg(long, default_value_t = 0)]
     pub after_seq: u64,
-    /// Only the last N matching records (1 to 10,000; not with --follow or --after-seq).
-    #[arg(long, conflicts_with_all = ["follow", "after_seq"], value_parser = clap::value_parser!(u64).range(1..=MAX_PAGE_LIMIT as u64))]
+    /// Only the last N matching records (1 to 10,000; with --follow, then the new
+    /// ones; not with --after-seq).
+    #[arg(long, conflicts_with = "after_seq", value_parser = clap::value_parser!(u64).range(1..=MAX_PAGE_LIMIT as u64))]
     pub tail: Option<u64>,
     #[command(flatten)]
     pub client: ClientArgs,
@@ -303,6 +339,37 @@ pub enum TokensAction {
     Delete { name: String },
 }
 
+/// `tasklens completions SHELL`.
+pub fn completions(shell: clap_complete::Shell) -> anyhow::Result<i32> {
+    use clap::CommandFactory;
+    clap_complete::generate(
+        shell,
+        &mut Cli::command(),
+        "tasklens",
+        &mut std::io::stdout(),
+    );
+    Ok(0)
+}
+
+/// `tasklens man`: the manual page, with every command's options in its sections.
+pub fn man() -> anyhow::Result<i32> {
+    use clap::CommandFactory;
+    let command = Cli::command();
+    let mut out = std::io::stdout().lock();
+    let page = clap_mangen::Man::new(command.clone());
+    page.render(&mut out)?;
+    for sub in command.get_subcommands().filter(|c| !c.is_hide_set()) {
+        let name = format!("tasklens-{}", sub.get_name());
+        let sub = sub
+            .clone()
+            .name(name.clone())
+            .bin_name(name)
+            .version(env!("CARGO_PKG_VERSION"));
+        clap_mangen::Man::new(sub).render(&mut out)?;
+    }
+    Ok(0)
+}
+
 fn parse_key_value(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
         Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_owned(), v.to_owned())),
@@ -316,6 +383,38 @@ fn parse_on_off(s: &str) -> Result<bool, String> {
         "off" | "false" | "no" | "0" => Ok(false),
         _ => Err(format!("expected on or off, not {s:?}")),
     }
+}
+
+/// RFC 3339, or a time ago: a whole number with `s`, `m`, `h`, `d` or `w`.
+pub fn parse_time(s: &str) -> Result<Timestamp, String> {
+    let text = s.trim();
+    let unit = |c: char| match c {
+        's' => Some(1),
+        'm' => Some(60),
+        'h' => Some(3_600),
+        'd' => Some(86_400),
+        'w' => Some(604_800),
+        _ => None,
+    };
+    if let Some((digits, factor)) = text
+        .char_indices()
+        .last()
+        .and_then(|(at, c)| unit(c.to_ascii_lowercase()).map(|f| (&text[..at], f)))
+        .filter(|(digits, _)| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+    {
+        let seconds = digits
+            .parse::<i64>()
+            .ok()
+            .and_then(|n| n.checked_mul(factor))
+            .filter(|n| *n <= 100 * 365 * 86_400)
+            .ok_or_else(|| format!("{s:?} is too long ago (at most 100 years)"))?;
+        return Ok(Timestamp(
+            engine::logger::now_micros() - seconds * 1_000_000,
+        ));
+    }
+    text.parse::<Timestamp>().map_err(|_| {
+        format!("expected a time such as 2026-12-01T10:00:00Z, or a time ago such as 10m, 2h or 3d; not {s:?}")
+    })
 }
 
 /// `30d`, `2w`, `30` → days.
@@ -344,6 +443,34 @@ mod tests {
     #[test]
     fn the_command_line_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn times_parse_absolute_or_ago() {
+        let now = engine::logger::now_micros();
+        let ago = |s: &str| now - parse_time(s).unwrap().as_micros();
+        let near = |got: i64, want: i64| (got - want).abs() < 60_000_000;
+        assert!(near(ago("10m"), 600_000_000));
+        assert!(near(ago("2H"), 7_200_000_000));
+        assert!(near(ago("3d"), 3 * 86_400_000_000));
+        assert!(near(ago("1w"), 7 * 86_400_000_000));
+        assert!(near(ago("0s"), 0));
+        assert_eq!(
+            parse_time("2026-12-01T00:00:00Z").unwrap(),
+            Timestamp(1_796_083_200_000_000)
+        );
+        for bad in [
+            "",
+            "m",
+            "10",
+            "10x",
+            "-5m",
+            "1.5h",
+            "99999999999w",
+            "yesterday",
+        ] {
+            assert!(parse_time(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
@@ -394,8 +521,25 @@ mod tests {
                 "67e55044-10b1-426f-9247-bb680e5fe0c8",
                 "--tail",
                 "5",
-                "--follow",
+                "--after-seq",
+                "9",
             ],
+            vec![
+                "tasklens",
+                "logs",
+                "67e55044-10b1-426f-9247-bb680e5fe0c8",
+                "--since",
+                "10x",
+            ],
+            vec!["tasklens", "wait", "not-a-uuid"],
+            vec![
+                "tasklens",
+                "wait",
+                "67e55044-10b1-426f-9247-bb680e5fe0c8",
+                "--timeout",
+                "0",
+            ],
+            vec!["tasklens", "completions", "tcsh"],
             vec!["tasklens", "run", "synthetic", "--param", "=5"],
             vec!["tasklens", "tasks", "--status", "done"],
             vec!["tasklens", "tasks", "--limit", "0"],

@@ -2,7 +2,7 @@
 
 use std::io::{IsTerminal, Write};
 
-use protocol::{LogEntry, LogLevel, TaskInfo};
+use protocol::{LogEntry, LogLevel, PluginInfo, TaskInfo};
 
 /// Colour when stdout is a terminal and `NO_COLOR` is not set.
 pub fn use_color() -> bool {
@@ -65,12 +65,37 @@ pub fn duration(task: &TaskInfo) -> String {
     let end = task
         .finished_at
         .map_or_else(engine::logger::now_micros, |t| t.as_micros());
-    let secs = (end - start.as_micros()).max(0) as f64 / 1e6;
-    if secs < 60.0 {
-        format!("{secs:.1}s")
-    } else {
-        format!("{}m{:02}s", (secs / 60.0) as u64, (secs % 60.0) as u64)
+    protocol::time::human_duration((end - start.as_micros()).max(0) as f64 / 1e6)
+}
+
+/// The plugins as a table: name, kind, connected workers, description.
+pub fn print_plugins(out: &mut impl Write, plugins: &[PluginInfo]) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "{:<24}  {:<10}  {:<20}  DESCRIPTION",
+        "NAME", "KIND", "WORKERS"
+    )?;
+    for p in plugins {
+        let (kind, workers) = match &p.workers {
+            Some(ids) => (
+                "remote",
+                if ids.is_empty() {
+                    "none connected".to_owned()
+                } else {
+                    ids.join(",")
+                },
+            ),
+            None if p.privileged => ("admin", "-".to_owned()),
+            None => ("built-in", "-".to_owned()),
+        };
+        let description = p.description.lines().next().unwrap_or("");
+        writeln!(
+            out,
+            "{:<24}  {:<10}  {:<20}  {description}",
+            p.name, kind, workers
+        )?;
     }
+    Ok(())
 }
 
 pub fn print_tasks(out: &mut impl Write, tasks: &[TaskInfo]) -> std::io::Result<()> {

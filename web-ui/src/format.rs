@@ -7,20 +7,9 @@ pub fn now_millis() -> f64 {
     js_sys::Date::now()
 }
 
-/// `1.2s`, `3m05s`, `2h04m`.
+/// `1.2s`, `3m05s`, `2h04m` (as the CLI writes them: `protocol::time::human_duration`).
 pub fn human_duration(millis: f64) -> String {
-    let secs = (millis / 1000.0).max(0.0);
-    if secs < 60.0 {
-        format!("{secs:.1}s")
-    } else if secs < 3600.0 {
-        format!("{}m{:02}s", (secs / 60.0) as u64, (secs % 60.0) as u64)
-    } else {
-        format!(
-            "{}h{:02}m",
-            (secs / 3600.0) as u64,
-            ((secs % 3600.0) / 60.0) as u64
-        )
-    }
+    protocol::time::human_duration(millis / 1000.0)
 }
 
 /// How long a task ran, or has been running.
