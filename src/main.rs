@@ -67,6 +67,8 @@ async fn client_command(command: Command) -> Result<i32> {
         Command::Plugins(args) => commands::plugins(args).await,
         Command::Completions(args) => cli::completions(args.shell),
         Command::Man => cli::man(),
+        Command::Login(args) => cli::login::login(args).await,
+        Command::Logout => cli::login::logout(),
     }
 }
 

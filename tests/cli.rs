@@ -638,3 +638,82 @@ fn completions_load_in_bash_and_the_manual_covers_every_command() {
         );
     }
 }
+
+/// `login` keeps a server and token (mode 0600) that later commands use when no
+/// flag or variable names a server; a wrong token saves nothing; `logout` forgets.
+#[test]
+fn login_keeps_a_server_and_token_for_later_commands() {
+    use std::os::unix::fs::PermissionsExt;
+    let fresh = FreshDb::new("sqlite");
+    let server = Server::start(&fresh.url);
+    let home = tempfile::tempdir().unwrap();
+    let url = server.url();
+    let tasklens = |args: &[&str], stdin: &str| {
+        let mut child = Command::new(BIN)
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", home.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let file = home.path().join(".config/tasklens/login.toml");
+
+    let refused = tasklens(&["login", &url, "--token", "tlk_not-a-token"], "");
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("nothing was saved"));
+    assert!(!file.exists());
+
+    // The token from standard input, as a person pastes it.
+    let logged = tasklens(&["login", &url], &format!("{ADMIN}\n"));
+    assert!(
+        logged.status.success(),
+        "{}",
+        String::from_utf8_lossy(&logged.stderr)
+    );
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert_eq!(
+        std::fs::metadata(file.parent().unwrap())
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o700
+    );
+    let listed = tasklens(&["tasks"], "");
+    assert!(
+        listed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    assert!(String::from_utf8_lossy(&listed.stdout).starts_with("ID "));
+    // Another server named by a flag gets no saved token.
+    let elsewhere = format!("http://127.0.0.1:{}", free_port());
+    let other = tasklens(&["tasks", "--server", &elsewhere], "");
+    assert_eq!(other.status.code(), Some(2));
+
+    // A login file others may read is refused, not used.
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let exposed = tasklens(&["tasks"], "");
+    assert_eq!(exposed.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&exposed.stderr).contains("chmod 600"));
+
+    assert!(tasklens(&["logout"], "").status.success());
+    assert!(!file.exists());
+    let anonymous = tasklens(&["tasks", "--server", &url], "");
+    assert_eq!(anonymous.status.code(), Some(2), "no token any more");
+}

@@ -20,7 +20,7 @@ use super::{
 use crate::client::Client;
 
 fn client(args: &super::ClientArgs) -> Result<Client> {
-    Client::new(&args.server, args.token.clone(), args.ca_cert.as_deref())
+    args.client()
 }
 
 /// Builds the parameters object from `--params` and `--param KEY=VALUE`.
@@ -324,7 +324,9 @@ pub async fn plugins(args: PluginsArgs) -> Result<i32> {
 }
 
 pub async fn healthcheck(args: super::HealthcheckArgs) -> Result<i32> {
-    let client = Client::new(&args.client.server, None, args.client.ca_cert.as_deref())?;
+    // Readiness needs no token: none is sent.
+    let (server, _) = super::login::resolve(&args.client, super::login::saved()?);
+    let client = Client::new(&server, None, args.client.ca_cert.as_deref())?;
     let url = format!("{}/readyz", client.base());
     let answer = client
         .awc(std::time::Duration::from_secs(args.timeout))

@@ -30,7 +30,6 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 
 use super::ExecArgs;
-use crate::client::Client;
 
 const BATCH_ROWS: usize = 1_000;
 /// A batch is also sent once its records take this many bytes (before JSON escaping).
@@ -88,11 +87,7 @@ struct Run {
 }
 
 pub async fn exec(args: ExecArgs) -> Result<i32> {
-    let client = Client::new(
-        &args.client.server,
-        args.client.token.clone(),
-        args.client.ca_cert.as_deref(),
-    )?;
+    let client = args.client.client()?;
     let token = client
         .token()
         .ok_or_else(|| {

@@ -4,6 +4,7 @@
 pub mod commands;
 pub mod exec;
 pub mod follow;
+pub mod login;
 pub mod output;
 
 use std::collections::BTreeMap;
@@ -67,6 +68,22 @@ pub enum Command {
     Completions(CompletionsArgs),
     /// Print the manual page (roff), e.g. `tasklens man | man -l -`.
     Man,
+    /// Check a token against a server and save both (mode 0600) for later commands.
+    Login(LoginArgs),
+    /// Forget the saved login.
+    Logout,
+}
+
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// The server's URL, such as https://tasklens.example.com.
+    pub url: String,
+    /// The token (default: TASKLENS_TOKEN, else read from standard input).
+    #[arg(long, env = "TASKLENS_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// PEM certificates to trust besides the public roots (a private CA).
+    #[arg(long, env = "TASKLENS_CA_CERT", value_name = "PEM")]
+    pub ca_cert: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -138,14 +155,10 @@ pub struct ServeArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct ClientArgs {
-    /// The server's URL.
-    #[arg(
-        long,
-        env = "TASKLENS_SERVER",
-        default_value = "http://127.0.0.1:8080",
-        global = true
-    )]
-    pub server: String,
+    /// The server's URL (default: the one saved by `tasklens login`, else
+    /// http://127.0.0.1:8080).
+    #[arg(long, env = "TASKLENS_SERVER", global = true)]
+    pub server: Option<String>,
     /// API token.
     #[arg(long, env = "TASKLENS_TOKEN", hide_env_values = true, global = true)]
     pub token: Option<String>,
