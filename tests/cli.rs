@@ -717,3 +717,70 @@ fn login_keeps_a_server_and_token_for_later_commands() {
     let anonymous = tasklens(&["tasks", "--server", &url], "");
     assert_eq!(anonymous.status.code(), Some(2), "no token any more");
 }
+
+/// `--output json` on every command that talks to a server: what it prints is JSON
+/// (one value, or one per line for records and task lists).
+#[test]
+fn every_command_prints_json_with_output_json() {
+    let fresh = FreshDb::new("sqlite");
+    let server = Server::start(&fresh.url);
+    let json = |args: &[&str]| -> Vec<serde_json::Value> {
+        let mut all = args.to_vec();
+        all.extend(["--output", "json"]);
+        let out = server.cli(&all);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success() || out.status.code() == Some(3),
+            "{all:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let values: Vec<serde_json::Value> = serde_json::Deserializer::from_str(&text)
+            .into_iter()
+            .collect::<Result<_, _>>()
+            .unwrap_or_else(|e| panic!("{all:?} printed something other than JSON ({e}): {text}"));
+        assert!(!values.is_empty(), "{all:?} printed nothing");
+        values
+    };
+    let task = json(&["run", "synthetic", "-p", "count=20"]).remove(0);
+    let id = task["id"].as_str().unwrap().to_owned();
+    assert_eq!(json(&["wait", &id])[0]["status"], "success");
+    assert_eq!(json(&["task", &id])[0]["id"], id.as_str());
+    assert!(json(&["tasks"]).iter().any(|t| t["id"] == id.as_str()));
+    assert!(json(&["logs", &id]).iter().all(|r| r["seq"].is_u64()));
+    assert!(json(&["logs", &id, "--tail", "2"]).len() == 2);
+    assert!(json(&["logs", &id, "-f"]).iter().all(|r| r["seq"].is_u64()));
+    let long = json(&["run", "synthetic", "-p", "count=10000000", "-p", "rate=100"]).remove(0);
+    let long = long["id"].as_str().unwrap().to_owned();
+    assert!(json(&["cancel", &long])[0].is_object());
+    assert_eq!(json(&["wait", &long])[0]["status"], "cancelled");
+    assert_eq!(json(&["delete", &long])[0]["deleted"], true);
+    assert!(json(&["settings"])[0]["task_log_level"].is_string());
+    assert!(json(&["settings", "set", "--task-level", "info"])[0]["task_log_level"].is_string());
+    assert!(json(&["cleanup", "--older-than", "30d"])[0]["deleted_tasks"].is_u64());
+    assert!(json(&["spool"])[0].is_object());
+    assert!(json(&["plugins"])[0]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|p| p["name"] == "synthetic"));
+    assert_eq!(json(&["tokens", "create", "jo"])[0]["name"], "jo");
+    assert!(json(&["tokens", "list"])[0]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|t| t["name"] == "jo"));
+    assert_eq!(json(&["tokens", "delete", "jo"])[0]["deleted"], true);
+    assert!(json(&["healthcheck"])[0].is_object());
+
+    // Text stays the default, `task` excepted (it printed JSON before --output).
+    assert!(!stdout(&server.cli(&["tasks"]))
+        .trim_start()
+        .starts_with('{'));
+    let as_text = stdout(&server.cli(&["task", &id, "--output", "text"]));
+    assert!(as_text.starts_with(&format!("id        {id}")), "{as_text}");
+    let exec = server.cli(&["exec", "--output", "json", "--", "true"]);
+    assert_eq!(exec.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&exec.stderr).contains("does not apply"));
+    let bad = server.cli(&["tasks", "--output", "yaml"]);
+    assert_eq!(bad.status.code(), Some(2));
+}

@@ -57,15 +57,20 @@ pub async fn run(args: RunArgs) -> Result<i32> {
             },
         )
         .await?;
+    let json = args.client.json(args.json);
     if !args.follow {
-        println!("{}", task.id);
+        if json {
+            println!("{}", serde_json::to_string(&task)?);
+        } else {
+            println!("{}", task.id);
+        }
         return Ok(0);
     }
     eprintln!(
         "task {} ({}) started; following its logs",
         task.id, task.plugin
     );
-    follow::follow(&client, task.id, filter, 0, args.json).await
+    follow::follow(&client, task.id, filter, 0, json).await
 }
 
 pub async fn tasks(args: TasksArgs) -> Result<i32> {
@@ -76,7 +81,7 @@ pub async fn tasks(args: TasksArgs) -> Result<i32> {
     }
     let list: TaskList = client.get(&path).await?;
     let mut out = std::io::stdout().lock();
-    if args.json {
+    if args.client.json(args.json) {
         for task in &list.tasks {
             serde_json::to_writer(&mut out, task)?;
             writeln!(out)?;
@@ -91,7 +96,12 @@ pub async fn task(args: TaskArgs) -> Result<i32> {
     let task: TaskInfo = client(&args.client)?
         .get(&format!("/api/tasks/{}", args.task))
         .await?;
-    println!("{}", serde_json::to_string_pretty(&task)?);
+    // JSON unless text is asked for: this command printed JSON before `--output`.
+    if args.client.output == Some(super::Output::Text) {
+        output::print_task(&mut std::io::stdout().lock(), &task)?;
+    } else {
+        println!("{}", serde_json::to_string_pretty(&task)?);
+    }
     Ok(0)
 }
 
@@ -104,20 +114,21 @@ pub async fn logs(args: LogsArgs) -> Result<i32> {
     let client = client(&args.client)?;
     let spec = args.filter.spec();
     let filter = filter_query(&spec);
-    let color = use_color() && !args.json;
+    let json = args.client.json(args.json);
+    let color = use_color() && !json;
     if let Some(n) = args.tail {
         let tail = tail(&client, &args, &filter, n as usize).await?;
-        print_entries(&mut std::io::stdout().lock(), &tail, args.json, color)?;
+        print_entries(&mut std::io::stdout().lock(), &tail, json, color)?;
         if !args.follow {
             return Ok(0);
         }
         // Fewer than asked means no older match existed either: the stream starts
         // after the last shown, or from the start when none was.
         let after = tail.last().map_or(0, |e| e.seq);
-        return follow::follow(&client, args.task, spec, after, args.json).await;
+        return follow::follow(&client, args.task, spec, after, json).await;
     }
     if args.follow {
-        return follow::follow(&client, args.task, spec, args.after_seq, args.json).await;
+        return follow::follow(&client, args.task, spec, args.after_seq, json).await;
     }
     let mut out = std::io::stdout().lock();
     let mut after = args.after_seq;
@@ -128,7 +139,7 @@ pub async fn logs(args: LogsArgs) -> Result<i32> {
                 args.task
             ))
             .await?;
-        print_entries(&mut out, &page.logs, args.json, color)?;
+        print_entries(&mut out, &page.logs, json, color)?;
         if !page.has_more {
             return Ok(0);
         }
@@ -169,6 +180,10 @@ pub async fn cancel(args: TaskArgs) -> Result<i32> {
             &serde_json::json!({}),
         )
         .await?;
+    if args.client.json(false) {
+        println!("{}", serde_json::to_string(&answer)?);
+        return Ok(0);
+    }
     match answer.get("message").and_then(|m| m.as_str()) {
         Some(message) => println!("{}: {message}", args.task),
         None => println!("{}: cancelled", args.task),
@@ -180,7 +195,14 @@ pub async fn delete(args: TaskArgs) -> Result<i32> {
     client(&args.client)?
         .delete(&format!("/api/tasks/{}", args.task))
         .await?;
-    println!("{}: deleted with its logs", args.task);
+    if args.client.json(false) {
+        println!(
+            "{}",
+            serde_json::json!({"task_id": args.task, "deleted": true})
+        );
+    } else {
+        println!("{}: deleted with its logs", args.task);
+    }
     Ok(0)
 }
 
@@ -198,6 +220,10 @@ pub async fn settings(args: SettingsArgs) -> Result<i32> {
         current.belief_scope_enabled = belief_scope.unwrap_or(current.belief_scope_enabled);
         current = client.put("/api/settings/logging", &current).await?;
     }
+    if args.client.json(false) {
+        println!("{}", serde_json::to_string(&current)?);
+        return Ok(0);
+    }
     println!("app_log_level        {}", current.app_log_level);
     println!("task_log_level       {}", current.task_log_level);
     println!("belief_scope_enabled {}", current.belief_scope_enabled);
@@ -213,6 +239,10 @@ pub async fn cleanup(args: CleanupArgs) -> Result<i32> {
             },
         )
         .await?;
+    if args.client.json(false) {
+        println!("{}", serde_json::to_string(&report)?);
+        return Ok(0);
+    }
     println!(
         "deleted {} finished tasks older than {} days",
         report.deleted_tasks, args.older_than
@@ -222,11 +252,12 @@ pub async fn cleanup(args: CleanupArgs) -> Result<i32> {
 
 pub async fn spool(args: SpoolArgs) -> Result<i32> {
     let client = client(&args.client)?;
+    let json = args.client.json(args.json);
     if args.retry {
         let done: SpoolRetry = client
             .post("/api/spool/retry", &serde_json::json!({}))
             .await?;
-        if args.json {
+        if json {
             println!("{}", serde_json::to_string(&done)?);
         } else {
             println!(
@@ -237,7 +268,7 @@ pub async fn spool(args: SpoolArgs) -> Result<i32> {
         return Ok(0);
     }
     let report: SpoolReport = client.get("/api/spool").await?;
-    if args.json {
+    if json {
         println!("{}", serde_json::to_string(&report)?);
         return Ok(0);
     }
@@ -256,10 +287,14 @@ pub async fn spool(args: SpoolArgs) -> Result<i32> {
 
 pub async fn tokens(args: TokensArgs) -> Result<i32> {
     let client = client(&args.client)?;
+    let json = args.client.json(false);
     match args.action {
         TokensAction::List => {
             let tokens: Vec<TokenInfo> = client.get("/api/tokens").await?;
-            for t in tokens {
+            if json {
+                println!("{}", serde_json::to_string(&tokens)?);
+            }
+            for t in tokens.iter().filter(|_| !json) {
                 println!("{:<24} {:<7} {}", t.name, t.role, t.created_at);
             }
         }
@@ -270,18 +305,24 @@ pub async fn tokens(args: TokensArgs) -> Result<i32> {
                 "token {:?} ({}) created; it is shown only now:",
                 created.name, created.role
             );
-            println!("{}", created.token);
+            if json {
+                println!("{}", serde_json::to_string(&created)?);
+            } else {
+                println!("{}", created.token);
+            }
         }
         TokensAction::Delete { name } => {
             client.delete(&format!("/api/tokens/{name}")).await?;
-            println!("token {name:?} deleted");
+            if json {
+                println!("{}", serde_json::json!({"name": name, "deleted": true}));
+            } else {
+                println!("token {name:?} deleted");
+            }
         }
     }
     Ok(0)
 }
 
-/// `GET /readyz`: 0 when ready, 1 when the server answers that it is not (or does not
-/// answer in time), with the reason on stderr.
 /// How often `wait` looks at first, and at most once the task has run a while.
 const WAIT_POLL_FIRST: Duration = Duration::from_millis(200);
 const WAIT_POLL_MOST: Duration = Duration::from_secs(2);
@@ -296,6 +337,9 @@ pub async fn wait(args: WaitArgs) -> Result<i32> {
         let task: TaskInfo = client.get(&format!("/api/tasks/{}", args.task)).await?;
         if task.status.is_terminal() {
             eprintln!("task {} ended: {}", task.id, task.status);
+            if args.client.json(false) {
+                println!("{}", serde_json::to_string(&task)?);
+            }
             return Ok(follow::exit_code(task.status));
         }
         if deadline.is_some_and(|d| Instant::now() + every > d) {
@@ -314,7 +358,7 @@ pub async fn wait(args: WaitArgs) -> Result<i32> {
 pub async fn plugins(args: PluginsArgs) -> Result<i32> {
     let plugins: Vec<PluginInfo> = client(&args.client)?.get("/api/plugins").await?;
     let mut out = std::io::stdout().lock();
-    if args.json {
+    if args.client.json(args.json) {
         serde_json::to_writer_pretty(&mut out, &plugins)?;
         writeln!(out)?;
     } else {
@@ -323,6 +367,8 @@ pub async fn plugins(args: PluginsArgs) -> Result<i32> {
     Ok(0)
 }
 
+/// `GET /readyz`: 0 when ready, 1 when the server answers that it is not (or does not
+/// answer in time), with the reason on stderr.
 pub async fn healthcheck(args: super::HealthcheckArgs) -> Result<i32> {
     // Readiness needs no token: none is sent.
     let (server, _) = super::login::resolve(&args.client, super::login::saved()?);
@@ -343,7 +389,11 @@ pub async fn healthcheck(args: super::HealthcheckArgs) -> Result<i32> {
     let body = response.body().await.unwrap_or_default();
     let text = String::from_utf8_lossy(&body);
     if response.status().is_success() {
-        println!("ready: {text}");
+        if args.client.json(false) {
+            println!("{text}");
+        } else {
+            println!("ready: {text}");
+        }
         Ok(0)
     } else {
         eprintln!("not ready ({}): {text}", response.status());

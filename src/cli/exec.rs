@@ -87,6 +87,9 @@ struct Run {
 }
 
 pub async fn exec(args: ExecArgs) -> Result<i32> {
+    if args.client.json(false) {
+        bail!("exec prints the command's own output; --output json does not apply (follow the task with `tasklens logs ID -f --output json`)");
+    }
     let client = args.client.client()?;
     let token = client
         .token()

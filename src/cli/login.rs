@@ -169,6 +169,7 @@ mod tests {
             server: server.map(str::to_owned),
             token: token.map(str::to_owned),
             ca_cert: None,
+            output: None,
         }
     }
 

@@ -162,10 +162,28 @@ pub struct ClientArgs {
     /// API token.
     #[arg(long, env = "TASKLENS_TOKEN", hide_env_values = true, global = true)]
     pub token: Option<String>,
+    /// text (for people) or json (for programs: one JSON value, or JSON lines for
+    /// records and task lists). Default: text, but JSON for `task`.
+    #[arg(long, short = 'o', value_enum, global = true)]
+    pub output: Option<Output>,
     /// PEM certificates to trust for an https:// server, besides the public roots
     /// (a private CA).
     #[arg(long, env = "TASKLENS_CA_CERT", global = true, value_name = "PEM")]
     pub ca_cert: Option<PathBuf>,
+}
+
+/// What a command prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Output {
+    Text,
+    Json,
+}
+
+impl ClientArgs {
+    /// Whether to print JSON: `--output json`, or the command's own `--json`.
+    pub fn json(&self, json_flag: bool) -> bool {
+        json_flag || self.output == Some(Output::Json)
+    }
 }
 
 #[derive(Debug, Clone, Args)]

@@ -119,3 +119,30 @@ pub fn print_tasks(out: &mut impl Write, tasks: &[TaskInfo]) -> std::io::Result<
     }
     Ok(())
 }
+
+/// One task as text: a field per line.
+pub fn print_task(out: &mut impl Write, task: &TaskInfo) -> std::io::Result<()> {
+    let time = |t: Option<protocol::Timestamp>| t.map_or("-".to_owned(), |t| t.to_string());
+    writeln!(out, "id        {}", task.id)?;
+    writeln!(out, "plugin    {}", task.plugin)?;
+    writeln!(out, "status    {}", task.status)?;
+    writeln!(out, "node      {}", task.node.as_deref().unwrap_or("-"))?;
+    writeln!(out, "priority  {}", task.priority)?;
+    writeln!(
+        out,
+        "by        {}",
+        task.created_by.as_deref().unwrap_or("-")
+    )?;
+    writeln!(out, "created   {}", task.created_at)?;
+    writeln!(out, "started   {}", time(task.started_at))?;
+    writeln!(out, "finished  {}", time(task.finished_at))?;
+    writeln!(out, "duration  {}", duration(task))?;
+    writeln!(out, "params    {}", task.params)?;
+    if let Some(result) = &task.result {
+        writeln!(out, "result    {result}")?;
+    }
+    if let Some(error) = &task.error {
+        writeln!(out, "error     {error}")?;
+    }
+    Ok(())
+}
