@@ -11,11 +11,13 @@
 //!   what a filter selects, used by REST, WebSocket and tests alike.
 //! - [`api`]: the other REST bodies (log pages, source counts, settings, tokens, errors).
 //! - [`ws`]: WebSocket client and server frames.
+//! - [`line`]: a record as one line of text, for the export, the CLI and the console.
 
 pub mod api;
 pub mod entry;
 pub mod filter;
 pub mod level;
+pub mod line;
 pub mod task;
 pub mod time;
 pub mod worker;

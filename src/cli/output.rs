@@ -2,42 +2,21 @@
 
 use std::io::{IsTerminal, Write};
 
-use protocol::{LogEntry, LogLevel, PluginInfo, TaskInfo};
+use protocol::{LogEntry, PluginInfo, TaskInfo};
 
 /// Colour when stdout is a terminal and `NO_COLOR` is not set.
 pub fn use_color() -> bool {
     std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
 }
 
-/// One record as a line: time, level, `[source]`, message, metadata.
+/// One record as a line: time, level, `[source]`, message, metadata
+/// (`protocol::line`, coloured for a terminal).
 pub fn entry_line(entry: &LogEntry, color: bool) -> String {
-    let (start, end) = if color {
-        let code = match entry.level {
-            LogLevel::Debug => "\x1b[2m",
-            LogLevel::Info => "\x1b[32m",
-            LogLevel::Warning => "\x1b[33m",
-            LogLevel::Error => "\x1b[1;31m",
-        };
-        (code, "\x1b[0m")
+    if color {
+        protocol::line::terminal_line(entry)
     } else {
-        ("", "")
-    };
-    let mut line = format!(
-        "{} {start}{:<7}{end} [{}] {}",
-        entry.timestamp,
-        entry.level.as_str(),
-        entry.source,
-        entry.message
-    );
-    if let Some(meta) = &entry.metadata {
-        if color {
-            line.push_str(&format!(" \x1b[2m{}\x1b[0m", meta.get()));
-        } else {
-            line.push(' ');
-            line.push_str(meta.get());
-        }
+        protocol::line::text_line(entry)
     }
-    line
 }
 
 pub fn print_entries(

@@ -195,7 +195,7 @@ fn apply_sgr(style: &mut Style, params: &str) {
 
 /// The text without any escape sequence.
 pub fn strip(input: &str) -> String {
-    parse(input).into_iter().map(|s| s.text).collect()
+    protocol::line::strip_escapes(input)
 }
 
 /// Splits segments at the byte ranges (of the stripped text) to highlight; each piece

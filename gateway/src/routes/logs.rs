@@ -335,28 +335,12 @@ fn render(entries: &[LogEntry], format: ExportFormat) -> Bytes {
                 out.push(b'\n');
             }
             ExportFormat::Text => {
-                out.extend_from_slice(text_line(entry).as_bytes());
+                out.extend_from_slice(protocol::line::text_line(entry).as_bytes());
                 out.push(b'\n');
             }
         }
     }
     Bytes::from(out)
-}
-
-/// `2026-11-25T11:30:02.123456Z WARNING [superset_api] message {"dashboard_id":3}`
-pub fn text_line(entry: &LogEntry) -> String {
-    let mut line = format!(
-        "{} {:<7} [{}] {}",
-        entry.timestamp,
-        entry.level.as_str(),
-        entry.source,
-        entry.message
-    );
-    if let Some(meta) = &entry.metadata {
-        line.push(' ');
-        line.push_str(meta.get());
-    }
-    line
 }
 
 #[cfg(test)]

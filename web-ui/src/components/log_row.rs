@@ -186,18 +186,7 @@ pub fn row(
     }
 }
 
-/// The whole line as text (for copying).
+/// The whole line as text (for copying), as the export and the CLI write it.
 pub fn line_text(entry: &LogEntry) -> String {
-    let mut line = format!(
-        "{} {} [{}] {}",
-        entry.timestamp,
-        entry.level.as_str(),
-        entry.source,
-        ansi::strip(&entry.message)
-    );
-    if let Some(meta) = &entry.metadata {
-        line.push(' ');
-        line.push_str(meta.get());
-    }
-    line
+    protocol::line::text_line(entry)
 }
