@@ -1259,3 +1259,48 @@ fn nodes_storing_the_same_admin_token_at_once_all_succeed() {
         assert_eq!(stored.len(), 1, "{backend}");
     }
 }
+
+#[test]
+fn batches_of_any_length_are_stored_whole() {
+    // Lengths around every statement size the SQLite writer uses (1,024 … 1 rows).
+    let lengths = [
+        1, 3, 4, 5, 17, 63, 64, 65, 255, 1_023, 1_024, 1_025, 1_365, 2_500,
+    ];
+    for backend in backends() {
+        let fresh = FreshDb::new(backend);
+        let db = open(&fresh);
+        let task = new_task(1);
+        db.run_blocking(|c| tasks::insert_task(c, &task, None))
+            .unwrap();
+        let all = records(lengths.iter().sum());
+        let mut at = 0;
+        for n in lengths {
+            let batch = &all[at..at + n as usize];
+            let stored = db
+                .run_blocking(|c| {
+                    insert_log_batches(
+                        c,
+                        &[LogBatchRef {
+                            task_id: task.id,
+                            entries: batch,
+                        }],
+                    )
+                })
+                .unwrap();
+            assert_eq!(stored, n as usize, "{backend}: a batch of {n}");
+            at += n as usize;
+        }
+        assert_eq!(
+            collect_forward(&db, task.id, &LogFilter::default(), 10_000),
+            all,
+            "{backend}"
+        );
+        let counted: u64 = db
+            .run_blocking(|c| source_counts(c, task.id))
+            .unwrap()
+            .iter()
+            .map(|s| s.count)
+            .sum();
+        assert_eq!(counted, all.len() as u64, "{backend}");
+    }
+}
