@@ -64,19 +64,32 @@ fn records(count: u64) -> Vec<LogEntry> {
 
 fn store(db: &Db, task: TaskId, entries: &[LogEntry]) {
     for chunk in entries.chunks(333) {
-        let n = db
-            .run_blocking(|c| {
-                insert_log_batches(
-                    c,
-                    &[LogBatchRef {
-                        task_id: task,
-                        entries: chunk,
-                    }],
-                )
-            })
-            .unwrap();
-        assert_eq!(n, chunk.len());
+        assert_eq!(store_batch(db, task, chunk), chunk.len());
     }
+}
+
+/// Stores one batch; how many rows were new.
+fn store_batch(db: &Db, task: TaskId, entries: &[LogEntry]) -> usize {
+    db.run_blocking(|c| {
+        insert_log_batches(
+            c,
+            &[LogBatchRef {
+                task_id: task,
+                entries,
+            }],
+        )
+    })
+    .unwrap()
+}
+
+/// A fresh database of `backend` with one task stored.
+fn database_with_a_task(backend: &'static str) -> (FreshDb, Db, TaskInfo) {
+    let fresh = FreshDb::new(backend);
+    let db = open(&fresh);
+    let task = new_task(1);
+    db.run_blocking(|c| tasks::insert_task(c, &task, None))
+        .unwrap();
+    (fresh, db, task)
 }
 
 fn collect_forward(db: &Db, task: TaskId, filter: &LogFilter, limit: usize) -> Vec<LogEntry> {
@@ -1267,27 +1280,16 @@ fn batches_of_any_length_are_stored_whole() {
         1, 3, 4, 5, 17, 63, 64, 65, 255, 1_023, 1_024, 1_025, 1_365, 2_500,
     ];
     for backend in backends() {
-        let fresh = FreshDb::new(backend);
-        let db = open(&fresh);
-        let task = new_task(1);
-        db.run_blocking(|c| tasks::insert_task(c, &task, None))
-            .unwrap();
+        let (_fresh, db, task) = database_with_a_task(backend);
         let all = records(lengths.iter().sum());
         let mut at = 0;
         for n in lengths {
             let batch = &all[at..at + n as usize];
-            let stored = db
-                .run_blocking(|c| {
-                    insert_log_batches(
-                        c,
-                        &[LogBatchRef {
-                            task_id: task.id,
-                            entries: batch,
-                        }],
-                    )
-                })
-                .unwrap();
-            assert_eq!(stored, n as usize, "{backend}: a batch of {n}");
+            assert_eq!(
+                store_batch(&db, task.id, batch),
+                n as usize,
+                "{backend}: a batch of {n}"
+            );
             at += n as usize;
         }
         assert_eq!(
