@@ -99,27 +99,41 @@ pub fn upsert_token(
         token_hash: hash.clone(),
         created_at: now.as_micros(),
     };
-    // Nodes starting together each store the same admin token: the insert takes
-    // over a row another one just wrote instead of failing on it.
-    with_conn!(conn, c => c.transaction(|c| {
-        diesel::delete(
-            api_tokens::table
-                .filter(api_tokens::token_hash.eq(&hash))
-                .filter(api_tokens::name.ne(name)),
-        )
-        .execute(c)?;
-        diesel::insert_into(api_tokens::table)
-            .values(&row)
-            .on_conflict(api_tokens::name)
-            .do_update()
-            .set((
-                api_tokens::role.eq(&row.role),
-                api_tokens::token_hash.eq(&row.token_hash),
-                api_tokens::created_at.eq(row.created_at),
-            ))
+    // Nodes starting together each store the same admin token. The insert takes
+    // over a row another one wrote; two inserts racing on an empty table can still
+    // collide on the token's own unique index (`ON CONFLICT` names one index), and
+    // then the loser tries again and finds the winner's row.
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let stored = with_conn!(conn, c => c.transaction(|c| {
+            diesel::delete(
+                api_tokens::table
+                    .filter(api_tokens::token_hash.eq(&hash))
+                    .filter(api_tokens::name.ne(name)),
+            )
             .execute(c)?;
-        Ok::<_, diesel::result::Error>(())
-    }))?;
+            diesel::insert_into(api_tokens::table)
+                .values(&row)
+                .on_conflict(api_tokens::name)
+                .do_update()
+                .set((
+                    api_tokens::role.eq(&row.role),
+                    api_tokens::token_hash.eq(&row.token_hash),
+                    api_tokens::created_at.eq(row.created_at),
+                ))
+                .execute(c)?;
+            Ok::<_, diesel::result::Error>(())
+        }));
+        match stored {
+            Ok(()) => break,
+            Err(diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::UniqueViolation,
+                _,
+            )) if attempts < 5 => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
     announce(conn, Change::Tokens);
     Ok(())
 }
