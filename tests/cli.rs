@@ -670,6 +670,9 @@ fn login_keeps_a_server_and_token_for_later_commands() {
     };
     let file = home.path().join(".config/tasklens/login.toml");
 
+    let not_a_url = tasklens(&["login", "ftp://tl.example", "--token", ADMIN], "");
+    assert_eq!(not_a_url.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&not_a_url.stderr).contains("http:// or https://"));
     let refused = tasklens(&["login", &url, "--token", "tlk_not-a-token"], "");
     assert_eq!(refused.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&refused.stderr).contains("nothing was saved"));

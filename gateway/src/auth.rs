@@ -176,6 +176,18 @@ impl TokenStore {
         self.generation.load(std::sync::atomic::Ordering::Acquire)
     }
 
+    /// Whether the token of `hash` has been deleted, looked up only when the cache
+    /// was reloaded since generation `seen` (which this moves on): cheap enough for a
+    /// connection to ask on every tick.
+    pub fn deleted_since(&self, hash: &str, seen: &mut u64) -> bool {
+        let generation = self.generation();
+        if generation == *seen {
+            return false;
+        }
+        *seen = generation;
+        !self.has_hash(hash)
+    }
+
     /// Reloads the cache from the database. One reload at a time: a slow one that
     /// read the table before a deletion must not finish after a later one and bring
     /// the deleted token back.

@@ -293,9 +293,10 @@ pub async fn tokens(args: TokensArgs) -> Result<i32> {
             let tokens: Vec<TokenInfo> = client.get("/api/tokens").await?;
             if json {
                 println!("{}", serde_json::to_string(&tokens)?);
-            }
-            for t in tokens.iter().filter(|_| !json) {
-                println!("{:<24} {:<7} {}", t.name, t.role, t.created_at);
+            } else {
+                for t in tokens {
+                    println!("{:<24} {:<7} {}", t.name, t.role, t.created_at);
+                }
             }
         }
         TokensAction::Create { name, role } => {

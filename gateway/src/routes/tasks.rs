@@ -63,20 +63,7 @@ pub async fn create_task(
         params,
         priority,
     } = body.into_inner();
-    if state.engine.registry.get(&plugin).is_none() {
-        let known: Vec<String> = state
-            .engine
-            .plugins()
-            .await?
-            .into_iter()
-            .map(|p| p.name)
-            .collect();
-        if !known.contains(&plugin) {
-            return Err(ApiError::bad_request(format!("unknown plugin {plugin:?}"))
-                .with_detail(serde_json::json!({ "plugins": known })));
-        }
-    }
-    let task = state
+    let submitted = state
         .engine
         .submit(engine::manager::StartTask {
             plugin,
@@ -85,7 +72,22 @@ pub async fn create_task(
             role: caller.role,
             priority,
         })
-        .await?;
+        .await;
+    let task = match submitted {
+        // Only a refusal lists the plugins there are (reading every node's).
+        Err(engine::EngineError::UnknownPlugin(plugin)) => {
+            let known: Vec<String> = state
+                .engine
+                .plugins()
+                .await?
+                .into_iter()
+                .map(|p| p.name)
+                .collect();
+            return Err(ApiError::bad_request(format!("unknown plugin {plugin:?}"))
+                .with_detail(serde_json::json!({ "plugins": known })));
+        }
+        other => other?,
+    };
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, format!("/api/tasks/{}", task.id)))
         .json(task))

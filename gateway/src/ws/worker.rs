@@ -565,12 +565,11 @@ impl Actor for WorkerSession {
         // store's generation changes when the tokens are reloaded, and only then
         // is this connection's token looked up again.
         ctx.run_interval(TOKEN_CHECK, |act, ctx| {
-            let generation = act.state.tokens.generation();
-            if generation == act.tokens_seen {
-                return;
-            }
-            act.tokens_seen = generation;
-            if !act.state.tokens.has_hash(&act.token_hash) {
+            if act
+                .state
+                .tokens
+                .deleted_since(&act.token_hash, &mut act.tokens_seen)
+            {
                 act.fatal(ctx, "the token of this connection was deleted".into(), None);
             }
         });

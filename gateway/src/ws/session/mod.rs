@@ -126,14 +126,10 @@ impl WsSession {
     /// Whether the session's token is gone from the cache (looked up only when the
     /// cache has been reloaded since the last look).
     fn token_revoked(&mut self) -> bool {
-        let generation = self.state.tokens.generation();
-        if generation == self.tokens_seen {
+        let Some(hash) = self.token_hash.as_deref() else {
             return false;
-        }
-        self.tokens_seen = generation;
-        self.token_hash
-            .as_deref()
-            .is_some_and(|h| !self.state.tokens.has_hash(h))
+        };
+        self.state.tokens.deleted_since(hash, &mut self.tokens_seen)
     }
 
     fn close(&mut self, ctx: &mut Ctx, code: ws::CloseCode, reason: &str) {
