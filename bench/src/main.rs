@@ -252,7 +252,7 @@ async fn run_backend(
         overhead(binary, &db, name, sizes, report).await?;
     }
     if args.wants("retrieval") {
-        retrieval(binary, &db, name, sizes, report).await?;
+        retrieval(binary, &db, backend, name, sizes, report).await?;
     }
     if args.wants("live") {
         live(binary, &db, name, sizes, report).await?;
@@ -362,6 +362,7 @@ async fn overhead(
 async fn retrieval(
     binary: &std::path::Path,
     db: &server::Database,
+    backend: Backend,
     name: &str,
     sizes: &Sizes,
     report: &mut Report,
@@ -379,10 +380,27 @@ async fn retrieval(
     }
     let (target, _) = api.ingest(&[sizes.target_task]).await?;
     let total = api.stored_rows().await?;
+    let filled = fill_started.elapsed();
     eprintln!(
         "table filled to {total} rows in {:.0} s",
-        fill_started.elapsed().as_secs_f64()
+        filled.as_secs_f64()
     );
+    let behind = api.text_index_caught_up().await?;
+    if backend == Backend::Sqlite {
+        report.rows.push(Row::new(
+            name,
+            &format!(
+                "text index caught up, after filling {} rows",
+                report::thousands(total as f64)
+            ),
+            format!(
+                "{:.1} s later ({} records/s over fill and catch-up)",
+                behind.as_secs_f64(),
+                report::thousands(filler as f64 / (filled + behind).as_secs_f64())
+            ),
+            "(reported)",
+        ));
+    }
     for (label, query) in client::RETRIEVAL_FILTERS {
         let stats = api
             .retrieval(target, sizes.target_task, query, sizes.requests)
@@ -395,8 +413,10 @@ async fn retrieval(
                 report::thousands(total as f64)
             ),
             stats.to_string(),
-            if label.contains("rare") {
-                "(no target; reported)"
+            if label.starts_with("q ") {
+                "p50 ≤ 10 ms, p99 ≤ 30 ms"
+            } else if label.starts_with("re ") {
+                "p50 ≤ 20 ms"
             } else {
                 "p50 ≤ 5 ms, p99 ≤ 20 ms"
             },

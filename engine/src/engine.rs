@@ -251,8 +251,13 @@ impl Engine {
         let settings_actor = SettingsActor::new(db.clone(), live.clone())
             .publishing_to(manager.clone().recipient())
             .start();
-        if db.backend() == storage::Backend::Postgres {
-            crate::retention::PartitionUpkeep::new(db.clone()).start();
+        match db.backend() {
+            storage::Backend::Postgres => {
+                crate::retention::PartitionUpkeep::new(db.clone()).start();
+            }
+            storage::Backend::Sqlite => {
+                crate::text_indexer::TextIndexer::new(db.clone()).start();
+            }
         }
         if let Some(days) = settings.retention_days {
             RetentionActor::new(

@@ -17,6 +17,7 @@
 //! - [`plugin`]: the plugin API, legacy adapter and `log` capture, belief_scope, built-ins.
 //! - [`remote`]: plugins in other processes (workers), reached through the same messages.
 //! - [`retention`]: deletion of old finished tasks.
+//! - [`text_indexer`]: SQLite's trigram index of messages, kept behind ingest.
 //! - [`events`]: what the engine publishes (records appended, persisted, task status).
 
 pub mod batch;
@@ -34,6 +35,7 @@ pub mod settings;
 pub mod sink;
 pub mod spool;
 pub mod task;
+pub mod text_indexer;
 
 pub use engine::{Engine, EngineSettings, NodeRole};
 pub use error::EngineError;

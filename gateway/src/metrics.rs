@@ -34,6 +34,7 @@ pub struct Metrics {
     spool_bytes: IntGauge,
     database_up: IntGauge,
     sqlite_memory: IntGauge,
+    text_index_backlog: IntGauge,
     /// The engine's and hub's totals at the last scrape, to advance counters by.
     last: Mutex<Totals>,
 }
@@ -171,6 +172,11 @@ impl Metrics {
                 "tasklens_sqlite_memory_bytes",
                 "Memory SQLite holds in this process, page caches above all (0 on PostgreSQL)",
             ),
+            text_index_backlog: gauge(
+                &registry,
+                "tasklens_text_index_pending_records",
+                "Stored records SQLite's text index has yet to take (0 on PostgreSQL, which has none)",
+            ),
             registry,
             http,
             flush_seconds,
@@ -239,6 +245,9 @@ impl Metrics {
         self.database_up.set(i64::from(by_status.is_some()));
         self.sqlite_memory
             .set(storage::db::sqlite_memory_used() as i64);
+        if let Ok(backlog) = state.db.run(storage::text_index::backlog).await {
+            self.text_index_backlog.set(backlog as i64);
+        }
         if let Some(by_status) = by_status {
             for status in TaskStatus::ALL {
                 self.tasks.with_label_values(&[status.as_str()]).set(0);

@@ -69,6 +69,36 @@ pub struct LogPage {
     pub has_more: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_before_seq: Option<u64>,
+    /// Present when the page stopped because it read as many stored records as one
+    /// request may (a filter the text index cannot narrow, such as most `re`): how
+    /// many it read. The page may then be short, even empty; continue from the next
+    /// seq, or narrow the filter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scanned: Option<u64>,
+}
+
+/// One record found by `GET /api/logs/search`, with the task it belongs to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SearchHit {
+    pub task_id: crate::TaskId,
+    pub plugin: String,
+    pub log: LogEntry,
+}
+
+/// A page of `GET /api/logs/search`: hits newest task first, and within a task
+/// the latest record first. Pass `next_cursor` as `cursor` while `has_more`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SearchPage {
+    pub hits: Vec<SearchHit>,
+    pub has_more: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+    /// As in [`LogPage::scanned`]: present when the page stopped because it read as
+    /// many stored records, or visited as many tasks, as one request may.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scanned: Option<u64>,
 }
 
 /// One entry of `GET /api/tasks/{id}/logs/sources`: how many stored records a source

@@ -322,6 +322,24 @@ mod matcher {
             true
         }
 
+        /// Texts every matching record's message contains, up to case: `q` and the
+        /// literals `re` requires, each of at least
+        /// [`MIN_LITERAL_CHARS`](crate::literals::MIN_LITERAL_CHARS) characters.
+        /// Storage finds candidates through its text index with them; empty means
+        /// the index cannot narrow this filter.
+        pub fn required_texts(&self) -> Vec<String> {
+            let mut texts: Vec<String> = self
+                .q
+                .iter()
+                .filter(|q| q.chars().count() >= crate::literals::MIN_LITERAL_CHARS)
+                .cloned()
+                .collect();
+            if let Some(re) = &self.re {
+                texts.extend(crate::literals::required_literals(re.as_str()));
+            }
+            texts
+        }
+
         /// The spec this filter was built from (regex as its source text).
         pub fn to_spec(&self) -> FilterSpec {
             FilterSpec {

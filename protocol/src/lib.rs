@@ -18,14 +18,16 @@ pub mod entry;
 pub mod filter;
 pub mod level;
 pub mod line;
+#[cfg(feature = "matcher")]
+pub mod literals;
 pub mod task;
 pub mod time;
 pub mod worker;
 pub mod ws;
 
 pub use api::{
-    ErrorBody, LogPage, LogSettings, NodeInfo, PluginInfo, RejectedTask, Role, SourceCount,
-    SpoolReport, SpoolRetry, TokenCreated, TokenInfo, WorkerInfo,
+    ErrorBody, LogPage, LogSettings, NodeInfo, PluginInfo, RejectedTask, Role, SearchHit,
+    SearchPage, SourceCount, SpoolReport, SpoolRetry, TokenCreated, TokenInfo, WorkerInfo,
 };
 pub use entry::{LogEntry, MAX_MESSAGE_BYTES, MAX_METADATA_BYTES, MAX_SOURCE_CHARS};
 pub use filter::FilterSpec;

@@ -22,8 +22,10 @@ pub mod nodes;
 pub mod partitions;
 pub mod queue;
 pub mod schema;
+pub mod search;
 pub mod settings;
 pub mod tasks;
+pub mod text_index;
 pub mod tokens;
 
 pub use db::{Backend, Conn, DatabaseSettings, Db};

@@ -1306,3 +1306,428 @@ fn batches_of_any_length_are_stored_whole() {
         assert_eq!(counted, all.len() as u64, "{backend}");
     }
 }
+
+/// Records for the text index: ASCII and Unicode case, ANSI colours, long lines,
+/// quotes, LIKE wildcards, nested metadata; and three records past the index's seq
+/// range, which reads take directly.
+fn indexed_records(salt: u64) -> Vec<LogEntry> {
+    let phrases = [
+        "timeout after 120 ms",
+        "Timeout After 7 MS",
+        "Deadlock detected on \"orders\"",
+        "ÄPFEL und äpfel",
+        "\x1b[31mred alert\x1b[0m done",
+        "straße STRASSE",
+        "Kelvin \u{212A} k K",
+        "50%_off a%b_c",
+        "connection reset by peer",
+        "tab\tseparated\tline",
+    ];
+    let long = "xyzzy ".repeat(900) + "needle at the end";
+    let mut seqs: Vec<u64> = (1..=600).collect();
+    seqs.extend([1u64 << 32, (1 << 32) + 7, (1 << 32) + 9]);
+    seqs.iter()
+        .enumerate()
+        .map(|(i, &seq)| {
+            let i = i as u64 + salt;
+            let message = match i % 13 {
+                12 => long.clone(),
+                k => format!("{} #{}", phrases[(k as usize) % phrases.len()], i % 17),
+            };
+            LogEntry {
+                seq,
+                timestamp: Timestamp(1_000 + seq as i64),
+                level: LogLevel::ALL[(i % 4) as usize],
+                source: Arc::from(["api", "db"][(i % 2) as usize]),
+                message,
+                metadata: match i % 3 {
+                    0 => None,
+                    1 => encode_metadata(serde_json::json!({"http": {"status": 500 + i % 2}})),
+                    _ => encode_metadata(serde_json::json!({"k": "v", "n": i % 5})),
+                },
+            }
+        })
+        .collect()
+}
+
+fn indexed_filter_specs() -> impl proptest::strategy::Strategy<Value = FilterSpec> {
+    use proptest::prelude::*;
+    let text = prop::sample::select(vec![
+        "TIMEOUT",
+        "mEoUt aF",
+        "ter 12",
+        "äpf",
+        "ÄPF",
+        "pfel",
+        "\x1b[31m",
+        "31mred",
+        "STRASSE",
+        "straße",
+        "traß",
+        "\u{212A} k",
+        "k k",
+        "\"orders\"",
+        "a%b_c",
+        "%_o",
+        "needle",
+        "xyzzy x",
+        "nothing like it",
+        "#1",
+        "ab",
+        "\tsep",
+    ]);
+    let pattern = prop::sample::select(vec![
+        r"timeout after \d+ ms",
+        r"(?i)deadlock",
+        r"^\x1b\[31m",
+        r"äpfel und",
+        r"(?i)straße",
+        r"reset by \w+",
+        r"needle at the end$",
+        r"(after|reset)",
+        r"#1[0-6]",
+    ]);
+    (
+        prop::option::of(prop::sample::select(LogLevel::ALL.to_vec())),
+        prop::option::of(text),
+        prop::option::of(pattern),
+        prop::option::of(prop::sample::select(vec!["api", "db"])),
+    )
+        .prop_map(|(level, q, re, source)| FilterSpec {
+            level,
+            sources: source.into_iter().map(str::to_owned).collect(),
+            q: q.map(str::to_owned),
+            re: re.map(str::to_owned),
+            ..FilterSpec::default()
+        })
+}
+
+/// For random records and filters, reads through the text index (forwards and
+/// backwards, in pages, and the console's seq index) return exactly what
+/// `LogFilter::matches` selects, and nothing of another task.
+#[test]
+fn the_text_index_returns_exactly_what_a_filter_selects() {
+    for backend in backends() {
+        let (_fresh, db, task) = database_with_a_task(backend);
+        let other = new_task(2);
+        db.run_blocking(|c| tasks::insert_task(c, &other, None))
+            .unwrap();
+        let entries = indexed_records(0);
+        store(&db, task.id, &entries);
+        store(&db, other.id, &indexed_records(5));
+        // SQLite: nothing indexed yet, then part of it (the indexer's step leaves
+        // ranges half done), then all of it.
+        for step in [0, 150, usize::MAX] {
+            index_pending(&db, step);
+            check_indexed_reads(&db, &task, &entries, backend);
+        }
+    }
+}
+
+/// Runs SQLite's indexer until it has covered `records` seqs or nothing is pending.
+fn index_pending(db: &Db, records: usize) {
+    let mut left = records;
+    while left > 0 {
+        let mut conn = db.get().unwrap();
+        let storage::Conn::Sqlite(c) = &mut conn else {
+            return;
+        };
+        let done = storage::text_index::index_pending(c, left.min(97)).unwrap();
+        if done == 0 {
+            return;
+        }
+        left = left.saturating_sub(done);
+    }
+}
+
+fn check_indexed_reads(db: &Db, task: &TaskInfo, entries: &[LogEntry], backend: &str) {
+    use proptest::test_runner::{Config, TestRunner};
+    {
+        let mut runner = TestRunner::new(Config {
+            cases: 48,
+            failure_persistence: None,
+            ..Config::default()
+        });
+        let result = runner.run(&indexed_filter_specs(), |spec| {
+            let filter = LogFilter::parse(&spec).expect("valid spec");
+            let want: Vec<u64> = entries
+                .iter()
+                .filter(|e| filter.matches(e))
+                .map(|e| e.seq)
+                .collect();
+            let seqs = |page: Vec<LogEntry>| page.iter().map(|e| e.seq).collect::<Vec<_>>();
+            let forward = seqs(collect_forward(db, task.id, &filter, 37));
+            proptest::prop_assert_eq!(&forward, &want, "forward {:?}", spec);
+            let backward = seqs(collect_backward(db, task.id, &filter, 41));
+            proptest::prop_assert_eq!(&backward, &want, "backward {:?}", spec);
+            let index = db
+                .run_blocking(|c| matching_seqs(c, task.id, &filter, 10_000))
+                .unwrap();
+            proptest::prop_assert_eq!(&index, &want, "index {:?}", spec);
+            Ok(())
+        });
+        if let Err(e) = result {
+            panic!("{backend}: {e}");
+        }
+    }
+}
+
+/// SQLite's trigram table: records wait in ranges until the indexer takes them, a
+/// retried batch's records are indexed once, a task's entries go with the task
+/// whichever way it is deleted, and records stored before the index existed are
+/// listed by its migration and indexed like new ones.
+#[test]
+fn sqlite_text_index_follows_the_records() {
+    use diesel::connection::SimpleConnection;
+    use diesel::prelude::*;
+    #[derive(QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let (_fresh, db, task) = database_with_a_task("sqlite");
+    let entries = indexed_records(0);
+    let migration = "../migrations/sqlite/2026-12-01-000005_text_index";
+    let sql = |file: &str| std::fs::read_to_string(format!("{migration}/{file}")).unwrap();
+    let run = |script: &str| {
+        let mut conn = db.get().unwrap();
+        let storage::Conn::Sqlite(c) = &mut conn else {
+            panic!("SQLite only")
+        };
+        c.batch_execute(script).unwrap();
+    };
+    let entries_of = |task: &TaskInfo| -> i64 {
+        let mut conn = db.get().unwrap();
+        let storage::Conn::Sqlite(c) = &mut conn else {
+            panic!("SQLite only")
+        };
+        diesel::sql_query(
+            "SELECT count(*) AS n FROM task_log_text WHERE rowid >= \
+             (SELECT key << 32 FROM task_log_keys WHERE task_id = ?) AND rowid < \
+             (SELECT (key + 1) << 32 FROM task_log_keys WHERE task_id = ?)",
+        )
+        .bind::<diesel::sql_types::Binary, _>(task.id.as_bytes().as_slice())
+        .bind::<diesel::sql_types::Binary, _>(task.id.as_bytes().as_slice())
+        .get_result::<Count>(c)
+        .unwrap()
+        .n
+    };
+    let all_entries = || -> i64 {
+        let mut conn = db.get().unwrap();
+        let storage::Conn::Sqlite(c) = &mut conn else {
+            panic!("SQLite only")
+        };
+        diesel::sql_query("SELECT count(*) AS n FROM task_log_text")
+            .get_result::<Count>(c)
+            .unwrap()
+            .n
+    };
+    // Stored as before the index (rows only), then listed when it comes.
+    run(&sql("down.sql"));
+    {
+        let mut conn = db.get().unwrap();
+        let storage::Conn::Sqlite(c) = &mut conn else {
+            panic!("SQLite only")
+        };
+        for e in &entries {
+            diesel::insert_into(storage::schema::task_logs::table)
+                .values(storage::models::NewLogRow {
+                    task_id: task.id.as_bytes(),
+                    seq: e.seq as i64,
+                    ts: e.timestamp.as_micros(),
+                    level: e.level.as_i16(),
+                    source: &e.source,
+                    message: &e.message,
+                    metadata: e.metadata.as_deref().map(|m| m.get()),
+                })
+                .execute(c)
+                .unwrap();
+        }
+    }
+    run(&sql("up.sql"));
+    let indexed = entries.iter().filter(|e| e.seq < 1 << 32).count() as i64;
+    let pending = || {
+        let mut conn = db.get().unwrap();
+        let storage::Conn::Sqlite(c) = &mut conn else {
+            panic!("SQLite only")
+        };
+        storage::text_index::pending_records(c).unwrap() as i64
+    };
+    assert_eq!((entries_of(&task), pending()), (0, indexed));
+    index_pending(&db, usize::MAX);
+    assert_eq!((entries_of(&task), pending()), (indexed, 0));
+    let filter = spec(serde_json::json!({"q": "needle"}));
+    let want: Vec<u64> = entries
+        .iter()
+        .filter(|e| filter.matches(e))
+        .map(|e| e.seq)
+        .collect();
+    let got: Vec<u64> = collect_forward(&db, task.id, &filter, 5)
+        .iter()
+        .map(|e| e.seq)
+        .collect();
+    assert_eq!(got, want);
+
+    // A retried batch adds no entry twice.
+    assert_eq!(store_batch(&db, task.id, &entries[..50]), 0);
+    assert_eq!(pending(), 50);
+    index_pending(&db, usize::MAX);
+    assert_eq!((entries_of(&task), pending()), (indexed, 0));
+
+    let stepped = new_task(2);
+    let cascaded = new_task(3);
+    for other in [&stepped, &cascaded] {
+        db.run_blocking(|c| tasks::insert_task(c, other, None))
+            .unwrap();
+        store(&db, other.id, &entries);
+        index_pending(&db, usize::MAX);
+        assert_eq!(entries_of(other), indexed);
+    }
+    assert_eq!(all_entries(), 3 * indexed);
+    db.run_blocking(|c| tasks::delete_task_in_steps(c, stepped.id, 100))
+        .unwrap();
+    db.run_blocking(|c| tasks::delete_task(c, cascaded.id))
+        .unwrap();
+    assert_eq!(all_entries(), indexed, "deleted tasks leave no entries");
+    assert_eq!(entries_of(&task), indexed);
+}
+
+/// Pages of a search over all tasks, following cursors to the end.
+fn search_all(
+    db: &Db,
+    filter: &LogFilter,
+    conditions: &storage::search::TaskConditions,
+    limit: usize,
+    mut between_pages: impl FnMut(usize),
+) -> Vec<(TaskId, u64)> {
+    let mut out = Vec::new();
+    let mut cursor = None;
+    for page in 0.. {
+        let found = db
+            .run_blocking(|c| storage::search::search_logs(c, filter, conditions, cursor, limit))
+            .unwrap();
+        assert!(found.hits.len() <= limit);
+        assert!(
+            !found.hits.is_empty() || found.next.is_none() || found.scanned.is_some(),
+            "an empty page goes on only when it says what it scanned"
+        );
+        out.extend(found.hits.iter().map(|h| (h.task_id, h.log.seq)));
+        match found.next {
+            None => return out,
+            Some(next) => cursor = Some(next),
+        }
+        between_pages(page);
+    }
+    unreachable!()
+}
+
+/// Search across tasks: newest task first, latest record first, every hit once
+/// while the tasks go on logging; task conditions; a deleted task's records are
+/// gone from it.
+#[test]
+fn search_across_tasks_pages_in_order_while_tasks_log() {
+    use storage::search::TaskConditions;
+    for backend in backends() {
+        let (_fresh, db, _) = database_with_a_task(backend);
+        let mut tasks_by_age = Vec::new();
+        for (i, plugin) in ["alpha", "beta", "alpha", "beta"].into_iter().enumerate() {
+            let task = TaskInfo {
+                plugin: plugin.into(),
+                status: if i == 0 {
+                    TaskStatus::Success
+                } else {
+                    TaskStatus::Running
+                },
+                ..new_task(10 + i as i64)
+            };
+            db.run_blocking(|c| tasks::insert_task(c, &task, None))
+                .unwrap();
+            store(&db, task.id, &indexed_records(i as u64));
+            tasks_by_age.push(task);
+        }
+        index_pending(&db, 1_000);
+        let filter = spec(serde_json::json!({"q": "TIMEOUT after"}));
+        let newest_first: Vec<&TaskInfo> = tasks_by_age.iter().rev().collect();
+        // What the tasks hold when the search begins, plus what the tasks it has not
+        // reached yet log meanwhile.
+        let late = |from: u64| -> Vec<LogEntry> {
+            (0..20)
+                .map(|i| LogEntry {
+                    seq: from + i,
+                    timestamp: Timestamp(5_000 + i as i64),
+                    level: LogLevel::Info,
+                    source: Arc::from("api"),
+                    message: format!("late timeout after {i} ms"),
+                    metadata: None,
+                })
+                .collect()
+        };
+        let mut want = Vec::new();
+        for (rank, task) in newest_first.iter().enumerate() {
+            let mut entries =
+                indexed_records(tasks_by_age.iter().position(|t| t.id == task.id).unwrap() as u64);
+            if rank == 2 {
+                entries.extend(late(5_000_000_000));
+            }
+            let mut seqs: Vec<u64> = entries
+                .iter()
+                .filter(|e| filter.matches(e))
+                .map(|e| e.seq)
+                .collect();
+            seqs.sort_unstable_by(|a, b| b.cmp(a));
+            want.extend(seqs.into_iter().map(|s| (task.id, s)));
+        }
+        assert!(want.len() > 100, "{backend}: the search has pages to turn");
+        let got = search_all(&db, &filter, &TaskConditions::default(), 7, |page| {
+            if page == 0 {
+                // Above the cursor of the task being read: not in this search.
+                store(&db, newest_first[0].id, &late(10_000));
+                // Not reached yet: found when the search gets there.
+                store(&db, newest_first[2].id, &late(5_000_000_000));
+            }
+        });
+        assert_eq!(got, want, "{backend}");
+
+        // Task conditions.
+        let alpha = TaskConditions {
+            plugins: vec!["alpha".into()],
+            ..TaskConditions::default()
+        };
+        let got = search_all(&db, &filter, &alpha, 50, |_| {});
+        let alpha_ids = [tasks_by_age[0].id, tasks_by_age[2].id];
+        assert!(
+            !got.is_empty() && got.iter().all(|(t, _)| alpha_ids.contains(t)),
+            "{backend}"
+        );
+        let finished = TaskConditions {
+            statuses: vec![TaskStatus::Success],
+            ..TaskConditions::default()
+        };
+        let got = search_all(&db, &filter, &finished, 50, |_| {});
+        assert!(
+            !got.is_empty() && got.iter().all(|(t, _)| *t == tasks_by_age[0].id),
+            "{backend}"
+        );
+        let created = TaskConditions {
+            created_since: Some(Timestamp(11)),
+            created_until: Some(Timestamp(13)),
+            ..TaskConditions::default()
+        };
+        let got = search_all(&db, &filter, &created, 50, |_| {});
+        let middle = [tasks_by_age[1].id, tasks_by_age[2].id];
+        assert!(
+            !got.is_empty() && got.iter().all(|(t, _)| middle.contains(t)),
+            "{backend}"
+        );
+
+        // A deleted task's records leave the search.
+        db.run_blocking(|c| tasks::delete_task(c, newest_first[1].id))
+            .unwrap();
+        let got = search_all(&db, &filter, &TaskConditions::default(), 100, |_| {});
+        assert!(!got.is_empty(), "{backend}");
+        assert!(
+            got.iter().all(|(t, _)| *t != newest_first[1].id),
+            "{backend}"
+        );
+    }
+}

@@ -1,0 +1,59 @@
+//! [`TextIndexer`] moves records into SQLite's trigram index behind ingest.
+//!
+//! Indexing a record costs about three times what storing it does, so the writer
+//! only notes which seqs are unindexed and this actor indexes them a step at a time
+//! (see `storage::text_index`). SQLite has one writer at a time: after each step the
+//! indexer pauses as long as the step took, so ingest keeps at least half of the
+//! database's time while a backlog lasts. Reads scan what is not indexed yet, so a
+//! backlog makes text searches of the newest records slower, never wrong.
+
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use storage::Db;
+
+/// Records indexed per step: a few milliseconds of the database's write lock.
+const STEP: usize = 2_000;
+/// How often an idle indexer looks for new records.
+const IDLE: Duration = Duration::from_millis(200);
+
+pub struct TextIndexer {
+    db: Db,
+}
+
+impl TextIndexer {
+    pub fn new(db: Db) -> Self {
+        TextIndexer { db }
+    }
+
+    fn step(&mut self, ctx: &mut Context<Self>) {
+        let db = self.db.clone();
+        let started = Instant::now();
+        ctx.spawn(
+            async move { db.run(|c| storage::text_index::index_step(c, STEP)).await }
+                .into_actor(self)
+                .map(move |result, _act, ctx| {
+                    let next = match result {
+                        Ok(0) => IDLE,
+                        Ok(_) => started.elapsed(),
+                        Err(e) => {
+                            log::warn!(
+                                "error=\"{}\" Indexing log messages failed; retrying.",
+                                crate::sink::error_chain(&e)
+                            );
+                            IDLE * 5
+                        }
+                    };
+                    ctx.run_later(next, |act, ctx| act.step(ctx));
+                }),
+        );
+    }
+}
+
+impl Actor for TextIndexer {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.step(ctx);
+    }
+}

@@ -1,0 +1,584 @@
+//! Reading a task's filtered log: keyset pages forwards and backwards, and the
+//! console's index of matching seqs, through the text index where it narrows.
+
+use std::sync::Arc;
+
+use diesel::dsl::sql;
+use diesel::prelude::*;
+use diesel::sql_types::{Bool, Text};
+use protocol::{LogEntry, LogFilter, LogLevel, LogPage, TaskId, Timestamp};
+use serde_json::value::RawValue;
+
+use super::{
+    LogQuery, CHUNK_BYTES, FIRST_CHUNK_ROWS, MAX_CHUNK_ROWS, MAX_PAGE_BYTES, MAX_PAGE_LIMIT,
+    SCAN_BUDGET,
+};
+use crate::db::{Backend, Conn};
+use crate::schema::task_logs;
+use crate::{text_index, with_conn, Result, StorageError};
+
+/// Applies the SQL part of a filter ([`SqlNarrowing`]) to a boxed `task_logs` query,
+/// whatever it selects. A macro because the query type differs per backend.
+macro_rules! narrow {
+    ($q:ident, $narrowing:ident) => {{
+        let mut q = $q;
+        if let Some(level) = $narrowing.min_level {
+            q = q.filter(task_logs::level.ge(level));
+        }
+        if !$narrowing.sources.is_empty() {
+            q = q.filter(task_logs::source.eq_any($narrowing.sources.clone()));
+        }
+        if let Some(since) = $narrowing.since {
+            q = q.filter(task_logs::ts.ge(since));
+        }
+        if let Some(until) = $narrowing.until {
+            q = q.filter(task_logs::ts.lt(until));
+        }
+        for (operator, pattern) in &$narrowing.likes {
+            q = q.filter(
+                sql::<Bool>(operator)
+                    .bind::<Text, _>(pattern.clone())
+                    .sql(" ESCAPE '\\'"),
+            );
+        }
+        // At most two needles per condition (see MetaCondition::needles).
+        for needles in &$narrowing.meta_needles {
+            let contains = |needle: &String| {
+                sql::<Bool>($narrowing.contains_function)
+                    .sql("(metadata, ")
+                    .bind::<Text, _>(needle.clone())
+                    .sql(") > 0")
+            };
+            match needles.as_slice() {
+                [one] => q = q.filter(contains(one)),
+                [one, two, ..] => q = q.filter(contains(one).or(contains(two))),
+                [] => {}
+            }
+        }
+        q
+    }};
+}
+
+/// A boxed query of a task's rows with seqs strictly between the bounds, narrowed by
+/// the filter's SQL part, in paging order. A macro for the same reason as
+/// [`narrow!`].
+macro_rules! rows_between {
+    ($task:expr, $bounds:expr, $narrowing:expr, $backward:expr) => {{
+        let (lo, hi): (i64, i64) = $bounds;
+        let q = task_logs::table
+            .filter(task_logs::task_id.eq($task.as_bytes().as_slice()))
+            .filter(task_logs::seq.gt(lo))
+            .filter(task_logs::seq.lt(hi))
+            .select((
+                task_logs::seq,
+                task_logs::ts,
+                task_logs::level,
+                task_logs::source,
+                task_logs::message,
+                task_logs::metadata,
+            ))
+            .into_boxed();
+        let q = if $backward {
+            q.order(task_logs::seq.desc())
+        } else {
+            q.order(task_logs::seq.asc())
+        };
+        let narrowing = $narrowing;
+        narrow!(q, narrowing)
+    }};
+}
+
+type LogColumns = (i64, i64, i16, String, String, Option<String>);
+
+/// What a record weighs for [`MAX_PAGE_BYTES`].
+fn entry_bytes(entry: &LogEntry) -> usize {
+    entry.message.len() + entry.source.len() + entry.metadata.as_ref().map_or(0, |m| m.get().len())
+}
+
+/// Reads one page of a task's log that matches `filter`.
+///
+/// When the filter names a text (`q`, or literals its `re` requires) and the backend
+/// is SQLite, the page reads the text index's candidates instead of every row;
+/// PostgreSQL's planner does the same through its trigram index on its own.
+///
+/// # Errors
+/// Database errors, or [`StorageError::Corrupt`] for a row that cannot be decoded.
+pub fn page_logs(
+    conn: &mut Conn,
+    task: TaskId,
+    filter: &LogFilter,
+    query: &LogQuery,
+) -> Result<LogPage> {
+    Ok(page_logs_within(conn, task, filter, query, SCAN_BUDGET)?.0)
+}
+
+/// [`page_logs`] reading at most about `budget` rows or candidates; also returns
+/// how many it read.
+pub(crate) fn page_logs_within(
+    conn: &mut Conn,
+    task: TaskId,
+    filter: &LogFilter,
+    query: &LogQuery,
+    budget: usize,
+) -> Result<(LogPage, usize)> {
+    let limit = query.limit.clamp(1, MAX_PAGE_LIMIT);
+    let backward = query.before_seq.is_some();
+    let mut cursor = query
+        .before_seq
+        .unwrap_or(query.after_seq)
+        .min(i64::MAX as u64) as i64;
+    let narrowing = SqlNarrowing::new(filter, conn.backend());
+    let mut phases = Phases::new(conn, task, &narrowing, backward)?;
+    let mut found: Vec<LogEntry> = Vec::with_capacity(limit.min(1024) + 1);
+    let mut scanned = 0usize;
+    let mut longest_row = 1usize;
+    let mut found_bytes = 0usize;
+    // Stopped because the page holds MAX_PAGE_BYTES.
+    let mut full = false;
+    let mut chunk = (limit + 1).min(FIRST_CHUNK_ROWS);
+    let mut exhausted = false;
+    let mut last_scanned: Option<i64> = None;
+
+    'phases: while let Some(phase) = phases.current() {
+        while found.len() <= limit && !full && scanned < budget {
+            let read = read_chunk(conn, task, &narrowing, phase, cursor, backward, chunk)?;
+            scanned += read.positions;
+            let got = read.rows.len();
+            let mut consumed = 0;
+            for row in read.rows {
+                consumed += 1;
+                cursor = row.0;
+                last_scanned = Some(row.0);
+                let entry = decode_row(row)?;
+                let bytes = entry_bytes(&entry);
+                longest_row = longest_row.max(bytes);
+                if filter.matches(&entry) {
+                    found.push(entry);
+                    found_bytes += bytes;
+                    if found.len() > limit {
+                        break;
+                    }
+                    if found_bytes >= MAX_PAGE_BYTES {
+                        full = true;
+                        break;
+                    }
+                }
+            }
+            let whole_chunk = consumed == got;
+            if whole_chunk {
+                if let Some(last) = read.last_position {
+                    cursor = last;
+                    last_scanned = Some(last);
+                }
+            }
+            if read.positions < chunk {
+                // The end of this phase, unless the page filled up before its end.
+                if whole_chunk && found.len() <= limit && !full {
+                    if phases.advance() {
+                        continue 'phases;
+                    }
+                    exhausted = true;
+                }
+                break 'phases;
+            }
+            chunk = (CHUNK_BYTES / longest_row).clamp(FIRST_CHUNK_ROWS, MAX_CHUNK_ROWS);
+        }
+        break;
+    }
+
+    let has_more = found.len() > limit || full || !exhausted;
+    let budget_spent = has_more && found.len() <= limit && !full;
+    let read = scanned;
+    let scanned = budget_spent.then_some(scanned as u64);
+    found.truncate(limit);
+    // Where to continue: after the last record returned when the page is full,
+    // otherwise after everything scanned, so that a poller skips what cannot match.
+    let boundary = if (found.len() == limit || full) && has_more {
+        found.last().map(|e| e.seq as i64)
+    } else {
+        last_scanned
+    };
+    if backward {
+        found.reverse();
+        let page = LogPage {
+            next_after_seq: found.last().map_or(query.after_seq, |e| e.seq),
+            next_before_seq: Some(boundary.map_or(cursor as u64, |b| b as u64)),
+            logs: found,
+            has_more,
+            scanned,
+        };
+        Ok((page, read))
+    } else {
+        let page = LogPage {
+            next_after_seq: boundary.map_or(query.after_seq, |b| b as u64),
+            next_before_seq: None,
+            logs: found,
+            has_more,
+            scanned,
+        };
+        Ok((page, read))
+    }
+}
+
+/// Where a read takes its rows from: the text index's candidates, or the task's rows
+/// in seq order. Both are limited to the seqs in `(lo, hi)`.
+#[derive(Debug, Clone, Copy)]
+struct Phase {
+    /// `Some(key)`: candidates from the SQLite text index under this task key.
+    indexed: Option<i64>,
+    lo: i64,
+    hi: i64,
+}
+
+/// The phases one read goes through, in paging order. With a text index: the
+/// indexed seqs, then the rare records past [`text_index::INDEXED_SEQS`], read
+/// directly (the other way round backwards).
+struct Phases {
+    list: Vec<Phase>,
+    at: usize,
+}
+
+impl Phases {
+    fn new(
+        conn: &mut Conn,
+        task: TaskId,
+        narrowing: &SqlNarrowing,
+        backward: bool,
+    ) -> Result<Self> {
+        let key = match (conn, &narrowing.text_match) {
+            (Conn::Sqlite(c), Some(_)) => text_index::task_key(c, task)?,
+            _ => None,
+        };
+        let list = match key {
+            None => vec![Phase {
+                indexed: None,
+                lo: -1,
+                hi: i64::MAX,
+            }],
+            Some(key) => {
+                let indexed = Phase {
+                    indexed: Some(key),
+                    lo: -1,
+                    hi: text_index::INDEXED_SEQS,
+                };
+                let past = Phase {
+                    indexed: None,
+                    lo: text_index::INDEXED_SEQS - 1,
+                    hi: i64::MAX,
+                };
+                if backward {
+                    vec![past, indexed]
+                } else {
+                    vec![indexed, past]
+                }
+            }
+        };
+        Ok(Phases { list, at: 0 })
+    }
+
+    fn current(&self) -> Option<Phase> {
+        self.list.get(self.at).copied()
+    }
+
+    /// Moves to the next phase; false when there is none.
+    fn advance(&mut self) -> bool {
+        self.at += 1;
+        self.at < self.list.len()
+    }
+}
+
+/// What one read of a phase returned.
+struct Chunk {
+    /// Rows that passed the SQL narrowing, in paging order.
+    rows: Vec<LogColumns>,
+    /// How many seqs the read went over (rows, or index candidates); fewer than asked
+    /// means the phase is done.
+    positions: usize,
+    /// The last seq it went over.
+    last_position: Option<i64>,
+}
+
+/// Reads up to `chunk` positions of `phase` past `cursor`.
+fn read_chunk(
+    conn: &mut Conn,
+    task: TaskId,
+    narrowing: &SqlNarrowing,
+    phase: Phase,
+    cursor: i64,
+    backward: bool,
+    chunk: usize,
+) -> Result<Chunk> {
+    let bounds = if backward {
+        (phase.lo, cursor.min(phase.hi))
+    } else {
+        (cursor.max(phase.lo), phase.hi)
+    };
+    if let (Some(key), Some(expression), Conn::Sqlite(c)) =
+        (phase.indexed, &narrowing.text_match, &mut *conn)
+    {
+        let order = Order { backward, chunk };
+        return c.transaction(|c| read_indexed(c, task, key, expression, narrowing, bounds, order));
+    }
+    let rows = with_conn!(conn, c => {
+        let q = rows_between!(task, bounds, narrowing, backward);
+        q.limit(chunk as i64).load::<LogColumns>(c)?
+    });
+    Ok(Chunk {
+        positions: rows.len(),
+        last_position: rows.last().map(|r| r.0),
+        rows,
+    })
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Order {
+    backward: bool,
+    chunk: usize,
+}
+
+/// [`read_chunk`] through SQLite's text index: the index's candidates and every
+/// record of the ranges it has not indexed yet, read in one transaction so that
+/// the indexer cannot move a record from one to the other between the two reads.
+fn read_indexed(
+    c: &mut diesel::SqliteConnection,
+    task: TaskId,
+    key: i64,
+    expression: &str,
+    narrowing: &SqlNarrowing,
+    (lo, hi): (i64, i64),
+    Order { backward, chunk }: Order,
+) -> Result<Chunk> {
+    let ranges = text_index::unindexed_ranges(c, task, (lo, hi))?;
+    let candidates = text_index::candidate_seqs(c, key, expression, (lo, hi), backward, chunk)?;
+    let index_full = candidates.len() == chunk;
+    // With more candidates to come, this read settles the seqs up to its last one.
+    let (lo, hi) = match (candidates.last(), index_full, backward) {
+        (Some(last), true, false) => (lo, last + 1),
+        (Some(last), true, true) => (last - 1, hi),
+        _ => (lo, hi),
+    };
+    let mut rows: Vec<LogColumns> = Vec::new();
+    let mut a_range_was_cut = false;
+    if !candidates.is_empty() {
+        let q = rows_between!(task, (lo, hi), narrowing, backward);
+        rows = q
+            .filter(task_logs::seq.eq_any(candidates.clone()))
+            .load::<LogColumns>(c)?;
+    }
+    for (from, to) in ranges {
+        let q = rows_between!(
+            task,
+            (lo.max(from - 1), hi.min(to + 1)),
+            narrowing,
+            backward
+        );
+        let part = q.limit(chunk as i64).load::<LogColumns>(c)?;
+        a_range_was_cut |= part.len() == chunk;
+        rows.extend(part);
+    }
+    if backward {
+        rows.sort_unstable_by_key(|row| std::cmp::Reverse(row.0));
+    } else {
+        rows.sort_unstable_by_key(|row| row.0);
+    }
+    // A record noted again by a retried batch is both indexed and listed.
+    rows.dedup_by_key(|row| row.0);
+    let furthest = |rows: &[LogColumns]| {
+        let row = rows.last().map(|r| r.0);
+        let candidate = candidates.last().copied();
+        if backward {
+            row.into_iter().chain(candidate).min()
+        } else {
+            row.into_iter().chain(candidate).max()
+        }
+    };
+    Ok(if rows.len() >= chunk || a_range_was_cut {
+        rows.truncate(chunk);
+        Chunk {
+            positions: chunk,
+            last_position: rows.last().map(|r| r.0),
+            rows,
+        }
+    } else if index_full {
+        Chunk {
+            positions: chunk,
+            last_position: candidates.last().copied(),
+            rows,
+        }
+    } else {
+        Chunk {
+            positions: candidates.len().max(rows.len()),
+            last_position: furthest(&rows),
+            rows,
+        }
+    })
+}
+
+/// The seqs of every record of a task that matches `filter`, ascending: the index the
+/// console scrolls over (position in the filtered log → seq). Filters that SQL
+/// evaluates exactly (level, sources, time range) read only the primary key; others
+/// read the rows and confirm each with [`LogFilter::matches`].
+///
+/// At most `max + 1` seqs are read: more than `max` tells the caller the index is
+/// too large to send, without reading the rest.
+pub fn matching_seqs(
+    conn: &mut Conn,
+    task: TaskId,
+    filter: &LogFilter,
+    max: usize,
+) -> Result<Vec<u64>> {
+    let narrowing = SqlNarrowing::new(filter, conn.backend());
+    if filter.q.is_some() || filter.re.is_some() || !filter.meta.is_empty() {
+        return confirmed_seqs(conn, task, filter, &narrowing, max);
+    }
+    // SQL decides the filter: seqs alone are read, many at a time.
+    let chunk: i64 = 50_000;
+    let mut out = Vec::new();
+    let mut cursor = 0i64;
+    loop {
+        let seqs: Vec<i64> = with_conn!(conn, c => {
+            let q = task_logs::table
+                .select(task_logs::seq)
+                .filter(task_logs::task_id.eq(task.as_bytes().as_slice()))
+                .filter(task_logs::seq.gt(cursor))
+                .into_boxed();
+            let q = narrow!(q, narrowing);
+            q.order(task_logs::seq.asc()).limit(chunk).load(c)?
+        });
+        out.extend(seqs.iter().map(|s| *s as u64));
+        if out.len() > max {
+            out.truncate(max.saturating_add(1));
+            return Ok(out);
+        }
+        match seqs.last() {
+            Some(last) if seqs.len() as i64 == chunk => cursor = *last,
+            _ => return Ok(out),
+        }
+    }
+}
+
+/// [`matching_seqs`] for filters SQL cannot decide: rows (or the text index's
+/// candidates) are read in chunks and each is confirmed with [`LogFilter::matches`].
+fn confirmed_seqs(
+    conn: &mut Conn,
+    task: TaskId,
+    filter: &LogFilter,
+    narrowing: &SqlNarrowing,
+    max: usize,
+) -> Result<Vec<u64>> {
+    let mut out = Vec::new();
+    let mut phases = Phases::new(conn, task, narrowing, false)?;
+    let mut cursor = 0i64;
+    while let Some(phase) = phases.current() {
+        let read = read_chunk(conn, task, narrowing, phase, cursor, false, MAX_CHUNK_ROWS)?;
+        for row in read.rows {
+            let entry = decode_row(row)?;
+            if filter.matches(&entry) {
+                out.push(entry.seq);
+            }
+        }
+        if out.len() > max {
+            out.truncate(max.saturating_add(1));
+            return Ok(out);
+        }
+        if let Some(last) = read.last_position {
+            cursor = last;
+        }
+        if read.positions < MAX_CHUNK_ROWS && !phases.advance() {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+/// The part of a [`LogFilter`] that SQL evaluates, prepared once per request.
+struct SqlNarrowing {
+    min_level: Option<i16>,
+    sources: Vec<String>,
+    since: Option<i64>,
+    until: Option<i64>,
+    /// `message LIKE|ILIKE pattern` conditions: `q`'s and those of the literals `re`
+    /// requires.
+    likes: Vec<(&'static str, String)>,
+    contains_function: &'static str,
+    meta_needles: Vec<Vec<String>>,
+    /// The SQLite text index query for the filter's texts (see [`text_index`]).
+    text_match: Option<String>,
+}
+
+impl SqlNarrowing {
+    fn new(filter: &LogFilter, backend: Backend) -> Self {
+        let like_operator = |text: &str| match backend {
+            // SQLite's LIKE ignores ASCII case, exactly like LogFilter's `q`.
+            Backend::Sqlite => "message LIKE ",
+            // With no letter to fold, the plain (cheaper) LIKE selects the same rows.
+            Backend::Postgres if !text.bytes().any(|b| b.is_ascii_alphabetic()) => "message LIKE ",
+            // ILIKE ignores case at least for ASCII; matches() decides the rest.
+            Backend::Postgres => "message ILIKE ",
+        };
+        let texts = filter.required_texts();
+        let mut likes: Vec<(&'static str, String)> = filter
+            .q
+            .iter()
+            .chain(texts.iter().filter(|t| filter.q.as_ref() != Some(*t)))
+            .map(|text| (like_operator(text), like_pattern(text)))
+            .collect();
+        likes.dedup();
+        SqlNarrowing {
+            min_level: filter.min_level.map(LogLevel::as_i16),
+            sources: filter.sources.clone(),
+            since: filter.since.map(Timestamp::as_micros),
+            until: filter.until.map(Timestamp::as_micros),
+            likes,
+            contains_function: match backend {
+                Backend::Sqlite => "instr",
+                Backend::Postgres => "strpos",
+            },
+            meta_needles: filter.meta.iter().map(|m| m.needles.clone()).collect(),
+            text_match: match backend {
+                Backend::Sqlite => text_index::match_expression(&texts),
+                Backend::Postgres => None,
+            },
+        }
+    }
+}
+
+/// `%text%` with `\`, `%` and `_` escaped for `LIKE … ESCAPE '\'`.
+fn like_pattern(text: &str) -> String {
+    let mut pattern = String::with_capacity(text.len() + 2);
+    pattern.push('%');
+    for ch in text.chars() {
+        if matches!(ch, '\\' | '%' | '_') {
+            pattern.push('\\');
+        }
+        pattern.push(ch);
+    }
+    pattern.push('%');
+    pattern
+}
+
+fn decode_row((seq, ts, level, source, message, metadata): LogColumns) -> Result<LogEntry> {
+    Ok(LogEntry {
+        seq: seq as u64,
+        timestamp: Timestamp(ts),
+        level: LogLevel::from_i16(level)
+            .ok_or_else(|| StorageError::Corrupt(format!("record {seq}: level {level}")))?,
+        source: Arc::from(source),
+        message,
+        metadata: metadata
+            .map(RawValue::from_string)
+            .transpose()
+            .map_err(|e| StorageError::Corrupt(format!("record {seq}: metadata: {e}")))?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn like_patterns_escape_wildcards() {
+        assert_eq!(like_pattern("50%_off\\"), "%50\\%\\_off\\\\%");
+        assert_eq!(like_pattern("plain"), "%plain%");
+    }
+}

@@ -1,0 +1,223 @@
+//! Search across tasks: the records of every task that match a log filter, among
+//! the tasks that match task conditions, newest task first and, within a task, the
+//! latest record first.
+//!
+//! Tasks are visited in `(created_at, id)` order, descending, through the
+//! `tasks_by_created` index, and each is read backwards like one task's log
+//! ([`crate::logs`]: through the text index where the filter names a text). A cursor
+//! says where a page stopped: a task and the seq to continue below. Records a task
+//! logs after a page was read fall above the cursor, so paging while tasks log
+//! neither repeats nor skips a record that was there when the search began.
+
+use diesel::prelude::*;
+use protocol::{LogFilter, SearchHit, TaskId, TaskStatus, Timestamp};
+
+use crate::db::Conn;
+use crate::logs::{page_logs_within, LogQuery, SCAN_BUDGET};
+use crate::schema::tasks;
+use crate::{with_conn, Result};
+
+/// Largest page of hits a client may ask for.
+pub const MAX_SEARCH_LIMIT: usize = 1_000;
+/// Most tasks one page visits before it answers with what it found, so that a
+/// search over many tasks with few matches is paged rather than unbounded.
+pub const MAX_TASKS_VISITED: usize = 2_000;
+/// Tasks read from `tasks` at a time.
+const TASK_BATCH: i64 = 200;
+
+/// Which tasks to search. Empty lists mean any.
+#[derive(Debug, Clone, Default)]
+pub struct TaskConditions {
+    pub plugins: Vec<String>,
+    pub statuses: Vec<TaskStatus>,
+    /// Tasks created at or after this time.
+    pub created_since: Option<Timestamp>,
+    /// Tasks created before this time.
+    pub created_until: Option<Timestamp>,
+}
+
+/// Where a search goes on: the records of `task` below `before_seq`, then older
+/// tasks. Clients see it as an opaque string ([`SearchCursor::encode`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SearchCursor {
+    pub created_at: i64,
+    pub task: TaskId,
+    pub before_seq: u64,
+}
+
+impl SearchCursor {
+    pub fn encode(&self) -> String {
+        format!(
+            "{}.{}.{}",
+            self.created_at,
+            self.task.0.simple(),
+            self.before_seq
+        )
+    }
+
+    /// `None` for anything [`SearchCursor::encode`] did not make.
+    pub fn decode(text: &str) -> Option<SearchCursor> {
+        let mut parts = text.splitn(3, '.');
+        let created_at = parts.next()?.parse().ok()?;
+        let task = parts.next()?.parse().ok()?;
+        let before_seq = parts.next()?.parse().ok()?;
+        Some(SearchCursor {
+            created_at,
+            task,
+            before_seq,
+        })
+    }
+}
+
+/// One page of a search.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Found {
+    pub hits: Vec<SearchHit>,
+    /// Where the next page starts; `None` when every task was searched.
+    pub next: Option<SearchCursor>,
+    /// Set when the page stopped on [`SCAN_BUDGET`] or [`MAX_TASKS_VISITED`]
+    /// before it was full: the records it read.
+    pub scanned: Option<u64>,
+}
+
+/// Reads one page of hits: up to `limit` records matching `filter` in tasks
+/// matching `conditions`, from `cursor` on.
+///
+/// # Errors
+/// Database errors, or a record that cannot be decoded.
+pub fn search_logs(
+    conn: &mut Conn,
+    filter: &LogFilter,
+    conditions: &TaskConditions,
+    cursor: Option<SearchCursor>,
+    limit: usize,
+) -> Result<Found> {
+    let limit = limit.clamp(1, MAX_SEARCH_LIMIT);
+    let mut hits: Vec<SearchHit> = Vec::new();
+    let mut scanned = 0usize;
+    let mut visited = 0usize;
+    let mut position = cursor;
+    loop {
+        let batch = tasks_from(conn, conditions, position)?;
+        let batch_len = batch.len();
+        for (id, plugin, created_at) in batch {
+            let task = TaskId::from_slice(&id).ok_or_else(|| {
+                crate::StorageError::Corrupt("a task id of the wrong length".into())
+            })?;
+            let before_seq = match position {
+                Some(p) if p.task == task => p.before_seq,
+                _ => i64::MAX as u64,
+            };
+            // Seq 0 is never stored: below 1 there is nothing left of this task.
+            let done_here = SearchCursor {
+                created_at,
+                task,
+                before_seq: 0,
+            };
+            position = Some(done_here);
+            if before_seq <= 1 {
+                continue;
+            }
+            visited += 1;
+            let query = LogQuery {
+                after_seq: 0,
+                before_seq: Some(before_seq),
+                limit: limit - hits.len(),
+            };
+            let budget = SCAN_BUDGET.saturating_sub(scanned).max(1);
+            let (page, read) = page_logs_within(conn, task, filter, &query, budget)?;
+            scanned += read;
+            hits.extend(page.logs.into_iter().rev().map(|log| SearchHit {
+                task_id: task,
+                plugin: plugin.clone(),
+                log,
+            }));
+            let stopped_early = page.scanned.is_some();
+            if page.has_more {
+                position = Some(SearchCursor {
+                    before_seq: page.next_before_seq.unwrap_or(0),
+                    ..done_here
+                });
+            }
+            if hits.len() >= limit || stopped_early || visited >= MAX_TASKS_VISITED {
+                let short = hits.len() < limit;
+                return Ok(Found {
+                    hits,
+                    next: position,
+                    scanned: short.then_some(scanned as u64),
+                });
+            }
+        }
+        if (batch_len as i64) < TASK_BATCH {
+            return Ok(Found {
+                hits,
+                next: None,
+                scanned: None,
+            });
+        }
+    }
+}
+
+/// The next tasks in search order from `position` (that task included, so that
+/// its remaining records are read).
+fn tasks_from(
+    conn: &mut Conn,
+    conditions: &TaskConditions,
+    position: Option<SearchCursor>,
+) -> Result<Vec<(Vec<u8>, String, i64)>> {
+    let statuses: Vec<&str> = conditions.statuses.iter().map(|s| s.as_str()).collect();
+    Ok(with_conn!(conn, c => {
+        let mut q = tasks::table
+            .select((tasks::id, tasks::plugin, tasks::created_at))
+            .into_boxed();
+        if !conditions.plugins.is_empty() {
+            q = q.filter(tasks::plugin.eq_any(conditions.plugins.clone()));
+        }
+        if !statuses.is_empty() {
+            q = q.filter(tasks::status.eq_any(statuses.clone()));
+        }
+        if let Some(since) = conditions.created_since {
+            q = q.filter(tasks::created_at.ge(since.as_micros()));
+        }
+        if let Some(until) = conditions.created_until {
+            q = q.filter(tasks::created_at.lt(until.as_micros()));
+        }
+        if let Some(p) = position {
+            q = q.filter(
+                tasks::created_at.lt(p.created_at).or(tasks::created_at
+                    .eq(p.created_at)
+                    .and(tasks::id.le(p.task.as_bytes().to_vec()))),
+            );
+        }
+        q.order((tasks::created_at.desc(), tasks::id.desc()))
+            .limit(TASK_BATCH)
+            .load(c)?
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SearchCursor;
+    use protocol::TaskId;
+
+    #[test]
+    fn cursors_round_trip_and_refuse_anything_else() {
+        let cursor = SearchCursor {
+            created_at: 1_764_560_000_000_000,
+            task: TaskId(uuid::Uuid::from_u128(
+                0x0123_4567_89ab_cdef_0123_4567_89ab_cdef,
+            )),
+            before_seq: 42,
+        };
+        assert_eq!(SearchCursor::decode(&cursor.encode()), Some(cursor));
+        for bad in [
+            "",
+            "1.2",
+            "x.0123456789abcdef0123456789abcdef.1",
+            "1.nothex.1",
+            "1.0123456789abcdef0123456789abcdef.-1",
+        ] {
+            assert_eq!(SearchCursor::decode(bad), None, "{bad}");
+        }
+    }
+}

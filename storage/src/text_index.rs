@@ -1,0 +1,269 @@
+//! SQLite's trigram index over log messages: the FTS5 table `task_log_text`
+//! (migration `2026-12-01-000005_text_index`). Its rowid is
+//! `(task key << 32) + seq`, so a task's candidates come out of one rowid range in
+//! seq order and paging stays keyset. It follows ingest rather than slowing it: the
+//! writer notes each batch's seq range as unindexed ([`note_unindexed`]) and an
+//! indexer moves ranges into the index a step at a time ([`index_pending`]); reads
+//! take the index's candidates plus every record of the ranges still unindexed
+//! ([`unindexed_ranges`]). PostgreSQL has no text index (docs/architecture.md says
+//! why); the functions taking a [`crate::Conn`] do nothing there.
+//!
+//! Candidates are a superset: a record holding every trigram of a text need not hold
+//! the text. Callers confirm each with `LogFilter::matches`.
+
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Binary, Text};
+
+use protocol::TaskId;
+
+use crate::Result;
+
+/// Records at or past this seq are not indexed (their rowid would overflow the task
+/// key's bits); reads scan them.
+pub const INDEXED_SEQS: i64 = 1 << 32;
+/// Trigrams beyond this many cost doclist reads for little narrowing.
+const MAX_TRIGRAMS: usize = 8;
+
+/// The FTS5 query for records that may contain every one of `texts` (each of 3
+/// characters or more): an AND of single trigrams, which needs no positions in the
+/// index. `None` when there is nothing to narrow by.
+pub fn match_expression(texts: &[String]) -> Option<String> {
+    let mut trigrams: Vec<String> = Vec::new();
+    for text in texts {
+        let chars: Vec<char> = text.chars().collect();
+        for window in chars.windows(3) {
+            let trigram: String = window.iter().collect();
+            if !trigrams.contains(&trigram) {
+                trigrams.push(trigram);
+            }
+        }
+    }
+    if trigrams.is_empty() {
+        return None;
+    }
+    if trigrams.len() > MAX_TRIGRAMS {
+        // Evenly spread, first and last included, so that every text keeps a part.
+        let last = trigrams.len() - 1;
+        trigrams = (0..MAX_TRIGRAMS)
+            .map(|i| trigrams[i * last / (MAX_TRIGRAMS - 1)].clone())
+            .collect();
+        trigrams.dedup();
+    }
+    Some(
+        trigrams
+            .iter()
+            .map(|t| format!("\"{}\"", t.replace('"', "\"\"")))
+            .collect::<Vec<_>>()
+            .join(" AND "),
+    )
+}
+
+#[derive(QueryableByName)]
+struct Key {
+    #[diesel(sql_type = BigInt)]
+    key: i64,
+}
+
+#[derive(QueryableByName)]
+struct Position {
+    #[diesel(sql_type = BigInt)]
+    position: i64,
+}
+
+/// The key a task's records are indexed under, if they are (keys past 2^31 are not).
+pub fn task_key(c: &mut diesel::SqliteConnection, task: TaskId) -> Result<Option<i64>> {
+    let key: Option<Key> = diesel::sql_query("SELECT key FROM task_log_keys WHERE task_id = ?")
+        .bind::<Binary, _>(task.as_bytes().as_slice())
+        .get_result(c)
+        .optional()?;
+    Ok(key.map(|k| k.key).filter(|key| *key < 1 << 31))
+}
+
+/// Seqs of the task's records in `(after, before)` that may match `expression`, in
+/// seq order (descending when `backward`), at most `limit`.
+pub fn candidate_seqs(
+    c: &mut diesel::SqliteConnection,
+    key: i64,
+    expression: &str,
+    (after, before): (i64, i64),
+    backward: bool,
+    limit: usize,
+) -> Result<Vec<i64>> {
+    let base = key << 32;
+    let order = if backward { "DESC" } else { "ASC" };
+    let rows: Vec<Position> = diesel::sql_query(format!(
+        "SELECT rowid - ? AS position FROM task_log_text \
+         WHERE task_log_text MATCH ? AND rowid > ? AND rowid < ? \
+         ORDER BY rowid {order} LIMIT ?"
+    ))
+    .bind::<BigInt, _>(base)
+    .bind::<Text, _>(expression)
+    .bind::<BigInt, _>(base + after.clamp(-1, INDEXED_SEQS))
+    .bind::<BigInt, _>(base + before.clamp(0, INDEXED_SEQS))
+    .bind::<BigInt, _>(limit as i64)
+    .load(c)?;
+    Ok(rows.into_iter().map(|r| r.position).collect())
+}
+
+/// Notes the seq range of a stored batch as not yet indexed. Part of the batch's
+/// transaction, so a record is always either indexed or listed here.
+pub fn note_unindexed(
+    c: &mut diesel::SqliteConnection,
+    task: TaskId,
+    (first, last): (i64, i64),
+) -> Result<()> {
+    if first >= INDEXED_SEQS {
+        return Ok(());
+    }
+    note_range(c, task.as_bytes(), (first, last.min(INDEXED_SEQS - 1)))
+}
+
+fn note_range(
+    c: &mut diesel::SqliteConnection,
+    task: &[u8],
+    (first, last): (i64, i64),
+) -> Result<()> {
+    diesel::sql_query(
+        "INSERT INTO task_log_unindexed (task_id, from_seq, to_seq) VALUES (?, ?, ?) \
+         ON CONFLICT (task_id, from_seq) DO UPDATE SET to_seq = max(to_seq, excluded.to_seq)",
+    )
+    .bind::<Binary, _>(task)
+    .bind::<BigInt, _>(first)
+    .bind::<BigInt, _>(last)
+    .execute(c)?;
+    Ok(())
+}
+
+#[derive(QueryableByName)]
+struct Range {
+    #[diesel(sql_type = Binary)]
+    task_id: Vec<u8>,
+    #[diesel(sql_type = BigInt)]
+    from_seq: i64,
+    #[diesel(sql_type = BigInt)]
+    to_seq: i64,
+}
+
+/// Indexes up to about `step` pending records, newest tasks and ranges first (the
+/// records people look for soonest, and an index scan with no sort), in one
+/// transaction. Returns about how many records it took: 0 when nothing is pending.
+/// Indexing a record twice (a range noted again by a retried batch) replaces its
+/// entry.
+pub fn index_pending(c: &mut diesel::SqliteConnection, step: usize) -> Result<usize> {
+    c.immediate_transaction(|c| {
+        let ranges: Vec<Range> = diesel::sql_query(
+            "SELECT task_id, from_seq, to_seq FROM task_log_unindexed \
+             ORDER BY task_id DESC, from_seq DESC LIMIT 64",
+        )
+        .load(c)?;
+        let mut covered = 0usize;
+        for range in ranges {
+            if covered >= step {
+                break;
+            }
+            // The range may have gaps: the step ends at its room-th record.
+            let room = (step - covered) as i64;
+            let nth: Option<Key> = diesel::sql_query(
+                "SELECT seq AS key FROM task_logs WHERE task_id = ? AND seq >= ? AND seq <= ? \
+                 ORDER BY seq LIMIT 1 OFFSET ?",
+            )
+            .bind::<Binary, _>(&range.task_id)
+            .bind::<BigInt, _>(range.from_seq)
+            .bind::<BigInt, _>(range.to_seq)
+            .bind::<BigInt, _>(room - 1)
+            .get_result(c)
+            .optional()?;
+            let last = nth.map_or(range.to_seq, |n| n.key);
+            diesel::sql_query(
+                "INSERT OR REPLACE INTO task_log_text (rowid, message) \
+                 SELECT (k.key << 32) + l.seq, l.message \
+                 FROM task_logs l JOIN task_log_keys k ON k.task_id = l.task_id \
+                 WHERE l.task_id = ? AND l.seq >= ? AND l.seq <= ? AND k.key < 2147483648",
+            )
+            .bind::<Binary, _>(&range.task_id)
+            .bind::<BigInt, _>(range.from_seq)
+            .bind::<BigInt, _>(last)
+            .execute(c)?;
+            diesel::sql_query("DELETE FROM task_log_unindexed WHERE task_id = ? AND from_seq = ?")
+                .bind::<Binary, _>(&range.task_id)
+                .bind::<BigInt, _>(range.from_seq)
+                .execute(c)?;
+            if last < range.to_seq {
+                note_range(c, &range.task_id, (last + 1, range.to_seq))?;
+            }
+            covered += (last - range.from_seq + 1).min(room) as usize;
+        }
+        Ok(covered)
+    })
+}
+
+/// One indexer step on whatever backend `conn` is: [`index_pending`] on SQLite;
+/// nothing on PostgreSQL.
+pub fn index_step(conn: &mut crate::Conn, step: usize) -> Result<usize> {
+    match conn {
+        crate::Conn::Sqlite(c) => index_pending(c, step),
+        crate::Conn::Postgres(_) => Ok(0),
+    }
+}
+
+/// How many records wait for the indexer on whatever backend `conn` is (always 0
+/// on PostgreSQL).
+pub fn backlog(conn: &mut crate::Conn) -> Result<u64> {
+    match conn {
+        crate::Conn::Sqlite(c) => pending_records(c),
+        crate::Conn::Postgres(_) => Ok(0),
+    }
+}
+
+/// How many records wait for the indexer (counted as seq ranges, an upper bound).
+pub fn pending_records(c: &mut diesel::SqliteConnection) -> Result<u64> {
+    let row: Key = diesel::sql_query(
+        "SELECT coalesce(sum(to_seq - from_seq + 1), 0) AS key FROM task_log_unindexed",
+    )
+    .get_result(c)?;
+    Ok(row.key.max(0) as u64)
+}
+
+/// The task's unindexed seq ranges that meet `(after, before)`, inclusive, in seq
+/// order.
+pub fn unindexed_ranges(
+    c: &mut diesel::SqliteConnection,
+    task: TaskId,
+    (after, before): (i64, i64),
+) -> Result<Vec<(i64, i64)>> {
+    let rows: Vec<Range> = diesel::sql_query(
+        "SELECT task_id, from_seq, to_seq FROM task_log_unindexed \
+         WHERE task_id = ? AND to_seq > ? AND from_seq < ? ORDER BY from_seq",
+    )
+    .bind::<Binary, _>(task.as_bytes().as_slice())
+    .bind::<BigInt, _>(after)
+    .bind::<BigInt, _>(before)
+    .load(c)?;
+    Ok(rows.into_iter().map(|r| (r.from_seq, r.to_seq)).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::match_expression;
+
+    #[test]
+    fn expressions_are_ands_of_quoted_trigrams() {
+        assert_eq!(match_expression(&[]), None);
+        assert_eq!(
+            match_expression(&["abcd".into()]).as_deref(),
+            Some("\"abc\" AND \"bcd\"")
+        );
+        // Quotes are doubled; a repeated trigram is asked once.
+        assert_eq!(
+            match_expression(&["a\"ba\"b".into()]).as_deref(),
+            Some(r#""a""b" AND """ba" AND "ba""""#)
+        );
+        let long = match_expression(&["abcdefghijklmnopqrstuvwxyz".into()]).unwrap();
+        assert_eq!(long.matches(" AND ").count(), 7);
+        assert!(long.starts_with("\"abc\"") && long.ends_with("\"xyz\""));
+        assert_eq!(
+            match_expression(&["héllo".into()]).as_deref(),
+            Some("\"hél\" AND \"éll\" AND \"llo\"")
+        );
+    }
+}
