@@ -64,6 +64,7 @@ async fn client_command(command: Command) -> Result<i32> {
         Command::Exec(args) => cli::exec::exec(args).await,
         Command::Healthcheck(args) => commands::healthcheck(args).await,
         Command::Wait(args) => commands::wait(args).await,
+        Command::Search(args) => commands::search(args).await,
         Command::Plugins(args) => commands::plugins(args).await,
         Command::Completions(args) => cli::completions(args.shell),
         Command::Man => cli::man(),

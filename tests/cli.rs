@@ -752,6 +752,9 @@ fn every_command_prints_json_with_output_json() {
     assert!(json(&["logs", &id]).iter().all(|r| r["seq"].is_u64()));
     assert!(json(&["logs", &id, "--tail", "2"]).len() == 2);
     assert!(json(&["logs", &id, "-f"]).iter().all(|r| r["seq"].is_u64()));
+    assert!(json(&["search", "record 1"])
+        .iter()
+        .all(|h| h["task_id"] == id.as_str() && h["log"]["seq"].is_u64()));
     let long = json(&["run", "synthetic", "-p", "count=10000000", "-p", "rate=100"]).remove(0);
     let long = long["id"].as_str().unwrap().to_owned();
     assert!(json(&["cancel", &long])[0].is_object());
@@ -786,4 +789,81 @@ fn every_command_prints_json_with_output_json() {
     assert!(String::from_utf8_lossy(&exec.stderr).contains("does not apply"));
     let bad = server.cli(&["tasks", "--output", "yaml"]);
     assert_eq!(bad.status.code(), Some(2));
+}
+
+/// `tasklens search`: hits of every task, newest task first and latest record
+/// first, each as TASK#LSEQ with its plugin; --limit across pages; task
+/// conditions; bad flags exit 2.
+#[test]
+fn search_finds_records_across_tasks() {
+    let fresh = FreshDb::new("sqlite");
+    let server = Server::start(&fresh.url);
+    let run = |count: &str| -> String {
+        let out = server.cli(&["run", "synthetic", "-p", count, "-o", "json"]);
+        let task: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let id = task["id"].as_str().unwrap().to_owned();
+        assert!(server.cli(&["wait", &id]).status.success());
+        id
+    };
+    let older = run("count=300");
+    let newer = run("count=250");
+    let text = stdout(&server.cli(&["search", "RECORD 21", "--limit", "5000"]));
+    let lines: Vec<&str> = text.lines().collect();
+    // 21 and 210..=219 without the DEBUG ones (i % 4 == 0), in each task.
+    let per_task: Vec<u64> = [21u64, 210, 211, 213, 214, 215, 217, 218, 219]
+        .into_iter()
+        .rev()
+        .collect();
+    assert_eq!(lines.len(), 2 * per_task.len(), "{text}");
+    for (line, (task, i)) in lines.iter().zip(
+        per_task
+            .iter()
+            .map(|i| (&newer, *i))
+            .chain(per_task.iter().map(|i| (&older, *i))),
+    ) {
+        assert!(line.starts_with(&format!("{task}#L")), "{line}");
+        assert!(line.contains(" synthetic "), "{line}");
+        let number = line.split("synthetic record ").nth(1).unwrap_or_default();
+        assert_eq!(
+            number.split_whitespace().next(),
+            Some(i.to_string().as_str()),
+            "{line}"
+        );
+    }
+    // --limit stops across pages; --grep is the same as the positional text.
+    let three = stdout(&server.cli(&["search", "--grep", "record 21", "-n", "3"]));
+    assert_eq!(three.lines().collect::<Vec<_>>(), lines[..3].to_vec());
+    // Task conditions: a status no task has, a plugin no task is.
+    assert!(stdout(&server.cli(&["search", "record", "--status", "failed"])).is_empty());
+    assert!(stdout(&server.cli(&["search", "record", "--plugin", "shell"])).is_empty());
+    let newer_task: serde_json::Value =
+        serde_json::from_str(&stdout(&server.cli(&["task", &newer]))).unwrap();
+    let created = newer_task["created_at"].as_str().unwrap();
+    let only_older = stdout(&server.cli(&[
+        "search",
+        "record 21",
+        "--level",
+        "error",
+        "--created-until",
+        created,
+    ]));
+    assert!(
+        !only_older.is_empty() && only_older.lines().all(|l| l.starts_with(&older)),
+        "{only_older}"
+    );
+    for bad in [
+        vec!["search", "x", "--status", "done"],
+        vec!["search", "x", "--limit", "0"],
+        vec!["search", "x", "--grep", "y"],
+        vec!["search", "--created-since", "yesterday"],
+        vec!["search", "--re", "(unclosed"],
+    ] {
+        let out = server.cli(&bad);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{bad:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }

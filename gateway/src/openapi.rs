@@ -11,7 +11,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
 
 use crate::params::NoQuery;
-use crate::routes::{admin, logs, settings, tasks};
+use crate::routes::{admin, logs, search, settings, tasks};
 
 /// `/livez`, `/readyz`: whether the server can do its work, and if not, why.
 #[derive(Debug, Serialize, ToSchema)]
@@ -82,6 +82,27 @@ pub struct PageParams {
     limit: Option<u32>,
 }
 
+/// Task conditions and paging of `GET /api/logs/search`.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct SearchParams {
+    /// Only tasks of these plugins (comma-separated or repeated; at most 50).
+    plugin: Option<String>,
+    /// Only tasks with these statuses (comma-separated or repeated).
+    status: Option<String>,
+    /// Only tasks created at or after this time (RFC 3339).
+    #[param(value_type = Option<String>, format = DateTime)]
+    created_since: Option<String>,
+    /// Only tasks created before this time (RFC 3339).
+    #[param(value_type = Option<String>, format = DateTime)]
+    created_until: Option<String>,
+    /// The `next_cursor` of the previous page.
+    cursor: Option<String>,
+    /// Hits per page, 1–1,000 (100).
+    limit: Option<u32>,
+}
+
 /// `GET /api/tasks/{id}/logs/export` format.
 #[derive(IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -138,6 +159,7 @@ impl Modify for BearerToken {
         logs::sources,
         logs::export,
         logs::index,
+        search::search,
         settings::get_logging,
         settings::put_logging,
         admin::list_tokens,

@@ -6,16 +6,17 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use protocol::api::{CleanupReport, CleanupRequest, NewToken};
 use protocol::{
-    FilterSpec, LogEntry, LogPage, LogSettings, NewTask, PluginInfo, TaskInfo, TaskList,
-    TokenCreated, TokenInfo,
+    FilterSpec, LogEntry, LogPage, LogSettings, NewTask, PluginInfo, SearchPage, TaskInfo,
+    TaskList, TokenCreated, TokenInfo,
 };
 use protocol::{SpoolReport, SpoolRetry};
 use storage::logs::MAX_PAGE_LIMIT;
+use storage::search::MAX_SEARCH_LIMIT;
 
 use super::output::{self, print_entries, print_tasks, use_color};
 use super::{
-    follow, CleanupArgs, LogsArgs, PluginsArgs, RunArgs, SettingsAction, SettingsArgs, SpoolArgs,
-    TaskArgs, TasksArgs, TokensAction, TokensArgs, WaitArgs,
+    follow, CleanupArgs, LogsArgs, PluginsArgs, RunArgs, SearchArgs, SettingsAction, SettingsArgs,
+    SpoolArgs, TaskArgs, TasksArgs, TokensAction, TokensArgs, WaitArgs,
 };
 use crate::client::Client;
 
@@ -145,6 +146,67 @@ pub async fn logs(args: LogsArgs) -> Result<i32> {
         }
         after = page.next_after_seq;
     }
+}
+
+/// `GET /api/logs/search`, page after page, until `--limit` records are printed or
+/// none are left. A page that stopped on the server's read budget says so on stderr
+/// and the search goes on from where it stopped.
+pub async fn search(args: SearchArgs) -> Result<i32> {
+    let client = client(&args.client)?;
+    let mut spec = args.filter.spec();
+    if args.text.is_some() {
+        spec.q = args.text.clone();
+    }
+    let mut query = filter_query(&spec);
+    let mut extra: Vec<(&str, String)> = Vec::new();
+    if !args.plugins.is_empty() {
+        extra.push(("plugin", args.plugins.join(",")));
+    }
+    if !args.statuses.is_empty() {
+        let statuses: Vec<&str> = args.statuses.iter().map(|s| s.as_str()).collect();
+        extra.push(("status", statuses.join(",")));
+    }
+    if let Some(t) = args.created_since {
+        extra.push(("created_since", t.to_string()));
+    }
+    if let Some(t) = args.created_until {
+        extra.push(("created_until", t.to_string()));
+    }
+    if !extra.is_empty() {
+        let extra = serde_urlencoded::to_string(&extra).expect("pairs encode");
+        query = if query.is_empty() {
+            extra
+        } else {
+            format!("{query}&{extra}")
+        };
+    }
+    let json = args.client.json(false);
+    let color = use_color() && !json;
+    let mut out = std::io::stdout().lock();
+    let mut left = args.limit as usize;
+    let mut cursor: Option<String> = None;
+    while left > 0 {
+        let mut path = format!(
+            "/api/logs/search?{query}{}limit={}",
+            if query.is_empty() { "" } else { "&" },
+            left.min(MAX_SEARCH_LIMIT)
+        );
+        if let Some(cursor) = &cursor {
+            path.push('&');
+            path.push_str(&serde_urlencoded::to_string([("cursor", cursor)]).expect("encodes"));
+        }
+        let page: SearchPage = client.get(&path).await?;
+        if let Some(scanned) = page.scanned {
+            eprintln!("(read {scanned} records without filling a page; going on)");
+        }
+        output::print_hits(&mut out, &page.hits, json, color)?;
+        left = left.saturating_sub(page.hits.len());
+        match page.next_cursor {
+            Some(next) if page.has_more => cursor = Some(next),
+            _ => break,
+        }
+    }
+    Ok(0)
 }
 
 /// The last `n` matching records, oldest first. A page may hold fewer than asked

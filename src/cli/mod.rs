@@ -39,6 +39,9 @@ pub enum Command {
     Task(TaskArgs),
     /// Print a task's logs, filtered; --follow streams them live until the task ends.
     Logs(LogsArgs),
+    /// Find records across all tasks (newest task first, latest record first):
+    /// `tasklens search "deadlock detected" --since 7d`.
+    Search(SearchArgs),
     /// Cancel a queued or running task.
     Cancel(TaskArgs),
     /// Delete a finished task and its logs (admin).
@@ -296,6 +299,32 @@ pub struct LogsArgs {
     /// ones; not with --after-seq).
     #[arg(long, conflicts_with = "after_seq", value_parser = clap::value_parser!(u64).range(1..=MAX_PAGE_LIMIT as u64))]
     pub tail: Option<u64>,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct SearchArgs {
+    /// Text the message contains (ASCII letters ignore case); the same as --grep.
+    #[arg(conflicts_with = "grep")]
+    pub text: Option<String>,
+    #[command(flatten)]
+    pub filter: FilterArgs,
+    /// Only tasks of these plugins (repeat, or separate with commas).
+    #[arg(long = "plugin", value_delimiter = ',')]
+    pub plugins: Vec<String>,
+    /// Only tasks with these statuses (repeat, or separate with commas).
+    #[arg(long = "status", value_delimiter = ',')]
+    pub statuses: Vec<protocol::TaskStatus>,
+    /// Only tasks created at or after this time (as --since).
+    #[arg(long, value_parser = parse_time)]
+    pub created_since: Option<Timestamp>,
+    /// Only tasks created before this time (as --since).
+    #[arg(long, value_parser = parse_time)]
+    pub created_until: Option<Timestamp>,
+    /// Print at most this many records (1 to 100,000).
+    #[arg(long, short = 'n', default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub limit: u64,
     #[command(flatten)]
     pub client: ClientArgs,
 }

@@ -2,7 +2,7 @@
 
 use std::io::{IsTerminal, Write};
 
-use protocol::{LogEntry, PluginInfo, TaskInfo};
+use protocol::{LogEntry, PluginInfo, SearchHit, TaskInfo};
 
 /// Colour when stdout is a terminal and `NO_COLOR` is not set.
 pub fn use_color() -> bool {
@@ -31,6 +31,32 @@ pub fn print_entries(
             writeln!(out)?;
         } else {
             writeln!(out, "{}", entry_line(entry, color))?;
+        }
+    }
+    Ok(())
+}
+
+/// Search hits: JSON lines, or the task and seq (as in a console permalink,
+/// `TASK#L12`), the plugin, and the record's line.
+pub fn print_hits(
+    out: &mut impl Write,
+    hits: &[SearchHit],
+    json: bool,
+    color: bool,
+) -> std::io::Result<()> {
+    for hit in hits {
+        if json {
+            serde_json::to_writer(&mut *out, hit)?;
+            writeln!(out)?;
+        } else {
+            writeln!(
+                out,
+                "{}#L{} {} {}",
+                hit.task_id,
+                hit.log.seq,
+                hit.plugin,
+                entry_line(&hit.log, color)
+            )?;
         }
     }
     Ok(())

@@ -312,7 +312,7 @@ pub const EXPORTS: usize = 4;
 const PERMIT_WAIT: Duration = Duration::from_secs(10);
 
 /// A heavy-read permit, or 503 with `Retry-After` when none frees up in time.
-async fn heavy_read(
+pub(crate) async fn heavy_read(
     permits: &tokio::sync::Semaphore,
 ) -> Result<tokio::sync::SemaphorePermit<'_>, ApiError> {
     match tokio::time::timeout(PERMIT_WAIT, permits.acquire()).await {

@@ -8,6 +8,7 @@
 
 pub mod admin;
 pub mod logs;
+pub mod search;
 pub mod settings;
 pub mod tasks;
 
@@ -119,6 +120,9 @@ pub fn endpoints() -> Vec<Endpoint> {
         }),
         e(Method::GET, "/api/tasks/{id}/logs/index", Token, || {
             web::get().to(logs::index)
+        }),
+        e(Method::GET, "/api/logs/search", Token, || {
+            web::get().to(search::search)
         }),
         e(Method::GET, "/api/settings/logging", Token, || {
             web::get().to(settings::get_logging)

@@ -2,7 +2,7 @@
 //! synthetic plugin is specified to produce; counts; export.
 
 use actix_web::http::StatusCode;
-use protocol::{LogEntry, LogLevel, SourceCount};
+use protocol::{LogEntry, LogLevel, SourceCount, TaskId, Timestamp};
 use testkit::backends;
 
 use crate::helpers::{assert_ascending, spawn_app};
@@ -349,4 +349,100 @@ async fn exports_that_stop_reading_are_disconnected() {
             "{end:?}"
         );
     }
+}
+
+/// `GET /api/logs/search`: hits of several tasks, newest task first and latest
+/// record first, with their task and plugin; cursor pages join up to the one big
+/// page; viewers and admins get the same; task conditions narrow it; a deleted task
+/// leaves it.
+#[actix_rt::test]
+async fn search_across_tasks_finds_records_of_every_task_in_order() {
+    for backend in backends() {
+        let app = spawn_app(backend).await;
+        let mut tasks = Vec::new();
+        for count in [300u64, 500, 400] {
+            tasks.push(
+                app.run_task("synthetic", serde_json::json!({"count": count}))
+                    .await,
+            );
+        }
+        let (status, one) = app.get("/api/logs/search?q=RECORD%2021&limit=1000").await;
+        assert_eq!(status, StatusCode::OK, "{backend}: {one}");
+        let hits: Vec<protocol::SearchHit> = serde_json::from_value(one["hits"].clone()).unwrap();
+        assert_eq!(one["has_more"], false, "{backend}");
+        let mut want = Vec::new();
+        for task in tasks.iter().rev() {
+            let count = task.params["count"].as_u64().unwrap();
+            let mut seqs: Vec<String> = (0..count)
+                .filter(|i| i % 4 != 0 && i.to_string().starts_with("21"))
+                .map(|i| format!("synthetic record {i}"))
+                .collect();
+            seqs.reverse();
+            want.extend(seqs.into_iter().map(|m| (task.id, m)));
+        }
+        let got: Vec<(TaskId, String)> = hits
+            .iter()
+            .map(|h| (h.task_id, h.log.message.clone()))
+            .collect();
+        assert_eq!(got, want, "{backend}");
+        assert!(hits.iter().all(|h| h.plugin == "synthetic"));
+
+        // Pages of 4 add up to the same, for a viewer too.
+        let mut paged = Vec::new();
+        let mut cursor = String::new();
+        loop {
+            let (status, page) = app
+                .get_as(
+                    &app.viewer,
+                    &format!("/api/logs/search?q=RECORD%2021&limit=4{cursor}"),
+                )
+                .await;
+            assert_eq!(status, StatusCode::OK, "{backend}: {page}");
+            let hits: Vec<protocol::SearchHit> =
+                serde_json::from_value(page["hits"].clone()).unwrap();
+            assert!(
+                !hits.is_empty() || page["has_more"] == false,
+                "{backend}: {page}"
+            );
+            paged.extend(hits);
+            match page["next_cursor"].as_str() {
+                Some(next) => cursor = format!("&cursor={next}"),
+                None => break,
+            }
+        }
+        assert_eq!(paged, hits, "{backend}");
+
+        // Task conditions: the oldest task only; then a status no task has.
+        let oldest = &tasks[0];
+        let until = oldest.created_at.as_micros() + 1;
+        let until = Timestamp(until).to_string();
+        let (_, page) = app
+            .get(&format!("/api/logs/search?q=RECORD%2021&created_until={}&status=success,failed&plugin=synthetic", urlencode(&until)))
+            .await;
+        let only: Vec<protocol::SearchHit> = serde_json::from_value(page["hits"].clone()).unwrap();
+        assert!(
+            !only.is_empty() && only.iter().all(|h| h.task_id == oldest.id),
+            "{backend}: {page}"
+        );
+        let (_, page) = app
+            .get("/api/logs/search?q=RECORD%2021&status=queued")
+            .await;
+        assert_eq!(page["hits"], serde_json::json!([]), "{backend}");
+
+        // A deleted task's records leave the search.
+        let (status, _) = app
+            .delete_as(&app.admin, &format!("/api/tasks/{}", tasks[2].id))
+            .await;
+        assert_eq!(status, StatusCode::NO_CONTENT);
+        let (_, page) = app.get("/api/logs/search?q=RECORD%2021&limit=1000").await;
+        let left: Vec<protocol::SearchHit> = serde_json::from_value(page["hits"].clone()).unwrap();
+        assert!(
+            !left.is_empty() && left.iter().all(|h| h.task_id != tasks[2].id),
+            "{backend}"
+        );
+    }
+}
+
+fn urlencode(text: &str) -> String {
+    text.replace(':', "%3A").replace('+', "%2B")
 }
