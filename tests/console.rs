@@ -612,3 +612,93 @@ fn a_gateways_console_follows_tasks_running_on_two_engines() {
         "three nodes: two engines running one task each, and the gateway",
     );
 }
+
+/// The top bar's search box finds a line in another task: the search page lists it
+/// with its task, and following it opens that task at the line.
+#[test]
+fn global_search_finds_a_line_in_another_task_and_opens_it_at_its_line() {
+    let Some(ui) = ui_dir() else { return };
+    let fresh = FreshDb::new("sqlite");
+    let server = Server::start_on(&fresh.url, free_port(), Some(&ui));
+    let here = run(&server, "synthetic", &["count=300"]);
+    let there = run(
+        &server,
+        "shell",
+        &[
+            r#"argv=["sh", "-c", "echo starting; echo 'ERROR: deadlock detected on orders'; echo done"]"#,
+        ],
+    );
+    wait_done(&server, &here);
+    wait_done(&server, &there);
+    let browser = Browser::start();
+    browser.login(&server.url(), ADMIN);
+    browser.goto(&format!("{}/tasks/{here}", server.url()));
+    browser.wait(
+        "return document.querySelectorAll('[data-testid=log-row]').length > 0",
+        "the first task's rows",
+    );
+
+    browser.type_into("[data-testid=global-search]", "DEADLOCK detected\u{E007}");
+    browser.wait(
+        "return location.pathname === '/search' && new URLSearchParams(location.search).get('q') === 'DEADLOCK detected'",
+        "the search page with the text in its URL",
+    );
+    browser.wait(
+        "return document.querySelectorAll('[data-testid=search-hit]').length === 1",
+        "one hit",
+    );
+    let hit = browser.js("const h = document.querySelector('[data-testid=search-hit]'); return [h.dataset.task, h.dataset.seq, h.textContent]");
+    assert_eq!(hit[0], there.as_str(), "{hit}");
+    assert!(
+        hit[2]
+            .as_str()
+            .unwrap()
+            .contains("ERROR: deadlock detected on orders"),
+        "{hit}"
+    );
+    let marked =
+        browser.js("return document.querySelector('[data-testid=search-hit] mark').textContent");
+    assert_eq!(
+        marked, "deadlock detected",
+        "the match is marked, in the line's own case"
+    );
+    let seq = hit[1].as_str().unwrap().to_owned();
+
+    // A text every synthetic line has: hits of the one task, latest line first.
+    browser.replace_text("[data-testid=search-text]", "synthetic record 29");
+    browser.click("[data-testid=search-submit]");
+    browser.wait(
+        "const h = [...document.querySelectorAll('[data-testid=search-hit]')]; return h.length > 0 && h.every(r => r.textContent.includes('synthetic record 29'))",
+        "the synthetic task's hits",
+    );
+    let seqs = browser.js("return [...document.querySelectorAll('[data-testid=search-hit]')].map(r => Number(r.dataset.seq))");
+    let seqs: Vec<u64> = serde_json::from_value(seqs).unwrap();
+    assert!(
+        seqs.windows(2).all(|w| w[0] > w[1]),
+        "latest first: {seqs:?}"
+    );
+    browser.js("history.back()");
+    browser.wait(
+        "return document.querySelectorAll('[data-testid=search-hit]').length === 1",
+        "back to the first search",
+    );
+
+    browser.click("[data-testid=search-hit] a");
+    browser.wait(
+        &format!("return location.pathname === '/tasks/{there}' && location.hash === '#L{seq}'"),
+        "the task page at the line",
+    );
+    browser.wait(
+        &format!("const r = document.querySelector('[data-testid=log-row][data-seq=\"{seq}\"]'); return r && r.classList.contains('selected') && r.textContent.includes('deadlock detected')"),
+        "the line highlighted",
+    );
+
+    if let Ok(dir) = std::env::var("TASKLENS_SCREENSHOT_DIR") {
+        browser.goto(&format!("{}/search?q=record%2029", server.url()));
+        browser.wait(
+            "return document.querySelectorAll('[data-testid=search-hit]').length > 0",
+            "hits",
+        );
+        browser.screenshot(&PathBuf::from(dir).join("global-search.png"));
+    }
+}

@@ -5,7 +5,8 @@ use yew_router::prelude::*;
 
 use crate::auth::{AuthAction, AuthContext, AuthProvider};
 use crate::pages::{
-    login::Login, nodes::NodesPage, settings::LoggingSettings, task::TaskPage, tasks::TasksPage,
+    login::Login, nodes::NodesPage, search::SearchPageView, settings::LoggingSettings,
+    task::TaskPage, tasks::TasksPage,
 };
 
 #[derive(Debug, Clone, PartialEq, Routable)]
@@ -18,6 +19,8 @@ pub enum Route {
     Tasks,
     #[at("/tasks/:id")]
     Task { id: String },
+    #[at("/search")]
+    Search,
     #[at("/admin/settings/logging")]
     Settings,
     #[at("/admin/nodes")]
@@ -67,6 +70,7 @@ fn Shell() -> Html {
         Route::Login => html! { <Login /> },
         Route::Tasks => html! { <TasksPage /> },
         Route::Task { id } => html! { <TaskPage {id} /> },
+        Route::Search => html! { <SearchPageView /> },
         Route::Settings => html! { <LoggingSettings /> },
         Route::Nodes => html! { <NodesPage /> },
         Route::NotFound => html! {
@@ -86,16 +90,51 @@ fn Shell() -> Html {
                 <Link<Route> to={Route::Tasks} classes="brand">{ "Tasklens" }</Link<Route>>
                 <nav>
                     <Link<Route> to={Route::Tasks}>{ "Tasks" }</Link<Route>>
+                    <Link<Route> to={Route::Search}>{ "Search" }</Link<Route>>
                     <Link<Route> to={Route::Settings}>{ "Admin Settings › Logging" }</Link<Route>>
                     if auth.is_admin() {
                         <Link<Route> to={Route::Nodes}>{ "Admin › Nodes" }</Link<Route>>
                     }
                 </nav>
+                <GlobalSearch />
                 <span class="who" title="the token you logged in with">{ format!("{} ({role})", auth.name) }</span>
                 <button class="link" onclick={logout} data-testid="logout">{ "Log out" }</button>
             </header>
             { page }
         </>
+    }
+}
+
+/// The search box of the top bar: Enter opens `/search` for the text.
+#[component]
+fn GlobalSearch() -> Html {
+    let navigator = use_navigator();
+    let onkeydown = Callback::from(move |e: KeyboardEvent| {
+        if e.key() != "Enter" {
+            return;
+        }
+        let Some(input) = e.target_dyn_into::<web_sys::HtmlInputElement>() else {
+            return;
+        };
+        let text = input.value();
+        if text.trim().is_empty() {
+            return;
+        }
+        if let Some(nav) = &navigator {
+            let query = crate::search_url::SearchQuery {
+                text,
+                ..Default::default()
+            };
+            let pairs = crate::view_url::decode_pairs(&query.to_query());
+            if nav.push_with_query(&Route::Search, &pairs).is_err() {
+                nav.push(&Route::Search);
+            }
+            input.set_value("");
+        }
+    });
+    html! {
+        <input class="global-search" type="search" placeholder="Search all tasks…" aria-label="search the logs of every task"
+               {onkeydown} data-testid="global-search" />
     }
 }
 

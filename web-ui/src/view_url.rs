@@ -129,7 +129,7 @@ pub fn line_from_hash(hash: &str) -> Option<u32> {
     hash.trim_start_matches('#').strip_prefix('L')?.parse().ok()
 }
 
-fn encode_pairs(pairs: &[(String, String)]) -> String {
+pub(crate) fn encode_pairs(pairs: &[(String, String)]) -> String {
     pairs
         .iter()
         .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
@@ -175,7 +175,7 @@ fn decode(text: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-fn decode_pairs(query: &str) -> Vec<(String, String)> {
+pub(crate) fn decode_pairs(query: &str) -> Vec<(String, String)> {
     query
         .split('&')
         .filter(|p| !p.is_empty())

@@ -2,6 +2,7 @@
 
 pub mod login;
 pub mod nodes;
+pub mod search;
 pub mod settings;
 pub mod task;
 pub mod tasks;
