@@ -1,9 +1,11 @@
 //! WebSocket frames (`/ws`), JSON text messages tagged by `type`.
 //!
 //! Client → server: `auth`, `subscribe`, `set_filter`, `unsubscribe`,
-//! `subscribe_tasks`, `unsubscribe_tasks`. Server → client: `logs` (history first,
-//! then live, in seq order, without gaps or duplicates), `caught_up` (once history has
-//! been sent), `task` (status changes), `error` (the connection stays up).
+//! `subscribe_tasks`, `unsubscribe_tasks`, `subscribe_all`, `unsubscribe_all`.
+//! Server → client: `logs` (history first, then live, in seq order, without gaps or
+//! duplicates), `caught_up` (once history has been sent), `task` (status changes),
+//! `matched` (live records of any task that pass the `subscribe_all` filter),
+//! `error` (the connection stays up).
 
 use serde::{Deserialize, Serialize};
 
@@ -40,6 +42,14 @@ pub enum ClientMessage {
     /// Receive a `task` message for every status change of every task.
     SubscribeTasks {},
     UnsubscribeTasks {},
+    /// A live search over every task running on this node: from now on, its records
+    /// that pass `filter` come as `matched` frames (no history: that is
+    /// `GET /api/logs/search`). Sending it again replaces the filter.
+    SubscribeAll {
+        #[serde(default)]
+        filter: FilterSpec,
+    },
+    UnsubscribeAll {},
 }
 
 /// A message from server to client.
@@ -57,6 +67,12 @@ pub enum ServerMessage {
     },
     Task {
         task: TaskInfo,
+    },
+    /// Live records of one task that pass the connection's `subscribe_all` filter,
+    /// in seq order.
+    Matched {
+        task_id: TaskId,
+        entries: Vec<LogEntry>,
     },
     Error {
         message: String,

@@ -124,7 +124,8 @@ async fn stream_once(
                             return Ok(Ended::Task(task.status));
                         }
                     }
-                    ServerMessage::Task { .. } => {}
+                    // Following one task never asks for a live search.
+                    ServerMessage::Task { .. } | ServerMessage::Matched { .. } => {}
                     ServerMessage::Error {
                         message,
                         task_id: Some(id),

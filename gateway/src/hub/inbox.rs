@@ -31,6 +31,12 @@ pub enum Delivery {
         task_id: TaskId,
         batch: Arc<LogBatch>,
     },
+    /// A batch of any task for the session's live search (`subscribe_all`); the
+    /// session applies its search filter.
+    Matched {
+        task_id: TaskId,
+        batch: Arc<LogBatch>,
+    },
     /// A status change of a followed or watched task.
     Status(Arc<TaskInfo>),
 }

@@ -7,7 +7,8 @@
 //!
 //! Messages: [`LogsAppended`], [`LogsPersisted`], [`TaskStatusChanged`] from the
 //! engine; [`remote::RemoteLogs`] and [`remote::RemoteStatus`] about tasks running
-//! on other nodes (see [`remote`]); [`Join`], [`Leave`], [`Follow`], [`Unfollow`], [`WatchAll`] from sessions;
+//! on other nodes (see [`remote`]); [`Join`], [`Leave`], [`Follow`], [`Unfollow`],
+//! [`WatchAll`], [`WatchAllLogs`] from sessions;
 //! [`ForgetTask`] when a task is deleted.
 //!
 //! Hand-off: [`Follow`] registers the session and answers, in the same handler, with
@@ -96,6 +97,15 @@ pub struct Unfollow {
     pub task_id: TaskId,
 }
 
+/// Deliver (or stop delivering) to a session every batch of every task whose records
+/// may pass `interest`: a live search over all tasks (`subscribe_all`).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct WatchAllLogs {
+    pub session: SessionId,
+    pub interest: Option<Interest>,
+}
+
 /// Deliver (or stop delivering) every task's status changes to a session.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
@@ -134,6 +144,8 @@ struct Link {
     wake: Recipient<Wake>,
     follows: HashSet<TaskId>,
     watch_all: bool,
+    /// The live search's level and sources, if the session has one.
+    all_logs: Option<Interest>,
 }
 
 impl Link {
@@ -303,6 +315,32 @@ impl LogHub {
         }
     }
 
+    /// Puts `batch` into the inbox of each live search it may interest.
+    fn deliver_to_searches(&mut self, task: TaskId, batch: &Arc<LogBatch>) {
+        let mut failed = Vec::new();
+        for (session, link) in &self.sessions {
+            let Some(interest) = &link.all_logs else {
+                continue;
+            };
+            let bytes = batch.bytes_passing(interest.min_level, &interest.sources);
+            if bytes == 0 {
+                self.skipped += 1;
+                continue;
+            }
+            self.delivered += 1;
+            let delivery = Delivery::Matched {
+                task_id: task,
+                batch: batch.clone(),
+            };
+            if !link.push(delivery, bytes) {
+                failed.push(*session);
+            }
+        }
+        for session in failed {
+            self.drop_session(session, true);
+        }
+    }
+
     fn deliver_status(&mut self, task: TaskInfo) {
         // Small params only (large ones stay behind `GET /api/tasks/{id}`), and one
         // copy that every session shares, serialised once to know its cost.
@@ -351,6 +389,7 @@ impl Handler<LogsAppended> for LogHub {
             feed.pending.push_back(msg.batch.clone());
         }
         self.deliver_batch(task, &msg.batch);
+        self.deliver_to_searches(task, &msg.batch);
         self.gc(task);
     }
 }
@@ -402,6 +441,7 @@ impl Handler<Join> for LogHub {
                 wake: msg.wake,
                 follows: HashSet::new(),
                 watch_all: false,
+                all_logs: None,
             },
         );
     }
@@ -451,6 +491,16 @@ impl Handler<WatchAll> for LogHub {
     fn handle(&mut self, msg: WatchAll, _: &mut Context<Self>) {
         if let Some(link) = self.sessions.get_mut(&msg.session) {
             link.watch_all = msg.on;
+        }
+    }
+}
+
+impl Handler<WatchAllLogs> for LogHub {
+    type Result = ();
+
+    fn handle(&mut self, msg: WatchAllLogs, _: &mut Context<Self>) {
+        if let Some(link) = self.sessions.get_mut(&msg.session) {
+            link.all_logs = msg.interest;
         }
     }
 }

@@ -57,9 +57,59 @@ fn logs_in(inbox: &Inbox) -> Vec<u64> {
         .into_iter()
         .filter_map(|d| match d {
             Delivery::Logs { batch, .. } => Some(batch.first_seq()),
-            Delivery::Status(_) => None,
+            Delivery::Matched { .. } | Delivery::Status(_) => None,
         })
         .collect()
+}
+
+/// The (task, first seq) of each batch delivered for a live search.
+fn matched_in(inbox: &Inbox) -> Vec<(TaskId, u64)> {
+    inbox
+        .take()
+        .into_iter()
+        .filter_map(|d| match d {
+            Delivery::Matched { task_id, batch } => Some((task_id, batch.first_seq())),
+            Delivery::Logs { .. } | Delivery::Status(_) => None,
+        })
+        .collect()
+}
+
+/// A live search (`subscribe_all`) gets the batches of every task that its level
+/// can pass, followed or not, and nothing once it stops; other sessions get none.
+#[actix_rt::test]
+async fn a_live_search_gets_every_tasks_batches_its_level_can_pass() {
+    let hub = LogHub::new(Duration::from_secs(60)).start();
+    let (a, b) = (TaskId(uuid::Uuid::new_v4()), TaskId(uuid::Uuid::new_v4()));
+    let (search, _) = join(&hub, 1, 1 << 20).await;
+    let (bystander, _) = join(&hub, 2, 1 << 20).await;
+    let errors = Interest {
+        min_level: Some(LogLevel::Error),
+        sources: vec![],
+    };
+    hub.send(WatchAllLogs {
+        session: 1,
+        interest: Some(errors),
+    })
+    .await
+    .unwrap();
+    let append = |task, seqs, level| {
+        hub.send(LogsAppended {
+            batch: batch(task, seqs, level),
+        })
+    };
+    append(a, 1..10, LogLevel::Info).await.unwrap();
+    append(a, 10..12, LogLevel::Error).await.unwrap();
+    append(b, 1..3, LogLevel::Error).await.unwrap();
+    assert_eq!(matched_in(&search), [(a, 10), (b, 1)]);
+    assert!(bystander.take().is_empty());
+    hub.send(WatchAllLogs {
+        session: 1,
+        interest: None,
+    })
+    .await
+    .unwrap();
+    append(b, 3..5, LogLevel::Error).await.unwrap();
+    assert!(matched_in(&search).is_empty());
 }
 
 #[actix_rt::test]

@@ -9,9 +9,13 @@ use protocol::{LogEntry, ServerMessage, TaskId, TaskInfo};
 
 use super::subscription::Outgoing;
 
-fn begin_logs(task_id: TaskId, capacity: usize) -> Vec<u8> {
+fn begin_logs(kind: &str, task_id: TaskId, capacity: usize) -> Vec<u8> {
     let mut out = Vec::with_capacity(capacity);
-    write!(out, r#"{{"type":"logs","task_id":"{task_id}","entries":["#).expect("writing to a Vec");
+    write!(
+        out,
+        r#"{{"type":"{kind}","task_id":"{task_id}","entries":["#
+    )
+    .expect("writing to a Vec");
     out
 }
 
@@ -33,16 +37,21 @@ fn end(out: Vec<u8>) -> String {
 /// clients with the usual 1 MiB message limit can read them.
 pub const MAX_FRAME_BYTES: usize = 1 << 20;
 
-/// `logs` frames holding `entries`, in order, each at most about [`MAX_FRAME_BYTES`].
-fn logs_frames<'a>(task_id: TaskId, entries: impl Iterator<Item = &'a LogEntry>) -> Vec<String> {
+/// `kind` frames (`logs`, `matched`) holding `entries`, in order, each at most about
+/// [`MAX_FRAME_BYTES`].
+fn logs_frames<'a>(
+    kind: &str,
+    task_id: TaskId,
+    entries: impl Iterator<Item = &'a LogEntry>,
+) -> Vec<String> {
     let mut frames = Vec::new();
-    let mut out = begin_logs(task_id, 64 * 1024);
+    let mut out = begin_logs(kind, task_id, 64 * 1024);
     let mut first = true;
     for entry in entries {
         if !first && out.len() >= MAX_FRAME_BYTES {
             frames.push(end(std::mem::replace(
                 &mut out,
-                begin_logs(task_id, 64 * 1024),
+                begin_logs(kind, task_id, 64 * 1024),
             )));
             first = true;
         }
@@ -56,12 +65,17 @@ fn logs_frames<'a>(task_id: TaskId, entries: impl Iterator<Item = &'a LogEntry>)
 
 /// `logs` frames of owned entries (history).
 pub fn logs(task_id: TaskId, entries: &[LogEntry]) -> Vec<String> {
-    logs_frames(task_id, entries.iter())
+    logs_frames("logs", task_id, entries.iter())
+}
+
+/// `matched` frames: the records of a live batch that pass a live search.
+pub fn matched<'a>(task_id: TaskId, entries: impl Iterator<Item = &'a LogEntry>) -> Vec<String> {
+    logs_frames("matched", task_id, entries)
 }
 
 /// `logs` frames of entries selected from shared batches (live).
 pub fn live_logs(task_id: TaskId, parts: &[(Arc<LogBatch>, Vec<u32>)]) -> Vec<String> {
-    logs_frames(task_id, Outgoing::entries(parts))
+    logs_frames("logs", task_id, Outgoing::entries(parts))
 }
 
 pub fn caught_up(task_id: TaskId, seq: u64) -> String {

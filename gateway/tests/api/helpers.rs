@@ -489,6 +489,9 @@ impl WsClient {
                     }
                 }
                 Some(Ok(ServerMessage::Error { message, .. })) => got.errors.push(message),
+                Some(Ok(ServerMessage::Matched { task_id: t, .. })) => {
+                    panic!("a live search's records of {t} arrived while following {task_id}")
+                }
                 Some(Err(reason)) => panic!("connection closed while following: {reason:?}"),
                 None => panic!("nothing arrived for 60 s while following {task_id}: {got:?}"),
             }

@@ -495,6 +495,22 @@ async fn bad_messages_get_errors_and_the_connection_stays_up() {
             r#"{"type":"unsubscribe_tasks","all":true}"#.into(),
             "unknown field",
         ),
+        (
+            r#"{"type":"subscribe_all","filter":{"re":"(x"}}"#.into(),
+            "regular expression",
+        ),
+        (
+            r#"{"type":"subscribe_all","filter":{"level":"LOUD"}}"#.into(),
+            "unknown level",
+        ),
+        (
+            r#"{"type":"subscribe_all","task_id":"x"}"#.into(),
+            "unknown field",
+        ),
+        (
+            r#"{"type":"unsubscribe_all","filter":{}}"#.into(),
+            "unknown field",
+        ),
     ];
     for (text, needle) in bad {
         ws.send_text(&text).await;
@@ -1000,4 +1016,115 @@ async fn connections_that_do_not_authenticate_are_bounded_and_closed() {
         }
     }
     drop(waiting);
+}
+
+/// `subscribe_all`: a live search over every running task. Only records that pass
+/// the filter come, as `matched` frames of their own task, in seq order, for tasks
+/// started after the search; a new filter replaces the old; `unsubscribe_all` stops
+/// it; a connection that also follows a task still gets its `logs` as before.
+#[actix_rt::test]
+async fn subscribe_all_is_a_live_search_over_every_task() {
+    let app = spawn_app("sqlite").await;
+    let mut ws = app.ws(Some(&app.viewer)).await;
+    ws.send(
+        serde_json::json!({"type": "subscribe_all", "filter": {"level": "ERROR", "q": "record 1"}}),
+    )
+    .await;
+    ws.send(serde_json::json!({"type": "subscribe_tasks"}))
+        .await;
+    handled(&mut ws).await;
+    let a = app
+        .start_task("synthetic", serde_json::json!({"count": 300}))
+        .await;
+    let b = app
+        .start_task("synthetic", serde_json::json!({"count": 200}))
+        .await;
+    // ERROR is i % 4 == 3; "record 1" is i starting with 1.
+    let want = |count: u64| -> Vec<String> {
+        (0..count)
+            .filter(|i| i % 4 == 3 && i.to_string().starts_with('1'))
+            .map(|i| format!("synthetic record {i}"))
+            .collect()
+    };
+    let mut got: std::collections::HashMap<protocol::TaskId, Vec<String>> = Default::default();
+    let mut last_seq: std::collections::HashMap<protocol::TaskId, u64> = Default::default();
+    let mut ended = 0;
+    while ended < 2 {
+        match ws.next(Duration::from_secs(10)).await {
+            Some(Ok(ServerMessage::Matched { task_id, entries })) => {
+                for e in entries {
+                    let last = last_seq.entry(task_id).or_default();
+                    assert!(e.seq > *last, "in seq order, once");
+                    *last = e.seq;
+                    got.entry(task_id).or_default().push(e.message);
+                }
+            }
+            Some(Ok(ServerMessage::Task { task })) if task.status.is_terminal() => ended += 1,
+            Some(Ok(ServerMessage::Task { .. })) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    // Records of a batch come before the status that ends their task.
+    assert_eq!(got.remove(&a.id).unwrap_or_default(), want(300));
+    assert_eq!(got.remove(&b.id).unwrap_or_default(), want(200));
+    assert!(got.is_empty(), "{got:?}");
+
+    // A new filter replaces the old one.
+    ws.send(serde_json::json!({"type": "subscribe_all", "filter": {"q": "record 7"}}))
+        .await;
+    ws.send(serde_json::json!({"type": "unsubscribe_tasks"}))
+        .await;
+    handled(&mut ws).await;
+    let c = app
+        .start_task("synthetic", serde_json::json!({"count": 100}))
+        .await;
+    let mut seen = Vec::new();
+    while seen.len() < 5 {
+        match ws.next(Duration::from_secs(10)).await {
+            Some(Ok(ServerMessage::Matched { task_id, entries })) => {
+                assert_eq!(task_id, c.id);
+                seen.extend(entries.into_iter().map(|e| e.message));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    // INFO and above by default: 7 and 70..79 without the DEBUG ones (i % 4 == 0).
+    let expected: Vec<String> = std::iter::once(7u64)
+        .chain(70..80)
+        .filter(|i| i % 4 != 0)
+        .map(|i| format!("synthetic record {i}"))
+        .collect();
+    while seen.len() < expected.len() {
+        match ws.next(Duration::from_secs(10)).await {
+            Some(Ok(ServerMessage::Matched { entries, .. })) => {
+                seen.extend(entries.into_iter().map(|e| e.message))
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(seen, expected);
+
+    // Stopped: a task's records no longer come; the connection still follows a task.
+    ws.send(serde_json::json!({"type": "unsubscribe_all"}))
+        .await;
+    handled(&mut ws).await;
+    // (follow_to_end fails on any `matched` frame, and d logs "record 7" live.)
+    let d = app
+        .start_task("synthetic", serde_json::json!({"count": 2000}))
+        .await;
+    ws.send(subscribe(d.id, serde_json::json!({}), 0)).await;
+    let followed = ws.follow_to_end(d.id).await;
+    assert_eq!(followed.entries.len(), 1500);
+    assert!(followed.errors.is_empty(), "{:?}", followed.errors);
+}
+
+/// Waits until the session has handled every message sent before: it answers in
+/// order, and it has told the hub of each before it answers this one.
+async fn handled(ws: &mut crate::helpers::WsClient) {
+    ws.send(serde_json::json!({"type": "unsubscribe", "task_id": "67e55044-10b1-426f-9247-bb680e5fe0c8"}))
+        .await;
+    match ws.next(Duration::from_secs(10)).await {
+        Some(Ok(ServerMessage::Error { message, .. })) if message.contains("not subscribed") => {}
+        other => panic!("{other:?}"),
+    }
 }

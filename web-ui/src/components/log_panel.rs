@@ -683,6 +683,8 @@ impl Component for LogPanel {
                             ctx.link().send_message(Msg::RefreshCounts);
                         }
                         ServerMessage::Error { message, .. } => self.error = Some(message),
+                        // The panel never asks for a live search over all tasks.
+                        ServerMessage::Matched { .. } => {}
                     },
                     LiveEvent::Closed(reason) => {
                         self.live = None;

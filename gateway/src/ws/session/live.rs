@@ -93,6 +93,14 @@ impl Handler<Wake> for WsSession {
             }
             match delivery {
                 Delivery::Logs { task_id, batch } => self.on_live_logs(task_id, batch, ctx),
+                Delivery::Matched { task_id, batch } => {
+                    if let Some(search) = &self.search {
+                        let passing = batch.entries.iter().filter(|e| search.matches(e));
+                        for frame in frames::matched(task_id, passing) {
+                            ctx.text(frame);
+                        }
+                    }
+                }
                 Delivery::Status(task) => self.on_status(&task, ctx),
             }
         }

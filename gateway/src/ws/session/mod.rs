@@ -84,6 +84,7 @@ pub fn start(
         tokens_seen: 0,
         subs: HashMap::new(),
         watch_all: false,
+        search: None,
         last_heard: Instant::now(),
         inbox,
         history_turn: Arc::new(tokio::sync::Semaphore::new(1)),
@@ -111,6 +112,8 @@ pub struct WsSession {
     tokens_seen: u64,
     subs: HashMap<TaskId, Subscription>,
     watch_all: bool,
+    /// The live search over every task (`subscribe_all`), if any.
+    search: Option<protocol::LogFilter>,
     last_heard: Instant,
     /// Live batches and status changes from the hub, not yet taken.
     inbox: Arc<Inbox>,

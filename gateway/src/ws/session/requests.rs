@@ -1,6 +1,7 @@
 //! What a client asks over its connection ([`ClientMessage`]): its token, on a
 //! connection opened without one; then following tasks (each a [`Subscription`]:
-//! history read, then live) with their filters, and watching every task's status.
+//! history read, then live) with their filters, watching every task's status, and a
+//! live search over every task (`subscribe_all`).
 
 use actix::prelude::*;
 use protocol::{ClientMessage, FilterSpec, LogFilter, TaskId};
@@ -8,7 +9,7 @@ use protocol::{ClientMessage, FilterSpec, LogFilter, TaskId};
 // The transport's types through the parent: only it names `actix-web-actors`.
 use super::{ws, Ctx, WsSession};
 use crate::auth::Caller;
-use crate::hub::{Unfollow, WatchAll};
+use crate::hub::{Interest, Unfollow, WatchAll, WatchAllLogs};
 use crate::ws::frames;
 use crate::ws::subscription::Subscription;
 
@@ -107,6 +108,23 @@ impl WsSession {
                 self.state.hub.do_send(WatchAll {
                     session: self.id,
                     on: true,
+                });
+            }
+            ClientMessage::SubscribeAll { filter } => match LogFilter::parse(&filter) {
+                Ok(filter) => {
+                    self.state.hub.do_send(WatchAllLogs {
+                        session: self.id,
+                        interest: Some(Interest::from(&filter)),
+                    });
+                    self.search = Some(filter);
+                }
+                Err(e) => ctx.text(frames::error(format!("bad filter: {e}"), None)),
+            },
+            ClientMessage::UnsubscribeAll {} => {
+                self.search = None;
+                self.state.hub.do_send(WatchAllLogs {
+                    session: self.id,
+                    interest: None,
                 });
             }
             ClientMessage::UnsubscribeTasks {} => {
