@@ -867,3 +867,78 @@ fn search_finds_records_across_tasks() {
         );
     }
 }
+
+/// `tasklens search -f`: a live search prints matching records of a running task as
+/// it logs them (each with its task and plugin), until stopped; refused with task
+/// conditions that only stored tasks have.
+#[test]
+fn search_follow_prints_matching_records_as_tasks_log_them() {
+    use std::io::BufRead;
+    let fresh = FreshDb::new("sqlite");
+    let server = Server::start(&fresh.url);
+    let mut live = server
+        .command(
+            ADMIN,
+            &[
+                "search",
+                "--level",
+                "error",
+                "--plugin",
+                "synthetic",
+                "-f",
+                "-o",
+                "json",
+            ],
+        )
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = live.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            if tx.send(line.unwrap()).is_err() {
+                return;
+            }
+        }
+    });
+    // Logs for a while, so the search is in place for part of it whenever it starts.
+    let out = server.cli(&[
+        "run",
+        "synthetic",
+        "-p",
+        "count=1000000",
+        "-p",
+        "rate=2000",
+        "-o",
+        "json",
+    ]);
+    let task: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let id = task["id"].as_str().unwrap().to_owned();
+    let mut seqs = Vec::new();
+    while seqs.len() < 20 {
+        let line = rx
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("live records within 30 s");
+        let hit: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(hit["task_id"], id.as_str(), "{line}");
+        assert_eq!(hit["plugin"], "synthetic", "{line}");
+        assert_eq!(hit["log"]["level"], "ERROR", "{line}");
+        seqs.push(hit["log"]["seq"].as_u64().unwrap());
+    }
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "in order: {seqs:?}");
+    assert!(server.cli(&["cancel", &id]).status.success());
+    live.kill().unwrap();
+    live.wait().unwrap();
+
+    let refused = server.cli(&["search", "x", "-f", "--status", "running"]);
+    assert_eq!(refused.status.code(), Some(2));
+    let bad = server.cli(&["search", "-f", "--re", "(x"]);
+    assert_eq!(
+        bad.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("regular expression"));
+}

@@ -181,6 +181,9 @@ pub async fn search(args: SearchArgs) -> Result<i32> {
         };
     }
     let json = args.client.json(false);
+    if args.follow {
+        return super::live_search::live_search(&client, spec, &args.plugins, json).await;
+    }
     let color = use_color() && !json;
     let mut out = std::io::stdout().lock();
     let mut left = args.limit as usize;

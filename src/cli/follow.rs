@@ -58,9 +58,32 @@ pub async fn follow(
     }
 }
 
-enum FollowError {
+pub(super) enum FollowError {
     Transient(String),
     Fatal(anyhow::Error),
+}
+
+/// An open `/ws` connection.
+pub(super) type Connection = actix_codec::Framed<awc::BoxedSocket, ws::Codec>;
+
+/// Opens `/ws` with the client's token: a 401 is fatal, anything else worth a retry.
+pub(super) async fn connect(client: &Client) -> Result<Connection, FollowError> {
+    let mut request = client
+        .awc(Duration::from_secs(30))
+        .ws(client.ws_url())
+        .max_frame_size(256 * 1024 * 1024);
+    if let Some(token) = client.token() {
+        request = request.bearer_auth(token);
+    }
+    let (_, conn) = request.connect().await.map_err(|e| match e {
+        awc::error::WsClientError::InvalidResponseStatus(status) if status.as_u16() == 401 => {
+            FollowError::Fatal(anyhow!(
+                "401: the token is not valid (pass --token or set TASKLENS_TOKEN)"
+            ))
+        }
+        other => FollowError::Transient(format!("cannot connect to {}: {other}", client.ws_url())),
+    })?;
+    Ok(conn)
 }
 
 async fn stream_once(
@@ -71,81 +94,91 @@ async fn stream_once(
     json: bool,
     color: bool,
 ) -> Result<Ended, FollowError> {
-    let mut request = client
-        .awc(Duration::from_secs(30))
-        .ws(client.ws_url())
-        .max_frame_size(256 * 1024 * 1024);
-    if let Some(token) = client.token() {
-        request = request.bearer_auth(token);
-    }
-    let (_, mut conn) = request.connect().await.map_err(|e| match e {
-        awc::error::WsClientError::InvalidResponseStatus(status) if status.as_u16() == 401 => {
-            FollowError::Fatal(anyhow!(
-                "401: the token is not valid (pass --token or set TASKLENS_TOKEN)"
-            ))
-        }
-        other => FollowError::Transient(format!("cannot connect to {}: {other}", client.ws_url())),
-    })?;
+    let mut conn = connect(client).await?;
     let subscribe = ClientMessage::Subscribe {
         task_id,
         filter: filter.clone(),
         after_seq: *last_seq,
     };
-    let text = serde_json::to_string(&subscribe).expect("client messages serialise");
-    conn.send(ws::Message::Text(text.into()))
-        .await
-        .map_err(|e| FollowError::Transient(e.to_string()))?;
+    send(&mut conn, &subscribe).await?;
     let mut caught_up = false;
     let mut out = std::io::stdout();
+    loop {
+        let msg = match next_message(&mut conn).await? {
+            Incoming::Message(msg) => msg,
+            Incoming::Closed(why) => return Ok(Ended::Dropped(why)),
+        };
+        match msg {
+            ServerMessage::Logs { entries, .. } => {
+                if let Some(last) = entries.last() {
+                    *last_seq = last.seq;
+                }
+                let mut lock = out.lock();
+                print_entries(&mut lock, &entries, json, color)
+                    .map_err(|e| FollowError::Fatal(e.into()))?;
+            }
+            ServerMessage::CaughtUp { seq, .. } => {
+                caught_up = true;
+                *last_seq = (*last_seq).max(seq);
+            }
+            ServerMessage::Task { task } if task.id == task_id => {
+                if caught_up && task.status.is_terminal() {
+                    use std::io::Write;
+                    let _ = out.flush();
+                    return Ok(Ended::Task(task.status));
+                }
+            }
+            // Following one task never asks for a live search.
+            ServerMessage::Task { .. } | ServerMessage::Matched { .. } => {}
+            ServerMessage::Error {
+                message,
+                task_id: Some(id),
+            } if id == task_id => {
+                return Err(FollowError::Fatal(anyhow!("{message}")));
+            }
+            ServerMessage::Error { message, .. } => eprintln!("server: {message}"),
+        }
+    }
+}
+
+/// Sends one client message.
+pub(super) async fn send(conn: &mut Connection, msg: &ClientMessage) -> Result<(), FollowError> {
+    let text = serde_json::to_string(msg).expect("client messages serialise");
+    conn.send(ws::Message::Text(text.into()))
+        .await
+        .map_err(|e| FollowError::Transient(e.to_string()))
+}
+
+/// What the connection brings next, pings answered on the way.
+pub(super) enum Incoming {
+    Message(ServerMessage),
+    /// The connection ended, and why.
+    Closed(String),
+}
+
+pub(super) async fn next_message(conn: &mut Connection) -> Result<Incoming, FollowError> {
     while let Some(frame) = conn.next().await {
         let frame = frame.map_err(|e| FollowError::Transient(e.to_string()))?;
         match frame {
             ws::Frame::Text(bytes) => {
-                let msg: ServerMessage = serde_json::from_slice(&bytes).map_err(|e| {
-                    FollowError::Fatal(anyhow!("unexpected message from the server: {e}"))
-                })?;
-                match msg {
-                    ServerMessage::Logs { entries, .. } => {
-                        if let Some(last) = entries.last() {
-                            *last_seq = last.seq;
-                        }
-                        let mut lock = out.lock();
-                        print_entries(&mut lock, &entries, json, color)
-                            .map_err(|e| FollowError::Fatal(e.into()))?;
-                    }
-                    ServerMessage::CaughtUp { seq, .. } => {
-                        caught_up = true;
-                        *last_seq = (*last_seq).max(seq);
-                    }
-                    ServerMessage::Task { task } if task.id == task_id => {
-                        if caught_up && task.status.is_terminal() {
-                            use std::io::Write;
-                            let _ = out.flush();
-                            return Ok(Ended::Task(task.status));
-                        }
-                    }
-                    // Following one task never asks for a live search.
-                    ServerMessage::Task { .. } | ServerMessage::Matched { .. } => {}
-                    ServerMessage::Error {
-                        message,
-                        task_id: Some(id),
-                    } if id == task_id => {
-                        return Err(FollowError::Fatal(anyhow!("{message}")));
-                    }
-                    ServerMessage::Error { message, .. } => eprintln!("server: {message}"),
-                }
+                return serde_json::from_slice(&bytes)
+                    .map(Incoming::Message)
+                    .map_err(|e| {
+                        FollowError::Fatal(anyhow!("unexpected message from the server: {e}"))
+                    });
             }
             ws::Frame::Ping(payload) => {
                 let _ = conn.send(ws::Message::Pong(payload)).await;
             }
             ws::Frame::Close(reason) => {
-                let why = reason
-                    .and_then(|r| r.description)
-                    .unwrap_or_else(|| "closed by the server".into());
-                return Ok(Ended::Dropped(why));
+                return Ok(Incoming::Closed(
+                    reason
+                        .and_then(|r| r.description)
+                        .unwrap_or_else(|| "closed by the server".into()),
+                ));
             }
             _ => {}
         }
     }
-    Ok(Ended::Dropped("the connection ended".into()))
+    Ok(Incoming::Closed("the connection ended".into()))
 }

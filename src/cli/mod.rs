@@ -4,6 +4,7 @@
 pub mod commands;
 pub mod exec;
 pub mod follow;
+pub mod live_search;
 pub mod login;
 pub mod output;
 
@@ -325,6 +326,10 @@ pub struct SearchArgs {
     /// Print at most this many records (1 to 100,000).
     #[arg(long, short = 'n', default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     pub limit: u64,
+    /// Instead of stored records, print matching records as any task logs them,
+    /// until interrupted (a live search; with --plugin, not --status or --created-*).
+    #[arg(long, short = 'f', conflicts_with_all = ["statuses", "created_since", "created_until", "limit"])]
+    pub follow: bool,
     #[command(flatten)]
     pub client: ClientArgs,
 }
