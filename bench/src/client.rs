@@ -29,6 +29,18 @@ pub const RETRIEVAL_FILTERS: &[(&str, &str)] = &[
     ),
 ];
 
+/// Positions spread over a task of `rows` records (a fixed pseudo-random sequence,
+/// the same for every filter and for the floor).
+pub fn positions(rows: u64) -> impl Iterator<Item = u64> {
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    std::iter::repeat_with(move || {
+        seed = seed
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (seed >> 33) % (rows * 99 / 100)
+    })
+}
+
 pub struct Api {
     base: String,
     http: awc::Client,
@@ -266,20 +278,11 @@ impl Api {
         query: &str,
         requests: usize,
     ) -> Result<Stats> {
-        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
-        let mut next_position = move || {
-            seed = seed
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
-            (seed >> 33) % (rows * 99 / 100)
-        };
         let sep = if query.is_empty() { "" } else { "&" };
         let mut samples = Vec::with_capacity(requests);
-        for i in 0..requests + 10 {
-            let path = format!(
-                "/api/tasks/{task}/logs?{query}{sep}after_seq={}&limit=1000",
-                next_position()
-            );
+        for (i, position) in positions(rows).take(requests + 10).enumerate() {
+            let path =
+                format!("/api/tasks/{task}/logs?{query}{sep}after_seq={position}&limit=1000");
             let started = Instant::now();
             let page: LogPage = self.get(&path).await?;
             let took = started.elapsed();

@@ -27,6 +27,7 @@
 
 mod client;
 mod console;
+mod floor;
 mod live;
 mod nodes;
 mod report;
@@ -283,6 +284,23 @@ async fn ingest(
     sizes: &Sizes,
     report: &mut Report,
 ) -> Result<()> {
+    let floor = floor::bare_insert(backend, sizes.ingest)?;
+    report.rows.push(Row::new(
+        name,
+        &format!(
+            "floor: bare insert of {} rows, no server ({})",
+            report::thousands(sizes.ingest as f64),
+            match backend {
+                Backend::Sqlite => "prepared inserts, a transaction per 20,000",
+                Backend::Postgres => "COPY, a transaction per 20,000",
+            }
+        ),
+        format!("{} records/s", report::thousands(floor)),
+        "(the floor)",
+    ));
+    eprintln!("floor: bare insert {floor:.0}/s");
+    let of_floor = |rate: f64| format!("{:.0}% of the floor", 100.0 * rate / floor);
+
     // One task, on a fresh server.
     let server = Server::start(binary, db)?;
     let api = client::Api::new(&server);
@@ -291,7 +309,7 @@ async fn ingest(
     report.rows.push(Row::new(
         name,
         "ingest, 1 task",
-        format!("{} records/s", report::thousands(rate)),
+        format!("{} records/s ({})", report::thousands(rate), of_floor(rate)),
         ingest_target(backend),
     ));
     report.rows.push(Row::new(
@@ -312,7 +330,7 @@ async fn ingest(
     report.rows.push(Row::new(
         name,
         "ingest, 10 concurrent tasks",
-        format!("{} records/s", report::thousands(rate)),
+        format!("{} records/s ({})", report::thousands(rate), of_floor(rate)),
         ingest_target(backend),
     ));
     report.rows.push(Row::new(
@@ -385,7 +403,27 @@ async fn retrieval(
         "table filled to {total} rows in {:.0} s",
         filled.as_secs_f64()
     );
+    let bytes_now = || -> Result<u64> {
+        let db = storage::Db::connect(&storage::DatabaseSettings::new(db.url.clone()))?;
+        Ok(db.run_blocking(storage::logs::stored_bytes)?)
+    };
+    let unindexed = bytes_now()?;
     let behind = api.text_index_caught_up().await?;
+    let indexed = bytes_now()?;
+    report.rows.push(Row::new(
+        name,
+        &format!("disk per record, {} rows", report::thousands(total as f64)),
+        if backend == Backend::Sqlite {
+            format!(
+                "{:.0} bytes with the text index, {:.0} before it was built",
+                indexed as f64 / total as f64,
+                unindexed as f64 / total as f64
+            )
+        } else {
+            format!("{:.0} bytes", indexed as f64 / total as f64)
+        },
+        "(reported)",
+    ));
     if backend == Backend::Sqlite {
         report.rows.push(Row::new(
             name,
@@ -401,6 +439,18 @@ async fn retrieval(
             "(reported)",
         ));
     }
+    let url = db.url.clone();
+    let (rows, requests) = (sizes.target_task, sizes.requests);
+    let floor =
+        actix_rt::task::spawn_blocking(move || floor::bare_read(&url, target, rows, requests))
+            .await??;
+    report.rows.push(Row::new(
+        name,
+        "floor: bare keyset read of 1,000 rows + JSON encoding, no server",
+        floor.to_string(),
+        "(the floor)",
+    ));
+    eprintln!("floor: bare read {floor}");
     for (label, query) in client::RETRIEVAL_FILTERS {
         let stats = api
             .retrieval(target, sizes.target_task, query, sizes.requests)
@@ -412,7 +462,7 @@ async fn retrieval(
                 report::thousands(sizes.target_task as f64),
                 report::thousands(total as f64)
             ),
-            stats.to_string(),
+            format!("{stats} ({:.1}× the floor's p50)", stats.p50 / floor.p50),
             if label.starts_with("q ") {
                 "p50 ≤ 10 ms, p99 ≤ 30 ms"
             } else if label.starts_with("re ") {

@@ -13,6 +13,7 @@
 //! Functions here are plain and synchronous over a [`Conn`]; none of them knows about
 //! actors or HTTP.
 
+pub mod bare;
 pub mod changes;
 pub mod db;
 pub mod error;

@@ -126,6 +126,24 @@ pub struct NewLogRow<'a> {
     pub metadata: Option<&'a str>,
 }
 
+impl<'a> NewLogRow<'a> {
+    /// The row of `entry`, a record of the task whose id bytes are `task_id`.
+    pub fn of(task_id: &'a [u8], entry: &'a protocol::LogEntry) -> Self {
+        NewLogRow {
+            task_id,
+            seq: entry.seq as i64,
+            ts: entry.timestamp.as_micros(),
+            level: entry.level.as_i16(),
+            source: &entry.source,
+            message: &entry.message,
+            metadata: entry
+                .metadata
+                .as_deref()
+                .map(serde_json::value::RawValue::get),
+        }
+    }
+}
+
 #[derive(Debug, Insertable)]
 #[diesel(table_name = task_log_counts)]
 pub struct NewCountRow<'a> {

@@ -1731,3 +1731,28 @@ fn search_across_tasks_pages_in_order_while_tasks_log() {
         );
     }
 }
+
+/// The bench's floors store and read rows like the real paths: what `bare` stores
+/// reads back through `page_logs`, and `bare::read_rows` reads what the writer stored.
+#[test]
+fn bare_rows_are_the_same_rows() {
+    for backend in backends() {
+        let (_fresh, db, task) = database_with_a_task(backend);
+        let entries = records(2_500);
+        db.run_blocking(|c| storage::bare::insert_rows(c, task.id, &entries))
+            .unwrap();
+        assert_eq!(
+            collect_forward(&db, task.id, &LogFilter::default(), 1000),
+            entries,
+            "{backend}"
+        );
+        let other = new_task(2);
+        db.run_blocking(|c| tasks::insert_task(c, &other, None))
+            .unwrap();
+        store(&db, other.id, &entries);
+        let page = db
+            .run_blocking(|c| storage::bare::read_rows(c, other.id, 100, 1000))
+            .unwrap();
+        assert_eq!(page, entries[100..1100].to_vec(), "{backend}");
+    }
+}

@@ -11,8 +11,8 @@
 //! substring of the stored JSON), and every row it returns then passes
 //! [`LogFilter::matches`], so the result is exactly what the live stream would send.
 
-mod read;
-mod write;
+pub(crate) mod read;
+pub(crate) mod write;
 
 use std::collections::BTreeMap;
 

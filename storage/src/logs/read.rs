@@ -69,14 +69,7 @@ macro_rules! rows_between {
             .filter(task_logs::task_id.eq($task.as_bytes().as_slice()))
             .filter(task_logs::seq.gt(lo))
             .filter(task_logs::seq.lt(hi))
-            .select((
-                task_logs::seq,
-                task_logs::ts,
-                task_logs::level,
-                task_logs::source,
-                task_logs::message,
-                task_logs::metadata,
-            ))
+            .select(LOG_COLUMNS)
             .into_boxed();
         let q = if $backward {
             q.order(task_logs::seq.desc())
@@ -88,7 +81,24 @@ macro_rules! rows_between {
     }};
 }
 
-type LogColumns = (i64, i64, i16, String, String, Option<String>);
+pub(crate) type LogColumns = (i64, i64, i16, String, String, Option<String>);
+
+/// The columns of a record, in [`LogColumns`] order.
+pub(crate) const LOG_COLUMNS: (
+    task_logs::seq,
+    task_logs::ts,
+    task_logs::level,
+    task_logs::source,
+    task_logs::message,
+    task_logs::metadata,
+) = (
+    task_logs::seq,
+    task_logs::ts,
+    task_logs::level,
+    task_logs::source,
+    task_logs::message,
+    task_logs::metadata,
+);
 
 /// What a record weighs for [`MAX_PAGE_BYTES`].
 fn entry_bytes(entry: &LogEntry) -> usize {
@@ -557,7 +567,9 @@ fn like_pattern(text: &str) -> String {
     pattern
 }
 
-fn decode_row((seq, ts, level, source, message, metadata): LogColumns) -> Result<LogEntry> {
+pub(crate) fn decode_row(
+    (seq, ts, level, source, message, metadata): LogColumns,
+) -> Result<LogEntry> {
     Ok(LogEntry {
         seq: seq as u64,
         timestamp: Timestamp(ts),

@@ -4,7 +4,6 @@ use std::collections::{HashMap, HashSet};
 
 use diesel::prelude::*;
 use protocol::{LogEntry, TaskId};
-use serde_json::value::RawValue;
 
 use super::{LogBatchRef, POSTGRES_ROWS_PER_INSERT};
 use crate::db::Conn;
@@ -66,15 +65,9 @@ pub fn insert_log_batches(conn: &mut Conn, batches: &[LogBatchRef<'_>]) -> Resul
     let rows: Vec<NewLogRow<'_>> = ids
         .iter()
         .flat_map(|(task_id, entries)| {
-            entries.iter().map(move |entry| NewLogRow {
-                task_id: task_id.as_bytes(),
-                seq: entry.seq as i64,
-                ts: entry.timestamp.as_micros(),
-                level: entry.level.as_i16(),
-                source: &entry.source,
-                message: &entry.message,
-                metadata: entry.metadata.as_deref().map(RawValue::get),
-            })
+            entries
+                .iter()
+                .map(move |entry| NewLogRow::of(task_id.as_bytes(), entry))
         })
         .collect();
     if rows.is_empty() {
@@ -163,7 +156,10 @@ fn consecutive_runs(entries: &[LogEntry]) -> Vec<(i64, i64)> {
 /// diesel keeps it prepared per connection and SQLite never parses it again, where
 /// a statement per batch length would be parsed at every batch (a sixth of the
 /// writer's time). At most 15 statements follow the full ones.
-fn insert_sqlite_rows(c: &mut diesel::SqliteConnection, rows: &[NewLogRow<'_>]) -> Result<usize> {
+pub(crate) fn insert_sqlite_rows(
+    c: &mut diesel::SqliteConnection,
+    rows: &[NewLogRow<'_>],
+) -> Result<usize> {
     let mut inserted = 0;
     let mut rest = rows;
     macro_rules! in_arrays_of {
