@@ -702,3 +702,45 @@ fn global_search_finds_a_line_in_another_task_and_opens_it_at_its_line() {
         browser.screenshot(&PathBuf::from(dir).join("global-search.png"));
     }
 }
+
+/// Past seq 1,000,000 the seq column keeps the width it has at the top of the task
+/// (sized for the task's largest seq), so no row shifts; the count reads the task's
+/// lines once its index is in.
+#[test]
+fn the_seq_column_is_as_wide_as_the_largest_seq() {
+    let Some(ui) = ui_dir() else { return };
+    let fresh = FreshDb::new("sqlite");
+    let server = Server::start_on(&fresh.url, free_port(), Some(&ui));
+    assert!(server
+        .cli(&["settings", "set", "--task-level", "DEBUG"])
+        .status
+        .success());
+    let id = run(&server, "synthetic", &["count=1000020"]);
+    wait_done(&server, &id);
+    let browser = Browser::start();
+    browser.login(&server.url(), ADMIN);
+    let message_left = |seq: u64| {
+        // A new page each time: a permalink is read when the page opens.
+        browser.goto("about:blank");
+        browser.goto(&format!("{}/tasks/{id}#L{seq}", server.url()));
+        browser.wait(
+            &format!(
+                "return document.querySelector('[data-testid=log-row][data-seq=\"{seq}\"] .msg')"
+            ),
+            &format!("line {seq}"),
+        );
+        browser.js(&format!("return document.querySelector('[data-testid=log-row][data-seq=\"{seq}\"] .msg').getBoundingClientRect().left"))
+    };
+    // Within a pixel (sub-pixel layout); a character is about 7.5.
+    let top = message_left(3).as_f64().unwrap();
+    for seq in [999_999, 1_000_010] {
+        let left = message_left(seq).as_f64().unwrap();
+        assert!(
+            (left - top).abs() < 1.0,
+            "seq {seq}: {left} against {top} at the top"
+        );
+    }
+    let count = browser.js("return document.querySelector('[data-testid=log-count]').textContent");
+    // DEBUG lines are stored (seqs run to 1,000,020) and hidden at the default INFO.
+    assert_eq!(count, "750015 lines");
+}

@@ -175,6 +175,17 @@ impl LogPanel {
         self.index.len()
     }
 
+    /// Digits of the largest seq this view can show, so that the seq column keeps
+    /// one width for the whole task (6 at least, as before).
+    fn seq_digits(&self) -> usize {
+        let largest = self
+            .index
+            .last()
+            .map_or(0, |seq| u64::from(*seq))
+            .max(self.live_rows.keys().next_back().copied().unwrap_or(0));
+        largest.to_string().len().max(6)
+    }
+
     /// Starts over for the current filter: new index, new socket, empty cache.
     fn reload(&mut self, ctx: &Context<Self>) {
         self.generation += 1;
@@ -1070,7 +1081,9 @@ impl LogPanel {
                     }
                 </div>
                 <div class="status-line">
-                    <span data-testid="log-count" class="count">{ format!("{} lines", self.total()) }</span>
+                    <span data-testid="log-count" class="count" aria-busy={(!self.index_loaded).to_string()}>
+                        { if self.index_loaded { format!("{} lines", self.total()) } else { "loading…".to_owned() } }
+                    </span>
                     { live }
                     <button type="button" class={classes!("follow", self.follow.then_some("on"))} aria-pressed={self.follow.to_string()} data-testid="follow-toggle"
                             title="keep the newest line in view" onclick={link.callback(|_| Msg::ToggleFollow)}>{ if self.follow { "Following" } else { "Follow" } }</button>
@@ -1126,7 +1139,8 @@ impl LogPanel {
             html! {}
         };
         html! {
-            <div class="viewport" ref={self.viewport.clone()} onscroll={link.callback(|_: Event| Msg::Scrolled)} data-testid="log-viewport" tabindex="0">
+            <div class="viewport" ref={self.viewport.clone()} onscroll={link.callback(|_: Event| Msg::Scrolled)} data-testid="log-viewport" tabindex="0"
+                 style={format!("--seq-digits: {}", self.seq_digits())}>
                 <div class="spacer" style={format!("height:{area}px")}></div>
                 <div class="rows" style={format!("top:{layer_top}px")}>{ rows }</div>
                 { empty }
