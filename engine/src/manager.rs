@@ -655,15 +655,46 @@ impl Handler<RequestCancel> for TaskManager {
     type Result = ResponseActFuture<Self, Result<CancelOutcome, EngineError>>;
 
     fn handle(&mut self, msg: RequestCancel, _: &mut Context<Self>) -> Self::Result {
-        if self.cancel_running(msg.id, &msg.by) {
-            return Box::pin(fut::ready(Ok(CancelOutcome::Requested)));
-        }
-        let (db, me, id, by) = (self.db.clone(), self.node.clone(), msg.id, msg.by.clone());
+        let Some(Running { actor, .. }) = self.running.get(&msg.id) else {
+            return self.cancel_stored(msg.id, msg.by);
+        };
+        // The actor knows whether its outcome is already decided: then the task has
+        // ended (or is writing that it has), and the cancel is refused as for any ended
+        // task, even before this manager hears of the end.
+        let sent = actor.send(Cancel {
+            reason: CancelReason::Requested { by: msg.by.clone() },
+        });
+        let (id, by) = (msg.id, msg.by);
+        Box::pin(
+            sent.into_actor(self)
+                .then(move |answer, act, _| -> Self::Result {
+                    match answer {
+                        Ok(None) => Box::pin(fut::ready(Ok(CancelOutcome::Requested))),
+                        Ok(Some(status)) => {
+                            Box::pin(fut::ready(Err(EngineError::TaskEnded { id, status })))
+                        }
+                        // Stopped in between: it has ended, and written how.
+                        Err(_) => act.cancel_stored(id, by),
+                    }
+                }),
+        )
+    }
+}
+
+impl TaskManager {
+    /// A cancel of a task this node does not run: ends it if still queued, asks the
+    /// node that claimed it, or says how it ended.
+    fn cancel_stored(
+        &mut self,
+        id: TaskId,
+        by: Option<String>,
+    ) -> ResponseActFuture<Self, Result<CancelOutcome, EngineError>> {
+        let (db, me, asked_by) = (self.db.clone(), self.node.clone(), by.clone());
         let outcome = TaskOutcome {
             status: TaskStatus::Cancelled,
             finished_at: Timestamp(now_micros()),
             result: None,
-            error: Some(cancelled_before_start(&msg.by)),
+            error: Some(cancelled_before_start(&by)),
         };
         let found = move |c: &mut storage::Conn| -> storage::Result<Found> {
             // A claim may take it between the two looks; then the second finds its node.
@@ -675,7 +706,7 @@ impl Handler<RequestCancel> for TaskManager {
                     Whereabouts::Unclaimed => continue,
                     Whereabouts::ClaimedBy(node) if *node == *me => return Ok(Found::Here),
                     Whereabouts::ClaimedBy(_) => {
-                        queue::ask_owner_to_cancel(c, id, by, outcome.finished_at)?;
+                        queue::ask_owner_to_cancel(c, id, asked_by, outcome.finished_at)?;
                         return Ok(Found::Elsewhere);
                     }
                     Whereabouts::Ended(status) => return Ok(Found::Gone(Some(status))),
@@ -696,8 +727,8 @@ impl Handler<RequestCancel> for TaskManager {
                         Err(EngineError::TaskNotFound(id))
                     }
                     Found::Here => {
-                        if !act.cancel_running(id, &msg.by) {
-                            act.cancel_on_claim.insert(id, msg.by);
+                        if !act.cancel_running(id, &by) {
+                            act.cancel_on_claim.insert(id, by);
                         }
                         Ok(CancelOutcome::Requested)
                     }

@@ -65,9 +65,11 @@ pub enum CancelReason {
 #[rtype(result = "()")]
 pub struct Execute;
 
-/// Ask the plugin to stop.
+/// Ask the plugin to stop. Replies `None` when the cancel takes effect, or the
+/// status the task is already ending with (its outcome is decided: a cancel now would
+/// change nothing, though the status may not be written yet).
 #[derive(Debug, Message)]
-#[rtype(result = "()")]
+#[rtype(result = "Option<TaskStatus>")]
 pub struct Cancel {
     pub reason: CancelReason,
 }
@@ -103,6 +105,8 @@ pub struct TaskActor {
     /// Set once `finish` has begun, so a late plugin result or a second request to end
     /// cannot finish the task twice.
     finishing: bool,
+    /// The status `finish` decided on.
+    decided: Option<TaskStatus>,
 }
 
 /// What a [`TaskActor`] needs; grouped so the constructor stays readable.
@@ -136,6 +140,7 @@ impl TaskActor {
             finished: parts.finished,
             handover_interval: parts.handover_interval,
             finishing: false,
+            decided: None,
         }
     }
 
@@ -175,6 +180,7 @@ impl TaskActor {
                 (TaskStatus::Interrupted, None, Some(message))
             }
         };
+        self.decided = Some(status);
         // A plugin's (or a worker's) error text is stored as it is: a NUL, which
         // PostgreSQL refuses, would keep the final status from ever being written.
         let error = error.map(protocol::entry::cap_message);
@@ -379,9 +385,12 @@ impl Handler<ForceEnd> for TaskActor {
 }
 
 impl Handler<Cancel> for TaskActor {
-    type Result = ();
+    type Result = Option<TaskStatus>;
 
-    fn handle(&mut self, msg: Cancel, _: &mut Context<Self>) {
+    fn handle(&mut self, msg: Cancel, _: &mut Context<Self>) -> Option<TaskStatus> {
+        if self.decided.is_some() {
+            return self.decided;
+        }
         if self.cancel_reason.is_none() {
             self.cancel_reason = Some(msg.reason);
             self.cancel.cancel();
@@ -391,6 +400,7 @@ impl Handler<Cancel> for TaskActor {
                 });
             }
         }
+        None
     }
 }
 

@@ -1123,6 +1123,62 @@ async fn records_survive_a_sqlite_database_locked_by_another_process() {
     assert_dense(&logs);
 }
 
+/// A cancel that arrives once the task's outcome is decided, while its last records
+/// and status still wait for the database, is refused with that outcome: the task
+/// has ended, whatever the database says yet. (It used to be accepted, and the task
+/// then ended `failed` all the same.)
+#[actix_rt::test]
+async fn a_cancel_after_the_outcome_is_decided_is_refused_with_it() {
+    let mut fresh = FreshDb::new("sqlite");
+    let path = fresh.scratch_dir().join("tasklens.db");
+    let engine = start(connect(&fresh.url)).await;
+    let task = engine
+        .start_task(
+            "shell",
+            serde_json::json!({"argv": ["sh", "-c", "sleep 2; exit 3"]}),
+            None,
+            Role::Admin,
+        )
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !engine
+        .manager
+        .send(engine::manager::ListRunning)
+        .await
+        .unwrap()
+        .contains(&task.id)
+    {
+        assert!(Instant::now() < deadline, "the task never ran");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // The database is held while the command exits: its "Task failed" record is
+    // handed to the sink (the outcome is decided) but cannot be written.
+    let appended = engine.sink.send(GetSinkStats).await.unwrap().appended_rows;
+    let mut child = lock_sqlite_file(&path, 6000);
+    while engine.sink.send(GetSinkStats).await.unwrap().appended_rows == appended {
+        assert!(Instant::now() < deadline, "the command never ended");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let answer = engine
+        .manager
+        .send(engine::manager::RequestCancel {
+            id: task.id,
+            by: Some("tester".into()),
+        })
+        .await
+        .unwrap();
+    match answer {
+        Err(engine::EngineError::TaskEnded { status, .. }) => {
+            assert_eq!(status, TaskStatus::Failed)
+        }
+        other => panic!("the cancel should be refused as too late: {other:?}"),
+    }
+    assert!(child.wait().unwrap().success());
+    let done = wait_done(&engine, task.id).await;
+    assert_eq!(done.status, TaskStatus::Failed);
+}
+
 #[actix_rt::test]
 async fn records_survive_postgresql_going_down_for_a_few_seconds() {
     if !backends().contains(&"postgres") {
