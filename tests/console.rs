@@ -704,8 +704,9 @@ fn global_search_finds_a_line_in_another_task_and_opens_it_at_its_line() {
 }
 
 /// Past seq 1,000,000 the seq column keeps the width it has at the top of the task
-/// (sized for the task's largest seq), so no row shifts; the count reads the task's
-/// lines once its index is in.
+/// (sized for the task's largest seq), so no row shifts; a permalink changed on the
+/// open page moves the view to its line; the count reads the task's lines once its
+/// index is in.
 #[test]
 fn the_seq_column_is_as_wide_as_the_largest_seq() {
     let Some(ui) = ui_dir() else { return };
@@ -719,15 +720,13 @@ fn the_seq_column_is_as_wide_as_the_largest_seq() {
     wait_done(&server, &id);
     let browser = Browser::start();
     browser.login(&server.url(), ADMIN);
+    browser.goto(&format!("{}/tasks/{id}#L3", server.url()));
+    // Each permalink on the open page: a hash change moves the view to its line.
     let message_left = |seq: u64| {
-        // A new page each time: a permalink is read when the page opens.
-        browser.goto("about:blank");
-        browser.goto(&format!("{}/tasks/{id}#L{seq}", server.url()));
+        browser.js(&format!("location.hash = '#L{seq}'"));
         browser.wait(
-            &format!(
-                "return document.querySelector('[data-testid=log-row][data-seq=\"{seq}\"] .msg')"
-            ),
-            &format!("line {seq}"),
+            &format!("const r = document.querySelector('[data-testid=log-row][data-seq=\"{seq}\"]'); return r && r.classList.contains('selected') && r.querySelector('.msg')"),
+            &format!("line {seq}, selected"),
         );
         browser.js(&format!("return document.querySelector('[data-testid=log-row][data-seq=\"{seq}\"] .msg').getBoundingClientRect().left"))
     };

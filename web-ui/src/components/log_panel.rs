@@ -95,6 +95,8 @@ pub enum Msg {
     NextMatch,
     PrevMatch,
     Select(u64),
+    /// The page's `#L…` changed (typed, or Back/Forward between permalinks).
+    HashChanged,
     CloseDetail,
     Copy(u64),
     Download(&'static str),
@@ -158,6 +160,7 @@ pub struct LogPanel {
     _counts_timer: Interval,
     _keys: Option<Closure<dyn FnMut(KeyboardEvent)>>,
     _resize: Option<Closure<dyn FnMut()>>,
+    _hash: Option<Closure<dyn FnMut()>>,
     events: RowEvents,
     flash: Option<String>,
 }
@@ -505,11 +508,17 @@ impl Component for LogPanel {
             let link = ctx.link().clone();
             Closure::<dyn FnMut()>::new(move || link.send_message(Msg::Scrolled))
         };
+        let hash = {
+            let link = ctx.link().clone();
+            Closure::<dyn FnMut()>::new(move || link.send_message(Msg::HashChanged))
+        };
         if let Some(window) = web_sys::window() {
             let _ =
                 window.add_event_listener_with_callback("keydown", keys.as_ref().unchecked_ref());
             let _ =
                 window.add_event_listener_with_callback("resize", resize.as_ref().unchecked_ref());
+            let _ = window
+                .add_event_listener_with_callback("hashchange", hash.as_ref().unchecked_ref());
         }
         let counts_timer = {
             let link = ctx.link().clone();
@@ -557,6 +566,7 @@ impl Component for LogPanel {
             _counts_timer: counts_timer,
             _keys: Some(keys),
             _resize: Some(resize),
+            _hash: Some(hash),
             events,
             flash: None,
         };
@@ -863,6 +873,26 @@ impl Component for LogPanel {
                 self.write_url();
                 true
             }
+            Msg::HashChanged => {
+                let Some(seq) =
+                    line_from_hash(&location().hash().unwrap_or_default()).map(u64::from)
+                else {
+                    return false;
+                };
+                if self.selected == Some(seq) {
+                    return false;
+                }
+                self.selected = Some(seq);
+                self.follow = false;
+                if self.index_loaded {
+                    let pos = self.position_of(seq).min(self.total().saturating_sub(1));
+                    self.center_on(pos);
+                    self.fetch_visible_pages(ctx);
+                } else {
+                    self.pending_jump = Some(seq);
+                }
+                true
+            }
             Msg::CloseDetail => {
                 self.selected = None;
                 self.write_url();
@@ -970,6 +1000,12 @@ impl Component for LogPanel {
             if let Some(resize) = &self._resize {
                 let _ = window
                     .remove_event_listener_with_callback("resize", resize.as_ref().unchecked_ref());
+            }
+            if let Some(hash) = &self._hash {
+                let _ = window.remove_event_listener_with_callback(
+                    "hashchange",
+                    hash.as_ref().unchecked_ref(),
+                );
             }
         }
     }
