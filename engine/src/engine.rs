@@ -256,7 +256,7 @@ impl Engine {
                 crate::retention::PartitionUpkeep::new(db.clone()).start();
             }
             storage::Backend::Sqlite => {
-                crate::text_indexer::TextIndexer::new(db.clone()).start();
+                crate::text_indexer::TextIndexer::new(db.clone(), gate.clone()).start();
             }
         }
         if let Some(days) = settings.retention_days {

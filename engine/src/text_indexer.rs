@@ -2,15 +2,20 @@
 //!
 //! Indexing a record costs about three times what storing it does, so the writer
 //! only notes which seqs are unindexed and this actor indexes them a step at a time
-//! (see `storage::text_index`). SQLite has one writer at a time: after each step the
-//! indexer pauses as long as the step took, so ingest keeps at least half of the
-//! database's time while a backlog lasts. Reads scan what is not indexed yet, so a
-//! backlog makes text searches of the newest records slower, never wrong.
+//! (see `storage::text_index`). SQLite has one writer at a time: while records wait
+//! to be written, the indexer pauses after each step as long as the step took, so
+//! ingest keeps at least half of the database's time; with nothing waiting it goes on
+//! at once. Reads scan what is not indexed yet, so a backlog makes text searches of
+//! the newest records slower, never wrong.
 
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+
 use actix::prelude::*;
 use storage::Db;
+
+use crate::batch::BufferGate;
 
 /// Records indexed per step: a few milliseconds of the database's write lock.
 const STEP: usize = 2_000;
@@ -19,11 +24,13 @@ const IDLE: Duration = Duration::from_millis(200);
 
 pub struct TextIndexer {
     db: Db,
+    /// Records not yet durable: ingest is under way while any wait.
+    gate: Arc<BufferGate>,
 }
 
 impl TextIndexer {
-    pub fn new(db: Db) -> Self {
-        TextIndexer { db }
+    pub fn new(db: Db, gate: Arc<BufferGate>) -> Self {
+        TextIndexer { db, gate }
     }
 
     fn step(&mut self, ctx: &mut Context<Self>) {
@@ -32,9 +39,10 @@ impl TextIndexer {
         ctx.spawn(
             async move { db.run(|c| storage::text_index::index_step(c, STEP)).await }
                 .into_actor(self)
-                .map(move |result, _act, ctx| {
+                .map(move |result, act, ctx| {
                     let next = match result {
                         Ok(0) => IDLE,
+                        Ok(_) if act.gate.pending() == 0 => Duration::ZERO,
                         Ok(_) => started.elapsed(),
                         Err(e) => {
                             log::warn!(
