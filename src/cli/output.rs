@@ -25,12 +25,22 @@ pub fn print_entries(
     json: bool,
     color: bool,
 ) -> std::io::Result<()> {
-    for entry in entries {
+    print_each(out, entries, json, |entry| entry_line(entry, color))
+}
+
+/// One line per item: its JSON, or `text` of it.
+fn print_each<T: serde::Serialize>(
+    out: &mut impl Write,
+    items: &[T],
+    json: bool,
+    text: impl Fn(&T) -> String,
+) -> std::io::Result<()> {
+    for item in items {
         if json {
-            serde_json::to_writer(&mut *out, entry)?;
+            serde_json::to_writer(&mut *out, item)?;
             writeln!(out)?;
         } else {
-            writeln!(out, "{}", entry_line(entry, color))?;
+            writeln!(out, "{}", text(item))?;
         }
     }
     Ok(())
@@ -44,22 +54,15 @@ pub fn print_hits(
     json: bool,
     color: bool,
 ) -> std::io::Result<()> {
-    for hit in hits {
-        if json {
-            serde_json::to_writer(&mut *out, hit)?;
-            writeln!(out)?;
-        } else {
-            writeln!(
-                out,
-                "{}#L{} {} {}",
-                hit.task_id,
-                hit.log.seq,
-                hit.plugin,
-                entry_line(&hit.log, color)
-            )?;
-        }
-    }
-    Ok(())
+    print_each(out, hits, json, |hit| {
+        format!(
+            "{}#L{} {} {}",
+            hit.task_id,
+            hit.log.seq,
+            hit.plugin,
+            entry_line(&hit.log, color)
+        )
+    })
 }
 
 /// How long a task ran (or has been running), as `1m05s`.

@@ -144,8 +144,6 @@ struct Link {
     wake: Recipient<Wake>,
     follows: HashSet<TaskId>,
     watch_all: bool,
-    /// The live search's level and sources, if the session has one.
-    all_logs: Option<Interest>,
 }
 
 impl Link {
@@ -173,6 +171,9 @@ pub struct LogHub {
     max_unread: Duration,
     sessions: HashMap<SessionId, Link>,
     feeds: HashMap<TaskId, Feed>,
+    /// The sessions with a live search over every task, and its level and sources:
+    /// kept apart so that each appended batch visits only these, not every session.
+    searches: HashMap<SessionId, Interest>,
     /// Highest durable seq of each unfinished task. Kept apart from the feeds (which
     /// come and go with followers) because the sink's notice can overtake the batch
     /// it is about; forgotten once the task ends, when everything is durable.
@@ -195,6 +196,7 @@ impl LogHub {
             max_unread,
             sessions: HashMap::new(),
             feeds: HashMap::new(),
+            searches: HashMap::new(),
             durable: HashMap::new(),
             overflowed: 0,
             delivered: 0,
@@ -257,6 +259,7 @@ impl LogHub {
 
     /// Drops a session; one that overflowed is woken so that it closes itself.
     fn drop_session(&mut self, session: SessionId, overflowed: bool) {
+        self.searches.remove(&session);
         if let Some(link) = self.sessions.remove(&session) {
             if overflowed {
                 self.overflowed += 1;
@@ -318,8 +321,8 @@ impl LogHub {
     /// Puts `batch` into the inbox of each live search it may interest.
     fn deliver_to_searches(&mut self, task: TaskId, batch: &Arc<LogBatch>) {
         let mut failed = Vec::new();
-        for (session, link) in &self.sessions {
-            let Some(interest) = &link.all_logs else {
+        for (session, interest) in &self.searches {
+            let Some(link) = self.sessions.get(session) else {
                 continue;
             };
             let bytes = batch.bytes_passing(interest.min_level, &interest.sources);
@@ -441,7 +444,6 @@ impl Handler<Join> for LogHub {
                 wake: msg.wake,
                 follows: HashSet::new(),
                 watch_all: false,
-                all_logs: None,
             },
         );
     }
@@ -499,8 +501,13 @@ impl Handler<WatchAllLogs> for LogHub {
     type Result = ();
 
     fn handle(&mut self, msg: WatchAllLogs, _: &mut Context<Self>) {
-        if let Some(link) = self.sessions.get_mut(&msg.session) {
-            link.all_logs = msg.interest;
+        match msg.interest {
+            Some(interest) if self.sessions.contains_key(&msg.session) => {
+                self.searches.insert(msg.session, interest);
+            }
+            _ => {
+                self.searches.remove(&msg.session);
+            }
         }
     }
 }
