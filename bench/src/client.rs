@@ -19,6 +19,7 @@ pub const RETRIEVAL_FILTERS: &[(&str, &str)] = &[
     ),
     ("q=77", "q=77"),
     ("meta.dashboard_id=3", "meta.dashboard_id=3"),
+    ("meta matching a single line", "meta.i=123456"),
     ("re=99$", "re=99%24"),
     ("q matching a single line", "q=record%20123456"),
     ("q matching nothing", "q=no%20such%20line"),
@@ -289,9 +290,10 @@ impl Api {
             if page.logs.is_empty() && page.has_more {
                 bail!("{path} returned an empty page with has_more");
             }
-            // Level, source and metadata filters match everywhere in the task; text
-            // ones may rightly find nothing after a late position.
-            let textual = query.contains("q=") || query.contains("re=");
+            // Level, source and most metadata filters match everywhere in the task;
+            // text ones and `meta.i` (one line) may rightly find nothing after a late
+            // position.
+            let textual = ["q=", "re=", "meta.i="].iter().any(|k| query.contains(k));
             if page.logs.is_empty() && !textual {
                 bail!("{path} returned no records");
             }

@@ -1,4 +1,5 @@
-//! [`TextIndexer`] moves records into SQLite's trigram index behind ingest.
+//! [`TextIndexer`] moves records into SQLite's trigram and metadata indexes behind
+//! ingest.
 //!
 //! Indexing a record costs about three times what storing it does, so the writer
 //! only notes which seqs are unindexed and this actor indexes them a step at a time

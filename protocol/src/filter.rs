@@ -6,9 +6,11 @@
 //! - `sources`: any of these sources (empty = all);
 //! - `q`: the message contains this text, ASCII letters compared without case;
 //! - `re`: the message matches this regular expression (Rust `regex` syntax, linear time);
-//! - `meta`: for every `key = value`, the record's metadata has the top-level key and
-//!   its value written as text (strings without quotes, numbers and booleans as JSON)
-//!   equals `value`;
+//! - `meta`: for every `key = value`, the record's metadata has a value at `key` and
+//!   that value written as text (strings without quotes, numbers, booleans, arrays
+//!   and objects as compact JSON) equals `value`. A key names a path through nested
+//!   objects with dots, so `http.status` finds `{"http": {"status": 500}}` as well as
+//!   the top-level key `"http.status"` (see [`meta_pairs`]);
 //! - `since` ≤ timestamp < `until`.
 //!
 //! All conditions combine with AND. Storage narrows its SQL with the same conditions
@@ -99,8 +101,56 @@ pub fn meta_value_text(value: &serde_json::Value) -> Option<std::borrow::Cow<'_,
     }
 }
 
+/// Every `(path, value text)` a `meta` condition can select in `metadata`: each
+/// member at every depth of nested objects, its path the keys on the way joined
+/// with dots, its value as [`meta_value_text`] writes it (an object too, as well
+/// as its members). Null members have no pair. This is the one definition that
+/// `meta` conditions and storage's metadata index share.
+pub fn meta_pairs(metadata: &serde_json::Map<String, serde_json::Value>) -> Vec<(String, String)> {
+    fn walk(
+        prefix: &str,
+        object: &serde_json::Map<String, serde_json::Value>,
+        out: &mut Vec<(String, String)>,
+    ) {
+        for (key, value) in object {
+            let path = if prefix.is_empty() {
+                key.clone()
+            } else {
+                format!("{prefix}.{key}")
+            };
+            if let Some(text) = meta_value_text(value) {
+                out.push((path.clone(), text.into_owned()));
+            }
+            if let serde_json::Value::Object(inner) = value {
+                walk(&path, inner, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk("", metadata, &mut out);
+    out
+}
+
+/// The value at `path` in `metadata`, where a path's dots may separate nested keys
+/// or belong to a key: every reading is tried, as [`meta_pairs`] would list it.
 #[cfg(feature = "matcher")]
-pub use matcher::{FilterError, LogFilter, MetaCondition};
+fn meta_values_at<'a>(
+    object: &'a serde_json::Map<String, serde_json::Value>,
+    path: &str,
+    out: &mut Vec<&'a serde_json::Value>,
+) {
+    if let Some(value) = object.get(path) {
+        out.push(value);
+    }
+    for (dot, _) in path.match_indices('.') {
+        if let Some(serde_json::Value::Object(inner)) = object.get(&path[..dot]) {
+            meta_values_at(inner, &path[dot + 1..], out);
+        }
+    }
+}
+
+#[cfg(feature = "matcher")]
+pub use matcher::{FilterError, LogFilter, MetaCondition, MAX_META_KEY_CHARS};
 
 #[cfg(feature = "matcher")]
 mod matcher {
@@ -157,20 +207,30 @@ mod matcher {
         pub key: String,
         pub value: String,
         /// Substrings of which at least one occurs in the serialised metadata of every
-        /// record that matches (`"key":"value"` or `"key":value`). Storage uses them to
-        /// narrow its scan cheaply; they never exclude a match, because metadata is
-        /// always stored as compact `serde_json` output.
+        /// record that matches (`"key":"value"` or `"key":value`; for a dotted key,
+        /// from its last part on, since the member may be nested). Storage uses them
+        /// to narrow its scan cheaply; they never exclude a match, because metadata
+        /// is always stored as compact `serde_json` output.
         pub needles: Vec<String>,
     }
 
     impl MetaCondition {
         pub fn new(key: String, value: String) -> Self {
             let key_json = serde_json::to_string(&key).expect("strings serialise");
+            // The member's own key is the whole path or a part after one of its dots:
+            // either way its JSON ends like the path's last part and its quote.
+            let key_json = match key.rfind('.') {
+                Some(dot) => serde_json::to_string(&key[dot + 1..])
+                    .expect("strings serialise")
+                    .split_off(1),
+                None => key_json,
+            };
             let mut needles = vec![format!(
                 "{key_json}:{}",
                 serde_json::to_string(&value).expect("strings serialise")
             )];
-            // A value that is itself canonical JSON (5, true, 2.5) may be stored unquoted.
+            // A value that is itself canonical JSON (5, true, 2.5, [1,2], {"a":1})
+            // may be stored unquoted.
             if let Ok(parsed) = serde_json::from_str::<serde_json::Value>(&value) {
                 let canonical = serde_json::to_string(&parsed).ok();
                 if !parsed.is_string() && canonical.as_deref() == Some(value.as_str()) {
@@ -193,10 +253,12 @@ mod matcher {
             else {
                 return false;
             };
-            object
-                .get(&self.key)
-                .and_then(meta_value_text)
-                .is_some_and(|text| text == self.value)
+            let mut values = Vec::new();
+            meta_values_at(&object, &self.key, &mut values);
+            values
+                .into_iter()
+                .filter_map(meta_value_text)
+                .any(|text| text == self.value)
         }
     }
 
@@ -522,6 +584,54 @@ mod matcher {
                 "m",
                 serde_json::json!({"ok": false, "db": "a\"b"})
             )));
+        }
+
+        #[test]
+        fn meta_keys_reach_nested_members_through_dots() {
+            let with = |meta: serde_json::Value| entry(LogLevel::Info, "p", "m", meta);
+            let f = filter(serde_json::json!({"meta": {"http.status": "500"}}));
+            assert!(f.matches(&with(serde_json::json!({"http": {"status": 500}}))));
+            assert!(f.matches(&with(serde_json::json!({"http.status": 500}))));
+            assert!(f.matches(&with(
+                serde_json::json!({"http": {"x": 1, "status": "500"}})
+            )));
+            assert!(!f.matches(&with(serde_json::json!({"http": {"status": 501}}))));
+            assert!(!f.matches(&with(serde_json::json!({"status": 500}))));
+            assert!(!f.matches(&with(serde_json::json!({"http": [{"status": 500}]}))));
+            // Every reading of the dots: a.b.c as a → b.c, a.b → c and a → b → c.
+            let f = filter(serde_json::json!({"meta": {"a.b.c": "x"}}));
+            for meta in [
+                serde_json::json!({"a": {"b.c": "x"}}),
+                serde_json::json!({"a.b": {"c": "x"}}),
+                serde_json::json!({"a": {"b": {"c": "x"}}}),
+                serde_json::json!({"a": {"b": 1}, "a.b": {"c": "x"}}),
+            ] {
+                assert!(f.matches(&with(meta.clone())), "{meta}");
+            }
+            assert!(!f.matches(&with(serde_json::json!({"a": {"b": {"c": "y"}}}))));
+            // An object compares as its compact JSON, like any other value.
+            let f = filter(serde_json::json!({"meta": {"http": "{\"status\":500}"}}));
+            assert!(f.matches(&with(serde_json::json!({"http": {"status": 500}}))));
+        }
+
+        #[test]
+        fn meta_pairs_list_what_conditions_select() {
+            let object = serde_json::json!({"a": {"b": 1, "c": null}, "a.b": "2", "t": [1, "x"]});
+            let serde_json::Value::Object(object) = object else {
+                unreachable!()
+            };
+            let mut pairs = crate::filter::meta_pairs(&object);
+            pairs.sort();
+            let want: Vec<(String, String)> = [
+                ("a", r#"{"b":1,"c":null}"#),
+                ("a.b", "1"),
+                ("a.b", "2"),
+                ("t", r#"[1,"x"]"#),
+            ]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+            assert_eq!(pairs, want);
         }
 
         #[test]

@@ -8,8 +8,13 @@
 //! ([`unindexed_ranges`]). PostgreSQL has no text index (docs/architecture.md says
 //! why); the functions taking a [`crate::Conn`] do nothing there.
 //!
+//! The same indexer fills `task_log_pairs` (migration `2026-12-01-000006_meta_index`)
+//! with each record's metadata members ([`pair_key`]), so `meta.KEY=VALUE` finds its
+//! candidates by one primary-key range ([`Candidates::Pair`]).
+//!
 //! Candidates are a superset: a record holding every trigram of a text need not hold
-//! the text. Callers confirm each with `LogFilter::matches`.
+//! the text, and a pair's value is cut to [`PAIR_VALUE_BYTES`]. Callers confirm each
+//! with `LogFilter::matches`.
 
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Binary, Text};
@@ -23,6 +28,43 @@ use crate::Result;
 pub const INDEXED_SEQS: i64 = 1 << 32;
 /// Trigrams beyond this many cost doclist reads for little narrowing.
 const MAX_TRIGRAMS: usize = 8;
+/// Pair values are indexed up to this many bytes: longer ones share an entry with
+/// every value of the same beginning.
+pub const PAIR_VALUE_BYTES: usize = 128;
+
+/// What an indexed read looks up: a trigram expression ([`match_expression`]) in
+/// `task_log_text`, or one metadata pair ([`pair_key`]) in `task_log_pairs`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Candidates {
+    Text(String),
+    Pair(String),
+}
+
+impl Candidates {
+    /// The lookup for `filter`: its first metadata condition (an exact key, usually
+    /// the narrower), else its texts; `None` when the index cannot narrow it.
+    pub fn for_filter(filter: &protocol::LogFilter) -> Option<Self> {
+        if let Some(condition) = filter.meta.first() {
+            return pair_key(&condition.key, &condition.value).map(Candidates::Pair);
+        }
+        match_expression(&filter.required_texts()).map(Candidates::Text)
+    }
+}
+
+/// The `task_log_pairs` entry for a metadata member at `path` with value text
+/// `value`: the path, a unit separator, and the value cut to [`PAIR_VALUE_BYTES`] on
+/// a character boundary. `None` for paths longer than a filter key may be, which no
+/// condition can name.
+pub fn pair_key(path: &str, value: &str) -> Option<String> {
+    if path.chars().count() > protocol::filter::MAX_META_KEY_CHARS {
+        return None;
+    }
+    let mut end = value.len().min(PAIR_VALUE_BYTES);
+    while !value.is_char_boundary(end) {
+        end -= 1;
+    }
+    Some(format!("{path}\u{1f}{}", &value[..end]))
+}
 
 /// The FTS5 query for records that may contain every one of `texts` (each of 3
 /// characters or more): an AND of single trigrams, which needs no positions in the
@@ -79,29 +121,45 @@ pub fn task_key(c: &mut diesel::SqliteConnection, task: TaskId) -> Result<Option
     Ok(key.map(|k| k.key).filter(|key| *key < 1 << 31))
 }
 
-/// Seqs of the task's records in `(after, before)` that may match `expression`, in
-/// seq order (descending when `backward`), at most `limit`.
+/// Seqs of the task's records in `(after, before)` that `lookup` finds, in seq order
+/// (descending when `backward`), at most `limit`.
 pub fn candidate_seqs(
     c: &mut diesel::SqliteConnection,
     key: i64,
-    expression: &str,
+    lookup: &Candidates,
     (after, before): (i64, i64),
     backward: bool,
     limit: usize,
 ) -> Result<Vec<i64>> {
-    let base = key << 32;
     let order = if backward { "DESC" } else { "ASC" };
-    let rows: Vec<Position> = diesel::sql_query(format!(
-        "SELECT rowid - ? AS position FROM task_log_text \
-         WHERE task_log_text MATCH ? AND rowid > ? AND rowid < ? \
-         ORDER BY rowid {order} LIMIT ?"
-    ))
-    .bind::<BigInt, _>(base)
-    .bind::<Text, _>(expression)
-    .bind::<BigInt, _>(base + after.clamp(-1, INDEXED_SEQS))
-    .bind::<BigInt, _>(base + before.clamp(0, INDEXED_SEQS))
-    .bind::<BigInt, _>(limit as i64)
-    .load(c)?;
+    let (after, before) = (after.clamp(-1, INDEXED_SEQS), before.clamp(0, INDEXED_SEQS));
+    let rows: Vec<Position> = match lookup {
+        Candidates::Text(expression) => {
+            let base = key << 32;
+            diesel::sql_query(format!(
+                "SELECT rowid - ? AS position FROM task_log_text \
+                 WHERE task_log_text MATCH ? AND rowid > ? AND rowid < ? \
+                 ORDER BY rowid {order} LIMIT ?"
+            ))
+            .bind::<BigInt, _>(base)
+            .bind::<Text, _>(expression)
+            .bind::<BigInt, _>(base + after)
+            .bind::<BigInt, _>(base + before)
+            .bind::<BigInt, _>(limit as i64)
+            .load(c)?
+        }
+        Candidates::Pair(pair) => diesel::sql_query(format!(
+            "SELECT seq AS position FROM task_log_pairs \
+             WHERE key = ? AND pair = ? AND seq > ? AND seq < ? \
+             ORDER BY seq {order} LIMIT ?"
+        ))
+        .bind::<BigInt, _>(key)
+        .bind::<Text, _>(pair)
+        .bind::<BigInt, _>(after)
+        .bind::<BigInt, _>(before)
+        .bind::<BigInt, _>(limit as i64)
+        .load(c)?,
+    };
     Ok(rows.into_iter().map(|r| r.position).collect())
 }
 
@@ -184,6 +242,7 @@ pub fn index_pending(c: &mut diesel::SqliteConnection, step: usize) -> Result<us
             .bind::<BigInt, _>(range.from_seq)
             .bind::<BigInt, _>(last)
             .execute(c)?;
+            index_pairs(c, &range.task_id, (range.from_seq, last))?;
             diesel::sql_query("DELETE FROM task_log_unindexed WHERE task_id = ? AND from_seq = ?")
                 .bind::<Binary, _>(&range.task_id)
                 .bind::<BigInt, _>(range.from_seq)
@@ -195,6 +254,92 @@ pub fn index_pending(c: &mut diesel::SqliteConnection, step: usize) -> Result<us
         }
         Ok(covered)
     })
+}
+
+#[derive(QueryableByName)]
+struct Metadata {
+    #[diesel(sql_type = BigInt)]
+    seq: i64,
+    #[diesel(sql_type = Text)]
+    metadata: String,
+}
+
+/// Enters the metadata members of the task's records `first..=last` in
+/// `task_log_pairs`, all in one statement (the pairs go as one JSON array).
+fn index_pairs(
+    c: &mut diesel::SqliteConnection,
+    task: &[u8],
+    (first, last): (i64, i64),
+) -> Result<()> {
+    let key: Option<Key> =
+        diesel::sql_query("SELECT key FROM task_log_keys WHERE task_id = ? AND key < 2147483648")
+            .bind::<Binary, _>(task)
+            .get_result(c)
+            .optional()?;
+    let Some(Key { key }) = key else {
+        return Ok(());
+    };
+    let rows: Vec<Metadata> = diesel::sql_query(
+        "SELECT seq, metadata FROM task_logs \
+         WHERE task_id = ? AND seq >= ? AND seq <= ? AND metadata IS NOT NULL",
+    )
+    .bind::<Binary, _>(task)
+    .bind::<BigInt, _>(first)
+    .bind::<BigInt, _>(last)
+    .load(c)?;
+    let mut entries: Vec<(String, i64)> = Vec::new();
+    for row in rows {
+        // Stored metadata is always an object; anything else has no members.
+        let Ok(object) =
+            serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&row.metadata)
+        else {
+            continue;
+        };
+        for (path, value) in protocol::filter::meta_pairs(&object) {
+            if let Some(pair) = pair_key(&path, &value) {
+                entries.push((pair, row.seq));
+            }
+        }
+    }
+    if entries.is_empty() {
+        return Ok(());
+    }
+    // In key order, the inserts walk the B-tree instead of jumping about in it.
+    entries.sort_unstable();
+    let entries = serde_json::to_string(&entries).expect("pairs serialise");
+    diesel::sql_query(
+        "INSERT OR IGNORE INTO task_log_pairs (key, pair, seq) \
+         SELECT ?, json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?)",
+    )
+    .bind::<BigInt, _>(key)
+    .bind::<Text, _>(entries)
+    .execute(c)?;
+    Ok(())
+}
+
+/// Deletes the metadata entries of a task about to be deleted, at most `step` per
+/// statement, so that a task of millions of records never holds the write lock for
+/// all of them at once (the task's delete trigger then finds none left). Nothing on
+/// PostgreSQL.
+pub fn forget_pairs_in_steps(conn: &mut crate::Conn, task: TaskId, step: usize) -> Result<()> {
+    let crate::Conn::Sqlite(c) = conn else {
+        return Ok(());
+    };
+    let Some(key) = task_key(c, task)? else {
+        return Ok(());
+    };
+    loop {
+        let deleted = diesel::sql_query(
+            "DELETE FROM task_log_pairs WHERE key = ?1 AND (pair, seq) IN \
+             (SELECT pair, seq FROM task_log_pairs WHERE key = ?1 LIMIT ?2)",
+        )
+        .bind::<BigInt, _>(key)
+        .bind::<BigInt, _>(step.max(1) as i64)
+        .execute(c)?;
+        if deleted == 0 {
+            return Ok(());
+        }
+    }
 }
 
 /// One indexer step on whatever backend `conn` is: [`index_pending`] on SQLite;

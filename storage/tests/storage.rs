@@ -1340,10 +1340,22 @@ fn indexed_records(salt: u64) -> Vec<LogEntry> {
                 level: LogLevel::ALL[(i % 4) as usize],
                 source: Arc::from(["api", "db"][(i % 2) as usize]),
                 message,
-                metadata: match i % 3 {
+                metadata: match i % 7 {
                     0 => None,
                     1 => encode_metadata(serde_json::json!({"http": {"status": 500 + i % 2}})),
-                    _ => encode_metadata(serde_json::json!({"k": "v", "n": i % 5})),
+                    2 => encode_metadata(serde_json::json!({"k": "v", "n": i % 5})),
+                    // A dotted key at the top and nesting three deep.
+                    3 => encode_metadata(serde_json::json!({
+                        "http.status": 500, "a": {"b": {"c": "x"}}, "tags": [1, "x"]
+                    })),
+                    // Values longer than the index keeps, alike in their first 128 bytes.
+                    4 => encode_metadata(serde_json::json!({
+                        "long": format!("{}{}", "z".repeat(200), i % 2), "n": null
+                    })),
+                    5 => encode_metadata(serde_json::json!({
+                        "ключ": "значение", "a.b": {"c": "x"}, "http": {"status": "500"}
+                    })),
+                    _ => encode_metadata(serde_json::json!({"k": "V", "n": i % 5})),
                 },
             }
         })
@@ -1387,17 +1399,34 @@ fn indexed_filter_specs() -> impl proptest::strategy::Strategy<Value = FilterSpe
         r"(after|reset)",
         r"#1[0-6]",
     ]);
+    let long = |last: &str| format!("{}{last}", "z".repeat(200));
+    let meta = prop::sample::select(vec![
+        ("http.status".to_owned(), "500".to_owned()),
+        ("http.status".into(), "501".into()),
+        ("http".into(), r#"{"status":500}"#.into()),
+        ("a.b.c".into(), "x".into()),
+        ("a.b".into(), r#"{"c":"x"}"#.into()),
+        ("k".into(), "v".into()),
+        ("n".into(), "3".into()),
+        ("n".into(), "null".into()),
+        ("long".into(), long("1")),
+        ("long".into(), "z".repeat(128)),
+        ("ключ".into(), "значение".into()),
+        ("tags".into(), r#"[1,"x"]"#.into()),
+    ]);
     (
         prop::option::of(prop::sample::select(LogLevel::ALL.to_vec())),
         prop::option::of(text),
         prop::option::of(pattern),
         prop::option::of(prop::sample::select(vec!["api", "db"])),
+        prop::collection::vec(meta, 0..=2),
     )
-        .prop_map(|(level, q, re, source)| FilterSpec {
+        .prop_map(|(level, q, re, source, meta)| FilterSpec {
             level,
             sources: source.into_iter().map(str::to_owned).collect(),
             q: q.map(str::to_owned),
             re: re.map(str::to_owned),
+            meta: meta.into_iter().collect(),
             ..FilterSpec::default()
         })
 }
@@ -1444,7 +1473,7 @@ fn check_indexed_reads(db: &Db, task: &TaskInfo, entries: &[LogEntry], backend: 
     use proptest::test_runner::{Config, TestRunner};
     {
         let mut runner = TestRunner::new(Config {
-            cases: 48,
+            cases: 64,
             failure_persistence: None,
             ..Config::default()
         });
@@ -1487,8 +1516,13 @@ fn sqlite_text_index_follows_the_records() {
     }
     let (_fresh, db, task) = database_with_a_task("sqlite");
     let entries = indexed_records(0);
-    let migration = "../migrations/sqlite/2026-12-01-000005_text_index";
-    let sql = |file: &str| std::fs::read_to_string(format!("{migration}/{file}")).unwrap();
+    let migrations = [
+        "../migrations/sqlite/2026-12-01-000005_text_index",
+        "../migrations/sqlite/2026-12-01-000006_meta_index",
+    ];
+    let sql = |migration: &str, file: &str| {
+        std::fs::read_to_string(format!("{migration}/{file}")).unwrap()
+    };
     let run = |script: &str| {
         let mut conn = db.get().unwrap();
         let storage::Conn::Sqlite(c) = &mut conn else {
@@ -1522,8 +1556,50 @@ fn sqlite_text_index_follows_the_records() {
             .unwrap()
             .n
     };
-    // Stored as before the index (rows only), then listed when it comes.
-    run(&sql("down.sql"));
+    let count = |query: &str, task: Option<&TaskInfo>| -> i64 {
+        let mut conn = db.get().unwrap();
+        let storage::Conn::Sqlite(c) = &mut conn else {
+            panic!("SQLite only")
+        };
+        let q = diesel::sql_query(query);
+        match task {
+            Some(task) => q
+                .bind::<diesel::sql_types::Binary, _>(task.id.as_bytes().as_slice())
+                .get_result::<Count>(c),
+            None => q.get_result::<Count>(c),
+        }
+        .unwrap()
+        .n
+    };
+    let pairs_of = |task: &TaskInfo| {
+        count(
+            "SELECT count(*) AS n FROM task_log_pairs WHERE key = \
+             (SELECT key FROM task_log_keys WHERE task_id = ?)",
+            Some(task),
+        )
+    };
+    let all_pairs = || count("SELECT count(*) AS n FROM task_log_pairs", None);
+    // Each record's members as the index enters them: nested ones under their
+    // dotted path, objects whole as well, long values cut, nulls left out.
+    let want_pairs = entries
+        .iter()
+        .filter(|e| e.seq < 1 << 32)
+        .filter_map(|e| e.metadata.as_deref())
+        .map(|raw| {
+            let object: serde_json::Map<String, serde_json::Value> =
+                serde_json::from_str(raw.get()).unwrap();
+            protocol::filter::meta_pairs(&object)
+                .into_iter()
+                .map(|(path, value)| storage::text_index::pair_key(&path, &value).unwrap())
+                .collect::<std::collections::BTreeSet<_>>()
+                .len() as i64
+        })
+        .sum::<i64>();
+    assert!(want_pairs > 600, "{want_pairs}");
+    // Stored as before the indexes (rows only), then listed when they come.
+    for migration in migrations.iter().rev() {
+        run(&sql(migration, "down.sql"));
+    }
     {
         let mut conn = db.get().unwrap();
         let storage::Conn::Sqlite(c) = &mut conn else {
@@ -1544,7 +1620,9 @@ fn sqlite_text_index_follows_the_records() {
                 .unwrap();
         }
     }
-    run(&sql("up.sql"));
+    for migration in migrations {
+        run(&sql(migration, "up.sql"));
+    }
     let indexed = entries.iter().filter(|e| e.seq < 1 << 32).count() as i64;
     let pending = || {
         let mut conn = db.get().unwrap();
@@ -1556,6 +1634,7 @@ fn sqlite_text_index_follows_the_records() {
     assert_eq!((entries_of(&task), pending()), (0, indexed));
     index_pending(&db, usize::MAX);
     assert_eq!((entries_of(&task), pending()), (indexed, 0));
+    assert_eq!(pairs_of(&task), want_pairs);
     let filter = spec(serde_json::json!({"q": "needle"}));
     let want: Vec<u64> = entries
         .iter()
@@ -1573,6 +1652,7 @@ fn sqlite_text_index_follows_the_records() {
     assert_eq!(pending(), 50);
     index_pending(&db, usize::MAX);
     assert_eq!((entries_of(&task), pending()), (indexed, 0));
+    assert_eq!(pairs_of(&task), want_pairs);
 
     let stepped = new_task(2);
     let cascaded = new_task(3);
@@ -1582,14 +1662,17 @@ fn sqlite_text_index_follows_the_records() {
         store(&db, other.id, &entries);
         index_pending(&db, usize::MAX);
         assert_eq!(entries_of(other), indexed);
+        assert_eq!(pairs_of(other), want_pairs);
     }
     assert_eq!(all_entries(), 3 * indexed);
+    assert_eq!(all_pairs(), 3 * want_pairs);
     db.run_blocking(|c| tasks::delete_task_in_steps(c, stepped.id, 100))
         .unwrap();
     db.run_blocking(|c| tasks::delete_task(c, cascaded.id))
         .unwrap();
     assert_eq!(all_entries(), indexed, "deleted tasks leave no entries");
     assert_eq!(entries_of(&task), indexed);
+    assert_eq!(all_pairs(), want_pairs, "deleted tasks leave no pairs");
 }
 
 /// Pages of a search over all tasks, following cursors to the end.

@@ -107,9 +107,9 @@ fn entry_bytes(entry: &LogEntry) -> usize {
 
 /// Reads one page of a task's log that matches `filter`.
 ///
-/// When the filter names a text (`q`, or literals its `re` requires) and the backend
-/// is SQLite, the page reads the text index's candidates instead of every row;
-/// PostgreSQL's planner does the same through its trigram index on its own.
+/// When the filter has a `meta` condition or names a text (`q`, or literals its `re`
+/// requires) and the backend is SQLite, the page reads the index's candidates
+/// instead of every row (see [`text_index`]); PostgreSQL reads the rows.
 ///
 /// # Errors
 /// Database errors, or [`StorageError::Corrupt`] for a row that cannot be decoded.
@@ -255,7 +255,7 @@ impl Phases {
         narrowing: &SqlNarrowing,
         backward: bool,
     ) -> Result<Self> {
-        let key = match (conn, &narrowing.text_match) {
+        let key = match (conn, &narrowing.index_lookup) {
             (Conn::Sqlite(c), Some(_)) => text_index::task_key(c, task)?,
             _ => None,
         };
@@ -323,11 +323,11 @@ fn read_chunk(
     } else {
         (cursor.max(phase.lo), phase.hi)
     };
-    if let (Some(key), Some(expression), Conn::Sqlite(c)) =
-        (phase.indexed, &narrowing.text_match, &mut *conn)
+    if let (Some(key), Some(lookup), Conn::Sqlite(c)) =
+        (phase.indexed, &narrowing.index_lookup, &mut *conn)
     {
         let order = Order { backward, chunk };
-        return c.transaction(|c| read_indexed(c, task, key, expression, narrowing, bounds, order));
+        return c.transaction(|c| read_indexed(c, task, key, lookup, narrowing, bounds, order));
     }
     let rows = with_conn!(conn, c => {
         let q = rows_between!(task, bounds, narrowing, backward);
@@ -353,13 +353,13 @@ fn read_indexed(
     c: &mut diesel::SqliteConnection,
     task: TaskId,
     key: i64,
-    expression: &str,
+    lookup: &text_index::Candidates,
     narrowing: &SqlNarrowing,
     (lo, hi): (i64, i64),
     Order { backward, chunk }: Order,
 ) -> Result<Chunk> {
     let ranges = text_index::unindexed_ranges(c, task, (lo, hi))?;
-    let candidates = text_index::candidate_seqs(c, key, expression, (lo, hi), backward, chunk)?;
+    let candidates = text_index::candidate_seqs(c, key, lookup, (lo, hi), backward, chunk)?;
     let index_full = candidates.len() == chunk;
     // With more candidates to come, this read settles the seqs up to its last one.
     let (lo, hi) = match (candidates.last(), index_full, backward) {
@@ -512,8 +512,9 @@ struct SqlNarrowing {
     likes: Vec<(&'static str, String)>,
     contains_function: &'static str,
     meta_needles: Vec<Vec<String>>,
-    /// The SQLite text index query for the filter's texts (see [`text_index`]).
-    text_match: Option<String>,
+    /// What SQLite's text and metadata index looks up for the filter (see
+    /// [`text_index`]).
+    index_lookup: Option<text_index::Candidates>,
 }
 
 impl SqlNarrowing {
@@ -545,8 +546,8 @@ impl SqlNarrowing {
                 Backend::Postgres => "strpos",
             },
             meta_needles: filter.meta.iter().map(|m| m.needles.clone()).collect(),
-            text_match: match backend {
-                Backend::Sqlite => text_index::match_expression(&texts),
+            index_lookup: match backend {
+                Backend::Sqlite => text_index::Candidates::for_filter(filter),
                 Backend::Postgres => None,
             },
         }
