@@ -743,3 +743,248 @@ fn the_seq_column_is_as_wide_as_the_largest_seq() {
     // DEBUG lines are stored (seqs run to 1,000,020) and hidden at the default INFO.
     assert_eq!(count, "750015 lines");
 }
+
+/// `offset()` of the console's time column, for runs shorter than a minute.
+fn short_offset(micros: i64) -> String {
+    let ms = micros / 1000;
+    format!("+{}.{:03}s", ms / 1000, ms % 1000)
+}
+
+/// Errors first: the strip counts the task's errors and warnings and opens its first
+/// error even when the view's filter hides it; `e` / `Shift+E` walk the view's ERROR
+/// lines. The time column's modes and the metadata toggle are remembered across a
+/// reload; `?` lists the shortcuts; the grid has ARIA roles and arrow keys move the
+/// selection while it has focus.
+#[test]
+fn errors_first_time_modes_and_shortcuts() {
+    let Some(ui) = ui_dir() else { return };
+    let fresh = FreshDb::new("sqlite");
+    let server = Server::start_on(&fresh.url, free_port(), Some(&ui));
+    // Levels cycle DEBUG, INFO, WARNING, ERROR; DEBUG is not kept.
+    let id = run(&server, "synthetic", &["count=400", "rate=4000"]);
+    let task = wait_done(&server, &id);
+    let stored = common::entries(&stdout(&server.cli(&["logs", &id, "--json"])));
+    let errors: Vec<u64> = stored
+        .iter()
+        .filter(|e| e.level == protocol::LogLevel::Error)
+        .map(|e| e.seq)
+        .collect();
+    assert_eq!(errors.len(), 100);
+    let browser = Browser::start();
+    browser.login(&server.url(), ADMIN);
+    let key = |key: &str| {
+        browser.js(&format!(
+            "document.body.dispatchEvent(new KeyboardEvent('keydown', {{key: '{key}', bubbles: true}}))"
+        ));
+    };
+    let selected = |seq: u64, what: &str| {
+        browser.wait(
+            &format!("const r = document.querySelector('[data-testid=log-row][data-seq=\"{seq}\"]'); return r && r.classList.contains('selected') && location.hash === '#L{seq}'"),
+            what,
+        );
+    };
+
+    // A view that hides every error: the strip still counts them and opens the first.
+    browser.goto(&format!(
+        "{}/tasks/{id}?source=nothing-logs-here",
+        server.url()
+    ));
+    browser.wait(
+        "const s = document.querySelector('[data-testid=first-error]'); return s && s.textContent",
+        "the first error in the strip",
+    );
+    let strip =
+        browser.js("return document.querySelector('[data-testid=error-strip]').textContent");
+    let first = &stored[errors[0] as usize - 1];
+    assert!(strip.as_str().unwrap().contains("100 errors"), "{strip}");
+    assert!(strip.as_str().unwrap().contains("100 warnings"), "{strip}");
+    assert!(
+        strip
+            .as_str()
+            .unwrap()
+            .contains(&format!("line {}: {}", first.seq, first.message)),
+        "{strip}"
+    );
+    browser.wait(
+        "return document.querySelector('[data-testid=log-count]').textContent === '0 lines'",
+        "an empty view",
+    );
+    browser.click("[data-testid=first-error]");
+    selected(errors[0], "the first error, selected, in the widened view");
+    assert!(!browser
+        .js("return location.search")
+        .as_str()
+        .unwrap()
+        .contains("source="));
+    if let Ok(dir) = std::env::var("TASKLENS_SCREENSHOT_DIR") {
+        browser.screenshot(&PathBuf::from(dir).join("error-strip.png"));
+    }
+
+    // e and Shift+E walk the errors, round the end.
+    key("e");
+    selected(errors[1], "the second error");
+    key("e");
+    selected(errors[2], "the third error");
+    key("E");
+    selected(errors[1], "back to the second error");
+    key("E");
+    key("E");
+    selected(errors[99], "round to the last error");
+    // An INFO line selected: e goes to the first error after it.
+    let info = stored
+        .iter()
+        .find(|e| e.seq > errors[40] && e.level == protocol::LogLevel::Info)
+        .unwrap()
+        .seq;
+    browser.js(&format!("location.hash = '#L{info}'"));
+    selected(info, "an INFO line");
+    key("e");
+    selected(errors[41], "the error after the INFO line");
+
+    // The grid: roles, and arrows move the selection while it has focus.
+    let grid = browser.js("const g = document.querySelector('[data-testid=log-viewport]'); return [g.getAttribute('role'), g.getAttribute('aria-rowcount'), document.querySelector('[data-testid=log-row]').getAttribute('role')]");
+    assert_eq!(grid, json!(["grid", "300", "row"]));
+    browser.js("document.querySelector('[data-testid=log-viewport]').focus()");
+    browser.js("document.querySelector('[data-testid=log-viewport]').dispatchEvent(new KeyboardEvent('keydown', {key: 'ArrowDown', bubbles: true}))");
+    selected(errors[41] + 1, "the line below, by ArrowDown");
+    let index = browser.js(&format!("return document.querySelector('[data-testid=log-row][data-seq=\"{}\"]').getAttribute('aria-rowindex')", errors[41] + 1));
+    assert_eq!(index, json!((errors[41] + 1).to_string()));
+
+    // Time modes, in the row of the first error.
+    let ts_text = |seq: u64| {
+        browser
+            .js(&format!("const t = document.querySelector('[data-testid=log-row][data-seq=\"{seq}\"] .ts'); return t && t.textContent"))
+    };
+    browser.js(&format!("location.hash = '#L{}'", errors[0]));
+    selected(errors[0], "the first error again");
+    let utc = first.timestamp.to_string();
+    browser.js("const s = document.querySelector('[data-testid=time-mode]'); s.value = 'utc'; s.dispatchEvent(new Event('change'))");
+    browser.wait(
+        &format!("const t = document.querySelector('[data-testid=log-row][data-seq=\"{}\"] .ts'); return t && t.textContent === '{}'", first.seq, &utc[11..23]),
+        "UTC time",
+    );
+    let started = task.started_at.unwrap().as_micros();
+    key("t");
+    assert_eq!(
+        ts_text(first.seq),
+        json!(short_offset(first.timestamp.as_micros() - started))
+    );
+    key("t");
+    let previous = &stored[first.seq as usize - 2];
+    assert_eq!(
+        ts_text(first.seq),
+        json!(short_offset(
+            first.timestamp.as_micros() - previous.timestamp.as_micros()
+        ))
+    );
+    // Metadata hidden; both choices survive a reload.
+    let meta_shown = "const m = document.querySelector('[data-testid=log-row] .meta'); return m && getComputedStyle(m).display !== 'none'";
+    assert_eq!(browser.js(meta_shown), json!(true));
+    key("m");
+    assert_eq!(browser.js(meta_shown), json!(false));
+    browser.js("location.reload()");
+    selected(first.seq, "the first error after a reload");
+    assert_eq!(
+        browser.js("return document.querySelector('[data-testid=time-mode]').value"),
+        json!("delta")
+    );
+    assert_eq!(
+        ts_text(first.seq),
+        json!(short_offset(
+            first.timestamp.as_micros() - previous.timestamp.as_micros()
+        ))
+    );
+    assert_eq!(browser.js(meta_shown), json!(false));
+    key("m");
+    assert_eq!(browser.js(meta_shown), json!(true));
+
+    // ? lists every shortcut; Esc closes the list.
+    key("?");
+    let listed = browser.wait(
+        "const s = document.querySelector('[data-testid=shortcuts]'); return s && [...s.querySelectorAll('kbd')].map(k => k.textContent)",
+        "the shortcut list",
+    );
+    for keys in ["?", "/", "e / Shift+E", "t", "m", "End", "Esc"] {
+        assert!(
+            listed.as_array().unwrap().iter().any(|k| k == keys),
+            "{keys} in {listed}"
+        );
+    }
+    key("Escape");
+    browser.wait(
+        "return !document.querySelector('[data-testid=shortcuts]')",
+        "the list closed",
+    );
+}
+
+/// Text in the task page meets WCAG AA contrast (4.5:1) against what is behind it,
+/// in the light and the dark theme: rows of every level, the selected row, search
+/// marks, the error strip, the toolbar and the detail pane.
+#[test]
+fn text_contrast_holds_in_both_themes() {
+    let Some(ui) = ui_dir() else { return };
+    let fresh = FreshDb::new("sqlite");
+    let server = Server::start_on(&fresh.url, free_port(), Some(&ui));
+    assert!(server
+        .cli(&["settings", "set", "--task-level", "DEBUG"])
+        .status
+        .success());
+    let id = run(&server, "synthetic", &["count=200", "rate=4000"]);
+    wait_done(&server, &id);
+    let browser = Browser::start();
+    browser.login(&server.url(), ADMIN);
+    browser.goto(&format!(
+        "{}/tasks/{id}?level=DEBUG&q=record%201#L12",
+        server.url()
+    ));
+    browser.wait(
+        "return document.querySelector('[data-testid=log-row].selected') && document.querySelector('[data-testid=log-row] mark') && document.querySelector('[data-testid=first-error]') && document.querySelector('[data-testid=log-detail]')",
+        "rows, a mark, the strip and the detail pane",
+    );
+    let check = r#"
+        const parse = c => (c.match(/[\d.]+/g) || []).map(Number);
+        const lum = c => {
+            const [r, g, b] = parse(c).slice(0, 3).map(v => {
+                v /= 255;
+                return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4);
+            });
+            return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+        };
+        const behind = el => {
+            for (; el; el = el.parentElement) {
+                const c = getComputedStyle(el).backgroundColor;
+                const p = parse(c);
+                if (p.length === 3 || (p.length === 4 && p[3] > 0.5)) return c;
+            }
+            return getComputedStyle(document.documentElement).backgroundColor;
+        };
+        const root = document.querySelector('.task-page');
+        const failures = [];
+        let checked = 0;
+        for (const el of root.querySelectorAll('*')) {
+            const text = [...el.childNodes].some(n => n.nodeType === 3 && n.textContent.trim());
+            if (!text || el.offsetParent === null || el.closest('option')) continue;
+            const fg = getComputedStyle(el).color, bg = behind(el);
+            const [a, b] = [lum(fg), lum(bg)].sort((x, y) => y - x);
+            const ratio = (a + 0.05) / (b + 0.05);
+            checked++;
+            if (ratio < 4.5) failures.push(`${el.tagName}.${el.className} "${el.textContent.trim().slice(0, 30)}": ${fg} on ${bg} = ${ratio.toFixed(2)}`);
+        }
+        return {checked, failures: [...new Set(failures)].slice(0, 20)};
+    "#;
+    for theme in ["light", "dark"] {
+        browser.call(
+            "POST",
+            "/goog/cdp/execute",
+            Some(json!({"cmd": "Emulation.setEmulatedMedia", "params": {"features": [{"name": "prefers-color-scheme", "value": theme}]}})),
+        );
+        let dark = browser.js("return matchMedia('(prefers-color-scheme: dark)').matches");
+        assert_eq!(dark, json!(theme == "dark"));
+        let result = browser.js(check);
+        assert!(
+            result["checked"].as_u64().unwrap() > 50,
+            "{theme}: {result}"
+        );
+        assert_eq!(result["failures"], json!([]), "{theme}");
+    }
+}

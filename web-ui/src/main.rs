@@ -19,6 +19,7 @@ mod format;
 mod live;
 mod pages;
 mod search_url;
+mod view_prefs;
 mod view_url;
 
 fn main() {

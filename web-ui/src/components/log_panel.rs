@@ -15,16 +15,21 @@ use std::rc::Rc;
 
 use gloo_timers::callback::{Interval, Timeout};
 use protocol::{
-    ClientMessage, LogEntry, LogLevel, LogPage, ServerMessage, SourceCount, TaskId, TaskInfo,
+    ClientMessage, FilterSpec, LogEntry, LogLevel, LogPage, ServerMessage, SourceCount, TaskId,
+    TaskInfo, Timestamp,
 };
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use web_sys::{HtmlElement, HtmlInputElement, KeyboardEvent};
 use yew::prelude::*;
 
-use super::log_row::{line_text, message_html, row, Matcher, RowEvents, ROW_HEIGHT};
+use super::error_strip::ErrorStrip;
+use super::log_row::{line_text, message_html, row, Matcher, RowEvents, RowState, ROW_HEIGHT};
+use super::shortcuts::Shortcuts;
 use crate::api::{Api, ApiError};
+use crate::format::clock;
 use crate::live::{Live, LiveEvent};
+use crate::view_prefs::{offset, utc_clock, TimeMode, ViewPrefs};
 use crate::view_url::{line_from_hash, rest_query, ViewFilter};
 
 const PAGE: usize = 200;
@@ -41,6 +46,9 @@ pub struct LogPanelProps {
     pub api: Api,
     /// The task's status changed (from the stream).
     pub on_task: Callback<TaskInfo>,
+    /// When the task started, for the time column's "since start" mode.
+    #[prop_or_default]
+    pub started_at: Option<Timestamp>,
     pub on_unauthorized: Callback<()>,
 }
 
@@ -53,6 +61,25 @@ pub enum Msg {
         generation: u64,
         seqs: Vec<u32>,
     },
+    /// The ERROR lines of the view, for `e` / `Shift+E`.
+    ErrorsLoaded {
+        generation: u64,
+        seqs: Vec<u32>,
+    },
+    /// The task's first ERROR line, for the error strip.
+    FirstErrorLoaded {
+        task: TaskId,
+        entry: Option<LogEntry>,
+    },
+    /// Go to the next (true) or previous ERROR line of the view.
+    NextError(bool),
+    /// Go to a line, widening the view to show it if its filter hides it.
+    JumpToLine(u64),
+    /// Select the line this many positions below (or above) the selected one.
+    MoveSelection(i64),
+    SetTimeMode(TimeMode),
+    ToggleMeta,
+    ToggleHelp,
     PageLoaded {
         generation: u64,
         page: usize,
@@ -163,6 +190,15 @@ pub struct LogPanel {
     _hash: Option<Closure<dyn FnMut()>>,
     events: RowEvents,
     flash: Option<String>,
+    /// How lines are shown (remembered per browser).
+    prefs: ViewPrefs,
+    /// The task's first ERROR line, once the counts show one.
+    first_error: Option<(u64, String)>,
+    first_error_asked: bool,
+    /// The view's ERROR seqs, loaded at the first `e`; a jump waiting for them.
+    errors: Option<Vec<u32>>,
+    error_jump: Option<bool>,
+    show_help: bool,
 }
 
 fn location() -> web_sys::Location {
@@ -196,6 +232,8 @@ impl LogPanel {
         self.index_loaded = false;
         self.matches.clear();
         self.match_cursor = None;
+        self.errors = None;
+        self.error_jump = None;
         self.pages.clear();
         self.live_rows.clear();
         self.loading.clear();
@@ -213,31 +251,29 @@ impl LogPanel {
             }
         };
         self.write_url();
+        self.fetch_seqs(ctx, &self.filter.view_spec(), |generation, seqs| {
+            Msg::IndexLoaded { generation, seqs }
+        });
+        if let Some(spec) = self.filter.find_spec() {
+            self.fetch_seqs(ctx, &spec, |generation, seqs| Msg::MatchesLoaded {
+                generation,
+                seqs,
+            });
+        }
+    }
+
+    /// Fetches the seqs of the lines `spec` selects (`GET /logs/index`) for this
+    /// generation of the view; `done` makes the message that carries them.
+    fn fetch_seqs(&self, ctx: &Context<Self>, spec: &FilterSpec, done: fn(u64, Vec<u32>) -> Msg) {
         let generation = self.generation;
         let (api, task) = (ctx.props().api.clone(), ctx.props().task_id);
-        let path = format!("/api/tasks/{task}/logs/index?{}", self.view_query());
+        let path = format!("/api/tasks/{task}/logs/index?{}", rest_query(spec));
         ctx.link().send_future(async move {
             match api.get_bytes(&path).await {
-                Ok(bytes) => Msg::IndexLoaded {
-                    generation,
-                    seqs: decode_index(&bytes),
-                },
+                Ok(bytes) => done(generation, decode_index(&bytes)),
                 Err(error) => Msg::Failed { generation, error },
             }
         });
-        if let Some(spec) = self.filter.find_spec() {
-            let api = ctx.props().api.clone();
-            let path = format!("/api/tasks/{task}/logs/index?{}", rest_query(&spec));
-            ctx.link().send_future(async move {
-                match api.get_bytes(&path).await {
-                    Ok(bytes) => Msg::MatchesLoaded {
-                        generation,
-                        seqs: decode_index(&bytes),
-                    },
-                    Err(error) => Msg::Failed { generation, error },
-                }
-            });
-        }
     }
 
     fn open_live(&mut self, ctx: &Context<Self>) {
@@ -389,6 +425,112 @@ impl LogPanel {
         self.fetch_visible_pages(ctx);
     }
 
+    /// Selects line `seq` of the view and brings it into the middle of the viewport.
+    fn go_to(&mut self, ctx: &Context<Self>, seq: u64) {
+        self.selected = Some(seq);
+        self.follow = false;
+        self.write_url();
+        if self.index_loaded {
+            let pos = self.position_of(seq).min(self.total().saturating_sub(1));
+            self.center_on(pos);
+            self.fetch_visible_pages(ctx);
+        } else {
+            self.pending_jump = Some(seq);
+        }
+    }
+
+    /// Whether the view shows line `seq` (as far as its index is known).
+    fn shows(&self, seq: u64) -> bool {
+        self.index
+            .binary_search(&(seq.min(u64::from(u32::MAX)) as u32))
+            .is_ok()
+    }
+
+    /// How many records of `level` the task has, whatever the view's sources.
+    fn task_level_total(&self, level: LogLevel) -> u64 {
+        self.counts
+            .iter()
+            .filter_map(|c| c.levels.get(&level))
+            .sum()
+    }
+
+    /// Asks for the task's first ERROR once the counts show one.
+    fn ask_first_error(&mut self, ctx: &Context<Self>) {
+        if self.first_error_asked || self.task_level_total(LogLevel::Error) == 0 {
+            return;
+        }
+        self.first_error_asked = true;
+        let (api, task) = (ctx.props().api.clone(), ctx.props().task_id);
+        ctx.link().send_future(async move {
+            let path = format!("/api/tasks/{task}/logs?level=ERROR&limit=1");
+            match api.get::<LogPage>(&path).await {
+                Ok(page) => Msg::FirstErrorLoaded {
+                    task,
+                    entry: page.logs.into_iter().next(),
+                },
+                Err(_) => Msg::FirstErrorLoaded { task, entry: None },
+            }
+        });
+    }
+
+    /// Goes to the next or previous ERROR of the view from the selected line (or the
+    /// top of the viewport), round the end; loads the view's ERROR seqs first.
+    fn jump_to_error(&mut self, ctx: &Context<Self>, forward: bool) {
+        let Some(errors) = &self.errors else {
+            if self.error_jump.replace(forward).is_none() {
+                let mut spec = self.filter.view_spec();
+                spec.level = Some(LogLevel::Error);
+                self.fetch_seqs(ctx, &spec, |generation, seqs| Msg::ErrorsLoaded {
+                    generation,
+                    seqs,
+                });
+            }
+            return;
+        };
+        if errors.is_empty() {
+            self.flash = Some("No ERROR lines in this view".into());
+            return;
+        }
+        let from = self.selected.unwrap_or_else(|| {
+            let (_, scale) = self.geometry();
+            let top = (self.scroll_top * scale / ROW_HEIGHT) as usize;
+            // Just above the top row, so that `e` can land on it.
+            self.index
+                .get(top)
+                .map_or(0, |s| u64::from(*s).saturating_sub(1))
+        });
+        let after = errors.partition_point(|s| u64::from(*s) <= from);
+        let before = errors.partition_point(|s| u64::from(*s) < from);
+        let next = if forward {
+            errors.get(after).or(errors.first())
+        } else {
+            before.checked_sub(1).map(|i| &errors[i]).or(errors.last())
+        };
+        if let Some(seq) = next.map(|s| u64::from(*s)) {
+            self.go_to(ctx, seq);
+        }
+    }
+
+    /// The time column's text for the row at `pos`, in the view's time mode.
+    fn time_text(&self, ctx: &Context<Self>, pos: usize, entry: &LogEntry) -> String {
+        match self.prefs.time {
+            TimeMode::Local => clock(entry.timestamp),
+            TimeMode::Utc => utc_clock(entry.timestamp),
+            TimeMode::SinceStart => match ctx.props().started_at {
+                Some(start) => offset(entry.timestamp.as_micros() - start.as_micros()),
+                None => clock(entry.timestamp),
+            },
+            // The line above in the view; blank until it is loaded.
+            TimeMode::SincePrevious => match pos.checked_sub(1).and_then(|p| self.entry(p)) {
+                Some(previous) => {
+                    offset(entry.timestamp.as_micros() - previous.timestamp.as_micros())
+                }
+                None if pos == 0 => offset(0),
+                None => String::new(),
+            },
+        }
+    }
+
     fn entry(&self, pos: usize) -> Option<&Rc<LogEntry>> {
         self.pages
             .get(&(pos / PAGE))
@@ -417,6 +559,11 @@ impl LogPanel {
                 && self.matcher.is_match(&crate::ansi::strip(&entry.message))
             {
                 self.matches.push(seq as u32);
+            }
+            if entry.level == LogLevel::Error {
+                if let Some(errors) = &mut self.errors {
+                    errors.push(seq as u32);
+                }
             }
             let entry = Rc::new(entry);
             let page = self.pages.entry(pos / PAGE).or_default();
@@ -569,6 +716,12 @@ impl Component for LogPanel {
             _hash: Some(hash),
             events,
             flash: None,
+            prefs: ViewPrefs::load(),
+            first_error: None,
+            first_error_asked: false,
+            errors: None,
+            error_jump: None,
+            show_help: false,
         };
         ctx.link().send_message(Msg::RefreshCounts);
         panel.reload(ctx);
@@ -582,6 +735,8 @@ impl Component for LogPanel {
             self.follow = true;
             self.counts.clear();
             self.counts_final = false;
+            self.first_error = None;
+            self.first_error_asked = false;
             self.counts_shown = self.counts_sent;
             // Until its status arrives, the new task may still be running.
             self.task_running = true;
@@ -674,6 +829,98 @@ impl Component for LogPanel {
                 self.counts_shown = ticket;
                 self.counts = counts;
                 self.counts_final = settled;
+                self.ask_first_error(ctx);
+                true
+            }
+            Msg::FirstErrorLoaded { task, entry } => {
+                if task != ctx.props().task_id {
+                    return false;
+                }
+                match entry {
+                    Some(entry) => self.first_error = Some((entry.seq, entry.message)),
+                    // Not found after all (deleted meanwhile, or the request failed):
+                    // ask again at the next counts.
+                    None => self.first_error_asked = false,
+                }
+                true
+            }
+            Msg::ErrorsLoaded { generation, seqs } => {
+                if generation != self.generation {
+                    return false;
+                }
+                // Live ERROR lines may already have arrived; keep each seq once, in order.
+                let mut merged = seqs;
+                merged.extend(self.errors.take().unwrap_or_default());
+                merged.sort_unstable();
+                merged.dedup();
+                self.errors = Some(merged);
+                if let Some(forward) = self.error_jump.take() {
+                    self.jump_to_error(ctx, forward);
+                }
+                true
+            }
+            Msg::NextError(forward) => {
+                self.jump_to_error(ctx, forward);
+                true
+            }
+            Msg::JumpToLine(seq) => {
+                if self.index_loaded && !self.shows(seq) {
+                    // The view hides it: show the whole log at the same level (an
+                    // ERROR passes every level), then go to it.
+                    self.filter = ViewFilter {
+                        level: self.filter.level,
+                        ..ViewFilter::default()
+                    };
+                    self.search_text.clear();
+                    self.meta_key.clear();
+                    self.meta_value.clear();
+                    self.selected = Some(seq);
+                    self.pending_jump = Some(seq);
+                    self.follow = false;
+                    self.reload(ctx);
+                } else {
+                    self.go_to(ctx, seq);
+                }
+                true
+            }
+            Msg::MoveSelection(delta) => {
+                if !self.index_loaded || self.index.is_empty() {
+                    return false;
+                }
+                let from = match self.selected {
+                    Some(seq) => self.position_of(seq) as i64,
+                    None => {
+                        let (_, scale) = self.geometry();
+                        (self.scroll_top * scale / ROW_HEIGHT) as i64 - delta.signum()
+                    }
+                };
+                let to = (from + delta).clamp(0, self.total() as i64 - 1) as usize;
+                let seq = u64::from(self.index[to]);
+                self.selected = Some(seq);
+                self.follow = false;
+                self.write_url();
+                // Scroll only when the line leaves the viewport, as a list does.
+                let (_, scale) = self.geometry();
+                let top = self.scroll_top * scale;
+                let y = to as f64 * ROW_HEIGHT;
+                if y < top || y + ROW_HEIGHT > top + self.viewport_height {
+                    self.center_on(to);
+                }
+                self.fetch_visible_pages(ctx);
+                true
+            }
+            Msg::SetTimeMode(mode) => {
+                self.prefs.time = mode;
+                self.prefs.save();
+                true
+            }
+            Msg::ToggleMeta => {
+                self.prefs.show_meta = !self.prefs.show_meta;
+                self.prefs.save();
+                true
+            }
+            Msg::ToggleHelp => {
+                self.show_help = !self.show_help;
                 true
             }
             Msg::Failed { generation, error } => {
@@ -882,15 +1129,7 @@ impl Component for LogPanel {
                 if self.selected == Some(seq) {
                     return false;
                 }
-                self.selected = Some(seq);
-                self.follow = false;
-                if self.index_loaded {
-                    let pos = self.position_of(seq).min(self.total().saturating_sub(1));
-                    self.center_on(pos);
-                    self.fetch_visible_pages(ctx);
-                } else {
-                    self.pending_jump = Some(seq);
-                }
+                self.go_to(ctx, seq);
                 true
             }
             Msg::CloseDetail => {
@@ -953,16 +1192,41 @@ impl Component for LogPanel {
                     .is_some_and(|el| {
                         matches!(el.tag_name().as_str(), "INPUT" | "TEXTAREA" | "SELECT")
                     });
-                if e.key() == "/" && !typing {
-                    e.prevent_default();
-                    if let Some(input) = self.search_input.cast::<HtmlInputElement>() {
-                        let _ = input.focus();
-                        input.select();
+                if (typing && e.key() != "Escape") || e.ctrl_key() || e.meta_key() || e.alt_key() {
+                    return false;
+                }
+                // The arrows move the selection only while the log grid has focus;
+                // elsewhere they scroll the page as usual.
+                let in_grid = self.viewport.cast::<HtmlElement>().is_some_and(|grid| {
+                    e.target()
+                        .and_then(|t| t.dyn_into::<web_sys::Node>().ok())
+                        .is_some_and(|node| grid.contains(Some(&node)))
+                });
+                let msg = match e.key().as_str() {
+                    "/" => {
+                        if let Some(input) = self.search_input.cast::<HtmlInputElement>() {
+                            let _ = input.focus();
+                            input.select();
+                        }
+                        None
                     }
-                } else if e.key() == "End" && !typing {
-                    ctx.link().send_message(Msg::JumpToEnd);
-                } else if e.key() == "Escape" && self.selected.is_some() {
-                    ctx.link().send_message(Msg::CloseDetail);
+                    "End" => Some(Msg::JumpToEnd),
+                    "Escape" if self.show_help => Some(Msg::ToggleHelp),
+                    "Escape" if self.selected.is_some() => Some(Msg::CloseDetail),
+                    "?" => Some(Msg::ToggleHelp),
+                    "e" => Some(Msg::NextError(true)),
+                    "E" => Some(Msg::NextError(false)),
+                    "t" => Some(Msg::SetTimeMode(self.prefs.time.next())),
+                    "m" => Some(Msg::ToggleMeta),
+                    "j" => Some(Msg::MoveSelection(1)),
+                    "k" => Some(Msg::MoveSelection(-1)),
+                    "ArrowDown" if in_grid => Some(Msg::MoveSelection(1)),
+                    "ArrowUp" if in_grid => Some(Msg::MoveSelection(-1)),
+                    _ => return false,
+                };
+                e.prevent_default();
+                if let Some(msg) = msg {
+                    ctx.link().send_message(msg);
                 }
                 false
             }
@@ -1015,11 +1279,16 @@ impl Component for LogPanel {
         html! {
             <section class="log-panel">
                 { self.toolbar(ctx) }
+                <ErrorStrip errors={self.task_level_total(LogLevel::Error)} warnings={self.task_level_total(LogLevel::Warning)}
+                            first_error={self.first_error.clone()} on_jump={link.callback(Msg::JumpToLine)} />
                 if let Some(error) = &self.error {
                     <p class="error" role="alert">{ error.clone() }<button class="link" onclick={link.callback(|_| Msg::ClearFilters)}>{ "Reset the view" }</button></p>
                 }
                 { self.viewport(ctx) }
                 { self.detail(ctx) }
+                if self.show_help {
+                    <Shortcuts on_close={link.callback(|_| Msg::ToggleHelp)} />
+                }
             </section>
         }
     }
@@ -1050,6 +1319,10 @@ impl LogPanel {
                     </button>
                 }
             })
+            .collect();
+        let time_options: Html = TimeMode::ALL
+            .iter()
+            .map(|mode| html! { <option value={mode.as_str()} selected={*mode == self.prefs.time}>{ mode.label() }</option> })
             .collect();
         let find = self.filter.find_spec().is_some();
         let match_info = if find {
@@ -1123,6 +1396,14 @@ impl LogPanel {
                     { live }
                     <button type="button" class={classes!("follow", self.follow.then_some("on"))} aria-pressed={self.follow.to_string()} data-testid="follow-toggle"
                             title="keep the newest line in view" onclick={link.callback(|_| Msg::ToggleFollow)}>{ if self.follow { "Following" } else { "Follow" } }</button>
+                    <label class="field">{ "Time" }
+                        <select data-testid="time-mode" onchange={link.callback(|e: Event| {
+                            let value = e.target_unchecked_into::<web_sys::HtmlSelectElement>().value();
+                            Msg::SetTimeMode(TimeMode::parse(&value).unwrap_or_default())
+                        })}>{ time_options }</select>
+                    </label>
+                    <label class="toggle" title="show metadata in the rows (m)"><input type="checkbox" data-testid="show-meta" checked={self.prefs.show_meta} onchange={link.callback(|_| Msg::ToggleMeta)} />{ "metadata" }</label>
+                    <button type="button" class="secondary" onclick={link.callback(|_| Msg::ToggleHelp)} data-testid="shortcuts-button" title="keyboard shortcuts (?)" aria-label="keyboard shortcuts">{ "?" }</button>
                     <button type="button" class="secondary" onclick={link.callback(|_| Msg::Download("ndjson"))} data-testid="download-ndjson" title="all lines of this view, as JSON lines">{ "⇩ NDJSON" }</button>
                     <button type="button" class="secondary" onclick={link.callback(|_| Msg::Download("text"))} data-testid="download-text" title="all lines of this view, as text">{ "⇩ Text" }</button>
                     if let Some(flash) = &self.flash {
@@ -1146,8 +1427,12 @@ impl LogPanel {
                 Some(entry) => row(
                     entry,
                     &self.matcher,
-                    self.selected == Some(entry.seq),
-                    current == Some(entry.seq),
+                    RowState {
+                        pos,
+                        time: self.time_text(ctx, pos, entry),
+                        selected: self.selected == Some(entry.seq),
+                        current: current == Some(entry.seq),
+                    },
                     &self.events,
                 ),
                 None => {
@@ -1175,7 +1460,9 @@ impl LogPanel {
             html! {}
         };
         html! {
-            <div class="viewport" ref={self.viewport.clone()} onscroll={link.callback(|_: Event| Msg::Scrolled)} data-testid="log-viewport" tabindex="0"
+            <div class={classes!("viewport", (!self.prefs.show_meta).then_some("hide-meta"))} ref={self.viewport.clone()} onscroll={link.callback(|_: Event| Msg::Scrolled)}
+                 data-testid="log-viewport" tabindex="0" role="grid" aria-label="log lines" aria-rowcount={self.total().to_string()}
+                 aria-activedescendant={self.selected.map(|seq| format!("row-{seq}"))}
                  style={format!("--seq-digits: {}", self.seq_digits())}>
                 <div class="spacer" style={format!("height:{area}px")}></div>
                 <div class="rows" style={format!("top:{layer_top}px")}>{ rows }</div>

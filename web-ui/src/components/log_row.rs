@@ -9,7 +9,6 @@ use wasm_bindgen::JsCast;
 use yew::prelude::*;
 
 use crate::ansi;
-use crate::format::clock;
 
 /// Row height in CSS pixels; `.log-row` in style.css must agree.
 pub const ROW_HEIGHT: f64 = 20.0;
@@ -141,14 +140,25 @@ pub struct RowEvents {
     pub copy: Callback<u64>,
 }
 
-/// Renders one row at vertical position `top` (pixels inside the rows layer).
-pub fn row(
-    entry: &Rc<LogEntry>,
-    matcher: &Matcher,
-    selected: bool,
-    current: bool,
-    events: &RowEvents,
-) -> Html {
+/// How one row is shown, beyond its record.
+pub struct RowState {
+    /// Position in the view (0-based), for `aria-rowindex`.
+    pub pos: usize,
+    /// The time column's text, in the view's time mode.
+    pub time: String,
+    pub selected: bool,
+    /// The current search match.
+    pub current: bool,
+}
+
+/// Renders one row of the log grid.
+pub fn row(entry: &Rc<LogEntry>, matcher: &Matcher, state: RowState, events: &RowEvents) -> Html {
+    let RowState {
+        pos,
+        time,
+        selected,
+        current,
+    } = state;
     let seq = entry.seq;
     let level = entry.level.as_str();
     let first_line = entry.message.lines().next().unwrap_or("");
@@ -169,19 +179,19 @@ pub fn row(
     };
     let meta = entry.metadata.as_ref().map(|m| m.get().to_owned());
     html! {
-        <div key={seq.to_string()}
+        <div key={seq.to_string()} id={format!("row-{seq}")} role="row" aria-rowindex={(pos + 1).to_string()} aria-selected={selected.to_string()}
              class={classes!("log-row", format!("lvl-{level}"), selected.then_some("selected"), current.then_some("current"))}
              data-testid="log-row" data-seq={seq.to_string()} data-level={level} data-source={entry.source.to_string()}
              onclick={select.clone()}>
-            <a class="ln" href={format!("#L{seq}")} onclick={select} title="permalink to this line">{ seq }</a>
-            <span class="ts" title={entry.timestamp.to_string()}>{ clock(entry.timestamp) }</span>
-            <span class="lvl">{ level }</span>
-            <span class="src" title={entry.source.to_string()}>{ entry.source.to_string() }</span>
-            <span class="msg">{ message_html(first_line, matcher) }{ if multi_line { html! { <span class="more" title="more lines: click the row">{ " ⏎…" }</span> } } else { html! {} } }</span>
+            <a class="ln" role="gridcell" href={format!("#L{seq}")} onclick={select} title="permalink to this line">{ seq }</a>
+            <span class="ts" role="gridcell" title={entry.timestamp.to_string()}>{ time }</span>
+            <span class="lvl" role="gridcell">{ level }</span>
+            <span class="src" role="gridcell" title={entry.source.to_string()}>{ entry.source.to_string() }</span>
+            <span class="msg" role="gridcell">{ message_html(first_line, matcher) }{ if multi_line { html! { <span class="more" title="more lines: click the row">{ " ⏎…" }</span> } } else { html! {} } }</span>
             if let Some(meta) = meta {
-                <span class="meta">{ meta }</span>
+                <span class="meta" role="gridcell">{ meta }</span>
             }
-            <button class="copy" title="copy this line" onclick={copy} data-testid="copy-line">{ "⧉" }</button>
+            <button class="copy" title="copy this line" aria-label={format!("copy line {seq}")} onclick={copy} data-testid="copy-line">{ "⧉" }</button>
         </div>
     }
 }

@@ -153,7 +153,7 @@ pub fn TaskPage(props: &TaskPageProps) -> Html {
                 <p class="error" role="alert">{ message }</p>
             }
             { header }
-            <LogPanel task_id={id} {api} {on_task} {on_unauthorized} />
+            <LogPanel task_id={id} {api} {on_task} {on_unauthorized} started_at={(*task).as_ref().and_then(|t| t.started_at)} />
         </main>
     }
 }
