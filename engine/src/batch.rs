@@ -118,6 +118,8 @@ impl LogBatch {
 pub struct BufferGate {
     pending: AtomicUsize,
     pending_bytes: AtomicU64,
+    /// Records ever handed over: two readings that differ saw ingest in between.
+    admitted: AtomicU64,
     lock: Mutex<()>,
     drained: Condvar,
     max_rows: usize,
@@ -129,6 +131,7 @@ impl BufferGate {
         BufferGate {
             pending: AtomicUsize::new(0),
             pending_bytes: AtomicU64::new(0),
+            admitted: AtomicU64::new(0),
             lock: Mutex::new(()),
             drained: Condvar::new(),
             max_rows: max_rows.max(1),
@@ -140,6 +143,12 @@ impl BufferGate {
     pub fn admit(&self, rows: usize, bytes: u64) {
         self.pending.fetch_add(rows, Ordering::SeqCst);
         self.pending_bytes.fetch_add(bytes, Ordering::SeqCst);
+        self.admitted.fetch_add(rows as u64, Ordering::Relaxed);
+    }
+
+    /// Records handed over since the gate was made.
+    pub fn admitted(&self) -> u64 {
+        self.admitted.load(Ordering::Relaxed)
     }
 
     /// Records `rows` of `bytes` as settled (durable, refused or spooled) and wakes

@@ -3,10 +3,11 @@
 //!
 //! Indexing a record costs about three times what storing it does, so the writer
 //! only notes which seqs are unindexed and this actor indexes them a step at a time
-//! (see `storage::text_index`). SQLite has one writer at a time: while records wait
-//! to be written, the indexer pauses after each step as long as the step took, so
-//! ingest keeps at least half of the database's time; with nothing waiting it goes on
-//! at once. Reads scan what is not indexed yet, so a backlog makes text searches of
+//! (see `storage::text_index`). SQLite has one writer at a time, and the machine
+//! serves clients too: while tasks are logging (records waited to be written, or
+//! arrived, during the step), the indexer pauses after each step as long as the step
+//! took, so ingest and everything else keep at least half of the database's and a
+//! core's time; when nothing was logged it goes on at once. Reads scan what is not indexed yet, so a backlog makes text searches of
 //! the newest records slower, never wrong.
 
 use std::time::{Duration, Instant};
@@ -37,13 +38,16 @@ impl TextIndexer {
     fn step(&mut self, ctx: &mut Context<Self>) {
         let db = self.db.clone();
         let started = Instant::now();
+        let admitted = self.gate.admitted();
         ctx.spawn(
             async move { db.run(|c| storage::text_index::index_step(c, STEP)).await }
                 .into_actor(self)
                 .map(move |result, act, ctx| {
                     let next = match result {
                         Ok(0) => IDLE,
-                        Ok(_) if act.gate.pending() == 0 => Duration::ZERO,
+                        Ok(_) if act.gate.pending() == 0 && act.gate.admitted() == admitted => {
+                            Duration::ZERO
+                        }
                         Ok(_) => started.elapsed(),
                         Err(e) => {
                             log::warn!(
