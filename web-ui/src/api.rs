@@ -1,9 +1,13 @@
-//! REST calls to the Tasklens server, with the bearer token.
+//! REST calls to the Tasklens server, with the bearer token: every `/api/...` URL the
+//! console uses is written here, once, behind a typed method.
 
 use gloo_net::http::{Request, RequestBuilder, Response};
-use protocol::ErrorBody;
+use protocol::api::{LogSettings, NodeInfo, PluginInfo, SearchPage};
+use protocol::{ErrorBody, FilterSpec, LogPage, NewTask, SourceCount, TaskId, TaskInfo, TaskList};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+
+use crate::view_url::rest_query;
 
 /// Why a call failed.
 #[derive(Debug, Clone, PartialEq)]
@@ -62,7 +66,7 @@ impl Api {
         }
     }
 
-    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ApiError> {
+    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ApiError> {
         let response = Self::check(self.auth(Request::get(path)).send().await).await?;
         response
             .json()
@@ -70,7 +74,7 @@ impl Api {
             .map_err(|e| ApiError::Network(e.to_string()))
     }
 
-    pub async fn get_bytes(&self, path: &str) -> Result<Vec<u8>, ApiError> {
+    async fn get_bytes(&self, path: &str) -> Result<Vec<u8>, ApiError> {
         let response = Self::check(self.auth(Request::get(path)).send().await).await?;
         response
             .binary()
@@ -78,7 +82,7 @@ impl Api {
             .map_err(|e| ApiError::Network(e.to_string()))
     }
 
-    pub async fn get_text(&self, path: &str) -> Result<String, ApiError> {
+    async fn get_text(&self, path: &str) -> Result<String, ApiError> {
         let response = Self::check(self.auth(Request::get(path)).send().await).await?;
         response
             .text()
@@ -86,17 +90,12 @@ impl Api {
             .map_err(|e| ApiError::Network(e.to_string()))
     }
 
-    pub async fn send<B: Serialize, T: DeserializeOwned>(
+    /// Sends `body` as JSON with `builder`'s method and reads a JSON answer.
+    async fn send<B: Serialize, T: DeserializeOwned>(
         &self,
-        method: &str,
-        path: &str,
+        builder: RequestBuilder,
         body: &B,
     ) -> Result<T, ApiError> {
-        let builder = match method {
-            "PUT" => Request::put(path),
-            "DELETE" => Request::delete(path),
-            _ => Request::post(path),
-        };
         let request = self
             .auth(builder)
             .json(body)
@@ -108,14 +107,132 @@ impl Api {
             .map_err(|e| ApiError::Network(e.to_string()))
     }
 
-    pub async fn delete(&self, path: &str) -> Result<(), ApiError> {
+    async fn delete(&self, path: &str) -> Result<(), ApiError> {
         Self::check(self.auth(Request::delete(path)).send().await)
             .await
             .map(|_| ())
+    }
+
+    /// `GET /api/plugins`.
+    pub async fn plugins(&self) -> Result<Vec<PluginInfo>, ApiError> {
+        self.get("/api/plugins").await
+    }
+
+    /// `GET /api/nodes`.
+    pub async fn nodes(&self) -> Result<Vec<NodeInfo>, ApiError> {
+        self.get("/api/nodes").await
+    }
+
+    /// `GET /api/tasks`: a page of 100, newest first, older than `before` when given.
+    pub async fn tasks(&self, before: Option<TaskId>) -> Result<TaskList, ApiError> {
+        match before {
+            Some(before) => {
+                self.get(&format!("/api/tasks?limit=100&before={before}"))
+                    .await
+            }
+            None => self.get("/api/tasks?limit=100").await,
+        }
+    }
+
+    /// `POST /api/tasks`.
+    pub async fn submit(&self, task: &NewTask) -> Result<TaskInfo, ApiError> {
+        self.send(Request::post("/api/tasks"), task).await
+    }
+
+    /// `GET /api/tasks/{id}`.
+    pub async fn task(&self, id: TaskId) -> Result<TaskInfo, ApiError> {
+        self.get(&format!("/api/tasks/{id}")).await
+    }
+
+    /// `POST /api/tasks/{id}/cancel`.
+    pub async fn cancel(&self, id: TaskId) -> Result<(), ApiError> {
+        let url = format!("/api/tasks/{id}/cancel");
+        self.send::<_, serde_json::Value>(Request::post(&url), &serde_json::json!({}))
+            .await
+            .map(|_| ())
+    }
+
+    /// `DELETE /api/tasks/{id}`, with its logs.
+    pub async fn delete_task(&self, id: TaskId) -> Result<(), ApiError> {
+        self.delete(&format!("/api/tasks/{id}")).await
+    }
+
+    /// `GET /api/tasks/{id}/logs`: up to `limit` records after `after` that `filter`
+    /// selects.
+    pub async fn log_page(
+        &self,
+        id: TaskId,
+        filter: &FilterSpec,
+        after: u64,
+        limit: usize,
+    ) -> Result<LogPage, ApiError> {
+        let query = rest_query(filter);
+        let sep = if query.is_empty() { "" } else { "&" };
+        self.get(&format!(
+            "/api/tasks/{id}/logs?{query}{sep}after_seq={after}&limit={limit}"
+        ))
+        .await
+    }
+
+    /// `GET /api/tasks/{id}/logs/index`: the seqs of every record `filter` selects,
+    /// ascending.
+    pub async fn log_index(&self, id: TaskId, filter: &FilterSpec) -> Result<Vec<u32>, ApiError> {
+        let bytes = self
+            .get_bytes(&format!(
+                "/api/tasks/{id}/logs/index?{}",
+                rest_query(filter)
+            ))
+            .await?;
+        Ok(decode_index(&bytes))
+    }
+
+    /// `GET /api/tasks/{id}/logs/export`: every record `filter` selects, as
+    /// `format` (`text` or `ndjson`).
+    pub async fn export(
+        &self,
+        id: TaskId,
+        filter: &FilterSpec,
+        format: &str,
+    ) -> Result<String, ApiError> {
+        let query = rest_query(filter);
+        let sep = if query.is_empty() { "" } else { "&" };
+        self.get_text(&format!(
+            "/api/tasks/{id}/logs/export?{query}{sep}format={format}"
+        ))
+        .await
+    }
+
+    /// `GET /api/tasks/{id}/logs/sources`: counts per source and level.
+    pub async fn source_counts(&self, id: TaskId) -> Result<Vec<SourceCount>, ApiError> {
+        self.get(&format!("/api/tasks/{id}/logs/sources")).await
+    }
+
+    /// `GET /api/logs/search` with a query built by `SearchQuery::api_query`.
+    pub async fn search(&self, query: &str) -> Result<SearchPage, ApiError> {
+        self.get(&format!("/api/logs/search?{query}")).await
+    }
+
+    /// `GET /api/settings/logging`.
+    pub async fn log_settings(&self) -> Result<LogSettings, ApiError> {
+        self.get("/api/settings/logging").await
+    }
+
+    /// `PUT /api/settings/logging`.
+    pub async fn set_log_settings(&self, settings: &LogSettings) -> Result<LogSettings, ApiError> {
+        self.send(Request::put("/api/settings/logging"), settings)
+            .await
     }
 
     /// Checks a token before it is kept: `GET /api/me`.
     pub async fn whoami(&self) -> Result<protocol::api::WhoAmI, ApiError> {
         self.get("/api/me").await
     }
+}
+
+/// The body of `GET /logs/index`: seqs as little-endian `u32`s.
+fn decode_index(bytes: &[u8]) -> Vec<u32> {
+    bytes
+        .chunks_exact(4)
+        .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
 }

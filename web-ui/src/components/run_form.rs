@@ -1,7 +1,7 @@
 //! Run a task: pick a plugin, edit its JSON parameters (prefilled with the plugin's
 //! example), submit. Errors (bad JSON, bad parameters, no permission) show in place.
 
-use protocol::{NewTask, PluginInfo, TaskInfo};
+use protocol::{NewTask, PluginInfo};
 use web_sys::{HtmlSelectElement, HtmlTextAreaElement};
 use yew::prelude::*;
 use yew_router::prelude::*;
@@ -29,7 +29,7 @@ pub fn RunForm() -> Html {
         use_effect_with((), move |_| {
             if let Some(api) = auth.api() {
                 wasm_bindgen_futures::spawn_local(async move {
-                    if let Ok(list) = api.get::<Vec<PluginInfo>>("/api/plugins").await {
+                    if let Ok(list) = api.plugins().await {
                         let first = list
                             .iter()
                             .find(|p| p.name == "synthetic")
@@ -107,7 +107,7 @@ pub fn RunForm() -> Html {
                 (auth.clone(), error.clone(), busy.clone(), navigator.clone());
             busy.set(true);
             wasm_bindgen_futures::spawn_local(async move {
-                match api.send::<_, TaskInfo>("POST", "/api/tasks", &body).await {
+                match api.submit(&body).await {
                     Ok(task) => navigator.push(&Route::Task {
                         id: task.id.to_string(),
                     }),

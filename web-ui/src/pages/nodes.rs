@@ -27,7 +27,7 @@ pub fn NodesPage() -> Html {
                 let Some(api) = auth.api() else { return };
                 let (auth, nodes, error) = (auth.clone(), nodes.clone(), error.clone());
                 wasm_bindgen_futures::spawn_local(async move {
-                    match api.get::<Vec<NodeInfo>>("/api/nodes").await {
+                    match api.nodes().await {
                         Ok(mut list) => {
                             list.sort_by(|a, b| a.id.cmp(&b.id));
                             nodes.set(Some(list));

@@ -79,11 +79,7 @@ pub fn SearchPageView() -> Html {
                 fresh: cursor.is_none(),
             });
             wasm_bindgen_futures::spawn_local(async move {
-                let path = format!(
-                    "/api/logs/search?{}",
-                    query.api_query(cursor.as_deref(), PAGE)
-                );
-                match api.get::<SearchPage>(&path).await {
+                match api.search(&query.api_query(cursor.as_deref(), PAGE)).await {
                     Ok(page) => results.dispatch(ResultsAction::Loaded(page)),
                     Err(e) => results.dispatch(ResultsAction::Failed(handle_error(&auth, e))),
                 }

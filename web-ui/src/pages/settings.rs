@@ -20,7 +20,7 @@ pub fn LoggingSettings() -> Html {
         use_effect_with((), move |_| {
             if let Some(api) = auth.api() {
                 wasm_bindgen_futures::spawn_local(async move {
-                    match api.get::<LogSettings>("/api/settings/logging").await {
+                    match api.log_settings().await {
                         Ok(current) => draft.set(Some(current)),
                         Err(e) => status.set(Some((false, handle_error(&auth, e)))),
                     }
@@ -77,10 +77,7 @@ pub fn LoggingSettings() -> Html {
                 (auth.clone(), draft.clone(), status.clone(), busy.clone());
             busy.set(true);
             wasm_bindgen_futures::spawn_local(async move {
-                match api
-                    .send::<_, LogSettings>("PUT", "/api/settings/logging", &settings)
-                    .await
-                {
+                match api.set_log_settings(&settings).await {
                     Ok(applied) => {
                         draft.set(Some(applied));
                         status.set(Some((true, "Saved and applied: running tasks and the server log use these settings now, no restart needed.".into())));

@@ -6,7 +6,7 @@ use yew_router::prelude::*;
 
 use crate::app::{handle_error, Route};
 use crate::auth::{AuthAction, AuthContext};
-use crate::components::log_panel::LogPanel;
+use crate::components::log_view::LogPanel;
 use crate::components::status::StatusBadge;
 use crate::format::{date_time, task_duration};
 
@@ -41,7 +41,7 @@ pub fn TaskPage(props: &TaskPageProps) -> Html {
             if let (Some(api), Some(id)) = (auth.api(), *id) {
                 let (task, error) = (task.clone(), error.clone());
                 wasm_bindgen_futures::spawn_local(async move {
-                    match api.get::<TaskInfo>(&format!("/api/tasks/{id}")).await {
+                    match api.task(id).await {
                         Ok(found) => task.set(Some(found)),
                         Err(e) => error.set(Some(handle_error(&auth, e))),
                     }
@@ -76,14 +76,7 @@ pub fn TaskPage(props: &TaskPageProps) -> Html {
             let Some(api) = auth.api() else { return };
             let (auth, error) = (auth.clone(), error.clone());
             wasm_bindgen_futures::spawn_local(async move {
-                if let Err(e) = api
-                    .send::<_, serde_json::Value>(
-                        "POST",
-                        &format!("/api/tasks/{id}/cancel"),
-                        &serde_json::json!({}),
-                    )
-                    .await
-                {
+                if let Err(e) = api.cancel(id).await {
                     error.set(Some(handle_error(&auth, e)));
                 }
             });
@@ -104,7 +97,7 @@ pub fn TaskPage(props: &TaskPageProps) -> Html {
             }
             let (auth, error, navigator) = (auth.clone(), error.clone(), navigator.clone());
             wasm_bindgen_futures::spawn_local(async move {
-                match api.delete(&format!("/api/tasks/{id}")).await {
+                match api.delete_task(id).await {
                     Ok(()) => navigator.push(&Route::Tasks),
                     Err(e) => error.set(Some(handle_error(&auth, e))),
                 }

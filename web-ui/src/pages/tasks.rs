@@ -77,7 +77,7 @@ pub fn TasksPage() -> Html {
             if let Some(api) = api.clone() {
                 let (rows, auth) = (rows.clone(), auth.clone());
                 wasm_bindgen_futures::spawn_local(async move {
-                    match api.get::<TaskList>("/api/tasks?limit=100").await {
+                    match api.tasks(None).await {
                         Ok(list) => rows.dispatch(RowsAction::Loaded(list, false)),
                         Err(e) => rows.dispatch(RowsAction::Failed(handle_error(&auth, e))),
                     }
@@ -115,10 +115,7 @@ pub fn TasksPage() -> Html {
             };
             let (rows, auth) = (rows.clone(), auth.clone());
             wasm_bindgen_futures::spawn_local(async move {
-                match api
-                    .get::<TaskList>(&format!("/api/tasks?limit=100&before={before}"))
-                    .await
-                {
+                match api.tasks(Some(before)).await {
                     Ok(list) => rows.dispatch(RowsAction::Loaded(list, true)),
                     Err(e) => rows.dispatch(RowsAction::Failed(handle_error(&auth, e))),
                 }
@@ -144,7 +141,7 @@ pub fn TasksPage() -> Html {
             }
             let (rows, auth) = (rows.clone(), auth.clone());
             wasm_bindgen_futures::spawn_local(async move {
-                match api.delete(&format!("/api/tasks/{}", task.id)).await {
+                match api.delete_task(task.id).await {
                     Ok(()) => rows.dispatch(RowsAction::Removed(task.id)),
                     Err(e) => rows.dispatch(RowsAction::Failed(handle_error(&auth, e))),
                 }

@@ -1,0 +1,202 @@
+//! Where the view is: scrolling (and following the newest line), the selected line
+//! and its permalink in the URL, and jumps to a line, a match or an ERROR.
+
+use web_sys::HtmlElement;
+use yew::prelude::*;
+
+use super::geometry::Geometry;
+use super::{location, LogPanel};
+use crate::components::log_row::ROW_HEIGHT;
+use crate::view_url::{line_from_hash, ViewFilter};
+
+impl LogPanel {
+    pub(super) fn geometry(&self) -> Geometry {
+        Geometry {
+            total: self.model.total(),
+            viewport_height: self.viewport_height,
+            scroll_top: self.scroll_top,
+        }
+    }
+
+    /// Scrolls so that position `pos` is in the middle of the viewport, and keeps it
+    /// there until the user scrolls.
+    pub(super) fn center_on(&mut self, pos: usize) {
+        self.anchor = Some(pos);
+        let top = self.geometry().centre(pos);
+        self.scroll_to = Some(top);
+        self.scroll_top = top;
+    }
+
+    /// The URL says the view's filter and its selected line.
+    pub(super) fn write_url(&self) {
+        let query = self.filter.to_query();
+        let hash = self.selected.map(|s| format!("#L{s}")).unwrap_or_default();
+        let path = location().pathname().unwrap_or_default();
+        let url = if query.is_empty() {
+            format!("{path}{hash}")
+        } else {
+            format!("{path}?{query}{hash}")
+        };
+        if let Ok(history) = web_sys::window().expect("a window").history() {
+            let _ = history.replace_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some(&url));
+        }
+    }
+
+    pub(super) fn on_scrolled(&mut self, ctx: &Context<Self>) -> bool {
+        if let Some(el) = self.viewport.cast::<HtmlElement>() {
+            let (top, height, full) = (
+                el.scroll_top() as f64,
+                el.client_height() as f64,
+                el.scroll_height() as f64,
+            );
+            self.viewport_height = height;
+            let at_bottom = top + height >= full - ROW_HEIGHT;
+            // Ours while the position is still the one this panel set (the panel's own
+            // Scrolled message and the browser's scroll event both report it); any
+            // other position is the user's doing.
+            let ours = self.own_scroll.is_some_and(|own| (own - top).abs() < 1.0);
+            if !ours {
+                self.own_scroll = None;
+            }
+            if !ours && self.scroll_to.is_none() {
+                self.anchor = None;
+            }
+            if !ours && self.scroll_to.is_none() && self.model.index_loaded {
+                // Following pauses when the user scrolls up and resumes at the bottom.
+                self.follow = at_bottom;
+            }
+            self.scroll_top = top;
+        }
+        self.fetch_visible_pages(ctx);
+        true
+    }
+
+    /// Selects line `seq` of the view and brings it into the middle of the viewport.
+    pub(super) fn go_to(&mut self, ctx: &Context<Self>, seq: u64) {
+        self.selected = Some(seq);
+        self.follow = false;
+        self.write_url();
+        if self.model.index_loaded {
+            let pos = self
+                .model
+                .position_of(seq)
+                .min(self.model.total().saturating_sub(1));
+            self.center_on(pos);
+            self.fetch_visible_pages(ctx);
+        } else {
+            self.pending_jump = Some(seq);
+        }
+    }
+
+    /// A click on a line selects it (or, selected, unselects it).
+    pub(super) fn select(&mut self, seq: u64) -> bool {
+        self.selected = if self.selected == Some(seq) {
+            None
+        } else {
+            Some(seq)
+        };
+        self.follow = false;
+        self.write_url();
+        true
+    }
+
+    pub(super) fn hash_changed(&mut self, ctx: &Context<Self>) -> bool {
+        let Some(seq) = line_from_hash(&location().hash().unwrap_or_default()).map(u64::from)
+        else {
+            return false;
+        };
+        if self.selected == Some(seq) {
+            return false;
+        }
+        self.go_to(ctx, seq);
+        true
+    }
+
+    /// Goes to line `seq`; when the view's filter hides it, first widens the view to
+    /// the whole log at the same level (an ERROR passes every level).
+    pub(super) fn jump_to_line(&mut self, ctx: &Context<Self>, seq: u64) -> bool {
+        if self.model.index_loaded && !self.model.shows(seq) {
+            self.filter = ViewFilter {
+                level: self.filter.level,
+                ..ViewFilter::default()
+            };
+            self.search_text.clear();
+            self.meta_key.clear();
+            self.meta_value.clear();
+            self.selected = Some(seq);
+            self.pending_jump = Some(seq);
+            self.follow = false;
+            self.reload(ctx);
+        } else {
+            self.go_to(ctx, seq);
+        }
+        true
+    }
+
+    pub(super) fn jump_to_match(&mut self, ctx: &Context<Self>, forward: bool) -> bool {
+        let top_seq = self
+            .model
+            .index
+            .get(self.geometry().top_position())
+            .map_or(0, |s| u64::from(*s));
+        let Some(next) = self.model.next_match(top_seq, forward) else {
+            return true;
+        };
+        self.model.match_cursor = Some(next);
+        self.follow = false;
+        let pos = self.model.position_of(u64::from(self.model.matches[next]));
+        self.center_on(pos);
+        self.fetch_visible_pages(ctx);
+        true
+    }
+
+    /// Goes to the next or previous ERROR of the view from the selected line (or the
+    /// top of the viewport), round the end; loads the view's ERROR seqs first.
+    pub(super) fn jump_to_error(&mut self, ctx: &Context<Self>, forward: bool) -> bool {
+        if self.model.errors.is_none() {
+            if self.error_jump.replace(forward).is_none() {
+                let mut spec = self.filter.view_spec();
+                spec.level = Some(protocol::LogLevel::Error);
+                self.fetch_seqs(ctx, &spec, |generation, seqs| super::Msg::ErrorsLoaded {
+                    generation,
+                    seqs,
+                });
+            }
+            return false;
+        }
+        // Without a selection, from just above the top row, so that it can be the one.
+        let from = self.selected.unwrap_or_else(|| {
+            let top = self.geometry().top_position();
+            self.model
+                .index
+                .get(top)
+                .map_or(0, |s| u64::from(*s).saturating_sub(1))
+        });
+        match self.model.next_error(from, forward) {
+            Some(seq) => self.go_to(ctx, seq),
+            None => self.flash = Some("No ERROR lines in this view".into()),
+        }
+        true
+    }
+
+    /// Moves the selection `delta` lines down (or up), scrolling only when the line
+    /// leaves the viewport, as a list does.
+    pub(super) fn move_selection(&mut self, ctx: &Context<Self>, delta: i64) -> bool {
+        if !self.model.index_loaded || self.model.index.is_empty() {
+            return false;
+        }
+        let from = match self.selected {
+            Some(seq) => self.model.position_of(seq) as i64,
+            None => self.geometry().top_position() as i64 - delta.signum(),
+        };
+        let to = (from + delta).clamp(0, self.model.total() as i64 - 1) as usize;
+        self.selected = Some(u64::from(self.model.index[to]));
+        self.follow = false;
+        self.write_url();
+        if !self.geometry().in_view(to) {
+            self.center_on(to);
+        }
+        self.fetch_visible_pages(ctx);
+        true
+    }
+}
