@@ -202,36 +202,41 @@ struct Range {
     to_seq: i64,
 }
 
+/// One range of an indexer step: its records `from_seq..=last` are indexed, with
+/// their metadata entries worked out before the write lock is taken.
+struct Planned {
+    range: Range,
+    last: i64,
+    /// The task key and the range's pairs as a JSON array of `[pair, seq]`.
+    pairs: Option<(i64, String)>,
+}
+
 /// Indexes up to about `step` pending records, newest tasks and ranges first (the
-/// records people look for soonest, and an index scan with no sort), in one
-/// transaction. Returns about how many records it took: 0 when nothing is pending.
-/// Indexing a record twice (a range noted again by a retried batch) replaces its
-/// entry.
+/// records people look for soonest, and an index scan with no sort). Returns about
+/// how many records it took: 0 when nothing is pending. Indexing a record twice (a
+/// range noted again by a retried batch) replaces its entry.
+///
+/// What to index, and each record's metadata entries, are worked out in a read
+/// transaction; the write lock is held only for the inserts and the bookkeeping, so
+/// that the log writer and task changes wait as little as possible.
 pub fn index_pending(c: &mut diesel::SqliteConnection, step: usize) -> Result<usize> {
+    let (plan, covered) = c.transaction(|c| plan_step(c, step))?;
+    if plan.is_empty() {
+        return Ok(0);
+    }
     c.immediate_transaction(|c| {
-        let ranges: Vec<Range> = diesel::sql_query(
-            "SELECT task_id, from_seq, to_seq FROM task_log_unindexed \
-             ORDER BY task_id DESC, from_seq DESC LIMIT 64",
-        )
-        .load(c)?;
-        let mut covered = 0usize;
-        for range in ranges {
-            if covered >= step {
-                break;
-            }
-            // The range may have gaps: the step ends at its room-th record.
-            let room = (step - covered) as i64;
-            let nth: Option<Key> = diesel::sql_query(
-                "SELECT seq AS key FROM task_logs WHERE task_id = ? AND seq >= ? AND seq <= ? \
-                 ORDER BY seq LIMIT 1 OFFSET ?",
+        for Planned { range, last, pairs } in &plan {
+            // The range may have grown (a retried batch) or gone with its task since.
+            let now: Option<Key> = diesel::sql_query(
+                "SELECT to_seq AS key FROM task_log_unindexed WHERE task_id = ? AND from_seq = ?",
             )
             .bind::<Binary, _>(&range.task_id)
             .bind::<BigInt, _>(range.from_seq)
-            .bind::<BigInt, _>(range.to_seq)
-            .bind::<BigInt, _>(room - 1)
             .get_result(c)
             .optional()?;
-            let last = nth.map_or(range.to_seq, |n| n.key);
+            let Some(Key { key: to_seq }) = now else {
+                continue;
+            };
             diesel::sql_query(
                 "INSERT OR REPLACE INTO task_log_text (rowid, message) \
                  SELECT (k.key << 32) + l.seq, l.message \
@@ -240,20 +245,62 @@ pub fn index_pending(c: &mut diesel::SqliteConnection, step: usize) -> Result<us
             )
             .bind::<Binary, _>(&range.task_id)
             .bind::<BigInt, _>(range.from_seq)
-            .bind::<BigInt, _>(last)
+            .bind::<BigInt, _>(*last)
             .execute(c)?;
-            index_pairs(c, &range.task_id, (range.from_seq, last))?;
+            if let Some((key, entries)) = pairs {
+                diesel::sql_query(
+                    "INSERT OR IGNORE INTO task_log_pairs (key, pair, seq) \
+                     SELECT ?, json_extract(value, '$[0]'), json_extract(value, '$[1]') \
+                     FROM json_each(?)",
+                )
+                .bind::<BigInt, _>(*key)
+                .bind::<Text, _>(entries)
+                .execute(c)?;
+            }
             diesel::sql_query("DELETE FROM task_log_unindexed WHERE task_id = ? AND from_seq = ?")
                 .bind::<Binary, _>(&range.task_id)
                 .bind::<BigInt, _>(range.from_seq)
                 .execute(c)?;
-            if last < range.to_seq {
-                note_range(c, &range.task_id, (last + 1, range.to_seq))?;
+            if *last < to_seq {
+                note_range(c, &range.task_id, (last + 1, to_seq))?;
             }
-            covered += (last - range.from_seq + 1).min(room) as usize;
         }
         Ok(covered)
     })
+}
+
+/// The read half of [`index_pending`]: the ranges a step takes, how far into each,
+/// and their metadata entries.
+fn plan_step(c: &mut diesel::SqliteConnection, step: usize) -> Result<(Vec<Planned>, usize)> {
+    let ranges: Vec<Range> = diesel::sql_query(
+        "SELECT task_id, from_seq, to_seq FROM task_log_unindexed \
+         ORDER BY task_id DESC, from_seq DESC LIMIT 64",
+    )
+    .load(c)?;
+    let mut plan = Vec::new();
+    let mut covered = 0usize;
+    for range in ranges {
+        if covered >= step {
+            break;
+        }
+        // The range may have gaps: the step ends at its room-th record.
+        let room = (step - covered) as i64;
+        let nth: Option<Key> = diesel::sql_query(
+            "SELECT seq AS key FROM task_logs WHERE task_id = ? AND seq >= ? AND seq <= ? \
+             ORDER BY seq LIMIT 1 OFFSET ?",
+        )
+        .bind::<Binary, _>(&range.task_id)
+        .bind::<BigInt, _>(range.from_seq)
+        .bind::<BigInt, _>(range.to_seq)
+        .bind::<BigInt, _>(room - 1)
+        .get_result(c)
+        .optional()?;
+        let last = nth.map_or(range.to_seq, |n| n.key);
+        let pairs = pair_entries(c, &range.task_id, (range.from_seq, last))?;
+        covered += (last - range.from_seq + 1).min(room) as usize;
+        plan.push(Planned { range, last, pairs });
+    }
+    Ok((plan, covered))
 }
 
 #[derive(QueryableByName)]
@@ -264,20 +311,21 @@ struct Metadata {
     metadata: String,
 }
 
-/// Enters the metadata members of the task's records `first..=last` in
-/// `task_log_pairs`, all in one statement (the pairs go as one JSON array).
-fn index_pairs(
+/// The `task_log_pairs` entries of the task's records `first..=last`: the task key
+/// and a JSON array of `[pair, seq]` in key order (one statement inserts them all);
+/// `None` when there are none.
+fn pair_entries(
     c: &mut diesel::SqliteConnection,
     task: &[u8],
     (first, last): (i64, i64),
-) -> Result<()> {
+) -> Result<Option<(i64, String)>> {
     let key: Option<Key> =
         diesel::sql_query("SELECT key FROM task_log_keys WHERE task_id = ? AND key < 2147483648")
             .bind::<Binary, _>(task)
             .get_result(c)
             .optional()?;
     let Some(Key { key }) = key else {
-        return Ok(());
+        return Ok(None);
     };
     let rows: Vec<Metadata> = diesel::sql_query(
         "SELECT seq, metadata FROM task_logs \
@@ -302,19 +350,12 @@ fn index_pairs(
         }
     }
     if entries.is_empty() {
-        return Ok(());
+        return Ok(None);
     }
     // In key order, the inserts walk the B-tree instead of jumping about in it.
     entries.sort_unstable();
     let entries = serde_json::to_string(&entries).expect("pairs serialise");
-    diesel::sql_query(
-        "INSERT OR IGNORE INTO task_log_pairs (key, pair, seq) \
-         SELECT ?, json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?)",
-    )
-    .bind::<BigInt, _>(key)
-    .bind::<Text, _>(entries)
-    .execute(c)?;
-    Ok(())
+    Ok(Some((key, entries)))
 }
 
 /// Deletes the metadata entries of a task about to be deleted, at most `step` per
