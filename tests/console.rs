@@ -988,3 +988,113 @@ fn text_contrast_holds_in_both_themes() {
         assert_eq!(result["failures"], json!([]), "{theme}");
     }
 }
+
+/// Shift-click selects a range of lines: `#L…-L…` in the address, every line of the
+/// range marked, the same after a reload; copied as text or as Markdown, it holds
+/// exactly the view's lines of the range, as the export writes them.
+#[test]
+fn a_range_of_lines_is_selected_linked_and_copied() {
+    let Some(ui) = ui_dir() else { return };
+    let fresh = FreshDb::new("sqlite");
+    let server = Server::start_on(&fresh.url, free_port(), Some(&ui));
+    let id = run(&server, "synthetic", &["count=400", "rate=4000"]);
+    wait_done(&server, &id);
+    // The view: WARNING and above.
+    let view: Vec<protocol::LogEntry> =
+        common::entries(&stdout(&server.cli(&["logs", &id, "--json"])))
+            .into_iter()
+            .filter(|e| e.level >= protocol::LogLevel::Warning)
+            .collect();
+    let (first, last) = (view[9].seq, view[19].seq);
+    let in_range: Vec<&protocol::LogEntry> = view
+        .iter()
+        .filter(|e| (first..=last).contains(&e.seq))
+        .collect();
+    assert_eq!(in_range.len(), 11);
+    let browser = Browser::start();
+    browser.login(&server.url(), ADMIN);
+    browser.call(
+        "POST",
+        "/goog/cdp/execute",
+        Some(json!({"cmd": "Browser.grantPermissions", "params": {
+            "origin": server.url(),
+            "permissions": ["clipboardReadWrite", "clipboardSanitizedWrite"]
+        }})),
+    );
+    let page = format!("{}/tasks/{id}?level=WARNING", server.url());
+    // Opened at the first line of the range, which is then selected.
+    browser.goto(&format!("{page}#L{first}"));
+    let click = |seq: u64, shift: bool| {
+        browser.wait(
+            &format!("return document.querySelector('[data-testid=log-row][data-seq=\"{seq}\"]')"),
+            &format!("line {seq}"),
+        );
+        browser.js(&format!("document.querySelector('[data-testid=log-row][data-seq=\"{seq}\"]').dispatchEvent(new MouseEvent('click', {{bubbles: true, shiftKey: {shift}}}))"));
+    };
+    let selected = || {
+        browser.js("return [...document.querySelectorAll('[data-testid=log-row].selected')].map(r => Number(r.dataset.seq))")
+    };
+    let want: Vec<u64> = in_range.iter().map(|e| e.seq).collect();
+    click(last, true);
+    browser.wait(
+        &format!("return location.hash === '#L{first}-L{last}'"),
+        "the range in the address",
+    );
+    assert_eq!(selected(), json!(want));
+    assert_eq!(
+        browser.js("return document.querySelector('[data-testid=range-count]').textContent"),
+        json!("11 lines in this view")
+    );
+
+    // The address opens the same range.
+    browser.js("location.reload()");
+    browser.wait(
+        &format!("return document.querySelectorAll('[data-testid=log-row].selected').length === 11 && location.hash === '#L{first}-L{last}'"),
+        "the range after a reload",
+    );
+    assert_eq!(selected(), json!(want));
+
+    let clipboard = || {
+        browser.call(
+            "POST",
+            "/execute/async",
+            Some(json!({"script": "navigator.clipboard.readText().then(arguments[0], e => arguments[0]('error: ' + e))", "args": []})),
+        )
+    };
+    let lines: String = in_range
+        .iter()
+        .map(|e| protocol::line::text_line(e) + "\n")
+        .collect();
+    // The clipboard holds what the page copied last: wait for each copy to land.
+    let copied = |button: &str, want: &str| {
+        browser.click(&format!("[data-testid={button}]"));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let now = clipboard();
+            if now == json!(want) {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "{button}: {now}");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    };
+    copied("copy-range-text", &lines);
+    copied(
+        "copy-range-markdown",
+        &format!(
+            "[Lines {first}–{last} of task {id}]({page}#L{first}-L{last})\n\n```text\n{lines}```\n"
+        ),
+    );
+    assert_eq!(
+        browser.js("return document.querySelector('.flash').textContent"),
+        json!("11 lines copied")
+    );
+
+    // A plain click selects one line again.
+    click(first, false);
+    browser.wait(
+        &format!("return location.hash === '#L{first}'"),
+        "one line selected",
+    );
+    assert_eq!(selected(), json!([first]));
+}

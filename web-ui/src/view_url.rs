@@ -124,9 +124,25 @@ pub fn rest_query(spec: &FilterSpec) -> String {
     encode_pairs(&spec.query_pairs())
 }
 
-/// `#L1234` → 1234.
-pub fn line_from_hash(hash: &str) -> Option<u32> {
-    hash.trim_start_matches('#').strip_prefix('L')?.parse().ok()
+/// The lines a permalink names: `#L1234` → (1234, 1234), `#L120-L180` → (120, 180)
+/// (either order).
+pub fn lines_from_hash(hash: &str) -> Option<(u64, u64)> {
+    let rest = hash.trim_start_matches('#');
+    let line = |part: &str| -> Option<u64> { part.strip_prefix('L')?.parse().ok() };
+    let (first, last) = match rest.split_once('-') {
+        Some((a, b)) => (line(a)?, line(b)?),
+        None => (line(rest)?, line(rest)?),
+    };
+    Some((first.min(last), first.max(last)))
+}
+
+/// The permalink of lines `first..=last`: `#L120` or `#L120-L180`.
+pub fn lines_hash(first: u64, last: u64) -> String {
+    if first == last {
+        format!("#L{first}")
+    } else {
+        format!("#L{first}-L{last}")
+    }
 }
 
 pub(crate) fn encode_pairs(pairs: &[(String, String)]) -> String {
@@ -225,8 +241,14 @@ mod tests {
 
     #[test]
     fn permalinks_and_bad_escapes() {
-        assert_eq!(line_from_hash("#L1234"), Some(1234));
-        assert_eq!(line_from_hash("#x"), None);
+        assert_eq!(lines_from_hash("#L1234"), Some((1234, 1234)));
+        assert_eq!(lines_from_hash("#L120-L180"), Some((120, 180)));
+        assert_eq!(lines_from_hash("#L180-L120"), Some((120, 180)));
+        for bad in ["#x", "#L", "#L12-", "#L12-13", "#L-L3", "#L1-L2-L3", "#Lx"] {
+            assert_eq!(lines_from_hash(bad), None, "{bad}");
+        }
+        assert_eq!(lines_hash(7, 7), "#L7");
+        assert_eq!(lines_hash(120, 180), "#L120-L180");
         assert_eq!(decode("a%2"), "a%2");
         assert_eq!(decode("a+b%41"), "a bA");
     }

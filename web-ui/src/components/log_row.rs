@@ -136,7 +136,9 @@ pub fn message_html(text: &str, matcher: &Matcher) -> Html {
 /// Callbacks a row raises.
 #[derive(Clone, PartialEq)]
 pub struct RowEvents {
-    pub select: Callback<u64>,
+    /// A click on the row: its seq, and whether Shift was held (extend the selection
+    /// to it).
+    pub select: Callback<(u64, bool)>,
     pub copy: Callback<u64>,
 }
 
@@ -167,7 +169,7 @@ pub fn row(entry: &Rc<LogEntry>, matcher: &Matcher, state: RowState, events: &Ro
         let cb = events.select.clone();
         Callback::from(move |e: MouseEvent| {
             e.prevent_default();
-            cb.emit(seq)
+            cb.emit((seq, e.shift_key()))
         })
     };
     let copy = {

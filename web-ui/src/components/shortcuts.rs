@@ -14,6 +14,10 @@ pub const SHORTCUTS: &[(&str, &str)] = &[
     ("e / Shift+E", "next / previous ERROR line"),
     ("↓ / ↑ or j / k", "select the next / previous line"),
     (
+        "Shift+click",
+        "select the lines from the selected one to this one (#L120-L180)",
+    ),
+    (
         "t",
         "change the time column: local, UTC, since start, since previous line",
     ),

@@ -35,7 +35,7 @@ use super::shortcuts::Shortcuts;
 use crate::api::Api;
 use crate::live::Live;
 use crate::view_prefs::ViewPrefs;
-use crate::view_url::{line_from_hash, ViewFilter};
+use crate::view_url::{lines_from_hash, ViewFilter};
 use listeners::WindowListeners;
 use model::LogModel;
 pub use msg::Msg;
@@ -90,6 +90,8 @@ pub struct LogPanel {
     /// (asynchronously, maybe after new rows arrived) is not the user's.
     own_scroll: Option<f64>,
     selected: Option<u64>,
+    /// The other end of a selected range of lines (Shift-click, `#L120-L180`).
+    selected_to: Option<u64>,
     /// A line to bring into view once the index is known (permalink).
     pending_jump: Option<u64>,
     /// A jump to an ERROR line waiting for the view's errors to load.
@@ -121,7 +123,9 @@ impl Component for LogPanel {
 
     fn create(ctx: &Context<Self>) -> Self {
         let filter = ViewFilter::from_query(&location().search().unwrap_or_default());
-        let selected = line_from_hash(&location().hash().unwrap_or_default()).map(u64::from);
+        let lines = lines_from_hash(&location().hash().unwrap_or_default());
+        let selected = lines.map(|(first, _)| first);
+        let selected_to = lines.and_then(|(first, last)| (last != first).then_some(last));
         let counts_timer = {
             let link = ctx.link().clone();
             Interval::new(1500, move || link.send_message(Msg::RefreshCounts))
@@ -149,6 +153,7 @@ impl Component for LogPanel {
             anchor: None,
             own_scroll: None,
             selected,
+            selected_to,
             pending_jump: selected,
             error_jump: None,
             error: None,
@@ -159,7 +164,9 @@ impl Component for LogPanel {
             _counts_timer: counts_timer,
             _listeners: WindowListeners::add(ctx.link()),
             events: RowEvents {
-                select: ctx.link().callback(Msg::Select),
+                select: ctx
+                    .link()
+                    .callback(|(seq, extend)| Msg::Select { seq, extend }),
                 copy: ctx.link().callback(Msg::Copy),
             },
             flash: None,
@@ -176,6 +183,7 @@ impl Component for LogPanel {
     fn changed(&mut self, ctx: &Context<Self>, old: &Self::Properties) -> bool {
         if old.task_id != ctx.props().task_id {
             self.selected = None;
+            self.selected_to = None;
             self.pending_jump = None;
             self.follow = true;
             self.counts.clear();
@@ -262,10 +270,22 @@ impl Component for LogPanel {
             Msg::NextError(forward) => self.jump_to_error(ctx, forward),
             Msg::JumpToLine(seq) => self.jump_to_line(ctx, seq),
             Msg::MoveSelection(delta) => self.move_selection(ctx, delta),
-            Msg::Select(seq) => self.select(seq),
+            Msg::Select { seq, extend } => self.select(seq, extend),
+            Msg::CopyRange(markdown) => {
+                self.copy_range(ctx, markdown);
+                false
+            }
+            Msg::RangeCopied(result) => {
+                self.flash = Some(match result {
+                    Ok(n) => format!("{n} lines copied"),
+                    Err(why) => why,
+                });
+                true
+            }
             Msg::HashChanged => self.hash_changed(ctx),
             Msg::CloseDetail => {
                 self.selected = None;
+                self.selected_to = None;
                 self.write_url();
                 true
             }

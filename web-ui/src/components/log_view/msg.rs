@@ -74,7 +74,14 @@ pub enum Msg {
     JumpToLine(u64),
     /// Select the line this many positions below (or above) the selected one.
     MoveSelection(i64),
-    Select(u64),
+    /// A line clicked; with Shift, the selection is extended to it.
+    Select {
+        seq: u64,
+        extend: bool,
+    },
+    /// Copy the selected lines as text (false) or as Markdown (true).
+    CopyRange(bool),
+    RangeCopied(Result<usize, String>),
     /// The page's `#L…` changed (typed, or Back/Forward between permalinks).
     HashChanged,
     CloseDetail,

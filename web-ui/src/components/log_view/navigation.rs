@@ -7,7 +7,7 @@ use yew::prelude::*;
 use super::geometry::Geometry;
 use super::{location, LogPanel};
 use crate::components::log_row::ROW_HEIGHT;
-use crate::view_url::{line_from_hash, ViewFilter};
+use crate::view_url::{lines_from_hash, lines_hash, ViewFilter};
 
 impl LogPanel {
     pub(super) fn geometry(&self) -> Geometry {
@@ -30,7 +30,10 @@ impl LogPanel {
     /// The URL says the view's filter and its selected line.
     pub(super) fn write_url(&self) {
         let query = self.filter.to_query();
-        let hash = self.selected.map(|s| format!("#L{s}")).unwrap_or_default();
+        let hash = self
+            .selection()
+            .map(|(first, last)| lines_hash(first, last))
+            .unwrap_or_default();
         let path = location().pathname().unwrap_or_default();
         let url = if query.is_empty() {
             format!("{path}{hash}")
@@ -71,9 +74,17 @@ impl LogPanel {
         true
     }
 
+    /// The selected lines, first and last (the same for one line).
+    pub(super) fn selection(&self) -> Option<(u64, u64)> {
+        let anchor = self.selected?;
+        let other = self.selected_to.unwrap_or(anchor);
+        Some((anchor.min(other), anchor.max(other)))
+    }
+
     /// Selects line `seq` of the view and brings it into the middle of the viewport.
     pub(super) fn go_to(&mut self, ctx: &Context<Self>, seq: u64) {
         self.selected = Some(seq);
+        self.selected_to = None;
         self.follow = false;
         self.write_url();
         if self.model.index_loaded {
@@ -88,27 +99,34 @@ impl LogPanel {
         }
     }
 
-    /// A click on a line selects it (or, selected, unselects it).
-    pub(super) fn select(&mut self, seq: u64) -> bool {
-        self.selected = if self.selected == Some(seq) {
-            None
-        } else {
-            Some(seq)
-        };
+    /// A click on a line selects it (or, the only one selected, unselects it); with
+    /// Shift, the selection runs from the line selected first to this one.
+    pub(super) fn select(&mut self, seq: u64, extend: bool) -> bool {
+        match (self.selected, extend) {
+            (Some(anchor), true) => self.selected_to = (seq != anchor).then_some(seq),
+            (Some(anchor), false) if anchor == seq && self.selected_to.is_none() => {
+                self.selected = None;
+            }
+            _ => {
+                self.selected = Some(seq);
+                self.selected_to = None;
+            }
+        }
         self.follow = false;
         self.write_url();
         true
     }
 
     pub(super) fn hash_changed(&mut self, ctx: &Context<Self>) -> bool {
-        let Some(seq) = line_from_hash(&location().hash().unwrap_or_default()).map(u64::from)
-        else {
+        let Some((first, last)) = lines_from_hash(&location().hash().unwrap_or_default()) else {
             return false;
         };
-        if self.selected == Some(seq) {
+        if self.selection() == Some((first, last)) {
             return false;
         }
-        self.go_to(ctx, seq);
+        self.go_to(ctx, first);
+        self.selected_to = (last != first).then_some(last);
+        self.write_url();
         true
     }
 
@@ -124,6 +142,7 @@ impl LogPanel {
             self.meta_key.clear();
             self.meta_value.clear();
             self.selected = Some(seq);
+            self.selected_to = None;
             self.pending_jump = Some(seq);
             self.follow = false;
             self.reload(ctx);
@@ -191,6 +210,7 @@ impl LogPanel {
         };
         let to = (from + delta).clamp(0, self.model.total() as i64 - 1) as usize;
         self.selected = Some(u64::from(self.model.index[to]));
+        self.selected_to = None;
         self.follow = false;
         self.write_url();
         if !self.geometry().in_view(to) {

@@ -9,7 +9,30 @@ use super::{LogPanel, Msg};
 use crate::components::log_row::{line_text, message_html, row, RowState};
 use crate::format::clock;
 use crate::view_prefs::{offset, utc_clock, TimeMode};
-use crate::view_url::ViewFilter;
+use crate::view_url::{lines_hash, ViewFilter};
+
+/// Lines one copy may hold (a page of the API's largest).
+const MAX_COPIED_LINES: usize = 10_000;
+
+/// Markdown for copied lines: a link to them, then a code block fenced with more
+/// backticks than any run inside it.
+pub fn markdown_block(title: &str, url: &str, lines: &[String]) -> String {
+    let longest_run = lines
+        .iter()
+        .flat_map(|l| l.split(|c| c != '`'))
+        .map(str::len)
+        .max()
+        .unwrap_or(0);
+    let fence = "`".repeat((longest_run + 1).max(3));
+    let mut out = format!("[{title}]({url})\n\n{fence}text\n");
+    for line in lines {
+        out.push_str(line);
+        out.push('\n');
+    }
+    out.push_str(&fence);
+    out.push('\n');
+    out
+}
 
 impl LogPanel {
     pub(super) fn viewport(&self, ctx: &Context<Self>) -> Html {
@@ -17,6 +40,7 @@ impl LogPanel {
         let geometry = self.geometry();
         let (area, _) = geometry.area_and_scale();
         let (start, end, layer_top) = geometry.window();
+        let selection = self.selection();
         let current = self
             .model
             .match_cursor
@@ -30,7 +54,8 @@ impl LogPanel {
                     RowState {
                         pos,
                         time: self.time_text(ctx, pos, entry),
-                        selected: self.selected == Some(entry.seq),
+                        selected: selection
+                            .is_some_and(|(first, last)| (first..=last).contains(&entry.seq)),
                         current: current == Some(entry.seq),
                     },
                     &self.events,
@@ -105,17 +130,100 @@ impl LogPanel {
         true
     }
 
+    /// Copies the selected lines of the view, as text or as a Markdown link and code
+    /// block; at most [`MAX_COPIED_LINES`].
+    pub(super) fn copy_range(&self, ctx: &Context<Self>, markdown: bool) {
+        let Some((first, last)) = self.selection() else {
+            return;
+        };
+        let count = self.model.position_of(last + 1) - self.model.position_of(first);
+        if count > MAX_COPIED_LINES {
+            ctx.link().send_message(Msg::RangeCopied(Err(format!(
+                "{count} lines are more than can be copied at once ({MAX_COPIED_LINES}); download the view instead"
+            ))));
+            return;
+        }
+        let (api, task, spec) = (
+            ctx.props().api.clone(),
+            ctx.props().task_id,
+            self.filter.view_spec(),
+        );
+        let location = super::location();
+        let url = format!(
+            "{}{}{}{}",
+            location.origin().unwrap_or_default(),
+            location.pathname().unwrap_or_default(),
+            location.search().unwrap_or_default(),
+            lines_hash(first, last)
+        );
+        ctx.link().send_future(async move {
+            let mut lines: Vec<String> = Vec::new();
+            let mut after = first - 1;
+            'pages: loop {
+                let page = match api.log_page(task, &spec, after, 1000).await {
+                    Ok(page) => page,
+                    Err(e) => return Msg::RangeCopied(Err(e.to_string())),
+                };
+                for entry in &page.logs {
+                    if entry.seq > last {
+                        break 'pages;
+                    }
+                    lines.push(line_text(entry));
+                }
+                if !page.has_more {
+                    break;
+                }
+                after = page.next_after_seq;
+            }
+            let text = if markdown {
+                markdown_block(
+                    &format!("Lines {first}–{last} of task {task}"),
+                    &url,
+                    &lines,
+                )
+            } else {
+                lines.iter().map(|l| format!("{l}\n")).collect()
+            };
+            let Some(window) = web_sys::window() else {
+                return Msg::RangeCopied(Err("no window to copy from".into()));
+            };
+            let written = window.navigator().clipboard().write_text(&text);
+            match wasm_bindgen_futures::JsFuture::from(written).await {
+                Ok(_) => Msg::RangeCopied(Ok(lines.len())),
+                Err(_) => Msg::RangeCopied(Err("the browser did not allow copying".into())),
+            }
+        });
+    }
+
+    /// The detail pane: the selected line whole, or for a range, what it spans and
+    /// how to copy it.
     pub(super) fn detail(&self, ctx: &Context<Self>) -> Html {
-        let Some(seq) = self.selected else {
+        let link = ctx.link();
+        let Some((first, last)) = self.selection() else {
             return html! {};
         };
+        if first != last {
+            let count = self.model.position_of(last + 1) - self.model.position_of(first);
+            return html! {
+                <aside class="detail" data-testid="range-detail">
+                    <header>
+                        <strong>{ format!("Lines {first}–{last}") }</strong>
+                        <span class="muted" data-testid="range-count">{ format!("{count} lines in this view") }</span>
+                        <button class="secondary" onclick={link.callback(|_| Msg::CopyRange(false))} data-testid="copy-range-text">{ "Copy as text" }</button>
+                        <button class="secondary" onclick={link.callback(|_| Msg::CopyRange(true))} data-testid="copy-range-markdown">{ "Copy as Markdown" }</button>
+                        <button class="link" onclick={link.callback(|_| Msg::CloseDetail)} title="close (Esc)" aria-label="close">{ "×" }</button>
+                    </header>
+                    <p class="muted">{ "Shift-click another line to change the range; the address links to it." }</p>
+                </aside>
+            };
+        }
+        let seq = first;
         let Some(entry) = self.model.entry_by_seq(seq) else {
             return html! {};
         };
         let meta = entry
             .metadata_value()
             .map(|m| serde_json::to_string_pretty(&m).unwrap_or_default());
-        let link = ctx.link();
         let copy = link.callback(move |_| Msg::Copy(seq));
         html! {
             <aside class="detail" data-testid="log-detail">
@@ -133,5 +241,28 @@ impl LogPanel {
                 }
             </aside>
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::markdown_block;
+
+    #[test]
+    fn markdown_fences_outlast_backticks_in_the_lines() {
+        let plain = markdown_block(
+            "Lines 1–2",
+            "http://h/tasks/x#L1-L2",
+            &["a".into(), "b".into()],
+        );
+        assert_eq!(
+            plain,
+            "[Lines 1–2](http://h/tasks/x#L1-L2)\n\n```text\na\nb\n```\n"
+        );
+        let fenced = markdown_block("t", "u", &["run ````x````".into()]);
+        assert!(
+            fenced.contains("\n`````text\n") && fenced.ends_with("\n`````\n"),
+            "{fenced}"
+        );
     }
 }
