@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Callable
 
 from support import CuttingProxy, Server, running
 from tasklens import Worker
@@ -27,6 +28,15 @@ def many_records(ctx, params):
     return {"records": RECORDS}
 
 
+def wait_until(condition: Callable[[], bool], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
 def test_a_cut_connection_mid_task_loses_and_repeats_nothing(server: Server):
     host, port = server.url.rsplit("//", 1)[1].split(":")
     proxy = CuttingProxy((host, int(port)))
@@ -35,8 +45,13 @@ def test_a_cut_connection_mid_task_loses_and_repeats_nothing(server: Server):
     try:
         with running(worker, server, ["py_reconnect"]):
             task_id = server.start_task("py_reconnect", {})
-            for at in CUT_AT:
+            for cuts, at in enumerate(CUT_AT):
                 assert reached[at].wait(30), f"the task never reached record {at}"
+                # Records are emitted while the worker reconnects: a cut made before
+                # it is back would find no connection to cut.
+                assert wait_until(lambda: proxy.accepted > cuts, 30), (
+                    f"the worker did not reconnect after cut {cuts}"
+                )
                 time.sleep(0.1)  # some records in flight, some acknowledged
                 proxy.cut()
                 may_go_on[at].set()
