@@ -1098,3 +1098,45 @@ fn a_range_of_lines_is_selected_linked_and_copied() {
     );
     assert_eq!(selected(), json!([first]));
 }
+
+/// A filter change on a long task keeps the old rows on screen, marked stale, until
+/// the new view's rows are there: the grid never goes blank in between.
+#[test]
+fn a_filter_change_keeps_the_old_rows_until_the_new_ones_arrive() {
+    let Some(ui) = ui_dir() else { return };
+    let fresh = FreshDb::new("sqlite");
+    let server = Server::start_on(&fresh.url, free_port(), Some(&ui));
+    let id = run(&server, "synthetic", &["count=200000"]);
+    wait_done(&server, &id);
+    let browser = Browser::start();
+    browser.login(&server.url(), ADMIN);
+    browser.goto(&format!("{}/tasks/{id}", server.url()));
+    browser.wait(
+        "const c = document.querySelector('[data-testid=log-count]'); return c && c.textContent === '150000 lines' && document.querySelectorAll('[data-testid=log-row]').length > 10",
+        "the whole log's rows",
+    );
+    // Every state the grid passes through, from here on.
+    browser.js(
+        "window.fewestRows = Infinity; window.sawStale = false;
+         new MutationObserver(() => {
+             const rows = document.querySelectorAll('[data-testid=log-row]').length;
+             window.fewestRows = Math.min(window.fewestRows, rows);
+             window.sawStale ||= !!document.querySelector('.rows.stale');
+         }).observe(document.querySelector('[data-testid=log-viewport]'), {childList: true, subtree: true, attributes: true});",
+    );
+    browser.js("const s = document.querySelector('[data-testid=filter-level]'); s.value = 'WARNING'; s.dispatchEvent(new Event('change'))");
+    browser.wait(
+        "const rows = [...document.querySelectorAll('[data-testid=log-row]')]; const c = document.querySelector('[data-testid=log-count]'); return c && c.textContent === '100000 lines' && !document.querySelector('.rows.stale') && rows.length > 10 && rows.every(r => r.dataset.level === 'WARNING' || r.dataset.level === 'ERROR')",
+        "the WARNING view's rows",
+    );
+    let seen = browser.js("return [window.fewestRows, window.sawStale]");
+    assert!(
+        seen[0].as_u64().unwrap() > 10,
+        "the grid went blank: {seen}"
+    );
+    assert_eq!(seen[1], json!(true), "the old rows were not shown as stale");
+    // Still following: the newest line is in view.
+    let last = browser.js("return Math.max(...[...document.querySelectorAll('[data-testid=log-row]')].map(r => Number(r.dataset.seq)))");
+    // The last record (i = 199,999, an ERROR) is line 150,000: DEBUG lines are not kept.
+    assert_eq!(last, json!(150_000));
+}

@@ -16,7 +16,11 @@ impl LogPanel {
     /// Starts over for the current filter: new index, new socket, empty cache.
     pub(super) fn reload(&mut self, ctx: &Context<Self>) {
         self.generation += 1;
-        self.model = Default::default();
+        let old = std::mem::take(&mut self.model);
+        // A view that has not shown its rows yet leaves the one before on screen.
+        if old.index_loaded && old.total() > 0 {
+            self.previous = Some((old, self.scroll_top));
+        }
         self.error_jump = None;
         self.live = None;
         self.live_state = LiveState::Connecting;
@@ -81,10 +85,25 @@ impl LogPanel {
             self.center_on(pos);
         } else if self.follow {
             self.scroll_to = Some(f64::MAX);
+            // Fetch the bottom first: that is where the view will be.
+            let (area, _) = self.geometry().area_and_scale();
+            self.scroll_top = (area - self.viewport_height).max(0.0);
         }
         self.open_live(ctx);
         self.fetch_visible_pages(ctx);
+        self.settle();
         true
+    }
+
+    /// Drops the previous view once every row of the new one in sight is there.
+    pub(super) fn settle(&mut self) {
+        if self.previous.is_none() || !self.model.index_loaded {
+            return;
+        }
+        let (start, end, _) = self.geometry().window();
+        if (start..end).all(|pos| self.model.entry(pos).is_some()) {
+            self.previous = None;
+        }
     }
 
     pub(super) fn errors_loaded(

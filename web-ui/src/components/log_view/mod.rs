@@ -69,6 +69,10 @@ pub struct LogPanel {
     /// Bumped by every reload: answers for an older view are dropped.
     generation: u64,
     model: LogModel,
+    /// The previous view's model and where it was scrolled, shown (marked stale)
+    /// after a filter change until the new view's rows in sight are there, so the
+    /// grid never goes blank while a large index loads.
+    previous: Option<(LogModel, f64)>,
     counts: Vec<SourceCount>,
     /// Counts requests sent, and the newest one whose answer is shown.
     counts_sent: u64,
@@ -139,6 +143,7 @@ impl Component for LogPanel {
             matcher_error: None,
             generation: 0,
             model: LogModel::default(),
+            previous: None,
             counts: Vec::new(),
             counts_sent: 0,
             counts_shown: 0,
@@ -218,6 +223,7 @@ impl Component for LogPanel {
             } => {
                 generation == self.generation && {
                     self.model.page_loaded(page, entries);
+                    self.settle();
                     true
                 }
             }
@@ -230,6 +236,7 @@ impl Component for LogPanel {
             Msg::Failed { generation, error } => {
                 if generation == self.generation {
                     self.model.loading.clear();
+                    self.previous = None;
                     self.handle_error(ctx, error);
                 }
                 true
@@ -330,7 +337,8 @@ impl Component for LogPanel {
             }
             ctx.link().send_message(Msg::Scrolled);
         }
-        if let Some(target) = self.scroll_to.take() {
+        // The new view's position waits until its rows replace the previous ones.
+        if let Some(target) = self.scroll_to.take_if(|_| self.previous.is_none()) {
             let max = (el.scroll_height() - el.client_height()).max(0) as f64;
             let top = target.min(max);
             el.set_scroll_top(top as i32);

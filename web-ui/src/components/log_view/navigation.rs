@@ -46,6 +46,10 @@ impl LogPanel {
     }
 
     pub(super) fn on_scrolled(&mut self, ctx: &Context<Self>) -> bool {
+        // The grid shows the previous view: its scrolling says nothing about the new.
+        if self.previous.is_some() {
+            return false;
+        }
         if let Some(el) = self.viewport.cast::<HtmlElement>() {
             let (top, height, full) = (
                 el.scroll_top() as f64,

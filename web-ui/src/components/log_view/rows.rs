@@ -5,6 +5,8 @@ use gloo_timers::callback::Timeout;
 use protocol::LogEntry;
 use yew::prelude::*;
 
+use super::geometry::Geometry;
+use super::model::LogModel;
 use super::{LogPanel, Msg};
 use crate::components::log_row::{line_text, message_html, row, RowState};
 use crate::format::clock;
@@ -37,7 +39,17 @@ pub fn markdown_block(title: &str, url: &str, lines: &[String]) -> String {
 impl LogPanel {
     pub(super) fn viewport(&self, ctx: &Context<Self>) -> Html {
         let link = ctx.link();
-        let geometry = self.geometry();
+        // Until the new view's rows are there, the previous view's, where it was.
+        let (shown, scroll_top) = match &self.previous {
+            Some((model, top)) => (model, *top),
+            None => (&self.model, self.scroll_top),
+        };
+        let stale = self.previous.is_some();
+        let geometry = Geometry {
+            total: shown.total(),
+            viewport_height: self.viewport_height,
+            scroll_top,
+        };
         let (area, _) = geometry.area_and_scale();
         let (start, end, layer_top) = geometry.window();
         let selection = self.selection();
@@ -47,13 +59,13 @@ impl LogPanel {
             .and_then(|i| self.model.matches.get(i))
             .map(|s| u64::from(*s));
         let rows: Html = (start..end)
-            .map(|pos| match self.model.entry(pos) {
+            .map(|pos| match shown.entry(pos) {
                 Some(entry) => row(
                     entry,
                     &self.matcher,
                     RowState {
                         pos,
-                        time: self.time_text(ctx, pos, entry),
+                        time: self.time_text(ctx, shown, pos, entry),
                         selected: selection
                             .is_some_and(|(first, last)| (first..=last).contains(&entry.seq)),
                         current: current == Some(entry.seq),
@@ -65,7 +77,9 @@ impl LogPanel {
                 }
             })
             .collect();
-        let empty = if !self.model.index_loaded {
+        let empty = if stale {
+            html! {}
+        } else if !self.model.index_loaded {
             html! { <p class="empty-state">{ "Loading lines…" }</p> }
         } else if self.model.index.is_empty() {
             let filtered = self.filter != ViewFilter::default();
@@ -86,18 +100,24 @@ impl LogPanel {
         };
         html! {
             <div class={classes!("viewport", (!self.prefs.show_meta).then_some("hide-meta"))} ref={self.viewport.clone()} onscroll={link.callback(|_: Event| Msg::Scrolled)}
-                 data-testid="log-viewport" tabindex="0" role="grid" aria-label="log lines" aria-rowcount={self.model.total().to_string()}
+                 data-testid="log-viewport" tabindex="0" role="grid" aria-label="log lines" aria-rowcount={shown.total().to_string()} aria-busy={stale.to_string()}
                  aria-activedescendant={self.selected.map(|seq| format!("row-{seq}"))}
-                 style={format!("--seq-digits: {}", self.model.seq_digits())}>
+                 style={format!("--seq-digits: {}", shown.seq_digits())}>
                 <div class="spacer" style={format!("height:{area}px")}></div>
-                <div class="rows" style={format!("top:{layer_top}px")}>{ rows }</div>
+                <div class={classes!("rows", stale.then_some("stale"))} style={format!("top:{layer_top}px")}>{ rows }</div>
                 { empty }
             </div>
         }
     }
 
     /// The time column's text for the row at `pos`, in the view's time mode.
-    fn time_text(&self, ctx: &Context<Self>, pos: usize, entry: &LogEntry) -> String {
+    fn time_text(
+        &self,
+        ctx: &Context<Self>,
+        shown: &LogModel,
+        pos: usize,
+        entry: &LogEntry,
+    ) -> String {
         match self.prefs.time {
             TimeMode::Local => clock(entry.timestamp),
             TimeMode::Utc => utc_clock(entry.timestamp),
@@ -106,7 +126,7 @@ impl LogPanel {
                 None => clock(entry.timestamp),
             },
             // The line above in the view; blank until it is loaded.
-            TimeMode::SincePrevious => match pos.checked_sub(1).and_then(|p| self.model.entry(p)) {
+            TimeMode::SincePrevious => match pos.checked_sub(1).and_then(|p| shown.entry(p)) {
                 Some(previous) => {
                     offset(entry.timestamp.as_micros() - previous.timestamp.as_micros())
                 }
