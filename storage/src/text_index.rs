@@ -114,8 +114,13 @@ struct Position {
 
 /// The key a task's records are indexed under, if they are (keys past 2^31 are not).
 pub fn task_key(c: &mut diesel::SqliteConnection, task: TaskId) -> Result<Option<i64>> {
+    key_of(c, task.as_bytes())
+}
+
+/// [`task_key`] for a task id as stored (its bytes).
+fn key_of(c: &mut diesel::SqliteConnection, task: &[u8]) -> Result<Option<i64>> {
     let key: Option<Key> = diesel::sql_query("SELECT key FROM task_log_keys WHERE task_id = ?")
-        .bind::<Binary, _>(task.as_bytes().as_slice())
+        .bind::<Binary, _>(task)
         .get_result(c)
         .optional()?;
     Ok(key.map(|k| k.key).filter(|key| *key < 1 << 31))
@@ -319,12 +324,7 @@ fn pair_entries(
     task: &[u8],
     (first, last): (i64, i64),
 ) -> Result<Option<(i64, String)>> {
-    let key: Option<Key> =
-        diesel::sql_query("SELECT key FROM task_log_keys WHERE task_id = ? AND key < 2147483648")
-            .bind::<Binary, _>(task)
-            .get_result(c)
-            .optional()?;
-    let Some(Key { key }) = key else {
+    let Some(key) = key_of(c, task)? else {
         return Ok(None);
     };
     let rows: Vec<Metadata> = diesel::sql_query(

@@ -166,10 +166,10 @@ impl Api {
         after: u64,
         limit: usize,
     ) -> Result<LogPage, ApiError> {
-        let query = rest_query(filter);
-        let sep = if query.is_empty() { "" } else { "&" };
-        self.get(&format!(
-            "/api/tasks/{id}/logs?{query}{sep}after_seq={after}&limit={limit}"
+        self.get(&with_filter(
+            &format!("/api/tasks/{id}/logs"),
+            filter,
+            &format!("after_seq={after}&limit={limit}"),
         ))
         .await
     }
@@ -194,10 +194,10 @@ impl Api {
         filter: &FilterSpec,
         format: &str,
     ) -> Result<String, ApiError> {
-        let query = rest_query(filter);
-        let sep = if query.is_empty() { "" } else { "&" };
-        self.get_text(&format!(
-            "/api/tasks/{id}/logs/export?{query}{sep}format={format}"
+        self.get_text(&with_filter(
+            &format!("/api/tasks/{id}/logs/export"),
+            filter,
+            &format!("format={format}"),
         ))
         .await
     }
@@ -227,6 +227,13 @@ impl Api {
     pub async fn whoami(&self) -> Result<protocol::api::WhoAmI, ApiError> {
         self.get("/api/me").await
     }
+}
+
+/// `path?` with the filter's parameters, then `more`.
+fn with_filter(path: &str, filter: &FilterSpec, more: &str) -> String {
+    let query = rest_query(filter);
+    let sep = if query.is_empty() { "" } else { "&" };
+    format!("{path}?{query}{sep}{more}")
 }
 
 /// The body of `GET /logs/index`: seqs as little-endian `u32`s.

@@ -16,6 +16,14 @@ use crate::view_url::ViewFilter;
 const SEARCH_DEBOUNCE_MS: u32 = 250;
 
 impl LogPanel {
+    /// Puts `filter` in place of the view's, and the inputs with it.
+    pub(super) fn reset_filter(&mut self, filter: ViewFilter) {
+        self.filter = filter;
+        self.search_text.clear();
+        self.meta_key.clear();
+        self.meta_value.clear();
+    }
+
     /// A filter control changed: the view reloads when its filter did.
     pub(super) fn on_filter(&mut self, ctx: &Context<Self>, msg: Msg) -> bool {
         match msg {
@@ -96,10 +104,7 @@ impl LogPanel {
                 true
             }
             Msg::ClearFilters => {
-                self.filter = ViewFilter::default();
-                self.search_text.clear();
-                self.meta_key.clear();
-                self.meta_value.clear();
+                self.reset_filter(ViewFilter::default());
                 self.reload(ctx);
                 true
             }

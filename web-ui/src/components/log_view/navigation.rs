@@ -138,13 +138,10 @@ impl LogPanel {
     /// the whole log at the same level (an ERROR passes every level).
     pub(super) fn jump_to_line(&mut self, ctx: &Context<Self>, seq: u64) -> bool {
         if self.model.index_loaded && !self.model.shows(seq) {
-            self.filter = ViewFilter {
+            self.reset_filter(ViewFilter {
                 level: self.filter.level,
                 ..ViewFilter::default()
-            };
-            self.search_text.clear();
-            self.meta_key.clear();
-            self.meta_value.clear();
+            });
             self.selected = Some(seq);
             self.selected_to = None;
             self.pending_jump = Some(seq);
