@@ -942,3 +942,71 @@ fn search_follow_prints_matching_records_as_tasks_log_them() {
     );
     assert!(String::from_utf8_lossy(&bad.stderr).contains("regular expression"));
 }
+
+/// `tasklens tasks` narrows the list as the console does: statuses, plugins, who
+/// started it, relative times and text; a bad value is a clear usage error.
+#[test]
+fn tasks_are_found_by_status_plugin_creator_time_and_text() {
+    let fresh = FreshDb::new("sqlite");
+    let server = Server::start(&fresh.url);
+    let tagged = stdout(&server.cli(&[
+        "run",
+        "synthetic",
+        "-p",
+        "count=1",
+        "-p",
+        r#"sources=["Nightly_Orders"]"#,
+    ]))
+    .trim()
+    .to_owned();
+    let other = stdout(&server.cli(&["run", "synthetic", "-p", "count=1"]))
+        .trim()
+        .to_owned();
+    wait_done(&server, &tagged);
+    wait_done(&server, &other);
+    let ids = |args: &[&str]| -> Vec<String> {
+        let mut all = vec!["tasks", "-o", "json"];
+        all.extend(args);
+        stdout(&server.cli(&all))
+            .lines()
+            .map(|l| serde_json::from_str::<TaskInfo>(l).unwrap().id.to_string())
+            .collect()
+    };
+    assert_eq!(ids(&["nightly_orders"]), [tagged.as_str()]);
+    assert_eq!(
+        ids(&["--status", "success,failed", "--plugin", "synthetic"]),
+        [other.as_str(), tagged.as_str()]
+    );
+    assert_eq!(
+        ids(&["--by", "admin", "--since", "1h", &tagged[..13]]),
+        [tagged.as_str()]
+    );
+    assert!(ids(&["--by", "someone-else"]).is_empty());
+    assert!(ids(&["--until", "1h"]).is_empty());
+    assert!(ids(&["--status", "queued"]).is_empty());
+    // The table names what matched.
+    let table = stdout(&server.cli(&["tasks", "nightly_orders"]));
+    assert!(
+        table.contains(&tagged) && !table.contains(&other),
+        "{table}"
+    );
+
+    for (args, says) in [
+        (vec!["tasks", "--status", "done"], "done"),
+        (vec!["tasks", "--since", "yesterday"], "yesterday"),
+    ] {
+        let out = server.cli(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(says),
+            "{out:?}"
+        );
+    }
+    let long = "x".repeat(201);
+    let out = server.cli(&["tasks", &long]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("at most 200 bytes"),
+        "{out:?}"
+    );
+}

@@ -38,13 +38,37 @@ pub struct CancelRequested {
 #[into_params(parameter_in = Query)]
 #[allow(dead_code)]
 pub struct TaskListParams {
-    /// Only tasks with this status.
-    status: Option<protocol::TaskStatus>,
-    /// Tasks per page, 1–1,000 (50).
+    /// Comma-separated statuses (any of them).
+    status: Option<String>,
+    /// Comma-separated plugin names (any of them).
+    plugin: Option<String>,
+    /// Comma-separated caller names: who started the task (any of them).
+    created_by: Option<String>,
+    /// Created at or after (RFC 3339).
+    #[param(value_type = Option<String>, format = DateTime)]
+    created_since: Option<String>,
+    /// Created before (RFC 3339).
+    #[param(value_type = Option<String>, format = DateTime)]
+    created_until: Option<String>,
+    /// A prefix of the task's id, or text its params contain (as JSON text;
+    /// case-insensitive), at most 200 bytes. A viewer's text does not look into
+    /// privileged plugins' params.
+    q: Option<String>,
+    /// Tasks per page, 1–500 (50).
     limit: Option<u32>,
     /// The `next_before` of the previous page.
     #[param(value_type = Option<String>, format = "uuid")]
     before: Option<String>,
+}
+
+/// How `GET /api/tasks/{id}/logs/index` writes the seqs.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct IndexParams {
+    /// `seqs` (default): one little-endian u32 per seq; `runs`: a (first, last)
+    /// pair of them per run of consecutive seqs.
+    format: Option<String>,
 }
 
 /// What selects records: the same filter for pages, the index, the export and

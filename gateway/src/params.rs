@@ -75,6 +75,50 @@ impl Params {
             .collect()
     }
 
+    /// Every value of the comma list `key`, each parsed with `FromStr`, at most
+    /// `max` of them (`what` names them in the refusal: "plugins").
+    pub fn list_of<T>(&self, key: &str, max: usize, what: &str) -> Result<Vec<T>, ApiError>
+    where
+        T: FromStr,
+        T::Err: std::fmt::Display,
+    {
+        let values = self.list(key);
+        if values.len() > max {
+            return Err(ApiError::bad_request(format!(
+                "{key} names at most {max} {what}, not {}",
+                values.len()
+            )));
+        }
+        values
+            .iter()
+            .map(|v| {
+                v.parse::<T>()
+                    .map_err(|e| ApiError::bad_request(format!("{key}: {e}")))
+            })
+            .collect()
+    }
+
+    /// Two times, `since` ≤ t < `until`, each optional; an empty range is refused.
+    pub fn time_range<T>(
+        &self,
+        since: &str,
+        until: &str,
+    ) -> Result<(Option<T>, Option<T>), ApiError>
+    where
+        T: FromStr + PartialOrd,
+        T::Err: std::fmt::Display,
+    {
+        let range = (self.parsed::<T>(since)?, self.parsed::<T>(until)?);
+        if let (Some(from), Some(to)) = &range {
+            if from >= to {
+                return Err(ApiError::bad_request(format!(
+                    "{since} must be before {until}"
+                )));
+            }
+        }
+        Ok(range)
+    }
+
     /// `(suffix, value)` of every key starting with `prefix`.
     pub fn prefixed(&self, prefix: &str) -> Vec<(String, String)> {
         self.pairs

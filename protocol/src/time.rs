@@ -4,7 +4,9 @@
 use std::fmt;
 use std::str::FromStr;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
+/// The parts of a local time, for `parse_time_input`'s `offset_at`.
+pub use chrono::{Datelike, NaiveDateTime, Timelike};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// A point in time with microsecond resolution, UTC.
@@ -80,6 +82,74 @@ impl<'de> Deserialize<'de> for Timestamp {
     }
 }
 
+/// Furthest back a time ago may reach.
+const MAX_AGO_SECS: i64 = 100 * 365 * 86_400;
+
+/// A time as a person types it: RFC 3339 (`2026-12-01T10:00:00Z`, any offset); a
+/// date and time without a zone (`2026-12-01 10:00`, `2026-12-01T10:00:30.5`, or
+/// a date alone for its midnight), read at the offset east of UTC, in seconds,
+/// that `offset_at` gives for that local time (so a date across a daylight-saving
+/// change gets its own); or a time ago before `now` (`30s`, `10m`, `2h`, `3d`,
+/// `1w`). The CLI and the console read `--since` and the view's time range
+/// through it.
+pub fn parse_time_input(
+    text: &str,
+    now: Timestamp,
+    offset_at: impl Fn(NaiveDateTime) -> Option<i32>,
+) -> Result<Timestamp, String> {
+    let text = text.trim();
+    let unit = |c: char| match c.to_ascii_lowercase() {
+        's' => Some(1),
+        'm' => Some(60),
+        'h' => Some(3_600),
+        'd' => Some(86_400),
+        'w' => Some(604_800),
+        _ => None,
+    };
+    if let Some((digits, factor)) = text
+        .char_indices()
+        .last()
+        .and_then(|(at, c)| unit(c).map(|f| (&text[..at], f)))
+        .filter(|(digits, _)| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+    {
+        let seconds = digits
+            .parse::<i64>()
+            .ok()
+            .and_then(|n| n.checked_mul(factor))
+            .filter(|n| *n <= MAX_AGO_SECS)
+            .ok_or_else(|| format!("{text:?} is too long ago (at most 100 years)"))?;
+        return Ok(Timestamp(now.0 - seconds * 1_000_000));
+    }
+    if let Ok(t) = text.parse::<Timestamp>() {
+        return Ok(t);
+    }
+    let naive = [
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M",
+        "%Y-%m-%dT%H:%M",
+    ]
+    .iter()
+    .find_map(|format| chrono::NaiveDateTime::parse_from_str(text, format).ok())
+    .or_else(|| {
+        chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+            .ok()
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
+    });
+    naive
+        .and_then(|n| {
+            chrono::FixedOffset::east_opt(offset_at(n)?)?
+                .from_local_datetime(&n)
+                .single()
+        })
+        .map(|t| Timestamp::from_datetime(t.with_timezone(&Utc)))
+        .ok_or_else(|| {
+            format!(
+                "expected a time such as 2026-12-01T10:00:00Z or 2026-12-01 10:00, or a time ago such as 10m, 2h or 3d; not {text:?}"
+            )
+        })
+}
+
 /// A length of time as people read it: `4.2s`, `1m05s`, `2h03m` or `3d04h` (two
 /// units at most, the larger first). The CLI and the console both show durations
 /// through it.
@@ -116,6 +186,58 @@ mod tests {
         let text = t.to_string();
         assert_eq!(text, "2025-11-25T11:30:02.123456Z");
         assert_eq!(text.parse::<Timestamp>().unwrap(), t);
+    }
+
+    #[test]
+    fn typed_times_are_absolute_zoneless_or_ago() {
+        let now = Timestamp(1_796_083_200_000_000); // 2026-12-01T00:00:00Z
+        let at = |s: &str, offset: i32| parse_time_input(s, now, |_| Some(offset));
+        assert_eq!(at("10m", 0), Ok(Timestamp(now.0 - 600_000_000)));
+        assert_eq!(at(" 2H ", 0), Ok(Timestamp(now.0 - 7_200_000_000)));
+        assert_eq!(at("1w", 0), Ok(Timestamp(now.0 - 7 * 86_400_000_000)));
+        assert_eq!(at("0s", 0), Ok(now));
+        assert_eq!(at("2026-12-01T00:00:00Z", 3_600), Ok(now));
+        assert_eq!(at("2026-12-01T01:00:00+01:00", 0), Ok(now));
+        // Without a zone, at the offset given: 01:00 at UTC+1 is midnight UTC.
+        assert_eq!(at("2026-12-01 01:00", 3_600), Ok(now));
+        assert_eq!(at("2026-12-01T01:00:00", 3_600), Ok(now));
+        assert_eq!(
+            at("2026-11-30 23:00:00.5", -3_600),
+            Ok(Timestamp(now.0 + 500_000))
+        );
+        assert_eq!(at("2026-12-01", 0), Ok(now));
+        for bad in [
+            "",
+            "m",
+            "10",
+            "10x",
+            "-5m",
+            "1.5h",
+            "99999999999w",
+            "yesterday",
+            "2026-13-01",
+            "2026-12-01 25:00",
+        ] {
+            assert!(at(bad, 0).is_err(), "{bad}");
+        }
+        assert!(
+            at("2026-12-01 10:00", 100_000).is_err(),
+            "an offset beyond a day"
+        );
+        // Each local time at its own offset: winter and summer sides of a change.
+        let dst = |n: NaiveDateTime| Some(if n.month() >= 4 { 7_200 } else { 3_600 });
+        assert_eq!(
+            parse_time_input("2026-03-01 01:00", now, dst),
+            Ok("2026-03-01T00:00:00Z".parse().unwrap())
+        );
+        assert_eq!(
+            parse_time_input("2026-06-01 02:00", now, dst),
+            Ok("2026-06-01T00:00:00Z".parse().unwrap())
+        );
+        assert!(
+            parse_time_input("2026-06-01 02:00", now, |_| None).is_err(),
+            "no such local time"
+        );
     }
 
     #[test]

@@ -76,10 +76,36 @@ pub async fn run(args: RunArgs) -> Result<i32> {
 
 pub async fn tasks(args: TasksArgs) -> Result<i32> {
     let client = client(&args.client)?;
-    let mut path = format!("/api/tasks?limit={}", args.limit);
-    if let Some(status) = args.status {
-        path.push_str(&format!("&status={status}"));
+    let mut query = vec![("limit", args.limit.to_string())];
+    let lists = [
+        (
+            "status",
+            args.statuses.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
+        ),
+        ("plugin", args.plugins.iter().map(String::as_str).collect()),
+        (
+            "created_by",
+            args.created_by.iter().map(String::as_str).collect(),
+        ),
+    ];
+    for (key, values) in lists {
+        if !values.is_empty() {
+            query.push((key, values.join(",")));
+        }
     }
+    if let Some(t) = args.since {
+        query.push(("created_since", t.to_string()));
+    }
+    if let Some(t) = args.until {
+        query.push(("created_until", t.to_string()));
+    }
+    if let Some(text) = &args.text {
+        query.push(("q", text.clone()));
+    }
+    let path = format!(
+        "/api/tasks?{}",
+        serde_urlencoded::to_string(&query).expect("pairs encode")
+    );
     let list: TaskList = client.get(&path).await?;
     let mut out = std::io::stdout().lock();
     if args.client.json(args.json) {

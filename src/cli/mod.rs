@@ -207,8 +207,8 @@ pub struct FilterArgs {
     /// Only records whose metadata KEY has this VALUE (repeatable; all must match).
     #[arg(long = "meta", value_parser = parse_key_value, value_name = "KEY=VALUE")]
     pub meta: Vec<(String, String)>,
-    /// Only records at or after this time: RFC 3339, or a time ago such as 30s,
-    /// 10m, 2h, 3d or 1w.
+    /// Only records at or after this time: RFC 3339, a local date and time
+    /// (2026-12-01 10:00), or a time ago such as 30s, 10m, 2h, 3d or 1w.
     #[arg(long, value_parser = parse_time)]
     pub since: Option<Timestamp>,
     /// Only records before this time (as --since).
@@ -262,9 +262,24 @@ pub struct RunArgs {
 
 #[derive(Debug, Args)]
 pub struct TasksArgs {
-    /// Only tasks with this status.
-    #[arg(long)]
-    pub status: Option<TaskStatus>,
+    /// A prefix of the task's id, or text its params contain (as compact JSON;
+    /// case-insensitive).
+    pub text: Option<String>,
+    /// Only tasks with these statuses (repeat, or separate with commas).
+    #[arg(long = "status", value_delimiter = ',')]
+    pub statuses: Vec<TaskStatus>,
+    /// Only tasks of these plugins (repeat, or separate with commas).
+    #[arg(long = "plugin", value_delimiter = ',')]
+    pub plugins: Vec<String>,
+    /// Only tasks these callers started (token names; repeat, or separate with commas).
+    #[arg(long = "by", value_delimiter = ',')]
+    pub created_by: Vec<String>,
+    /// Only tasks created at or after this time (as `logs --since`).
+    #[arg(long, value_parser = parse_time)]
+    pub since: Option<Timestamp>,
+    /// Only tasks created before this time (as --since).
+    #[arg(long, value_parser = parse_time)]
+    pub until: Option<Timestamp>,
     /// How many tasks (1 to 500).
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=MAX_TASK_PAGE as u64))]
     pub limit: u64,
@@ -450,36 +465,20 @@ fn parse_on_off(s: &str) -> Result<bool, String> {
     }
 }
 
-/// RFC 3339, or a time ago: a whole number with `s`, `m`, `h`, `d` or `w`.
+/// RFC 3339, a local date and time (`2026-12-01 10:00`), or a time ago: a whole
+/// number with `s`, `m`, `h`, `d` or `w`.
 pub fn parse_time(s: &str) -> Result<Timestamp, String> {
-    let text = s.trim();
-    let unit = |c: char| match c {
-        's' => Some(1),
-        'm' => Some(60),
-        'h' => Some(3_600),
-        'd' => Some(86_400),
-        'w' => Some(604_800),
-        _ => None,
-    };
-    if let Some((digits, factor)) = text
-        .char_indices()
-        .last()
-        .and_then(|(at, c)| unit(c.to_ascii_lowercase()).map(|f| (&text[..at], f)))
-        .filter(|(digits, _)| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
-    {
-        let seconds = digits
-            .parse::<i64>()
-            .ok()
-            .and_then(|n| n.checked_mul(factor))
-            .filter(|n| *n <= 100 * 365 * 86_400)
-            .ok_or_else(|| format!("{s:?} is too long ago (at most 100 years)"))?;
-        return Ok(Timestamp(
-            engine::logger::now_micros() - seconds * 1_000_000,
-        ));
-    }
-    text.parse::<Timestamp>().map_err(|_| {
-        format!("expected a time such as 2026-12-01T10:00:00Z, or a time ago such as 10m, 2h or 3d; not {s:?}")
-    })
+    protocol::time::parse_time_input(s, Timestamp(engine::logger::now_micros()), local_offset)
+}
+
+/// The local zone's offset east of UTC at local time `at` (the earlier one where
+/// clocks go back; none where they skip it).
+fn local_offset(at: chrono::NaiveDateTime) -> Option<i32> {
+    use chrono::{Offset, TimeZone};
+    chrono::Local
+        .from_local_datetime(&at)
+        .earliest()
+        .map(|t| t.offset().fix().local_minus_utc())
 }
 
 /// `30d`, `2w`, `30` → days.
@@ -524,18 +523,22 @@ mod tests {
             parse_time("2026-12-01T00:00:00Z").unwrap(),
             Timestamp(1_796_083_200_000_000)
         );
-        for bad in [
-            "",
-            "m",
-            "10",
-            "10x",
-            "-5m",
-            "1.5h",
-            "99999999999w",
-            "yesterday",
-        ] {
-            assert!(parse_time(bad).is_err(), "{bad}");
-        }
+        // The forms themselves are tested in `protocol::time`; a zoneless time here
+        // is local, whatever the zone the test runs in.
+        use chrono::TimeZone;
+        let midnight = chrono::NaiveDate::from_ymd_opt(2026, 12, 1)
+            .unwrap()
+            .and_hms_opt(0, 0, 0)
+            .unwrap();
+        let local = chrono::Local
+            .from_local_datetime(&midnight)
+            .earliest()
+            .unwrap();
+        assert_eq!(
+            parse_time("2026-12-01 00:00").unwrap(),
+            Timestamp(local.timestamp_micros())
+        );
+        assert!(parse_time("yesterday").unwrap_err().contains("yesterday"));
     }
 
     #[test]

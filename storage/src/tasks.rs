@@ -46,13 +46,69 @@ pub fn get_task(conn: &mut Conn, id: TaskId) -> Result<Option<TaskInfo>> {
     row.map(TaskInfo::try_from).transpose()
 }
 
-/// Which tasks to list.
-#[derive(Debug, Clone, Copy, Default)]
+/// Which tasks to list. Empty lists mean any.
+#[derive(Debug, Clone, Default)]
 pub struct TaskListQuery {
-    pub status: Option<TaskStatus>,
+    /// Any of these statuses.
+    pub statuses: Vec<TaskStatus>,
+    /// Any of these plugins.
+    pub plugins: Vec<String>,
+    /// Started by any of these callers.
+    pub created_by: Vec<String>,
+    /// Created at or after.
+    pub created_since: Option<Timestamp>,
+    /// Created before.
+    pub created_until: Option<Timestamp>,
+    pub text: Option<TaskText>,
     /// Only tasks created before this one (the `next_before` of the previous page).
     pub before: Option<TaskId>,
     pub limit: usize,
+}
+
+/// Text a task's id starts with, or its params (as JSON text) contain, case-insensitive.
+#[derive(Debug, Clone, Default)]
+pub struct TaskText {
+    pub text: String,
+    /// Plugins whose params the text must not look into (a viewer's privileged ones:
+    /// a match would tell what their redacted values are).
+    pub sealed_plugins: Vec<String>,
+}
+
+/// Longest `TaskText::text`, in bytes.
+pub const MAX_TASK_TEXT: usize = 200;
+
+diesel::define_sql_function!(fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text);
+
+impl TaskText {
+    /// The ids a prefix of the id's text (dashes ignored) spans: first and last.
+    fn id_range(&self) -> Option<(Vec<u8>, Vec<u8>)> {
+        let hex: String = self.text.chars().filter(|c| *c != '-').collect();
+        if hex.is_empty() || hex.len() > 32 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+            return None;
+        }
+        let bound = |fill: char| -> Vec<u8> {
+            let mut full = hex.to_ascii_lowercase();
+            full.extend(std::iter::repeat_n(fill, 32 - hex.len()));
+            (0..16)
+                .map(|i| u8::from_str_radix(&full[2 * i..2 * i + 2], 16).expect("hex digits"))
+                .collect()
+        };
+        Some((bound('0'), bound('f')))
+    }
+
+    /// The `LIKE` pattern of a substring (with `\` escaping).
+    fn pattern(&self) -> String {
+        let mut out = String::with_capacity(self.text.len() + 2);
+        out.push('%');
+        for c in self.text.chars() {
+            if matches!(c, '%' | '_' | '\\') {
+                out.push('\\');
+            }
+            out.push(c);
+        }
+        out.push('%');
+        out
+    }
 }
 
 /// Tasks newest first. An unknown `before` task yields an empty page.
@@ -77,6 +133,14 @@ pub fn list_tasks(conn: &mut Conn, query: &TaskListQuery) -> Result<TaskList> {
             }
         }
     };
+    let statuses: Vec<&str> = query.statuses.iter().map(|s| s.as_str()).collect();
+    let id_range = query.text.as_ref().and_then(TaskText::id_range);
+    let pattern = query.text.as_ref().map(TaskText::pattern);
+    let sealed = query
+        .text
+        .as_ref()
+        .map(|t| t.sealed_plugins.clone())
+        .unwrap_or_default();
     // Large params stay in the database: a list carries small ones only (see
     // `TaskInfo::params_omitted`).
     let inline_params = diesel::dsl::sql::<diesel::sql_types::Nullable<diesel::sql_types::Text>>(
@@ -99,8 +163,34 @@ pub fn list_tasks(conn: &mut Conn, query: &TaskListQuery) -> Result<TaskList> {
                 tasks::priority,
             ))
             .into_boxed();
-        if let Some(status) = query.status {
-            q = q.filter(tasks::status.eq(status.as_str()));
+        if !statuses.is_empty() {
+            q = q.filter(tasks::status.eq_any(statuses.clone()));
+        }
+        if !query.plugins.is_empty() {
+            q = q.filter(tasks::plugin.eq_any(query.plugins.clone()));
+        }
+        if !query.created_by.is_empty() {
+            q = q.filter(tasks::created_by.eq_any(query.created_by.clone()));
+        }
+        if let Some(since) = query.created_since {
+            q = q.filter(tasks::created_at.ge(since.as_micros()));
+        }
+        if let Some(until) = query.created_until {
+            q = q.filter(tasks::created_at.lt(until.as_micros()));
+        }
+        if let Some(pattern) = &pattern {
+            // The database lowers both sides, so the pattern's case folds as the
+            // params' does (ASCII on SQLite, Unicode on PostgreSQL).
+            let in_params = lower(tasks::params)
+                .like(lower(pattern.clone()))
+                .escape('\\')
+                .and(tasks::plugin.ne_all(sealed.clone()));
+            q = match &id_range {
+                Some((first, last)) => {
+                    q.filter(tasks::id.between(first.clone(), last.clone()).or(in_params))
+                }
+                None => q.filter(in_params),
+            };
         }
         if let Some((created, id)) = &anchor {
             q = q.filter(

@@ -8,7 +8,9 @@ use protocol::{
     FilterSpec, LogEntry, LogFilter, LogLevel, LogSettings, Role, TaskId, TaskInfo, TaskStatus,
     Timestamp,
 };
-use storage::logs::{insert_log_batches, matching_seqs, page_logs, source_counts};
+use storage::logs::{
+    insert_log_batches, matching_runs, matching_seqs, page_logs, source_counts, SeqRuns,
+};
 use storage::nodes;
 use storage::tasks::{self, TaskListQuery, TaskOutcome};
 use storage::{DatabaseSettings, Db, LogBatchRef, LogQuery};
@@ -222,6 +224,16 @@ fn filtered_pages_hold_exactly_the_matching_records() {
                 .unwrap();
             let want: Vec<u64> = expected.iter().map(|e| e.seq).collect();
             assert_eq!(seqs, want, "{backend} index {json}");
+            let runs = db
+                .run_blocking(|c| matching_runs(c, task.id, &filter, usize::MAX))
+                .unwrap();
+            assert_eq!(
+                runs.seqs().collect::<Vec<_>>(),
+                want,
+                "{backend} runs {json}"
+            );
+            assert_eq!(runs.count, want.len() as u64);
+            assert_eq!(runs, SeqRuns::from_seqs(&want), "{backend} runs {json}");
             // A bounded index reads one past its bound and no further.
             if want.len() > 3 {
                 let capped = db
@@ -437,9 +449,9 @@ fn task_lifecycle_and_listing() {
                     tasks::list_tasks(
                         c,
                         &TaskListQuery {
-                            status: None,
                             before,
                             limit: 5,
+                            ..TaskListQuery::default()
                         },
                     )
                 })
@@ -457,9 +469,9 @@ fn task_lifecycle_and_listing() {
                 tasks::list_tasks(
                     c,
                     &TaskListQuery {
-                        status: Some(TaskStatus::Success),
-                        before: None,
+                        statuses: vec![TaskStatus::Success],
                         limit: 50,
+                        ..TaskListQuery::default()
                     },
                 )
             })
@@ -502,6 +514,147 @@ fn task_lifecycle_and_listing() {
             .run_blocking(|c| tasks::get_task(c, TaskId(uuid::Uuid::new_v4())))
             .unwrap()
             .is_none());
+    }
+}
+
+/// Every page of `query` (three tasks a page), newest first.
+fn all_listed(db: &Db, query: &TaskListQuery) -> Vec<TaskId> {
+    let mut seen = Vec::new();
+    let mut query = TaskListQuery {
+        limit: 3,
+        ..query.clone()
+    };
+    loop {
+        let page = db.run_blocking(|c| tasks::list_tasks(c, &query)).unwrap();
+        assert!(page.tasks.len() <= 3);
+        seen.extend(page.tasks.iter().map(|t| t.id));
+        match page.next_before {
+            Some(id) => query.before = Some(id),
+            None => return seen,
+        }
+    }
+}
+
+#[test]
+fn task_lists_filter_by_status_plugin_creator_time_and_text() {
+    for backend in backends() {
+        let fresh = FreshDb::new(backend);
+        let db = open(&fresh);
+        let plugins = ["synthetic", "shell", "etl"];
+        let creators = ["ada", "bob"];
+        let params = [
+            serde_json::json!({"table": "Orders_2026", "note": "50%_done \\ ok"}),
+            serde_json::json!({"command": "echo secret-Token", "env": {"KEY": "hunter2"}}),
+            serde_json::json!({"count": 10, "label": "ünïcode ÄÖ"}),
+            serde_json::json!({}),
+        ];
+        let made: Vec<TaskInfo> = (0..24)
+            .map(|i| TaskInfo {
+                plugin: plugins[i % 3].into(),
+                created_by: (i % 5 != 4).then(|| creators[i % 2].to_owned()),
+                params: params[i % 4].clone(),
+                status: [TaskStatus::Queued, TaskStatus::Running, TaskStatus::Failed]
+                    [i % 3 / 2 + i % 2],
+                ..new_task(10_000 + (i as i64 / 2) * 10)
+            })
+            .collect();
+        for t in &made {
+            db.run_blocking(|c| tasks::insert_task(c, t, None)).unwrap();
+        }
+        let newest_first = |keep: &dyn Fn(&TaskInfo) -> bool| -> Vec<TaskId> {
+            let mut kept: Vec<&TaskInfo> = made.iter().filter(|t| keep(t)).collect();
+            kept.sort_by_key(|t| std::cmp::Reverse((t.created_at, *t.id.as_bytes())));
+            kept.into_iter().map(|t| t.id).collect()
+        };
+        let text = |text: &str, sealed: &[&str]| TaskListQuery {
+            text: Some(tasks::TaskText {
+                text: text.to_owned(),
+                sealed_plugins: sealed.iter().map(|s| s.to_string()).collect(),
+            }),
+            ..TaskListQuery::default()
+        };
+        let cases: Vec<(TaskListQuery, Vec<TaskId>)> = vec![
+            (
+                TaskListQuery {
+                    statuses: vec![TaskStatus::Running, TaskStatus::Failed],
+                    ..TaskListQuery::default()
+                },
+                newest_first(&|t| t.status != TaskStatus::Queued),
+            ),
+            (
+                TaskListQuery {
+                    plugins: vec!["etl".into(), "shell".into()],
+                    created_by: vec!["bob".into()],
+                    ..TaskListQuery::default()
+                },
+                newest_first(&|t| {
+                    t.plugin != "synthetic" && t.created_by.as_deref() == Some("bob")
+                }),
+            ),
+            (
+                TaskListQuery {
+                    created_since: Some(Timestamp(10_030)),
+                    created_until: Some(Timestamp(10_070)),
+                    ..TaskListQuery::default()
+                },
+                newest_first(&|t| (10_030..10_070).contains(&t.created_at.as_micros())),
+            ),
+            // Case folds; LIKE's own characters are plain text.
+            (
+                text("orders_2026", &[]),
+                newest_first(&|t| t.params == params[0]),
+            ),
+            (
+                text("50%_done \\\\", &[]),
+                newest_first(&|t| t.params == params[0]),
+            ),
+            (text("0%d", &[]), vec![]),
+            (
+                text("ünïcode ÄÖ", &[]),
+                newest_first(&|t| t.params == params[2]),
+            ),
+            (
+                text("hunter2", &[]),
+                newest_first(&|t| t.params == params[1]),
+            ),
+            // A sealed plugin's params are not searched (its id still is).
+            (
+                text("hunter2", &["shell"]),
+                newest_first(&|t| t.params == params[1] && t.plugin != "shell"),
+            ),
+            // Params are compact JSON text.
+            (
+                text("\"command\":\"echo", &[]),
+                newest_first(&|t| t.params == params[1]),
+            ),
+            (text("\"command\": \"echo", &[]), vec![]),
+        ];
+        for (query, expected) in &cases {
+            assert!(!expected.is_empty() || query.text.is_some());
+            assert_eq!(&all_listed(&db, query), expected, "{backend}: {query:?}");
+        }
+        // An id by its whole text, with or without dashes, or by a prefix of it.
+        let target = &made[7];
+        let full = target.id.to_string();
+        for given in [
+            full.clone(),
+            full.to_uppercase(),
+            full.replace('-', ""),
+            full[..13].to_owned(),
+        ] {
+            let found = all_listed(&db, &text(&given, &["shell"]));
+            assert!(found.contains(&target.id), "{backend}: {given}");
+            assert!(found.iter().all(|id| id
+                .to_string()
+                .replace('-', "")
+                .starts_with(&given.to_lowercase().replace('-', ""))
+                || made.iter().any(|t| t.id == *id
+                    && t.params
+                        .to_string()
+                        .to_lowercase()
+                        .contains(&given.to_lowercase()))));
+        }
+        assert_eq!(all_listed(&db, &text(&full, &[])), vec![target.id]);
     }
 }
 
@@ -1837,5 +1990,96 @@ fn bare_rows_are_the_same_rows() {
             .run_blocking(|c| storage::bare::read_rows(c, other.id, 100, 1000))
             .unwrap();
         assert_eq!(page, entries[100..1100].to_vec(), "{backend}");
+    }
+}
+
+/// With several lookups (metadata conditions and a text), SQLite reads through the
+/// one with the fewest candidates in the task, and pages hold the same records
+/// whichever it takes.
+#[test]
+fn sqlite_reads_through_the_lookup_with_the_fewest_candidates() {
+    use storage::text_index::{fewest, task_key, Candidates};
+    let (_fresh, db, task) = database_with_a_task("sqlite");
+    let entries = records(3000);
+    store(&db, task.id, &entries);
+    index_pending(&db, entries.len());
+    let choose = |filter: &LogFilter| {
+        let mut conn = db.get().unwrap();
+        let storage::Conn::Sqlite(c) = &mut conn else {
+            unreachable!("a SQLite database")
+        };
+        let key = task_key(c, task.id).unwrap().expect("an indexed task");
+        let lookups = Candidates::for_filter(filter);
+        lookups[fewest(c, key, &lookups).unwrap()].clone()
+    };
+    // A common value (a tenth of the records) and a rare text: the text.
+    let rare_text = spec(serde_json::json!({"q": "record 1234", "meta": {"dashboard_id": 4}}));
+    assert!(matches!(choose(&rare_text), Candidates::Text(_)));
+    // A rare value and a common text: the value.
+    let rare_value =
+        spec(serde_json::json!({"q": "synthetic", "meta": {"dashboard_id": 4, "i": 1234}}));
+    assert_eq!(
+        choose(&rare_value),
+        Candidates::Pair(storage::text_index::pair_key("i", "1234").unwrap())
+    );
+    for filter in [rare_text, rare_value] {
+        let want: Vec<u64> = entries
+            .iter()
+            .filter(|e| filter.matches(e))
+            .map(|e| e.seq)
+            .collect();
+        assert_eq!(want, [1235], "record 1234 is seq 1235");
+        let got: Vec<u64> = collect_forward(&db, task.id, &filter, 1)
+            .iter()
+            .map(|e| e.seq)
+            .collect();
+        assert_eq!(got, want);
+    }
+}
+
+/// A whole log with no gap is one run, read without its seqs; a log with a gap, or a
+/// filter that leaves records out, is its exact runs.
+#[test]
+fn an_index_of_a_whole_log_is_one_run_and_gaps_are_kept() {
+    for backend in backends() {
+        let (_fresh, db, task) = database_with_a_task(backend);
+        let entries = records(1000);
+        store(&db, task.id, &entries);
+        let runs = |json: serde_json::Value| {
+            let filter = spec(json);
+            db.run_blocking(|c| matching_runs(c, task.id, &filter, usize::MAX))
+                .unwrap()
+        };
+        let whole = SeqRuns {
+            runs: vec![(1, 1000)],
+            count: 1000,
+        };
+        assert_eq!(runs(serde_json::json!({})), whole, "{backend}");
+        assert_eq!(
+            runs(serde_json::json!({"sources": ["plugin", "superset_api", "system"]})),
+            whole
+        );
+        // INFO leaves out every fourth record (DEBUG): runs of three.
+        let info = runs(serde_json::json!({"level": "INFO"}));
+        assert_eq!(info.count, 750);
+        assert_eq!(&info.runs[..2], &[(2, 4), (6, 8)], "{backend}");
+
+        // Seq 1002 never stored: the whole log has a gap.
+        let more: Vec<LogEntry> = (1001..=1005)
+            .filter(|seq| *seq != 1002)
+            .map(|seq| LogEntry {
+                seq,
+                ..entries[0].clone()
+            })
+            .collect();
+        store(&db, task.id, &more);
+        assert_eq!(
+            runs(serde_json::json!({})),
+            SeqRuns {
+                runs: vec![(1, 1001), (1003, 1005)],
+                count: 1004,
+            },
+            "{backend}"
+        );
     }
 }

@@ -63,6 +63,15 @@ impl PluginRegistry {
         self.plugins.keys().cloned().collect()
     }
 
+    /// The built-in plugins only admins may run (`shell`).
+    pub fn privileged_names(&self) -> Vec<String> {
+        self.plugins
+            .values()
+            .filter(|p| p.privileged())
+            .map(|p| p.name().to_owned())
+            .collect()
+    }
+
     pub fn contains(&self, name: &str) -> bool {
         self.plugins.contains_key(name)
     }

@@ -39,34 +39,14 @@ pub async fn search(
 ) -> Result<HttpResponse, ApiError> {
     let p = Params::parse(req.query_string(), SEARCH_KEYS)?;
     let filter = filter_from(&p)?;
-    let plugins = p.list("plugin");
-    if plugins.len() > MAX_PLUGINS {
-        return Err(ApiError::bad_request(format!(
-            "plugin names at most {MAX_PLUGINS} plugins, not {}",
-            plugins.len()
-        )));
-    }
-    let statuses = p
-        .list("status")
-        .iter()
-        .map(|s| {
-            s.parse::<TaskStatus>()
-                .map_err(|e| ApiError::bad_request(format!("status: {e}")))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let (created_since, created_until) =
+        p.time_range::<Timestamp>("created_since", "created_until")?;
     let conditions = TaskConditions {
-        plugins,
-        statuses,
-        created_since: p.parsed::<Timestamp>("created_since")?,
-        created_until: p.parsed::<Timestamp>("created_until")?,
+        plugins: p.list_of("plugin", MAX_PLUGINS, "plugins")?,
+        statuses: p.list_of::<TaskStatus>("status", usize::MAX, "statuses")?,
+        created_since,
+        created_until,
     };
-    if let (Some(since), Some(until)) = (conditions.created_since, conditions.created_until) {
-        if since >= until {
-            return Err(ApiError::bad_request(
-                "created_since must be before created_until",
-            ));
-        }
-    }
     let cursor = match p.text("cursor") {
         None => None,
         Some(text) => Some(SearchCursor::decode(text).ok_or_else(|| {

@@ -3,16 +3,30 @@
 use actix_web::{http::header, web, HttpRequest, HttpResponse};
 use engine::manager::CancelOutcome;
 use protocol::{
-    ErrorBody, NewTask, PluginInfo, TaskId, TaskInfo, TaskList, TaskStatus, WorkerInfo,
+    ErrorBody, NewTask, PluginInfo, TaskId, TaskInfo, TaskList, TaskStatus, Timestamp, WorkerInfo,
 };
-use storage::tasks::{TaskListQuery, MAX_TASK_PAGE};
+use storage::tasks::{TaskListQuery, TaskText, MAX_TASK_PAGE, MAX_TASK_TEXT};
 
 use crate::auth::{Admin, Caller};
 use crate::error::ApiError;
 use crate::openapi::{CancelRequested, TaskListParams};
 use crate::params::{NoQuery, Params};
 use crate::redact;
+use crate::routes::logs::heavy_read;
 use crate::state::AppState;
+
+const TASK_LIST_KEYS: &[&str] = &[
+    "status",
+    "plugin",
+    "created_by",
+    "created_since",
+    "created_until",
+    "q",
+    "limit",
+    "before",
+];
+/// Most values one list parameter (`status`, `plugin`, `created_by`) may hold.
+const MAX_LISTED: usize = 50;
 
 /// Parses the `{id}` path segment.
 pub fn task_id(raw: &str) -> Result<TaskId, ApiError> {
@@ -100,11 +114,40 @@ pub async fn list_tasks(
     caller: Caller,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let p = Params::parse(req.query_string(), &["status", "limit", "before"])?;
+    let p = Params::parse(req.query_string(), TASK_LIST_KEYS)?;
+    let text = match p.text("q") {
+        Some(text) if text.len() > MAX_TASK_TEXT => {
+            return Err(ApiError::bad_request(format!(
+                "q is at most {MAX_TASK_TEXT} bytes, not {}",
+                text.len()
+            )))
+        }
+        Some(text) => Some(TaskText {
+            text: text.to_owned(),
+            sealed_plugins: if caller.is_admin() {
+                Vec::new()
+            } else {
+                state.engine.registry.privileged_names()
+            },
+        }),
+        None => None,
+    };
+    let (created_since, created_until) =
+        p.time_range::<Timestamp>("created_since", "created_until")?;
     let query = TaskListQuery {
-        status: p.parsed::<TaskStatus>("status")?,
+        statuses: p.list_of::<TaskStatus>("status", MAX_LISTED, "statuses")?,
+        plugins: p.list_of("plugin", MAX_LISTED, "plugins")?,
+        created_by: p.list_of("created_by", MAX_LISTED, "names")?,
+        created_since,
+        created_until,
+        text,
         before: p.text("before").map(task_id).transpose()?,
         limit: p.number("limit", 1, MAX_TASK_PAGE as u64)?.unwrap_or(50) as usize,
+    };
+    // A text search may read every task's params: it waits its turn among the heavy reads.
+    let _permit = match query.text {
+        Some(_) => Some(heavy_read(&state.heavy_reads).await?),
+        None => None,
     };
     let mut list = state
         .db

@@ -128,6 +128,42 @@ async fn malformed_requests_get_a_clear_4xx_and_never_a_5xx() {
             400,
             "status",
         ),
+        (
+            Method::GET,
+            "/api/tasks?status=running,done".into(),
+            None,
+            400,
+            "status",
+        ),
+        (
+            Method::GET,
+            format!("/api/tasks?plugin={}", vec!["p"; 51].join(",")),
+            None,
+            400,
+            "at most 50",
+        ),
+        (
+            Method::GET,
+            format!("/api/tasks?q={}", "x".repeat(201)),
+            None,
+            400,
+            "at most 200 bytes",
+        ),
+        (
+            Method::GET,
+            "/api/tasks?created_since=yesterday".into(),
+            None,
+            400,
+            "created_since",
+        ),
+        (
+            Method::GET,
+            "/api/tasks?created_since=2026-12-01T00:00:00Z&created_until=2026-11-01T00:00:00Z"
+                .into(),
+            None,
+            400,
+            "before created_until",
+        ),
         (Method::GET, "/api/tasks?limit=0".into(), None, 400, "limit"),
         (
             Method::GET,
@@ -387,6 +423,13 @@ async fn malformed_requests_get_a_clear_4xx_and_never_a_5xx() {
             None,
             400,
             "unknown parameter \"limit\"",
+        ),
+        (
+            Method::GET,
+            format!("/api/tasks/{id}/logs/index?format=bitmap"),
+            None,
+            400,
+            "format must be seqs or runs",
         ),
         (
             Method::GET,

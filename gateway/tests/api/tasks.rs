@@ -76,6 +76,72 @@ async fn a_task_is_created_run_and_listed() {
     }
 }
 
+fn listed(body: serde_json::Value) -> Vec<protocol::TaskId> {
+    serde_json::from_value::<TaskList>(body)
+        .unwrap()
+        .tasks
+        .iter()
+        .map(|t| t.id)
+        .collect()
+}
+
+/// The list's filters, and what a viewer's text search may not look into.
+#[actix_rt::test]
+async fn task_lists_filter_by_status_plugin_creator_and_text() {
+    for backend in backends() {
+        let app = spawn_app(backend).await;
+        let mine = app
+            .start_task_as(
+                &app.viewer,
+                "synthetic",
+                serde_json::json!({"count": 1, "sources": ["Nightly_ORDERS"]}),
+            )
+            .await;
+        let secret = app
+            .run_task(
+                "shell",
+                serde_json::json!({"argv": ["true"], "env": {"API_KEY": "s3cr3t-value"}}),
+            )
+            .await;
+        let admins = app.run_task("demo_sync", serde_json::json!({})).await;
+        let mine = app.wait_done(mine.id).await;
+
+        let (status, body) = app.get("/api/tasks?plugin=shell,demo_sync").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(listed(body), [admins.id, secret.id], "{backend}");
+        let (_, body) = app.get("/api/tasks?created_by=viewer-1").await;
+        assert_eq!(listed(body), [mine.id]);
+        let (_, body) = app
+            .get(&format!(
+                "/api/tasks?status=success,failed&plugin=synthetic&created_since={}",
+                mine.created_at
+            ))
+            .await;
+        assert_eq!(listed(body), [mine.id]);
+        let (_, body) = app.get("/api/tasks?q=nightly_orders").await;
+        assert_eq!(listed(body), [mine.id]);
+        let prefix = &mine.id.to_string()[..18];
+        let (_, body) = app.get(&format!("/api/tasks?q={prefix}")).await;
+        assert!(listed(body).contains(&mine.id));
+
+        // A viewer sees `env` redacted; searching for its value must not tell it.
+        let (_, body) = app.get("/api/tasks?q=s3cr3t").await;
+        assert_eq!(listed(body), [secret.id], "an admin searches every param");
+        let (status, body) = app.get_as(&app.viewer, "/api/tasks?q=s3cr3t").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(listed(body).is_empty(), "{backend}");
+        let (_, body) = app
+            .get_as(&app.viewer, &format!("/api/tasks?q={}", secret.id))
+            .await;
+        assert_eq!(
+            listed(body.clone()),
+            [secret.id],
+            "ids are searched for everyone"
+        );
+        assert_eq!(body["tasks"][0]["params"]["env"]["API_KEY"], "[redacted]");
+    }
+}
+
 #[actix_rt::test]
 async fn cancel_and_delete_follow_the_task_state() {
     for backend in backends() {
