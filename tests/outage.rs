@@ -136,6 +136,27 @@ fn sqlite_locked_with_the_buffer_full_spills_to_the_spool_and_stores_it_when_fre
     }
     let (status, body) = get(port, "/readyz", None);
     assert_eq!(status, 503, "{body}");
+    // A write that waits out the busy timeout is told to retry, not that the
+    // server failed.
+    let refused = server.cli(&["run", "synthetic", "-p", "count=1"]);
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{said}");
+    assert!(
+        said.contains("503") && said.contains("the database is busy"),
+        "{said}"
+    );
+    let (status, headers, body) = common::http(
+        port,
+        "POST",
+        "/api/tasks",
+        Some(ADMIN),
+        Some(r#"{"plugin":"synthetic","params":{"count":1}}"#),
+    );
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        headers.to_ascii_lowercase().contains("retry-after: 1"),
+        "{headers}"
+    );
     drop(lock);
     assert_succeeded_with_every_record(&server, &id, 30_000);
     assert_spool_empty(port, spool.path());

@@ -106,8 +106,23 @@ impl ResponseError for ApiError {
     }
 }
 
+/// How long a client is told to wait before retrying a request the busy database
+/// could not take.
+const BUSY_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
+
 impl From<StorageError> for ApiError {
     fn from(e: StorageError) -> Self {
+        if e.is_busy() {
+            log::warn!(
+                "error=\"{}\" The database is busy; answered 503.",
+                engine::sink::error_chain(&e)
+            );
+            return ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the database is busy (or its connections all in use); try again shortly",
+            )
+            .retry_after(BUSY_RETRY);
+        }
         ApiError::internal(&e)
     }
 }
@@ -132,7 +147,7 @@ impl From<EngineError> for ApiError {
                 ApiError::conflict(message)
             }
             EngineError::ShuttingDown => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message),
-            EngineError::Storage(inner) => ApiError::internal(&inner),
+            EngineError::Storage(inner) => inner.into(),
             EngineError::Mailbox(inner) => ApiError::internal(&inner),
             spool @ EngineError::Spool(_) => ApiError::internal(&spool),
         }

@@ -49,4 +49,26 @@ impl StorageError {
             _ => false,
         }
     }
+
+    /// Whether the database is there but taken for now: SQLite's write lock held
+    /// past the busy timeout, PostgreSQL's lock timeout, or every pooled connection
+    /// in use. The same request may well succeed a moment later.
+    pub fn is_busy(&self) -> bool {
+        use diesel::result::Error;
+        match self {
+            StorageError::Query(Error::DatabaseError(_, info)) => {
+                let message = info.message().to_ascii_lowercase();
+                [
+                    "database is locked",
+                    "database table is locked",
+                    "database is busy",
+                    "canceling statement due to lock timeout",
+                ]
+                .iter()
+                .any(|m| message.contains(m))
+            }
+            StorageError::Pool(_) => true,
+            _ => false,
+        }
+    }
 }
