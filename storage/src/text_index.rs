@@ -10,7 +10,8 @@
 //!
 //! The same indexer fills `task_log_pairs` (migration `2026-12-01-000006_meta_index`)
 //! with each record's metadata members ([`pair_key`]), so `meta.KEY=VALUE` finds its
-//! candidates by one primary-key range ([`Candidates::Pair`]).
+//! candidates by one primary-key range ([`Candidates::Pair`]). A filter with several
+//! lookups reads through the one with the fewest candidates in the task ([`fewest`]).
 //!
 //! Candidates are a superset: a record holding every trigram of a text need not hold
 //! the text, and a pair's value is cut to [`PAIR_VALUE_BYTES`]. Callers confirm each
@@ -41,14 +42,66 @@ pub enum Candidates {
 }
 
 impl Candidates {
-    /// The lookup for `filter`: its first metadata condition (an exact key, usually
-    /// the narrower), else its texts; `None` when the index cannot narrow it.
-    pub fn for_filter(filter: &protocol::LogFilter) -> Option<Self> {
-        if let Some(condition) = filter.meta.first() {
-            return pair_key(&condition.key, &condition.value).map(Candidates::Pair);
-        }
-        match_expression(&filter.required_texts()).map(Candidates::Text)
+    /// Every lookup that narrows `filter`: one per metadata condition, and one for
+    /// its texts. Any of them yields a superset of the filter's records; a read
+    /// takes the one with the fewest candidates ([`fewest`]).
+    pub fn for_filter(filter: &protocol::LogFilter) -> Vec<Self> {
+        filter
+            .meta
+            .iter()
+            .filter_map(|condition| pair_key(&condition.key, &condition.value))
+            .map(Candidates::Pair)
+            .chain(match_expression(&filter.required_texts()).map(Candidates::Text))
+            .collect()
     }
+}
+
+/// Candidates counted up to this many when choosing between lookups: past it, a
+/// lookup is as good as common.
+const ESTIMATE_CAP: i64 = 2_000;
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+/// Which of `lookups` finds the fewest of the task's candidates (counted up to
+/// [`ESTIMATE_CAP`], a common one stops early); the first of equals. SQLite keeps
+/// no statistics to tell a rare metadata value from a common text beforehand.
+pub fn fewest(c: &mut diesel::SqliteConnection, key: i64, lookups: &[Candidates]) -> Result<usize> {
+    if lookups.len() < 2 {
+        return Ok(0);
+    }
+    let mut best = (0, i64::MAX);
+    for (i, lookup) in lookups.iter().enumerate() {
+        let count: Count = match lookup {
+            Candidates::Pair(pair) => diesel::sql_query(
+                "SELECT count(*) AS n FROM (SELECT 1 FROM task_log_pairs \
+                 WHERE key = ? AND pair = ? LIMIT ?)",
+            )
+            .bind::<BigInt, _>(key)
+            .bind::<Text, _>(pair)
+            .bind::<BigInt, _>(ESTIMATE_CAP)
+            .get_result(c)?,
+            Candidates::Text(expression) => diesel::sql_query(
+                "SELECT count(*) AS n FROM (SELECT 1 FROM task_log_text \
+                 WHERE task_log_text MATCH ? AND rowid > ? AND rowid < ? LIMIT ?)",
+            )
+            .bind::<Text, _>(expression)
+            .bind::<BigInt, _>(key << 32)
+            .bind::<BigInt, _>((key + 1) << 32)
+            .bind::<BigInt, _>(ESTIMATE_CAP)
+            .get_result(c)?,
+        };
+        if count.n < best.1 {
+            best = (i, count.n);
+        }
+        if count.n == 0 {
+            break;
+        }
+    }
+    Ok(best.0)
 }
 
 /// The `task_log_pairs` entry for a metadata member at `path` with value text

@@ -15,12 +15,15 @@ use storage::LogQuery;
 
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::openapi::{ExportParams, FilterParams, PageParams};
+use crate::openapi::{ExportParams, FilterParams, IndexParams, PageParams};
 use crate::params::{NoQuery, Params};
 use crate::routes::tasks::{existing_task, task_id};
 use crate::state::AppState;
 
 const FILTER_KEYS: &[&str] = &["level", "source", "q", "re", "since", "until", "meta."];
+const INDEX_KEYS: &[&str] = &[
+    "level", "source", "q", "re", "since", "until", "meta.", "format",
+];
 const PAGE_KEYS: &[&str] = &[
     "level",
     "source",
@@ -89,9 +92,10 @@ pub async fn page(
 /// `GET /api/tasks/{id}/logs/index`: the seqs of every matching record, ascending,
 /// as little-endian `u32`s (`application/octet-stream`; the count is in
 /// `X-Total-Count`). The console scrolls over this index; position `i` of the filtered
-/// log is record `seq[i]`.
-#[utoipa::path(get, path = "/api/tasks/{id}/logs/index", tag = "logs", params(("id" = TaskId, Path), FilterParams),
-    responses((status = 200, description = "The seqs of every matching record as little-endian u32s; the count in X-Total-Count", content_type = "application/octet-stream", body = Vec<u8>), (status = "default", description = "An error, with a message", body = ErrorBody)))]
+/// log is record `seq[i]`. With `format=runs` the body is `(first, last)` pairs of
+/// `u32`s instead, one per run of consecutive seqs: a task's whole log is 8 bytes.
+#[utoipa::path(get, path = "/api/tasks/{id}/logs/index", tag = "logs", params(("id" = TaskId, Path), FilterParams, IndexParams),
+    responses((status = 200, description = "The seqs of every matching record as little-endian u32s (with format=runs, (first, last) pairs of them); the count in X-Total-Count", content_type = "application/octet-stream", body = Vec<u8>), (status = "default", description = "An error, with a message", body = ErrorBody)))]
 pub async fn index(
     state: web::Data<AppState>,
     _: Caller,
@@ -99,15 +103,24 @@ pub async fn index(
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let id = task_id(&path)?;
-    let p = Params::parse(req.query_string(), FILTER_KEYS)?;
+    let p = Params::parse(req.query_string(), INDEX_KEYS)?;
+    let runs = match p.text("format") {
+        None | Some("seqs") => false,
+        Some("runs") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "format must be seqs or runs, not {other:?}"
+            )))
+        }
+    };
     let filter = filter_from(&p)?;
     existing_task(&state, id).await?;
     let _permit = heavy_read(&state.heavy_reads).await?;
-    let seqs = state
+    let found = state
         .db
-        .run(move |c| storage::logs::matching_seqs(c, id, &filter, MAX_INDEX_RECORDS))
+        .run(move |c| storage::logs::matching_runs(c, id, &filter, MAX_INDEX_RECORDS))
         .await?;
-    if seqs.len() > MAX_INDEX_RECORDS {
+    if found.count > MAX_INDEX_RECORDS as u64 {
         return Err(ApiError::new(
             actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
             format!(
@@ -115,19 +128,29 @@ pub async fn index(
             ),
         ));
     }
-    let mut body = Vec::with_capacity(seqs.len() * 4);
-    for seq in &seqs {
-        let seq = u32::try_from(*seq).map_err(|_| {
-            ApiError::new(
-                actix_web::http::StatusCode::UNPROCESSABLE_ENTITY,
-                "this task has more than 4,294,967,295 records; page it with after_seq instead",
-            )
-        })?;
-        body.extend_from_slice(&seq.to_le_bytes());
+    let too_far = |_| {
+        ApiError::new(
+            actix_web::http::StatusCode::UNPROCESSABLE_ENTITY,
+            "this task has more than 4,294,967,295 records; page it with after_seq instead",
+        )
+    };
+    let mut body = Vec::new();
+    if runs {
+        body.reserve(found.runs.len() * 8);
+        for (first, last) in &found.runs {
+            for end in [*first, *last] {
+                body.extend_from_slice(&u32::try_from(end).map_err(too_far)?.to_le_bytes());
+            }
+        }
+    } else {
+        body.reserve(found.count as usize * 4);
+        for seq in found.seqs() {
+            body.extend_from_slice(&u32::try_from(seq).map_err(too_far)?.to_le_bytes());
+        }
     }
     Ok(HttpResponse::Ok()
         .content_type("application/octet-stream")
-        .insert_header(("X-Total-Count", seqs.len().to_string()))
+        .insert_header(("X-Total-Count", found.count.to_string()))
         .body(body))
 }
 

@@ -95,6 +95,33 @@ async fn every_filter_alone_and_combined_returns_exactly_the_expected_records() 
                 got.iter().map(|e| e.seq).collect::<Vec<_>>(),
                 "{backend}: index ?{query}"
             );
+            // As runs: the same seqs, and the same count.
+            let (status, body, runs_headers) = app
+                .request(
+                    awc::http::Method::GET,
+                    &format!("/api/tasks/{}/logs/index?format=runs&{query}", task.id),
+                    Some(&app.viewer),
+                    None,
+                )
+                .await;
+            assert_eq!(status, StatusCode::OK);
+            let ends: Vec<u64> = body
+                .chunks(4)
+                .map(|c| u32::from_le_bytes(c.try_into().unwrap()) as u64)
+                .collect();
+            let expanded: Vec<u64> = ends.chunks(2).flat_map(|r| r[0]..=r[1]).collect();
+            assert_eq!(expanded, seqs, "{backend}: runs ?{query}");
+            assert!(
+                ends.chunks(2)
+                    .collect::<Vec<_>>()
+                    .windows(2)
+                    .all(|w| w[0][1] + 1 < w[1][0]),
+                "runs ascend and never touch: {ends:?}"
+            );
+            assert_eq!(
+                runs_headers.get("x-total-count"),
+                headers.get("x-total-count")
+            );
             assert_eq!(
                 headers.get("x-total-count").unwrap().to_str().unwrap(),
                 got.len().to_string()

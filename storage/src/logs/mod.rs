@@ -25,7 +25,7 @@ use crate::schema::{task_log_counts, task_logs};
 use crate::{with_conn, Result, StorageError};
 
 pub(crate) use read::page_logs_within;
-pub use read::{matching_seqs, page_logs};
+pub use read::{matching_runs, matching_seqs, page_logs, SeqRuns};
 pub use write::insert_log_batches;
 
 /// Largest page a client may ask for.

@@ -234,8 +234,9 @@ pub(crate) fn page_logs_within(
 /// in seq order. Both are limited to the seqs in `(lo, hi)`.
 #[derive(Debug, Clone, Copy)]
 struct Phase {
-    /// `Some(key)`: candidates from the SQLite text index under this task key.
-    indexed: Option<i64>,
+    /// `Some((key, lookup))`: candidates from the SQLite text index under this task
+    /// key, through `SqlNarrowing::index_lookups[lookup]`.
+    indexed: Option<(i64, usize)>,
     lo: i64,
     hi: i64,
 }
@@ -255,8 +256,13 @@ impl Phases {
         narrowing: &SqlNarrowing,
         backward: bool,
     ) -> Result<Self> {
-        let key = match (conn, &narrowing.index_lookup) {
-            (Conn::Sqlite(c), Some(_)) => text_index::task_key(c, task)?,
+        let key = match conn {
+            Conn::Sqlite(c) if !narrowing.index_lookups.is_empty() => {
+                match text_index::task_key(c, task)? {
+                    Some(key) => Some((key, text_index::fewest(c, key, &narrowing.index_lookups)?)),
+                    None => None,
+                }
+            }
             _ => None,
         };
         let list = match key {
@@ -323,9 +329,8 @@ fn read_chunk(
     } else {
         (cursor.max(phase.lo), phase.hi)
     };
-    if let (Some(key), Some(lookup), Conn::Sqlite(c)) =
-        (phase.indexed, &narrowing.index_lookup, &mut *conn)
-    {
+    if let (Some((key, lookup)), Conn::Sqlite(c)) = (phase.indexed, &mut *conn) {
+        let lookup = &narrowing.index_lookups[lookup];
         let order = Order { backward, chunk };
         return c.transaction(|c| read_indexed(c, task, key, lookup, narrowing, bounds, order));
     }
@@ -467,6 +472,96 @@ pub fn matching_seqs(
     }
 }
 
+/// The seqs a filter selects, as ascending runs of consecutive seqs.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SeqRuns {
+    /// `(first, last)`, inclusive, ascending, never touching.
+    pub runs: Vec<(u64, u64)>,
+    /// How many seqs the runs hold.
+    pub count: u64,
+}
+
+impl SeqRuns {
+    /// The runs of an ascending list of seqs.
+    pub fn from_seqs(seqs: &[u64]) -> SeqRuns {
+        let mut runs: Vec<(u64, u64)> = Vec::new();
+        for &seq in seqs {
+            match runs.last_mut() {
+                Some((_, last)) if *last + 1 == seq => *last = seq,
+                _ => runs.push((seq, seq)),
+            }
+        }
+        SeqRuns {
+            runs,
+            count: seqs.len() as u64,
+        }
+    }
+
+    /// Every seq, ascending.
+    pub fn seqs(&self) -> impl Iterator<Item = u64> + '_ {
+        self.runs.iter().flat_map(|(first, last)| *first..=*last)
+    }
+}
+
+/// [`matching_seqs`] as runs. When the filter keeps every stored record of the task
+/// (no text, metadata or time condition, and its level and sources leave out no
+/// record the counts know of) and the stored seqs have no gap, the answer is one
+/// run read from the counts and the ends of the primary key, without reading the
+/// seqs; a task's whole log at the default level is that case.
+///
+/// At most `max + 1` seqs are read, as with [`matching_seqs`]; `count` says more.
+pub fn matching_runs(
+    conn: &mut Conn,
+    task: TaskId,
+    filter: &LogFilter,
+    max: usize,
+) -> Result<SeqRuns> {
+    if let Some(run) = whole_log(conn, task, filter)? {
+        return Ok(run);
+    }
+    Ok(SeqRuns::from_seqs(&matching_seqs(conn, task, filter, max)?))
+}
+
+/// The task's whole log as one run, when `filter` keeps all of it and it has no gap.
+fn whole_log(conn: &mut Conn, task: TaskId, filter: &LogFilter) -> Result<Option<SeqRuns>> {
+    if filter.q.is_some()
+        || filter.re.is_some()
+        || !filter.meta.is_empty()
+        || filter.since.is_some()
+        || filter.until.is_some()
+    {
+        return Ok(None);
+    }
+    // Counts first, then the ends: a batch stored in between only raises the top
+    // end, which makes the two disagree rather than agree wrongly.
+    let counts = super::source_counts(conn, task)?;
+    let total: u64 = counts.iter().map(|c| c.count).sum();
+    let kept: u64 = counts
+        .iter()
+        .filter(|c| filter.sources.is_empty() || filter.sources.contains(&c.source))
+        .flat_map(|c| c.levels.iter())
+        .filter(|(level, _)| filter.min_level.is_none_or(|min| **level >= min))
+        .map(|(_, n)| n)
+        .sum();
+    if total == 0 || kept != total {
+        return Ok(None);
+    }
+    let ends: (Option<i64>, Option<i64>) = with_conn!(conn, c => task_logs::table
+        .filter(task_logs::task_id.eq(task.as_bytes().as_slice()))
+        .select((
+            diesel::dsl::min(task_logs::seq),
+            diesel::dsl::max(task_logs::seq),
+        ))
+        .first(c)?);
+    Ok(match ends {
+        (Some(first), Some(last)) if (last - first + 1) as u64 == total => Some(SeqRuns {
+            runs: vec![(first as u64, last as u64)],
+            count: total,
+        }),
+        _ => None,
+    })
+}
+
 /// [`matching_seqs`] for filters SQL cannot decide: rows (or the text index's
 /// candidates) are read in chunks and each is confirmed with [`LogFilter::matches`].
 fn confirmed_seqs(
@@ -512,9 +607,9 @@ struct SqlNarrowing {
     likes: Vec<(&'static str, String)>,
     contains_function: &'static str,
     meta_needles: Vec<Vec<String>>,
-    /// What SQLite's text and metadata index looks up for the filter (see
-    /// [`text_index`]).
-    index_lookup: Option<text_index::Candidates>,
+    /// What SQLite's text and metadata index can look up for the filter (see
+    /// [`text_index`]); empty when it cannot narrow it.
+    index_lookups: Vec<text_index::Candidates>,
 }
 
 impl SqlNarrowing {
@@ -546,9 +641,9 @@ impl SqlNarrowing {
                 Backend::Postgres => "strpos",
             },
             meta_needles: filter.meta.iter().map(|m| m.needles.clone()).collect(),
-            index_lookup: match backend {
+            index_lookups: match backend {
                 Backend::Sqlite => text_index::Candidates::for_filter(filter),
-                Backend::Postgres => None,
+                Backend::Postgres => Vec::new(),
             },
         }
     }
