@@ -48,6 +48,7 @@ fn filtering_by_source_shows_only_those_rows_and_new_ones_arrive_live() {
     browser.login(&server.url(), ADMIN);
 
     browser.click("[data-testid=run-plugin] option[value=synthetic]");
+    browser.click("[data-testid=run-mode-json]");
     browser.replace_text(
         "[data-testid=run-params]",
         r#"{"count": 100000, "rate": 20, "sources": ["plugin", "superset_api"]}"#,
@@ -307,6 +308,7 @@ fn forms_roles_deletion_and_expired_tokens() {
     browser.login(&base, ADMIN);
 
     browser.click("[data-testid=run-plugin] option[value=synthetic]");
+    browser.click("[data-testid=run-mode-json]");
     browser.replace_text("[data-testid=run-params]", "{not json");
     browser.click("[data-testid=run-submit]");
     browser.wait("return document.querySelector('[data-testid=run-error]')?.textContent.includes('not valid JSON')", "the JSON error");
@@ -840,6 +842,21 @@ fn errors_first_time_modes_and_shortcuts() {
     selected(info, "an INFO line");
     key("e");
     selected(errors[41], "the error after the INFO line");
+    // On a page just opened, the first press asks the server for that one line
+    // (while the view's ERROR lines load): backwards and forwards.
+    let info = stored
+        .iter()
+        .find(|e| e.seq > errors[60] && e.level == protocol::LogLevel::Info)
+        .unwrap()
+        .seq;
+    for (press, want) in [("E", errors[60]), ("e", errors[61])] {
+        browser.js(&format!("location.hash = '#L{info}'; location.reload()"));
+        selected(info, "a permalinked INFO line, freshly opened");
+        key(press);
+        selected(want, "the nearest error that way, at the first press");
+    }
+    browser.js(&format!("location.hash = '#L{}'", errors[41]));
+    selected(errors[41], "the error after the INFO line, again");
 
     // The grid: roles, and arrows move the selection while it has focus.
     let grid = browser.js("const g = document.querySelector('[data-testid=log-viewport]'); return [g.getAttribute('role'), g.getAttribute('aria-rowcount'), document.querySelector('[data-testid=log-row]').getAttribute('role')]");
@@ -1139,4 +1156,444 @@ fn a_filter_change_keeps_the_old_rows_until_the_new_ones_arrive() {
     let last = browser.js("return Math.max(...[...document.querySelectorAll('[data-testid=log-row]')].map(r => Number(r.dataset.seq)))");
     // The last record (i = 199,999, an ERROR) is line 150,000: DEBUG lines are not kept.
     assert_eq!(last, json!(150_000));
+}
+
+/// The task ids listed, top to bottom.
+fn task_rows(browser: &Browser) -> Vec<String> {
+    let listed = browser.js(
+        "return [...document.querySelectorAll('[data-testid=task-row]')].map(r => r.dataset.taskId)",
+    );
+    serde_json::from_value(listed).unwrap()
+}
+
+/// Issue 15 item 6: the task list filters by status, plugin, who started it and
+/// text, all in the URL; pages past the first 100 under a filter; stays live under
+/// a filter; and after a server restart reconnects and reads what changed meanwhile.
+#[test]
+fn the_task_list_filters_pages_and_reconnects_after_a_restart() {
+    let Some(ui) = ui_dir() else { return };
+    let fresh = FreshDb::new("sqlite");
+    let port = free_port();
+    let server = Server::start_on(&fresh.url, port, Some(&ui));
+    let base = server.url();
+    let tagged = run(
+        &server,
+        "synthetic",
+        &["count=1", r#"sources=["Nightly_Orders"]"#],
+    );
+    let plain: Vec<String> = (0..101)
+        .map(|_| run(&server, "synthetic", &["count=1"]))
+        .collect();
+    let other = run(&server, "demo_sync", &[]);
+    let viewer = stdout(&server.cli(&["tokens", "create", "reader", "--role", "viewer"]))
+        .trim()
+        .to_owned();
+    let by_viewer = stdout(&server.cli_as(&viewer, &["run", "synthetic", "-p", "count=1"]))
+        .trim()
+        .to_owned();
+    for id in plain.iter().chain([&tagged, &other, &by_viewer]) {
+        wait_done(&server, id);
+    }
+
+    let browser = Browser::start();
+    browser.login(&base, ADMIN);
+    browser.goto(&format!("{base}/tasks?plugin=synthetic"));
+    browser.wait(
+        "return document.querySelectorAll('[data-testid=task-row]').length === 100",
+        "the first 100 synthetic tasks",
+    );
+    assert_eq!(
+        browser.js("return document.querySelector('[data-testid=task-filter-plugin]').value"),
+        "synthetic"
+    );
+    browser.click("[data-testid=tasks-more]");
+    browser.wait(
+        "return document.querySelectorAll('[data-testid=task-row]').length === 103",
+        "the older page",
+    );
+    let expected: Vec<String> = [by_viewer.clone()]
+        .into_iter()
+        .chain(plain.iter().rev().cloned())
+        .chain([tagged.clone()])
+        .collect();
+    assert_eq!(
+        task_rows(&browser),
+        expected,
+        "newest first, no gap or double"
+    );
+    assert!(!task_rows(&browser).contains(&other));
+
+    // Text: a params search, then an id prefix.
+    browser.type_into("[data-testid=task-filter-text]", "nightly_ORDERS");
+    browser.wait(
+        "return location.search.includes('q=nightly_ORDERS') && document.querySelectorAll('[data-testid=task-row]').length === 1",
+        "the tagged task alone",
+    );
+    assert_eq!(task_rows(&browser), [tagged.as_str()]);
+    browser.replace_text("[data-testid=task-filter-text]", &other[..13]);
+    browser.wait(
+        &format!("return location.search.includes('q={}')", &other[..13]),
+        "the id prefix in the URL",
+    );
+    browser.wait(
+        "return document.querySelector('[data-testid=tasks-none]')",
+        "nothing: the prefix is of a demo_sync task and the plugin says synthetic",
+    );
+    browser.click("[data-testid=task-filter-plugin] option[value='']");
+    browser.wait(
+        &format!("const r = [...document.querySelectorAll('[data-testid=task-row]')]; return r.length > 0 && r.some(x => x.dataset.taskId === '{other}')"),
+        "the demo_sync task by its id prefix",
+    );
+    browser.click("[data-testid=task-filter-clear]");
+    browser.wait(
+        "return location.search === '' && document.querySelectorAll('[data-testid=task-row]').length === 100",
+        "every task again",
+    );
+
+    // Who started it, and a status, survive a reload.
+    browser.replace_text("[data-testid=task-filter-by]", "reader");
+    browser.wait(
+        "return location.search.includes('by=reader') && document.querySelectorAll('[data-testid=task-row]').length === 1",
+        "the viewer's task",
+    );
+    assert_eq!(task_rows(&browser), [by_viewer.as_str()]);
+    browser.click("[data-testid=task-filter-status] [data-status=failed]");
+    browser.wait(
+        "return location.search.includes('status=failed') && document.querySelector('[data-testid=tasks-none]')",
+        "no failed task of the viewer",
+    );
+    browser.js("location.reload()");
+    browser.wait(
+        "return document.querySelector('[data-testid=tasks-none]') && document.querySelector('[data-testid=task-filter-status] [data-status=failed]')?.getAttribute('aria-pressed') === 'true' && document.querySelector('[data-testid=task-filter-by]')?.value === 'reader'",
+        "the filter after a reload",
+    );
+
+    // Live under a filter: a running task appears, and goes when it stops running.
+    browser.goto(&format!("{base}/tasks?status=running"));
+    browser.wait(
+        "return document.querySelector('[data-testid=tasks-live]')?.dataset.state === 'live' && document.querySelector('[data-testid=tasks-none]')",
+        "an empty live list",
+    );
+    let long = run(&server, "synthetic", &["count=1000000", "rate=10"]);
+    browser.wait(
+        &format!("return document.querySelector('[data-task-id=\"{long}\"][data-status=running]')"),
+        "the running task, live",
+    );
+
+    // The server dies (killed: no last task frames go out). The list says so, and
+    // once the server is back reads that the task was interrupted meanwhile (it
+    // drops out of `running`), then follows new ones.
+    drop(server);
+    browser.wait(
+        "return document.querySelector('[data-testid=tasks-live]')?.dataset.state === 'reconnecting'",
+        "reconnecting",
+    );
+    let server = Server::start_on(&fresh.url, port, Some(&ui));
+    browser.wait(
+        &format!("return document.querySelector('[data-testid=tasks-live]')?.dataset.state === 'live' && !document.querySelector('[data-task-id=\"{long}\"]')"),
+        "live again, without the interrupted task",
+    );
+    let again = run(&server, "synthetic", &["count=1000000", "rate=10"]);
+    browser.wait(
+        &format!(
+            "return document.querySelector('[data-task-id=\"{again}\"][data-status=running]')"
+        ),
+        "a task started after the restart, live",
+    );
+}
+
+/// Issue 15 item 4: several `meta.KEY=VALUE` chips and a time range narrow the
+/// view together, are in the URL, survive a reload, and bad times are refused in
+/// place.
+#[test]
+fn metadata_chips_and_a_time_range_narrow_the_view_and_survive_a_reload() {
+    let Some(ui) = ui_dir() else { return };
+    let fresh = FreshDb::new("sqlite");
+    let server = Server::start_on(&fresh.url, free_port(), Some(&ui));
+    // 400 records over about two seconds: their times tell them apart.
+    let id = run(&server, "synthetic", &["count=400", "rate=200"]);
+    wait_done(&server, &id);
+    let stored = common::entries(&stdout(&server.cli(&["logs", &id, "--json"])));
+    assert_eq!(stored.len(), 300, "DEBUG records are not kept by default");
+    let browser = Browser::start();
+    browser.login(&server.url(), ADMIN);
+    browser.goto(&format!("{}/tasks/{id}", server.url()));
+    let count_is = |n: usize, what: &str| {
+        browser.wait(
+            &format!("return document.querySelector('[data-testid=log-count]')?.textContent === '{n} lines'"),
+            what,
+        );
+    };
+    count_is(300, "every kept line");
+
+    // Two metadata conditions, each committed with Enter.
+    browser.type_into("[data-testid=filter-meta-key]", "dashboard_id");
+    browser.type_into("[data-testid=filter-meta-value]", "7\u{E007}");
+    count_is(40, "dashboard_id = 7");
+    assert_eq!(
+        browser.js("return document.querySelector('[data-testid=filter-meta-key]').value"),
+        "",
+        "the inputs clear for the next pair"
+    );
+    // Typing a key that has a chip stands in for it, and gives it back when the
+    // value is cleared.
+    browser.type_into("[data-testid=filter-meta-key]", "dashboard_id");
+    browser.type_into("[data-testid=filter-meta-value]", "3");
+    browser.wait(
+        "return location.search.includes('meta.dashboard_id=3')",
+        "the typed value in place of the chip's",
+    );
+    browser.replace_text("[data-testid=filter-meta-value]", "");
+    browser.wait(
+        "return location.search.includes('meta.dashboard_id=7')",
+        "the chip's value back",
+    );
+    browser.replace_text("[data-testid=filter-meta-key]", "");
+    count_is(40, "dashboard_id = 7 again");
+    browser.type_into("[data-testid=filter-meta-key]", "i");
+    browser.type_into("[data-testid=filter-meta-value]", "27\u{E007}");
+    count_is(1, "dashboard_id = 7 and i = 27");
+    browser.wait(
+        "return location.search.includes('meta.dashboard_id=7') && location.search.includes('meta.i=27')",
+        "both conditions in the URL",
+    );
+    browser.js("location.reload()");
+    count_is(1, "both conditions after a reload");
+    assert_eq!(
+        browser.js("return [...document.querySelectorAll('[data-testid=filter-meta-chips] [data-meta-key]')].map(c => c.dataset.metaKey).join(',')"),
+        "dashboard_id,i"
+    );
+    browser.click(
+        "[data-testid=filter-meta-chips] [data-meta-key=i] [data-testid=filter-meta-remove]",
+    );
+    count_is(40, "i removed, dashboard_id kept");
+    browser.click("[data-testid=filter-meta-chips] [data-meta-key=dashboard_id] [data-testid=filter-meta-remove]");
+    count_is(300, "no condition left");
+
+    // A range between two stored records' times, typed as RFC 3339.
+    let (since, until) = (stored[50].timestamp, stored[150].timestamp);
+    let inside = stored
+        .iter()
+        .filter(|e| since <= e.timestamp && e.timestamp < until)
+        .count();
+    assert!((90..=100).contains(&inside), "{inside}");
+    browser.type_into("[data-testid=filter-since]", &since.to_string());
+    browser.type_into("[data-testid=filter-until]", &format!("{until}\u{E007}"));
+    count_is(inside, "the lines of the range");
+    browser.wait(
+        "return location.search.includes('since=') && location.search.includes('until=')",
+        "the range in the URL",
+    );
+    browser.js("location.reload()");
+    count_is(inside, "the range after a reload");
+    assert_eq!(
+        browser.js("return document.querySelector('[data-testid=filter-since]').value"),
+        since.to_string()
+    );
+
+    // Without a zone, in the time column's zone: UTC here.
+    browser.js("const s = document.querySelector('[data-testid=time-mode]'); s.value = 'utc'; s.dispatchEvent(new Event('change'))");
+    browser.click("[data-testid=filter-range-clear]");
+    count_is(300, "the range cleared");
+    let zoneless = since
+        .to_datetime()
+        .format("%Y-%m-%d %H:%M:%S%.6f")
+        .to_string();
+    browser.type_into("[data-testid=filter-since]", &format!("{zoneless}\u{E007}"));
+    let after = stored.iter().filter(|e| since <= e.timestamp).count();
+    count_is(after, "from a zoneless UTC time on");
+
+    // Refused in place; the view stays as it was.
+    browser.replace_text("[data-testid=filter-since]", "yesterday\u{E007}");
+    browser.wait(
+        "return document.querySelector('[data-testid=filter-range-error]')?.textContent.includes('yesterday')",
+        "the bad time named",
+    );
+    count_is(after, "the view unchanged by a refused time");
+    // Leaving the field applies it: from a minute ago is every line (the task just
+    // ran); then a range that ends before it starts is refused.
+    browser.replace_text("[data-testid=filter-since]", "1m");
+    browser.replace_text("[data-testid=filter-until]", "1h\u{E007}");
+    browser.wait(
+        "return document.querySelector('[data-testid=filter-range-error]')?.textContent.includes('start before it ends')",
+        "an empty range refused",
+    );
+    browser.replace_text("[data-testid=filter-until]", "\u{E007}");
+    count_is(300, "from a minute ago: every line (the task just ran)");
+}
+
+/// Issue 15 item 7: the run form shows each plugin's params as fields read from its
+/// schema (kinds, example values, defaults, required, descriptions), refuses bad
+/// input in place, moves parameters to and from the JSON editor, and keeps the JSON
+/// editor for a plugin without a schema.
+#[test]
+fn the_run_form_renders_each_plugins_params_as_fields() {
+    let Some(ui) = ui_dir() else { return };
+    let fresh = FreshDb::new("sqlite");
+    let server = Server::start_on(&fresh.url, free_port(), Some(&ui));
+    let browser = Browser::start();
+    browser.login(&server.url(), ADMIN);
+    let value = |field: &str| {
+        browser.js(&format!(
+            "return document.querySelector('[data-testid=run-field-{field}]').value"
+        ))
+    };
+    let error_says = |text: &str| {
+        browser.wait(
+            &format!("return document.querySelector('[data-testid=run-error]')?.textContent.includes({text:?})"),
+            text,
+        );
+    };
+
+    // synthetic: its example in its fields, defaults as placeholders.
+    browser.wait(
+        "return document.querySelector('[data-testid=run-field-count]')",
+        "synthetic's fields",
+    );
+    assert_eq!(value("count"), "1000");
+    assert_eq!(value("rate"), "200");
+    assert_eq!(value("sources"), "plugin\nsuperset_api\nsystem");
+    assert_eq!(value("work"), "");
+    assert_eq!(
+        browser.js("return document.querySelector('[data-testid=run-field-work]').placeholder"),
+        "0"
+    );
+    assert_eq!(
+        browser.js("return document.querySelector('[data-testid=run-field-discard]').checked"),
+        false
+    );
+    let label = browser.js("return document.querySelector('[data-param=count]').textContent");
+    assert!(
+        label.as_str().unwrap().contains("Records to emit"),
+        "{label}"
+    );
+
+    browser.replace_text("[data-testid=run-field-count]", "many");
+    browser.click("[data-testid=run-submit]");
+    error_says("count: \"many\" is not a whole number");
+    browser.replace_text("[data-testid=run-field-count]", "25");
+    browser.replace_text("[data-testid=run-field-sources]", "alpha\nbeta");
+    browser.click("[data-testid=run-submit]");
+    let path = browser.wait(
+        "return location.pathname.startsWith('/tasks/') && location.pathname",
+        "the task page",
+    );
+    let id = path
+        .as_str()
+        .unwrap()
+        .trim_start_matches("/tasks/")
+        .to_owned();
+    let task = wait_done(&server, &id);
+    assert_eq!(
+        task.params,
+        json!({"count": 25, "rate": 200, "sources": ["alpha", "beta"]})
+    );
+
+    // shell: a required list, a map, nullable fields; and the JSON editor both ways.
+    browser.goto(&format!("{}/tasks", server.url()));
+    browser.wait(
+        "return document.querySelector('[data-testid=run-plugin] option[value=shell]')",
+        "the plugins",
+    );
+    browser.click("[data-testid=run-plugin] option[value=shell]");
+    browser.wait(
+        "return document.querySelector('[data-testid=run-field-argv]')",
+        "shell's fields",
+    );
+    assert_eq!(value("argv"), "sh\n-c\necho hello; echo oops >&2");
+    assert!(browser
+        .js("return document.querySelector('[data-param=argv] .required') !== null")
+        .as_bool()
+        .unwrap());
+    browser.replace_text("[data-testid=run-field-argv]", "");
+    browser.click("[data-testid=run-submit]");
+    error_says("argv is required");
+    browser.replace_text("[data-testid=run-field-argv]", "ls\n-l");
+    browser.replace_text("[data-testid=run-field-env]", "A=1\nnot a pair");
+    browser.click("[data-testid=run-mode-json]");
+    error_says("env: line 2 is not KEY=VALUE");
+    browser.replace_text("[data-testid=run-field-env]", "A=1");
+    browser.click("[data-testid=run-mode-json]");
+    let json_text = browser.wait(
+        "return document.querySelector('[data-testid=run-params]')?.value",
+        "the JSON editor",
+    );
+    let shown: serde_json::Value = serde_json::from_str(json_text.as_str().unwrap()).unwrap();
+    assert_eq!(
+        shown,
+        json!({"argv": ["ls", "-l"], "env": {"A": "1"}, "timeout_s": 60})
+    );
+    browser.replace_text(
+        "[data-testid=run-params]",
+        r#"{"argv": ["ls"], "bogus": 1}"#,
+    );
+    browser.click("[data-testid=run-mode-fields]");
+    error_says("do not fit the fields");
+    browser.replace_text(
+        "[data-testid=run-params]",
+        r#"{"argv": ["env"], "env": {"B": "2"}, "cwd": "/tmp"}"#,
+    );
+    browser.click("[data-testid=run-mode-fields]");
+    browser.wait(
+        "return document.querySelector('[data-testid=run-field-argv]')?.value === 'env'",
+        "the JSON back in the fields",
+    );
+    assert_eq!(value("env"), "B=2");
+    assert_eq!(value("cwd"), "/tmp");
+    assert_eq!(value("timeout_s"), "");
+
+    // No schema to read fields from: the JSON editor alone.
+    browser.click("[data-testid=run-plugin] option[value=legacy_backup]");
+    browser.wait(
+        "return document.querySelector('[data-testid=run-params]') && !document.querySelector('[data-testid=run-mode-fields]')",
+        "the JSON editor alone",
+    );
+}
+
+/// Issue 14 item 8: a task of 1,000,000 lines opens at its end, changes level,
+/// opens a permalink deep inside, and comes back to the whole log, with the index
+/// sent as runs; no more than a screenful of rows is ever in the page.
+#[test]
+fn a_million_line_task_opens_filters_and_follows_permalinks() {
+    let Some(ui) = ui_dir() else { return };
+    let fresh = FreshDb::new("sqlite");
+    let server = Server::start_on(&fresh.url, free_port(), Some(&ui));
+    // DEBUG, every fourth record, is not kept: 1,000,000 lines, seqs 1..=1,000,000.
+    let id = run(&server, "synthetic", &["count=1333334"]);
+    wait_done(&server, &id);
+    let browser = Browser::start();
+    browser.login(&server.url(), ADMIN);
+    let base = server.url();
+    let count_is = |text: &str, what: &str| {
+        browser.wait(
+            &format!("return document.querySelector('[data-testid=log-count]')?.textContent === '{text}'"),
+            what,
+        );
+    };
+
+    browser.goto(&format!("{base}/tasks/{id}"));
+    count_is("1000000 lines", "every line");
+    browser.wait(
+        "return document.querySelector('[data-testid=log-row][data-seq=\"1000000\"]')",
+        "the last line, following",
+    );
+    assert!(browser.rows().len() <= 300);
+
+    // WARNING and above: two lines of every three kept (INFO, WARNING, ERROR).
+    let warning = (0..1_333_334u64).filter(|i| i % 4 >= 2).count();
+    browser.js("const s = document.querySelector('[data-testid=filter-level]'); s.value = 'WARNING'; s.dispatchEvent(new Event('change', {bubbles: true}))");
+    count_is(&format!("{warning} lines"), "WARNING and above");
+    browser.wait(
+        "const r = [...document.querySelectorAll('[data-testid=log-row]')]; return r.length > 10 && r.every(x => x.dataset.level === 'WARNING' || x.dataset.level === 'ERROR')",
+        "only WARNING and ERROR rows",
+    );
+
+    // A permalink deep inside the whole log.
+    browser.goto(&format!("{base}/tasks/{id}#L777777"));
+    count_is("1000000 lines", "every line again");
+    browser.wait(
+        "const v = document.querySelector('[data-testid=log-viewport]').getBoundingClientRect(); const r = document.querySelector('[data-testid=log-row][data-seq=\"777777\"]'); const b = r && r.getBoundingClientRect(); return r && r.classList.contains('selected') && b.top >= v.top && b.bottom <= v.bottom",
+        "line 777777 selected and in view",
+    );
+    assert!(browser.rows().len() <= 300);
 }

@@ -3,7 +3,9 @@
 
 use gloo_net::http::{Request, RequestBuilder, Response};
 use protocol::api::{LogSettings, NodeInfo, PluginInfo, SearchPage};
-use protocol::{ErrorBody, FilterSpec, LogPage, NewTask, SourceCount, TaskId, TaskInfo, TaskList};
+use protocol::{
+    ErrorBody, FilterSpec, LogEntry, LogPage, NewTask, SourceCount, TaskId, TaskInfo, TaskList,
+};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -123,15 +125,9 @@ impl Api {
         self.get("/api/nodes").await
     }
 
-    /// `GET /api/tasks`: a page of 100, newest first, older than `before` when given.
-    pub async fn tasks(&self, before: Option<TaskId>) -> Result<TaskList, ApiError> {
-        match before {
-            Some(before) => {
-                self.get(&format!("/api/tasks?limit=100&before={before}"))
-                    .await
-            }
-            None => self.get("/api/tasks?limit=100").await,
-        }
+    /// `GET /api/tasks` with the query of `TaskQuery::api_query`.
+    pub async fn tasks(&self, query: &str) -> Result<TaskList, ApiError> {
+        self.get(&format!("/api/tasks?{query}")).await
     }
 
     /// `POST /api/tasks`.
@@ -174,12 +170,36 @@ impl Api {
         .await
     }
 
+    /// The first record of `filter` after seq `from` (or the last before it when not
+    /// `forward`): `GET /api/tasks/{id}/logs` with `limit=1`.
+    pub async fn next_record(
+        &self,
+        id: TaskId,
+        filter: &FilterSpec,
+        from: u64,
+        forward: bool,
+    ) -> Result<Option<LogEntry>, ApiError> {
+        let position = if forward {
+            format!("after_seq={from}&limit=1")
+        } else {
+            format!("before_seq={}&limit=1", from.max(1))
+        };
+        let page: LogPage = self
+            .get(&with_filter(
+                &format!("/api/tasks/{id}/logs"),
+                filter,
+                &position,
+            ))
+            .await?;
+        Ok(page.logs.into_iter().next())
+    }
+
     /// `GET /api/tasks/{id}/logs/index`: the seqs of every record `filter` selects,
-    /// ascending.
+    /// ascending (sent as runs of consecutive seqs).
     pub async fn log_index(&self, id: TaskId, filter: &FilterSpec) -> Result<Vec<u32>, ApiError> {
         let bytes = self
             .get_bytes(&format!(
-                "/api/tasks/{id}/logs/index?{}",
+                "/api/tasks/{id}/logs/index?format=runs&{}",
                 rest_query(filter)
             ))
             .await?;
@@ -236,10 +256,39 @@ fn with_filter(path: &str, filter: &FilterSpec, more: &str) -> String {
     format!("{path}?{query}{sep}{more}")
 }
 
-/// The body of `GET /logs/index`: seqs as little-endian `u32`s.
+/// The body of `GET /logs/index?format=runs`: `(first, last)` pairs of
+/// little-endian `u32`s, expanded to every seq. Pairs out of order are skipped
+/// rather than trusted.
 fn decode_index(bytes: &[u8]) -> Vec<u32> {
-    bytes
+    let ends: Vec<u32> = bytes
         .chunks_exact(4)
         .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect()
+        .collect();
+    let count: usize = ends
+        .chunks_exact(2)
+        .map(|r| r[1].saturating_sub(r[0]) as usize + usize::from(r[0] <= r[1]))
+        .sum();
+    let mut seqs = Vec::with_capacity(count);
+    for run in ends.chunks_exact(2) {
+        if run[0] <= run[1] {
+            seqs.extend(run[0]..=run[1]);
+        }
+    }
+    seqs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::decode_index;
+
+    #[test]
+    fn index_runs_expand_to_every_seq() {
+        let body: Vec<u8> = [1u32, 3, 7, 7, 9, 10, 5, 4]
+            .iter()
+            .flat_map(|n| n.to_le_bytes())
+            .collect();
+        assert_eq!(decode_index(&body), [1, 2, 3, 7, 9, 10]);
+        assert!(decode_index(&[]).is_empty());
+        assert!(decode_index(&body[..6]).is_empty(), "a cut pair is dropped");
+    }
 }

@@ -8,7 +8,7 @@
 //! - `api`: REST calls with the token; `live`: WebSocket connections.
 //! - `pages`: one component per route; `components`: the pieces they share, above
 //!   all the log panel.
-//! - `ansi`, `view_url`, `search_url`, `format`: pure helpers (unit-tested natively).
+//! - `ansi`, `view_url`, `search_url`, `task_query`, `params_form`, `format`: pure helpers (unit-tested natively).
 
 mod ansi;
 mod api;
@@ -18,7 +18,9 @@ mod components;
 mod format;
 mod live;
 mod pages;
+mod params_form;
 mod search_url;
+mod task_query;
 mod view_prefs;
 mod view_url;
 

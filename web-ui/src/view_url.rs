@@ -1,10 +1,10 @@
 //! What the log view shows, and how it is written in the page URL so a filtered view
 //! can be shared and survives a reload:
-//! `/tasks/{id}?level=WARNING&source=a,b&q=timeout&re=1&only=1&meta.dashboard_id=7#L1234`.
+//! `/tasks/{id}?level=WARNING&source=a,b&q=timeout&re=1&only=1&meta.dashboard_id=7&meta.db=db-1&since=…&until=…#L1234`.
 
 use std::collections::BTreeMap;
 
-use protocol::{FilterSpec, LogLevel};
+use protocol::{FilterSpec, LogLevel, Timestamp};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ViewFilter {
@@ -15,7 +15,12 @@ pub struct ViewFilter {
     pub regex: bool,
     /// Show only lines that match the search (otherwise matches are highlighted).
     pub only_matching: bool,
+    /// Every `meta.KEY=VALUE` condition (all must hold).
     pub meta: BTreeMap<String, String>,
+    /// Lines at or after this time.
+    pub since: Option<Timestamp>,
+    /// Lines before this time.
+    pub until: Option<Timestamp>,
 }
 
 impl Default for ViewFilter {
@@ -27,6 +32,8 @@ impl Default for ViewFilter {
             regex: false,
             only_matching: false,
             meta: BTreeMap::new(),
+            since: None,
+            until: None,
         }
     }
 }
@@ -47,6 +54,8 @@ impl ViewFilter {
                 "q" => f.q = value,
                 "re" => f.regex = value == "1",
                 "only" => f.only_matching = value == "1",
+                "since" => f.since = value.parse().ok(),
+                "until" => f.until = value.parse().ok(),
                 k => {
                     if let Some(meta) = k.strip_prefix("meta.").filter(|m| !m.is_empty()) {
                         f.meta.insert(meta.to_owned(), value);
@@ -78,6 +87,11 @@ impl ViewFilter {
         for (k, v) in &self.meta {
             pairs.push((format!("meta.{k}"), v.clone()));
         }
+        for (key, time) in [("since", self.since), ("until", self.until)] {
+            if let Some(time) = time {
+                pairs.push((key.into(), short_time(time)));
+            }
+        }
         encode_pairs(&pairs)
     }
 
@@ -95,6 +109,8 @@ impl ViewFilter {
             level: Some(self.level),
             sources: self.sources.clone(),
             meta: self.meta.clone(),
+            since: self.since,
+            until: self.until,
             ..FilterSpec::default()
         }
     }
@@ -116,6 +132,15 @@ impl ViewFilter {
         let mut spec = self.base_spec();
         self.search(&mut spec);
         Some(spec)
+    }
+}
+
+/// RFC 3339 UTC without the fraction when there is none: `2026-12-01T10:00:00Z`.
+pub fn short_time(time: Timestamp) -> String {
+    let text = time.to_string();
+    match text.strip_suffix(".000000Z") {
+        Some(whole) => format!("{whole}Z"),
+        None => text,
     }
 }
 
@@ -215,10 +240,16 @@ mod tests {
             regex: false,
             only_matching: true,
             meta: BTreeMap::new(),
+            since: Some(Timestamp(1_796_083_200_000_000)),
+            until: Some(Timestamp(1_796_083_200_500_000)),
         };
         f.meta.insert("dashboard_id".into(), "7".into());
+        f.meta.insert("http.status".into(), "5 00".into());
         let query = f.to_query();
-        assert_eq!(query, "level=WARNING&source=superset_api,system&q=time%20out%20%26%2050%25&only=1&meta.dashboard_id=7");
+        assert_eq!(query, "level=WARNING&source=superset_api,system&q=time%20out%20%26%2050%25&only=1&meta.dashboard_id=7&meta.http.status=5%2000&since=2026-12-01T00%3A00%3A00Z&until=2026-12-01T00%3A00%3A00.500000Z");
+        assert_eq!(f.base_spec().since, f.since);
+        assert_eq!(f.base_spec().meta.len(), 2);
+        assert_eq!(ViewFilter::from_query("since=yesterday").since, None);
         assert_eq!(ViewFilter::from_query(&format!("?{query}")), f);
         assert_eq!(ViewFilter::from_query(""), ViewFilter::default());
         assert_eq!(ViewFilter::default().to_query(), "");

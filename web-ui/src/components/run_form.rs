@@ -1,5 +1,9 @@
-//! Run a task: pick a plugin, edit its JSON parameters (prefilled with the plugin's
-//! example), submit. Errors (bad JSON, bad parameters, no permission) show in place.
+//! Run a task: pick a plugin, fill in its parameters (fields read from the
+//! plugin's params schema, prefilled with its example; or the JSON itself, in the
+//! JSON editor), submit. Errors (bad input, refused parameters, no permission) show
+//! in place.
+
+use std::rc::Rc;
 
 use protocol::{NewTask, PluginInfo};
 use web_sys::{HtmlSelectElement, HtmlTextAreaElement};
@@ -8,40 +12,104 @@ use yew_router::prelude::*;
 
 use crate::app::{handle_error, Route};
 use crate::auth::AuthContext;
+use crate::components::param_fields::ParamFields;
+use crate::params_form::{ParamsForm, Texts};
+
+/// Which editor the parameters are in.
+#[derive(Clone, Copy, PartialEq)]
+enum Editor {
+    Fields,
+    Json,
+}
+
+/// What the form holds for one plugin.
+#[derive(Clone, PartialEq)]
+struct Draft {
+    plugin: String,
+    form: Option<Rc<ParamsForm>>,
+    editor: Editor,
+    texts: Texts,
+    json: String,
+}
+
+impl Draft {
+    /// The plugin's example, in its fields when they can show it.
+    fn of(plugin: &PluginInfo) -> Draft {
+        let form = ParamsForm::from_schema(&plugin.params_schema).map(Rc::new);
+        let texts = form
+            .as_ref()
+            .and_then(|f| f.texts(&plugin.example_params).ok());
+        Draft {
+            plugin: plugin.name.clone(),
+            editor: if texts.is_some() {
+                Editor::Fields
+            } else {
+                Editor::Json
+            },
+            form,
+            texts: texts.unwrap_or_default(),
+            json: serde_json::to_string_pretty(&plugin.example_params).unwrap_or_default(),
+        }
+    }
+
+    /// The parameters, from whichever editor is shown.
+    fn params(&self) -> Result<serde_json::Value, String> {
+        match (&self.form, self.editor) {
+            (Some(form), Editor::Fields) => form.params(&self.texts),
+            _ => {
+                let text = self.json.trim();
+                if text.is_empty() {
+                    return Ok(serde_json::json!({}));
+                }
+                match serde_json::from_str(text) {
+                    Ok(value @ serde_json::Value::Object(_)) => Ok(value),
+                    Ok(_) => {
+                        Err("Parameters must be a JSON object, such as {\"count\": 100}.".into())
+                    }
+                    Err(e) => Err(format!("Parameters are not valid JSON: {e}")),
+                }
+            }
+        }
+    }
+
+    /// The same parameters in the other editor, or why they cannot move.
+    fn switched(&self) -> Result<Draft, String> {
+        let mut next = self.clone();
+        match (self.editor, &self.form) {
+            (Editor::Fields, _) => {
+                let params = self.params()?;
+                next.json = serde_json::to_string_pretty(&params).unwrap_or_default();
+                next.editor = Editor::Json;
+            }
+            (Editor::Json, Some(form)) => {
+                next.texts = form.texts(&self.params()?).map_err(|why| {
+                    format!("These parameters do not fit the fields ({why}); keep editing them as JSON.")
+                })?;
+                next.editor = Editor::Fields;
+            }
+            (Editor::Json, None) => {}
+        }
+        Ok(next)
+    }
+}
 
 #[component]
 pub fn RunForm() -> Html {
     let auth = use_context::<AuthContext>().expect("auth context");
     let navigator = use_navigator().expect("a router");
     let plugins = use_state(Vec::<PluginInfo>::new);
-    let selected = use_state(String::new);
-    let params = use_state(String::new);
+    let draft = use_state(|| None::<Draft>);
     let error = use_state(|| None::<String>);
     let busy = use_state(|| false);
 
     {
-        let (auth, plugins, selected, params) = (
-            auth.clone(),
-            plugins.clone(),
-            selected.clone(),
-            params.clone(),
-        );
+        let (auth, plugins, draft) = (auth.clone(), plugins.clone(), draft.clone());
         use_effect_with((), move |_| {
             if let Some(api) = auth.api() {
                 wasm_bindgen_futures::spawn_local(async move {
                     if let Ok(list) = api.plugins().await {
-                        let first = list
-                            .iter()
-                            .find(|p| p.name == "synthetic")
-                            .or(list.first())
-                            .cloned();
-                        if let Some(first) = first {
-                            params.set(
-                                serde_json::to_string_pretty(&first.example_params)
-                                    .unwrap_or_default(),
-                            );
-                            selected.set(first.name);
-                        }
+                        let first = list.iter().find(|p| p.name == "synthetic").or(list.first());
+                        draft.set(first.map(Draft::of));
                         plugins.set(list);
                     }
                 });
@@ -50,56 +118,70 @@ pub fn RunForm() -> Html {
     }
 
     let on_plugin = {
-        let (plugins, selected, params, error) = (
-            plugins.clone(),
-            selected.clone(),
-            params.clone(),
-            error.clone(),
-        );
+        let (plugins, draft, error) = (plugins.clone(), draft.clone(), error.clone());
         Callback::from(move |e: Event| {
             let name = e.target_unchecked_into::<HtmlSelectElement>().value();
             if let Some(p) = plugins.iter().find(|p| p.name == name) {
-                params.set(serde_json::to_string_pretty(&p.example_params).unwrap_or_default());
+                draft.set(Some(Draft::of(p)));
             }
             error.set(None);
-            selected.set(name);
         })
     };
-    let on_params = {
-        let params = params.clone();
+    let edit = |change: fn(&mut Draft, String)| {
+        let (draft, error) = (draft.clone(), error.clone());
+        move |value: String| {
+            if let Some(current) = (*draft).clone() {
+                let mut next = current;
+                change(&mut next, value);
+                draft.set(Some(next));
+                error.set(None);
+            }
+        }
+    };
+    let on_json = {
+        let set = edit(|d, v| d.json = v);
         Callback::from(move |e: InputEvent| {
-            params.set(e.target_unchecked_into::<HtmlTextAreaElement>().value())
+            set(e.target_unchecked_into::<HtmlTextAreaElement>().value())
+        })
+    };
+    let on_field = {
+        let (draft, error) = (draft.clone(), error.clone());
+        Callback::from(move |(name, value): (String, String)| {
+            if let Some(mut next) = (*draft).clone() {
+                next.texts.insert(name, value);
+                draft.set(Some(next));
+                error.set(None);
+            }
+        })
+    };
+    let on_switch = {
+        let (draft, error) = (draft.clone(), error.clone());
+        Callback::from(move |_: MouseEvent| {
+            if let Some(current) = (*draft).as_ref() {
+                match current.switched() {
+                    Ok(next) => {
+                        draft.set(Some(next));
+                        error.set(None);
+                    }
+                    Err(why) => error.set(Some(why)),
+                }
+            }
         })
     };
     let submit = {
-        let (auth, selected, params, error, busy) = (
-            auth.clone(),
-            selected.clone(),
-            params.clone(),
-            error.clone(),
-            busy.clone(),
-        );
+        let (auth, draft, error, busy) = (auth.clone(), draft.clone(), error.clone(), busy.clone());
         Callback::from(move |e: SubmitEvent| {
             e.prevent_default();
-            let text = params.trim().to_owned();
-            let parsed: serde_json::Value = if text.is_empty() {
-                serde_json::json!({})
-            } else {
-                match serde_json::from_str(&text) {
-                    Ok(value @ serde_json::Value::Object(_)) => value,
-                    Ok(_) => {
-                        return error.set(Some(
-                            "Parameters must be a JSON object, such as {\"count\": 100}.".into(),
-                        ))
-                    }
-                    Err(e) => {
-                        return error.set(Some(format!("Parameters are not valid JSON: {e}")))
-                    }
-                }
+            let Some(current) = (*draft).as_ref() else {
+                return;
+            };
+            let parsed = match current.params() {
+                Ok(params) => params,
+                Err(why) => return error.set(Some(why)),
             };
             let Some(api) = auth.api() else { return };
             let body = NewTask {
-                plugin: (*selected).clone(),
+                plugin: current.plugin.clone(),
                 params: parsed,
                 priority: 0,
             };
@@ -118,7 +200,8 @@ pub fn RunForm() -> Html {
         })
     };
 
-    let description = plugins.iter().find(|p| p.name == *selected).map(|p| {
+    let selected = draft.as_ref().map(|d| d.plugin.clone()).unwrap_or_default();
+    let description = plugins.iter().find(|p| p.name == selected).map(|p| {
         let mut text = p.description.clone();
         if p.privileged {
             text.push_str(" (admin only)");
@@ -127,8 +210,34 @@ pub fn RunForm() -> Html {
     });
     let options: Html = plugins
         .iter()
-        .map(|p| html! { <option value={p.name.clone()} selected={p.name == *selected}>{ p.name.clone() }</option> })
+        .map(|p| html! { <option value={p.name.clone()} selected={p.name == selected}>{ p.name.clone() }</option> })
         .collect();
+    let editor = match (*draft).as_ref() {
+        None => html! {},
+        Some(d) => {
+            let switch = d.form.as_ref().map(|_| {
+                let (label, testid) = match d.editor {
+                    Editor::Fields => ("Edit as JSON", "run-mode-json"),
+                    Editor::Json => ("Edit as fields", "run-mode-fields"),
+                };
+                html! { <button type="button" class="link" data-testid={testid} onclick={on_switch.clone()}>{ label }</button> }
+            });
+            match (&d.form, d.editor) {
+                (Some(form), Editor::Fields) => html! {
+                    <div class="grow">
+                        <ParamFields form={form.clone()} texts={d.texts.clone()} on_input={on_field.clone()} />
+                        { switch }
+                    </div>
+                },
+                _ => html! {
+                    <label class="grow">{ "Parameters (JSON)" }
+                        <textarea data-testid="run-params" rows="4" spellcheck="false" value={d.json.clone()} oninput={on_json.clone()} />
+                        { switch }
+                    </label>
+                },
+            }
+        }
+    };
     html! {
         <section class="card run-form">
             <h2>{ "Run a task" }</h2>
@@ -137,9 +246,7 @@ pub fn RunForm() -> Html {
                     <label>{ "Plugin" }
                         <select data-testid="run-plugin" onchange={on_plugin}>{ options }</select>
                     </label>
-                    <label class="grow">{ "Parameters (JSON)" }
-                        <textarea data-testid="run-params" rows="4" spellcheck="false" value={(*params).clone()} oninput={on_params} />
-                    </label>
+                    { editor }
                 </div>
                 if let Some(text) = description {
                     <p class="muted small">{ text }</p>

@@ -22,6 +22,7 @@ impl LogPanel {
             self.previous = Some((old, self.scroll_top));
         }
         self.error_jump = None;
+        self.errors_requested = false;
         self.live = None;
         self.live_state = LiveState::Connecting;
         self.error = None;

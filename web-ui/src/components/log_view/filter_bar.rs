@@ -1,5 +1,5 @@
-//! The filter bar: level, sources, search (with match stepping), metadata, and the
-//! view's status line (count, live state, follow, time mode, downloads); and what
+//! The filter bar: level, sources, search (with match stepping), metadata and time
+//! (in `conditions`), and the view's status line (count, live state, follow, time mode, downloads); and what
 //! each of its controls does to the view.
 
 use std::collections::BTreeMap;
@@ -11,17 +11,29 @@ use yew::prelude::*;
 
 use super::{LiveState, LogPanel, Msg};
 use crate::view_prefs::TimeMode;
-use crate::view_url::ViewFilter;
+use crate::view_url::{short_time, ViewFilter};
 
-const SEARCH_DEBOUNCE_MS: u32 = 250;
+const TYPING_DEBOUNCE_MS: u32 = 250;
 
 impl LogPanel {
     /// Puts `filter` in place of the view's, and the inputs with it.
     pub(super) fn reset_filter(&mut self, filter: ViewFilter) {
+        self.range_from = filter.since.map(short_time).unwrap_or_default();
+        self.range_to = filter.until.map(short_time).unwrap_or_default();
+        self.range_error = None;
         self.filter = filter;
         self.search_text.clear();
         self.meta_key.clear();
         self.meta_value.clear();
+        self.meta_draft = None;
+    }
+
+    /// Sends `msg` once typing pauses (a later keystroke starts the wait again).
+    pub(super) fn after_typing(&mut self, ctx: &Context<Self>, msg: fn() -> Msg) {
+        let link = ctx.link().clone();
+        self.debounce = Some(Timeout::new(TYPING_DEBOUNCE_MS, move || {
+            link.send_message(msg())
+        }));
     }
 
     /// A filter control changed: the view reloads when its filter did.
@@ -51,10 +63,7 @@ impl LogPanel {
             }
             Msg::SearchTyped(text) => {
                 self.search_text = text;
-                let link = ctx.link().clone();
-                self.debounce = Some(Timeout::new(SEARCH_DEBOUNCE_MS, move || {
-                    link.send_message(Msg::SearchApply)
-                }));
+                self.after_typing(ctx, || Msg::SearchApply);
                 true
             }
             Msg::SearchApply => {
@@ -75,30 +84,6 @@ impl LogPanel {
             Msg::ToggleOnly => {
                 self.filter.only_matching = !self.filter.only_matching;
                 if !self.filter.q.is_empty() {
-                    self.reload(ctx);
-                }
-                true
-            }
-            Msg::MetaKey(k) => {
-                self.meta_key = k;
-                true
-            }
-            Msg::MetaValue(v) => {
-                self.meta_value = v;
-                let link = ctx.link().clone();
-                self.debounce = Some(Timeout::new(SEARCH_DEBOUNCE_MS, move || {
-                    link.send_message(Msg::MetaApply)
-                }));
-                true
-            }
-            Msg::MetaApply => {
-                let mut meta = BTreeMap::new();
-                let key = self.meta_key.trim();
-                if !key.is_empty() && !self.meta_value.is_empty() {
-                    meta.insert(key.to_owned(), self.meta_value.clone());
-                }
-                if meta != self.filter.meta {
-                    self.filter.meta = meta;
                     self.reload(ctx);
                 }
                 true
@@ -213,15 +198,9 @@ impl LogPanel {
                             <span class="error small">{ format!("regex: {e}") }</span>
                         }
                     </div>
-                    <div class="meta-filter">
-                        <input placeholder="metadata key" data-testid="filter-meta-key" value={self.meta_key.clone()}
-                               oninput={link.callback(|e: InputEvent| Msg::MetaKey(e.target_unchecked_into::<HtmlInputElement>().value()))}
-                               onchange={link.callback(|_| Msg::MetaApply)} />
-                        <span>{ "=" }</span>
-                        <input placeholder="value" data-testid="filter-meta-value" value={self.meta_value.clone()}
-                               oninput={link.callback(|e: InputEvent| Msg::MetaValue(e.target_unchecked_into::<HtmlInputElement>().value()))} />
-                    </div>
+                    { self.condition_inputs(ctx) }
                 </div>
+                { self.meta_chips(ctx) }
                 <div class="sources" data-testid="filter-source">
                     { chips }
                     if !self.filter.sources.is_empty() {

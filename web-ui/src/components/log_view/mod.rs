@@ -13,6 +13,7 @@
 //! [`navigation`] (scrolling, selection, jumps), [`filter_bar`], [`rows`] (the grid
 //! and the detail pane) and [`keys`]. `update` only dispatches.
 
+mod conditions;
 mod fetch;
 mod filter_bar;
 mod geometry;
@@ -35,7 +36,7 @@ use super::shortcuts::Shortcuts;
 use crate::api::Api;
 use crate::live::Live;
 use crate::view_prefs::ViewPrefs;
-use crate::view_url::{lines_from_hash, ViewFilter};
+use crate::view_url::{lines_from_hash, short_time, ViewFilter};
 use listeners::WindowListeners;
 use model::LogModel;
 pub use msg::Msg;
@@ -64,6 +65,14 @@ pub struct LogPanel {
     search_text: String,
     meta_key: String,
     meta_value: String,
+    /// The key of the pair being typed, already in the filter (its chip replaced as
+    /// the value changes, kept once Enter commits it), and the value of the chip it
+    /// stands in for, if it took an existing key's place.
+    meta_draft: Option<(String, Option<String>)>,
+    /// The time range's inputs, as typed.
+    range_from: String,
+    range_to: String,
+    range_error: Option<String>,
     matcher: Matcher,
     matcher_error: Option<String>,
     /// Bumped by every reload: answers for an older view are dropped.
@@ -98,8 +107,10 @@ pub struct LogPanel {
     selected_to: Option<u64>,
     /// A line to bring into view once the index is known (permalink).
     pending_jump: Option<u64>,
-    /// A jump to an ERROR line waiting for the view's errors to load.
+    /// A jump to an ERROR line waiting for the server (forward or not).
     error_jump: Option<bool>,
+    /// The view's ERROR seqs are on their way.
+    errors_requested: bool,
     error: Option<String>,
     task_running: bool,
     viewport: NodeRef,
@@ -136,8 +147,12 @@ impl Component for LogPanel {
         };
         let mut panel = LogPanel {
             search_text: filter.q.clone(),
-            meta_key: filter.meta.keys().next().cloned().unwrap_or_default(),
-            meta_value: filter.meta.values().next().cloned().unwrap_or_default(),
+            meta_key: String::new(),
+            meta_value: String::new(),
+            meta_draft: None,
+            range_from: filter.since.map(short_time).unwrap_or_default(),
+            range_to: filter.until.map(short_time).unwrap_or_default(),
+            range_error: None,
             filter,
             matcher: Matcher::None,
             matcher_error: None,
@@ -161,6 +176,7 @@ impl Component for LogPanel {
             selected_to,
             pending_jump: selected,
             error_jump: None,
+            errors_requested: false,
             error: None,
             task_running: true,
             viewport: NodeRef::default(),
@@ -215,6 +231,7 @@ impl Component for LogPanel {
                 }
             }
             Msg::ErrorsLoaded { generation, seqs } => self.errors_loaded(ctx, generation, seqs),
+            Msg::ErrorFound { generation, seq } => self.error_found(ctx, generation, seq),
             Msg::FirstErrorLoaded { task, entry } => self.first_error_loaded(ctx, task, entry),
             Msg::PageLoaded {
                 generation,
@@ -256,10 +273,16 @@ impl Component for LogPanel {
             | Msg::SearchApply
             | Msg::ToggleRegex
             | Msg::ToggleOnly
-            | Msg::MetaKey(_)
+            | Msg::ClearFilters => self.on_filter(ctx, msg),
+            Msg::MetaKey(_)
             | Msg::MetaValue(_)
             | Msg::MetaApply
-            | Msg::ClearFilters => self.on_filter(ctx, msg),
+            | Msg::MetaCommit
+            | Msg::MetaRemove(_)
+            | Msg::RangeFrom(_)
+            | Msg::RangeTo(_)
+            | Msg::RangeApply
+            | Msg::RangeClear => self.on_condition(ctx, msg),
             Msg::ToggleFollow => {
                 self.follow = !self.follow;
                 if self.follow {

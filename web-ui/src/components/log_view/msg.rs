@@ -22,6 +22,11 @@ pub enum Msg {
         generation: u64,
         seqs: Vec<u32>,
     },
+    /// The next (or previous) ERROR of the view, for a first `e` / `Shift+E`.
+    ErrorFound {
+        generation: u64,
+        seq: Option<u64>,
+    },
     /// The task's first ERROR line, for the error strip.
     FirstErrorLoaded {
         task: TaskId,
@@ -62,7 +67,15 @@ pub enum Msg {
     ToggleOnly,
     MetaKey(String),
     MetaValue(String),
+    /// The typed pair, applied as a draft (a pause in typing, or leaving the field).
     MetaApply,
+    /// Enter: the typed pair becomes a chip and the inputs clear for the next one.
+    MetaCommit,
+    MetaRemove(String),
+    RangeFrom(String),
+    RangeTo(String),
+    RangeApply,
+    RangeClear,
     ClearFilters,
     ToggleFollow,
     JumpToEnd,

@@ -171,19 +171,10 @@ impl LogPanel {
     }
 
     /// Goes to the next or previous ERROR of the view from the selected line (or the
-    /// top of the viewport), round the end; loads the view's ERROR seqs first.
+    /// top of the viewport), round the end. The first press asks the server for that
+    /// one line while the view's ERROR seqs load for the presses after it (on a large
+    /// task they take a while); whichever answers first makes the jump.
     pub(super) fn jump_to_error(&mut self, ctx: &Context<Self>, forward: bool) -> bool {
-        if self.model.errors.is_none() {
-            if self.error_jump.replace(forward).is_none() {
-                let mut spec = self.filter.view_spec();
-                spec.level = Some(protocol::LogLevel::Error);
-                self.fetch_seqs(ctx, &spec, |generation, seqs| super::Msg::ErrorsLoaded {
-                    generation,
-                    seqs,
-                });
-            }
-            return false;
-        }
         // Without a selection, from just above the top row, so that it can be the one.
         let from = self.selected.unwrap_or_else(|| {
             let top = self.geometry().top_position();
@@ -192,11 +183,59 @@ impl LogPanel {
                 .get(top)
                 .map_or(0, |s| u64::from(*s).saturating_sub(1))
         });
+        if self.model.errors.is_none() {
+            let mut spec = self.filter.view_spec();
+            spec.level = Some(protocol::LogLevel::Error);
+            if self.error_jump.replace(forward).is_none() {
+                let (api, task, generation) = (
+                    ctx.props().api.clone(),
+                    ctx.props().task_id,
+                    self.generation,
+                );
+                let quick = spec.clone();
+                ctx.link().send_future(async move {
+                    let seq = api
+                        .next_record(task, &quick, from, forward)
+                        .await
+                        .ok()
+                        .flatten()
+                        .map(|entry| entry.seq);
+                    super::Msg::ErrorFound { generation, seq }
+                });
+            }
+            if !std::mem::replace(&mut self.errors_requested, true) {
+                self.fetch_seqs(ctx, &spec, |generation, seqs| super::Msg::ErrorsLoaded {
+                    generation,
+                    seqs,
+                });
+            }
+            return false;
+        }
         match self.model.next_error(from, forward) {
             Some(seq) => self.go_to(ctx, seq),
             None => self.flash = Some("No ERROR lines in this view".into()),
         }
         true
+    }
+
+    /// The server's answer to a first press: the ERROR to go to, unless the view's
+    /// ERROR seqs came first. With none that way, they decide (round the end).
+    pub(super) fn error_found(
+        &mut self,
+        ctx: &Context<Self>,
+        generation: u64,
+        seq: Option<u64>,
+    ) -> bool {
+        if generation != self.generation {
+            return false;
+        }
+        match seq {
+            Some(seq) if self.error_jump.take().is_some() => {
+                self.go_to(ctx, seq);
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Moves the selection `delta` lines down (or up), scrolling only when the line

@@ -7,7 +7,7 @@ use protocol::{ClientMessage, ServerMessage};
 use yew::prelude::*;
 
 use super::{LiveState, LogPanel, Msg};
-use crate::live::{Live, LiveEvent};
+use crate::live::{backoff_ms, Live, LiveEvent};
 
 impl LogPanel {
     pub(super) fn open_live(&mut self, ctx: &Context<Self>) {
@@ -37,6 +37,7 @@ impl LogPanel {
             return false;
         }
         match event {
+            LiveEvent::Opened => return false,
             LiveEvent::Message(msg) => match *msg {
                 ServerMessage::Logs { entries, .. } => {
                     self.reconnects = 0;
@@ -68,9 +69,8 @@ impl LogPanel {
                 }
                 self.live_state = LiveState::Reconnecting;
                 self.reconnects += 1;
-                let delay = 500 * self.reconnects.min(10);
                 let link = ctx.link().clone();
-                Timeout::new(delay, move || {
+                Timeout::new(backoff_ms(self.reconnects), move || {
                     link.send_message(Msg::Reconnect { generation })
                 })
                 .forget();
