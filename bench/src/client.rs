@@ -23,6 +23,10 @@ pub const RETRIEVAL_FILTERS: &[(&str, &str)] = &[
     ("re=99$", "re=99%24"),
     ("q matching a single line", "q=record%20123456"),
     ("q matching nothing", "q=no%20such%20line"),
+    (
+        "q one line & meta.dashboard_id=6 (10%)",
+        "q=record%20123456&meta.dashboard_id=6",
+    ),
     ("q matching 0.4% of lines", "q=777"),
     (
         "re with a required literal (777\\d$, 0.1%)",

@@ -1,6 +1,7 @@
 //! How long the console takes to show a filter change, for a task of 100,000 lines,
-//! measured inside headless Chromium (`performance.now()` from the change to the new
-//! count and rows on screen).
+//! and to open a task page, jump to the next error and change the time mode, for a
+//! task of 1,000,000 lines: measured inside headless Chromium (`performance.now()`
+//! from the click, key or change to what it shows being on screen).
 
 use std::path::PathBuf;
 
@@ -118,4 +119,145 @@ fn measure(browser: &Browser, change: serde_json::Value, expect: u64) -> Result<
         bail!("the view did not show {expect} lines within 20 s");
     }
     Ok(ms)
+}
+
+/// Polls every millisecond until `ready()` holds; resolves with the milliseconds
+/// since `t0`, or -1 after 20 s. Prepended to each navigation script.
+const POLL: &str = r#"
+const done = arguments[arguments.length - 1];
+function poll(t0, ready) {
+  (function check() {
+    if (ready()) { done(performance.now() - t0); }
+    else if (performance.now() - t0 > 20000) { done(-1); }
+    else { setTimeout(check, 1); }
+  })();
+}
+"#;
+
+/// From the task list, clicks the task's link; until its page shows the count
+/// and rows.
+const OPEN: &str = r#"
+const [id, expect] = [arguments[0], arguments[1]];
+const t0 = performance.now();
+document.querySelector(`[data-task-id="${id}"] a`).click();
+poll(t0, () => location.pathname === `/tasks/${id}`
+  && (document.querySelector('[data-testid=log-count]')?.textContent || '').startsWith(expect + ' ')
+  && document.querySelectorAll('[data-testid=log-row]').length > 10);
+"#;
+
+/// Presses `e`; until a different ERROR row is selected and on screen.
+const NEXT_ERROR: &str = r#"
+const selected = () => document.querySelector('[data-testid=log-row][aria-selected=true][data-level=ERROR]');
+const before = selected()?.dataset.seq;
+const t0 = performance.now();
+window.dispatchEvent(new KeyboardEvent('keydown', {key: 'e', bubbles: true}));
+poll(t0, () => { const s = selected(); return s && s.dataset.seq !== before; });
+"#;
+
+/// Sets the time mode to `arguments[0]`; until the first row's time reads
+/// differently.
+const TIME_MODE: &str = r#"
+const first = () => document.querySelector('[data-testid=log-row] .ts')?.textContent;
+const before = first();
+const t0 = performance.now();
+const sel = document.querySelector('[data-testid=time-mode]');
+sel.value = arguments[0];
+sel.dispatchEvent(new Event('change', {bubbles: true}));
+poll(t0, () => first() !== before);
+"#;
+
+fn timed(browser: &Browser, script: &str, args: serde_json::Value, what: &str) -> Result<f64> {
+    let took = browser.call(
+        "POST",
+        "/execute/async",
+        Some(json!({"script": format!("{POLL}{script}"), "args": args})),
+    );
+    let ms = took.as_f64().context("a number of milliseconds")?;
+    if ms < 0.0 {
+        bail!("{what} did not show within 20 s");
+    }
+    Ok(ms)
+}
+
+/// Opening a task page from the list, `e` to the next error (the first press asks
+/// the server for that line while the view's ERROR lines load; later ones step
+/// through them), a time mode change and a level change, on a task of
+/// `sizes.console_nav_lines` lines.
+pub async fn navigation(binary: &std::path::Path, sizes: &Sizes) -> Result<Vec<Row>> {
+    let ui =
+        PathBuf::from(std::env::var("TASKLENS_UI_DIR").unwrap_or_else(|_| "web-ui/dist".into()));
+    let db = Database::create(Backend::Sqlite)?;
+    let server = Server::start_with_ui(binary, &db, Some(&ui))?;
+    let api = Api::new(&server);
+    let lines = sizes.console_nav_lines;
+    let task = api.start(json!({"count": lines * 4 / 3 + 1})).await?;
+    api.wait(task.id).await?;
+    let id = task.id.to_string();
+    let browser = Browser::start();
+    browser.call("POST", "/timeouts", Some(json!({"script": 60_000})));
+    browser.login(&server.base(), TOKEN);
+
+    let (mut open, mut first_error, mut next_error, mut time_mode, mut level) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let warning = (0..lines * 4 / 3 + 1).filter(|i| i % 4 >= 2).count() as u64;
+    for _ in 0..10 {
+        browser.goto(&format!("{}/tasks", server.base()));
+        browser.wait(
+            &format!("return document.querySelector('[data-task-id=\"{id}\"] a')"),
+            "the task in the list",
+        );
+        open.push(timed(&browser, OPEN, json!([id, lines]), "the task page")?);
+        first_error.push(timed(&browser, NEXT_ERROR, json!([]), "the first error")?);
+        for _ in 0..4 {
+            next_error.push(timed(&browser, NEXT_ERROR, json!([]), "the next error")?);
+        }
+        for mode in ["start", "local"] {
+            time_mode.push(timed(&browser, TIME_MODE, json!([mode]), "the time mode")?);
+        }
+        for (change, expect) in [
+            (json!({"level": "WARNING"}), warning),
+            (json!({"level": "INFO"}), lines),
+        ] {
+            level.push(measure(&browser, change, expect)?);
+        }
+    }
+    drop(browser);
+    server.stop().context("stopping the console server")?;
+    let label = |what: &str| {
+        format!(
+            "console: {what}, task of {} lines",
+            crate::report::thousands(lines as f64)
+        )
+    };
+    let row = |what: &str, took: Vec<f64>, target: &str| {
+        Row::new(
+            "Chromium",
+            &label(what),
+            Stats::from_millis(took).to_string(),
+            target,
+        )
+    };
+    Ok(vec![
+        row(
+            "open the task page from the list, to count and rows",
+            open,
+            "p50 ≤ 300 ms",
+        ),
+        row(
+            "first `e` (one line from the server while the ERROR lines load), to the error selected",
+            first_error,
+            "p50 ≤ 50 ms",
+        ),
+        row("next `e`, to the error selected", next_error, "p50 ≤ 50 ms"),
+        row(
+            "time mode change, to the rows' times",
+            time_mode,
+            "p50 ≤ 50 ms",
+        ),
+        row(
+            "level change (WARNING and back), to the new count and rows",
+            level,
+            "p50 ≤ 100 ms",
+        ),
+    ])
 }

@@ -56,6 +56,8 @@ pub struct Sizes {
     pub subscribers: usize,
     pub requests: usize,
     pub console_lines: u64,
+    /// The task of the console's navigation timings.
+    pub console_nav_lines: u64,
     pub worker_records: u64,
     pub worker_live_records: u64,
     pub worker_live_rate: u64,
@@ -78,6 +80,7 @@ impl Sizes {
             subscribers: 100,
             requests: 100,
             console_lines: 100_000,
+            console_nav_lines: 1_000_000,
             worker_records: 500_000,
             worker_live_records: 50_000,
             worker_live_rate: 5_000,
@@ -100,6 +103,7 @@ impl Sizes {
             subscribers: 100,
             requests: 50,
             console_lines: 100_000,
+            console_nav_lines: 200_000,
             worker_records: 100_000,
             worker_live_records: 20_000,
             worker_live_rate: 5_000,
@@ -217,6 +221,10 @@ fn main() -> Result<()> {
             match console::filter_change(&binary, &sizes).await {
                 Ok(rows) => report.rows.extend(rows),
                 Err(e) => eprintln!("console timing skipped: {e:#}"),
+            }
+            match console::navigation(&binary, &sizes).await {
+                Ok(rows) => report.rows.extend(rows),
+                Err(e) => eprintln!("console navigation timing skipped: {e:#}"),
             }
         }
         Ok::<_, anyhow::Error>(())
