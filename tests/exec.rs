@@ -91,6 +91,47 @@ exit 7"#;
         assert_eq!(ok.status.code(), Some(0));
         let id = task_id(&String::from_utf8_lossy(&ok.stderr));
         assert_eq!(wait_done(&server, &id).status, TaskStatus::Success);
+
+        // `::group::` lines become groups; one left open closes with the task.
+        let script = r#"echo '::group::Build'; echo compiling; echo '{"level":"ERROR","message":"bad"}'; echo '::endgroup::'; echo '::group::Left open'; echo last"#;
+        let grouped = server
+            .command(&token, &["exec", "--", "sh", "-c", script])
+            .output()
+            .unwrap();
+        assert_eq!(grouped.status.code(), Some(0), "{backend}");
+        let id = task_id(&String::from_utf8_lossy(&grouped.stderr));
+        assert_eq!(wait_done(&server, &id).status, TaskStatus::Success);
+        let logs = entries(&stdout(&server.cli(&["logs", &id, "--json"])));
+        let placed: Vec<_> = logs
+            .iter()
+            .map(|e| (e.seq, e.message.as_str(), e.group, e.mark, e.worst))
+            .collect();
+        use protocol::GroupMark::{Close, Open};
+        assert_eq!(
+            placed,
+            vec![
+                (1, "::group::Build", None, Some(Open), None),
+                (2, "compiling", Some(1), None, None),
+                (3, "bad", Some(1), None, None),
+                (
+                    4,
+                    "::endgroup::",
+                    Some(1),
+                    Some(Close),
+                    Some(LogLevel::Error)
+                ),
+                (5, "::group::Left open", None, Some(Open), None),
+                (6, "last", Some(5), None, None),
+                (
+                    7,
+                    "::endgroup::",
+                    Some(5),
+                    Some(Close),
+                    Some(LogLevel::Info)
+                ),
+            ],
+            "{backend}"
+        );
     }
 }
 

@@ -32,6 +32,9 @@ fn records(from: u64, n: u64) -> Vec<LogEntry> {
             source: Arc::from(SOURCES[(i % 3) as usize]),
             message: format!("synthetic record {i}"),
             metadata: encode_metadata(serde_json::json!({"i": i, "dashboard_id": i % 10})),
+            group: None,
+            mark: None,
+            worst: None,
         })
         .collect()
 }

@@ -234,6 +234,9 @@ fn records(after: u64, n: u64) -> Vec<LogEntry> {
             metadata: protocol::entry::encode_metadata(
                 serde_json::json!({"i": seq, "dashboard_id": seq % 10}),
             ),
+            group: None,
+            mark: None,
+            worst: None,
         })
         .collect()
 }

@@ -38,6 +38,8 @@ struct BatchSummary {
 /// Bytes a record takes in a JSON frame besides its message, source and metadata:
 /// seq, timestamp, level and the punctuation around them.
 const ENTRY_OVERHEAD_BYTES: u64 = 96;
+/// What a record's place in a group adds: `"group":…`, `"mark":…`, `"worst":…`.
+const GROUP_BYTES: u64 = 64;
 
 /// An estimate of the bytes `entry` takes in a JSON frame (escaping aside).
 pub fn wire_bytes(entry: &LogEntry) -> u64 {
@@ -45,6 +47,11 @@ pub fn wire_bytes(entry: &LogEntry) -> u64 {
         + entry.message.len() as u64
         + entry.source.len() as u64
         + entry.metadata.as_ref().map_or(0, |m| m.get().len() as u64)
+        + if entry.group.is_some() || entry.mark.is_some() {
+            GROUP_BYTES
+        } else {
+            0
+        }
 }
 
 fn level_index(level: LogLevel) -> usize {
@@ -223,6 +230,9 @@ mod tests {
             source: Arc::from(source),
             message: "0123456789".into(),
             metadata: None,
+            group: None,
+            mark: None,
+            worst: None,
         }
     }
 

@@ -7,12 +7,18 @@
 //! records or when the task actor's timer fires (every few milliseconds), so there
 //! is no actor message per record. The hand-over happens under the same lock as the
 //! numbering, so batches leave in seq order.
+//!
+//! Groups (`protocol::group`) are placed where records are numbered, here, for the
+//! task's own records and a worker's alike. A group's marks pass the level gate
+//! (a section stays a section whatever is shown inside it), and the groups still
+//! open when the task ends are closed by records of their own.
 
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use actix::Recipient;
 use protocol::entry::{cap_message, encode_metadata, sanitize_source};
+use protocol::group::{self, Groups};
 use protocol::{LogEntry, LogLevel, TaskId, Timestamp};
 use serde_json::value::RawValue;
 
@@ -68,6 +74,7 @@ struct LoggerState {
     buffer: Vec<LogEntry>,
     closed: bool,
     dropped_after_close: u64,
+    groups: Groups,
 }
 
 impl TaskLogger {
@@ -89,6 +96,7 @@ impl TaskLogger {
                     buffer: Vec::new(),
                     closed: false,
                     dropped_after_close: 0,
+                    groups: Groups::default(),
                 }),
             }),
             source: Arc::from(DEFAULT_SOURCE),
@@ -143,9 +151,33 @@ impl TaskLogger {
 
     /// A record with metadata already serialised (must be a JSON object). The fast
     /// path for emitters that build their metadata with `serde_json::value::to_raw_value`.
+    /// A `::group::` or `::endgroup::` line passes whatever the level.
     pub fn log_raw(&self, level: LogLevel, message: String, metadata: Option<Box<RawValue>>) {
-        if self.enabled(level) {
+        if self.enabled(level) || group::marker(&message).is_some() {
             self.emit(level, message, metadata, true);
+        }
+    }
+
+    /// Opens a group named `name` (a foldable section, `protocol::group`) until the
+    /// guard is dropped, which closes the innermost open group:
+    ///
+    /// ```ignore
+    /// let _deps = ctx.logger.group("Install dependencies");
+    /// ctx.logger.info("resolving");
+    /// ```
+    ///
+    /// The name is the rest of one line: line breaks become spaces.
+    #[must_use = "the group closes when the guard is dropped"]
+    pub fn group(&self, name: &str) -> GroupGuard {
+        let name = name.replace(['\n', '\r'], " ");
+        self.emit(
+            LogLevel::Info,
+            format!("{}{}", group::OPEN_PREFIX, name.trim()),
+            None,
+            true,
+        );
+        GroupGuard {
+            logger: self.clone(),
         }
     }
 
@@ -210,14 +242,19 @@ impl TaskLogger {
             let now = now_micros().max(st.last_ts);
             st.last_ts = now;
             let seq = st.next_seq;
-            st.buffer.push(LogEntry {
+            let mut entry = LogEntry {
                 seq,
                 timestamp: Timestamp(now),
                 level,
                 source: self.source.clone(),
                 message,
                 metadata,
-            });
+                group: None,
+                mark: None,
+                worst: None,
+            };
+            st.groups.place(&mut entry);
+            st.buffer.push(entry);
             if st.buffer.len() >= HANDOVER_ROWS {
                 self.core.hand_over_locked(&mut st);
             }
@@ -266,6 +303,7 @@ impl TaskLogger {
             entry.timestamp.0 = entry.timestamp.0.min(now_micros());
             st.next_seq = entry.seq;
             st.last_ts = st.last_ts.max(entry.timestamp.0);
+            st.groups.place(&mut entry);
             st.buffer.push(entry);
             added += 1;
             if st.buffer.len() >= HANDOVER_ROWS {
@@ -281,9 +319,18 @@ impl TaskLogger {
         self.core.hand_over_locked(&mut st);
     }
 
-    /// Hands over what is left and refuses further records. Returns the last seq.
+    /// Closes the groups still open, each with a record of its own, so that what
+    /// the engine says of the task's end stands outside them.
+    pub(crate) fn close_groups(&self) {
+        let mut st = self.core.state.lock().unwrap_or_else(|e| e.into_inner());
+        close_groups_locked(&mut st);
+    }
+
+    /// Closes the groups still open, hands over what is left and refuses further
+    /// records. Returns the last seq.
     pub(crate) fn close(&self) -> u64 {
         let mut st = self.core.state.lock().unwrap_or_else(|e| e.into_inner());
+        close_groups_locked(&mut st);
         self.core.hand_over_locked(&mut st);
         st.closed = true;
         st.next_seq
@@ -296,6 +343,44 @@ impl TaskLogger {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .next_seq
+    }
+}
+
+/// An open group of a task's log; dropping it closes the innermost open group
+/// ([`TaskLogger::group`]).
+#[derive(Debug)]
+pub struct GroupGuard {
+    logger: TaskLogger,
+}
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        self.logger
+            .emit(LogLevel::Info, group::CLOSE_LINE.to_owned(), None, true);
+    }
+}
+
+fn close_groups_locked(st: &mut LoggerState) {
+    if st.closed {
+        return;
+    }
+    while st.groups.depth() > 0 {
+        st.next_seq += 1;
+        let now = now_micros().max(st.last_ts);
+        st.last_ts = now;
+        let mut entry = LogEntry {
+            seq: st.next_seq,
+            timestamp: Timestamp(now),
+            level: LogLevel::Info,
+            source: Arc::from(crate::task::SYSTEM_SOURCE),
+            message: group::CLOSE_LINE.to_owned(),
+            metadata: None,
+            group: None,
+            mark: None,
+            worst: None,
+        };
+        st.groups.place(&mut entry);
+        st.buffer.push(entry);
     }
 }
 

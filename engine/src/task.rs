@@ -185,6 +185,7 @@ impl TaskActor {
         // PostgreSQL refuses, would keep the final status from ever being written.
         let error = error.map(protocol::entry::cap_message);
         let result = result.map(storable_result);
+        self.logger.close_groups();
         let system = self.logger.with_source(SYSTEM_SOURCE);
         match status {
             TaskStatus::Failed => system.log_nonblocking(

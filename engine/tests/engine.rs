@@ -114,6 +114,155 @@ impl engine::BlockingPlugin for FailsWithNul {
     }
 }
 
+/// Opens groups with guards: nested, one guard forgotten (left open), then fails.
+struct Grouping;
+
+impl engine::Describe for Grouping {
+    fn name(&self) -> &str {
+        "grouping"
+    }
+    fn description(&self) -> &str {
+        "logs in nested groups and leaves one open"
+    }
+}
+
+impl engine::BlockingPlugin for Grouping {
+    type Params = serde_json::Value;
+
+    fn run(
+        &self,
+        ctx: engine::TaskContext,
+        _: serde_json::Value,
+    ) -> Result<serde_json::Value, engine::PluginError> {
+        let _outer = ctx.logger.group("outer");
+        ctx.logger.info("gated away");
+        {
+            let _inner = ctx.logger.group("inner\nname");
+            ctx.logger.error("failed");
+        }
+        std::mem::forget(ctx.logger.group("left open"));
+        ctx.logger.warning("inside left open");
+        ctx.logger
+            .with_source("stdout")
+            .log_raw(LogLevel::Info, "::group::printed".into(), None);
+        Err(engine::PluginError::Failed("gave up".into()))
+    }
+}
+
+/// Groups pass the level gate, nest, carry their worst level on the close, and the
+/// groups a task leaves open are closed before the engine's last word on it.
+#[actix_rt::test]
+async fn groups_nest_and_those_left_open_close_when_the_task_ends() {
+    let fresh = FreshDb::new("sqlite");
+    let mut registry = PluginRegistry::with_builtins(shell_on());
+    registry.register_blocking(Grouping);
+    let engine = start_with_plugins(connect(&fresh.url), registry, |_| {}).await;
+    set_levels(&engine, LogLevel::Warning, false).await;
+    let done = run(&engine, "grouping", serde_json::json!({})).await;
+    assert_eq!(done.status, TaskStatus::Failed);
+    let got: Vec<_> = all_logs(&engine.db, done.id)
+        .into_iter()
+        .map(|e| {
+            (
+                e.seq,
+                e.source.to_string(),
+                e.message,
+                e.group,
+                e.mark,
+                e.worst,
+            )
+        })
+        .collect();
+    use protocol::GroupMark::{Close, Open};
+    let row = |seq, source: &str, message: &str, group, mark, worst| {
+        (
+            seq,
+            source.to_owned(),
+            message.to_owned(),
+            group,
+            mark,
+            worst,
+        )
+    };
+    assert_eq!(
+        got,
+        vec![
+            row(1, "plugin", "::group::outer", None, Some(Open), None),
+            row(
+                2,
+                "plugin",
+                "::group::inner name",
+                Some(1),
+                Some(Open),
+                None
+            ),
+            row(3, "plugin", "failed", Some(2), None, None),
+            row(
+                4,
+                "plugin",
+                "::endgroup::",
+                Some(2),
+                Some(Close),
+                Some(LogLevel::Error)
+            ),
+            row(5, "plugin", "::group::left open", Some(1), Some(Open), None),
+            row(6, "plugin", "inside left open", Some(5), None, None),
+            row(7, "stdout", "::group::printed", Some(5), Some(Open), None),
+            // `_outer` dropped: it closes the innermost group.
+            row(8, "plugin", "::endgroup::", Some(7), Some(Close), None),
+            row(
+                9,
+                "system",
+                "::endgroup::",
+                Some(5),
+                Some(Close),
+                Some(LogLevel::Warning)
+            ),
+            row(
+                10,
+                "system",
+                "::endgroup::",
+                Some(1),
+                Some(Close),
+                Some(LogLevel::Error)
+            ),
+            row(11, "system", "Task failed: gave up", None, None, None),
+        ]
+    );
+
+    // A shell command's lines mark groups the same way, past the level gate too.
+    let shell = run(
+        &engine,
+        "shell",
+        serde_json::json!({"argv": ["sh", "-c", "echo '::group::Build'; echo gated; echo '::endgroup::'"]}),
+    )
+    .await;
+    assert_eq!(shell.status, TaskStatus::Success);
+    let got: Vec<_> = all_logs(&engine.db, shell.id)
+        .into_iter()
+        .map(|e| (e.seq, e.source.to_string(), e.message, e.group, e.mark))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (
+                1,
+                "stdout".to_owned(),
+                "::group::Build".to_owned(),
+                None,
+                Some(Open)
+            ),
+            (
+                2,
+                "stdout".to_owned(),
+                "::endgroup::".to_owned(),
+                Some(1),
+                Some(Close)
+            ),
+        ]
+    );
+}
+
 #[actix_rt::test]
 async fn an_error_text_the_database_refuses_is_stored_made_storable() {
     for backend in backends() {

@@ -183,6 +183,7 @@ impl Modify for BearerToken {
         logs::sources,
         logs::export,
         logs::index,
+        logs::groups,
         search::search,
         settings::get_logging,
         settings::put_logging,

@@ -77,6 +77,44 @@ pub struct LogPage {
     pub scanned: Option<u64>,
 }
 
+/// One group (foldable section) of a task's log, as `GET /api/tasks/{id}/logs/groups`
+/// lists it (`protocol::group`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LogGroup {
+    /// Seq of the record that opened it (its `::group::NAME` line).
+    pub seq: u64,
+    /// The group around it, by the seq that opened that one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<u64>,
+    /// Its name, cut to [`MAX_GROUP_NAME_BYTES`].
+    pub name: String,
+    pub started: crate::Timestamp,
+    /// Seq of the record that closed it; none while it is open.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_seq: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended: Option<crate::Timestamp>,
+    /// Records inside it (nested groups' lines included), its own open and close
+    /// records not counted.
+    pub lines: u64,
+    /// The most severe level inside it; none when it holds no line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worst: Option<LogLevel>,
+}
+
+/// Longest group name a listing carries (the whole name is in its record).
+pub const MAX_GROUP_NAME_BYTES: usize = 256;
+
+/// A task's groups in seq order. `truncated`: the task has more than the listing
+/// holds (its first groups are listed).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LogGroups {
+    pub groups: Vec<LogGroup>,
+    pub truncated: bool,
+}
+
 /// One record found by `GET /api/logs/search`, with the task it belongs to.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

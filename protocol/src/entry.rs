@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use crate::{LogLevel, Timestamp};
+use crate::{GroupMark, LogLevel, Timestamp};
 
 /// Longest source name kept; longer names are cut.
 pub const MAX_SOURCE_CHARS: usize = 64;
@@ -39,6 +39,18 @@ pub struct LogEntry {
     )]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub metadata: Option<Box<RawValue>>,
+    /// Seq of the record that opened the innermost group this one is in (for an
+    /// `open` record the group around it, for a `close` record the group it
+    /// closes). Set where records are numbered (`group::Groups`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<u64>,
+    /// Whether this record opens or closes a group (`::group::NAME`, `::endgroup::`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mark: Option<GroupMark>,
+    /// On a `close` record: the most severe level inside the group (none when it
+    /// held no line).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worst: Option<LogLevel>,
 }
 
 /// Reads metadata through `serde_json::Value`, so that entries also deserialise inside
@@ -60,6 +72,9 @@ impl PartialEq for LogEntry {
             && self.source == other.source
             && self.message == other.message
             && self.metadata.as_ref().map(|m| m.get()) == other.metadata.as_ref().map(|m| m.get())
+            && self.group == other.group
+            && self.mark == other.mark
+            && self.worst == other.worst
     }
 }
 
@@ -203,6 +218,9 @@ mod tests {
             source: Arc::from("api"),
             message: "slow response".into(),
             metadata: encode_metadata(serde_json::json!({"dashboard_id": 3})),
+            group: None,
+            mark: None,
+            worst: None,
         };
         let text = serde_json::to_string(&entry).unwrap();
         assert_eq!(

@@ -456,6 +456,9 @@ mod matcher {
                 source: Arc::from(source),
                 message: message.into(),
                 metadata: encode_metadata(meta),
+                group: None,
+                mark: None,
+                worst: None,
             }
         }
 

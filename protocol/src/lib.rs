@@ -16,6 +16,7 @@
 pub mod api;
 pub mod entry;
 pub mod filter;
+pub mod group;
 pub mod level;
 pub mod line;
 #[cfg(feature = "matcher")]
@@ -26,13 +27,15 @@ pub mod worker;
 pub mod ws;
 
 pub use api::{
-    ErrorBody, LogPage, LogSettings, NodeInfo, PluginInfo, RejectedTask, Role, SearchHit,
-    SearchPage, SourceCount, SpoolReport, SpoolRetry, TokenCreated, TokenInfo, WorkerInfo,
+    ErrorBody, LogGroup, LogGroups, LogPage, LogSettings, NodeInfo, PluginInfo, RejectedTask, Role,
+    SearchHit, SearchPage, SourceCount, SpoolReport, SpoolRetry, TokenCreated, TokenInfo,
+    WorkerInfo,
 };
 pub use entry::{LogEntry, MAX_MESSAGE_BYTES, MAX_METADATA_BYTES, MAX_SOURCE_CHARS};
 pub use filter::FilterSpec;
 #[cfg(feature = "matcher")]
 pub use filter::{FilterError, LogFilter, MetaCondition};
+pub use group::GroupMark;
 pub use level::{LogLevel, ParseLevelError};
 pub use task::{NewTask, TaskId, TaskInfo, TaskList, TaskStatus};
 pub use time::Timestamp;

@@ -98,6 +98,9 @@ mod tests {
             } else {
                 None
             },
+            group: None,
+            mark: None,
+            worst: None,
         }
     }
 

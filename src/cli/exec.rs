@@ -329,7 +329,8 @@ impl Run {
         message: String,
         metadata: serde_json::Value,
     ) {
-        if level < self.task_level {
+        // A group's marks pass the level gate: the server keeps the sections.
+        if level < self.task_level && protocol::group::marker(&message).is_none() {
             return;
         }
         self.next_seq += 1;

@@ -124,6 +124,9 @@ pub struct NewLogRow<'a> {
     pub source: &'a str,
     pub message: &'a str,
     pub metadata: Option<&'a str>,
+    pub group_seq: Option<i64>,
+    pub group_mark: Option<i16>,
+    pub group_worst: Option<i16>,
 }
 
 impl<'a> NewLogRow<'a> {
@@ -140,6 +143,9 @@ impl<'a> NewLogRow<'a> {
                 .metadata
                 .as_deref()
                 .map(serde_json::value::RawValue::get),
+            group_seq: entry.group.map(|seq| seq as i64),
+            group_mark: entry.mark.map(protocol::GroupMark::as_i16),
+            group_worst: entry.worst.map(protocol::LogLevel::as_i16),
         }
     }
 }

@@ -202,6 +202,9 @@ fn reap_elected(
                 source: "system".into(),
                 message: why.clone(),
                 metadata: None,
+                group: None,
+                mark: None,
+                worst: None,
             };
             insert_log_batches(
                 conn,

@@ -41,6 +41,9 @@ diesel::table! {
         source -> Text,
         message -> Text,
         metadata -> Nullable<Text>,
+        group_seq -> Nullable<BigInt>,
+        group_mark -> Nullable<SmallInt>,
+        group_worst -> Nullable<SmallInt>,
     }
 }
 

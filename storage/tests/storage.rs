@@ -59,6 +59,9 @@ fn records(count: u64) -> Vec<LogEntry> {
                 } else {
                     encode_metadata(serde_json::json!({"i": i, "dashboard_id": i % 10, "db": format!("db-{}", i % 2)}))
                 },
+                group: None,
+                mark: None,
+                worst: None,
             }
         })
         .collect()
@@ -879,6 +882,9 @@ fn awkward_records(count: u64) -> Vec<LogEntry> {
                     3 => encode_metadata(serde_json::json!({"x": {"y": w(3)}, "k": null})),
                     _ => encode_metadata(serde_json::json!({"k": i % 3, "x.y": "1"})),
                 },
+                group: None,
+                mark: None,
+                worst: None,
             }
         })
         .collect()
@@ -1318,7 +1324,12 @@ fn partitioning_an_existing_log_table_keeps_every_record() {
         ..new_task(1)
     };
     let migration = "../migrations/postgres/2026-12-01-000002_partition_logs";
-    let sql = |file: &str| std::fs::read_to_string(format!("{migration}/{file}")).unwrap();
+    // Migrations after it are reverted first and applied again after it, as
+    // `diesel migration redo` would: groups add columns to every partition.
+    let later = "../migrations/postgres/2026-12-02-000001_log_groups";
+    let sql = |migration: &str, file: &str| {
+        std::fs::read_to_string(format!("{migration}/{file}")).unwrap()
+    };
     let run = |script: &str| {
         let mut conn = db.get().unwrap();
         let storage::Conn::Postgres(c) = &mut conn else {
@@ -1326,14 +1337,37 @@ fn partitioning_an_existing_log_table_keeps_every_record() {
         };
         c.batch_execute(script).unwrap();
     };
-    // The table as it was before partitioning, holding records.
-    run(&sql("down.sql"));
+    // The table as it was before partitioning, holding records (in its columns of
+    // then: the writer of today writes the group columns too).
+    run(&sql(later, "down.sql"));
+    run(&sql(migration, "down.sql"));
     for task in [&old, &odd] {
         db.run_blocking(|c| tasks::insert_task(c, task, None))
             .unwrap();
-        store(&db, task.id, &records(25));
+        let mut conn = db.get().unwrap();
+        let storage::Conn::Postgres(c) = &mut conn else {
+            panic!("PostgreSQL only")
+        };
+        for e in records(25) {
+            use diesel::sql_types::{BigInt, Binary, Nullable, SmallInt, Text};
+            use diesel::RunQueryDsl;
+            diesel::sql_query(
+                "INSERT INTO task_logs (task_id, seq, ts, level, source, message, metadata) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind::<Binary, _>(task.id.as_bytes().as_slice())
+            .bind::<BigInt, _>(e.seq as i64)
+            .bind::<BigInt, _>(e.timestamp.as_micros())
+            .bind::<SmallInt, _>(e.level.as_i16())
+            .bind::<Text, _>(&*e.source)
+            .bind::<Text, _>(&e.message)
+            .bind::<Nullable<Text>, _>(e.metadata.as_deref().map(|m| m.get()))
+            .execute(c)
+            .unwrap();
+        }
     }
-    run(&sql("up.sql"));
+    run(&sql(migration, "up.sql"));
+    run(&sql(later, "up.sql"));
     let holder = partition_holding(&db, old.id).unwrap();
     assert!(holder.starts_with("task_logs_until_"), "{holder}");
     assert_eq!(
@@ -1510,6 +1544,9 @@ fn indexed_records(salt: u64) -> Vec<LogEntry> {
                     })),
                     _ => encode_metadata(serde_json::json!({"k": "V", "n": i % 5})),
                 },
+                group: None,
+                mark: None,
+                worst: None,
             }
         })
         .collect()
@@ -1768,6 +1805,9 @@ fn sqlite_text_index_follows_the_records() {
                     source: &e.source,
                     message: &e.message,
                     metadata: e.metadata.as_deref().map(|m| m.get()),
+                    group_seq: None,
+                    group_mark: None,
+                    group_worst: None,
                 })
                 .execute(c)
                 .unwrap();
@@ -1895,6 +1935,9 @@ fn search_across_tasks_pages_in_order_while_tasks_log() {
                     source: Arc::from("api"),
                     message: format!("late timeout after {i} ms"),
                     metadata: None,
+                    group: None,
+                    mark: None,
+                    worst: None,
                 })
                 .collect()
         };
@@ -2081,5 +2124,121 @@ fn an_index_of_a_whole_log_is_one_run_and_gaps_are_kept() {
             },
             "{backend}"
         );
+    }
+}
+
+/// Records with the given (level, text), numbered from 1 and placed in their groups
+/// as the numbering side does.
+fn placed_records(lines: &[(LogLevel, &str)]) -> Vec<LogEntry> {
+    let mut groups = protocol::group::Groups::default();
+    lines
+        .iter()
+        .enumerate()
+        .map(|(i, (level, text))| {
+            let mut entry = LogEntry {
+                seq: i as u64 + 1,
+                timestamp: Timestamp(1_700_000_000_000_000 + i as i64 * 1000),
+                level: *level,
+                source: Arc::from("stdout"),
+                message: (*text).to_owned(),
+                metadata: None,
+                group: None,
+                mark: None,
+                worst: None,
+            };
+            groups.place(&mut entry);
+            entry
+        })
+        .collect()
+}
+
+/// Groups are stored with their records and listed from the marks: nested, closed
+/// with their worst level, and still open (worst read from what followed), with
+/// pages carrying each record's group.
+#[test]
+fn groups_are_listed_from_their_marks_open_or_closed() {
+    use protocol::LogLevel::{Debug, Error, Info, Warning};
+    for backend in backends() {
+        let (_fresh, db, task) = database_with_a_task(backend);
+        let entries = placed_records(&[
+            (Info, "before"),
+            (Info, "::group::build"),
+            (Debug, "compiling"),
+            (Info, "::group::tests"),
+            (Error, "test failed"),
+            (Info, "::endgroup::"),
+            (Info, "::endgroup::"),
+            (Info, "::group::  deploy  "),
+            (Info, "::group::upload"),
+            (Debug, "sent"),
+            (Info, "::endgroup::"),
+            (Warning, "slow"),
+        ]);
+        store(&db, task.id, &entries);
+        let listed = db
+            .run_blocking(|c| storage::logs::list_groups(c, task.id))
+            .unwrap();
+        assert!(!listed.truncated, "{backend}");
+        let got: Vec<_> = listed
+            .groups
+            .iter()
+            .map(|g| {
+                (
+                    g.seq,
+                    g.parent,
+                    g.name.as_str(),
+                    g.end_seq,
+                    g.lines,
+                    g.worst,
+                    g.ended.map(|e| e.0 - g.started.0),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (2, None, "build", Some(7), 4, Some(Error), Some(5000)),
+                (4, Some(2), "tests", Some(6), 1, Some(Error), Some(2000)),
+                (8, None, "deploy", None, 4, Some(Warning), None),
+                (9, Some(8), "upload", Some(11), 1, Some(Debug), Some(2000)),
+            ],
+            "{backend}"
+        );
+        let everything = LogFilter::default();
+        assert_eq!(
+            collect_forward(&db, task.id, &everything, 5),
+            entries,
+            "{backend}: pages carry each record's group"
+        );
+    }
+}
+
+/// A task with more groups than a listing holds lists the first ones and says so.
+#[test]
+fn a_listing_of_groups_is_bounded() {
+    let max = storage::logs::MAX_GROUPS;
+    for backend in backends() {
+        let (_fresh, db, task) = database_with_a_task(backend);
+        let mut lines = Vec::new();
+        for _ in 0..max + 3 {
+            lines.push((LogLevel::Info, "::group::g"));
+            lines.push((LogLevel::Info, "::endgroup::"));
+        }
+        let entries = placed_records(&lines);
+        store(&db, task.id, &entries);
+        let listed = db
+            .run_blocking(|c| storage::logs::list_groups(c, task.id))
+            .unwrap();
+        assert!(listed.truncated, "{backend}");
+        assert_eq!(listed.groups.len(), max, "{backend}");
+        let last = listed.groups.last().unwrap();
+        assert_eq!(
+            (last.seq, last.end_seq),
+            (2 * max as u64 - 1, Some(2 * max as u64))
+        );
+        assert!(listed
+            .groups
+            .iter()
+            .all(|g| g.end_seq == Some(g.seq + 1) && g.lines == 0));
     }
 }

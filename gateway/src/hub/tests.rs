@@ -29,6 +29,9 @@ fn batch(task: TaskId, seqs: std::ops::Range<u64>, level: LogLevel) -> Arc<LogBa
             source: Arc::from("plugin"),
             message: "x".repeat(100),
             metadata: None,
+            group: None,
+            mark: None,
+            worst: None,
         })
         .collect(),
     ))

@@ -8,7 +8,8 @@ use actix_web::http::header::{ContentDisposition, DispositionParam, DispositionT
 use actix_web::{web, HttpRequest, HttpResponse};
 use bytes::Bytes;
 use protocol::{
-    ErrorBody, FilterSpec, LogEntry, LogFilter, LogLevel, LogPage, SourceCount, TaskId, Timestamp,
+    ErrorBody, FilterSpec, LogEntry, LogFilter, LogGroups, LogLevel, LogPage, SourceCount, TaskId,
+    Timestamp,
 };
 use storage::logs::{page_logs, MAX_PAGE_LIMIT};
 use storage::LogQuery;
@@ -169,6 +170,28 @@ pub async fn sources(
         .run(move |c| storage::logs::source_counts(c, id))
         .await?;
     Ok(HttpResponse::Ok().json(counts))
+}
+
+/// `GET /api/tasks/{id}/logs/groups`: the task's groups (foldable sections) in seq
+/// order, each with its size, times and worst level, at most
+/// [`storage::logs::MAX_GROUPS`].
+#[utoipa::path(get, path = "/api/tasks/{id}/logs/groups", tag = "logs", params(("id" = TaskId, Path)),
+    responses((status = 200, body = LogGroups), (status = "default", description = "An error, with a message", body = ErrorBody)))]
+pub async fn groups(
+    state: web::Data<AppState>,
+    _: Caller,
+    _: NoQuery,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = task_id(&path)?;
+    existing_task(&state, id).await?;
+    // An open group's worst level is read from the records after it.
+    let _permit = heavy_read(&state.heavy_reads).await?;
+    let groups = state
+        .db
+        .run(move |c| storage::logs::list_groups(c, id))
+        .await?;
+    Ok(HttpResponse::Ok().json(groups))
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]

@@ -121,6 +121,9 @@ pub fn endpoints() -> Vec<Endpoint> {
         e(Method::GET, "/api/tasks/{id}/logs/index", Token, || {
             web::get().to(logs::index)
         }),
+        e(Method::GET, "/api/tasks/{id}/logs/groups", Token, || {
+            web::get().to(logs::groups)
+        }),
         e(Method::GET, "/api/logs/search", Token, || {
             web::get().to(search::search)
         }),

@@ -112,6 +112,9 @@ mod tests {
             source: Arc::from("api"),
             message: "boom \"quoted\"".into(),
             metadata: protocol::entry::encode_metadata(serde_json::json!({"k": 1})),
+            group: None,
+            mark: None,
+            worst: None,
         };
         let batch = Arc::new(LogBatch::new(task_id, vec![entry.clone(), entry.clone()]));
         for frames in [
@@ -142,6 +145,9 @@ mod tests {
                 source: Arc::from("api"),
                 message: "x".repeat(10_000),
                 metadata: None,
+                group: None,
+                mark: None,
+                worst: None,
             })
             .collect();
         let frames = logs(task_id, &entries);

@@ -198,6 +198,9 @@ mod tests {
                 source: Arc::from("plugin"),
                 message: format!("m{seq}"),
                 metadata: None,
+                group: None,
+                mark: None,
+                worst: None,
             })
             .collect(),
         ))

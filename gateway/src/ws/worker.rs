@@ -546,6 +546,9 @@ fn to_entry(e: WorkerEntry) -> LogEntry {
         source: Arc::from(source),
         message: e.message,
         metadata: e.metadata.and_then(encode_metadata),
+        group: None,
+        mark: None,
+        worst: None,
     }
 }
 

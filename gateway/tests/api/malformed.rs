@@ -461,6 +461,27 @@ async fn malformed_requests_get_a_clear_4xx_and_never_a_5xx() {
         ),
         (
             Method::GET,
+            format!("/api/tasks/{id}/logs/groups?limit=5"),
+            None,
+            400,
+            "unknown parameter",
+        ),
+        (
+            Method::GET,
+            format!("/api/tasks/{unknown}/logs/groups"),
+            None,
+            404,
+            "not found",
+        ),
+        (
+            Method::GET,
+            "/api/tasks/zzz/logs/groups".into(),
+            None,
+            400,
+            "task id",
+        ),
+        (
+            Method::GET,
             format!("/api/tasks/{id}/logs/export?after_seq=5"),
             None,
             400,

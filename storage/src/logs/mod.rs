@@ -1,5 +1,5 @@
-//! Log records: batch insert ([`write`]), filtered keyset paging ([`read`]),
-//! per-source counts.
+//! Log records: batch insert ([`write`]), filtered keyset paging ([`read`]), the
+//! groups of a task ([`groups`]), per-source counts.
 //!
 //! Inserts are idempotent: `(task_id, seq)` is the primary key, so a batch retried
 //! after an ambiguous failure skips the rows that were already stored, and the counts
@@ -11,6 +11,7 @@
 //! substring of the stored JSON), and every row it returns then passes
 //! [`LogFilter::matches`], so the result is exactly what the live stream would send.
 
+pub(crate) mod groups;
 pub(crate) mod read;
 pub(crate) mod write;
 
@@ -24,6 +25,7 @@ use crate::db::{Backend, Conn};
 use crate::schema::{task_log_counts, task_logs};
 use crate::{with_conn, Result, StorageError};
 
+pub use groups::{list_groups, MAX_GROUPS};
 pub(crate) use read::page_logs_within;
 pub use read::{matching_runs, matching_seqs, page_logs, SeqRuns};
 pub use write::insert_log_batches;
@@ -45,8 +47,8 @@ const FIRST_CHUNK_ROWS: usize = 256;
 /// The most whole rows one read loads, whatever the rows seen so far: with messages
 /// and metadata at their caps (64 KiB each) that is 256 MiB at worst.
 const MAX_CHUNK_ROWS: usize = 2_048;
-/// PostgreSQL allows 65535 bound parameters per statement (fallback path only).
-const POSTGRES_ROWS_PER_INSERT: usize = 9_000;
+/// PostgreSQL allows 65535 bound parameters per statement, 10 a row (fallback path only).
+const POSTGRES_ROWS_PER_INSERT: usize = 6_000;
 
 /// A run of consecutive records of one task, as handed to the database.
 #[derive(Debug, Clone, Copy)]

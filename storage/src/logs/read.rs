@@ -6,7 +6,7 @@ use std::sync::Arc;
 use diesel::dsl::sql;
 use diesel::prelude::*;
 use diesel::sql_types::{Bool, Text};
-use protocol::{LogEntry, LogFilter, LogLevel, LogPage, TaskId, Timestamp};
+use protocol::{GroupMark, LogEntry, LogFilter, LogLevel, LogPage, TaskId, Timestamp};
 use serde_json::value::RawValue;
 
 use super::{
@@ -81,7 +81,17 @@ macro_rules! rows_between {
     }};
 }
 
-pub(crate) type LogColumns = (i64, i64, i16, String, String, Option<String>);
+pub(crate) type LogColumns = (
+    i64,
+    i64,
+    i16,
+    String,
+    String,
+    Option<String>,
+    Option<i64>,
+    Option<i16>,
+    Option<i16>,
+);
 
 /// The columns of a record, in [`LogColumns`] order.
 pub(crate) const LOG_COLUMNS: (
@@ -91,6 +101,9 @@ pub(crate) const LOG_COLUMNS: (
     task_logs::source,
     task_logs::message,
     task_logs::metadata,
+    task_logs::group_seq,
+    task_logs::group_mark,
+    task_logs::group_worst,
 ) = (
     task_logs::seq,
     task_logs::ts,
@@ -98,6 +111,9 @@ pub(crate) const LOG_COLUMNS: (
     task_logs::source,
     task_logs::message,
     task_logs::metadata,
+    task_logs::group_seq,
+    task_logs::group_mark,
+    task_logs::group_worst,
 );
 
 /// What a record weighs for [`MAX_PAGE_BYTES`].
@@ -664,19 +680,26 @@ fn like_pattern(text: &str) -> String {
 }
 
 pub(crate) fn decode_row(
-    (seq, ts, level, source, message, metadata): LogColumns,
+    (seq, ts, level, source, message, metadata, group, mark, worst): LogColumns,
 ) -> Result<LogEntry> {
+    let corrupt = |what: String| StorageError::Corrupt(format!("record {seq}: {what}"));
     Ok(LogEntry {
         seq: seq as u64,
         timestamp: Timestamp(ts),
-        level: LogLevel::from_i16(level)
-            .ok_or_else(|| StorageError::Corrupt(format!("record {seq}: level {level}")))?,
+        level: LogLevel::from_i16(level).ok_or_else(|| corrupt(format!("level {level}")))?,
         source: Arc::from(source),
         message,
         metadata: metadata
             .map(RawValue::from_string)
             .transpose()
-            .map_err(|e| StorageError::Corrupt(format!("record {seq}: metadata: {e}")))?,
+            .map_err(|e| corrupt(format!("metadata: {e}")))?,
+        group: group.map(|g| g as u64),
+        mark: mark
+            .map(|m| GroupMark::from_i16(m).ok_or_else(|| corrupt(format!("group mark {m}"))))
+            .transpose()?,
+        worst: worst
+            .map(|w| LogLevel::from_i16(w).ok_or_else(|| corrupt(format!("group level {w}"))))
+            .transpose()?,
     })
 }
 

@@ -150,7 +150,7 @@ fn consecutive_runs(entries: &[LogEntry]) -> Vec<(i64, i64)> {
     runs
 }
 
-/// Inserts rows in statements of fixed sizes (1,024, 256, 64, 16, 4 and 1 rows; 7
+/// Inserts rows in statements of fixed sizes (1,024, 256, 64, 16, 4 and 1 rows; 10
 /// parameters a row, within SQLite's 32,766), each
 /// passed as an array: an array's insert has one SQL text whatever the rows, so
 /// diesel keeps it prepared per connection and SQLite never parses it again, where

@@ -467,7 +467,7 @@ fn emit_line(logger: &TaskLogger, default_level: LogLevel, raw: &[u8]) {
         Some(source) => logger.with_source(source),
         None => logger.clone(),
     };
-    if target.enabled(line.level) {
+    if target.enabled(line.level) || protocol::group::marker(&line.message).is_some() {
         target.log_raw(line.level, line.message, encode_metadata(line.metadata));
     }
 }

@@ -4,6 +4,12 @@
 //! `{"i": i, "dashboard_id": i % 10}`. Records below `task_log_level` are not kept
 //! (so at the default INFO, every fourth record, the DEBUG one, is absent).
 //!
+//! `error_every` (default 0: the pattern above) makes record `i` an ERROR only when
+//! `i % error_every == error_every - 1`, the others cycling DEBUG, INFO, WARNING;
+//! `group_every` (default 0: no groups) opens a group `step N` at every record `i`
+//! with `i % group_every == 0`, closing the one before: logs with sections, some
+//! holding an ERROR and most not.
+//!
 //! For benchmarks: `work` (default 0) does that many rounds of hashing a 64-byte
 //! buffer per record, real CPU work whose digest ends up in the result; `discard`
 //! (default false) builds each record as usual and drops it instead of handing it to
@@ -37,6 +43,11 @@ pub struct SyntheticParams {
     pub work: u64,
     /// Build each record and drop it instead of logging it, for benchmarks.
     pub discard: bool,
+    /// Records per group (`step 0`, `step 1`, …); 0 is no groups.
+    pub group_every: u64,
+    /// One ERROR every this many records, the rest DEBUG, INFO, WARNING in turn;
+    /// 0 is every fourth record.
+    pub error_every: u64,
 }
 
 impl Default for SyntheticParams {
@@ -47,6 +58,8 @@ impl Default for SyntheticParams {
             sources: DEFAULT_SOURCES.iter().map(|s| s.to_string()).collect(),
             work: 0,
             discard: false,
+            group_every: 0,
+            error_every: 0,
         }
     }
 }
@@ -114,6 +127,7 @@ impl BlockingPlugin for Synthetic {
             .collect();
         let started = Instant::now();
         let mut digest = [0u8; 64];
+        let mut group = None;
         for i in 0..p.count {
             if ctx.cancel.is_cancelled() {
                 return Err(PluginError::Cancelled);
@@ -136,7 +150,16 @@ impl BlockingPlugin for Synthetic {
             if p.discard {
                 continue;
             }
-            let level = LogLevel::ALL[(i % 4) as usize];
+            if p.group_every > 0 && i % p.group_every == 0 {
+                // The step before closes before the next one opens.
+                drop(group.take());
+                group = Some(ctx.logger.group(&format!("step {}", i / p.group_every)));
+            }
+            let level = match p.error_every {
+                0 => LogLevel::ALL[(i % 4) as usize],
+                every if i % every == every - 1 => LogLevel::Error,
+                _ => LogLevel::ALL[(i % 3) as usize],
+            };
             let logger = &loggers[(i % loggers.len() as u64) as usize];
             if logger.enabled(level) {
                 let meta = serde_json::value::to_raw_value(&Meta {
