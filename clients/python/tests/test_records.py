@@ -168,3 +168,14 @@ def test_ready_is_signalled_on_the_first_pending_record_and_on_a_full_batch():
     drain(log)
     log.emit("INFO", "plugin", "m")
     assert calls == [False, True, False]
+
+
+def test_group_marks_pass_the_level_gate_and_nothing_else_does():
+    log, _ = new_log(LogSettings(task_log_level=Level.ERROR))
+    seqs = [
+        log.emit("INFO", "plugin", "::group::build"),
+        log.emit("INFO", "plugin", "compiling"),
+        log.emit("INFO", "plugin", "  ::group::not a mark"),
+        log.emit("INFO", "plugin", "::endgroup::  "),
+    ]
+    assert seqs == [1, None, None, 2]

@@ -50,7 +50,22 @@ def logging_then_failing(ctx, params):
     raise ValueError("bad row")
 
 
+def grouped(ctx, params):
+    ctx.logger.info("before")
+    with ctx.logger.group("Install dependencies"):
+        ctx.logger.debug("below the gate")
+        with ctx.logger.group("pip"):
+            ctx.logger.error("no matching distribution")
+        print_like = ctx.logger.with_source("stdout")
+        print_like.info("::group::from a printed line")
+        print_like.warning("inside the printed group")
+        print_like.info("::endgroup::")
+    ctx.logger.info("after")
+    return {}
+
+
 PLUGINS = {
+    "py_grouped": grouped,
     "py_records": records_and_scope,
     "py_ticking": ticking,
     "py_failing": logging_then_failing,
@@ -147,3 +162,34 @@ def test_logging_inside_a_task_is_captured_and_an_exception_fails_it(worker, def
     assert (failure["level"], failure["source"]) == ("ERROR", "plugin")
     trace = failure["metadata"]["traceback"]
     assert trace.startswith("Traceback (most recent call last)") and 'raise ValueError("bad row")' in trace
+
+
+def test_groups_nest_pass_the_level_gate_and_carry_their_worst_level(worker, default_logging: Server):
+    server = default_logging
+    server.set_logging("WARNING", False)
+    task_id = server.start_task("py_grouped", {})
+    follower = Follower(server, task_id, {})
+    assert server.wait_final(task_id)["status"] == "success"
+    stored = server.logs(task_id)
+    placed = [(r["seq"], r["message"], r.get("group"), r.get("mark"), r.get("worst")) for r in stored]
+    live = follower.wait()
+    assert [(r["seq"], r["message"], r.get("group"), r.get("mark"), r.get("worst")) for r in live] == placed
+    # INFO lines are gated away, the marks are not; "below the gate" never numbered.
+    assert placed == [
+        (1, "::group::Install dependencies", None, "open", None),
+        (2, "::group::pip", 1, "open", None),
+        (3, "no matching distribution", 2, None, None),
+        (4, "::endgroup::", 2, "close", "ERROR"),
+        (5, "::group::from a printed line", 1, "open", None),
+        (6, "inside the printed group", 5, None, None),
+        (7, "::endgroup::", 5, "close", "WARNING"),
+        (8, "::endgroup::", 1, "close", "ERROR"),
+    ]
+    groups = server.api("GET", f"/api/tasks/{task_id}/logs/groups")
+    assert groups["truncated"] is False
+    assert [(g["seq"], g.get("parent"), g["name"], g["end_seq"], g["lines"], g["worst"]) for g in groups["groups"]] == [
+        (1, None, "Install dependencies", 8, 6, "ERROR"),
+        (2, 1, "pip", 4, 1, "ERROR"),
+        (5, 1, "from a printed line", 7, 1, "WARNING"),
+    ]
+    assert all(g["ended"] >= g["started"] for g in groups["groups"])

@@ -18,7 +18,7 @@ See docs/python.md; the wire protocol is :mod:`tasklens.protocol`.
 
 from .connection import WorkerRefused
 from .context import TaskCancelled, TaskContext
-from .logger import BeliefScope, TaskLogger
+from .logger import BeliefScope, Group, TaskLogger
 from .protocol import Level, LogSettings, PluginSpec, ProtocolError
 from .worker import Worker
 
@@ -31,6 +31,7 @@ __all__ = [
     "TaskCancelled",
     "TaskLogger",
     "BeliefScope",
+    "Group",
     "Level",
     "LogSettings",
     "PluginSpec",

@@ -1,4 +1,5 @@
-"""What a plugin writes its task's log with: :class:`TaskLogger` and :class:`BeliefScope`.
+"""What a plugin writes its task's log with: :class:`TaskLogger`, :class:`Group` and
+:class:`BeliefScope`.
 
 A logger is a task's :class:`~tasklens.records.TaskLog` plus a source name; it is
 cheap, immutable and safe to share between threads. Keyword arguments become the
@@ -16,7 +17,14 @@ import traceback
 from types import TracebackType
 from typing import Any, Optional, Type, Union
 
-from .protocol import DEFAULT_SOURCE, Level, LogSettings, clean_source
+from .protocol import (
+    DEFAULT_SOURCE,
+    GROUP_CLOSE_LINE,
+    GROUP_OPEN_PREFIX,
+    Level,
+    LogSettings,
+    clean_source,
+)
 from .records import TaskLog
 
 
@@ -74,12 +82,53 @@ class TaskLogger:
             metadata.setdefault("traceback", traceback.format_exc())
         return self._log.emit(Level.ERROR, self._source, message, metadata)
 
+    def group(self, name: str) -> "Group":
+        """A foldable section of the log, open while the ``with`` block runs.
+
+        ::
+
+            with ctx.logger.group("Install dependencies"):
+                ctx.logger.info("resolving")
+
+        Writes ``::group::NAME`` on entering and ``::endgroup::`` on leaving (also
+        when an exception leaves the block); groups nest. See :class:`Group`.
+        """
+        return Group(self, name)
+
     def belief_scope(self, name: str) -> "BeliefScope":
         """See :class:`BeliefScope`."""
         return BeliefScope(self, name)
 
     def __repr__(self) -> str:
         return f"TaskLogger(task_id={self.task_id!r}, source={self._source!r})"
+
+
+class Group:
+    """A section of the log: the console shows it folded, with its line count,
+    duration and worst level, and opens it by itself when it holds an ERROR.
+
+    Both marks are INFO records from the logger's source that pass the level gate;
+    the name is one line (line breaks become spaces). Printing the same lines,
+    ``::group::NAME`` and ``::endgroup::``, does the same from any process.
+    """
+
+    __slots__ = ("_logger", "name")
+
+    def __init__(self, logger: TaskLogger, name: str) -> None:
+        self._logger = logger
+        self.name = " ".join(str(name).splitlines()).strip()
+
+    def __enter__(self) -> "Group":
+        self._logger.info(GROUP_OPEN_PREFIX + self.name)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        self._logger.info(GROUP_CLOSE_LINE)
 
 
 class BeliefScope:

@@ -367,6 +367,19 @@ def clean_source(name: Optional[str]) -> str:
     return name
 
 
+GROUP_OPEN_PREFIX = "::group::"
+GROUP_CLOSE_LINE = "::endgroup::"
+
+
+def is_group_mark(message: str) -> bool:
+    """Whether a line opens (``::group::NAME``) or closes (``::endgroup::``) a group.
+
+    The server folds the records between them into a section and keeps both marks
+    whatever the task's level, so the worker sends them past its level gate too.
+    """
+    return message.startswith(GROUP_OPEN_PREFIX) or message.rstrip() == GROUP_CLOSE_LINE
+
+
 def cap_message(message: str) -> str:
     """At most 64 KiB of UTF-8 (cut on a character), noting how many bytes were cut."""
     if "\0" in message:

@@ -149,7 +149,9 @@ class TaskLog:
         """Numbers and queues one record; its seq, or None when the gate dropped it."""
         level = Level.parse(level)
         if not self.enabled(level):
-            return None
+            # A group's marks pass the level gate (the server keeps the sections).
+            if self._closed or not (isinstance(message, str) and protocol.is_group_mark(message)):
+                return None
         tail = protocol.entry_tail(
             level,
             protocol.clean_source(source),
