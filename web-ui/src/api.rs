@@ -227,6 +227,11 @@ impl Api {
         self.get(&format!("/api/tasks/{id}/logs/sources")).await
     }
 
+    /// `GET /api/tasks/{id}/logs/groups`: the task's groups in seq order.
+    pub async fn log_groups(&self, id: TaskId) -> Result<protocol::LogGroups, ApiError> {
+        self.get(&format!("/api/tasks/{id}/logs/groups")).await
+    }
+
     /// `GET /api/logs/search` with a query built by `SearchQuery::api_query`.
     pub async fn search(&self, query: &str) -> Result<SearchPage, ApiError> {
         self.get(&format!("/api/logs/search?{query}")).await

@@ -144,8 +144,10 @@ pub struct RowEvents {
 
 /// How one row is shown, beyond its record.
 pub struct RowState {
-    /// Position in the view (0-based), for `aria-rowindex`.
+    /// Row in the view (0-based), for `aria-rowindex`.
     pub pos: usize,
+    /// Groups around it, for its indent.
+    pub depth: u8,
     /// The time column's text, in the view's time mode.
     pub time: String,
     pub selected: bool,
@@ -157,6 +159,7 @@ pub struct RowState {
 pub fn row(entry: &Rc<LogEntry>, matcher: &Matcher, state: RowState, events: &RowEvents) -> Html {
     let RowState {
         pos,
+        depth,
         time,
         selected,
         current,
@@ -183,6 +186,7 @@ pub fn row(entry: &Rc<LogEntry>, matcher: &Matcher, state: RowState, events: &Ro
     html! {
         <div key={seq.to_string()} id={format!("row-{seq}")} role="row" aria-rowindex={(pos + 1).to_string()} aria-selected={selected.to_string()}
              class={classes!("log-row", format!("lvl-{level}"), selected.then_some("selected"), current.then_some("current"))}
+             style={(depth > 0).then(|| format!("--depth: {depth}"))}
              data-testid="log-row" data-seq={seq.to_string()} data-level={level} data-source={entry.source.to_string()}
              onclick={select.clone()}>
             <a class="ln" role="gridcell" href={format!("#L{seq}")} onclick={select} title="permalink to this line">{ seq }</a>

@@ -22,6 +22,11 @@ pub const SHORTCUTS: &[(&str, &str)] = &[
         "change the time column: local, UTC, since start, since previous line",
     ),
     ("m", "show or hide metadata"),
+    ("[ / ]", "fold / unfold every group"),
+    (
+        "o",
+        "fold or unfold the selected group (or the one around the selected line)",
+    ),
     ("End", "go to the newest line and follow"),
     ("Esc", "close the line's details or this list"),
 ];

@@ -17,6 +17,7 @@ impl LogPanel {
     pub(super) fn reload(&mut self, ctx: &Context<Self>) {
         self.generation += 1;
         let old = std::mem::take(&mut self.model);
+        self.model.outline.keep_choices(&old.outline);
         // A view that has not shown its rows yet leaves the one before on screen.
         if old.index_loaded && old.total() > 0 {
             self.previous = Some((old, self.scroll_top));
@@ -39,6 +40,28 @@ impl LogPanel {
         self.write_url();
         self.fetch_seqs(ctx, &self.filter.view_spec(), |generation, seqs| {
             Msg::IndexLoaded { generation, seqs }
+        });
+        let (api, task, generation) = (
+            ctx.props().api.clone(),
+            ctx.props().task_id,
+            self.generation,
+        );
+        ctx.link().send_future(async move {
+            match api.log_groups(task).await {
+                Ok(listed) => Msg::GroupsLoaded {
+                    generation,
+                    groups: listed.groups,
+                },
+                // Without its groups the view still shows every line, unfolded.
+                Err(ApiError::Unauthorized) => Msg::Failed {
+                    generation,
+                    error: ApiError::Unauthorized,
+                },
+                Err(_) => Msg::GroupsLoaded {
+                    generation,
+                    groups: Vec::new(),
+                },
+            }
         });
         if let Some(spec) = self.filter.find_spec() {
             self.fetch_seqs(ctx, &spec, |generation, seqs| Msg::MatchesLoaded {
@@ -76,14 +99,37 @@ impl LogPanel {
             return false;
         }
         self.model.index = seqs;
+        self.model.index_arrived = true;
+        self.show_rows(ctx)
+    }
+
+    pub(super) fn groups_loaded(
+        &mut self,
+        ctx: &Context<Self>,
+        generation: u64,
+        groups: Vec<protocol::LogGroup>,
+    ) -> bool {
+        if generation != self.generation {
+            return false;
+        }
+        self.model.outline.groups = groups;
+        self.model.groups_arrived = true;
+        self.show_rows(ctx)
+    }
+
+    /// Once both the index and the groups are there: lays out the rows and shows
+    /// them where the view should be.
+    fn show_rows(&mut self, ctx: &Context<Self>) -> bool {
+        if !(self.model.index_arrived && self.model.groups_arrived) || self.model.index_loaded {
+            return false;
+        }
+        let groups = std::mem::take(&mut self.model.outline.groups);
+        self.model.set_groups(groups);
         self.model.index_loaded = true;
         if let Some(seq) = self.pending_jump.take() {
-            let pos = self
-                .model
-                .position_of(seq)
-                .min(self.model.total().saturating_sub(1));
+            let row = self.model.reveal_row(seq);
             self.follow = false;
-            self.center_on(pos);
+            self.center_on(row);
         } else if self.follow {
             self.scroll_to = Some(f64::MAX);
             // Fetch the bottom first: that is where the view will be.
@@ -102,7 +148,13 @@ impl LogPanel {
             return;
         }
         let (start, end, _) = self.geometry().window();
-        if (start..end).all(|pos| self.model.entry(pos).is_some()) {
+        if self
+            .model
+            .outline
+            .lines_in(start..end)
+            .into_iter()
+            .all(|pos| self.model.entry(pos).is_some())
+        {
             self.previous = None;
         }
     }
@@ -131,7 +183,8 @@ impl LogPanel {
             return;
         }
         let (start, end, _) = self.geometry().window();
-        for page in self.model.missing_pages(start, end) {
+        let lines = self.model.outline.lines_in(start..end);
+        for page in self.model.missing_pages(&lines) {
             self.model.loading.insert(page);
             let generation = self.generation;
             let (api, task) = (ctx.props().api.clone(), ctx.props().task_id);

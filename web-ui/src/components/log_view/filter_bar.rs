@@ -220,6 +220,12 @@ impl LogPanel {
                             Msg::SetTimeMode(TimeMode::parse(&value).unwrap_or_default())
                         })}>{ time_options }</select>
                     </label>
+                    if self.model.outline.has_groups() {
+                        <span class="fold-all">
+                            <button type="button" class="secondary" onclick={link.callback(|_| Msg::FoldAll(true))} data-testid="expand-all" title="unfold every group (])">{ "Expand all" }</button>
+                            <button type="button" class="secondary" onclick={link.callback(|_| Msg::FoldAll(false))} data-testid="collapse-all" title="fold every group ([)">{ "Collapse all" }</button>
+                        </span>
+                    }
                     <label class="toggle" title="show metadata in the rows (m)"><input type="checkbox" data-testid="show-meta" checked={self.prefs.show_meta} onchange={link.callback(|_| Msg::ToggleMeta)} />{ "metadata" }</label>
                     <button type="button" class="secondary" onclick={link.callback(|_| Msg::ToggleHelp)} data-testid="shortcuts-button" title="keyboard shortcuts (?)" aria-label="keyboard shortcuts">{ "?" }</button>
                     <button type="button" class="secondary" onclick={link.callback(|_| Msg::Download("ndjson"))} data-testid="download-ndjson" title="all lines of this view, as JSON lines">{ "⇩ NDJSON" }</button>

@@ -18,6 +18,10 @@ pub enum KeyAction {
     NextTimeMode,
     ToggleMeta,
     MoveSelection(i64),
+    /// Unfold (true) or fold every group.
+    FoldAll(bool),
+    /// Fold or unfold the selected group (or the one around the selected line).
+    ToggleGroup,
 }
 
 /// Where a key was pressed, as far as shortcuts care.
@@ -47,6 +51,9 @@ pub fn key_action(key: &str, at: KeyContext) -> Option<KeyAction> {
         "E" => KeyAction::NextError(false),
         "t" => KeyAction::NextTimeMode,
         "m" => KeyAction::ToggleMeta,
+        "[" => KeyAction::FoldAll(false),
+        "]" => KeyAction::FoldAll(true),
+        "o" if at.line_selected => KeyAction::ToggleGroup,
         "j" => KeyAction::MoveSelection(1),
         "k" => KeyAction::MoveSelection(-1),
         "ArrowDown" if at.in_grid => KeyAction::MoveSelection(1),
@@ -95,6 +102,13 @@ impl LogPanel {
             KeyAction::NextTimeMode => Msg::SetTimeMode(self.prefs.time.next()),
             KeyAction::ToggleMeta => Msg::ToggleMeta,
             KeyAction::MoveSelection(delta) => Msg::MoveSelection(delta),
+            KeyAction::FoldAll(open) => Msg::FoldAll(open),
+            KeyAction::ToggleGroup => {
+                match self.selected.and_then(|seq| self.model.group_at(seq)) {
+                    Some(g) => Msg::ToggleGroup(g),
+                    None => return false,
+                }
+            }
         };
         ctx.link().send_message(msg);
         false
@@ -154,6 +168,9 @@ mod tests {
             ("E", "Shift+E"),
             ("t", "t"),
             ("m", "m"),
+            ("[", "["),
+            ("]", "]"),
+            ("o", "o"),
             ("j", "j"),
             ("k", "k"),
             ("ArrowDown", "↓"),

@@ -1,5 +1,6 @@
-//! The window events the view listens to (keys, resizes, `#L…` changes), removed
-//! again when the view goes.
+//! The window events the view listens to (keys, resizes, `#L…` changes), and the
+//! viewport's own size (the page around it changes it too: a task's header
+//! arriving), removed again when the view goes.
 
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -37,6 +38,33 @@ impl WindowListeners {
         let _ =
             window.add_event_listener_with_callback("hashchange", hash.as_ref().unchecked_ref());
         Some(WindowListeners { keys, resize, hash })
+    }
+}
+
+/// Tells the view when its viewport changes size, whatever changed it.
+pub struct ViewportObserver {
+    observer: web_sys::ResizeObserver,
+    _changed: Closure<dyn FnMut()>,
+}
+
+impl ViewportObserver {
+    pub fn watch(link: &Scope<LogPanel>, viewport: &web_sys::Element) -> Option<ViewportObserver> {
+        let changed = {
+            let link = link.clone();
+            Closure::<dyn FnMut()>::new(move || link.send_message(Msg::Scrolled))
+        };
+        let observer = web_sys::ResizeObserver::new(changed.as_ref().unchecked_ref()).ok()?;
+        observer.observe(viewport);
+        Some(ViewportObserver {
+            observer,
+            _changed: changed,
+        })
+    }
+}
+
+impl Drop for ViewportObserver {
+    fn drop(&mut self) {
+        self.observer.disconnect();
     }
 }
 

@@ -7,9 +7,13 @@
 //! from the last indexed seq, so nothing is missed between the index and the stream,
 //! and after a dropped connection the stream resumes from the last seq shown.
 //!
+//! Groups fold the index into *rows* ([`outline`]): the grid scrolls over rows, a
+//! folded group's lines have none, and a jump to a line unfolds the groups around
+//! it first.
+//!
 //! One struct component, its parts in modules by what they own: [`model`] (index,
-//! pages, live rows, matches: plain data, unit-tested natively), [`geometry`] (row
-//! arithmetic), [`fetch`] (REST), [`stream`] (the WebSocket and its reconnect),
+//! pages, live rows, matches: plain data, unit-tested natively), [`outline`] (the
+//! groups' rows), [`geometry`] (row arithmetic), [`fetch`] (REST), [`stream`] (the WebSocket and its reconnect),
 //! [`navigation`] (scrolling, selection, jumps), [`filter_bar`], [`rows`] (the grid
 //! and the detail pane) and [`keys`]. `update` only dispatches.
 
@@ -22,6 +26,7 @@ mod listeners;
 mod model;
 mod msg;
 mod navigation;
+mod outline;
 mod rows;
 mod stream;
 
@@ -37,7 +42,7 @@ use crate::api::Api;
 use crate::live::Live;
 use crate::view_prefs::ViewPrefs;
 use crate::view_url::{lines_from_hash, short_time, ViewFilter};
-use listeners::WindowListeners;
+use listeners::{ViewportObserver, WindowListeners};
 use model::LogModel;
 pub use msg::Msg;
 
@@ -118,6 +123,7 @@ pub struct LogPanel {
     debounce: Option<Timeout>,
     _counts_timer: Interval,
     _listeners: Option<WindowListeners>,
+    _viewport_size: Option<ViewportObserver>,
     events: RowEvents,
     flash: Option<String>,
     /// How lines are shown (remembered per browser).
@@ -184,6 +190,7 @@ impl Component for LogPanel {
             debounce: None,
             _counts_timer: counts_timer,
             _listeners: WindowListeners::add(ctx.link()),
+            _viewport_size: None,
             events: RowEvents {
                 select: ctx
                     .link()
@@ -216,6 +223,7 @@ impl Component for LogPanel {
             self.task_running = true;
             ctx.link().send_message(Msg::RefreshCounts);
             self.reload(ctx);
+            self.model.outline.forget_choices();
         }
         true
     }
@@ -223,6 +231,17 @@ impl Component for LogPanel {
     fn update(&mut self, ctx: &Context<Self>, msg: Msg) -> bool {
         match msg {
             Msg::IndexLoaded { generation, seqs } => self.index_loaded(ctx, generation, seqs),
+            Msg::GroupsLoaded { generation, groups } => self.groups_loaded(ctx, generation, groups),
+            Msg::ToggleGroup(g) => {
+                self.model.toggle_group(g);
+                self.fetch_visible_pages(ctx);
+                true
+            }
+            Msg::FoldAll(open) => {
+                self.model.fold_all(open);
+                self.fetch_visible_pages(ctx);
+                true
+            }
             Msg::MatchesLoaded { generation, seqs } => {
                 generation == self.generation && {
                     let live = std::mem::take(&mut self.model.matches);
@@ -352,6 +371,9 @@ impl Component for LogPanel {
         let Some(el) = self.viewport.cast::<HtmlElement>() else {
             return;
         };
+        if self._viewport_size.is_none() {
+            self._viewport_size = ViewportObserver::watch(ctx.link(), &el);
+        }
         let height = el.client_height() as f64;
         if (height - self.viewport_height).abs() > 1.0 {
             self.viewport_height = height;

@@ -1,12 +1,15 @@
 //! What the log view knows, apart from the page around it: the index of the lines
-//! it shows (position `i` is record `index[i]`), the pages of records fetched so
-//! far, the latest live records, and the seqs of the search's matches and of the
-//! view's ERROR lines. Plain data and arithmetic, unit-tested natively.
+//! it shows (position `i` is record `index[i]`), the groups that fold them into
+//! rows ([`Outline`]), the pages of records fetched so far, the latest live
+//! records, and the seqs of the search's matches and of the view's ERROR lines.
+//! Plain data and arithmetic, unit-tested natively.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::rc::Rc;
 
 use protocol::{LogEntry, LogLevel};
+
+use super::outline::{Outline, Row};
 
 /// Positions per fetched page.
 pub const PAGE: usize = 200;
@@ -16,7 +19,13 @@ const LIVE_ROWS_KEPT: usize = 4 * PAGE;
 #[derive(Default)]
 pub struct LogModel {
     pub index: Vec<u32>,
+    /// The index and the groups are both there: the view shows its rows.
     pub index_loaded: bool,
+    /// The index arrived (the groups may not have yet).
+    pub index_arrived: bool,
+    /// The groups arrived.
+    pub groups_arrived: bool,
+    pub outline: Outline,
     /// Page number → its records, in position order (a prefix while incomplete).
     pub pages: HashMap<usize, Vec<Rc<LogEntry>>>,
     /// The latest live records by seq: rows of a page whose fetch was in flight when
@@ -34,6 +43,47 @@ pub struct LogModel {
 impl LogModel {
     pub fn total(&self) -> usize {
         self.index.len()
+    }
+
+    /// Rows of the grid: lines and group headers, folded lines left out.
+    pub fn rows(&self) -> usize {
+        self.outline.row_count(self.index.len())
+    }
+
+    /// The row of line `seq` (or of the first line after it the view shows), with
+    /// the groups around it unfolded.
+    pub fn reveal_row(&mut self, seq: u64) -> usize {
+        self.outline.reveal(seq, &self.index);
+        let pos = self.position_of(seq).min(self.total().saturating_sub(1));
+        self.outline.row_of(pos).min(self.rows().saturating_sub(1))
+    }
+
+    /// The seq row `r` stands for: its line, or the line that opened its group.
+    pub fn seq_at_row(&self, r: usize) -> Option<u64> {
+        match self.outline.row(r)?.0 {
+            Row::Line(pos) => self.index.get(pos).map(|s| u64::from(*s)),
+            Row::Header(g) => self.outline.groups.get(g).map(|g| g.seq),
+        }
+    }
+
+    /// The group line `seq` opens, or else the innermost one around it.
+    pub fn group_at(&self, seq: u64) -> Option<usize> {
+        self.outline.group_at(seq)
+    }
+
+    /// Folds or unfolds group `g`.
+    pub fn toggle_group(&mut self, g: usize) {
+        self.outline.toggle(g, &self.index);
+    }
+
+    /// Unfolds (or folds) every group.
+    pub fn fold_all(&mut self, open: bool) {
+        self.outline.set_all(open, &self.index);
+    }
+
+    /// Lays the index out in rows with the task's groups.
+    pub fn set_groups(&mut self, groups: Vec<protocol::LogGroup>) {
+        self.outline.set_groups(groups, &self.index);
     }
 
     /// The position of `seq`, or of the first line after it when the view does not
@@ -68,12 +118,13 @@ impl LogModel {
         largest.to_string().len().max(6)
     }
 
-    /// Pages in `start..end` (positions) neither held whole nor being fetched.
-    pub fn missing_pages(&self, start: usize, end: usize) -> Vec<usize> {
-        if start >= end {
-            return Vec::new();
-        }
-        (start / PAGE..=(end - 1) / PAGE)
+    /// Pages holding any of `positions` (ascending) neither held whole nor being
+    /// fetched.
+    pub fn missing_pages(&self, positions: &[usize]) -> Vec<usize> {
+        let mut pages: Vec<usize> = positions.iter().map(|pos| pos / PAGE).collect();
+        pages.dedup();
+        pages
+            .into_iter()
             .filter(|page| {
                 let want = (page * PAGE + PAGE).min(self.total()) - page * PAGE;
                 let have = self.pages.get(page).map_or(0, Vec::len);
@@ -120,6 +171,7 @@ impl LogModel {
             }
             let (pos, seq) = (self.index.len(), entry.seq);
             self.index.push(seq as u32);
+            self.outline.live(&entry, Some(pos), &self.index);
             if self.matches.last().is_none_or(|m| u64::from(*m) < seq) && is_match(&entry) {
                 self.matches.push(seq as u32);
             }
@@ -199,6 +251,9 @@ mod tests {
             source: Arc::from("s"),
             message: format!("line {seq}"),
             metadata: None,
+            group: None,
+            mark: None,
+            worst: None,
         }
     }
 
@@ -225,9 +280,12 @@ mod tests {
     #[test]
     fn pages_fill_from_fetches_and_live_records() {
         let mut m = model(&(1..=450).collect::<Vec<u32>>());
-        assert_eq!(m.missing_pages(190, 420), vec![0, 1, 2]);
+        assert_eq!(
+            m.missing_pages(&(190..420).collect::<Vec<_>>()),
+            vec![0, 1, 2]
+        );
         m.loading.insert(1);
-        assert_eq!(m.missing_pages(190, 420), vec![0, 2]);
+        assert_eq!(m.missing_pages(&(190..420).collect::<Vec<_>>()), vec![0, 2]);
         // A fetch that stops short: the rest comes from the live records.
         m.live_rows
             .insert(201 + 150, Rc::new(record(351, LogLevel::Info)));
@@ -239,7 +297,10 @@ mod tests {
         assert!(m.entry_by_seq(352).is_none());
         // The last page is short: 50 positions.
         m.page_loaded(2, (401..=450).map(|s| record(s, LogLevel::Info)).collect());
-        assert_eq!(m.missing_pages(400, 450), Vec::<usize>::new());
+        assert_eq!(
+            m.missing_pages(&(400..450).collect::<Vec<_>>()),
+            Vec::<usize>::new()
+        );
     }
 
     #[test]

@@ -13,6 +13,15 @@ pub enum Msg {
         generation: u64,
         seqs: Vec<u32>,
     },
+    /// The task's groups, to fold the view's lines with.
+    GroupsLoaded {
+        generation: u64,
+        groups: Vec<protocol::LogGroup>,
+    },
+    /// Fold or unfold the group at this place in the outline.
+    ToggleGroup(usize),
+    /// Unfold (true) or fold every group.
+    FoldAll(bool),
     MatchesLoaded {
         generation: u64,
         seqs: Vec<u32>,

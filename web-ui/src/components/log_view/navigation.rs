@@ -12,17 +12,17 @@ use crate::view_url::{lines_from_hash, lines_hash, ViewFilter};
 impl LogPanel {
     pub(super) fn geometry(&self) -> Geometry {
         Geometry {
-            total: self.model.total(),
+            total: self.model.rows(),
             viewport_height: self.viewport_height,
             scroll_top: self.scroll_top,
         }
     }
 
-    /// Scrolls so that position `pos` is in the middle of the viewport, and keeps it
+    /// Scrolls so that row `row` is in the middle of the viewport, and keeps it
     /// there until the user scrolls.
-    pub(super) fn center_on(&mut self, pos: usize) {
-        self.anchor = Some(pos);
-        let top = self.geometry().centre(pos);
+    pub(super) fn center_on(&mut self, row: usize) {
+        self.anchor = Some(row);
+        let top = self.geometry().centre(row);
         self.scroll_to = Some(top);
         self.scroll_top = top;
     }
@@ -56,7 +56,15 @@ impl LogPanel {
                 el.client_height() as f64,
                 el.scroll_height() as f64,
             );
+            // The viewport changed size (the page around it did): a line being kept
+            // in the middle is centred again.
+            let resized = (height - self.viewport_height).abs() > 1.0;
             self.viewport_height = height;
+            if let (true, Some(row), None) = (resized, self.anchor, self.scroll_to) {
+                self.center_on(row);
+                self.fetch_visible_pages(ctx);
+                return true;
+            }
             let at_bottom = top + height >= full - ROW_HEIGHT;
             // Ours while the position is still the one this panel set (the panel's own
             // Scrolled message and the browser's scroll event both report it); any
@@ -92,11 +100,8 @@ impl LogPanel {
         self.follow = false;
         self.write_url();
         if self.model.index_loaded {
-            let pos = self
-                .model
-                .position_of(seq)
-                .min(self.model.total().saturating_sub(1));
-            self.center_on(pos);
+            let row = self.model.reveal_row(seq);
+            self.center_on(row);
             self.fetch_visible_pages(ctx);
         } else {
             self.pending_jump = Some(seq);
@@ -156,16 +161,15 @@ impl LogPanel {
     pub(super) fn jump_to_match(&mut self, ctx: &Context<Self>, forward: bool) -> bool {
         let top_seq = self
             .model
-            .index
-            .get(self.geometry().top_position())
-            .map_or(0, |s| u64::from(*s));
+            .seq_at_row(self.geometry().top_position())
+            .unwrap_or(0);
         let Some(next) = self.model.next_match(top_seq, forward) else {
             return true;
         };
         self.model.match_cursor = Some(next);
         self.follow = false;
-        let pos = self.model.position_of(u64::from(self.model.matches[next]));
-        self.center_on(pos);
+        let row = self.model.reveal_row(u64::from(self.model.matches[next]));
+        self.center_on(row);
         self.fetch_visible_pages(ctx);
         true
     }
@@ -179,9 +183,8 @@ impl LogPanel {
         let from = self.selected.unwrap_or_else(|| {
             let top = self.geometry().top_position();
             self.model
-                .index
-                .get(top)
-                .map_or(0, |s| u64::from(*s).saturating_sub(1))
+                .seq_at_row(top)
+                .map_or(0, |s| s.saturating_sub(1))
         });
         if self.model.errors.is_none() {
             let mut spec = self.filter.view_spec();
@@ -245,11 +248,14 @@ impl LogPanel {
             return false;
         }
         let from = match self.selected {
-            Some(seq) => self.model.position_of(seq) as i64,
+            Some(seq) => self.model.reveal_row(seq) as i64,
             None => self.geometry().top_position() as i64 - delta.signum(),
         };
-        let to = (from + delta).clamp(0, self.model.total() as i64 - 1) as usize;
-        self.selected = Some(u64::from(self.model.index[to]));
+        let to = (from + delta).clamp(0, self.model.rows() as i64 - 1) as usize;
+        let Some(seq) = self.model.seq_at_row(to) else {
+            return false;
+        };
+        self.selected = Some(seq);
         self.selected_to = None;
         self.follow = false;
         self.write_url();

@@ -7,9 +7,10 @@ use yew::prelude::*;
 
 use super::geometry::Geometry;
 use super::model::LogModel;
+use super::outline::Row;
 use super::{LogPanel, Msg};
 use crate::components::log_row::{line_text, message_html, row, RowState};
-use crate::format::clock;
+use crate::format::{clock, human_duration};
 use crate::view_prefs::{offset, utc_clock, TimeMode};
 use crate::view_url::{lines_hash, ViewFilter};
 
@@ -46,7 +47,7 @@ impl LogPanel {
         };
         let stale = self.previous.is_some();
         let geometry = Geometry {
-            total: shown.total(),
+            total: shown.rows(),
             viewport_height: self.viewport_height,
             scroll_top,
         };
@@ -59,22 +60,27 @@ impl LogPanel {
             .and_then(|i| self.model.matches.get(i))
             .map(|s| u64::from(*s));
         let rows: Html = (start..end)
-            .map(|pos| match shown.entry(pos) {
-                Some(entry) => row(
-                    entry,
-                    &self.matcher,
-                    RowState {
-                        pos,
-                        time: self.time_text(ctx, shown, pos, entry),
-                        selected: selection
-                            .is_some_and(|(first, last)| (first..=last).contains(&entry.seq)),
-                        current: current == Some(entry.seq),
-                    },
-                    &self.events,
-                ),
-                None => {
-                    html! { <div key={format!("p{pos}")} class="log-row placeholder">{ "…" }</div> }
-                }
+            .filter_map(|r| shown.outline.row(r).map(|row| (r, row)))
+            .map(|(r, (kind, depth))| match kind {
+                Row::Header(g) => self.group_header(ctx, shown, r, g, depth),
+                Row::Line(pos) => match shown.entry(pos) {
+                    Some(entry) => row(
+                        entry,
+                        &self.matcher,
+                        RowState {
+                            pos: r,
+                            depth,
+                            time: self.time_text(ctx, shown, pos, entry),
+                            selected: selection
+                                .is_some_and(|(first, last)| (first..=last).contains(&entry.seq)),
+                            current: current == Some(entry.seq),
+                        },
+                        &self.events,
+                    ),
+                    None => {
+                        html! { <div key={format!("p{pos}")} class="log-row placeholder">{ "…" }</div> }
+                    }
+                },
             })
             .collect();
         let empty = if stale {
@@ -100,12 +106,65 @@ impl LogPanel {
         };
         html! {
             <div class={classes!("viewport", (!self.prefs.show_meta).then_some("hide-meta"))} ref={self.viewport.clone()} onscroll={link.callback(|_: Event| Msg::Scrolled)}
-                 data-testid="log-viewport" tabindex="0" role="grid" aria-label="log lines" aria-rowcount={shown.total().to_string()} aria-busy={stale.to_string()}
+                 data-testid="log-viewport" tabindex="0" role="grid" aria-label="log lines" aria-rowcount={shown.rows().to_string()} aria-busy={stale.to_string()}
                  aria-activedescendant={self.selected.map(|seq| format!("row-{seq}"))}
                  style={format!("--seq-digits: {}", shown.seq_digits())}>
                 <div class="spacer" style={format!("height:{area}px")}></div>
                 <div class={classes!("rows", stale.then_some("stale"))} style={format!("top:{layer_top}px")}>{ rows }</div>
                 { empty }
+            </div>
+        }
+    }
+
+    /// A group's header row: folded or not, its name, size, duration and worst
+    /// level; a click folds or unfolds it.
+    fn group_header(
+        &self,
+        ctx: &Context<Self>,
+        shown: &LogModel,
+        r: usize,
+        g: usize,
+        depth: u8,
+    ) -> Html {
+        let Some(group) = shown.outline.groups.get(g) else {
+            return html! {};
+        };
+        let open = shown.outline.is_open(g);
+        let seq = group.seq;
+        let worst = group.worst.map(|l| l.as_str());
+        let took = match group.ended {
+            Some(ended) => {
+                human_duration((ended.as_micros() - group.started.as_micros()) as f64 / 1e3)
+            }
+            None => "running".to_owned(),
+        };
+        let lines = match group.lines {
+            1 => "1 line".to_owned(),
+            n => format!("{n} lines"),
+        };
+        let toggle = ctx
+            .link()
+            .callback(move |_: MouseEvent| Msg::ToggleGroup(g));
+        // The button and the permalink are inside the row: their clicks stop there.
+        let toggle_button = ctx.link().callback(move |e: MouseEvent| {
+            e.stop_propagation();
+            Msg::ToggleGroup(g)
+        });
+        let follow_link = Callback::from(|e: MouseEvent| e.stop_propagation());
+        let selected = self.selected == Some(seq);
+        html! {
+            <div key={format!("g{seq}")} id={format!("row-{seq}")} role="row" aria-rowindex={(r + 1).to_string()} aria-expanded={open.to_string()} aria-selected={selected.to_string()}
+                 class={classes!("log-row", "group-header", worst.map(|w| format!("worst-{w}")), selected.then_some("selected"))}
+                 style={format!("--depth: {depth}")}
+                 data-testid="group-header" data-seq={seq.to_string()} data-open={open.to_string()} data-lines={group.lines.to_string()}
+                 onclick={toggle}>
+                <a class="ln" role="gridcell" href={format!("#L{seq}")} onclick={follow_link} title="permalink to this group">{ seq }</a>
+                <button class="fold" role="gridcell" aria-label={format!("{} {}", if open { "fold" } else { "unfold" }, group.name)} onclick={toggle_button} data-testid="group-toggle">{ if open { "▾" } else { "▸" } }</button>
+                <span class="group-name" role="gridcell">{ group.name.clone() }</span>
+                <span class="group-info muted" role="gridcell" data-testid="group-info">{ format!("{lines} · {took}") }</span>
+                if let Some(worst) = worst {
+                    <span class={format!("lvl lvl-{worst}")} role="gridcell" data-testid="group-worst">{ worst }</span>
+                }
             </div>
         }
     }
