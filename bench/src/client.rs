@@ -194,6 +194,11 @@ impl Api {
         bail!("no worker offered {plugin} within 30 s")
     }
 
+    /// The task's groups (`GET /api/tasks/{id}/logs/groups`).
+    pub async fn groups(&self, id: TaskId) -> Result<protocol::LogGroups> {
+        self.get(&format!("/api/tasks/{id}/logs/groups")).await
+    }
+
     pub async fn wait(&self, id: TaskId) -> Result<TaskInfo> {
         loop {
             let task: TaskInfo = self.get(&format!("/api/tasks/{id}")).await?;

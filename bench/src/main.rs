@@ -226,6 +226,10 @@ fn main() -> Result<()> {
                 Ok(rows) => report.rows.extend(rows),
                 Err(e) => eprintln!("console navigation timing skipped: {e:#}"),
             }
+            match console::groups(&binary, &sizes).await {
+                Ok(rows) => report.rows.extend(rows),
+                Err(e) => eprintln!("console groups timing skipped: {e:#}"),
+            }
         }
         Ok::<_, anyhow::Error>(())
     })?;
