@@ -58,6 +58,13 @@ impl LogModel {
         self.outline.row_of(pos).min(self.rows().saturating_sub(1))
     }
 
+    /// The row that shows line `seq`, or the header of the folded group that hides
+    /// it (nothing is unfolded).
+    pub fn row_of_seq(&self, seq: u64) -> usize {
+        let pos = self.position_of(seq).min(self.total().saturating_sub(1));
+        self.outline.row_of(pos).min(self.rows().saturating_sub(1))
+    }
+
     /// The seq row `r` stands for: its line, or the line that opened its group.
     pub fn seq_at_row(&self, r: usize) -> Option<u64> {
         match self.outline.row(r)?.0 {
@@ -275,6 +282,33 @@ mod tests {
         assert!(m.shows(9) && !m.shows(5) && !m.shows(u64::MAX));
         assert_eq!(m.seq_digits(), 6);
         assert_eq!(model(&[1_000_000]).seq_digits(), 7);
+    }
+
+    #[test]
+    fn rows_of_folded_lines_are_their_headers_until_revealed() {
+        // Line 2 opens a group that holds 3 and 4 and closes at 5.
+        let mut m = model(&[1, 2, 3, 4, 5, 6]);
+        m.set_groups(vec![protocol::LogGroup {
+            seq: 2,
+            parent: None,
+            name: "g".into(),
+            started: protocol::Timestamp(0),
+            end_seq: Some(5),
+            ended: Some(protocol::Timestamp(1)),
+            lines: 2,
+            worst: None,
+        }]);
+        assert_eq!(m.rows(), 3, "1, the header, 6");
+        assert_eq!(
+            (m.row_of_seq(4), m.seq_at_row(1), m.group_at(4)),
+            (1, Some(2), Some(0))
+        );
+        assert_eq!(m.reveal_row(4), 3);
+        assert_eq!((m.rows(), m.row_of_seq(4)), (5, 3));
+        m.toggle_group(0);
+        assert_eq!(m.rows(), 3);
+        m.fold_all(true);
+        assert_eq!(m.rows(), 5);
     }
 
     #[test]

@@ -248,7 +248,8 @@ impl LogPanel {
             return false;
         }
         let from = match self.selected {
-            Some(seq) => self.model.reveal_row(seq) as i64,
+            // From a line folded away since it was selected: from its group's header.
+            Some(seq) => self.model.row_of_seq(seq) as i64,
             None => self.geometry().top_position() as i64 - delta.signum(),
         };
         let to = (from + delta).clamp(0, self.model.rows() as i64 - 1) as usize;
