@@ -153,6 +153,7 @@ impl engine::BlockingPlugin for Grouping {
 /// groups a task leaves open are closed before the engine's last word on it.
 #[actix_rt::test]
 async fn groups_nest_and_those_left_open_close_when_the_task_ends() {
+    let _levels = levels_held().await;
     let fresh = FreshDb::new("sqlite");
     let mut registry = PluginRegistry::with_builtins(shell_on());
     registry.register_blocking(Grouping);
@@ -440,6 +441,16 @@ async fn sources_default_to_plugin_and_with_source_tags_records() {
     }
 }
 
+/// Held by every test that changes the logging levels or depends on them: they
+/// set the `log` facade's maximum, which is one for the whole test process.
+async fn levels_held() -> tokio::sync::MutexGuard<'static, ()> {
+    static LEVELS: std::sync::OnceLock<tokio::sync::Mutex<()>> = std::sync::OnceLock::new();
+    LEVELS
+        .get_or_init(|| tokio::sync::Mutex::new(()))
+        .lock()
+        .await
+}
+
 async fn set_levels(engine: &Engine, task_level: LogLevel, belief_scope_enabled: bool) {
     engine
         .settings
@@ -457,6 +468,7 @@ async fn set_levels(engine: &Engine, task_level: LogLevel, belief_scope_enabled:
 
 #[actix_rt::test]
 async fn task_log_level_gates_what_is_stored_and_belief_scope_follows_its_setting() {
+    let _levels = levels_held().await;
     for backend in backends() {
         let fresh = FreshDb::new(backend);
         let engine = start(connect(&fresh.url)).await;
@@ -518,6 +530,7 @@ async fn task_log_level_gates_what_is_stored_and_belief_scope_follows_its_settin
 
 #[actix_rt::test]
 async fn a_settings_change_reaches_a_running_task_within_a_second() {
+    let _levels = levels_held().await;
     let fresh = FreshDb::new("sqlite");
     let engine = start(connect(&fresh.url)).await;
     let task = engine
@@ -552,6 +565,7 @@ async fn a_settings_change_reaches_a_running_task_within_a_second() {
 
 #[actix_rt::test]
 async fn legacy_plugins_log_through_the_log_crate_into_their_own_task() {
+    let _levels = levels_held().await;
     for backend in backends() {
         let fresh = FreshDb::new(backend);
         let engine = start(connect(&fresh.url)).await;
