@@ -1740,3 +1740,146 @@ fn groups_fold_on_a_million_line_task_and_open_for_errors_jumps_and_permalinks()
         errors
     );
 }
+
+/// JavaScript: the grid's rows follow one another without gaps or overlaps and
+/// cover the viewport (or end at the last row).
+const ROWS_TILE_THE_VIEWPORT: &str = r#"
+const v = document.querySelector('[data-testid=log-viewport]');
+if (!v) return false;
+const vr = v.getBoundingClientRect();
+const rows = [...v.querySelectorAll('.rows > [role=row]')];
+if (rows.length < 2) return false;
+for (let i = 1; i < rows.length; i++) {
+  const a = rows[i - 1].getBoundingClientRect(), b = rows[i].getBoundingClientRect();
+  if (+rows[i].getAttribute('aria-rowindex') !== +rows[i - 1].getAttribute('aria-rowindex') + 1) return false;
+  if (Math.abs(b.top - a.bottom) > 1) return false;
+}
+const first = rows[0].getBoundingClientRect(), last = rows[rows.length - 1].getBoundingClientRect();
+const atEnd = +rows[rows.length - 1].getAttribute('aria-rowindex') === +v.getAttribute('aria-rowcount');
+return first.top <= vr.top + 1 && (last.bottom >= vr.bottom - 1 || atEnd);
+"#;
+
+/// Issue 15 item 3: long lines wrap and unwrap (`w` or the toolbar), the choice is
+/// remembered, and with rows of many heights the view keeps a permalinked line in
+/// sight, tiles the viewport wherever it is scrolled and ends at the last line.
+#[test]
+fn long_lines_wrap_keep_their_place_and_the_choice_is_remembered() {
+    let Some(ui) = ui_dir() else { return };
+    let fresh = FreshDb::new("sqlite");
+    let server = Server::start_on(&fresh.url, free_port(), Some(&ui));
+    // 3,000 lines; every seventh runs to about 600 characters.
+    let id = run(
+        &server,
+        "shell",
+        &[
+            r#"argv=["awk", "BEGIN { for (i = 1; i <= 3000; i++) { s = \"line \" i; if (i % 7 == 0) for (j = 0; j < 60; j++) s = s \" word-\" j; print s } }"]"#,
+        ],
+    );
+    wait_done(&server, &id);
+    let stored = common::entries(&stdout(&server.cli(&["logs", &id, "--json"])));
+    let seq_of = |text: &str| {
+        stored
+            .iter()
+            .find(|e| e.message.split(' ').take(2).collect::<Vec<_>>().join(" ") == text)
+            .unwrap_or_else(|| panic!("{text} stored"))
+            .seq
+    };
+    let (long, last) = (seq_of("line 2100"), seq_of("line 3000"));
+    let browser = Browser::start();
+    browser.login(&server.url(), ADMIN);
+    let key = |key: &str| {
+        browser.js(&format!(
+            "document.body.dispatchEvent(new KeyboardEvent('keydown', {{key: '{key}', bubbles: true}}))"
+        ));
+    };
+    let row_height = |seq: u64| {
+        browser.js(&format!("return document.querySelector('[data-testid=log-row][data-seq=\"{seq}\"]')?.getBoundingClientRect().height"))
+    };
+    let in_view = |seq: u64, what: &str| {
+        browser.wait(
+            &format!("const vp = document.querySelector('[data-testid=log-viewport]'); const r = document.querySelector('[data-testid=log-row][data-seq=\"{seq}\"]'); if (!vp || !r) return false; const v = vp.getBoundingClientRect(), b = r.getBoundingClientRect(); return b.top >= v.top - 1 && b.bottom <= v.bottom + 1"),
+            what,
+        );
+    };
+
+    // Not wrapped: one line each, the long ones cut at the right edge.
+    browser.goto(&format!("{}/tasks/{id}#L{long}", server.url()));
+    in_view(long, "the permalinked long line");
+    assert_eq!(row_height(long), json!(20));
+    assert_eq!(
+        browser.js(&format!("const r = document.querySelector('[data-testid=log-row][data-seq=\"{long}\"]'); return r.scrollWidth > r.clientWidth")),
+        json!(true)
+    );
+    assert_eq!(
+        browser.js("return document.querySelector('[data-testid=wrap-lines]').checked"),
+        json!(false)
+    );
+
+    // Wrapped: the long line shows whole, several lines tall, still in view.
+    key("w");
+    browser.wait(
+        &format!("const r = document.querySelector('[data-testid=log-row][data-seq=\"{long}\"]'); return r && r.getBoundingClientRect().height >= 60 && r.scrollWidth <= r.clientWidth"),
+        "the long line wrapped",
+    );
+    assert_eq!(
+        row_height(long - 1),
+        json!(20),
+        "a short line stays one line"
+    );
+    assert_eq!(
+        browser.js("const v = document.querySelector('[data-testid=log-viewport]'); return v.scrollWidth <= v.clientWidth"),
+        json!(true),
+        "nothing runs past the right edge"
+    );
+    in_view(long, "the permalinked line, wrapped");
+    browser.wait(
+        ROWS_TILE_THE_VIEWPORT,
+        "rows tiling the viewport around the permalink",
+    );
+
+    // Scrolled by the user, somewhere else: rows still tile, wherever they are.
+    for fraction in [0.1, 0.5, 0.93] {
+        browser.js(&format!("const v = document.querySelector('[data-testid=log-viewport]'); v.scrollTop = (v.scrollHeight - v.clientHeight) * {fraction}"));
+        browser.wait(
+            ROWS_TILE_THE_VIEWPORT,
+            &format!("rows tiling the viewport at {fraction}"),
+        );
+    }
+    // The end: the last line in view, below wrapped ones.
+    key("End");
+    in_view(last, "the last line after End");
+    browser.wait(
+        ROWS_TILE_THE_VIEWPORT,
+        "rows tiling the viewport at the end",
+    );
+
+    // Remembered across a reload (the address still holds the selected line);
+    // `w` again unwraps.
+    assert_eq!(
+        browser.js("return location.hash"),
+        json!(format!("#L{long}"))
+    );
+    browser.js("location.reload()");
+    browser.wait(
+        &format!("const r = document.querySelector('[data-testid=log-row][data-seq=\"{long}\"]'); return r && r.getBoundingClientRect().height >= 60"),
+        "still wrapped after a reload",
+    );
+    assert_eq!(
+        browser.js("return document.querySelector('[data-testid=wrap-lines]').checked"),
+        json!(true)
+    );
+    in_view(long, "the permalinked line after the reload");
+    if let Ok(dir) = std::env::var("TASKLENS_SCREENSHOT_DIR") {
+        browser.screenshot(&PathBuf::from(dir).join("wrapped.png"));
+    }
+    browser.click("[data-testid=wrap-lines]");
+    browser.wait(
+        &format!("const r = document.querySelector('[data-testid=log-row][data-seq=\"{long}\"]'); return r && r.getBoundingClientRect().height === 20"),
+        "one line again",
+    );
+    in_view(long, "the permalinked line, unwrapped");
+    browser.wait(
+        ROWS_TILE_THE_VIEWPORT,
+        "rows tiling the viewport, unwrapped",
+    );
+}

@@ -1,6 +1,6 @@
 //! How log lines are shown, remembered per browser (`localStorage`), unlike the
 //! filter, which belongs to the view and lives in its URL: the time column's mode
-//! and whether metadata is shown.
+//! whether metadata is shown and whether long lines wrap.
 
 use protocol::Timestamp;
 
@@ -60,6 +60,8 @@ impl TimeMode {
 pub struct ViewPrefs {
     pub time: TimeMode,
     pub show_meta: bool,
+    /// Long lines wrap instead of running past the right edge.
+    pub wrap: bool,
 }
 
 impl Default for ViewPrefs {
@@ -67,12 +69,13 @@ impl Default for ViewPrefs {
         ViewPrefs {
             time: TimeMode::Local,
             show_meta: true,
+            wrap: false,
         }
     }
 }
 
 impl ViewPrefs {
-    /// Reads the stored form (`time=utc;meta=0`); anything unknown keeps its default,
+    /// Reads the stored form (`time=utc;meta=0;wrap=1`); anything unknown keeps its default,
     /// so a value written by another version never breaks the page.
     pub fn decode(text: &str) -> ViewPrefs {
         let mut prefs = ViewPrefs::default();
@@ -85,6 +88,8 @@ impl ViewPrefs {
                 }
                 Some(("meta", "0")) => prefs.show_meta = false,
                 Some(("meta", "1")) => prefs.show_meta = true,
+                Some(("wrap", "0")) => prefs.wrap = false,
+                Some(("wrap", "1")) => prefs.wrap = true,
                 _ => {}
             }
         }
@@ -93,9 +98,10 @@ impl ViewPrefs {
 
     pub fn encode(&self) -> String {
         format!(
-            "time={};meta={}",
+            "time={};meta={};wrap={}",
             self.time.as_str(),
-            if self.show_meta { 1 } else { 0 }
+            u8::from(self.show_meta),
+            u8::from(self.wrap)
         )
     }
 
@@ -160,19 +166,26 @@ mod tests {
     fn prefs_round_trip_and_unknown_values_keep_defaults() {
         for time in TimeMode::ALL {
             for show_meta in [true, false] {
-                let prefs = ViewPrefs { time, show_meta };
-                assert_eq!(ViewPrefs::decode(&prefs.encode()), prefs);
+                for wrap in [true, false] {
+                    let prefs = ViewPrefs {
+                        time,
+                        show_meta,
+                        wrap,
+                    };
+                    assert_eq!(ViewPrefs::decode(&prefs.encode()), prefs);
+                }
             }
         }
         assert_eq!(ViewPrefs::decode(""), ViewPrefs::default());
         assert_eq!(
-            ViewPrefs::decode("time=mars;meta=2;wrap=1;garbage"),
+            ViewPrefs::decode("time=mars;meta=2;wrap=yes;garbage"),
             ViewPrefs::default()
         );
         assert_eq!(
             ViewPrefs::decode("meta=0;time=delta").time,
             TimeMode::SincePrevious
         );
+        assert!(ViewPrefs::decode("wrap=1").wrap);
         assert_eq!(TimeMode::SincePrevious.next(), TimeMode::Local);
     }
 

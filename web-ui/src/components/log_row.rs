@@ -1,6 +1,7 @@
 //! One log line: seq (a permalink), time, level, source, message (ANSI colours
-//! rendered, search matches marked), metadata, and a copy button. Rows have one fixed
-//! height so the panel can place them by arithmetic; the full record opens below.
+//! rendered, search matches marked), metadata, and a copy button. Rows are one line
+//! tall, so the panel places them by arithmetic, unless long lines wrap (then the
+//! panel measures the taller ones); the full record opens below.
 
 use std::rc::Rc;
 

@@ -22,6 +22,7 @@ pub const SHORTCUTS: &[(&str, &str)] = &[
         "change the time column: local, UTC, since start, since previous line",
     ),
     ("m", "show or hide metadata"),
+    ("w", "wrap long lines on or off"),
     ("[ / ]", "fold / unfold every group"),
     (
         "o",

@@ -227,6 +227,7 @@ impl LogPanel {
                         </span>
                     }
                     <label class="toggle" title="show metadata in the rows (m)"><input type="checkbox" data-testid="show-meta" checked={self.prefs.show_meta} onchange={link.callback(|_| Msg::ToggleMeta)} />{ "metadata" }</label>
+                    <label class="toggle" title="wrap long lines (w)"><input type="checkbox" data-testid="wrap-lines" checked={self.prefs.wrap} onchange={link.callback(|_| Msg::ToggleWrap)} />{ "wrap" }</label>
                     <button type="button" class="secondary" onclick={link.callback(|_| Msg::ToggleHelp)} data-testid="shortcuts-button" title="keyboard shortcuts (?)" aria-label="keyboard shortcuts">{ "?" }</button>
                     <button type="button" class="secondary" onclick={link.callback(|_| Msg::Download("ndjson"))} data-testid="download-ndjson" title="all lines of this view, as JSON lines">{ "⇩ NDJSON" }</button>
                     <button type="button" class="secondary" onclick={link.callback(|_| Msg::Download("text"))} data-testid="download-text" title="all lines of this view, as text">{ "⇩ Text" }</button>

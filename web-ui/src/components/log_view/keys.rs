@@ -17,6 +17,7 @@ pub enum KeyAction {
     NextError(bool),
     NextTimeMode,
     ToggleMeta,
+    ToggleWrap,
     MoveSelection(i64),
     /// Unfold (true) or fold every group.
     FoldAll(bool),
@@ -51,6 +52,7 @@ pub fn key_action(key: &str, at: KeyContext) -> Option<KeyAction> {
         "E" => KeyAction::NextError(false),
         "t" => KeyAction::NextTimeMode,
         "m" => KeyAction::ToggleMeta,
+        "w" => KeyAction::ToggleWrap,
         "[" => KeyAction::FoldAll(false),
         "]" => KeyAction::FoldAll(true),
         "o" if at.line_selected => KeyAction::ToggleGroup,
@@ -101,6 +103,7 @@ impl LogPanel {
             KeyAction::NextError(forward) => Msg::NextError(forward),
             KeyAction::NextTimeMode => Msg::SetTimeMode(self.prefs.time.next()),
             KeyAction::ToggleMeta => Msg::ToggleMeta,
+            KeyAction::ToggleWrap => Msg::ToggleWrap,
             KeyAction::MoveSelection(delta) => Msg::MoveSelection(delta),
             KeyAction::FoldAll(open) => Msg::FoldAll(open),
             KeyAction::ToggleGroup => {
@@ -168,6 +171,7 @@ mod tests {
             ("E", "Shift+E"),
             ("t", "t"),
             ("m", "m"),
+            ("w", "w"),
             ("[", "["),
             ("]", "]"),
             ("o", "o"),

@@ -128,6 +128,8 @@ pub struct LogPanel {
     flash: Option<String>,
     /// How lines are shown (remembered per browser).
     prefs: ViewPrefs,
+    /// The viewport's width when its rows were measured (wrapped lines).
+    measured_width: i32,
     /// The task's first ERROR line, once the counts show one.
     first_error: Option<(u64, String)>,
     first_error_asked: bool,
@@ -199,6 +201,7 @@ impl Component for LogPanel {
             },
             flash: None,
             prefs: ViewPrefs::load(),
+            measured_width: 0,
             first_error: None,
             first_error_asked: false,
             show_help: false,
@@ -352,12 +355,24 @@ impl Component for LogPanel {
             Msg::GlobalKey(e) => self.on_key(ctx, e),
             Msg::SetTimeMode(mode) => {
                 self.prefs.time = mode;
-                self.prefs.save();
+                self.prefs_changed();
                 true
             }
             Msg::ToggleMeta => {
                 self.prefs.show_meta = !self.prefs.show_meta;
-                self.prefs.save();
+                self.prefs_changed();
+                true
+            }
+            Msg::ToggleWrap => {
+                let (row, _) = self.geometry().top_and_offset();
+                self.prefs.wrap = !self.prefs.wrap;
+                self.prefs_changed();
+                self.keep_in_place(row, 0.0);
+                self.fetch_visible_pages(ctx);
+                true
+            }
+            Msg::Measured => {
+                self.fetch_visible_pages(ctx);
                 true
             }
             Msg::ToggleHelp => {
@@ -373,6 +388,10 @@ impl Component for LogPanel {
         };
         if self._viewport_size.is_none() {
             self._viewport_size = ViewportObserver::watch(ctx.link(), &el);
+        }
+        if self.measure_rows(ctx, &el) {
+            // Drawn again with the new heights; scrolling waits for that.
+            return;
         }
         let height = el.client_height() as f64;
         if (height - self.viewport_height).abs() > 1.0 {

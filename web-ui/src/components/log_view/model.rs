@@ -9,6 +9,7 @@ use std::rc::Rc;
 
 use protocol::{LogEntry, LogLevel};
 
+use super::geometry::{RowHeights, UNIFORM};
 use super::outline::{Outline, Row};
 
 /// Positions per fetched page.
@@ -26,6 +27,8 @@ pub struct LogModel {
     /// The groups arrived.
     pub groups_arrived: bool,
     pub outline: Outline,
+    /// Rows measured taller than one line (wrapped), for the current layout.
+    pub heights: RowHeights,
     /// Page number → its records, in position order (a prefix while incomplete).
     pub pages: HashMap<usize, Vec<Rc<LogEntry>>>,
     /// The latest live records by seq: rows of a page whose fetch was in flight when
@@ -48,6 +51,15 @@ impl LogModel {
     /// Rows of the grid: lines and group headers, folded lines left out.
     pub fn rows(&self) -> usize {
         self.outline.row_count(self.index.len())
+    }
+
+    /// The measured heights of the rows as they are laid out now.
+    pub fn heights(&self) -> &RowHeights {
+        if self.heights.holds_for(self.outline.layout()) {
+            &self.heights
+        } else {
+            &UNIFORM
+        }
     }
 
     /// The row of line `seq` (or of the first line after it the view shows), with

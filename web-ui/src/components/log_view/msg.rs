@@ -114,5 +114,9 @@ pub enum Msg {
     GlobalKey(KeyboardEvent),
     SetTimeMode(TimeMode),
     ToggleMeta,
+    /// Wrap long lines, or not.
+    ToggleWrap,
+    /// Rows measured another height than assumed: draw them again.
+    Measured,
     ToggleHelp,
 }

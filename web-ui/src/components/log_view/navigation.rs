@@ -4,18 +4,94 @@
 use web_sys::HtmlElement;
 use yew::prelude::*;
 
-use super::geometry::Geometry;
+use super::geometry::{Geometry, RowHeights, UNIFORM};
+use super::model::LogModel;
 use super::{location, LogPanel};
 use crate::components::log_row::ROW_HEIGHT;
 use crate::view_url::{lines_from_hash, lines_hash, ViewFilter};
 
 impl LogPanel {
-    pub(super) fn geometry(&self) -> Geometry {
+    pub(super) fn geometry(&self) -> Geometry<'_> {
         Geometry {
             total: self.model.rows(),
             viewport_height: self.viewport_height,
             scroll_top: self.scroll_top,
+            heights: self.heights(&self.model),
         }
+    }
+
+    /// The heights of `model`'s rows: measured while lines wrap, else all one.
+    pub(super) fn heights<'m>(&self, model: &'m LogModel) -> &'m RowHeights {
+        if self.prefs.wrap {
+            model.heights()
+        } else {
+            &UNIFORM
+        }
+    }
+
+    /// Measures the rows in the DOM while lines wrap. When a height changed, the
+    /// rows after it moved: the line at the top edge (or the one kept centred, or
+    /// the newest while following) is put back in place and the grid drawn again.
+    /// Whether it must be.
+    pub(super) fn measure_rows(&mut self, ctx: &Context<Self>, viewport: &HtmlElement) -> bool {
+        if !self.prefs.wrap || self.previous.is_some() || !self.model.index_loaded {
+            return false;
+        }
+        let (top, offset) = self.geometry().top_and_offset();
+        let mut changed = false;
+        let width = viewport.client_width();
+        if width != self.measured_width {
+            self.measured_width = width;
+            changed = !self.model.heights.is_empty();
+            self.model.heights.clear();
+        }
+        self.model.heights.for_layout(self.model.outline.layout());
+        let Ok(Some(layer)) = viewport.query_selector(".rows") else {
+            return changed;
+        };
+        let rows = layer.children();
+        for i in 0..rows.length() {
+            let Some(row) = rows.item(i) else { continue };
+            let Some(r) = row
+                .get_attribute("aria-rowindex")
+                .and_then(|r| r.parse::<usize>().ok())
+                .and_then(|r| r.checked_sub(1))
+            else {
+                continue;
+            };
+            changed |= self
+                .model
+                .heights
+                .measured(r, row.get_bounding_client_rect().height());
+        }
+        if !changed {
+            return false;
+        }
+        self.keep_in_place(top, offset);
+        ctx.link().send_message(super::Msg::Measured);
+        true
+    }
+
+    /// After rows changed height: the newest line stays in view while following,
+    /// a line kept centred stays centred, and otherwise row `top` goes back to the
+    /// top edge, `offset` pixels into it.
+    pub(super) fn keep_in_place(&mut self, top: usize, offset: f64) {
+        if self.follow {
+            self.scroll_to = Some(f64::MAX);
+        } else if let Some(row) = self.anchor {
+            self.center_on(row);
+        } else {
+            let target = self.geometry().scroll_for(top, offset);
+            self.scroll_to = Some(target);
+            self.scroll_top = target;
+        }
+    }
+
+    /// The way lines are shown changed: it is remembered, and rows measured the
+    /// old way are measured again.
+    pub(super) fn prefs_changed(&mut self) {
+        self.prefs.save();
+        self.model.heights.clear();
     }
 
     /// Scrolls so that row `row` is in the middle of the viewport, and keeps it

@@ -52,6 +52,8 @@ pub struct Outline {
     /// stands for it.
     row_of: Vec<u32>,
     walk: Walk,
+    /// Bumped by every layout: row numbers measured before it no longer hold.
+    layouts: u64,
 }
 
 impl Outline {
@@ -237,7 +239,13 @@ impl Outline {
         }
     }
 
+    /// Which layout the rows are: another one moves rows.
+    pub fn layout(&self) -> u64 {
+        self.layouts
+    }
+
     fn lay_out(&mut self, index: &[u32]) {
+        self.layouts += 1;
         self.rows.clear();
         self.row_of.clear();
         self.walk = Walk::default();

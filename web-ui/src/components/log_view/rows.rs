@@ -50,6 +50,7 @@ impl LogPanel {
             total: shown.rows(),
             viewport_height: self.viewport_height,
             scroll_top,
+            heights: self.heights(shown),
         };
         let (area, _) = geometry.area_and_scale();
         let (start, end, layer_top) = geometry.window();
@@ -78,7 +79,7 @@ impl LogPanel {
                         &self.events,
                     ),
                     None => {
-                        html! { <div key={format!("p{pos}")} class="log-row placeholder">{ "…" }</div> }
+                        html! { <div key={format!("p{pos}")} class="log-row placeholder" role="row" aria-rowindex={(r + 1).to_string()}>{ "…" }</div> }
                     }
                 },
             })
@@ -105,7 +106,7 @@ impl LogPanel {
             html! {}
         };
         html! {
-            <div class={classes!("viewport", (!self.prefs.show_meta).then_some("hide-meta"))} ref={self.viewport.clone()} onscroll={link.callback(|_: Event| Msg::Scrolled)}
+            <div class={classes!("viewport", (!self.prefs.show_meta).then_some("hide-meta"), self.prefs.wrap.then_some("wrap"))} ref={self.viewport.clone()} onscroll={link.callback(|_: Event| Msg::Scrolled)}
                  data-testid="log-viewport" tabindex="0" role="grid" aria-label="log lines" aria-rowcount={shown.rows().to_string()} aria-busy={stale.to_string()}
                  aria-activedescendant={self.selected.map(|seq| format!("row-{seq}"))}
                  style={format!("--seq-digits: {}", shown.seq_digits())}>
