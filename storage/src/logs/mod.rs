@@ -103,6 +103,17 @@ pub fn source_counts(conn: &mut Conn, task: TaskId) -> Result<Vec<SourceCount>> 
     Ok(by_source.into_values().collect())
 }
 
+/// The task's first stored seq, if it has a record.
+pub fn min_seq(conn: &mut Conn, task: TaskId) -> Result<Option<u64>> {
+    let first: Option<i64> = with_conn!(conn, c => {
+        task_logs::table
+            .filter(task_logs::task_id.eq(task.as_bytes().as_slice()))
+            .select(diesel::dsl::min(task_logs::seq))
+            .first(c)?
+    });
+    Ok(first.map(|s| s as u64))
+}
+
 /// The highest stored seq of a task (0 when it has none).
 pub fn max_seq(conn: &mut Conn, task: TaskId) -> Result<u64> {
     let top: Option<i64> = with_conn!(conn, c => {

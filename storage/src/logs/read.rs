@@ -562,16 +562,12 @@ fn whole_log(conn: &mut Conn, task: TaskId, filter: &LogFilter) -> Result<Option
     if total == 0 || kept != total {
         return Ok(None);
     }
-    let ends: (Option<i64>, Option<i64>) = with_conn!(conn, c => task_logs::table
-        .filter(task_logs::task_id.eq(task.as_bytes().as_slice()))
-        .select((
-            diesel::dsl::min(task_logs::seq),
-            diesel::dsl::max(task_logs::seq),
-        ))
-        .first(c)?);
-    Ok(match ends {
-        (Some(first), Some(last)) if (last - first + 1) as u64 == total => Some(SeqRuns {
-            runs: vec![(first as u64, last as u64)],
+    // Two reads of one end each: SQLite reads a lone min() or max() from the end of
+    // the primary key, but both in one statement from every row of the task.
+    let (first, last) = (super::min_seq(conn, task)?, super::max_seq(conn, task)?);
+    Ok(match (first, last) {
+        (Some(first), last) if last >= first && last - first + 1 == total => Some(SeqRuns {
+            runs: vec![(first, last)],
             count: total,
         }),
         _ => None,
