@@ -136,7 +136,9 @@ impl LogPanel {
             // in the middle is centred again.
             let resized = (height - self.viewport_height).abs() > 1.0;
             self.viewport_height = height;
-            if let (true, Some(row), None) = (resized, self.anchor, self.scroll_to) {
+            // (Also when a scroll to it is still pending: it was reckoned for the
+            // old size.)
+            if let (true, Some(row)) = (resized, self.anchor) {
                 self.center_on(row);
                 self.fetch_visible_pages(ctx);
                 return true;
