@@ -1714,10 +1714,13 @@ fn groups_fold_on_a_million_line_task_and_open_for_errors_jumps_and_permalinks()
         "the first group's first line",
     );
 
-    // `e` from the top goes to the first ERROR and opens its group.
+    // `e` from the top goes to the first ERROR and opens its group. The grid keeps
+    // its rows until those around the ERROR are there: no placeholder on the way.
+    browser.js("window.placeholders = 0; new MutationObserver(ms => { for (const m of ms) for (const n of m.addedNodes) if (n.classList && n.classList.contains('placeholder')) window.placeholders++; }).observe(document.querySelector('[data-testid=log-viewport]'), {childList: true, subtree: true})");
     key("e");
     browser.wait(&in_view(errors[0]), "the first ERROR selected and in view");
     rows_are(3000, "its group open");
+    assert_eq!(browser.js("return window.placeholders"), json!(0));
 
     // A permalink into a folded group: on a fresh page, group 500 is folded.
     let deep = listed.groups[500].seq + 500;

@@ -23,6 +23,7 @@ impl LogPanel {
             self.previous = Some((old, self.scroll_top));
         }
         self.error_jump = None;
+        self.arriving = None;
         self.errors_requested = false;
         self.live = None;
         self.live_state = LiveState::Connecting;
@@ -183,37 +184,54 @@ impl LogPanel {
             return;
         }
         let (start, end, _) = self.geometry().window();
-        let lines = self.model.outline.lines_in(start..end);
+        self.fetch_pages(ctx, start..end);
+    }
+
+    /// Fetches the pages of the lines in `rows` that are neither cached nor on their
+    /// way; whether any of those lines is not there yet.
+    pub(super) fn fetch_pages(
+        &mut self,
+        ctx: &Context<Self>,
+        rows: std::ops::Range<usize>,
+    ) -> bool {
+        let lines = self.model.outline.lines_in(rows);
+        let waiting = !self.model.holds(&lines);
         for page in self.model.missing_pages(&lines) {
-            self.model.loading.insert(page);
-            let generation = self.generation;
-            let (api, task) = (ctx.props().api.clone(), ctx.props().task_id);
-            let page_start = page * PAGE;
-            let want = (page_start + PAGE).min(self.model.total()) - page_start;
-            let after = u64::from(self.model.index[page_start]) - 1;
-            let spec = self.filter.view_spec();
-            ctx.link().send_future(async move {
-                let mut entries = Vec::with_capacity(want);
-                let mut after = after;
-                loop {
-                    match api.log_page(task, &spec, after, want - entries.len()).await {
-                        Ok(page) => {
-                            entries.extend(page.logs);
-                            if entries.len() >= want || !page.has_more {
-                                break;
-                            }
-                            after = page.next_after_seq;
-                        }
-                        Err(error) => return Msg::Failed { generation, error },
-                    }
-                }
-                Msg::PageLoaded {
-                    generation,
-                    page,
-                    entries,
-                }
-            });
+            self.fetch_page(ctx, page);
         }
+        waiting
+    }
+
+    /// Fetches the page `page` of the index (it is neither held nor on its way).
+    pub(super) fn fetch_page(&mut self, ctx: &Context<Self>, page: usize) {
+        self.model.loading.insert(page);
+        let generation = self.generation;
+        let (api, task) = (ctx.props().api.clone(), ctx.props().task_id);
+        let page_start = page * PAGE;
+        let want = (page_start + PAGE).min(self.model.total()) - page_start;
+        let after = u64::from(self.model.index[page_start]) - 1;
+        let spec = self.filter.view_spec();
+        ctx.link().send_future(async move {
+            let mut entries = Vec::with_capacity(want);
+            let mut after = after;
+            loop {
+                match api.log_page(task, &spec, after, want - entries.len()).await {
+                    Ok(page) => {
+                        entries.extend(page.logs);
+                        if entries.len() >= want || !page.has_more {
+                            break;
+                        }
+                        after = page.next_after_seq;
+                    }
+                    Err(error) => return Msg::Failed { generation, error },
+                }
+            }
+            Msg::PageLoaded {
+                generation,
+                page,
+                entries,
+            }
+        });
     }
 
     /// Asks for the source and level counts again, until they are final.

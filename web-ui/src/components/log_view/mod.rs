@@ -112,6 +112,9 @@ pub struct LogPanel {
     selected_to: Option<u64>,
     /// A line to bring into view once the index is known (permalink).
     pending_jump: Option<u64>,
+    /// A jump waiting for the rows around its line (and the line the selection
+    /// runs to), while the grid keeps showing the rows it shows.
+    arriving: Option<(u64, Option<u64>)>,
     /// A jump to an ERROR line waiting for the server (forward or not).
     error_jump: Option<bool>,
     /// The view's ERROR seqs are on their way.
@@ -183,6 +186,7 @@ impl Component for LogPanel {
             selected,
             selected_to,
             pending_jump: selected,
+            arriving: None,
             error_jump: None,
             errors_requested: false,
             error: None,
@@ -263,6 +267,7 @@ impl Component for LogPanel {
                 generation == self.generation && {
                     self.model.page_loaded(page, entries);
                     self.settle();
+                    self.arrive(ctx, false);
                     true
                 }
             }
@@ -276,6 +281,7 @@ impl Component for LogPanel {
                 if generation == self.generation {
                     self.model.loading.clear();
                     self.previous = None;
+                    self.arrive(ctx, true);
                     self.handle_error(ctx, error);
                 }
                 true

@@ -144,12 +144,20 @@ impl LogModel {
         pages.dedup();
         pages
             .into_iter()
-            .filter(|page| {
-                let want = (page * PAGE + PAGE).min(self.total()) - page * PAGE;
-                let have = self.pages.get(page).map_or(0, Vec::len);
-                have < want && !self.loading.contains(page)
-            })
+            .filter(|page| !self.holds_page(*page) && !self.loading.contains(page))
             .collect()
+    }
+
+    /// Whether every page holding any of `positions` is held whole.
+    pub fn holds(&self, positions: &[usize]) -> bool {
+        positions.iter().all(|pos| self.holds_page(pos / PAGE))
+    }
+
+    fn holds_page(&self, page: usize) -> bool {
+        let want = (page * PAGE + PAGE)
+            .min(self.total())
+            .saturating_sub(page * PAGE);
+        self.pages.get(&page).map_or(0, Vec::len) >= want
     }
 
     /// Files a fetched page: the records that continue the page's positions, then
@@ -374,6 +382,25 @@ mod tests {
         m.apply_live(vec![record(1, LogLevel::Error)], |_| false);
         assert_eq!(m.errors, None);
         assert_eq!(LogModel::merge(vec![1, 5], vec![5, 3]), [1, 3, 5]);
+    }
+
+    #[test]
+    fn a_page_is_held_once_whole_and_fetched_only_once() {
+        let mut m = LogModel {
+            index: (1..=450).collect(),
+            ..LogModel::default()
+        };
+        assert!(!m.holds(&[10]));
+        assert_eq!(m.missing_pages(&[10, 199, 200, 449]), [0, 1, 2]);
+        m.loading.insert(1);
+        assert_eq!(m.missing_pages(&[10, 200]), [0], "page 1 is on its way");
+        assert!(!m.holds(&[200]), "on its way is not held");
+        m.page_loaded(0, (1..=150).map(|s| record(s, LogLevel::Info)).collect());
+        assert!(!m.holds(&[10]), "a page held in part is not held");
+        m.page_loaded(0, (1..=200).map(|s| record(s, LogLevel::Info)).collect());
+        m.page_loaded(2, (401..=450).map(|s| record(s, LogLevel::Info)).collect());
+        assert!(m.holds(&[10, 199, 449]), "the last page is shorter");
+        assert!(m.holds(&[]));
     }
 
     #[test]

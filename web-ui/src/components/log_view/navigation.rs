@@ -154,6 +154,11 @@ impl LogPanel {
             if !ours && self.scroll_to.is_none() {
                 self.anchor = None;
             }
+            // The user scrolled while a jump waited for its rows: theirs wins. (A
+            // size change that moved nothing is no scroll.)
+            if !ours && self.scroll_to.is_none() && (top - self.scroll_top).abs() >= 1.0 {
+                self.arriving = None;
+            }
             if !ours && self.scroll_to.is_none() && self.model.index_loaded {
                 // Following pauses when the user scrolls up and resumes at the bottom.
                 self.follow = at_bottom;
@@ -173,17 +178,82 @@ impl LogPanel {
 
     /// Selects line `seq` of the view and brings it into the middle of the viewport.
     pub(super) fn go_to(&mut self, ctx: &Context<Self>, seq: u64) {
-        self.selected = Some(seq);
-        self.selected_to = None;
+        self.jump(ctx, seq, None);
+    }
+
+    /// Selects lines `seq` to `to` (or `seq` alone) and brings `seq` into the
+    /// middle of the viewport. When the rows around it are not fetched yet, the
+    /// grid keeps showing what it shows until they are ([`LogPanel::arrive`]): one
+    /// draw at the new place, with its rows, rather than a screen of placeholders
+    /// first and the rows after.
+    pub(super) fn jump(&mut self, ctx: &Context<Self>, seq: u64, to: Option<u64>) {
         self.follow = false;
-        self.write_url();
-        if self.model.index_loaded {
-            let row = self.model.reveal_row(seq);
-            self.center_on(row);
-            self.fetch_visible_pages(ctx);
-        } else {
+        if !self.model.index_loaded {
+            self.selected = Some(seq);
+            self.selected_to = to;
+            self.write_url();
             self.pending_jump = Some(seq);
+            return;
         }
+        let row = self.model.reveal_row(seq);
+        let (start, end) = self.window_around(row);
+        if self.fetch_pages(ctx, start..end) {
+            self.arriving = Some((seq, to));
+            // A line kept centred before no longer is: the view is on its way.
+            self.anchor = None;
+        } else {
+            self.land(ctx, seq, to);
+        }
+    }
+
+    /// The rows a jump waits for arrived (or could not be fetched): it lands, unless
+    /// more are still on their way.
+    pub(super) fn arrive(&mut self, ctx: &Context<Self>, failed: bool) {
+        let Some((seq, to)) = self.arriving else {
+            return;
+        };
+        let (start, end) = self.window_around(self.model.row_of_seq(seq));
+        if failed || self.model.holds(&self.model.outline.lines_in(start..end)) {
+            self.land(ctx, seq, to);
+        }
+    }
+
+    fn land(&mut self, ctx: &Context<Self>, seq: u64, to: Option<u64>) {
+        self.arriving = None;
+        self.selected = Some(seq);
+        self.selected_to = to;
+        self.write_url();
+        // Revealed when the jump began, unless folded again since.
+        let row = self.model.reveal_row(seq);
+        self.center_on(row);
+        self.fetch_visible_pages(ctx);
+        self.prefetch_next_error(ctx, seq);
+    }
+
+    /// Fetches the lines around the view's next ERROR after `seq` ahead of time (a
+    /// page or two), so that the next `e` lands at once.
+    fn prefetch_next_error(&mut self, ctx: &Context<Self>, seq: u64) {
+        let Some(next) = self.model.next_error(seq, true) else {
+            return;
+        };
+        let last = self.model.total().saturating_sub(1);
+        let pos = self.model.position_of(next).min(last);
+        let reach = super::model::PAGE / 2;
+        let around = [pos.saturating_sub(reach), pos, (pos + reach).min(last)];
+        for page in self.model.missing_pages(&around) {
+            self.fetch_page(ctx, page);
+        }
+    }
+
+    /// The rows drawn when row `row` is in the middle of the viewport.
+    fn window_around(&self, row: usize) -> (usize, usize) {
+        let here = self.geometry();
+        let there = Geometry {
+            scroll_top: here.centre(row),
+            ..here
+        };
+        let (start, end, _) = there.window();
+        (start, end)
     }
 
     /// A click on a line selects it (or, the only one selected, unselects it); with
@@ -211,9 +281,7 @@ impl LogPanel {
         if self.selection() == Some((first, last)) {
             return false;
         }
-        self.go_to(ctx, first);
-        self.selected_to = (last != first).then_some(last);
-        self.write_url();
+        self.jump(ctx, first, (last != first).then_some(last));
         true
     }
 
@@ -257,13 +325,18 @@ impl LogPanel {
     /// one line while the view's ERROR seqs load for the presses after it (on a large
     /// task they take a while); whichever answers first makes the jump.
     pub(super) fn jump_to_error(&mut self, ctx: &Context<Self>, forward: bool) -> bool {
-        // Without a selection, from just above the top row, so that it can be the one.
-        let from = self.selected.unwrap_or_else(|| {
-            let top = self.geometry().top_position();
-            self.model
-                .seq_at_row(top)
-                .map_or(0, |s| s.saturating_sub(1))
-        });
+        // From the line a jump is on its way to, or the selected one; without
+        // either, from just above the top row, so that it can be the one.
+        let from = self
+            .arriving
+            .map(|(seq, _)| seq)
+            .or(self.selected)
+            .unwrap_or_else(|| {
+                let top = self.geometry().top_position();
+                self.model
+                    .seq_at_row(top)
+                    .map_or(0, |s| s.saturating_sub(1))
+            });
         if self.model.errors.is_none() {
             let mut spec = self.filter.view_spec();
             spec.level = Some(protocol::LogLevel::Error);
