@@ -932,6 +932,28 @@ fn errors_first_time_modes_and_shortcuts() {
         "return !document.querySelector('[data-testid=shortcuts]')",
         "the list closed",
     );
+
+    // The first `e`'s requests for the ERROR lines fail (the network drops them):
+    // the view says so, and the next `e` asks again and goes to an ERROR.
+    browser.goto(&format!("{}/tasks/{id}", server.url()));
+    browser.wait(
+        "return document.querySelector('[data-testid=first-error]') && document.querySelectorAll('[data-testid=log-row]').length > 10",
+        "the page and its error strip",
+    );
+    browser.js("window.dropped = 0; const fetch = window.fetch; window.fetch = function (r, o) { const url = typeof r === 'string' ? r : r.url; if (url.includes('level=ERROR') && window.dropped < 2) { window.dropped++; return Promise.reject(new TypeError('Failed to fetch')); } return fetch.call(this, r, o); }");
+    key("e");
+    browser.wait(
+        "return window.dropped === 2 && document.querySelector('.log-panel [role=alert]')",
+        "the failed requests reported",
+    );
+    assert!(browser
+        .js("return document.querySelector('[data-testid=log-row][aria-selected=true]')")
+        .is_null());
+    key("e");
+    browser.wait(
+        "const r = document.querySelector('[data-testid=log-row][aria-selected=true][data-level=ERROR]'); return r && location.hash === '#L' + r.dataset.seq",
+        "an ERROR selected after the failed attempt",
+    );
 }
 
 /// Text in the task page meets WCAG AA contrast (4.5:1) against what is behind it,

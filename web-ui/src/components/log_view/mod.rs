@@ -281,6 +281,10 @@ impl Component for LogPanel {
                 if generation == self.generation {
                     self.model.loading.clear();
                     self.previous = None;
+                    // The view's ERROR seqs may be what failed: the next `e` asks again.
+                    if self.model.errors.is_none() {
+                        self.errors_requested = false;
+                    }
                     self.arrive(ctx, true);
                     self.handle_error(ctx, error);
                 }
