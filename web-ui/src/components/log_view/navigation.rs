@@ -188,22 +188,17 @@ impl LogPanel {
     /// first and the rows after.
     pub(super) fn jump(&mut self, ctx: &Context<Self>, seq: u64, to: Option<u64>) {
         self.follow = false;
-        if !self.model.index_loaded {
-            self.selected = Some(seq);
-            self.selected_to = to;
-            self.write_url();
-            self.pending_jump = Some(seq);
-            return;
+        if self.model.index_loaded {
+            let row = self.model.reveal_row(seq);
+            let (start, end) = self.window_around(row);
+            if self.fetch_pages(ctx, start..end) {
+                self.arriving = Some((seq, to));
+                // A line kept centred before no longer is: the view is on its way.
+                self.anchor = None;
+                return;
+            }
         }
-        let row = self.model.reveal_row(seq);
-        let (start, end) = self.window_around(row);
-        if self.fetch_pages(ctx, start..end) {
-            self.arriving = Some((seq, to));
-            // A line kept centred before no longer is: the view is on its way.
-            self.anchor = None;
-        } else {
-            self.land(ctx, seq, to);
-        }
+        self.land(ctx, seq, to);
     }
 
     /// The rows a jump waits for arrived (or could not be fetched): it lands, unless
@@ -218,11 +213,17 @@ impl LogPanel {
         }
     }
 
+    /// Selects the lines and goes to them, or (the index not known yet) once the
+    /// index is there.
     fn land(&mut self, ctx: &Context<Self>, seq: u64, to: Option<u64>) {
         self.arriving = None;
         self.selected = Some(seq);
         self.selected_to = to;
         self.write_url();
+        if !self.model.index_loaded {
+            self.pending_jump = Some(seq);
+            return;
+        }
         // Revealed when the jump began, unless folded again since.
         let row = self.model.reveal_row(seq);
         self.center_on(row);
