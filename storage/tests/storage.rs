@@ -932,8 +932,104 @@ fn filter_specs() -> impl proptest::strategy::Strategy<Value = FilterSpec> {
         })
 }
 
+/// A filter's forward pages, backward pages and seq index, each as the seqs read.
+fn every_read(db: &Db, task: TaskId, filter: &LogFilter) -> [Vec<u64>; 3] {
+    let seqs = |page: Vec<LogEntry>| page.iter().map(|e| e.seq).collect::<Vec<_>>();
+    [
+        seqs(collect_forward(db, task, filter, 97)),
+        seqs(collect_backward(db, task, filter, 89)),
+        db.run_blocking(|c| matching_seqs(c, task, filter, 10_000))
+            .unwrap(),
+    ]
+}
+
+/// Each level alone and with the conditions that change how it is read (sources, a
+/// time range, text, a regex with no literal), which random specs seldom leave alone.
+fn level_specs() -> Vec<FilterSpec> {
+    LogLevel::ALL
+        .into_iter()
+        .flat_map(|level| {
+            let alone = FilterSpec {
+                level: Some(level),
+                ..FilterSpec::default()
+            };
+            [
+                FilterSpec {
+                    sources: vec!["db".into(), "api".into()],
+                    ..alone.clone()
+                },
+                FilterSpec {
+                    since: Some(Timestamp(2_000)),
+                    until: Some(Timestamp(6_000)),
+                    ..alone.clone()
+                },
+                FilterSpec {
+                    sources: vec!["plugin".into()],
+                    since: Some(Timestamp(3_000)),
+                    ..alone.clone()
+                },
+                FilterSpec {
+                    q: Some("a".into()),
+                    ..alone.clone()
+                },
+                FilterSpec {
+                    re: Some("[0-9]{2}".into()),
+                    ..alone.clone()
+                },
+                alone,
+            ]
+        })
+        .collect()
+}
+
+/// Level filters read through the index of WARNING and ERROR records when those
+/// are few (here one record in twenty), alone or with other conditions, and return
+/// exactly what `LogFilter::matches` selects, nothing of another task.
+#[test]
+fn level_filters_over_rare_warnings_select_exactly_the_matching_records() {
+    for backend in backends() {
+        let fresh = FreshDb::new(backend);
+        let db = open(&fresh);
+        let (task, other) = (new_task(1), new_task(2));
+        for t in [&task, &other] {
+            db.run_blocking(|c| tasks::insert_task(c, t, None)).unwrap();
+        }
+        let rare = |count: u64| -> Vec<LogEntry> {
+            awkward_records(count)
+                .into_iter()
+                .map(|mut e| {
+                    e.level = match e.seq % 20 {
+                        0 => LogLevel::Error,
+                        7 => LogLevel::Warning,
+                        n => LogLevel::ALL[(n % 2) as usize],
+                    };
+                    e
+                })
+                .collect()
+        };
+        let entries = rare(2_500);
+        store(&db, task.id, &entries);
+        store(&db, other.id, &rare(400));
+        for spec in level_specs() {
+            let filter = LogFilter::parse(&spec).unwrap();
+            let want: Vec<u64> = entries
+                .iter()
+                .filter(|e| filter.matches(e))
+                .map(|e| e.seq)
+                .collect();
+            assert_eq!(
+                every_read(&db, task.id, &filter),
+                [want.clone(), want.clone(), want],
+                "{backend}: {spec:?}"
+            );
+        }
+    }
+}
+
 /// For random filters, what the database returns (SQL narrowing, then
-/// `LogFilter::matches`) is exactly what `LogFilter::matches` alone selects.
+/// `LogFilter::matches`) is exactly what `LogFilter::matches` alone selects:
+/// forwards, backwards and in the console's seq index, through whichever index
+/// the filter uses (a WARNING or ERROR level reads `task_log_warnings`).
 #[test]
 fn sql_narrowing_never_changes_what_a_filter_selects() {
     use proptest::test_runner::{Config, TestRunner};
@@ -941,16 +1037,19 @@ fn sql_narrowing_never_changes_what_a_filter_selects() {
         let fresh = FreshDb::new(backend);
         let db = open(&fresh);
         let task = new_task(1);
-        db.run_blocking(|c| tasks::insert_task(c, &task, None))
-            .unwrap();
+        let other = new_task(2);
+        for t in [&task, &other] {
+            db.run_blocking(|c| tasks::insert_task(c, t, None)).unwrap();
+        }
         let entries = awkward_records(700);
         store(&db, task.id, &entries);
+        store(&db, other.id, &awkward_records(300));
         let mut runner = TestRunner::new(Config {
             cases: 128,
             failure_persistence: None,
             ..Config::default()
         });
-        let result = runner.run(&filter_specs(), |spec| {
+        let check = |spec: FilterSpec| {
             let Ok(filter) = LogFilter::parse(&spec) else {
                 return Ok(());
             };
@@ -959,14 +1058,18 @@ fn sql_narrowing_never_changes_what_a_filter_selects() {
                 .filter(|e| filter.matches(e))
                 .map(|e| e.seq)
                 .collect();
-            let got: Vec<u64> = collect_forward(&db, task.id, &filter, 97)
-                .iter()
-                .map(|e| e.seq)
-                .collect();
-            proptest::prop_assert_eq!(got, want, "{:?}", spec);
+            let [forward, backward, index] = every_read(&db, task.id, &filter);
+            proptest::prop_assert_eq!(&forward, &want, "forward {:?}", spec);
+            proptest::prop_assert_eq!(&backward, &want, "backward {:?}", spec);
+            proptest::prop_assert_eq!(&index, &want, "index {:?}", spec);
             Ok(())
-        });
-        if let Err(e) = result {
+        };
+        for spec in level_specs() {
+            if let Err(e) = check(spec) {
+                panic!("{backend}: {e}");
+            }
+        }
+        if let Err(e) = runner.run(&filter_specs(), check) {
             panic!("{backend}: {e}");
         }
     }
@@ -1325,8 +1428,12 @@ fn partitioning_an_existing_log_table_keeps_every_record() {
     };
     let migration = "../migrations/postgres/2026-12-01-000002_partition_logs";
     // Migrations after it are reverted first and applied again after it, as
-    // `diesel migration redo` would: groups add columns to every partition.
-    let later = "../migrations/postgres/2026-12-02-000001_log_groups";
+    // `diesel migration redo` would: groups add columns and indexes to every
+    // partition, and so does the index of warnings.
+    let later = [
+        "../migrations/postgres/2026-12-02-000001_log_groups",
+        "../migrations/postgres/2026-12-02-000002_warning_index",
+    ];
     let sql = |migration: &str, file: &str| {
         std::fs::read_to_string(format!("{migration}/{file}")).unwrap()
     };
@@ -1339,7 +1446,9 @@ fn partitioning_an_existing_log_table_keeps_every_record() {
     };
     // The table as it was before partitioning, holding records (in its columns of
     // then: the writer of today writes the group columns too).
-    run(&sql(later, "down.sql"));
+    for later in later.iter().rev() {
+        run(&sql(later, "down.sql"));
+    }
     run(&sql(migration, "down.sql"));
     for task in [&old, &odd] {
         db.run_blocking(|c| tasks::insert_task(c, task, None))
@@ -1367,7 +1476,9 @@ fn partitioning_an_existing_log_table_keeps_every_record() {
         }
     }
     run(&sql(migration, "up.sql"));
-    run(&sql(later, "up.sql"));
+    for later in later {
+        run(&sql(later, "up.sql"));
+    }
     let holder = partition_holding(&db, old.id).unwrap();
     assert!(holder.starts_with("task_logs_until_"), "{holder}");
     assert_eq!(

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use diesel::dsl::sql;
 use diesel::prelude::*;
-use diesel::sql_types::{Bool, Text};
+use diesel::sql_types::{BigInt, Binary, Bool, Text};
 use protocol::{GroupMark, LogEntry, LogFilter, LogLevel, LogPage, TaskId, Timestamp};
 use serde_json::value::RawValue;
 
@@ -59,16 +59,12 @@ macro_rules! narrow {
     }};
 }
 
-/// A boxed query of a task's rows with seqs strictly between the bounds, narrowed by
-/// the filter's SQL part, in paging order. A macro for the same reason as
-/// [`narrow!`].
-macro_rules! rows_between {
-    ($task:expr, $bounds:expr, $narrowing:expr, $backward:expr) => {{
-        let (lo, hi): (i64, i64) = $bounds;
+/// A boxed query of a task's rows narrowed by the filter's SQL part, in paging
+/// order. A macro for the same reason as [`narrow!`].
+macro_rules! task_rows {
+    ($task:expr, $narrowing:expr, $backward:expr) => {{
         let q = task_logs::table
             .filter(task_logs::task_id.eq($task.as_bytes().as_slice()))
-            .filter(task_logs::seq.gt(lo))
-            .filter(task_logs::seq.lt(hi))
             .select(LOG_COLUMNS)
             .into_boxed();
         let q = if $backward {
@@ -80,6 +76,21 @@ macro_rules! rows_between {
         narrow!(q, narrowing)
     }};
 }
+
+/// [`task_rows!`] with seqs strictly between the bounds.
+macro_rules! rows_between {
+    ($task:expr, $bounds:expr, $narrowing:expr, $backward:expr) => {{
+        let (lo, hi): (i64, i64) = $bounds;
+        task_rows!($task, $narrowing, $backward)
+            .filter(task_logs::seq.gt(lo))
+            .filter(task_logs::seq.lt(hi))
+    }};
+}
+
+/// The lowest level the partial index `task_log_warnings` holds, and its condition
+/// as a literal (with a bound parameter neither planner could prove that it applies).
+const WARNING: i16 = 2;
+const WARNINGS: &str = "level >= 2";
 
 pub(crate) type LogColumns = (
     i64,
@@ -153,7 +164,7 @@ pub(crate) fn page_logs_within(
         .before_seq
         .unwrap_or(query.after_seq)
         .min(i64::MAX as u64) as i64;
-    let narrowing = SqlNarrowing::new(filter, conn.backend());
+    let narrowing = SqlNarrowing::for_task(filter, conn, task)?;
     let mut phases = Phases::new(conn, task, &narrowing, backward)?;
     let mut found: Vec<LogEntry> = Vec::with_capacity(limit.min(1024) + 1);
     let mut scanned = 0usize;
@@ -350,6 +361,26 @@ fn read_chunk(
         let order = Order { backward, chunk };
         return c.transaction(|c| read_indexed(c, task, key, lookup, narrowing, bounds, order));
     }
+    if let Some(level) = narrowing.by_level {
+        // Records are only ever added, or deleted whole with their task, so the rows
+        // of seqs just listed are there to read without a transaction.
+        // By their seqs alone, the rest of the filter left to `matches`: with more
+        // conditions PostgreSQL, without statistics for a task just written, scans
+        // every row they allow and filters those by the seqs.
+        let seqs = level_seqs(conn, task, level, bounds, Order { backward, chunk })?;
+        let rows = if seqs.is_empty() {
+            Vec::new()
+        } else {
+            with_conn!(conn, c => task_rows!(task, SqlNarrowing::NONE, backward)
+                .filter(task_logs::seq.eq_any(seqs.clone()))
+                .load::<LogColumns>(c)?)
+        };
+        return Ok(Chunk {
+            positions: seqs.len(),
+            last_position: seqs.last().copied(),
+            rows,
+        });
+    }
     let rows = with_conn!(conn, c => {
         let q = rows_between!(task, bounds, narrowing, backward);
         q.limit(chunk as i64).load::<LogColumns>(c)?
@@ -365,6 +396,59 @@ fn read_chunk(
 struct Order {
     backward: bool,
     chunk: usize,
+}
+
+#[derive(QueryableByName)]
+struct Seq {
+    #[diesel(sql_type = BigInt)]
+    seq: i64,
+}
+
+/// The first `chunk` seqs, in paging order, of the task's records at `min_level` or
+/// above (WARNING at least) in `(lo, hi)`, from `task_log_warnings` alone: one range
+/// of the index per level, merged. One level at a time because each is in seq order
+/// in the index, and a WARNING filter over both levels would otherwise be sorted.
+/// SQLite is told to use the index: without statistics its planner walks the
+/// primary key, every record of the task, for the `ORDER BY seq`.
+fn level_seqs(
+    conn: &mut Conn,
+    task: TaskId,
+    min_level: i16,
+    (lo, hi): (i64, i64),
+    Order { backward, chunk }: Order,
+) -> Result<Vec<i64>> {
+    let order = if backward { "DESC" } else { "ASC" };
+    let mut seqs = Vec::new();
+    for level in min_level..=LogLevel::Error.as_i16() {
+        // The level is a literal: an integer, and with it the planner sees that
+        // the index holds the rows asked for.
+        let sql = match conn.backend() {
+            Backend::Sqlite => format!(
+                "SELECT seq FROM task_logs INDEXED BY task_log_warnings \
+                 WHERE task_id = ? AND {WARNINGS} AND level = {level} AND seq > ? AND seq < ? \
+                 ORDER BY seq {order} LIMIT ?"
+            ),
+            Backend::Postgres => format!(
+                "SELECT seq FROM task_logs \
+                 WHERE task_id = $1 AND {WARNINGS} AND level = {level} AND seq > $2 AND seq < $3 \
+                 ORDER BY seq {order} LIMIT $4"
+            ),
+        };
+        let q = diesel::sql_query(sql)
+            .bind::<Binary, _>(task.as_bytes().as_slice())
+            .bind::<BigInt, _>(lo)
+            .bind::<BigInt, _>(hi)
+            .bind::<BigInt, _>(chunk as i64);
+        let part: Vec<Seq> = with_conn!(conn, c => q.load(c)?);
+        seqs.extend(part.into_iter().map(|s| s.seq));
+    }
+    if backward {
+        seqs.sort_unstable_by(|a, b| b.cmp(a));
+    } else {
+        seqs.sort_unstable();
+    }
+    seqs.truncate(chunk);
+    Ok(seqs)
 }
 
 /// [`read_chunk`] through SQLite's text index: the index's candidates and every
@@ -458,8 +542,14 @@ pub fn matching_seqs(
     filter: &LogFilter,
     max: usize,
 ) -> Result<Vec<u64>> {
-    let narrowing = SqlNarrowing::new(filter, conn.backend());
+    let narrowing = SqlNarrowing::for_task(filter, conn, task)?;
     if filter.q.is_some() || filter.re.is_some() || !filter.meta.is_empty() {
+        return confirmed_seqs(conn, task, filter, &narrowing, max);
+    }
+    // Through `task_log_warnings` (see `level_seqs`): its seqs alone when the level
+    // is the whole filter, else its rows, confirmed.
+    let only_level = filter.sources.is_empty() && filter.since.is_none() && filter.until.is_none();
+    if narrowing.by_level.is_some() && !only_level {
         return confirmed_seqs(conn, task, filter, &narrowing, max);
     }
     // SQL decides the filter: seqs alone are read, many at a time.
@@ -467,15 +557,24 @@ pub fn matching_seqs(
     let mut out = Vec::new();
     let mut cursor = 0i64;
     loop {
-        let seqs: Vec<i64> = with_conn!(conn, c => {
-            let q = task_logs::table
-                .select(task_logs::seq)
-                .filter(task_logs::task_id.eq(task.as_bytes().as_slice()))
-                .filter(task_logs::seq.gt(cursor))
-                .into_boxed();
-            let q = narrow!(q, narrowing);
-            q.order(task_logs::seq.asc()).limit(chunk).load(c)?
-        });
+        let seqs: Vec<i64> = match narrowing.by_level {
+            Some(level) => {
+                let order = Order {
+                    backward: false,
+                    chunk: chunk as usize,
+                };
+                level_seqs(conn, task, level, (cursor, i64::MAX), order)?
+            }
+            None => with_conn!(conn, c => {
+                let q = task_logs::table
+                    .select(task_logs::seq)
+                    .filter(task_logs::task_id.eq(task.as_bytes().as_slice()))
+                    .filter(task_logs::seq.gt(cursor))
+                    .into_boxed();
+                let q = narrow!(q, narrowing);
+                q.order(task_logs::seq.asc()).limit(chunk).load(c)?
+            }),
+        };
         out.extend(seqs.iter().map(|s| *s as u64));
         if out.len() > max {
             out.truncate(max.saturating_add(1));
@@ -622,9 +721,57 @@ struct SqlNarrowing {
     /// What SQLite's text and metadata index can look up for the filter (see
     /// [`text_index`]); empty when it cannot narrow it.
     index_lookups: Vec<text_index::Candidates>,
+    /// The filter's level, when the records are found through `task_log_warnings`
+    /// (see [`SqlNarrowing::for_task`]).
+    by_level: Option<i16>,
 }
 
 impl SqlNarrowing {
+    /// Narrows nothing.
+    const NONE: &SqlNarrowing = &SqlNarrowing {
+        min_level: None,
+        sources: Vec::new(),
+        since: None,
+        until: None,
+        likes: Vec::new(),
+        contains_function: "",
+        meta_needles: Vec::new(),
+        index_lookups: Vec::new(),
+        by_level: None,
+    };
+
+    /// [`SqlNarrowing::new`] for a read of `task`, deciding whether it goes through
+    /// `task_log_warnings`: always for a WARNING or ERROR level alone, which the
+    /// index answers by itself; with sources or a time range only when the index
+    /// holds at most a tenth of the task's records (from its counts), since each
+    /// record found there is then fetched on its own and the rest of the filter
+    /// checked on it; never with a text or metadata condition, which its own index
+    /// (or a scan with `LIKE`) narrows better.
+    fn for_task(filter: &LogFilter, conn: &mut Conn, task: TaskId) -> Result<Self> {
+        let mut narrowing = SqlNarrowing::new(filter, conn.backend());
+        let Some(level) = narrowing.min_level.filter(|level| *level >= WARNING) else {
+            return Ok(narrowing);
+        };
+        if !narrowing.likes.is_empty() || !narrowing.meta_needles.is_empty() {
+            return Ok(narrowing);
+        }
+        let alone =
+            narrowing.sources.is_empty() && narrowing.since.is_none() && narrowing.until.is_none();
+        let few = alone || {
+            let counts = super::source_counts(conn, task)?;
+            let total: u64 = counts.iter().map(|c| c.count).sum();
+            let indexed: u64 = counts
+                .iter()
+                .flat_map(|c| c.levels.iter())
+                .filter(|(l, _)| l.as_i16() >= level)
+                .map(|(_, n)| n)
+                .sum();
+            indexed.saturating_mul(10) <= total
+        };
+        narrowing.by_level = few.then_some(level);
+        Ok(narrowing)
+    }
+
     fn new(filter: &LogFilter, backend: Backend) -> Self {
         let like_operator = |text: &str| match backend {
             // SQLite's LIKE ignores ASCII case, exactly like LogFilter's `q`.
@@ -657,6 +804,7 @@ impl SqlNarrowing {
                 Backend::Sqlite => text_index::Candidates::for_filter(filter),
                 Backend::Postgres => Vec::new(),
             },
+            by_level: None,
         }
     }
 }
