@@ -405,50 +405,87 @@ struct Seq {
 }
 
 /// The first `chunk` seqs, in paging order, of the task's records at `min_level` or
-/// above (WARNING at least) in `(lo, hi)`, from `task_log_warnings` alone: one range
-/// of the index per level, merged. One level at a time because each is in seq order
-/// in the index, and a WARNING filter over both levels would otherwise be sorted.
-/// SQLite is told to use the index: without statistics its planner walks the
-/// primary key, every record of the task, for the `ORDER BY seq`.
+/// above (WARNING at least) in `(lo, hi)`, from `task_log_warnings` alone: the first
+/// `chunk` of each level (see [`one_level_seqs`]), merged.
 fn level_seqs(
     conn: &mut Conn,
     task: TaskId,
     min_level: i16,
+    bounds: (i64, i64),
+    order: Order,
+) -> Result<Vec<i64>> {
+    let mut seqs = Vec::new();
+    for level in min_level..=LogLevel::Error.as_i16() {
+        seqs.extend(one_level_seqs(conn, task, level, bounds, order)?);
+    }
+    // Stable sort: it merges the levels' runs, already sorted, in linear time.
+    if order.backward {
+        seqs.sort_by(|a, b| b.cmp(a));
+    } else {
+        seqs.sort();
+    }
+    seqs.truncate(order.chunk);
+    Ok(seqs)
+}
+
+/// Every seq of the task's records at `min_level` or above (WARNING at least),
+/// ascending, at most `max + 1`: each level read whole, once, then merged.
+fn all_level_seqs(conn: &mut Conn, task: TaskId, min_level: i16, max: usize) -> Result<Vec<u64>> {
+    let order = Order {
+        backward: false,
+        chunk: 50_000,
+    };
+    let mut seqs: Vec<u64> = Vec::new();
+    for level in min_level..=LogLevel::Error.as_i16() {
+        let mut cursor = 0;
+        loop {
+            let part = one_level_seqs(conn, task, level, (cursor, i64::MAX), order)?;
+            seqs.extend(part.iter().map(|s| *s as u64));
+            match part.last() {
+                Some(last) if part.len() == order.chunk && seqs.len() <= max => cursor = *last,
+                _ => break,
+            }
+        }
+    }
+    seqs.sort();
+    seqs.truncate(max.saturating_add(1));
+    Ok(seqs)
+}
+
+/// The first `chunk` seqs, in paging order, of the task's records at `level` in
+/// `(lo, hi)`, from `task_log_warnings` alone, where each level is a range in seq
+/// order (two levels at once would be sorted). SQLite is told to use the index:
+/// without statistics its planner walks the primary key, every record of the task,
+/// for the `ORDER BY seq`.
+fn one_level_seqs(
+    conn: &mut Conn,
+    task: TaskId,
+    level: i16,
     (lo, hi): (i64, i64),
     Order { backward, chunk }: Order,
 ) -> Result<Vec<i64>> {
     let order = if backward { "DESC" } else { "ASC" };
-    let mut seqs = Vec::new();
-    for level in min_level..=LogLevel::Error.as_i16() {
-        // The level is a literal: an integer, and with it the planner sees that
-        // the index holds the rows asked for.
-        let sql = match conn.backend() {
-            Backend::Sqlite => format!(
-                "SELECT seq FROM task_logs INDEXED BY task_log_warnings \
+    // The level is a literal: an integer, and with it the planner sees that
+    // the index holds the rows asked for.
+    let sql = match conn.backend() {
+        Backend::Sqlite => format!(
+            "SELECT seq FROM task_logs INDEXED BY task_log_warnings \
                  WHERE task_id = ? AND {WARNINGS} AND level = {level} AND seq > ? AND seq < ? \
                  ORDER BY seq {order} LIMIT ?"
-            ),
-            Backend::Postgres => format!(
-                "SELECT seq FROM task_logs \
+        ),
+        Backend::Postgres => format!(
+            "SELECT seq FROM task_logs \
                  WHERE task_id = $1 AND {WARNINGS} AND level = {level} AND seq > $2 AND seq < $3 \
                  ORDER BY seq {order} LIMIT $4"
-            ),
-        };
-        let q = diesel::sql_query(sql)
-            .bind::<Binary, _>(task.as_bytes().as_slice())
-            .bind::<BigInt, _>(lo)
-            .bind::<BigInt, _>(hi)
-            .bind::<BigInt, _>(chunk as i64);
-        let part: Vec<Seq> = with_conn!(conn, c => q.load(c)?);
-        seqs.extend(part.into_iter().map(|s| s.seq));
-    }
-    if backward {
-        seqs.sort_unstable_by(|a, b| b.cmp(a));
-    } else {
-        seqs.sort_unstable();
-    }
-    seqs.truncate(chunk);
-    Ok(seqs)
+        ),
+    };
+    let q = diesel::sql_query(sql)
+        .bind::<Binary, _>(task.as_bytes().as_slice())
+        .bind::<BigInt, _>(lo)
+        .bind::<BigInt, _>(hi)
+        .bind::<BigInt, _>(chunk as i64);
+    let seqs: Vec<Seq> = with_conn!(conn, c => q.load(c)?);
+    Ok(seqs.into_iter().map(|s| s.seq).collect())
 }
 
 /// [`read_chunk`] through SQLite's text index: the index's candidates and every
@@ -549,32 +586,25 @@ pub fn matching_seqs(
     // Through `task_log_warnings` (see `level_seqs`): its seqs alone when the level
     // is the whole filter, else its rows, confirmed.
     let only_level = filter.sources.is_empty() && filter.since.is_none() && filter.until.is_none();
-    if narrowing.by_level.is_some() && !only_level {
-        return confirmed_seqs(conn, task, filter, &narrowing, max);
+    match narrowing.by_level {
+        Some(_) if !only_level => return confirmed_seqs(conn, task, filter, &narrowing, max),
+        Some(level) => return all_level_seqs(conn, task, level, max),
+        None => {}
     }
     // SQL decides the filter: seqs alone are read, many at a time.
     let chunk: i64 = 50_000;
     let mut out = Vec::new();
     let mut cursor = 0i64;
     loop {
-        let seqs: Vec<i64> = match narrowing.by_level {
-            Some(level) => {
-                let order = Order {
-                    backward: false,
-                    chunk: chunk as usize,
-                };
-                level_seqs(conn, task, level, (cursor, i64::MAX), order)?
-            }
-            None => with_conn!(conn, c => {
-                let q = task_logs::table
-                    .select(task_logs::seq)
-                    .filter(task_logs::task_id.eq(task.as_bytes().as_slice()))
-                    .filter(task_logs::seq.gt(cursor))
-                    .into_boxed();
-                let q = narrow!(q, narrowing);
-                q.order(task_logs::seq.asc()).limit(chunk).load(c)?
-            }),
-        };
+        let seqs: Vec<i64> = with_conn!(conn, c => {
+            let q = task_logs::table
+                .select(task_logs::seq)
+                .filter(task_logs::task_id.eq(task.as_bytes().as_slice()))
+                .filter(task_logs::seq.gt(cursor))
+                .into_boxed();
+            let q = narrow!(q, narrowing);
+            q.order(task_logs::seq.asc()).limit(chunk).load(c)?
+        });
         out.extend(seqs.iter().map(|s| *s as u64));
         if out.len() > max {
             out.truncate(max.saturating_add(1));
