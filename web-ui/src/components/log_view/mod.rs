@@ -406,9 +406,7 @@ impl Component for LogPanel {
         let height = el.client_height() as f64;
         if (height - self.viewport_height).abs() > 1.0 {
             self.viewport_height = height;
-            if let Some(pos) = self.anchor {
-                self.center_on(pos);
-            }
+            self.keep_after_resize();
             ctx.link().send_message(Msg::Scrolled);
         }
         // The new view's position waits until its rows replace the previous ones.

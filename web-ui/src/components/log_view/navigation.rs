@@ -87,6 +87,22 @@ impl LogPanel {
         }
     }
 
+    /// After the viewport changed size: a line kept in the middle is centred again,
+    /// and while following the newest line stays at the bottom edge (also when a
+    /// scroll is still pending: it was reckoned for the old size). Whether either
+    /// applied.
+    pub(super) fn keep_after_resize(&mut self) -> bool {
+        if let Some(row) = self.anchor {
+            self.center_on(row);
+            true
+        } else if self.follow {
+            self.scroll_to = Some(f64::MAX);
+            true
+        } else {
+            false
+        }
+    }
+
     /// The way lines are shown changed: it is remembered, and rows measured the
     /// old way are measured again.
     pub(super) fn prefs_changed(&mut self) {
@@ -132,14 +148,10 @@ impl LogPanel {
                 el.client_height() as f64,
                 el.scroll_height() as f64,
             );
-            // The viewport changed size (the page around it did): a line being kept
-            // in the middle is centred again.
+            // The viewport changed size (the page around it did).
             let resized = (height - self.viewport_height).abs() > 1.0;
             self.viewport_height = height;
-            // (Also when a scroll to it is still pending: it was reckoned for the
-            // old size.)
-            if let (true, Some(row)) = (resized, self.anchor) {
-                self.center_on(row);
+            if resized && self.keep_after_resize() {
                 self.fetch_visible_pages(ctx);
                 return true;
             }
