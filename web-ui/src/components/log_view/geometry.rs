@@ -8,8 +8,10 @@ use std::collections::BTreeMap;
 
 use crate::components::log_row::ROW_HEIGHT;
 
-/// Rows rendered above and below the viewport.
-const MARGIN_ROWS: usize = 30;
+/// Rows rendered above and below the viewport: 200 px, two notches of a mouse
+/// wheel, drawn before they scroll into sight. Every row more is drawn again on
+/// each jump (30 made `e` a third slower: docs/benchmarks.md).
+const MARGIN_ROWS: usize = 10;
 /// Tallest scroll area used.
 const MAX_SCROLL_PX: f64 = 8_000_000.0;
 /// Rows whose measured height is kept at most: past it the measurements start
@@ -191,8 +193,9 @@ mod tests {
         assert_eq!(g.area_and_scale(), (20_000.0, 1.0));
         assert_eq!(g.top_position(), 100);
         let (start, end, layer_top) = g.window();
-        assert_eq!((start, end), (70, 151));
-        assert_eq!(layer_top, 1_400.0);
+        // Rows 100 to 120 in sight, and MARGIN_ROWS either side.
+        assert_eq!((start, end), (100 - MARGIN_ROWS, 121 + MARGIN_ROWS));
+        assert_eq!(layer_top, (100 - MARGIN_ROWS) as f64 * 20.0);
         assert_eq!(g.centre(100), 1_810.0);
         assert!(g.in_view(100) && g.in_view(119) && !g.in_view(120) && !g.in_view(99));
     }
@@ -249,8 +252,13 @@ mod tests {
         assert_eq!(g.top_and_offset(), (12, 10.0));
         assert_eq!(g.scroll_for(12, 10.0), 250.0);
         let (start, end, layer_top) = g.window();
-        assert_eq!((start, end), (0, 12 + 4 + 31));
-        assert_eq!(layer_top, 0.0);
+        assert_eq!((start, end), (12 - MARGIN_ROWS, 12 + 4 + 1 + MARGIN_ROWS));
+        assert_eq!(layer_top, heights.top(start));
+        let near_the_top = Geometry {
+            scroll_top: 0.0,
+            ..g
+        };
+        assert_eq!(near_the_top.window(), (0, 5 + 1 + MARGIN_ROWS, 0.0));
         assert!(
             g.in_view(13) && !g.in_view(12),
             "row 12 starts above the edge"
