@@ -362,11 +362,11 @@ fn read_chunk(
         return c.transaction(|c| read_indexed(c, task, key, lookup, narrowing, bounds, order));
     }
     if let Some(level) = narrowing.by_level {
-        // Records are only ever added, or deleted whole with their task, so the rows
-        // of seqs just listed are there to read without a transaction.
-        // By their seqs alone, the rest of the filter left to `matches`: with more
-        // conditions PostgreSQL, without statistics for a task just written, scans
-        // every row they allow and filters those by the seqs.
+        // The rows are read by their seqs alone, the rest of the filter left to
+        // `matches`: given the other conditions too, PostgreSQL without statistics
+        // (a task just written) scanned every row they allow. Records are only
+        // added, or deleted whole with their task, so the rows of seqs just listed
+        // are there to read without a transaction.
         let seqs = level_seqs(conn, task, level, bounds, Order { backward, chunk })?;
         let rows = if seqs.is_empty() {
             Vec::new()
@@ -470,13 +470,13 @@ fn one_level_seqs(
     let sql = match conn.backend() {
         Backend::Sqlite => format!(
             "SELECT seq FROM task_logs INDEXED BY task_log_warnings \
-                 WHERE task_id = ? AND {WARNINGS} AND level = {level} AND seq > ? AND seq < ? \
-                 ORDER BY seq {order} LIMIT ?"
+             WHERE task_id = ? AND {WARNINGS} AND level = {level} AND seq > ? AND seq < ? \
+             ORDER BY seq {order} LIMIT ?"
         ),
         Backend::Postgres => format!(
             "SELECT seq FROM task_logs \
-                 WHERE task_id = $1 AND {WARNINGS} AND level = {level} AND seq > $2 AND seq < $3 \
-                 ORDER BY seq {order} LIMIT $4"
+             WHERE task_id = $1 AND {WARNINGS} AND level = {level} AND seq > $2 AND seq < $3 \
+             ORDER BY seq {order} LIMIT $4"
         ),
     };
     let q = diesel::sql_query(sql)
