@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use diesel::dsl::sql;
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Binary, Bool, Text};
+use diesel::sql_types::{BigInt, Binary, Bool, SmallInt, Text};
 use protocol::{GroupMark, LogEntry, LogFilter, LogLevel, LogPage, TaskId, Timestamp};
 use serde_json::value::RawValue;
 
@@ -399,14 +399,16 @@ struct Order {
 }
 
 #[derive(QueryableByName)]
-struct Seq {
+struct LevelSeq {
     #[diesel(sql_type = BigInt)]
     seq: i64,
+    #[diesel(sql_type = SmallInt)]
+    level: i16,
 }
 
 /// The first `chunk` seqs, in paging order, of the task's records at `min_level` or
-/// above (WARNING at least) in `(lo, hi)`, from `task_log_warnings` alone: the first
-/// `chunk` of each level (see [`one_level_seqs`]), merged.
+/// above (WARNING at least) in `(lo, hi)`, from `task_log_warnings` alone (see
+/// [`level_rows`]).
 fn level_seqs(
     conn: &mut Conn,
     task: TaskId,
@@ -414,11 +416,13 @@ fn level_seqs(
     bounds: (i64, i64),
     order: Order,
 ) -> Result<Vec<i64>> {
-    let mut seqs = Vec::new();
-    for level in min_level..=LogLevel::Error.as_i16() {
-        seqs.extend(one_level_seqs(conn, task, level, bounds, order)?);
-    }
-    // Stable sort: it merges the levels' runs, already sorted, in linear time.
+    let mut seqs: Vec<i64> = level_rows(conn, task, min_level, bounds, order)?
+        .into_iter()
+        .map(|r| r.seq)
+        .collect();
+    // Stable sort: it merges the levels' runs, already sorted, in linear time. The
+    // first `chunk` are complete: a level that filled its `chunk` alone reaches as
+    // far as they do.
     if order.backward {
         seqs.sort_by(|a, b| b.cmp(a));
     } else {
@@ -429,63 +433,79 @@ fn level_seqs(
 }
 
 /// Every seq of the task's records at `min_level` or above (WARNING at least),
-/// ascending, at most `max + 1`: each level read whole, once, then merged.
+/// ascending, at most `max + 1` (a chunk more at worst).
 fn all_level_seqs(conn: &mut Conn, task: TaskId, min_level: i16, max: usize) -> Result<Vec<u64>> {
     let order = Order {
         backward: false,
         chunk: 50_000,
     };
     let mut seqs: Vec<u64> = Vec::new();
-    for level in min_level..=LogLevel::Error.as_i16() {
-        let mut cursor = 0;
-        loop {
-            let part = one_level_seqs(conn, task, level, (cursor, i64::MAX), order)?;
-            seqs.extend(part.iter().map(|s| *s as u64));
-            match part.last() {
-                Some(last) if part.len() == order.chunk && seqs.len() <= max => cursor = *last,
-                _ => break,
+    let mut cursor = 0;
+    loop {
+        let rows = level_rows(conn, task, min_level, (cursor, i64::MAX), order)?;
+        // Complete up to the lowest last seq of the levels that filled their chunk;
+        // beyond it a level may have more. Each level is read at most once more.
+        let mut complete = i64::MAX;
+        for level in min_level..=LogLevel::Error.as_i16() {
+            let of_level = rows.iter().filter(|r| r.level == level);
+            if of_level.clone().count() == order.chunk {
+                complete = complete.min(of_level.map(|r| r.seq).max().unwrap_or(i64::MAX));
             }
         }
+        let mut part: Vec<u64> = rows
+            .iter()
+            .filter(|r| r.seq <= complete)
+            .map(|r| r.seq as u64)
+            .collect();
+        part.sort();
+        seqs.extend(part);
+        if complete == i64::MAX || seqs.len() > max {
+            break;
+        }
+        cursor = complete;
     }
-    seqs.sort();
     seqs.truncate(max.saturating_add(1));
     Ok(seqs)
 }
 
-/// The first `chunk` seqs, in paging order, of the task's records at `level` in
-/// `(lo, hi)`, from `task_log_warnings` alone, where each level is a range in seq
-/// order (two levels at once would be sorted). SQLite is told to use the index:
-/// without statistics its planner walks the primary key, every record of the task,
-/// for the `ORDER BY seq`.
-fn one_level_seqs(
+/// The first `chunk` records, in paging order, of each level from `min_level` up
+/// in `(lo, hi)`, from `task_log_warnings` alone, where each level is a range in seq
+/// order (two levels at once would be sorted). One statement, so one snapshot:
+/// read one after the other, a batch stored in between would show its ERRORs
+/// without the WARNINGs before them, and a reader continuing after the ERRORs would
+/// never see those. SQLite is told to use the index: without statistics its planner
+/// walks the primary key, every record of the task, for the `ORDER BY seq`.
+fn level_rows(
     conn: &mut Conn,
     task: TaskId,
-    level: i16,
+    min_level: i16,
     (lo, hi): (i64, i64),
     Order { backward, chunk }: Order,
-) -> Result<Vec<i64>> {
+) -> Result<Vec<LevelSeq>> {
     let order = if backward { "DESC" } else { "ASC" };
-    // The level is a literal: an integer, and with it the planner sees that
-    // the index holds the rows asked for.
-    let sql = match conn.backend() {
-        Backend::Sqlite => format!(
-            "SELECT seq FROM task_logs INDEXED BY task_log_warnings \
-             WHERE task_id = ? AND {WARNINGS} AND level = {level} AND seq > ? AND seq < ? \
-             ORDER BY seq {order} LIMIT ?"
-        ),
-        Backend::Postgres => format!(
-            "SELECT seq FROM task_logs \
-             WHERE task_id = $1 AND {WARNINGS} AND level = {level} AND seq > $2 AND seq < $3 \
-             ORDER BY seq {order} LIMIT $4"
-        ),
+    // Levels are literals, integers: with them the planner sees that the index
+    // holds the rows asked for. The binds are numbered so every level reuses them.
+    let (index, [task_id, after, before, limit]) = match conn.backend() {
+        Backend::Sqlite => ("INDEXED BY task_log_warnings", ["?1", "?2", "?3", "?4"]),
+        Backend::Postgres => ("", ["$1", "$2", "$3", "$4"]),
     };
+    let sql = (min_level..=LogLevel::Error.as_i16())
+        .map(|level| {
+            format!(
+                "SELECT seq, level FROM (SELECT seq, level FROM task_logs {index} \
+                 WHERE task_id = {task_id} AND {WARNINGS} AND level = {level} \
+                 AND seq > {after} AND seq < {before} \
+                 ORDER BY seq {order} LIMIT {limit}) AS level_{level}"
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" UNION ALL ");
     let q = diesel::sql_query(sql)
         .bind::<Binary, _>(task.as_bytes().as_slice())
         .bind::<BigInt, _>(lo)
         .bind::<BigInt, _>(hi)
         .bind::<BigInt, _>(chunk as i64);
-    let seqs: Vec<Seq> = with_conn!(conn, c => q.load(c)?);
-    Ok(seqs.into_iter().map(|s| s.seq).collect())
+    Ok(with_conn!(conn, c => q.load(c)?))
 }
 
 /// [`read_chunk`] through SQLite's text index: the index's candidates and every
