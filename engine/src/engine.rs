@@ -251,14 +251,10 @@ impl Engine {
         let settings_actor = SettingsActor::new(db.clone(), live.clone())
             .publishing_to(manager.clone().recipient())
             .start();
-        match db.backend() {
-            storage::Backend::Postgres => {
-                crate::retention::PartitionUpkeep::new(db.clone()).start();
-            }
-            storage::Backend::Sqlite => {
-                crate::text_indexer::TextIndexer::new(db.clone(), gate.clone()).start();
-            }
+        if db.backend() == storage::Backend::Postgres {
+            crate::retention::PartitionUpkeep::new(db.clone()).start();
         }
+        crate::text_indexer::TextIndexer::new(db.clone(), gate.clone()).start();
         if let Some(days) = settings.retention_days {
             RetentionActor::new(
                 db.clone(),

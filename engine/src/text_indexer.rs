@@ -1,5 +1,5 @@
-//! [`TextIndexer`] moves records into SQLite's trigram and metadata indexes behind
-//! ingest.
+//! [`TextIndexer`] moves records into SQLite's trigram and metadata indexes, and
+//! PostgreSQL's metadata index, behind ingest.
 //!
 //! Indexing a record costs about three times what storing it does, so the writer
 //! only notes which seqs are unindexed and this actor indexes them a step at a time
@@ -7,8 +7,10 @@
 //! serves clients too: while tasks are logging (records waited to be written, or
 //! arrived, during the step), the indexer pauses after each step as long as the step
 //! took, so ingest and everything else keep at least half of the database's and a
-//! core's time; when nothing was logged it goes on at once. Reads scan what is not indexed yet, so a backlog makes text searches of
-//! the newest records slower, never wrong.
+//! core's time; when nothing was logged it goes on at once. On PostgreSQL every
+//! engine node runs one; their steps take different ranges. Reads scan what is not
+//! indexed yet, so a backlog makes searches of the newest records slower, never
+//! wrong.
 
 use std::time::{Duration, Instant};
 

@@ -1339,6 +1339,11 @@ fn retention_drops_whole_days_and_a_task_still_kept_keeps_its_day() {
         Some("task_logs_20300113")
     );
 
+    index_pending(&db, usize::MAX);
+    for task in all {
+        assert!(pg_pairs_of(&db, task.id) > 0);
+    }
+
     // Everything that finished before day 3 has expired: day 0 and day 2 go whole;
     // day 1 stays for the task still running, and day 3 holds a task finished after.
     let cutoff = Timestamp(start_ms(3) * 1000);
@@ -1369,6 +1374,11 @@ fn retention_drops_whole_days_and_a_task_still_kept_keeps_its_day() {
             .unwrap()
             .is_none());
         assert!(collect_forward(&db, gone.id, &LogFilter::default(), 100).is_empty());
+        assert_eq!(
+            pg_pairs_of(&db, gone.id),
+            0,
+            "their metadata entries went too"
+        );
     }
     // The expired task of the kept day is there until retention deletes it by itself.
     for kept in [&expired_c, &long_running, &recent] {
@@ -1376,6 +1386,7 @@ fn retention_drops_whole_days_and_a_task_still_kept_keeps_its_day() {
             collect_forward(&db, kept.id, &LogFilter::default(), 100),
             records(30)
         );
+        assert_eq!(pg_pairs_of(&db, kept.id), index_entries(&records(30)));
     }
     assert!(db
         .run_blocking(|c| partitions::drop_expired(c, cutoff))
@@ -1732,9 +1743,10 @@ fn indexed_filter_specs() -> impl proptest::strategy::Strategy<Value = FilterSpe
         })
 }
 
-/// For random records and filters, reads through the text index (forwards and
-/// backwards, in pages, and the console's seq index) return exactly what
-/// `LogFilter::matches` selects, and nothing of another task.
+/// For random records and filters, reads through the text and metadata indexes
+/// (the metadata index alone on PostgreSQL; forwards and backwards, in pages, and
+/// the console's seq index) return exactly what `LogFilter::matches` selects, and
+/// nothing of another task.
 #[test]
 fn the_text_index_returns_exactly_what_a_filter_selects() {
     for backend in backends() {
@@ -1745,8 +1757,8 @@ fn the_text_index_returns_exactly_what_a_filter_selects() {
         let entries = indexed_records(0);
         store(&db, task.id, &entries);
         store(&db, other.id, &indexed_records(5));
-        // SQLite: nothing indexed yet, then part of it (the indexer's step leaves
-        // ranges half done), then all of it.
+        // Nothing indexed yet, then part of it (the indexer's step leaves ranges half
+        // done), then all of it.
         for step in [0, 150, usize::MAX] {
             index_pending(&db, step);
             check_indexed_reads(&db, &task, &entries, backend);
@@ -1754,15 +1766,13 @@ fn the_text_index_returns_exactly_what_a_filter_selects() {
     }
 }
 
-/// Runs SQLite's indexer until it has covered `records` seqs or nothing is pending.
+/// Runs the indexer until it has covered `records` seqs (on PostgreSQL, records
+/// with metadata) or nothing is pending.
 fn index_pending(db: &Db, records: usize) {
     let mut left = records;
     while left > 0 {
         let mut conn = db.get().unwrap();
-        let storage::Conn::Sqlite(c) = &mut conn else {
-            return;
-        };
-        let done = storage::text_index::index_pending(c, left.min(97)).unwrap();
+        let done = storage::text_index::index_step(&mut conn, left.min(97)).unwrap();
         if done == 0 {
             return;
         }
@@ -1979,6 +1989,182 @@ fn sqlite_text_index_follows_the_records() {
     assert_eq!(all_pairs(), want_pairs, "deleted tasks leave no pairs");
 }
 
+/// A count from a PostgreSQL query taking at most one task id.
+fn pg_count(db: &Db, query: &str, task: Option<TaskId>) -> i64 {
+    use diesel::prelude::*;
+    #[derive(QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let mut conn = db.get().unwrap();
+    let storage::Conn::Postgres(c) = &mut conn else {
+        panic!("PostgreSQL only")
+    };
+    let q = diesel::sql_query(query);
+    match task {
+        Some(task) => q
+            .bind::<diesel::sql_types::Binary, _>(task.as_bytes().as_slice())
+            .get_result::<Count>(&mut **c),
+        None => q.get_result::<Count>(&mut **c),
+    }
+    .unwrap()
+    .n
+}
+
+/// The metadata index entries of one task on PostgreSQL.
+fn pg_pairs_of(db: &Db, task: TaskId) -> i64 {
+    pg_count(
+        db,
+        "SELECT count(*) AS n FROM task_log_pairs WHERE task_id = $1",
+        Some(task),
+    )
+}
+
+/// The entries the metadata index holds for `entries`: each record's members,
+/// nested ones under their dotted path, objects whole as well, long values cut,
+/// nulls left out, a member listed twice once.
+fn index_entries(entries: &[LogEntry]) -> i64 {
+    entries
+        .iter()
+        .filter_map(|e| e.metadata.as_deref())
+        .map(|raw| {
+            let object: serde_json::Map<String, serde_json::Value> =
+                serde_json::from_str(raw.get()).unwrap();
+            protocol::filter::meta_pairs(&object)
+                .into_iter()
+                .map(|(path, value)| storage::text_index::pair_key(&path, &value).unwrap())
+                .collect::<std::collections::BTreeSet<_>>()
+                .len() as i64
+        })
+        .sum()
+}
+
+/// PostgreSQL's metadata index: only batches with metadata wait for the indexer, a
+/// retried batch's entries are indexed once, records stored before the index
+/// existed are listed by its migration, two indexers at once each take what the
+/// other does not hold, a read chooses the rarer pair, and a task's entries go with
+/// it whichever way it is deleted.
+#[test]
+fn postgresql_metadata_index_follows_the_records() {
+    use diesel::connection::SimpleConnection;
+    use storage::text_index::{postgres, Candidates};
+    if !backends().contains(&"postgres") {
+        eprintln!("skipped: no PostgreSQL for tests");
+        return;
+    }
+    let (_fresh, db, task) = database_with_a_task("postgres");
+    let pending = || db.run_blocking(storage::text_index::backlog).unwrap();
+    let all_pairs = || pg_count(&db, "SELECT count(*) AS n FROM task_log_pairs", None);
+    let entries = indexed_records(0);
+    let want_pairs = index_entries(&entries);
+    assert!(want_pairs > 600, "{want_pairs}");
+
+    // Records without metadata leave nothing to index.
+    let plain = new_task(2);
+    db.run_blocking(|c| tasks::insert_task(c, &plain, None))
+        .unwrap();
+    let without: Vec<LogEntry> = records(500)
+        .into_iter()
+        .map(|e| LogEntry {
+            metadata: None,
+            ..e
+        })
+        .collect();
+    store(&db, plain.id, &without);
+    assert_eq!(pending(), 0);
+
+    store(&db, task.id, &entries);
+    assert!(pending() > 0);
+    assert_eq!(pg_pairs_of(&db, task.id), 0);
+    index_pending(&db, usize::MAX);
+    assert_eq!((pg_pairs_of(&db, task.id), pending()), (want_pairs, 0));
+
+    // A retried batch adds no entry twice.
+    assert_eq!(store_batch(&db, task.id, &entries[..50]), 0);
+    assert!(pending() > 0);
+    index_pending(&db, usize::MAX);
+    assert_eq!((pg_pairs_of(&db, task.id), pending()), (want_pairs, 0));
+
+    // Stored before the index: its migration lists them.
+    let migration = "../migrations/postgres/2026-12-02-000003_meta_index";
+    let run = |file: &str| {
+        let script = std::fs::read_to_string(format!("{migration}/{file}")).unwrap();
+        let mut conn = db.get().unwrap();
+        let storage::Conn::Postgres(c) = &mut conn else {
+            panic!("PostgreSQL only")
+        };
+        c.batch_execute(&script).unwrap();
+    };
+    run("down.sql");
+    run("up.sql");
+    assert_eq!((all_pairs(), pending() > 0), (0, true));
+    index_pending(&db, usize::MAX);
+    assert_eq!((pg_pairs_of(&db, task.id), pending()), (want_pairs, 0));
+
+    // Two indexers at once: a range one holds, the other skips and leaves.
+    let second = new_task(3);
+    db.run_blocking(|c| tasks::insert_task(c, &second, None))
+        .unwrap();
+    store(&db, second.id, &entries);
+    let mut first_node = db.get().unwrap();
+    let storage::Conn::Postgres(c) = &mut first_node else {
+        panic!("PostgreSQL only")
+    };
+    diesel::Connection::transaction(&mut **c, |c| {
+        // One record of the newest range, whose rest is noted as a new range.
+        assert_eq!(postgres::index_pending(c, 1).unwrap(), 1);
+        let before = pending();
+        index_pending(&db, usize::MAX);
+        let held = pending();
+        assert!(held > 0 && held < before, "{held} of {before} left");
+        assert!(pg_pairs_of(&db, second.id) < want_pairs);
+        Ok::<_, diesel::result::Error>(())
+    })
+    .unwrap();
+    drop(first_node);
+    index_pending(&db, usize::MAX);
+    assert_eq!((pg_pairs_of(&db, second.id), pending()), (want_pairs, 0));
+
+    // The rarer of two pairs is read; the texts are not indexed here.
+    let many = records(3000);
+    let rare = new_task(4);
+    db.run_blocking(|c| tasks::insert_task(c, &rare, None))
+        .unwrap();
+    store(&db, rare.id, &many);
+    index_pending(&db, usize::MAX);
+    let filter =
+        spec(serde_json::json!({"q": "record 1234", "meta": {"dashboard_id": 4, "i": 1234}}));
+    let lookups = Candidates::for_filter(&filter, storage::Backend::Postgres);
+    assert_eq!(lookups.len(), 2, "{lookups:?}");
+    let mut conn = db.get().unwrap();
+    let storage::Conn::Postgres(c) = &mut conn else {
+        panic!("PostgreSQL only")
+    };
+    let chosen = &lookups[postgres::fewest(c, rare.id, &lookups).unwrap()];
+    assert_eq!(
+        chosen,
+        &Candidates::Pair(storage::text_index::pair_key("i", "1234").unwrap())
+    );
+    drop(conn);
+    let got: Vec<u64> = collect_forward(&db, rare.id, &filter, 1)
+        .iter()
+        .map(|e| e.seq)
+        .collect();
+    assert_eq!(got, [1235], "record 1234 is seq 1235");
+
+    // Deleted a step at a time, or at once by cascade: no entry stays.
+    let rare_pairs = pg_pairs_of(&db, rare.id);
+    assert_eq!(rare_pairs, index_entries(&many));
+    assert_eq!(all_pairs(), 2 * want_pairs + rare_pairs);
+    db.run_blocking(|c| tasks::delete_task_in_steps(c, second.id, 100))
+        .unwrap();
+    assert_eq!(all_pairs(), want_pairs + rare_pairs);
+    db.run_blocking(|c| tasks::delete_task(c, rare.id)).unwrap();
+    assert_eq!(all_pairs(), want_pairs, "deleted tasks leave no pairs");
+    assert_eq!(pg_pairs_of(&db, task.id), want_pairs);
+}
+
 /// Pages of a search over all tasks, following cursors to the end.
 fn search_all(
     db: &Db,
@@ -2163,7 +2349,7 @@ fn sqlite_reads_through_the_lookup_with_the_fewest_candidates() {
             unreachable!("a SQLite database")
         };
         let key = task_key(c, task.id).unwrap().expect("an indexed task");
-        let lookups = Candidates::for_filter(filter);
+        let lookups = Candidates::for_filter(filter, storage::Backend::Sqlite);
         lookups[fewest(c, key, &lookups).unwrap()].clone()
     };
     // A common value (a tenth of the records) and a rare text: the text.

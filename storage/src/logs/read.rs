@@ -1,5 +1,6 @@
 //! Reading a task's filtered log: keyset pages forwards and backwards, and the
-//! console's index of matching seqs, through the text index where it narrows.
+//! console's index of matching seqs, through the text, metadata or level index where
+//! one narrows.
 
 use std::sync::Arc;
 
@@ -134,9 +135,9 @@ fn entry_bytes(entry: &LogEntry) -> usize {
 
 /// Reads one page of a task's log that matches `filter`.
 ///
-/// When the filter has a `meta` condition or names a text (`q`, or literals its `re`
-/// requires) and the backend is SQLite, the page reads the index's candidates
-/// instead of every row (see [`text_index`]); PostgreSQL reads the rows.
+/// When the filter has a `meta` condition, or names a text (`q`, or literals its
+/// `re` requires) and the backend is SQLite, the page reads the index's candidates
+/// instead of every row (see [`text_index`]); PostgreSQL reads the rows for texts.
 ///
 /// # Errors
 /// Database errors, or [`StorageError::Corrupt`] for a row that cannot be decoded.
@@ -257,20 +258,28 @@ pub(crate) fn page_logs_within(
     }
 }
 
-/// Where a read takes its rows from: the text index's candidates, or the task's rows
-/// in seq order. Both are limited to the seqs in `(lo, hi)`.
+/// Under what the index holds a task's entries: SQLite's task key, or, on
+/// PostgreSQL, the task id itself.
+#[derive(Debug, Clone, Copy)]
+enum IndexedUnder {
+    Key(i64),
+    TaskId,
+}
+
+/// Where a read takes its rows from: the index's candidates, or the task's rows in
+/// seq order. Both are limited to the seqs in `(lo, hi)`.
 #[derive(Debug, Clone, Copy)]
 struct Phase {
-    /// `Some((key, lookup))`: candidates from the SQLite text index under this task
-    /// key, through `SqlNarrowing::index_lookups[lookup]`.
-    indexed: Option<(i64, usize)>,
+    /// `Some((under, lookup))`: candidates from the text or metadata index, through
+    /// `SqlNarrowing::index_lookups[lookup]`.
+    indexed: Option<(IndexedUnder, usize)>,
     lo: i64,
     hi: i64,
 }
 
-/// The phases one read goes through, in paging order. With a text index: the
+/// The phases one read goes through, in paging order. With SQLite's index: the
 /// indexed seqs, then the rare records past [`text_index::INDEXED_SEQS`], read
-/// directly (the other way round backwards).
+/// directly (the other way round backwards). PostgreSQL's index holds every seq.
 struct Phases {
     list: Vec<Phase>,
     at: usize,
@@ -283,14 +292,24 @@ impl Phases {
         narrowing: &SqlNarrowing,
         backward: bool,
     ) -> Result<Self> {
+        let lookups = &narrowing.index_lookups;
         let key = match conn {
-            Conn::Sqlite(c) if !narrowing.index_lookups.is_empty() => {
-                match text_index::task_key(c, task)? {
-                    Some(key) => Some((key, text_index::fewest(c, key, &narrowing.index_lookups)?)),
-                    None => None,
-                }
+            _ if lookups.is_empty() => None,
+            Conn::Sqlite(c) => match text_index::task_key(c, task)? {
+                Some(key) => Some((IndexedUnder::Key(key), text_index::fewest(c, key, lookups)?)),
+                None => None,
+            },
+            Conn::Postgres(c) => {
+                let lookup = text_index::postgres::fewest(c, task, lookups)?;
+                return Ok(Phases {
+                    list: vec![Phase {
+                        indexed: Some((IndexedUnder::TaskId, lookup)),
+                        lo: -1,
+                        hi: i64::MAX,
+                    }],
+                    at: 0,
+                });
             }
-            _ => None,
         };
         let list = match key {
             None => vec![Phase {
@@ -356,10 +375,10 @@ fn read_chunk(
     } else {
         (cursor.max(phase.lo), phase.hi)
     };
-    if let (Some((key, lookup)), Conn::Sqlite(c)) = (phase.indexed, &mut *conn) {
+    if let Some((under, lookup)) = phase.indexed {
         let lookup = &narrowing.index_lookups[lookup];
         let order = Order { backward, chunk };
-        return c.transaction(|c| read_indexed(c, task, key, lookup, narrowing, bounds, order));
+        return read_indexed(conn, task, under, lookup, narrowing, bounds, order);
     }
     if let Some(level) = narrowing.by_level {
         // The rows are read by their seqs alone, the rest of the filter left to
@@ -508,20 +527,41 @@ fn level_rows(
     Ok(with_conn!(conn, c => q.load(c)?))
 }
 
-/// [`read_chunk`] through SQLite's text index: the index's candidates and every
-/// record of the ranges it has not indexed yet, read in one transaction so that
-/// the indexer cannot move a record from one to the other between the two reads.
+/// [`read_chunk`] through the text or metadata index: the index's candidates and
+/// every record of the ranges it has not indexed yet. Both are read in one
+/// snapshot, so that the indexer cannot move a record from one to the other between
+/// the two reads; the rows of the seqs they name are there to read after it
+/// (records are only added, or deleted whole with their task).
 fn read_indexed(
-    c: &mut diesel::SqliteConnection,
+    conn: &mut Conn,
     task: TaskId,
-    key: i64,
+    under: IndexedUnder,
     lookup: &text_index::Candidates,
     narrowing: &SqlNarrowing,
     (lo, hi): (i64, i64),
     Order { backward, chunk }: Order,
 ) -> Result<Chunk> {
-    let ranges = text_index::unindexed_ranges(c, task, (lo, hi))?;
-    let candidates = text_index::candidate_seqs(c, key, lookup, (lo, hi), backward, chunk)?;
+    let (ranges, candidates) = match (&mut *conn, under) {
+        (Conn::Sqlite(c), IndexedUnder::Key(key)) => c.transaction(|c| {
+            let ranges = text_index::unindexed_ranges(c, task, (lo, hi))?;
+            let candidates = text_index::candidate_seqs(c, key, lookup, (lo, hi), backward, chunk)?;
+            Ok::<_, StorageError>((ranges, candidates))
+        })?,
+        (Conn::Postgres(c), _) => c
+            .build_transaction()
+            .repeatable_read()
+            .read_only()
+            .run(|c| {
+                use text_index::postgres;
+                let ranges = postgres::unindexed_ranges(c, task, (lo, hi))?;
+                let candidates =
+                    postgres::candidate_seqs(c, task, lookup, (lo, hi), backward, chunk)?;
+                Ok::<_, StorageError>((ranges, candidates))
+            })?,
+        (Conn::Sqlite(_), IndexedUnder::TaskId) => {
+            unreachable!("SQLite's index is under task keys")
+        }
+    };
     let index_full = candidates.len() == chunk;
     // With more candidates to come, this read settles the seqs up to its last one.
     let (lo, hi) = match (candidates.last(), index_full, backward) {
@@ -532,19 +572,15 @@ fn read_indexed(
     let mut rows: Vec<LogColumns> = Vec::new();
     let mut a_range_was_cut = false;
     if !candidates.is_empty() {
-        let q = rows_between!(task, (lo, hi), narrowing, backward);
-        rows = q
+        rows = with_conn!(conn, c => rows_between!(task, (lo, hi), narrowing, backward)
             .filter(task_logs::seq.eq_any(candidates.clone()))
-            .load::<LogColumns>(c)?;
+            .load::<LogColumns>(c)?);
     }
     for (from, to) in ranges {
-        let q = rows_between!(
-            task,
-            (lo.max(from - 1), hi.min(to + 1)),
-            narrowing,
-            backward
-        );
-        let part = q.limit(chunk as i64).load::<LogColumns>(c)?;
+        let bounds = (lo.max(from - 1), hi.min(to + 1));
+        let part = with_conn!(conn, c => rows_between!(task, bounds, narrowing, backward)
+            .limit(chunk as i64)
+            .load::<LogColumns>(c)?);
         a_range_was_cut |= part.len() == chunk;
         rows.extend(part);
     }
@@ -723,8 +759,8 @@ fn whole_log(conn: &mut Conn, task: TaskId, filter: &LogFilter) -> Result<Option
     })
 }
 
-/// [`matching_seqs`] for filters SQL cannot decide: rows (or the text index's
-/// candidates) are read in chunks and each is confirmed with [`LogFilter::matches`].
+/// [`matching_seqs`] for filters SQL cannot decide: rows (or the text or metadata
+/// index's candidates) are read in chunks and each is confirmed with [`LogFilter::matches`].
 fn confirmed_seqs(
     conn: &mut Conn,
     task: TaskId,
@@ -768,7 +804,7 @@ struct SqlNarrowing {
     likes: Vec<(&'static str, String)>,
     contains_function: &'static str,
     meta_needles: Vec<Vec<String>>,
-    /// What SQLite's text and metadata index can look up for the filter (see
+    /// What the text and metadata index can look up for the filter (see
     /// [`text_index`]); empty when it cannot narrow it.
     index_lookups: Vec<text_index::Candidates>,
     /// The filter's level, when the records are found through `task_log_warnings`
@@ -850,10 +886,7 @@ impl SqlNarrowing {
                 Backend::Postgres => "strpos",
             },
             meta_needles: filter.meta.iter().map(|m| m.needles.clone()).collect(),
-            index_lookups: match backend {
-                Backend::Sqlite => text_index::Candidates::for_filter(filter),
-                Backend::Postgres => Vec::new(),
-            },
+            index_lookups: text_index::Candidates::for_filter(filter, backend),
             by_level: None,
         }
     }

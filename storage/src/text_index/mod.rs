@@ -6,7 +6,8 @@
 //! indexer moves ranges into the index a step at a time ([`index_pending`]); reads
 //! take the index's candidates plus every record of the ranges still unindexed
 //! ([`unindexed_ranges`]). PostgreSQL has no text index (docs/architecture.md says
-//! why); the functions taking a [`crate::Conn`] do nothing there.
+//! why), only the metadata index, kept the same way ([`postgres`]); the functions
+//! taking a [`crate::Conn`] work on either backend.
 //!
 //! The same indexer fills `task_log_pairs` (migration `2026-12-01-000006_meta_index`)
 //! with each record's metadata members ([`pair_key`]), so `meta.KEY=VALUE` finds its
@@ -23,6 +24,8 @@ use diesel::sql_types::{BigInt, Binary, Text};
 use protocol::TaskId;
 
 use crate::Result;
+
+pub mod postgres;
 
 /// Records at or past this seq are not indexed (their rowid would overflow the task
 /// key's bits); reads scan them.
@@ -42,16 +45,21 @@ pub enum Candidates {
 }
 
 impl Candidates {
-    /// Every lookup that narrows `filter`: one per metadata condition, and one for
-    /// its texts. Any of them yields a superset of the filter's records; a read
-    /// takes the one with the fewest candidates ([`fewest`]).
-    pub fn for_filter(filter: &protocol::LogFilter) -> Vec<Self> {
+    /// Every lookup that narrows `filter` on `backend`: one per metadata condition,
+    /// and on SQLite one for its texts. Any of them yields a superset of the
+    /// filter's records; a read takes the one with the fewest candidates
+    /// ([`fewest`]).
+    pub fn for_filter(filter: &protocol::LogFilter, backend: crate::Backend) -> Vec<Self> {
+        let texts = match backend {
+            crate::Backend::Sqlite => match_expression(&filter.required_texts()),
+            crate::Backend::Postgres => None,
+        };
         filter
             .meta
             .iter()
             .filter_map(|condition| pair_key(&condition.key, &condition.value))
             .map(Candidates::Pair)
-            .chain(match_expression(&filter.required_texts()).map(Candidates::Text))
+            .chain(texts.map(Candidates::Text))
             .collect()
     }
 }
@@ -388,6 +396,17 @@ fn pair_entries(
     .bind::<BigInt, _>(first)
     .bind::<BigInt, _>(last)
     .load(c)?;
+    let entries = pairs_of_rows(rows);
+    if entries.is_empty() {
+        return Ok(None);
+    }
+    let entries = serde_json::to_string(&entries).expect("pairs serialise");
+    Ok(Some((key, entries)))
+}
+
+/// The index entries of records' metadata, `(pair, seq)`, in key order: the inserts
+/// then walk the B-tree instead of jumping about in it.
+fn pairs_of_rows(rows: Vec<Metadata>) -> Vec<(String, i64)> {
     let mut entries: Vec<(String, i64)> = Vec::new();
     for row in rows {
         // Stored metadata is always an object; anything else has no members.
@@ -402,22 +421,23 @@ fn pair_entries(
             }
         }
     }
-    if entries.is_empty() {
-        return Ok(None);
-    }
-    // In key order, the inserts walk the B-tree instead of jumping about in it.
     entries.sort_unstable();
-    let entries = serde_json::to_string(&entries).expect("pairs serialise");
-    Ok(Some((key, entries)))
+    entries
 }
 
 /// Deletes the metadata entries of a task about to be deleted, at most `step` per
-/// statement, so that a task of millions of records never holds the write lock for
-/// all of them at once (the task's delete trigger then finds none left). Nothing on
-/// PostgreSQL.
+/// statement, so that a task of millions of records never holds SQLite's write lock
+/// (or a PostgreSQL statement) for all of them at once (the task's delete then
+/// finds none left).
 pub fn forget_pairs_in_steps(conn: &mut crate::Conn, task: TaskId, step: usize) -> Result<()> {
-    let crate::Conn::Sqlite(c) = conn else {
-        return Ok(());
+    let c = match conn {
+        crate::Conn::Sqlite(c) => c,
+        crate::Conn::Postgres(c) => {
+            // The ids from this one up to, not including, its successor as bytes.
+            let id = task.as_bytes().as_slice();
+            let next = [id, &[0]].concat();
+            return postgres::forget_pairs_between(c, (id, &next), step);
+        }
     };
     let Some(key) = task_key(c, task)? else {
         return Ok(());
@@ -436,21 +456,20 @@ pub fn forget_pairs_in_steps(conn: &mut crate::Conn, task: TaskId, step: usize) 
     }
 }
 
-/// One indexer step on whatever backend `conn` is: [`index_pending`] on SQLite;
-/// nothing on PostgreSQL.
+/// One indexer step on whatever backend `conn` is: [`index_pending`] on SQLite,
+/// [`postgres::index_pending`] on PostgreSQL.
 pub fn index_step(conn: &mut crate::Conn, step: usize) -> Result<usize> {
     match conn {
         crate::Conn::Sqlite(c) => index_pending(c, step),
-        crate::Conn::Postgres(_) => Ok(0),
+        crate::Conn::Postgres(c) => postgres::index_pending(c, step),
     }
 }
 
-/// How many records wait for the indexer on whatever backend `conn` is (always 0
-/// on PostgreSQL).
+/// How many records wait for the indexer on whatever backend `conn` is.
 pub fn backlog(conn: &mut crate::Conn) -> Result<u64> {
     match conn {
         crate::Conn::Sqlite(c) => pending_records(c),
-        crate::Conn::Postgres(_) => Ok(0),
+        crate::Conn::Postgres(c) => postgres::pending_records(c),
     }
 }
 

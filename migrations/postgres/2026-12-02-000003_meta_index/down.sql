@@ -1,0 +1,2 @@
+DROP TABLE task_log_pairs;
+DROP TABLE task_log_unindexed;
