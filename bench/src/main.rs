@@ -265,7 +265,7 @@ async fn run_backend(
         overhead(binary, &db, name, sizes, report).await?;
     }
     if args.wants("retrieval") {
-        retrieval(binary, &db, backend, name, sizes, report).await?;
+        retrieval(binary, &db, name, sizes, report).await?;
     }
     if args.wants("live") {
         live(binary, &db, name, sizes, report).await?;
@@ -392,7 +392,6 @@ async fn overhead(
 async fn retrieval(
     binary: &std::path::Path,
     db: &server::Database,
-    backend: Backend,
     name: &str,
     sizes: &Sizes,
     report: &mut Report,
@@ -425,32 +424,26 @@ async fn retrieval(
     report.rows.push(Row::new(
         name,
         &format!("disk per record, {} rows", report::thousands(total as f64)),
-        if backend == Backend::Sqlite {
-            format!(
-                "{:.0} bytes with the text index, {:.0} before it was built",
-                indexed as f64 / total as f64,
-                unindexed as f64 / total as f64
-            )
-        } else {
-            format!("{:.0} bytes", indexed as f64 / total as f64)
-        },
+        format!(
+            "{:.0} bytes with the text and metadata indexes, {:.0} before they were built",
+            indexed as f64 / total as f64,
+            unindexed as f64 / total as f64
+        ),
         "(reported)",
     ));
-    if backend == Backend::Sqlite {
-        report.rows.push(Row::new(
-            name,
-            &format!(
-                "text index caught up, after filling {} rows",
-                report::thousands(total as f64)
-            ),
-            format!(
-                "{:.1} s later ({} records/s over fill and catch-up)",
-                behind.as_secs_f64(),
-                report::thousands(filler as f64 / (filled + behind).as_secs_f64())
-            ),
-            "(reported)",
-        ));
-    }
+    report.rows.push(Row::new(
+        name,
+        &format!(
+            "text and metadata indexes caught up, after filling {} rows",
+            report::thousands(total as f64)
+        ),
+        format!(
+            "{:.1} s later ({} records/s over fill and catch-up)",
+            behind.as_secs_f64(),
+            report::thousands(filler as f64 / (filled + behind).as_secs_f64())
+        ),
+        "(reported)",
+    ));
     let url = db.url.clone();
     let (rows, requests) = (sizes.target_task, sizes.requests);
     let floor =

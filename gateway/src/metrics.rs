@@ -175,7 +175,7 @@ impl Metrics {
             text_index_backlog: gauge(
                 &registry,
                 "tasklens_text_index_pending_records",
-                "Stored records the text and metadata indexes have yet to take (an upper bound; on PostgreSQL, records with metadata)",
+                "Stored records the text and metadata indexes have yet to take (an upper bound)",
             ),
             registry,
             http,

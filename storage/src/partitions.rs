@@ -30,8 +30,8 @@ const UPKEEP_LOCK: i64 = 0x7461_736b_7061_7274; // "taskpart"
 /// long bounds the pause, and the change is retried on the next pass.
 const LOCK_TIMEOUT: &str = "SET LOCAL lock_timeout = '500ms'";
 const DEFAULT_PARTITION: &str = "task_logs_default";
-/// Metadata index entries deleted per statement when a day's tasks go.
-const PAIRS_STEP: usize = 10_000;
+/// Index entries deleted per statement when a day's tasks go.
+const ENTRIES_STEP: usize = 10_000;
 
 /// A range partition of `task_logs`: the tasks created from the start of `from`
 /// (the beginning of time when `None`) to the start of `until`.
@@ -255,10 +255,13 @@ pub fn drop_expired(conn: &mut Conn, cutoff: Timestamp) -> Result<Vec<Dropped>> 
         })?;
         if gone {
             // The records went with the partition, so each task's cascade into
-            // task_logs finds nothing left to delete; their metadata entries are
+            // task_logs finds nothing left to delete; their index entries are
             // deleted a step at a time first, as a deleted task's are.
-            crate::text_index::postgres::forget_pairs_between(c, (&from, &until), PAIRS_STEP)?;
+            crate::text_index::postgres::forget_entries_between(c, (&from, &until), ENTRIES_STEP)?;
             let tasks = diesel::delete(tasks::table.filter(expired)).execute(c)? as u64;
+            // Whatever an indexer step wrote in between (it holds the task's row
+            // while it writes, so none comes after).
+            crate::text_index::postgres::forget_entries_between(c, (&from, &until), ENTRIES_STEP)?;
             dropped.push(Dropped {
                 partition: partition.name,
                 tasks,

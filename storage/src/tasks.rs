@@ -260,9 +260,19 @@ pub fn finish_task(conn: &mut Conn, id: TaskId, outcome: &TaskOutcome) -> Result
     Ok(changed == 1)
 }
 
-/// Deletes a task and, by cascade, its logs and counts. False when it did not exist.
+/// Deletes a task and, by cascade, its logs and counts, and on PostgreSQL its text
+/// and metadata index entries after it (see [`crate::text_index::postgres`]). False
+/// when it did not exist.
 pub fn delete_task(conn: &mut Conn, id: TaskId) -> Result<bool> {
-    let deleted = with_conn!(conn, c => diesel::delete(tasks::table.find(id.as_bytes().as_slice())).execute(c))?;
+    let task = id.as_bytes().as_slice();
+    let deleted = match conn {
+        Conn::Sqlite(c) => diesel::delete(tasks::table.find(task)).execute(&mut **c)?,
+        Conn::Postgres(c) => c.transaction(|c| {
+            let deleted = diesel::delete(tasks::table.find(task)).execute(c)?;
+            crate::text_index::postgres::forget_task(c, id)?;
+            Ok::<_, crate::StorageError>(deleted)
+        })?,
+    };
     Ok(deleted == 1)
 }
 

@@ -1341,7 +1341,7 @@ fn retention_drops_whole_days_and_a_task_still_kept_keeps_its_day() {
 
     index_pending(&db, usize::MAX);
     for task in all {
-        assert!(pg_pairs_of(&db, task.id) > 0);
+        assert!(pg_entries_of(&db, task.id).iter().all(|n| *n > 0));
     }
 
     // Everything that finished before day 3 has expired: day 0 and day 2 go whole;
@@ -1375,9 +1375,9 @@ fn retention_drops_whole_days_and_a_task_still_kept_keeps_its_day() {
             .is_none());
         assert!(collect_forward(&db, gone.id, &LogFilter::default(), 100).is_empty());
         assert_eq!(
-            pg_pairs_of(&db, gone.id),
-            0,
-            "their metadata entries went too"
+            pg_entries_of(&db, gone.id),
+            [0, 0, 0],
+            "their index entries went too"
         );
     }
     // The expired task of the kept day is there until retention deletes it by itself.
@@ -2040,13 +2040,40 @@ fn index_entries(entries: &[LogEntry]) -> i64 {
         .sum()
 }
 
-/// PostgreSQL's metadata index: only batches with metadata wait for the indexer, a
-/// retried batch's entries are indexed once, records stored before the index
-/// existed are listed by its migration, two indexers at once each take what the
-/// other does not hold, a read chooses the rarer pair, and a task's entries go with
-/// it whichever way it is deleted.
+/// The rows PostgreSQL's text and metadata indexes hold for one task.
+fn pg_entries_of(db: &Db, task: TaskId) -> [i64; 3] {
+    [
+        "task_log_pairs",
+        "task_log_trigrams",
+        "task_log_trigram_counts",
+    ]
+    .map(|table| {
+        pg_count(
+            db,
+            &format!("SELECT count(*) AS n FROM {table} WHERE task_id = $1"),
+            Some(task),
+        )
+    })
+}
+
+/// How many of the task's records PostgreSQL's trigram index counts as holding
+/// `trigram`, and how many of its blocks list them (0 when none).
+fn pg_trigram_count(db: &Db, task: TaskId, trigram: &str) -> (i64, i64) {
+    let key = storage::text_index::postgres::trigram_keys([trigram])[0];
+    let count = |query: &str| pg_count(db, &query.replace("KEY", &key.to_string()), Some(task));
+    (
+        count("SELECT coalesce(sum(records), 0)::bigint AS n FROM task_log_trigram_counts WHERE task_id = $1 AND trigram = KEY"),
+        count("SELECT count(*) AS n FROM task_log_trigrams WHERE task_id = $1 AND trigram = KEY"),
+    )
+}
+
+/// PostgreSQL's text and metadata indexes: records wait in ranges until an indexer
+/// takes them, trigrams are counted per record, a retried batch adds no metadata
+/// entry, records stored before the indexes existed are listed by their migration,
+/// two indexers at once each take what the other does not hold, a read chooses the
+/// rarest lookup, and a task's entries go with it whichever way it is deleted.
 #[test]
-fn postgresql_metadata_index_follows_the_records() {
+fn postgresql_text_and_metadata_indexes_follow_the_records() {
     use diesel::connection::SimpleConnection;
     use storage::text_index::{postgres, Candidates};
     if !backends().contains(&"postgres") {
@@ -2059,8 +2086,42 @@ fn postgresql_metadata_index_follows_the_records() {
     let entries = indexed_records(0);
     let want_pairs = index_entries(&entries);
     assert!(want_pairs > 600, "{want_pairs}");
+    // "Timeout After", "timeout after" and "connection reset" hold "tim" (and the
+    // long line "xyzzy ... needle at the end" does not), whatever the case.
+    let holding = |entries: &[LogEntry], text: &str| {
+        entries
+            .iter()
+            .filter(|e| e.message.to_ascii_lowercase().contains(text))
+            .count() as i64
+    };
+    let want_tim = holding(&entries, "tim");
+    assert!(want_tim > 50, "{want_tim}");
+    // Blocks of 4,096 seqs listing them.
+    let blocks_of = |entries: &[LogEntry], text: &str| {
+        entries
+            .iter()
+            .filter(|e| e.message.to_ascii_lowercase().contains(text))
+            .map(|e| e.seq >> 12)
+            .collect::<std::collections::BTreeSet<_>>()
+            .len() as i64
+    };
+    let want_tim_blocks = blocks_of(&entries, "tim");
+    assert!(want_tim_blocks >= 1);
 
-    // Records without metadata leave nothing to index.
+    store(&db, task.id, &entries);
+    // Each batch's runs of consecutive seqs.
+    assert_eq!(pending(), entries.len() as u64);
+    assert_eq!(pg_entries_of(&db, task.id), [0, 0, 0]);
+    index_pending(&db, usize::MAX);
+    assert_eq!((pg_pairs_of(&db, task.id), pending()), (want_pairs, 0));
+    assert_eq!(
+        pg_trigram_count(&db, task.id, "tim"),
+        (want_tim, want_tim_blocks)
+    );
+    let want_xyzzy = (holding(&entries, "xyzzy"), blocks_of(&entries, "xyzzy"));
+    assert_eq!(pg_trigram_count(&db, task.id, "yzz"), want_xyzzy);
+
+    // Records without metadata are indexed for their text alone.
     let plain = new_task(2);
     db.run_blocking(|c| tasks::insert_task(c, &plain, None))
         .unwrap();
@@ -2072,22 +2133,36 @@ fn postgresql_metadata_index_follows_the_records() {
         })
         .collect();
     store(&db, plain.id, &without);
-    assert_eq!(pending(), 0);
-
-    store(&db, task.id, &entries);
-    assert!(pending() > 0);
-    assert_eq!(pg_pairs_of(&db, task.id), 0);
+    assert_eq!(pending(), 500);
     index_pending(&db, usize::MAX);
-    assert_eq!((pg_pairs_of(&db, task.id), pending()), (want_pairs, 0));
+    let [pairs, trigrams, counts] = pg_entries_of(&db, plain.id);
+    assert_eq!((pairs, pending()), (0, 0));
+    assert!(trigrams > 0 && counts > 0);
+    assert_eq!(
+        pg_trigram_count(&db, plain.id, "tim").0,
+        holding(&without, "tim")
+    );
 
-    // A retried batch adds no entry twice.
+    // A retried batch adds no metadata entry twice, and reads drop its repeated
+    // trigram offsets (the property test reads through them).
     assert_eq!(store_batch(&db, task.id, &entries[..50]), 0);
-    assert!(pending() > 0);
+    assert_eq!(pending(), 50);
     index_pending(&db, usize::MAX);
     assert_eq!((pg_pairs_of(&db, task.id), pending()), (want_pairs, 0));
+    let q = spec(serde_json::json!({"q": "TIMEOUT after"}));
+    let got: Vec<u64> = collect_forward(&db, task.id, &q, 7)
+        .iter()
+        .map(|e| e.seq)
+        .collect();
+    let want: Vec<u64> = entries
+        .iter()
+        .filter(|e| q.matches(e))
+        .map(|e| e.seq)
+        .collect();
+    assert_eq!(got, want);
 
-    // Stored before the index: its migration lists them.
-    let migration = "../migrations/postgres/2026-12-02-000003_meta_index";
+    // Stored before the indexes: their migration lists them.
+    let migration = "../migrations/postgres/2026-12-02-000003_log_indexes";
     let run = |file: &str| {
         let script = std::fs::read_to_string(format!("{migration}/{file}")).unwrap();
         let mut conn = db.get().unwrap();
@@ -2098,71 +2173,157 @@ fn postgresql_metadata_index_follows_the_records() {
     };
     run("down.sql");
     run("up.sql");
-    assert_eq!((all_pairs(), pending() > 0), (0, true));
+    assert_eq!(all_pairs(), 0);
+    assert_eq!(pending(), entries.last().unwrap().seq + 500);
     index_pending(&db, usize::MAX);
     assert_eq!((pg_pairs_of(&db, task.id), pending()), (want_pairs, 0));
+    assert_eq!(
+        pg_trigram_count(&db, task.id, "tim"),
+        (want_tim, want_tim_blocks)
+    );
+    assert_eq!(pg_trigram_count(&db, task.id, "yzz"), want_xyzzy);
 
-    // Two indexers at once: a range one holds, the other skips and leaves.
-    let second = new_task(3);
-    db.run_blocking(|c| tasks::insert_task(c, &second, None))
-        .unwrap();
-    store(&db, second.id, &entries);
+    // Two nodes indexing at once: one holds a range of the newest task (v7 ids are
+    // in time order, and steps take the highest first), and the other indexes
+    // another task meanwhile without waiting for it. (Two steps on one task wait for
+    // each other: they add to the same trigram counts.)
+    let held = task_created_at(4_000_000_000_000, None);
+    let free = task_created_at(3_000_000_000_000, None);
+    let seven_hundred = records(700);
+    for t in [&held, &free] {
+        db.run_blocking(|c| tasks::insert_task(c, t, None)).unwrap();
+    }
+    assert_eq!(store_batch(&db, held.id, &seven_hundred), 700);
+    store(&db, free.id, &seven_hundred);
     let mut first_node = db.get().unwrap();
     let storage::Conn::Postgres(c) = &mut first_node else {
         panic!("PostgreSQL only")
     };
     diesel::Connection::transaction(&mut **c, |c| {
-        // One record of the newest range, whose rest is noted as a new range.
+        // One record of the held task's one range, whose rest is noted anew.
         assert_eq!(postgres::index_pending(c, 1).unwrap(), 1);
-        let before = pending();
-        index_pending(&db, usize::MAX);
-        let held = pending();
-        assert!(held > 0 && held < before, "{held} of {before} left");
-        assert!(pg_pairs_of(&db, second.id) < want_pairs);
+        let (done, finished) = std::sync::mpsc::channel();
+        let other_node = db.clone();
+        std::thread::spawn(move || {
+            index_pending(&other_node, usize::MAX);
+            done.send(()).ok();
+        });
+        finished
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("the second indexer does not wait for the first");
+        // Seen from outside, the held range is still whole and nothing of it indexed.
+        assert_eq!(pending(), 700);
+        assert_eq!(pg_entries_of(&db, held.id), [0, 0, 0]);
+        assert_eq!(pg_pairs_of(&db, free.id), index_entries(&seven_hundred));
         Ok::<_, diesel::result::Error>(())
     })
     .unwrap();
     drop(first_node);
     index_pending(&db, usize::MAX);
-    assert_eq!((pg_pairs_of(&db, second.id), pending()), (want_pairs, 0));
+    assert_eq!(pending(), 0);
+    assert_eq!(pg_pairs_of(&db, held.id), index_entries(&seven_hundred));
+    assert_eq!(
+        pg_trigram_count(&db, held.id, "syn").0,
+        holding(&seven_hundred, "syn")
+    );
 
-    // The rarer of two pairs is read; the texts are not indexed here.
+    // The rarest lookup is read: a rare value over a common text and a common
+    // value, a rare text over a common value.
     let many = records(3000);
     let rare = new_task(4);
     db.run_blocking(|c| tasks::insert_task(c, &rare, None))
         .unwrap();
     store(&db, rare.id, &many);
     index_pending(&db, usize::MAX);
-    let filter =
-        spec(serde_json::json!({"q": "record 1234", "meta": {"dashboard_id": 4, "i": 1234}}));
-    let lookups = Candidates::for_filter(&filter, storage::Backend::Postgres);
-    assert_eq!(lookups.len(), 2, "{lookups:?}");
-    let mut conn = db.get().unwrap();
-    let storage::Conn::Postgres(c) = &mut conn else {
-        panic!("PostgreSQL only")
+    let choose = |filter: &LogFilter| {
+        let lookups = Candidates::for_filter(filter, storage::Backend::Postgres);
+        let mut conn = db.get().unwrap();
+        let storage::Conn::Postgres(c) = &mut conn else {
+            panic!("PostgreSQL only")
+        };
+        lookups[postgres::fewest(c, rare.id, &lookups).unwrap()].clone()
     };
-    let chosen = &lookups[postgres::fewest(c, rare.id, &lookups).unwrap()];
+    let rare_value =
+        spec(serde_json::json!({"q": "synthetic", "meta": {"dashboard_id": 4, "i": 1234}}));
     assert_eq!(
-        chosen,
-        &Candidates::Pair(storage::text_index::pair_key("i", "1234").unwrap())
+        choose(&rare_value),
+        Candidates::Pair(storage::text_index::pair_key("i", "1234").unwrap())
     );
-    drop(conn);
-    let got: Vec<u64> = collect_forward(&db, rare.id, &filter, 1)
-        .iter()
-        .map(|e| e.seq)
-        .collect();
-    assert_eq!(got, [1235], "record 1234 is seq 1235");
+    let rare_text = spec(serde_json::json!({"q": "record 1234", "meta": {"dashboard_id": 4}}));
+    assert!(matches!(choose(&rare_text), Candidates::Trigrams(_)));
+    for filter in [rare_text, rare_value] {
+        let got: Vec<u64> = collect_forward(&db, rare.id, &filter, 1)
+            .iter()
+            .map(|e| e.seq)
+            .collect();
+        assert_eq!(got, [1235], "record 1234 is seq 1235");
+    }
 
-    // Deleted a step at a time, or at once by cascade: no entry stays.
+    // Deleted a step at a time, or at once: no entry stays.
     let rare_pairs = pg_pairs_of(&db, rare.id);
     assert_eq!(rare_pairs, index_entries(&many));
-    assert_eq!(all_pairs(), 2 * want_pairs + rare_pairs);
-    db.run_blocking(|c| tasks::delete_task_in_steps(c, second.id, 100))
-        .unwrap();
+    let in_free = index_entries(&seven_hundred);
+    assert_eq!(all_pairs(), want_pairs + 2 * in_free + rare_pairs);
+    let kept = pg_entries_of(&db, task.id);
+    for t in [&held, &free] {
+        db.run_blocking(|c| tasks::delete_task_in_steps(c, t.id, 100))
+            .unwrap();
+        assert_eq!(pg_entries_of(&db, t.id), [0, 0, 0]);
+    }
     assert_eq!(all_pairs(), want_pairs + rare_pairs);
     db.run_blocking(|c| tasks::delete_task(c, rare.id)).unwrap();
+    assert_eq!(pg_entries_of(&db, rare.id), [0, 0, 0]);
     assert_eq!(all_pairs(), want_pairs, "deleted tasks leave no pairs");
-    assert_eq!(pg_pairs_of(&db, task.id), want_pairs);
+    assert_eq!(pg_entries_of(&db, task.id), kept);
+}
+
+/// Records far apart, each in a block of PostgreSQL's trigram index of its own: a
+/// text's candidates are read over many reads of blocks, forwards and backwards,
+/// and hold exactly what the filter selects.
+#[test]
+fn text_candidates_over_many_blocks_are_read_to_the_end() {
+    for backend in backends() {
+        let (_fresh, db, task) = database_with_a_task(backend);
+        let entries: Vec<LogEntry> = (0..300u64)
+            .map(|i| LogEntry {
+                seq: 1 + i * 4096 + i % 7,
+                timestamp: Timestamp(1_000 + i as i64),
+                level: LogLevel::Info,
+                source: Arc::from("api"),
+                message: match i % 5 {
+                    0 | 3 => format!("Needle in block {i}"),
+                    1 => format!("haystack {i} needle"),
+                    _ => format!("hay {i}"),
+                },
+                metadata: None,
+                group: None,
+                mark: None,
+                worst: None,
+            })
+            .collect();
+        for batch in entries.chunks(50) {
+            assert_eq!(store_batch(&db, task.id, batch), batch.len());
+        }
+        index_pending(&db, usize::MAX);
+        assert_eq!(db.run_blocking(storage::text_index::backlog).unwrap(), 0);
+        for json in [
+            serde_json::json!({"q": "needle"}),
+            serde_json::json!({"q": "NEEDLE in"}),
+            serde_json::json!({"re": "stack \\d+ needle"}),
+        ] {
+            let filter = spec(json);
+            let want: Vec<u64> = entries
+                .iter()
+                .filter(|e| filter.matches(e))
+                .map(|e| e.seq)
+                .collect();
+            assert!(want.len() >= 60, "{backend}: {}", want.len());
+            let [forward, backward, index] = every_read(&db, task.id, &filter);
+            assert_eq!(forward, want, "{backend} forward");
+            assert_eq!(backward, want, "{backend} backward");
+            assert_eq!(index, want, "{backend} index");
+        }
+    }
 }
 
 /// Pages of a search over all tasks, following cursors to the end.

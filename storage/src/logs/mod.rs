@@ -131,7 +131,8 @@ pub fn count_logs(conn: &mut Conn, task: TaskId) -> Result<u64> {
 }
 
 /// Bytes on disk of the log records with their indexes: on PostgreSQL every
-/// partition of `task_logs`; on SQLite the whole database file, which they dominate.
+/// partition of `task_logs` and the text and metadata index tables; on SQLite the
+/// whole database file, which they dominate.
 pub fn stored_bytes(conn: &mut Conn) -> Result<u64> {
     #[derive(diesel::QueryableByName)]
     struct Bytes {
@@ -141,7 +142,11 @@ pub fn stored_bytes(conn: &mut Conn) -> Result<u64> {
     let query = match conn.backend() {
         Backend::Postgres => {
             "SELECT (COALESCE(sum(pg_total_relation_size(inhrelid)), 0) \
-             + pg_total_relation_size('task_logs'))::bigint AS bytes \
+             + pg_total_relation_size('task_logs') \
+             + pg_total_relation_size('task_log_trigrams') \
+             + pg_total_relation_size('task_log_trigram_counts') \
+             + pg_total_relation_size('task_log_pairs') \
+             + pg_total_relation_size('task_log_unindexed'))::bigint AS bytes \
              FROM pg_inherits WHERE inhparent = 'task_logs'::regclass"
         }
         Backend::Sqlite => {

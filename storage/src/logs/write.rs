@@ -131,8 +131,8 @@ pub fn insert_log_batches(conn: &mut Conn, batches: &[LogBatchRef<'_>]) -> Resul
                     Err(e) => return Err(e.into()),
                 };
                 for (task, entries) in &ids {
-                    if let Some(range) = metadata_range(entries) {
-                        text_index::postgres::note_unindexed(c, *task, range)?;
+                    for run in consecutive_runs(entries) {
+                        text_index::postgres::note_unindexed(c, *task, run)?;
                     }
                 }
                 finish_counts!(c, rows, &count_rows, inserted);
@@ -153,19 +153,6 @@ fn consecutive_runs(entries: &[LogEntry]) -> Vec<(i64, i64)> {
         }
     }
     runs
-}
-
-/// The first and last seq of the batch's records that carry metadata: what the
-/// metadata index, PostgreSQL's only one, has to take.
-fn metadata_range(entries: &[LogEntry]) -> Option<(i64, i64)> {
-    let with_metadata = entries
-        .iter()
-        .filter(|e| e.metadata.is_some())
-        .map(|e| e.seq.min(i64::MAX as u64) as i64);
-    with_metadata.fold(None, |range, seq| match range {
-        None => Some((seq, seq)),
-        Some((first, last)) => Some((seq.min(first), seq.max(last))),
-    })
 }
 
 /// Inserts rows in statements of fixed sizes (1,024, 256, 64, 16, 4 and 1 rows; 10

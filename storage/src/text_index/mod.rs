@@ -5,9 +5,9 @@
 //! writer notes each batch's seq range as unindexed ([`note_unindexed`]) and an
 //! indexer moves ranges into the index a step at a time ([`index_pending`]); reads
 //! take the index's candidates plus every record of the ranges still unindexed
-//! ([`unindexed_ranges`]). PostgreSQL has no text index (docs/architecture.md says
-//! why), only the metadata index, kept the same way ([`postgres`]); the functions
-//! taking a [`crate::Conn`] work on either backend.
+//! ([`unindexed_ranges`]). PostgreSQL keeps a trigram index of its own and the
+//! metadata index the same way ([`postgres`]); the functions taking a
+//! [`crate::Conn`] work on either backend.
 //!
 //! The same indexer fills `task_log_pairs` (migration `2026-12-01-000006_meta_index`)
 //! with each record's metadata members ([`pair_key`]), so `meta.KEY=VALUE` finds its
@@ -36,30 +36,36 @@ const MAX_TRIGRAMS: usize = 8;
 /// every value of the same beginning.
 pub const PAIR_VALUE_BYTES: usize = 128;
 
-/// What an indexed read looks up: a trigram expression ([`match_expression`]) in
-/// `task_log_text`, or one metadata pair ([`pair_key`]) in `task_log_pairs`.
+/// What an indexed read looks up: on SQLite a trigram expression
+/// ([`match_expression`]) in `task_log_text`, on PostgreSQL trigram keys
+/// ([`postgres::trigram_keys`]) in `task_log_trigrams`, or on either one metadata
+/// pair ([`pair_key`]) in `task_log_pairs`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Candidates {
     Text(String),
+    Trigrams(Vec<i64>),
     Pair(String),
 }
 
 impl Candidates {
     /// Every lookup that narrows `filter` on `backend`: one per metadata condition,
-    /// and on SQLite one for its texts. Any of them yields a superset of the
-    /// filter's records; a read takes the one with the fewest candidates
-    /// ([`fewest`]).
+    /// and one for its texts. Any of them yields a superset of the filter's
+    /// records; a read takes the one with the fewest candidates ([`fewest`]).
     pub fn for_filter(filter: &protocol::LogFilter, backend: crate::Backend) -> Vec<Self> {
+        let texts = filter.required_texts();
         let texts = match backend {
-            crate::Backend::Sqlite => match_expression(&filter.required_texts()),
-            crate::Backend::Postgres => None,
+            crate::Backend::Sqlite => match_expression(&texts).map(Candidates::Text),
+            crate::Backend::Postgres => {
+                let keys = postgres::trigram_keys(texts.iter().map(String::as_str));
+                (!keys.is_empty()).then_some(Candidates::Trigrams(keys))
+            }
         };
         filter
             .meta
             .iter()
             .filter_map(|condition| pair_key(&condition.key, &condition.value))
             .map(Candidates::Pair)
-            .chain(texts.map(Candidates::Text))
+            .chain(texts)
             .collect()
     }
 }
@@ -101,6 +107,7 @@ pub fn fewest(c: &mut diesel::SqliteConnection, key: i64, lookups: &[Candidates]
             .bind::<BigInt, _>((key + 1) << 32)
             .bind::<BigInt, _>(ESTIMATE_CAP)
             .get_result(c)?,
+            Candidates::Trigrams(_) => continue,
         };
         if count.n < best.1 {
             best = (i, count.n);
@@ -214,6 +221,8 @@ pub fn candidate_seqs(
             .bind::<BigInt, _>(limit as i64)
             .load(c)?
         }
+        // PostgreSQL's kind of lookup: never asked for here.
+        Candidates::Trigrams(_) => Vec::new(),
         Candidates::Pair(pair) => diesel::sql_query(format!(
             "SELECT seq AS position FROM task_log_pairs \
              WHERE key = ? AND pair = ? AND seq > ? AND seq < ? \
@@ -425,10 +434,10 @@ fn pairs_of_rows(rows: Vec<Metadata>) -> Vec<(String, i64)> {
     entries
 }
 
-/// Deletes the metadata entries of a task about to be deleted, at most `step` per
-/// statement, so that a task of millions of records never holds SQLite's write lock
-/// (or a PostgreSQL statement) for all of them at once (the task's delete then
-/// finds none left).
+/// Deletes the metadata entries (on PostgreSQL, its trigram entries as well) of a
+/// task about to be deleted, at most `step` per statement, so that a task of
+/// millions of records never holds SQLite's write lock (or a PostgreSQL statement)
+/// for all of them at once (the task's delete then finds none left).
 pub fn forget_pairs_in_steps(conn: &mut crate::Conn, task: TaskId, step: usize) -> Result<()> {
     let c = match conn {
         crate::Conn::Sqlite(c) => c,
@@ -436,7 +445,7 @@ pub fn forget_pairs_in_steps(conn: &mut crate::Conn, task: TaskId, step: usize) 
             // The ids from this one up to, not including, its successor as bytes.
             let id = task.as_bytes().as_slice();
             let next = [id, &[0]].concat();
-            return postgres::forget_pairs_between(c, (id, &next), step);
+            return postgres::forget_entries_between(c, (id, &next), step);
         }
     };
     let Some(key) = task_key(c, task)? else {

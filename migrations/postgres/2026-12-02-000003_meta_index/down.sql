@@ -1,2 +1,0 @@
-DROP TABLE task_log_pairs;
-DROP TABLE task_log_unindexed;
