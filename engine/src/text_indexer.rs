@@ -21,8 +21,13 @@ use storage::Db;
 
 use crate::batch::BufferGate;
 
-/// Records indexed per step: a few milliseconds of the database's write lock.
-const STEP: usize = 2_000;
+/// Records indexed per step on SQLite: a few milliseconds of the database's write
+/// lock.
+const SQLITE_STEP: usize = 2_000;
+/// Records indexed per step on PostgreSQL, which has no such lock: two blocks of its
+/// trigram index (`storage::text_index::postgres::BLOCK_SEQS`), so that fewer steps
+/// append to each block's rows, and each step's trigram counts cover more records.
+const POSTGRES_STEP: usize = 8_192;
 /// How often an idle indexer looks for new records.
 const IDLE: Duration = Duration::from_millis(200);
 
@@ -39,28 +44,35 @@ impl TextIndexer {
 
     fn step(&mut self, ctx: &mut Context<Self>) {
         let db = self.db.clone();
+        let step = match db.backend() {
+            storage::Backend::Sqlite => SQLITE_STEP,
+            storage::Backend::Postgres => POSTGRES_STEP,
+        };
         let started = Instant::now();
         let admitted = self.gate.admitted();
         ctx.spawn(
-            async move { db.run(|c| storage::text_index::index_step(c, STEP)).await }
-                .into_actor(self)
-                .map(move |result, act, ctx| {
-                    let next = match result {
-                        Ok(0) => IDLE,
-                        Ok(_) if act.gate.pending() == 0 && act.gate.admitted() == admitted => {
-                            Duration::ZERO
-                        }
-                        Ok(_) => started.elapsed(),
-                        Err(e) => {
-                            log::warn!(
-                                "error=\"{}\" Indexing log messages failed; retrying.",
-                                crate::sink::error_chain(&e)
-                            );
-                            IDLE * 5
-                        }
-                    };
-                    ctx.run_later(next, |act, ctx| act.step(ctx));
-                }),
+            async move {
+                db.run(move |c| storage::text_index::index_step(c, step))
+                    .await
+            }
+            .into_actor(self)
+            .map(move |result, act, ctx| {
+                let next = match result {
+                    Ok(0) => IDLE,
+                    Ok(_) if act.gate.pending() == 0 && act.gate.admitted() == admitted => {
+                        Duration::ZERO
+                    }
+                    Ok(_) => started.elapsed(),
+                    Err(e) => {
+                        log::warn!(
+                            "error=\"{}\" Indexing log messages failed; retrying.",
+                            crate::sink::error_chain(&e)
+                        );
+                        IDLE * 5
+                    }
+                };
+                ctx.run_later(next, |act, ctx| act.step(ctx));
+            }),
         );
     }
 }

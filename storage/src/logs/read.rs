@@ -527,6 +527,10 @@ fn level_rows(
     Ok(with_conn!(conn, c => q.load(c)?))
 }
 
+/// Candidates on average fewer than this many seqs apart are read as a range (see
+/// [`read_indexed`]).
+const DENSE_SPAN: usize = 16;
+
 /// [`read_chunk`] through the text or metadata index: the index's candidates and
 /// every record of the ranges it has not indexed yet. Both are read in one
 /// snapshot, so that the indexer cannot move a record from one to the other between
@@ -571,10 +575,22 @@ fn read_indexed(
     };
     let mut rows: Vec<LogColumns> = Vec::new();
     let mut a_range_was_cut = false;
-    if !candidates.is_empty() {
-        rows = with_conn!(conn, c => rows_between!(task, (lo, hi), narrowing, backward)
-            .filter(task_logs::seq.eq_any(candidates.clone()))
-            .load::<LogColumns>(c)?);
+    if let (Some(&first), Some(&last)) = (candidates.first(), candidates.last()) {
+        let (low, high) = (first.min(last), first.max(last));
+        if ((high - low) as u64) < (candidates.len() * DENSE_SPAN) as u64 {
+            // Candidates close together (a common value or text) are read as one
+            // range with the filter's SQL conditions, at most a chunk like the
+            // ranges below: a lookup per seq cost twice that (docs/benchmarks.md).
+            let bounds = (lo.max(low - 1), hi.min(high + 1));
+            rows = with_conn!(conn, c => rows_between!(task, bounds, narrowing, backward)
+                .limit(chunk as i64)
+                .load::<LogColumns>(c)?);
+            a_range_was_cut |= rows.len() == chunk;
+        } else {
+            rows = with_conn!(conn, c => rows_between!(task, (lo, hi), narrowing, backward)
+                .filter(task_logs::seq.eq_any(candidates.clone()))
+                .load::<LogColumns>(c)?);
+        }
     }
     for (from, to) in ranges {
         let bounds = (lo.max(from - 1), hi.min(to + 1));
