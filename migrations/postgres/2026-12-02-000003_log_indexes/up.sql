@@ -39,7 +39,11 @@ CREATE TABLE task_log_trigrams (
     block BIGINT NOT NULL,
     offsets BYTEA NOT NULL,
     PRIMARY KEY (task_id, trigram, block)
-);
+) WITH (toast_tuple_target = 8160);
+-- A block's offsets are at most 8 KiB (a trigram every record holds), compressed
+-- in the row rather than moved out to TOAST: an append to a TOASTed value rewrote
+-- its chunks and kept autovacuum busy on them (docs/benchmarks.md).
+ALTER TABLE task_log_trigrams ALTER COLUMN offsets SET STORAGE MAIN;
 
 CREATE TABLE task_log_trigram_counts (
     task_id BYTEA NOT NULL,

@@ -428,9 +428,11 @@ fn trigram_candidates(
 }
 
 /// Which of `lookups` finds the fewest of the task's candidates; the first of
-/// equals. Metadata pairs are counted up to [`ESTIMATE_CAP`], texts estimated by
-/// their rarest trigram's count, rather than from statistics, which a task just
-/// written does not have yet.
+/// equals. Metadata pairs are counted up to [`ESTIMATE_CAP`]; a text's candidates,
+/// the records holding its [`TRIGRAMS_READ`] rarest trigrams, are estimated from
+/// their counts as if the trigrams were independent (a text of common trigrams,
+/// `record 123456`, is rare as a whole), never above the rarest one's count. Neither
+/// comes from statistics, which a task just written does not have yet.
 pub fn fewest(c: &mut PgConnection, task: TaskId, lookups: &[Candidates]) -> Result<usize> {
     if lookups.len() < 2 {
         return Ok(0);
@@ -450,7 +452,15 @@ pub fn fewest(c: &mut PgConnection, task: TaskId, lookups: &[Candidates]) -> Res
                 count.n
             }
             Candidates::Trigrams(keys) => match rarest(c, task, keys)? {
-                Some(counts) => counts.first().map_or(0, |(_, n)| *n),
+                Some(counts) => {
+                    let records: Count = diesel::sql_query(
+                        "SELECT coalesce(sum(count), 0)::bigint AS n FROM task_log_counts \
+                         WHERE task_id = $1",
+                    )
+                    .bind::<Binary, _>(task.as_bytes().as_slice())
+                    .get_result(c)?;
+                    holding_all(records.n, &counts)
+                }
                 None => 0,
             },
             Candidates::Text(_) => continue,
@@ -463,6 +473,18 @@ pub fn fewest(c: &mut PgConnection, task: TaskId, lookups: &[Candidates]) -> Res
         }
     }
     Ok(best.0)
+}
+
+/// About how many of a task's `total` records hold all of its [`TRIGRAMS_READ`]
+/// rarest trigrams, given how many hold each (`(trigram, records)`, rarest first),
+/// were they independent; never more than hold the rarest.
+fn holding_all(total: i64, counts: &[(i64, i64)]) -> i64 {
+    let total = total.max(1) as f64;
+    let all = counts
+        .iter()
+        .take(TRIGRAMS_READ)
+        .fold(total, |holding, (_, n)| holding * (*n as f64 / total));
+    (all.ceil() as i64).min(counts.first().map_or(0, |(_, n)| *n))
 }
 
 /// Deletes the index entries of a task, after its row: a step indexing it holds the
@@ -511,7 +533,23 @@ pub fn forget_entries_between(
 
 #[cfg(test)]
 mod tests {
-    use super::trigram_keys;
+    use super::{holding_all, trigram_keys};
+
+    #[test]
+    fn a_text_of_common_trigrams_is_estimated_rare() {
+        // `record 123456` in a million records: every trigram in thousands.
+        assert_eq!(
+            holding_all(1_000_000, &[(1, 4_000), (2, 5_000), (3, 6_000)]),
+            1
+        );
+        // Trigrams every record holds: every record.
+        let everywhere = [(1, 1_000_000), (2, 1_000_000), (3, 1_000_000)];
+        assert_eq!(holding_all(1_000_000, &everywhere), 1_000_000);
+        // Never above the rarest, nor zero for records that are there.
+        assert_eq!(holding_all(10, &[(1, 50), (2, 60)]), 50);
+        assert_eq!(holding_all(1_000, &[(1, 1)]), 1);
+        assert_eq!(holding_all(0, &[]), 0);
+    }
 
     #[test]
     fn trigram_keys_fold_ascii_case_only_and_are_distinct() {
