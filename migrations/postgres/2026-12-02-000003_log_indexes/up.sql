@@ -10,7 +10,8 @@
 -- the block of the records holding the trigram: two bytes each, little-endian, in
 -- any order, possibly repeated. A trigram is three characters of 21 bits, ASCII
 -- letters folded to lower case. task_log_trigram_counts says how many of the task's
--- records hold each trigram, so that a text is looked up by its rarest ones.
+-- records hold each trigram (summed over its rows), so that a text is looked up by
+-- its rarest ones.
 --
 -- task_log_pairs holds one entry per (path, value) of a record's metadata as
 -- protocol::filter::meta_pairs lists them, written as `path || chr(31) || value`,
@@ -45,11 +46,15 @@ CREATE TABLE task_log_trigrams (
 -- its chunks and kept autovacuum busy on them (docs/benchmarks.md).
 ALTER TABLE task_log_trigrams ALTER COLUMN offsets SET STORAGE MAIN;
 
+-- Each indexer step adds its counts as rows of its own, keyed by the lowest seq it
+-- took, and a read sums them: updating one row per trigram at every step left
+-- thousands of dead versions of it for each upsert to walk.
 CREATE TABLE task_log_trigram_counts (
     task_id BYTEA NOT NULL,
     trigram BIGINT NOT NULL,
+    first_seq BIGINT NOT NULL,
     records BIGINT NOT NULL,
-    PRIMARY KEY (task_id, trigram)
+    PRIMARY KEY (task_id, trigram, first_seq)
 );
 
 CREATE TABLE task_log_pairs (

@@ -83,6 +83,39 @@ struct Record {
     metadata: Option<String>,
 }
 
+/// What one step adds to one task's index: its records' trigram offsets per
+/// `(trigram, block)`, trigram counts and metadata entries, written once at the end
+/// of the step whatever the number of ranges (batches) it took.
+#[derive(Default)]
+struct TaskEntries {
+    blocks: BTreeMap<(i64, i64), Vec<u8>>,
+    counts: BTreeMap<i64, i64>,
+    metadata: Vec<Metadata>,
+    /// The lowest seq taken: the key of this step's counts.
+    first: i64,
+}
+
+impl TaskEntries {
+    fn add(&mut self, rows: Vec<Record>) {
+        for row in rows {
+            let (block, offset) = (row.seq >> BLOCK_BITS, (row.seq & (BLOCK_SEQS - 1)) as u16);
+            for key in trigram_keys([row.message.as_str()]) {
+                self.blocks
+                    .entry((key, block))
+                    .or_default()
+                    .extend_from_slice(&offset.to_le_bytes());
+                *self.counts.entry(key).or_default() += 1;
+            }
+            if let Some(metadata) = row.metadata {
+                self.metadata.push(Metadata {
+                    seq: row.seq,
+                    metadata,
+                });
+            }
+        }
+    }
+}
+
 /// Indexes up to about `step` pending records, newest tasks and ranges first, in one
 /// transaction. Returns about how many records it took: 0 when nothing is pending or
 /// every pending range is another node's. Indexing a record twice (a range noted
@@ -91,6 +124,7 @@ struct Record {
 pub fn index_pending(c: &mut PgConnection, step: usize) -> Result<usize> {
     c.transaction(|c| {
         let mut covered = 0usize;
+        let mut tasks: BTreeMap<Vec<u8>, TaskEntries> = BTreeMap::new();
         for _ in 0..RANGES_PER_STEP {
             if covered >= step {
                 break;
@@ -129,17 +163,16 @@ pub fn index_pending(c: &mut PgConnection, step: usize) -> Result<usize> {
             };
             // A range whose records are gone still counts, so that a step always ends.
             covered += rows.len().max(1);
-            insert_trigrams(c, &range.task_id, &rows)?;
-            let metadata = rows
-                .into_iter()
-                .filter_map(|r| {
-                    r.metadata.map(|metadata| Metadata {
-                        seq: r.seq,
-                        metadata,
-                    })
-                })
-                .collect();
-            insert_pairs(c, &range.task_id, pairs_of_rows(metadata))?;
+            if let Some(first) = rows.first() {
+                let entries = tasks
+                    .entry(range.task_id.clone())
+                    .or_insert_with(|| TaskEntries {
+                        first: first.seq,
+                        ..TaskEntries::default()
+                    });
+                entries.first = entries.first.min(first.seq);
+                entries.add(rows);
+            }
             diesel::sql_query(
                 "DELETE FROM task_log_unindexed WHERE task_id = $1 AND from_seq = $2",
             )
@@ -150,32 +183,33 @@ pub fn index_pending(c: &mut PgConnection, step: usize) -> Result<usize> {
                 note_range(c, &range.task_id, (last + 1, range.to_seq))?;
             }
         }
+        // In task order, like every write below, so that two steps writing the same
+        // rows (two nodes on one task) wait for each other instead of deadlocking.
+        for (task, entries) in tasks {
+            insert_trigrams(c, &task, &entries)?;
+            insert_pairs(c, &task, pairs_of_rows(entries.metadata))?;
+        }
         Ok(covered)
     })
 }
 
-/// Adds the records' trigrams to the task's blocks and counts. Rows are written in
-/// key order, so two steps writing the same block (two nodes on neighbouring ranges)
-/// wait for each other instead of deadlocking.
-fn insert_trigrams(c: &mut PgConnection, task: &[u8], rows: &[Record]) -> Result<()> {
-    let mut blocks: BTreeMap<(i64, i64), Vec<u8>> = BTreeMap::new();
-    let mut counts: BTreeMap<i64, i64> = BTreeMap::new();
-    for row in rows {
-        let (block, offset) = (row.seq >> BLOCK_BITS, (row.seq & (BLOCK_SEQS - 1)) as u16);
-        for key in trigram_keys([row.message.as_str()]) {
-            blocks
-                .entry((key, block))
-                .or_default()
-                .extend_from_slice(&offset.to_le_bytes());
-            *counts.entry(key).or_default() += 1;
-        }
-    }
-    let blocks: Vec<_> = blocks.into_iter().collect();
+/// Adds a step's trigram offsets to the task's blocks, and its counts as rows of
+/// their own (keyed by the step's lowest seq): updating one count row per trigram
+/// at every step left thousands of dead versions of each for every upsert to walk
+/// (docs/benchmarks.md). Rows are written in key order.
+fn insert_trigrams(c: &mut PgConnection, task: &[u8], entries: &TaskEntries) -> Result<()> {
+    let TaskEntries {
+        blocks,
+        counts,
+        first,
+        ..
+    } = entries;
+    let blocks: Vec<_> = blocks.iter().collect();
     for part in blocks.chunks(ENTRIES_PER_INSERT) {
         let mut keys = Vec::with_capacity(part.len());
         let mut numbers = Vec::with_capacity(part.len());
         let mut offsets = Vec::with_capacity(part.len());
-        for ((key, block), bytes) in part {
+        for ((key, block), bytes) in part.iter().copied() {
             keys.push(*key);
             numbers.push(*block);
             offsets.push(bytes.as_slice());
@@ -193,18 +227,20 @@ fn insert_trigrams(c: &mut PgConnection, task: &[u8], rows: &[Record]) -> Result
         .bind::<Array<Binary>, _>(offsets)
         .execute(c)?;
     }
-    let counts: Vec<(i64, i64)> = counts.into_iter().collect();
+    let counts: Vec<(i64, i64)> = counts.iter().map(|(k, n)| (*k, *n)).collect();
     for part in counts.chunks(ENTRIES_PER_INSERT) {
         let (keys, records): (Vec<i64>, Vec<i64>) = part.iter().copied().unzip();
         diesel::sql_query(
-            "INSERT INTO task_log_trigram_counts (task_id, trigram, records) \
-             SELECT $1, trigram, records FROM unnest($2::bigint[], $3::bigint[]) AS e (trigram, records) \
-             ON CONFLICT (task_id, trigram) \
+            "INSERT INTO task_log_trigram_counts (task_id, trigram, first_seq, records) \
+             SELECT $1, trigram, $4, records \
+             FROM unnest($2::bigint[], $3::bigint[]) AS e (trigram, records) \
+             ON CONFLICT (task_id, trigram, first_seq) \
              DO UPDATE SET records = task_log_trigram_counts.records + excluded.records",
         )
         .bind::<Binary, _>(task)
         .bind::<Array<BigInt>, _>(keys)
         .bind::<Array<BigInt>, _>(records)
+        .bind::<BigInt, _>(*first)
         .execute(c)?;
     }
     Ok(())
@@ -300,8 +336,8 @@ struct TrigramCount {
 /// when one of them is in none, so that no indexed record holds them all.
 fn rarest(c: &mut PgConnection, task: TaskId, keys: &[i64]) -> Result<Option<Vec<(i64, i64)>>> {
     let mut counts: Vec<TrigramCount> = diesel::sql_query(
-        "SELECT trigram, records FROM task_log_trigram_counts \
-         WHERE task_id = $1 AND trigram = ANY($2)",
+        "SELECT trigram, sum(records)::bigint AS records FROM task_log_trigram_counts \
+         WHERE task_id = $1 AND trigram = ANY($2) GROUP BY trigram",
     )
     .bind::<Binary, _>(task.as_bytes().as_slice())
     .bind::<Array<BigInt>, _>(keys)
