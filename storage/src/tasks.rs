@@ -297,7 +297,7 @@ pub fn delete_task_in_steps(conn: &mut Conn, id: TaskId, step: usize) -> Result<
             .and(task_logs::seq.le(last.unwrap_or(i64::MAX)));
         with_conn!(conn, c => diesel::delete(task_logs::table.filter(in_step)).execute(c))?;
         if last.is_none() {
-            crate::text_index::forget_pairs_in_steps(conn, id, step)?;
+            crate::text_index::forget_entries_in_steps(conn, id, step)?;
             return delete_task(conn, id);
         }
     }

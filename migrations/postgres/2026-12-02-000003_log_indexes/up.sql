@@ -46,15 +46,15 @@ CREATE TABLE task_log_trigrams (
 -- its chunks and kept autovacuum busy on them (docs/benchmarks.md).
 ALTER TABLE task_log_trigrams ALTER COLUMN offsets SET STORAGE MAIN;
 
--- Each indexer step adds its counts as rows of its own, keyed by the lowest seq it
--- took, and a read sums them: updating one row per trigram at every step left
--- thousands of dead versions of it for each upsert to walk.
+-- An indexer step adds its counts to the rows of a bucket of 65,536 seqs (the one
+-- of the lowest seq it took), and a read sums a trigram's rows: one row per trigram
+-- updated at every step kept thousands of dead versions for each upsert to walk.
 CREATE TABLE task_log_trigram_counts (
     task_id BYTEA NOT NULL,
     trigram BIGINT NOT NULL,
-    first_seq BIGINT NOT NULL,
+    bucket BIGINT NOT NULL,
     records BIGINT NOT NULL,
-    PRIMARY KEY (task_id, trigram, first_seq)
+    PRIMARY KEY (task_id, trigram, bucket)
 );
 
 CREATE TABLE task_log_pairs (

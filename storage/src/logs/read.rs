@@ -135,9 +135,9 @@ fn entry_bytes(entry: &LogEntry) -> usize {
 
 /// Reads one page of a task's log that matches `filter`.
 ///
-/// When the filter has a `meta` condition, or names a text (`q`, or literals its
-/// `re` requires) and the backend is SQLite, the page reads the index's candidates
-/// instead of every row (see [`text_index`]); PostgreSQL reads the rows for texts.
+/// When the filter has a `meta` condition or names a text (`q`, or literals its `re`
+/// requires), the page reads the index's candidates instead of every row (see
+/// [`text_index`]).
 ///
 /// # Errors
 /// Database errors, or [`StorageError::Corrupt`] for a row that cannot be decoded.

@@ -438,7 +438,7 @@ fn pairs_of_rows(rows: Vec<Metadata>) -> Vec<(String, i64)> {
 /// task about to be deleted, at most `step` per statement, so that a task of
 /// millions of records never holds SQLite's write lock (or a PostgreSQL statement)
 /// for all of them at once (the task's delete then finds none left).
-pub fn forget_pairs_in_steps(conn: &mut crate::Conn, task: TaskId, step: usize) -> Result<()> {
+pub fn forget_entries_in_steps(conn: &mut crate::Conn, task: TaskId, step: usize) -> Result<()> {
     let c = match conn {
         crate::Conn::Sqlite(c) => c,
         crate::Conn::Postgres(c) => {

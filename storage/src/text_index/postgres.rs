@@ -36,6 +36,11 @@ const RANGES_PER_STEP: usize = 64;
 const TRIGRAMS_READ: usize = 3;
 /// Blocks of the rarest trigram read per statement.
 const BLOCKS_PER_READ: i64 = 64;
+/// Steps whose lowest seqs are in the same 65,536 add their trigram counts to the
+/// same rows: a read sums a few rows per trigram however small the steps were (a
+/// task logging slowly is indexed a few records a step), and a row is updated by
+/// the steps of its bucket only, then left for good.
+const COUNT_BUCKET_BITS: u32 = 16;
 
 /// The keys of the distinct trigrams of `texts`, ascending: three characters of 21
 /// bits each, ASCII letters folded to lower case (every text a filter requires is
@@ -91,7 +96,7 @@ struct TaskEntries {
     blocks: BTreeMap<(i64, i64), Vec<u8>>,
     counts: BTreeMap<i64, i64>,
     metadata: Vec<Metadata>,
-    /// The lowest seq taken: the key of this step's counts.
+    /// The lowest seq taken: its [`COUNT_BUCKET_BITS`] bucket keys this step's counts.
     first: i64,
 }
 
@@ -193,8 +198,8 @@ pub fn index_pending(c: &mut PgConnection, step: usize) -> Result<usize> {
     })
 }
 
-/// Adds a step's trigram offsets to the task's blocks, and its counts as rows of
-/// their own (keyed by the step's lowest seq): updating one count row per trigram
+/// Adds a step's trigram offsets to the task's blocks, and its counts to the rows
+/// of its seqs' bucket ([`COUNT_BUCKET_BITS`]): updating one count row per trigram
 /// at every step left thousands of dead versions of each for every upsert to walk
 /// (docs/benchmarks.md). Rows are written in key order.
 fn insert_trigrams(c: &mut PgConnection, task: &[u8], entries: &TaskEntries) -> Result<()> {
@@ -231,16 +236,16 @@ fn insert_trigrams(c: &mut PgConnection, task: &[u8], entries: &TaskEntries) -> 
     for part in counts.chunks(ENTRIES_PER_INSERT) {
         let (keys, records): (Vec<i64>, Vec<i64>) = part.iter().copied().unzip();
         diesel::sql_query(
-            "INSERT INTO task_log_trigram_counts (task_id, trigram, first_seq, records) \
+            "INSERT INTO task_log_trigram_counts (task_id, trigram, bucket, records) \
              SELECT $1, trigram, $4, records \
              FROM unnest($2::bigint[], $3::bigint[]) AS e (trigram, records) \
-             ON CONFLICT (task_id, trigram, first_seq) \
+             ON CONFLICT (task_id, trigram, bucket) \
              DO UPDATE SET records = task_log_trigram_counts.records + excluded.records",
         )
         .bind::<Binary, _>(task)
         .bind::<Array<BigInt>, _>(keys)
         .bind::<Array<BigInt>, _>(records)
-        .bind::<BigInt, _>(*first)
+        .bind::<BigInt, _>(*first >> COUNT_BUCKET_BITS)
         .execute(c)?;
     }
     Ok(())
