@@ -254,7 +254,7 @@ impl Engine {
         if db.backend() == storage::Backend::Postgres {
             crate::retention::PartitionUpkeep::new(db.clone()).start();
         }
-        crate::text_indexer::TextIndexer::new(db.clone(), gate.clone()).start();
+        crate::text_indexer::TextIndexer::new(db.clone(), gate.clone(), writer.clone()).start();
         if let Some(days) = settings.retention_days {
             RetentionActor::new(
                 db.clone(),

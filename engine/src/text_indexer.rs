@@ -20,6 +20,7 @@ use actix::prelude::*;
 use storage::Db;
 
 use crate::batch::BufferGate;
+use crate::sink::WriterHealth;
 
 /// Records indexed per step on SQLite: a few milliseconds of the database's write
 /// lock.
@@ -35,14 +36,22 @@ pub struct TextIndexer {
     db: Db,
     /// Records not yet durable: ingest is under way while any wait.
     gate: Arc<BufferGate>,
+    /// Whether the log writer's last write failed: the database is then down or
+    /// refusing, and indexing waits rather than add attempts of its own (each holds
+    /// a blocking thread, and at exit the process, while it waits for a connection).
+    writer: Arc<WriterHealth>,
 }
 
 impl TextIndexer {
-    pub fn new(db: Db, gate: Arc<BufferGate>) -> Self {
-        TextIndexer { db, gate }
+    pub fn new(db: Db, gate: Arc<BufferGate>, writer: Arc<WriterHealth>) -> Self {
+        TextIndexer { db, gate, writer }
     }
 
     fn step(&mut self, ctx: &mut Context<Self>) {
+        if self.writer.failures() > 0 {
+            ctx.run_later(IDLE * 5, |act, ctx| act.step(ctx));
+            return;
+        }
         let db = self.db.clone();
         let step = match db.backend() {
             storage::Backend::Sqlite => SQLITE_STEP,
@@ -52,7 +61,7 @@ impl TextIndexer {
         let admitted = self.gate.admitted();
         ctx.spawn(
             async move {
-                db.run(move |c| storage::text_index::index_step(c, step))
+                db.run_background(move |c| storage::text_index::index_step(c, step))
                     .await
             }
             .into_actor(self)

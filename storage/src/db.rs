@@ -158,6 +158,9 @@ enum Pools {
 /// Connections of the pool reserved for the log writer.
 const WRITER_POOL_SIZE: u32 = 2;
 
+/// How long [`Db::run_background`] waits for a connection.
+pub const BACKGROUND_CHECKOUT: Duration = Duration::from_millis(500);
+
 /// A pooled database, cheap to clone.
 ///
 /// Two pools: one for everything else, and a small one reserved for the log writer
@@ -281,6 +284,14 @@ impl Db {
         })
     }
 
+    /// [`Db::checkout`] giving up after `timeout` rather than the pool's.
+    fn checkout_within(pools: &Pools, timeout: Duration) -> Result<Conn> {
+        Ok(match pools {
+            Pools::Sqlite(pool) => Conn::Sqlite(pool.get_timeout(timeout)?),
+            Pools::Postgres(pool) => Conn::Postgres(pool.get_timeout(timeout)?),
+        })
+    }
+
     pub fn backend(&self) -> Backend {
         match *self.pools {
             Pools::Sqlite(_) => Backend::Sqlite,
@@ -317,6 +328,24 @@ impl Db {
         let writer = self.writer.clone();
         tokio::task::spawn_blocking(move || {
             let mut conn = Self::checkout(&writer)?;
+            f(&mut conn)
+        })
+        .await
+        .map_err(|e| StorageError::Background(e.to_string()))?
+    }
+
+    /// [`Db::run`] for background work that can wait for a better moment (the
+    /// indexer): the checkout gives up after [`BACKGROUND_CHECKOUT`] instead of the
+    /// connect timeout, so that while the database is unreachable such work never
+    /// holds a blocking thread, and with it the process at exit, for long.
+    pub async fn run_background<R, F>(&self, f: F) -> Result<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Conn) -> Result<R> + Send + 'static,
+    {
+        let pools = self.pools.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = Self::checkout_within(&pools, BACKGROUND_CHECKOUT)?;
             f(&mut conn)
         })
         .await
