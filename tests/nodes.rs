@@ -1058,3 +1058,112 @@ fn settings_and_revocations_on_a_gateway_reach_an_engine_and_another_gateway_wit
         "the task did keep lower levels before the change"
     );
 }
+
+/// A live search on a gateway (`subscribe_all`) sees the records of the tasks an
+/// engine runs: of a task already running, none stored before the gateway heard
+/// of it and every match after, in order; of a task started after it, every match.
+/// And the engine writes sooner for it, as for a follower: here it would write
+/// every 60 s.
+#[test]
+fn a_live_search_on_a_gateway_sees_what_an_engine_runs() {
+    use futures_util::SinkExt;
+    let Some((g1, _engine, fresh, _spools)) =
+        gateway_and_engine(&[("TASKLENS_FLUSH_INTERVAL_MS", "60000")])
+    else {
+        return;
+    };
+    let (spool, url) = (tempfile::tempdir().unwrap(), fresh.url.clone());
+    let (early, before, late, matched, late_sooner, g1, g2) =
+        actix_rt::System::new().block_on(async move {
+            let early = synthetic(&g1, 1_500, 150);
+            // A follower on the first gateway has the engine write `early` as it runs.
+            let follower = ws(
+                g1.port,
+                serde_json::json!({"type": "subscribe", "task_id": early}),
+            )
+            .await;
+            let follower = actix_rt::spawn(follow_to_end(follower));
+            wait_stored(&g1, &early);
+            let before = *stored_seqs(&g1, &early).last().unwrap();
+            // Started now, this gateway heard nothing of what `early` stored so far.
+            let g2 = node_with(&url, "g2", spool.path(), &[("TASKLENS_ROLE", "gateway")]);
+            let mut search = ws(
+                g2.port,
+                serde_json::json!({"type": "subscribe_all", "filter": {"level": "ERROR"}}),
+            )
+            .await;
+            for message in [
+                serde_json::json!({"type": "subscribe_tasks"}),
+                // Answered once the messages before it are handled.
+                serde_json::json!({"type": "unsubscribe", "task_id": early}),
+            ] {
+                search
+                    .send(awc::ws::Message::Text(message.to_string().into()))
+                    .await
+                    .unwrap();
+            }
+            while next_message(&mut search).await["type"] != "error" {}
+            let late = synthetic(&g1, 800, 40);
+            let mut matched: std::collections::HashMap<String, Vec<u64>> = Default::default();
+            let (mut ended, mut late_sooner) = (Vec::new(), None);
+            while ended.len() < 2 {
+                let msg = next_message(&mut search).await;
+                match msg["type"].as_str().unwrap() {
+                    "matched" => {
+                        let task = msg["task_id"].as_str().unwrap().to_owned();
+                        let seqs = msg["entries"].as_array().unwrap().iter();
+                        let seqs: Vec<u64> = seqs.map(|e| e["seq"].as_u64().unwrap()).collect();
+                        assert!(!seqs.is_empty(), "{msg}");
+                        // Once `early` ended, nothing else has the engine write sooner.
+                        if task == late && ended.contains(&early) && late_sooner.is_none() {
+                            late_sooner = Some(task_info(&g1, &late).status == TaskStatus::Running);
+                        }
+                        matched.entry(task).or_default().extend(seqs);
+                    }
+                    "task" => {
+                        let status = msg["task"]["status"].as_str().unwrap();
+                        let task = msg["task"]["id"].as_str().unwrap().to_owned();
+                        if !["queued", "running"].contains(&status) && !ended.contains(&task) {
+                            ended.push(task);
+                        }
+                    }
+                    "error" => panic!("{msg}"),
+                    _ => {}
+                }
+            }
+            let (_, caught_up, _) = follower.await.unwrap();
+            assert!(caught_up);
+            (early, before, late, matched, late_sooner, g1, g2)
+        });
+    let errors = |task: &str| -> Vec<u64> {
+        entries(&stdout(
+            &g1.cli(&["logs", task, "--json", "--level", "ERROR"]),
+        ))
+        .iter()
+        .map(|e| e.seq)
+        .collect()
+    };
+    let seen = matched.get(&early).cloned().unwrap_or_default();
+    let first = *seen.first().expect("matches of the task already running");
+    assert!(
+        first > before,
+        "nothing stored before the gateway heard of the task: {first} <= {before}"
+    );
+    let expected: Vec<u64> = errors(&early).into_iter().filter(|s| *s >= first).collect();
+    assert_eq!(
+        seen, expected,
+        "every match after the first, in order, once"
+    );
+    assert_eq!(
+        matched.get(&late),
+        Some(&errors(&late)),
+        "every match of a task started after the search"
+    );
+    assert_eq!(matched.len(), 2, "{:?}", matched.keys());
+    assert_eq!(
+        late_sooner,
+        Some(true),
+        "a match reached the search while the task ran, with no follower"
+    );
+    drop((g1, g2, fresh));
+}

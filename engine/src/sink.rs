@@ -216,6 +216,9 @@ pub struct LogSink {
     /// Tasks other nodes' sessions follow, until when: written every
     /// [`WATCHED_FLUSH`] rather than every `flush_interval_ms`.
     watched: HashMap<TaskId, std::time::Instant>,
+    /// Until when another node searches every task's records live: all are written
+    /// every [`WATCHED_FLUSH`].
+    searched_until: Option<std::time::Instant>,
     /// The batch in flight was spooled: its outcome no longer counts.
     spilled_writing: bool,
     /// The spool may hold what this process spilled and did not store yet.
@@ -261,6 +264,7 @@ impl LogSink {
             spool,
             announce_as: None,
             watched: HashMap::new(),
+            searched_until: None,
             spilled_writing: false,
             spool_unstored: false,
             spilled: HashMap::new(),
@@ -715,15 +719,17 @@ impl Actor for LogSink {
         ctx.run_interval(every, |act, ctx| act.maybe_flush(ctx));
         if self.announce_as.is_some() {
             ctx.run_interval(WATCHED_FLUSH, |act, ctx| {
-                if act.watched.is_empty() {
+                let now = std::time::Instant::now();
+                let searched = act.searched_until.is_some_and(|until| until > now);
+                if act.watched.is_empty() && !searched {
                     return;
                 }
-                let now = std::time::Instant::now();
                 act.watched.retain(|_, until| *until > now);
-                if act
-                    .queue
-                    .iter()
-                    .any(|b| act.watched.contains_key(&b.task_id))
+                if (searched && !act.queue.is_empty())
+                    || act
+                        .queue
+                        .iter()
+                        .any(|b| act.watched.contains_key(&b.task_id))
                 {
                     act.maybe_flush(ctx);
                 }
@@ -754,6 +760,19 @@ impl Handler<WatchedElsewhere> for LogSink {
             self.watched
                 .insert(msg.task, std::time::Instant::now() + WATCH_LASTS);
         }
+    }
+}
+
+/// Another node searches every task's records live (`subscribe_all`).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct SearchedElsewhere;
+
+impl Handler<SearchedElsewhere> for LogSink {
+    type Result = ();
+
+    fn handle(&mut self, _: SearchedElsewhere, _: &mut Context<Self>) {
+        self.searched_until = Some(std::time::Instant::now() + WATCH_LASTS);
     }
 }
 
@@ -910,18 +929,23 @@ impl Handler<GetSinkStats> for LogSink {
     }
 }
 
-/// Announces, for each task in `written`, the highest seq now stored.
+/// Announces, for each task in `written`, the seqs now stored: from the lowest
+/// written to the highest.
 fn announce_stored(conn: &mut storage::Conn, written: &[Arc<LogBatch>], node: &str) {
-    let mut highest: HashMap<TaskId, u64> = HashMap::new();
-    for batch in written {
-        let seq = highest.entry(batch.task_id).or_default();
-        *seq = (*seq).max(batch.last_seq());
+    let mut seqs: HashMap<TaskId, (u64, u64)> = HashMap::new();
+    for batch in written.iter().filter(|b| !b.entries.is_empty()) {
+        let (first, last) = seqs
+            .entry(batch.task_id)
+            .or_insert((batch.first_seq(), batch.last_seq()));
+        *first = (*first).min(batch.first_seq());
+        *last = (*last).max(batch.last_seq());
     }
-    for (task, seq) in highest {
+    for (task, (first, seq)) in seqs {
         storage::changes::announce(
             conn,
             storage::changes::Change::Logs {
                 task,
+                first: Some(first),
                 seq,
                 node: node.to_owned(),
             },

@@ -433,9 +433,12 @@ fn spawn_change_listener(url: String, to: Listeners) {
         }
         // This node's own writes and statuses reach its hub directly.
         Change::Logs { node: from, .. } | Change::Status { node: from, .. } if from == node => {}
-        Change::Logs { task, seq, .. } => hub.do_send(crate::hub::remote::RemoteLogs { task, seq }),
+        Change::Logs {
+            task, first, seq, ..
+        } => hub.do_send(crate::hub::remote::RemoteLogs { task, first, seq }),
         Change::Status { task, .. } => hub.do_send(crate::hub::remote::RemoteStatus { task }),
         Change::Watch { task } => sink.do_send(engine::sink::WatchedElsewhere { task }),
+        Change::WatchAll => sink.do_send(engine::sink::SearchedElsewhere),
         Change::Tokens | Change::Settings => {
             if !asked[slot(&change)].swap(true, Ordering::AcqRel) {
                 let _ = tx.try_send(change);

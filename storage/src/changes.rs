@@ -27,9 +27,11 @@ pub enum Change {
         task: TaskId,
         by: Option<String>,
     },
-    /// `node` stored `task`'s records up to `seq`.
+    /// `node` stored `task`'s records from `first` up to `seq` (those before
+    /// `first` were announced earlier; `None` from nodes of earlier versions).
     Logs {
         task: TaskId,
+        first: Option<u64>,
         seq: u64,
         node: String,
     },
@@ -43,6 +45,9 @@ pub enum Change {
     Watch {
         task: TaskId,
     },
+    /// A node searches every task's records live: every node writes its records
+    /// sooner.
+    WatchAll,
 }
 
 /// NOTIFY payloads are limited to 8000 bytes; a name is cut well before that.
@@ -54,6 +59,7 @@ impl Change {
             Change::Tokens => "tokens".into(),
             Change::Settings => "settings".into(),
             Change::Queued => "queued".into(),
+            Change::WatchAll => "watch_all".into(),
             Change::Cancel { task, by } => {
                 let mut by = by.clone().unwrap_or_default();
                 if by.len() > MAX_BY_BYTES {
@@ -65,7 +71,17 @@ impl Change {
                 }
                 format!("cancel {task} {by}")
             }
-            Change::Logs { task, seq, node } => format!("logs {task} {seq} {node}"),
+            Change::Logs {
+                task,
+                first,
+                seq,
+                node,
+            } => match first {
+                // After the node, where earlier versions' parsers take it as part of
+                // the node's name, which they only compare with their own.
+                Some(first) => format!("logs {task} {seq} {node} {first}"),
+                None => format!("logs {task} {seq} {node}"),
+            },
             Change::Status { task, node } => format!("status {task} {node}"),
             Change::Watch { task } => format!("watch {task}"),
         }
@@ -76,6 +92,7 @@ impl Change {
             "tokens" => Some(Change::Tokens),
             "settings" => Some(Change::Settings),
             "queued" => Some(Change::Queued),
+            "watch_all" => Some(Change::WatchAll),
             _ => {
                 let (kind, rest) = payload.split_once(' ')?;
                 let (task, rest) = rest.split_once(' ').unwrap_or((rest, ""));
@@ -86,9 +103,14 @@ impl Change {
                         by: (!rest.is_empty()).then(|| rest.to_owned()),
                     }),
                     "logs" => {
-                        let (seq, node) = rest.split_once(' ')?;
+                        let (seq, rest) = rest.split_once(' ')?;
+                        let (node, first) = match rest.split_once(' ') {
+                            Some((node, first)) => (node, Some(first.parse().ok()?)),
+                            None => (rest, None),
+                        };
                         Some(Change::Logs {
                             task,
+                            first,
                             seq: seq.parse().ok()?,
                             node: node.to_owned(),
                         })
@@ -197,16 +219,25 @@ impl Listener {
     /// The connection broke (connect again; changes meanwhile were missed).
     pub fn poll(&mut self) -> Result<Vec<Change>> {
         let mut changes: Vec<Change> = Vec::new();
-        // A task's record notices become one, with the highest seq.
+        // A task's record notices become one, from the lowest first seq to the
+        // highest seq.
         let mut logs_at: std::collections::HashMap<TaskId, usize> = Default::default();
         for notification in self.conn.notifications_iter() {
             let Some(change) = Change::parse(&notification?.payload) else {
                 continue;
             };
-            if let Change::Logs { task, seq, .. } = &change {
-                if let Some(Change::Logs { seq: known, .. }) =
-                    logs_at.get(task).and_then(|&i| changes.get_mut(i))
+            if let Change::Logs {
+                task, first, seq, ..
+            } = &change
+            {
+                if let Some(Change::Logs {
+                    first: known_first,
+                    seq: known,
+                    ..
+                }) = logs_at.get(task).and_then(|&i| changes.get_mut(i))
                 {
+                    // Unknown (`None`) wins: it reads more, never less.
+                    *known_first = (*known_first).min(*first);
                     *known = (*known).max(*seq);
                     continue;
                 }
@@ -238,14 +269,22 @@ mod tests {
             },
             Change::Logs {
                 task,
+                first: Some(40),
                 seq: 42,
                 node: "engine-1".into(),
+            },
+            Change::Logs {
+                task,
+                first: None,
+                seq: 1,
+                node: "e1".into(),
             },
             Change::Status {
                 task,
                 node: "g:1".into(),
             },
             Change::Watch { task },
+            Change::WatchAll,
         ] {
             assert_eq!(Change::parse(&change.payload()), Some(change.clone()));
         }
@@ -263,6 +302,7 @@ mod tests {
             "logs",
             "logs x 1 n",
             "logs 0190b9a3-0000-7000-8000-000000000001 x n",
+            "logs 0190b9a3-0000-7000-8000-000000000001 5 n x",
             "status",
             "what 0190b9a3-0000-7000-8000-000000000001",
         ] {

@@ -137,6 +137,8 @@ pub struct HubStats {
     /// Batches not delivered to a follower because none of their records could pass
     /// its level or source filter.
     pub skipped_batches: u64,
+    /// Tasks of other nodes whose records this hub reads, for followers or searches.
+    pub remote_feeds: usize,
 }
 
 struct Link {
@@ -259,7 +261,7 @@ impl LogHub {
 
     /// Drops a session; one that overflowed is woken so that it closes itself.
     fn drop_session(&mut self, session: SessionId, overflowed: bool) {
-        self.searches.remove(&session);
+        self.stop_search(session);
         if let Some(link) = self.sessions.remove(&session) {
             if overflowed {
                 self.overflowed += 1;
@@ -277,9 +279,19 @@ impl LogHub {
         }
     }
 
+    /// Ends a session's live search, and with the last one the feeds of other
+    /// nodes' tasks that only searches read.
+    fn stop_search(&mut self, session: SessionId) {
+        if self.searches.remove(&session).is_some() && self.searches.is_empty() {
+            let feeds = &self.feeds;
+            self.remote
+                .unsearched(|task| feeds.get(task).is_some_and(|f| !f.followers.is_empty()));
+        }
+    }
+
     fn gc(&mut self, task: TaskId) {
         if self.feeds.get(&task).is_none_or(|f| f.followers.is_empty()) {
-            self.remote.unfollowed(task);
+            self.remote.unfollowed(task, !self.searches.is_empty());
         }
         if self
             .feeds
@@ -504,10 +516,9 @@ impl Handler<WatchAllLogs> for LogHub {
         match msg.interest {
             Some(interest) if self.sessions.contains_key(&msg.session) => {
                 self.searches.insert(msg.session, interest);
+                self.announce_watched();
             }
-            _ => {
-                self.searches.remove(&msg.session);
-            }
+            _ => self.stop_search(msg.session),
         }
     }
 }
@@ -535,6 +546,7 @@ impl Handler<GetHubStats> for LogHub {
             overflowed_sessions: self.overflowed,
             delivered_batches: self.delivered,
             skipped_batches: self.skipped,
+            remote_feeds: self.remote.feeds(),
         })
     }
 }

@@ -10,6 +10,12 @@
 //! announced before its first follower came (`heard`), and reads each later
 //! announcement's rows in order, one read at a time. A status change waits for the
 //! reads of its task under way, so a final status stays the last word.
+//!
+//! A live search over every task (`subscribe_all`) has no history: while one runs
+//! here, every task another node announces gets a feed, which starts at the first
+//! record of the announced write (or after what was heard before), and ends with
+//! the task or the last search. The hub also tells the other nodes to write all
+//! their records sooner (`watch_all`), as it does for a followed task.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -22,11 +28,12 @@ use storage::LogQuery;
 
 use super::LogHub;
 
-/// Another node stored `task`'s records up to `seq`.
+/// Another node stored `task`'s records from `first` (when known) up to `seq`.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct RemoteLogs {
     pub task: TaskId,
+    pub first: Option<u64>,
     pub seq: u64,
 }
 
@@ -60,6 +67,11 @@ const READ_ROWS: usize = 5_000;
 /// never a gap).
 const MAX_HEARD: usize = 100_000;
 
+/// Tasks of other nodes read at once for live searches; beyond this, tasks heard
+/// of are not searched until others end, so that a flood of tasks cannot grow the
+/// hub without bound.
+const MAX_SEARCHED: usize = 10_000;
+
 /// How often this node repeats that it follows a task (the node running it writes
 /// that task's records every 100 ms for 30 s after each).
 const REWATCH: Duration = Duration::from_secs(10);
@@ -71,6 +83,8 @@ pub(super) struct Remote {
     feeds: HashMap<TaskId, RemoteFeed>,
     /// When this node last said it follows each followed task.
     watching: HashMap<TaskId, Instant>,
+    /// When this node last said it searches every task live.
+    searching: Option<Instant>,
 }
 
 struct RemoteFeed {
@@ -82,23 +96,54 @@ struct RemoteFeed {
 }
 
 impl Remote {
-    /// No session here follows `task` any more.
-    pub(super) fn unfollowed(&mut self, task: TaskId) {
+    /// No session here follows `task` any more. Its feed stays while `searched`.
+    pub(super) fn unfollowed(&mut self, task: TaskId, searched: bool) {
         self.watching.remove(&task);
+        if searched {
+            return;
+        }
         if let Some(feed) = self.feeds.remove(&task) {
             self.heard.insert(task, feed.announced.max(feed.delivered));
+        }
+    }
+
+    pub(super) fn feeds(&self) -> usize {
+        self.feeds.len()
+    }
+
+    /// The last live search here ended: only followed tasks keep their feeds.
+    pub(super) fn unsearched(&mut self, followed: impl Fn(&TaskId) -> bool) {
+        self.searching = None;
+        let idle: Vec<TaskId> = self
+            .feeds
+            .keys()
+            .filter(|t| !followed(t))
+            .copied()
+            .collect();
+        for task in idle {
+            self.unfollowed(task, false);
         }
     }
 }
 
 impl LogHub {
     /// Tells the other nodes which followed tasks want their records written
-    /// sooner: each newly followed task, and the others every [`REWATCH`].
+    /// sooner: each newly followed task, and the others every [`REWATCH`]; and all
+    /// of them while a live search runs here.
     pub(super) fn announce_watched(&mut self) {
         let Some(announcer) = self.announcer.clone() else {
             return;
         };
         let now = Instant::now();
+        if !self.searches.is_empty()
+            && self
+                .remote
+                .searching
+                .is_none_or(|sent| now.duration_since(sent) >= REWATCH)
+        {
+            self.remote.searching = Some(now);
+            announcer.send(storage::changes::Change::WatchAll);
+        }
         let mut due = Vec::new();
         for (task, feed) in &self.feeds {
             if feed.followers.is_empty() {
@@ -119,10 +164,17 @@ impl LogHub {
         }
     }
 
-    fn followed(&self, task: TaskId) -> bool {
+    pub(super) fn followed(&self, task: TaskId) -> bool {
         self.feeds
             .get(&task)
             .is_some_and(|f| !f.followers.is_empty())
+    }
+
+    /// A task of another node ended: a feed kept only for live searches goes.
+    fn ended_remotely(&mut self, task: TaskId) {
+        if !self.followed(task) {
+            self.remote.feeds.remove(&task);
+        }
     }
 
     /// Reads what `task` has stored beyond what was delivered, then delivers any
@@ -165,6 +217,7 @@ impl LogHub {
                         feed.delivered = page.logs.last().map_or(feed.delivered, |e| e.seq);
                         let batch = Arc::new(LogBatch::new(task, page.logs));
                         hub.deliver_batch(task, &batch);
+                        hub.deliver_to_searches(task, &batch);
                     }
                     // What was announced is stored: nothing left means a notice ran
                     // ahead of a read that already took it.
@@ -189,6 +242,7 @@ impl LogHub {
                     Ok(Some(info)) => {
                         if info.status.is_terminal() {
                             hub.remote.heard.remove(&task);
+                            hub.ended_remotely(task);
                         }
                         hub.deliver_status(info);
                     }
@@ -203,7 +257,9 @@ impl Handler<RemoteLogs> for LogHub {
     type Result = ();
 
     fn handle(&mut self, msg: RemoteLogs, ctx: &mut Context<Self>) {
-        if !self.followed(msg.task) {
+        let followed = self.followed(msg.task);
+        let searched = !self.searches.is_empty() && self.remote.feeds.len() < MAX_SEARCHED;
+        if !followed && !searched && !self.remote.feeds.contains_key(&msg.task) {
             if self.remote.heard.len() >= MAX_HEARD && !self.remote.heard.contains_key(&msg.task) {
                 self.remote.heard.clear();
             }
@@ -213,7 +269,14 @@ impl Handler<RemoteLogs> for LogHub {
         }
         let heard = &mut self.remote.heard;
         let feed = self.remote.feeds.entry(msg.task).or_insert_with(|| {
-            let start = heard.remove(&msg.task).unwrap_or(0);
+            // A follower reads what was stored before its `Follow` itself; a search
+            // takes what was stored from this write on.
+            let fresh = if followed {
+                0
+            } else {
+                msg.first.map_or(0, |first| first.saturating_sub(1))
+            };
+            let start = heard.remove(&msg.task).unwrap_or(fresh);
             RemoteFeed {
                 delivered: start,
                 announced: start,
@@ -244,12 +307,14 @@ impl Handler<Resync> for LogHub {
 
     fn handle(&mut self, msg: Resync, ctx: &mut Context<Self>) {
         let Some(db) = self.db.clone() else { return };
-        let followed: Vec<TaskId> = self
+        // Followed tasks, and those read for live searches.
+        let mut followed: Vec<TaskId> = self
             .feeds
             .iter()
             .filter(|(_, feed)| !feed.followers.is_empty())
             .map(|(task, _)| *task)
             .collect();
+        followed.extend(self.remote.feeds.keys().filter(|t| !self.followed(**t)));
         let since = msg.since;
         ctx.spawn(
             async move {
@@ -269,13 +334,24 @@ impl Handler<Resync> for LogHub {
                     // Through the usual handlers, so a followed task's status still
                     // comes after its records.
                     for (task, seq) in stored {
-                        hub.handle(RemoteLogs { task, seq }, ctx);
+                        // Unless its feed went meanwhile (the task ended).
+                        if !hub.followed(task) && !hub.remote.feeds.contains_key(&task) {
+                            continue;
+                        }
+                        hub.handle(
+                            RemoteLogs {
+                                task,
+                                first: None,
+                                seq,
+                            },
+                            ctx,
+                        );
                     }
                     for task in changed {
                         if task.node.as_deref() == Some(msg.node.as_str()) {
                             continue;
                         }
-                        if hub.followed(task.id) {
+                        if hub.remote.feeds.contains_key(&task.id) || hub.followed(task.id) {
                             hub.handle(RemoteStatus { task: task.id }, ctx);
                         } else {
                             hub.deliver_status(task);

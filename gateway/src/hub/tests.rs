@@ -251,3 +251,150 @@ async fn a_session_that_leaves_a_delivery_untaken_too_long_is_dropped() {
         "the batch is still pending for others"
     );
 }
+
+/// Every seq delivered for a live search, per task, waiting up to `within` for
+/// `count`.
+async fn matched_seqs(inbox: &Inbox, count: usize, within: Duration) -> Vec<(TaskId, u64)> {
+    let mut seqs = Vec::new();
+    let deadline = std::time::Instant::now() + within;
+    while seqs.len() < count && std::time::Instant::now() < deadline {
+        for delivery in inbox.take() {
+            if let Delivery::Matched { task_id, batch } = delivery {
+                seqs.extend(batch.entries.iter().map(|e| (task_id, e.seq)));
+            }
+        }
+        actix_rt::time::sleep(Duration::from_millis(10)).await;
+    }
+    seqs
+}
+
+/// The tasks of other nodes reach a live search from the database: from the first
+/// record of the write announced (what was stored before is history), from after
+/// what the hub heard of before the search when it heard of the task, and from the
+/// first record when a node of an earlier version did not say where its write began.
+#[actix_rt::test]
+async fn a_live_search_reads_other_nodes_tasks_from_their_announced_write() {
+    use remote::RemoteLogs;
+    let fresh = testkit::FreshDb::new("sqlite");
+    let db = storage::Db::connect(&storage::DatabaseSettings::new(fresh.url.clone())).unwrap();
+    let ids = [(); 3].map(|_| TaskId(uuid::Uuid::new_v4()));
+    let store = |task: TaskId, seqs: std::ops::Range<u64>| {
+        let batch = batch(task, seqs, LogLevel::Error);
+        db.run_blocking(|c| {
+            storage::logs::insert_log_batches(
+                c,
+                &[storage::LogBatchRef {
+                    task_id: task,
+                    entries: &batch.entries,
+                }],
+            )
+        })
+        .unwrap();
+    };
+    for id in ids {
+        let task = protocol::TaskInfo {
+            id,
+            plugin: "synthetic".into(),
+            params: serde_json::json!({}),
+            status: protocol::TaskStatus::Running,
+            created_at: Timestamp(1),
+            started_at: Some(Timestamp(1)),
+            finished_at: None,
+            result: None,
+            error: None,
+            created_by: None,
+            params_omitted: false,
+            node: Some("e1".into()),
+            priority: 0,
+        };
+        db.run_blocking(|c| storage::tasks::insert_task(c, &task, Some("e1")))
+            .unwrap();
+        store(id, 1..31);
+    }
+    let [announced, heard, unknown] = ids;
+    let announcer = storage::changes::Announcer::spawn(db.clone()).unwrap();
+    let hub = LogHub::new(Duration::from_secs(60))
+        .reading_from(db.clone(), announcer)
+        .start();
+    let (search, _) = join(&hub, 1, 1 << 20).await;
+    // Heard of before any search: only remembered.
+    hub.send(RemoteLogs {
+        task: heard,
+        first: Some(1),
+        seq: 30,
+    })
+    .await
+    .unwrap();
+    hub.send(WatchAllLogs {
+        session: 1,
+        interest: Some(Interest::default()),
+    })
+    .await
+    .unwrap();
+    for id in ids {
+        store(id, 31..41);
+    }
+    for (task, first) in [(announced, Some(36)), (heard, Some(36)), (unknown, None)] {
+        hub.send(RemoteLogs {
+            task,
+            first,
+            seq: 40,
+        })
+        .await
+        .unwrap();
+    }
+    let got = matched_seqs(&search, 5 + 10 + 40, Duration::from_secs(10)).await;
+    let of = |task| -> Vec<u64> {
+        got.iter()
+            .filter(|(t, _)| *t == task)
+            .map(|(_, seq)| *seq)
+            .collect()
+    };
+    assert_eq!(of(announced), (36..41).collect::<Vec<_>>());
+    assert_eq!(of(heard), (31..41).collect::<Vec<_>>());
+    assert_eq!(of(unknown), (1..41).collect::<Vec<_>>());
+    assert_eq!(got.len(), 55, "{got:?}");
+    assert_eq!(hub.send(GetHubStats).await.unwrap().remote_feeds, 3);
+
+    // A task that ended leaves; its status comes after its records.
+    let outcome = storage::tasks::TaskOutcome {
+        status: protocol::TaskStatus::Success,
+        finished_at: Timestamp(2),
+        result: None,
+        error: None,
+    };
+    db.run_blocking(|c| storage::tasks::finish_task(c, unknown, &outcome))
+        .unwrap();
+    hub.send(remote::RemoteStatus { task: unknown })
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while hub.send(GetHubStats).await.unwrap().remote_feeds != 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the ended task's feed stays"
+        );
+        actix_rt::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    // Once the search stops, other nodes' writes are only remembered again.
+    hub.send(WatchAllLogs {
+        session: 1,
+        interest: None,
+    })
+    .await
+    .unwrap();
+    store(announced, 41..51);
+    hub.send(RemoteLogs {
+        task: announced,
+        first: Some(41),
+        seq: 50,
+    })
+    .await
+    .unwrap();
+    // A read would take milliseconds here.
+    assert!(matched_seqs(&search, 1, Duration::from_millis(500))
+        .await
+        .is_empty());
+    assert_eq!(hub.send(GetHubStats).await.unwrap().remote_feeds, 0);
+}
