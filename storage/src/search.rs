@@ -4,7 +4,10 @@
 //!
 //! Tasks are visited in `(created_at, id)` order, descending, through the
 //! `tasks_by_created` index, and each is read backwards like one task's log
-//! ([`crate::logs`]: through the text index where the filter names a text). A cursor
+//! ([`crate::logs`]: through the text index where the filter names a text). A
+//! filter with a level or sources skips the tasks whose record counts
+//! (`task_log_counts`) show none at that level from those sources: "every ERROR
+//! anywhere" visits only tasks that logged one. A cursor
 //! says where a page stopped: a task and the seq to continue below. Records a task
 //! logs after a page was read fall above the cursor, so paging while tasks log
 //! neither repeats nor skips a record that was there when the search began.
@@ -14,7 +17,7 @@ use protocol::{LogFilter, SearchHit, TaskId, TaskStatus, Timestamp};
 
 use crate::db::Conn;
 use crate::logs::{page_logs_within, LogQuery, SCAN_BUDGET};
-use crate::schema::tasks;
+use crate::schema::{task_log_counts, tasks};
 use crate::{with_conn, Result};
 
 /// Largest page of hits a client may ask for.
@@ -98,7 +101,7 @@ pub fn search_logs(
     let mut visited = 0usize;
     let mut position = cursor;
     loop {
-        let batch = tasks_from(conn, conditions, position)?;
+        let batch = tasks_from(conn, filter, conditions, position)?;
         let batch_len = batch.len();
         for (id, plugin, created_at) in batch {
             let task = TaskId::from_slice(&id).ok_or_else(|| {
@@ -159,9 +162,11 @@ pub fn search_logs(
 }
 
 /// The next tasks in search order from `position` (that task included, so that
-/// its remaining records are read).
+/// its remaining records are read), among those with records `filter`'s level and
+/// sources can pass.
 fn tasks_from(
     conn: &mut Conn,
+    filter: &LogFilter,
     conditions: &TaskConditions,
     position: Option<SearchCursor>,
 ) -> Result<Vec<(Vec<u8>, String, i64)>> {
@@ -181,6 +186,19 @@ fn tasks_from(
         }
         if let Some(until) = conditions.created_until {
             q = q.filter(tasks::created_at.lt(until.as_micros()));
+        }
+        if filter.min_level.is_some() || !filter.sources.is_empty() {
+            let mut counted = task_log_counts::table
+                .select(task_log_counts::task_id)
+                .filter(task_log_counts::count.gt(0))
+                .into_boxed();
+            if let Some(level) = filter.min_level {
+                counted = counted.filter(task_log_counts::level.ge(level.as_i16()));
+            }
+            if !filter.sources.is_empty() {
+                counted = counted.filter(task_log_counts::source.eq_any(filter.sources.clone()));
+            }
+            q = q.filter(tasks::id.eq_any(counted));
         }
         if let Some(p) = position {
             q = q.filter(

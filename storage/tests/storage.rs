@@ -2469,6 +2469,94 @@ fn search_across_tasks_pages_in_order_while_tasks_log() {
     }
 }
 
+/// A search with a level or sources visits only the tasks whose counts show such
+/// records: an ERROR older than more tasks than a page may visit is found on the
+/// first page, not after empty pages that stopped on the tasks visited.
+#[test]
+fn search_by_level_or_source_skips_tasks_without_such_records() {
+    use storage::search::{search_logs, TaskConditions, MAX_TASKS_VISITED};
+    for backend in backends() {
+        let (_fresh, db, _) = database_with_a_task(backend);
+        let one_line = |level, source: &str| LogEntry {
+            seq: 1,
+            timestamp: Timestamp(1),
+            level,
+            source: Arc::from(source),
+            message: "line".into(),
+            metadata: None,
+            group: None,
+            mark: None,
+            worst: None,
+        };
+        // Oldest first: an ERROR from `db`, a WARNING from `api`, then INFO tasks.
+        let mut lines = vec![
+            one_line(LogLevel::Error, "db"),
+            one_line(LogLevel::Warning, "api"),
+        ];
+        lines.extend((0..MAX_TASKS_VISITED + 10).map(|_| one_line(LogLevel::Info, "api")));
+        let ids: Vec<TaskId> = db
+            .run_blocking(|c| {
+                let mut ids = Vec::new();
+                for (i, line) in lines.iter().enumerate() {
+                    let task = new_task(10 + i as i64);
+                    tasks::insert_task(c, &task, None)?;
+                    let batch = LogBatchRef {
+                        task_id: task.id,
+                        entries: std::slice::from_ref(line),
+                    };
+                    insert_log_batches(c, &[batch])?;
+                    ids.push(task.id);
+                }
+                Ok(ids)
+            })
+            .unwrap();
+        let (error, warning, newest) = (ids[0], ids[1], ids[ids.len() - 1]);
+        for (json, want) in [
+            (serde_json::json!({"level": "ERROR"}), vec![error]),
+            (
+                serde_json::json!({"level": "WARNING"}),
+                vec![warning, error],
+            ),
+            (serde_json::json!({"sources": ["db"]}), vec![error]),
+            (
+                serde_json::json!({"level": "WARNING", "sources": ["api"]}),
+                vec![warning],
+            ),
+        ] {
+            let found = db
+                .run_blocking(|c| {
+                    search_logs(c, &spec(json.clone()), &TaskConditions::default(), None, 10)
+                })
+                .unwrap();
+            let got: Vec<TaskId> = found.hits.iter().map(|h| h.task_id).collect();
+            assert_eq!(got, want, "{backend} {json}");
+            assert_eq!(
+                (found.next, found.scanned),
+                (None, None),
+                "{backend} {json}"
+            );
+        }
+        // Levels every task has: the newest tasks first, as before.
+        let found = db
+            .run_blocking(|c| {
+                search_logs(
+                    c,
+                    &spec(serde_json::json!({"level": "INFO"})),
+                    &TaskConditions::default(),
+                    None,
+                    3,
+                )
+            })
+            .unwrap();
+        assert_eq!(
+            found.hits.first().map(|h| h.task_id),
+            Some(newest),
+            "{backend}"
+        );
+        assert_eq!(found.hits.len(), 3, "{backend}");
+    }
+}
+
 /// The bench's floors store and read rows like the real paths: what `bare` stores
 /// reads back through `page_logs`, and `bare::read_rows` reads what the writer stored.
 #[test]
