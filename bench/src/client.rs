@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use protocol::{LogPage, SourceCount, TaskId, TaskInfo, TaskList, TaskStatus};
+use protocol::{LogPage, SearchPage, SourceCount, TaskId, TaskInfo, TaskList, TaskStatus};
 
 use crate::report::Stats;
 use crate::server::{Server, TOKEN};
@@ -32,6 +32,15 @@ pub const RETRIEVAL_FILTERS: &[(&str, &str)] = &[
         "re with a required literal (777\\d$, 0.1%)",
         "re=777%5Cd%24",
     ),
+];
+
+/// The searches across all tasks measured (label, query string, whether it finds
+/// anything): the first page of 100 hits, newest task first.
+pub const SEARCH_FILTERS: &[(&str, &str, bool)] = &[
+    ("rare text, one line per task", "q=record%20123456", true),
+    ("text matching nothing", "q=no%20such%20line", false),
+    ("meta on one line per task", "meta.i=123456", true),
+    ("level=ERROR", "level=ERROR", true),
 ];
 
 /// Positions spread over a task of `rows` records (a fixed pseudo-random sequence,
@@ -268,6 +277,11 @@ impl Api {
     }
 
     /// Records stored in all tasks.
+    pub async fn task_count(&self) -> Result<usize> {
+        let list: TaskList = self.get("/api/tasks?limit=500").await?;
+        Ok(list.tasks.len())
+    }
+
     pub async fn stored_rows(&self) -> Result<u64> {
         let list: TaskList = self.get("/api/tasks?limit=500").await?;
         let mut total = 0;
@@ -311,5 +325,35 @@ impl Api {
             }
         }
         Ok(Stats::from_millis(samples))
+    }
+
+    /// Latency of the first page of 100 hits of `GET /api/logs/search?{query}`, and
+    /// how many hits it had. Fails on a page that stopped on the read budget, or
+    /// that finds nothing when it should (`finds`) or something when it should not.
+    pub async fn search(
+        &self,
+        query: &str,
+        finds: bool,
+        requests: usize,
+    ) -> Result<(Stats, usize)> {
+        let path = format!("/api/logs/search?{query}&limit=100");
+        let mut samples = Vec::with_capacity(requests);
+        let mut hits = 0;
+        for i in 0..requests + 5 {
+            let started = Instant::now();
+            let page: SearchPage = self.get(&path).await?;
+            let took = started.elapsed();
+            if let Some(scanned) = page.scanned {
+                bail!("{path} stopped after reading {scanned} records");
+            }
+            if page.hits.is_empty() == finds {
+                bail!("{path} returned {} hits", page.hits.len());
+            }
+            hits = page.hits.len();
+            if i >= 5 {
+                samples.push(took.as_secs_f64() * 1000.0);
+            }
+        }
+        Ok((Stats::from_millis(samples), hits))
     }
 }

@@ -6,7 +6,8 @@
 //!   `finished_at`, which is written only once every record is stored), for one task
 //!   and for ten concurrent tasks;
 //! - retrieval: latency of `GET /logs?limit=1000` under several filters, for a task of
-//!   1,000,000 records in a `task_logs` table of 10,000,000;
+//!   1,000,000 records in a `task_logs` table of 10,000,000, and of the first 100 hits
+//!   of a search across all its tasks (`GET /api/logs/search`);
 //! - overhead: a CPU-bound task with the full pipeline against the same task with its
 //!   records discarded at emission;
 //! - live latency: emission → WebSocket client, at 50,000 records/s with 100 filtered
@@ -122,6 +123,8 @@ struct Args {
     /// Only these parts (ingest, overhead, retrieval, live, workers, console); all when empty.
     only: Vec<String>,
     work: Option<u64>,
+    /// Lines of the console navigation task, instead of the size's.
+    nav_lines: Option<u64>,
 }
 
 impl Args {
@@ -138,6 +141,7 @@ fn parse_args() -> Result<Args> {
         out: None,
         only: Vec::new(),
         work: None,
+        nav_lines: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -189,8 +193,18 @@ fn parse_args() -> Result<Args> {
                         .with_context(|| format!("--work {n:?} is not a number"))?,
                 );
             }
+            "--nav-lines" => {
+                let n = it.next().context("--nav-lines needs a number")?;
+                let lines: u64 = n
+                    .parse()
+                    .with_context(|| format!("--nav-lines {n:?} is not a number"))?;
+                if !(1_000..=100_000_000).contains(&lines) {
+                    bail!("--nav-lines {lines}: use 1000 to 100000000");
+                }
+                args.nav_lines = Some(lines);
+            }
             "-h" | "--help" => {
-                println!("tasklens-bench [--quick] [--backends sqlite,postgres] [--only ingest,overhead,retrieval,live,workers,console,nodes,retention] [--work N] [--no-console] [--out FILE]");
+                println!("tasklens-bench [--quick] [--backends sqlite,postgres] [--only ingest,overhead,retrieval,live,workers,console,nodes,retention] [--work N] [--nav-lines N] [--no-console] [--out FILE]");
                 std::process::exit(0);
             }
             other => bail!("unknown argument {other:?} (see --help)"),
@@ -208,6 +222,9 @@ fn main() -> Result<()> {
     };
     if let Some(work) = args.work {
         sizes.overhead_work = Vec::leak(vec![work]);
+    }
+    if let Some(lines) = args.nav_lines {
+        sizes.console_nav_lines = lines;
     }
     let binary = server::tasklens_binary()?;
     let started = Instant::now();
@@ -477,6 +494,20 @@ async fn retrieval(
             },
         ));
         eprintln!("retrieval {label}: {stats}");
+    }
+    let tasks = api.task_count().await?;
+    for (label, query, finds) in client::SEARCH_FILTERS {
+        let (stats, hits) = api.search(query, *finds, sizes.requests).await?;
+        report.rows.push(Row::new(
+            name,
+            &format!(
+                "search across all {tasks} tasks ({} rows), {label}: first page of 100",
+                report::thousands(total as f64)
+            ),
+            format!("{stats} ({hits} hits)"),
+            "p50 ≤ 50 ms",
+        ));
+        eprintln!("search {label}: {stats} ({hits} hits)");
     }
     server.stop()?;
     Ok(())
