@@ -20,6 +20,7 @@ pub const RETRIEVAL_FILTERS: &[(&str, &str)] = &[
     ("q=77", "q=77"),
     ("meta.dashboard_id=3", "meta.dashboard_id=3"),
     ("meta matching a single line", "meta.i=123456"),
+    ("meta matching 0.1% of lines", "meta.tag=rare"),
     ("re=99$", "re=99%24"),
     ("q matching a single line", "q=record%20123456"),
     ("q matching nothing", "q=no%20such%20line"),
@@ -225,9 +226,20 @@ impl Api {
     /// task and the records/s from the first start to the last finish (a task finishes
     /// only once every record of it is stored).
     pub async fn ingest(&self, counts: &[u64]) -> Result<(TaskId, f64)> {
+        self.ingest_with(counts, serde_json::json!({})).await
+    }
+
+    /// [`Api::ingest`] with more `synthetic` params for every task.
+    pub async fn ingest_with(
+        &self,
+        counts: &[u64],
+        params: serde_json::Value,
+    ) -> Result<(TaskId, f64)> {
         let mut ids = Vec::new();
         for count in counts {
-            ids.push(self.start(serde_json::json!({"count": count})).await?.id);
+            let mut task = params.clone();
+            task["count"] = serde_json::json!(count);
+            ids.push(self.start(task).await?.id);
         }
         let mut first_start = i64::MAX;
         let mut last_end = i64::MIN;

@@ -53,6 +53,8 @@ pub async fn filter_change(binary: &std::path::Path, sizes: &Sizes) -> Result<Ve
         .start(json!({"count": sizes.console_lines * 4 / 3 + 1}))
         .await?;
     api.wait(task.id).await?;
+    // Measured once the indexer is done, not while it takes a core.
+    api.text_index_caught_up().await?;
     let lines = sizes.console_lines;
     let warning = (0..lines * 4 / 3 + 1).filter(|i| i % 4 >= 2).count() as u64;
     let api_lines = (0..lines * 4 / 3 + 1)
@@ -193,6 +195,8 @@ pub async fn navigation(binary: &std::path::Path, sizes: &Sizes) -> Result<Vec<R
     let lines = sizes.console_nav_lines;
     let task = api.start(json!({"count": lines * 4 / 3 + 1})).await?;
     api.wait(task.id).await?;
+    // Measured once the indexer is done, not while it takes a core.
+    api.text_index_caught_up().await?;
     let id = task.id.to_string();
     let browser = Browser::start();
     browser.call("POST", "/timeouts", Some(json!({"script": 60_000})));
@@ -278,6 +282,8 @@ pub async fn groups(binary: &std::path::Path, sizes: &Sizes) -> Result<Vec<Row>>
         .start(json!({"count": records, "group_every": records / 1000, "error_every": records / 4}))
         .await?;
     api.wait(task.id).await?;
+    // Measured once the indexer is done, not while it takes a core.
+    api.text_index_caught_up().await?;
     let id = task.id.to_string();
     let groups = api.groups(task.id).await?;
     let lines = groups

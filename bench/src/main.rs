@@ -424,7 +424,10 @@ async fn retrieval(
         api.ingest(&[n]).await?;
         left -= n;
     }
-    let (target, _) = api.ingest(&[sizes.target_task]).await?;
+    // One record in 1,000 tagged, for a metadata value matching 0.1%.
+    let (target, _) = api
+        .ingest_with(&[sizes.target_task], serde_json::json!({"tag_every": 1000}))
+        .await?;
     let total = api.stored_rows().await?;
     let filled = fill_started.elapsed();
     eprintln!(

@@ -8,7 +8,8 @@
 //! `i % error_every == error_every - 1`, the others cycling DEBUG, INFO, WARNING;
 //! `group_every` (default 0: no groups) opens a group `step N` at every record `i`
 //! with `i % group_every == 0`, closing the one before: logs with sections, some
-//! holding an ERROR and most not.
+//! holding an ERROR and most not. `tag_every` (default 0: none) adds `"tag": "rare"`
+//! to the metadata of record `i` when `i % tag_every == 0`: a value as rare as wanted.
 //!
 //! For benchmarks: `work` (default 0) does that many rounds of hashing a 64-byte
 //! buffer per record, real CPU work whose digest ends up in the result; `discard`
@@ -48,6 +49,9 @@ pub struct SyntheticParams {
     /// One ERROR every this many records, the rest DEBUG, INFO, WARNING in turn;
     /// 0 is every fourth record.
     pub error_every: u64,
+    /// `"tag": "rare"` in the metadata of one record every this many (the first
+    /// included); 0 is none.
+    pub tag_every: u64,
 }
 
 impl Default for SyntheticParams {
@@ -60,6 +64,7 @@ impl Default for SyntheticParams {
             discard: false,
             group_every: 0,
             error_every: 0,
+            tag_every: 0,
         }
     }
 }
@@ -96,6 +101,18 @@ impl SyntheticParams {
 struct Meta {
     i: u64,
     dashboard_id: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tag: Option<&'static str>,
+}
+
+impl Meta {
+    fn of(i: u64, p: &SyntheticParams) -> Meta {
+        Meta {
+            i,
+            dashboard_id: i % 10,
+            tag: (p.tag_every > 0 && i.is_multiple_of(p.tag_every)).then_some("rare"),
+        }
+    }
 }
 
 impl Describe for Synthetic {
@@ -162,11 +179,8 @@ impl BlockingPlugin for Synthetic {
             };
             let logger = &loggers[(i % loggers.len() as u64) as usize];
             if logger.enabled(level) {
-                let meta = serde_json::value::to_raw_value(&Meta {
-                    i,
-                    dashboard_id: i % 10,
-                })
-                .map_err(PluginError::failed)?;
+                let meta = serde_json::value::to_raw_value(&Meta::of(i, &p))
+                    .map_err(PluginError::failed)?;
                 logger.log_raw(level, format!("synthetic record {i}"), Some(meta));
             }
         }
@@ -233,10 +247,37 @@ mod tests {
     }
 
     #[test]
+    fn tag_every_marks_one_record_in_that_many() {
+        let meta = |i, tag_every| {
+            let p = SyntheticParams {
+                tag_every,
+                ..SyntheticParams::default()
+            };
+            serde_json::to_value(Meta::of(i, &p)).unwrap()
+        };
+        assert_eq!(meta(3, 0), serde_json::json!({"i": 3, "dashboard_id": 3}));
+        assert_eq!(meta(0, 0), serde_json::json!({"i": 0, "dashboard_id": 0}));
+        let tagged: Vec<u64> = (0..3_000)
+            .filter(|i| meta(*i, 1_000).get("tag").is_some())
+            .collect();
+        assert_eq!(tagged, [0, 1_000, 2_000]);
+        assert_eq!(meta(2_000, 1_000)["tag"], "rare");
+    }
+
+    #[test]
     fn the_schema_names_every_param_and_refuses_others() {
         let schema = crate::plugin::erased::schema_of::<SyntheticParams>();
         let props = schema["properties"].as_object().unwrap();
-        for key in ["count", "rate", "sources", "work", "discard"] {
+        for key in [
+            "count",
+            "rate",
+            "sources",
+            "work",
+            "discard",
+            "group_every",
+            "error_every",
+            "tag_every",
+        ] {
             assert!(props.contains_key(key), "{key} in {schema}");
         }
         assert_eq!(schema["additionalProperties"], serde_json::json!(false));
