@@ -99,6 +99,9 @@ pub struct LogPanel {
     follow: bool,
     scroll_top: f64,
     viewport_height: f64,
+    /// The position, viewport height and following the grid was last drawn with: a
+    /// scroll that changes none of them needs no new draw.
+    drawn: (f64, f64, bool),
     /// A scroll position to apply after the next render.
     scroll_to: Option<f64>,
     /// A position to keep centred (a permalink or a match) until the user scrolls: a
@@ -180,6 +183,7 @@ impl Component for LogPanel {
             follow: selected.is_none(),
             scroll_top: 0.0,
             viewport_height: 600.0,
+            drawn: (f64::NAN, f64::NAN, false),
             scroll_to: None,
             anchor: None,
             own_scroll: None,
@@ -396,6 +400,7 @@ impl Component for LogPanel {
         let Some(el) = self.viewport.cast::<HtmlElement>() else {
             return;
         };
+        self.drawn = (self.scroll_top, self.viewport_height, self.follow);
         if self._viewport_size.is_none() {
             self._viewport_size = ViewportObserver::watch(ctx.link(), &el);
         }
@@ -414,8 +419,9 @@ impl Component for LogPanel {
             let max = (el.scroll_height() - el.client_height()).max(0) as f64;
             let top = target.min(max);
             el.set_scroll_top(top as i32);
-            self.scroll_top = el.scroll_top() as f64;
-            self.own_scroll = Some(self.scroll_top);
+            // Left as drawn: the Scrolled message draws again only if the browser
+            // put the grid elsewhere (at the end, say) than it was drawn for.
+            self.own_scroll = Some(el.scroll_top() as f64);
             ctx.link().send_message(Msg::Scrolled);
         }
     }

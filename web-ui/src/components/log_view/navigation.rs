@@ -178,7 +178,9 @@ impl LogPanel {
             self.scroll_top = top;
         }
         self.fetch_visible_pages(ctx);
-        true
+        // The panel's own scroll after a jump, and the browser's event for it, find
+        // the grid drawn where it is: drawing it again would only delay the jump.
+        self.drawn != (self.scroll_top, self.viewport_height, self.follow)
     }
 
     /// The selected lines, first and last (the same for one line).
