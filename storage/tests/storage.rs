@@ -2557,6 +2557,60 @@ fn search_by_level_or_source_skips_tasks_without_such_records() {
     }
 }
 
+/// On SQLite a text of many trigrams is read through the rarest where the read
+/// begins: trigrams every record holds are left out of the FTS5 expression, and the
+/// pages hold exactly the matching records whichever are taken.
+#[test]
+fn sqlite_reads_a_text_through_its_rarest_trigrams() {
+    use storage::text_index::{match_terms, rarest_expression, task_key, INDEXED_SEQS};
+    let (_fresh, db, task) = database_with_a_task("sqlite");
+    let entries: Vec<LogEntry> = (1..=3_000u64)
+        .map(|seq| LogEntry {
+            seq,
+            timestamp: Timestamp(seq as i64),
+            level: LogLevel::Info,
+            source: Arc::from("plugin"),
+            message: if seq % 1_000 == 7 {
+                format!("record xyz {seq}")
+            } else {
+                format!("record {seq}")
+            },
+            metadata: None,
+            group: None,
+            mark: None,
+            worst: None,
+        })
+        .collect();
+    store(&db, task.id, &entries);
+    index_pending(&db, usize::MAX);
+    let terms = match_terms(&["record xyz".into()]);
+    assert_eq!(terms.len(), 8, "{terms:?}");
+    let mut conn = db.get().unwrap();
+    let storage::Conn::Sqlite(c) = &mut conn else {
+        unreachable!("a SQLite database")
+    };
+    let key = task_key(c, task.id).unwrap().expect("the task is indexed");
+    for backward in [false, true] {
+        let expression = rarest_expression(c, key, &terms, (0, INDEXED_SEQS), backward).unwrap();
+        assert_eq!(
+            expression, r#""d x" AND " xy" AND "xyz""#,
+            "backward: {backward}"
+        );
+    }
+    // Few terms are taken as they are.
+    let few = match_terms(&["xyz 7".into()]);
+    assert_eq!(
+        rarest_expression(c, key, &few, (0, INDEXED_SEQS), false).unwrap(),
+        few.join(" AND ")
+    );
+    drop(conn);
+    let filter = spec(serde_json::json!({"q": "RECORD xyz"}));
+    let want: Vec<u64> = vec![7, 1_007, 2_007];
+    for (i, read) in every_read(&db, task.id, &filter).into_iter().enumerate() {
+        assert_eq!(read, want, "read {i}");
+    }
+}
+
 /// The bench's floors store and read rows like the real paths: what `bare` stores
 /// reads back through `page_logs`, and `bare::read_rows` reads what the writer stored.
 #[test]

@@ -36,13 +36,13 @@ const MAX_TRIGRAMS: usize = 8;
 /// every value of the same beginning.
 pub const PAIR_VALUE_BYTES: usize = 128;
 
-/// What an indexed read looks up: on SQLite a trigram expression
-/// ([`match_expression`]) in `task_log_text`, on PostgreSQL trigram keys
+/// What an indexed read looks up: on SQLite quoted trigrams ([`match_terms`]) in
+/// `task_log_text`, of which a read ANDs the rarest, on PostgreSQL trigram keys
 /// ([`postgres::trigram_keys`]) in `task_log_trigrams`, or on either one metadata
 /// pair ([`pair_key`]) in `task_log_pairs`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Candidates {
-    Text(String),
+    Text(Vec<String>),
     Trigrams(Vec<i64>),
     Pair(String),
 }
@@ -54,7 +54,10 @@ impl Candidates {
     pub fn for_filter(filter: &protocol::LogFilter, backend: crate::Backend) -> Vec<Self> {
         let texts = filter.required_texts();
         let texts = match backend {
-            crate::Backend::Sqlite => match_expression(&texts).map(Candidates::Text),
+            crate::Backend::Sqlite => {
+                let terms = match_terms(&texts);
+                (!terms.is_empty()).then_some(Candidates::Text(terms))
+            }
             crate::Backend::Postgres => {
                 let keys = postgres::trigram_keys(texts.iter().map(String::as_str));
                 (!keys.is_empty()).then_some(Candidates::Trigrams(keys))
@@ -98,11 +101,11 @@ pub fn fewest(c: &mut diesel::SqliteConnection, key: i64, lookups: &[Candidates]
             .bind::<Text, _>(pair)
             .bind::<BigInt, _>(ESTIMATE_CAP)
             .get_result(c)?,
-            Candidates::Text(expression) => diesel::sql_query(
+            Candidates::Text(terms) => diesel::sql_query(
                 "SELECT count(*) AS n FROM (SELECT 1 FROM task_log_text \
                  WHERE task_log_text MATCH ? AND rowid > ? AND rowid < ? LIMIT ?)",
             )
-            .bind::<Text, _>(expression)
+            .bind::<Text, _>(rarest_expression(c, key, terms, (0, INDEXED_SEQS), false)?)
             .bind::<BigInt, _>(key << 32)
             .bind::<BigInt, _>((key + 1) << 32)
             .bind::<BigInt, _>(ESTIMATE_CAP)
@@ -138,6 +141,13 @@ pub fn pair_key(path: &str, value: &str) -> Option<String> {
 /// characters or more): an AND of single trigrams, which needs no positions in the
 /// index. `None` when there is nothing to narrow by.
 pub fn match_expression(texts: &[String]) -> Option<String> {
+    let terms = match_terms(texts);
+    (!terms.is_empty()).then(|| terms.join(" AND "))
+}
+
+/// The trigrams of `texts` as quoted FTS5 terms, at most [`MAX_TRIGRAMS`] spread
+/// over them; empty when there is nothing to narrow by.
+pub fn match_terms(texts: &[String]) -> Vec<String> {
     let mut trigrams: Vec<String> = Vec::new();
     for text in texts {
         let chars: Vec<char> = text.chars().collect();
@@ -148,9 +158,6 @@ pub fn match_expression(texts: &[String]) -> Option<String> {
             }
         }
     }
-    if trigrams.is_empty() {
-        return None;
-    }
     if trigrams.len() > MAX_TRIGRAMS {
         // Evenly spread, first and last included, so that every text keeps a part.
         let last = trigrams.len() - 1;
@@ -159,13 +166,78 @@ pub fn match_expression(texts: &[String]) -> Option<String> {
             .collect();
         trigrams.dedup();
     }
-    Some(
-        trigrams
-            .iter()
-            .map(|t| format!("\"{}\"", t.replace('"', "\"\"")))
-            .collect::<Vec<_>>()
-            .join(" AND "),
-    )
+    trigrams
+        .iter()
+        .map(|t| format!("\"{}\"", t.replace('"', "\"\"")))
+        .collect()
+}
+
+/// Trigrams a read of a text ANDs at most: the rarest where it begins.
+const RAREST_TERMS: usize = 3;
+/// Matches of each trigram read, from where a read begins, to rank them: fewer in
+/// all, or spread over more seqs, is rarer.
+const PROBE_MATCHES: i64 = 256;
+
+#[derive(QueryableByName)]
+struct Probe {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+    #[diesel(sql_type = BigInt)]
+    span: i64,
+}
+
+/// The FTS5 expression a read of the task's `(after, before)` uses for `terms`: all
+/// of them when they are few, else the [`RAREST_TERMS`] rarest from where the read
+/// begins (forwards from `after`, or backwards from `before`), in their order in the
+/// text. Each term's first [`PROBE_MATCHES`] matches there rank it: fewer matches,
+/// or the same spread over more seqs. A trigram every record holds narrows nothing,
+/// yet each one in the expression made a rare text's page cost 2–4 ms more
+/// (docs/benchmarks.md). Any of the terms finds a superset of the records holding
+/// all of them, and the rows read are checked against the filter, so the choice
+/// changes only the cost.
+///
+/// # Errors
+/// Database errors.
+pub fn rarest_expression(
+    c: &mut diesel::SqliteConnection,
+    key: i64,
+    terms: &[String],
+    (after, before): (i64, i64),
+    backward: bool,
+) -> Result<String> {
+    if terms.len() <= RAREST_TERMS {
+        return Ok(terms.join(" AND "));
+    }
+    let order = if backward { "DESC" } else { "ASC" };
+    let base = key << 32;
+    let mut ranked = Vec::with_capacity(terms.len());
+    for (i, term) in terms.iter().enumerate() {
+        let probe: Probe = diesel::sql_query(format!(
+            "SELECT count(*) AS n, coalesce(max(p) - min(p), 0) AS span FROM \
+             (SELECT rowid AS p FROM task_log_text \
+              WHERE task_log_text MATCH ? AND rowid > ? AND rowid < ? \
+              ORDER BY rowid {order} LIMIT ?)"
+        ))
+        .bind::<Text, _>(term)
+        .bind::<BigInt, _>(base + after)
+        .bind::<BigInt, _>(base + before)
+        .bind::<BigInt, _>(PROBE_MATCHES)
+        .get_result(c)?;
+        let rarity = if probe.n < PROBE_MATCHES {
+            (0, probe.n)
+        } else {
+            (1, -probe.span)
+        };
+        ranked.push((rarity, i));
+    }
+    ranked.sort_unstable();
+    let mut rarest: Vec<usize> = ranked.iter().take(RAREST_TERMS).map(|(_, i)| *i).collect();
+    rarest.sort_unstable();
+    Ok(rarest
+        .iter()
+        .map(|i| terms[*i].as_str())
+        .collect::<Vec<_>>()
+        .join(" AND "))
 }
 
 #[derive(QueryableByName)]
@@ -207,7 +279,8 @@ pub fn candidate_seqs(
     let order = if backward { "DESC" } else { "ASC" };
     let (after, before) = (after.clamp(-1, INDEXED_SEQS), before.clamp(0, INDEXED_SEQS));
     let rows: Vec<Position> = match lookup {
-        Candidates::Text(expression) => {
+        Candidates::Text(terms) => {
+            let expression = rarest_expression(c, key, terms, (after, before), backward)?;
             let base = key << 32;
             diesel::sql_query(format!(
                 "SELECT rowid - ? AS position FROM task_log_text \
