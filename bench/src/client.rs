@@ -289,15 +289,15 @@ impl Api {
     }
 
     /// Records stored in all tasks.
-    pub async fn task_count(&self) -> Result<usize> {
+    /// The server's tasks (the first 500, more than any part starts).
+    pub async fn tasks(&self) -> Result<Vec<TaskInfo>> {
         let list: TaskList = self.get("/api/tasks?limit=500").await?;
-        Ok(list.tasks.len())
+        Ok(list.tasks)
     }
 
     pub async fn stored_rows(&self) -> Result<u64> {
-        let list: TaskList = self.get("/api/tasks?limit=500").await?;
         let mut total = 0;
-        for task in list.tasks {
+        for task in self.tasks().await? {
             let counts: Vec<SourceCount> = self
                 .get(&format!("/api/tasks/{}/logs/sources", task.id))
                 .await?;

@@ -498,7 +498,7 @@ async fn retrieval(
         ));
         eprintln!("retrieval {label}: {stats}");
     }
-    let tasks = api.task_count().await?;
+    let tasks = api.tasks().await?.len();
     for (label, query, finds) in client::SEARCH_FILTERS {
         let (stats, hits) = api.search(query, *finds, sizes.requests).await?;
         report.rows.push(Row::new(

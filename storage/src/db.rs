@@ -326,12 +326,7 @@ impl Db {
         F: FnOnce(&mut Conn) -> Result<R> + Send + 'static,
     {
         let writer = self.writer.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut conn = Self::checkout(&writer)?;
-            f(&mut conn)
-        })
-        .await
-        .map_err(|e| StorageError::Background(e.to_string()))?
+        on_blocking_thread(move || f(&mut Self::checkout(&writer)?)).await
     }
 
     /// [`Db::run`] for background work that can wait for a better moment (the
@@ -344,12 +339,8 @@ impl Db {
         F: FnOnce(&mut Conn) -> Result<R> + Send + 'static,
     {
         let pools = self.pools.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut conn = Self::checkout_within(&pools, BACKGROUND_CHECKOUT)?;
-            f(&mut conn)
-        })
-        .await
-        .map_err(|e| StorageError::Background(e.to_string()))?
+        on_blocking_thread(move || f(&mut Self::checkout_within(&pools, BACKGROUND_CHECKOUT)?))
+            .await
     }
 
     /// Runs `f` on a blocking thread, checkout included, so that neither the query nor
@@ -360,10 +351,17 @@ impl Db {
         F: FnOnce(&mut Conn) -> Result<R> + Send + 'static,
     {
         let db = self.clone();
-        tokio::task::spawn_blocking(move || db.run_blocking(f))
-            .await
-            .map_err(|e| StorageError::Background(e.to_string()))?
+        on_blocking_thread(move || db.run_blocking(f)).await
     }
+}
+
+/// Runs `job` on tokio's blocking threads, off the async ones.
+async fn on_blocking_thread<R: Send + 'static>(
+    job: impl FnOnce() -> Result<R> + Send + 'static,
+) -> Result<R> {
+    tokio::task::spawn_blocking(job)
+        .await
+        .map_err(|e| StorageError::Background(e.to_string()))?
 }
 
 fn build_pools(target: &Target, settings: &DatabaseSettings, size: u32) -> Result<Pools> {

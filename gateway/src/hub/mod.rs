@@ -283,9 +283,8 @@ impl LogHub {
     /// nodes' tasks that only searches read.
     fn stop_search(&mut self, session: SessionId) {
         if self.searches.remove(&session).is_some() && self.searches.is_empty() {
-            let feeds = &self.feeds;
-            self.remote
-                .unsearched(|task| feeds.get(task).is_some_and(|f| !f.followers.is_empty()));
+            let idle = self.searched_only();
+            self.remote.unsearched(idle);
         }
     }
 

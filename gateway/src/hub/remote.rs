@@ -111,15 +111,10 @@ impl Remote {
         self.feeds.len()
     }
 
-    /// The last live search here ended: only followed tasks keep their feeds.
-    pub(super) fn unsearched(&mut self, followed: impl Fn(&TaskId) -> bool) {
+    /// The last live search here ended: the feeds of `idle` tasks, read only for
+    /// searches, go.
+    pub(super) fn unsearched(&mut self, idle: Vec<TaskId>) {
         self.searching = None;
-        let idle: Vec<TaskId> = self
-            .feeds
-            .keys()
-            .filter(|t| !followed(t))
-            .copied()
-            .collect();
         for task in idle {
             self.unfollowed(task, false);
         }
@@ -164,10 +159,16 @@ impl LogHub {
         }
     }
 
-    pub(super) fn followed(&self, task: TaskId) -> bool {
+    fn followed(&self, task: TaskId) -> bool {
         self.feeds
             .get(&task)
             .is_some_and(|f| !f.followers.is_empty())
+    }
+
+    /// Other nodes' tasks whose records this hub reads for live searches alone.
+    pub(super) fn searched_only(&self) -> Vec<TaskId> {
+        let feeds = self.remote.feeds.keys();
+        feeds.filter(|t| !self.followed(**t)).copied().collect()
     }
 
     /// A task of another node ended: a feed kept only for live searches goes.
@@ -314,7 +315,7 @@ impl Handler<Resync> for LogHub {
             .filter(|(_, feed)| !feed.followers.is_empty())
             .map(|(task, _)| *task)
             .collect();
-        followed.extend(self.remote.feeds.keys().filter(|t| !self.followed(**t)));
+        followed.extend(self.searched_only());
         let since = msg.since;
         ctx.spawn(
             async move {
