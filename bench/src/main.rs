@@ -133,7 +133,7 @@ impl Args {
     }
 }
 
-fn parse_args() -> Result<Args> {
+fn parse_args(given: impl IntoIterator<Item = String>) -> Result<Args> {
     let mut args = Args {
         quick: false,
         backends: vec![Backend::Sqlite, Backend::Postgres],
@@ -143,7 +143,7 @@ fn parse_args() -> Result<Args> {
         work: None,
         nav_lines: None,
     };
-    let mut it = std::env::args().skip(1);
+    let mut it = given.into_iter();
     while let Some(arg) = it.next() {
         match arg.as_str() {
             "--quick" => args.quick = true,
@@ -214,7 +214,7 @@ fn parse_args() -> Result<Args> {
 }
 
 fn main() -> Result<()> {
-    let args = parse_args()?;
+    let args = parse_args(std::env::args().skip(1))?;
     let mut sizes = if args.quick {
         Sizes::quick()
     } else {
@@ -552,5 +552,35 @@ fn ingest_target(backend: Backend) -> &'static str {
     match backend {
         Backend::Sqlite => "≥ 250,000/s",
         Backend::Postgres => "≥ 150,000/s",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_args;
+
+    fn parse(args: &[&str]) -> anyhow::Result<super::Args> {
+        parse_args(args.iter().map(|a| a.to_string()))
+    }
+
+    #[test]
+    fn nav_lines_takes_a_number_in_range_and_refuses_anything_else() {
+        assert_eq!(
+            parse(&["--nav-lines", "10000000"]).unwrap().nav_lines,
+            Some(10_000_000)
+        );
+        assert_eq!(parse(&[]).unwrap().nav_lines, None);
+        for (args, says) in [
+            (&["--nav-lines"][..], "needs a number"),
+            (&["--nav-lines", "many"][..], "is not a number"),
+            (&["--nav-lines", "-5"][..], "is not a number"),
+            (&["--nav-lines", "999"][..], "use 1000 to 100000000"),
+            (&["--nav-lines", "100000001"][..], "use 1000 to 100000000"),
+        ] {
+            let error = format!("{:#}", parse(args).err().expect("refused"));
+            assert!(error.contains(says), "{args:?}: {error}");
+        }
+        let unknown = format!("{:#}", parse(&["--nav"]).err().expect("refused"));
+        assert!(unknown.contains("unknown argument"), "{unknown}");
     }
 }

@@ -240,6 +240,9 @@ mod tests {
             serde_json::json!({"sources": [""]}),
             serde_json::json!({"sources": [1]}),
             serde_json::json!({"work": 2_000_000}),
+            serde_json::json!({"tag_every": -1}),
+            serde_json::json!({"tag_every": "often"}),
+            serde_json::json!({"tag_every": 1.5}),
             serde_json::json!([1]),
         ] {
             assert!(parse(bad.clone()).is_err(), "{bad}");
