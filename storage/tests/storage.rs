@@ -2706,6 +2706,26 @@ fn an_index_of_a_whole_log_is_one_run_and_gaps_are_kept() {
         let info = runs(serde_json::json!({"level": "INFO"}));
         assert_eq!(info.count, 750);
         assert_eq!(&info.runs[..2], &[(2, 4), (6, 8)], "{backend}");
+        // The bound is on runs, not seqs: 250 runs of 750 seqs fit in 250; past the
+        // bound, reading stops at the first seq of the run past it, through the level
+        // index too.
+        let bounded = |json: serde_json::Value, max: usize| {
+            let filter = spec(json);
+            db.run_blocking(|c| matching_runs(c, task.id, &filter, max))
+                .unwrap()
+        };
+        assert_eq!(info.runs.len(), 250);
+        assert_eq!(bounded(serde_json::json!({"level": "INFO"}), 250), info);
+        let capped = bounded(serde_json::json!({"level": "INFO"}), 10);
+        assert_eq!(capped.runs[..10], info.runs[..10], "{backend}");
+        assert_eq!(capped.runs[10], (info.runs[10].0, info.runs[10].0));
+        assert_eq!(capped.count, 31, "{backend}");
+        let warnings = runs(serde_json::json!({"level": "WARNING"}));
+        let capped = bounded(serde_json::json!({"level": "WARNING"}), 7);
+        assert_eq!(capped.runs[..7], warnings.runs[..7], "{backend}");
+        assert_eq!(capped.runs.len(), 8, "{backend}");
+        // A whole log is one run however many seqs it holds.
+        assert_eq!(bounded(serde_json::json!({}), 1), whole, "{backend}");
 
         // Seq 1002 never stored: the whole log has a gap.
         let more: Vec<LogEntry> = (1001..=1005)

@@ -11,7 +11,7 @@ use protocol::{
     ErrorBody, FilterSpec, LogEntry, LogFilter, LogGroups, LogLevel, LogPage, SourceCount, TaskId,
     Timestamp,
 };
-use storage::logs::{page_logs, MAX_PAGE_LIMIT};
+use storage::logs::{page_logs, SeqRuns, MAX_PAGE_LIMIT};
 use storage::LogQuery;
 
 use crate::auth::Caller;
@@ -117,15 +117,27 @@ pub async fn index(
     let filter = filter_from(&p)?;
     existing_task(&state, id).await?;
     let _permit = heavy_read(&state.heavy_reads).await?;
+    // Bounded by what goes over the wire: seqs for `seqs`, runs for `runs` (a
+    // whole log is one run however long it is).
     let found = state
         .db
-        .run(move |c| storage::logs::matching_runs(c, id, &filter, MAX_INDEX_RECORDS))
+        .run(move |c| match runs {
+            true => storage::logs::matching_runs(c, id, &filter, MAX_INDEX_RUNS),
+            false => storage::logs::matching_seqs(c, id, &filter, MAX_INDEX_RECORDS)
+                .map(|seqs| SeqRuns::from_seqs(&seqs)),
+        })
         .await?;
-    if found.count > MAX_INDEX_RECORDS as u64 {
+    let too_large = match runs {
+        true => (found.runs.len() > MAX_INDEX_RUNS)
+            .then(|| format!("more than {MAX_INDEX_RUNS} runs of consecutive seqs match")),
+        false => (found.count > MAX_INDEX_RECORDS as u64)
+            .then(|| format!("more than {MAX_INDEX_RECORDS} records match")),
+    };
+    if let Some(what) = too_large {
         return Err(ApiError::new(
             actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
             format!(
-                "more than {MAX_INDEX_RECORDS} records match, too many for one index; narrow the filter (level, source, since/until) or page with after_seq"
+                "{what}, too many for one index; narrow the filter (level, source, since/until) or page with after_seq"
             ),
         ));
     }
@@ -349,6 +361,8 @@ fn watch_for_stall(
 
 /// The most records one index answer lists (4 bytes each: 32 MiB).
 pub const MAX_INDEX_RECORDS: usize = 8_000_000;
+/// The most runs one `format=runs` index answer lists (8 bytes each: 32 MiB).
+pub const MAX_INDEX_RUNS: usize = 4_000_000;
 
 /// Reads that scan a whole task at once (index, one export chunk).
 pub const HEAVY_READS: usize = 2;

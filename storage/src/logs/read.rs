@@ -452,13 +452,17 @@ fn level_seqs(
 }
 
 /// Every seq of the task's records at `min_level` or above (WARNING at least),
-/// ascending, at most `max + 1` (a chunk more at worst).
-fn all_level_seqs(conn: &mut Conn, task: TaskId, min_level: i16, max: usize) -> Result<Vec<u64>> {
+/// ascending, into `sink` until it is full.
+fn all_level_seqs(
+    conn: &mut Conn,
+    task: TaskId,
+    min_level: i16,
+    sink: &mut dyn FnMut(u64) -> bool,
+) -> Result<()> {
     let order = Order {
         backward: false,
         chunk: 50_000,
     };
-    let mut seqs: Vec<u64> = Vec::new();
     let mut cursor = 0;
     loop {
         let rows = level_rows(conn, task, min_level, (cursor, i64::MAX), order)?;
@@ -477,14 +481,11 @@ fn all_level_seqs(conn: &mut Conn, task: TaskId, min_level: i16, max: usize) -> 
             .map(|r| r.seq as u64)
             .collect();
         part.sort();
-        seqs.extend(part);
-        if complete == i64::MAX || seqs.len() > max {
-            break;
+        if !part.into_iter().all(&mut *sink) || complete == i64::MAX {
+            return Ok(());
         }
         cursor = complete;
     }
-    seqs.truncate(max.saturating_add(1));
-    Ok(seqs)
 }
 
 /// The first `chunk` records, in paging order, of each level from `min_level` up
@@ -651,21 +652,36 @@ pub fn matching_seqs(
     filter: &LogFilter,
     max: usize,
 ) -> Result<Vec<u64>> {
+    let mut out = Vec::new();
+    each_matching_seq(conn, task, filter, &mut |seq| {
+        out.push(seq);
+        out.len() <= max
+    })?;
+    Ok(out)
+}
+
+/// Hands every seq `filter` selects, ascending, to `sink` until it returns false
+/// (full); see [`matching_seqs`].
+fn each_matching_seq(
+    conn: &mut Conn,
+    task: TaskId,
+    filter: &LogFilter,
+    sink: &mut dyn FnMut(u64) -> bool,
+) -> Result<()> {
     let narrowing = SqlNarrowing::for_task(filter, conn, task)?;
     if filter.q.is_some() || filter.re.is_some() || !filter.meta.is_empty() {
-        return confirmed_seqs(conn, task, filter, &narrowing, max);
+        return confirmed_seqs(conn, task, filter, &narrowing, sink);
     }
     // Through `task_log_warnings` (see `level_seqs`): its seqs alone when the level
     // is the whole filter, else its rows, confirmed.
     let only_level = filter.sources.is_empty() && filter.since.is_none() && filter.until.is_none();
     match narrowing.by_level {
-        Some(_) if !only_level => return confirmed_seqs(conn, task, filter, &narrowing, max),
-        Some(level) => return all_level_seqs(conn, task, level, max),
+        Some(_) if !only_level => return confirmed_seqs(conn, task, filter, &narrowing, sink),
+        Some(level) => return all_level_seqs(conn, task, level, sink),
         None => {}
     }
     // SQL decides the filter: seqs alone are read, many at a time.
     let chunk: i64 = 50_000;
-    let mut out = Vec::new();
     let mut cursor = 0i64;
     loop {
         let seqs: Vec<i64> = with_conn!(conn, c => {
@@ -677,14 +693,12 @@ pub fn matching_seqs(
             let q = narrow!(q, narrowing);
             q.order(task_logs::seq.asc()).limit(chunk).load(c)?
         });
-        out.extend(seqs.iter().map(|s| *s as u64));
-        if out.len() > max {
-            out.truncate(max.saturating_add(1));
-            return Ok(out);
+        if !seqs.iter().all(|s| sink(*s as u64)) {
+            return Ok(());
         }
         match seqs.last() {
             Some(last) if seqs.len() as i64 == chunk => cursor = *last,
-            _ => return Ok(out),
+            _ => return Ok(()),
         }
     }
 }
@@ -701,17 +715,20 @@ pub struct SeqRuns {
 impl SeqRuns {
     /// The runs of an ascending list of seqs.
     pub fn from_seqs(seqs: &[u64]) -> SeqRuns {
-        let mut runs: Vec<(u64, u64)> = Vec::new();
+        let mut runs = SeqRuns::default();
         for &seq in seqs {
-            match runs.last_mut() {
-                Some((_, last)) if *last + 1 == seq => *last = seq,
-                _ => runs.push((seq, seq)),
-            }
+            runs.push(seq);
         }
-        SeqRuns {
-            runs,
-            count: seqs.len() as u64,
+        runs
+    }
+
+    /// Adds `seq`, above every seq so far.
+    fn push(&mut self, seq: u64) {
+        match self.runs.last_mut() {
+            Some((_, last)) if *last + 1 == seq => *last = seq,
+            _ => self.runs.push((seq, seq)),
         }
+        self.count += 1;
     }
 
     /// Every seq, ascending.
@@ -726,17 +743,24 @@ impl SeqRuns {
 /// run read from the counts and the ends of the primary key, without reading the
 /// seqs; a task's whole log at the default level is that case.
 ///
-/// At most `max + 1` seqs are read, as with [`matching_seqs`]; `count` says more.
+/// The bound is on runs, not seqs: reading stops at `max_runs + 1` runs, and more
+/// than `max_runs` runs tell the caller the index is too large to send. Below it,
+/// `count` is exact however many seqs the runs hold.
 pub fn matching_runs(
     conn: &mut Conn,
     task: TaskId,
     filter: &LogFilter,
-    max: usize,
+    max_runs: usize,
 ) -> Result<SeqRuns> {
     if let Some(run) = whole_log(conn, task, filter)? {
         return Ok(run);
     }
-    Ok(SeqRuns::from_seqs(&matching_seqs(conn, task, filter, max)?))
+    let mut runs = SeqRuns::default();
+    each_matching_seq(conn, task, filter, &mut |seq| {
+        runs.push(seq);
+        runs.runs.len() <= max_runs
+    })?;
+    Ok(runs)
 }
 
 /// The task's whole log as one run, when `filter` keeps all of it and it has no gap.
@@ -782,22 +806,17 @@ fn confirmed_seqs(
     task: TaskId,
     filter: &LogFilter,
     narrowing: &SqlNarrowing,
-    max: usize,
-) -> Result<Vec<u64>> {
-    let mut out = Vec::new();
+    sink: &mut dyn FnMut(u64) -> bool,
+) -> Result<()> {
     let mut phases = Phases::new(conn, task, narrowing, false)?;
     let mut cursor = 0i64;
     while let Some(phase) = phases.current() {
         let read = read_chunk(conn, task, narrowing, phase, cursor, false, MAX_CHUNK_ROWS)?;
         for row in read.rows {
             let entry = decode_row(row)?;
-            if filter.matches(&entry) {
-                out.push(entry.seq);
+            if filter.matches(&entry) && !sink(entry.seq) {
+                return Ok(());
             }
-        }
-        if out.len() > max {
-            out.truncate(max.saturating_add(1));
-            return Ok(out);
         }
         if let Some(last) = read.last_position {
             cursor = last;
@@ -806,7 +825,7 @@ fn confirmed_seqs(
             break;
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 /// The part of a [`LogFilter`] that SQL evaluates, prepared once per request.
