@@ -250,7 +250,12 @@ pub async fn navigation(binary: &std::path::Path, sizes: &Sizes) -> Result<Vec<R
         row(
             "level change (WARNING and back), to the new count and rows",
             level,
-            "p50 ≤ 100 ms",
+            // The targets: 100 ms at 1,000,000 lines, 300 at 10,000,000.
+            if lines >= 10_000_000 {
+                "p50 ≤ 300 ms"
+            } else {
+                "p50 ≤ 100 ms"
+            },
         ),
     ])
 }

@@ -4,7 +4,7 @@
 use diesel::prelude::*;
 use protocol::{TaskId, TaskInfo, TaskStatus, Timestamp};
 
-use crate::schema::{api_tokens, task_log_counts, task_logs, tasks};
+use crate::schema::{api_tokens, task_log_counts, task_log_level_bits, task_logs, tasks};
 use crate::StorageError;
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -157,6 +157,16 @@ pub struct NewCountRow<'a> {
     pub source: &'a str,
     pub level: i16,
     pub count: i64,
+}
+
+/// A row of `task_log_level_bits` (see `logs::level_bits`).
+#[derive(Debug, Insertable)]
+#[diesel(table_name = task_log_level_bits)]
+pub struct NewLevelBits<'a> {
+    pub task_id: &'a [u8],
+    pub level: i16,
+    pub block: i64,
+    pub bits: &'a [u8],
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]

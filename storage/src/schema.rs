@@ -57,6 +57,15 @@ diesel::table! {
 }
 
 diesel::table! {
+    task_log_level_bits (task_id, level, block) {
+        task_id -> Binary,
+        level -> SmallInt,
+        block -> BigInt,
+        bits -> Binary,
+    }
+}
+
+diesel::table! {
     settings (name) {
         name -> Text,
         value -> Text,

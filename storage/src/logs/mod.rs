@@ -12,6 +12,7 @@
 //! [`LogFilter::matches`], so the result is exactly what the live stream would send.
 
 pub(crate) mod groups;
+mod level_bits;
 pub(crate) mod read;
 pub(crate) mod write;
 

@@ -11,8 +11,8 @@ use protocol::{GroupMark, LogEntry, LogFilter, LogLevel, LogPage, TaskId, Timest
 use serde_json::value::RawValue;
 
 use super::{
-    LogQuery, CHUNK_BYTES, FIRST_CHUNK_ROWS, MAX_CHUNK_ROWS, MAX_PAGE_BYTES, MAX_PAGE_LIMIT,
-    SCAN_BUDGET,
+    level_bits, LogQuery, CHUNK_BYTES, FIRST_CHUNK_ROWS, MAX_CHUNK_ROWS, MAX_PAGE_BYTES,
+    MAX_PAGE_LIMIT, SCAN_BUDGET,
 };
 use crate::db::{Backend, Conn};
 use crate::schema::task_logs;
@@ -724,11 +724,16 @@ impl SeqRuns {
 
     /// Adds `seq`, above every seq so far.
     fn push(&mut self, seq: u64) {
+        self.push_run(seq, seq);
+    }
+
+    /// Adds the seqs `first..=last`, above every seq so far.
+    pub(super) fn push_run(&mut self, first: u64, last: u64) {
         match self.runs.last_mut() {
-            Some((_, last)) if *last + 1 == seq => *last = seq,
-            _ => self.runs.push((seq, seq)),
+            Some((_, end)) if *end + 1 == first => *end = last,
+            _ => self.runs.push((first, last)),
         }
-        self.count += 1;
+        self.count += last - first + 1;
     }
 
     /// Every seq, ascending.
@@ -755,12 +760,28 @@ pub fn matching_runs(
     if let Some(run) = whole_log(conn, task, filter)? {
         return Ok(run);
     }
+    if let Some(level) = level_alone(filter) {
+        if let Some(runs) = level_bits::level_runs(conn, task, level, max_runs)? {
+            return Ok(runs);
+        }
+    }
     let mut runs = SeqRuns::default();
     each_matching_seq(conn, task, filter, &mut |seq| {
         runs.push(seq);
         runs.runs.len() <= max_runs
     })?;
     Ok(runs)
+}
+
+/// The filter's level when it is the filter's only condition.
+fn level_alone(filter: &LogFilter) -> Option<i16> {
+    let only = filter.q.is_none()
+        && filter.re.is_none()
+        && filter.meta.is_empty()
+        && filter.sources.is_empty()
+        && filter.since.is_none()
+        && filter.until.is_none();
+    filter.min_level.filter(|_| only).map(LogLevel::as_i16)
 }
 
 /// The task's whole log as one run, when `filter` keeps all of it and it has no gap.

@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use diesel::prelude::*;
 use protocol::{LogEntry, TaskId};
 
-use super::{LogBatchRef, POSTGRES_ROWS_PER_INSERT};
+use super::{level_bits, LogBatchRef, POSTGRES_ROWS_PER_INSERT};
 use crate::db::Conn;
 use crate::models::{NewCountRow, NewLogRow};
 use crate::schema::task_logs;
@@ -98,6 +98,7 @@ pub fn insert_log_batches(conn: &mut Conn, batches: &[LogBatchRef<'_>]) -> Resul
                     for run in consecutive_runs(entries) {
                         text_index::note_unindexed(c, *task, run)?;
                     }
+                    level_bits::note_sqlite(c, *task, entries)?;
                 }
                 finish_counts!(c, rows, &count_rows, inserted);
                 Ok::<_, StorageError>(inserted)
@@ -134,6 +135,7 @@ pub fn insert_log_batches(conn: &mut Conn, batches: &[LogBatchRef<'_>]) -> Resul
                     for run in consecutive_runs(entries) {
                         text_index::postgres::note_unindexed(c, *task, run)?;
                     }
+                    level_bits::note_postgres(c, *task, entries)?;
                 }
                 finish_counts!(c, rows, &count_rows, inserted);
                 Ok::<_, StorageError>(inserted)

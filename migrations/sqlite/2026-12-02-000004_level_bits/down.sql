@@ -1,0 +1,1 @@
+DROP TABLE task_log_level_bits;
