@@ -67,7 +67,9 @@ pub struct TaskListParams {
 #[allow(dead_code)]
 pub struct IndexParams {
     /// `seqs` (default): one little-endian u32 per seq; `runs`: a (first, last)
-    /// pair of them per run of consecutive seqs.
+    /// pair of them per run of consecutive seqs; `bits`: the first seq, then one bit
+    /// per seq from it (bit i of byte j is seq first + 8j + i); `auto`: the smaller
+    /// of `runs` and `bits`, named in `X-Index-Format`.
     format: Option<String>,
 }
 

@@ -76,14 +76,6 @@ impl Api {
             .map_err(|e| ApiError::Network(e.to_string()))
     }
 
-    async fn get_bytes(&self, path: &str) -> Result<Vec<u8>, ApiError> {
-        let response = Self::check(self.auth(Request::get(path)).send().await).await?;
-        response
-            .binary()
-            .await
-            .map_err(|e| ApiError::Network(e.to_string()))
-    }
-
     async fn get_text(&self, path: &str) -> Result<String, ApiError> {
         let response = Self::check(self.auth(Request::get(path)).send().await).await?;
         response
@@ -195,15 +187,23 @@ impl Api {
     }
 
     /// `GET /api/tasks/{id}/logs/index`: the seqs of every record `filter` selects,
-    /// ascending (sent as runs of consecutive seqs).
+    /// ascending (sent as runs of consecutive seqs or one bit per seq, whichever the
+    /// server found smaller).
     pub async fn log_index(&self, id: TaskId, filter: &FilterSpec) -> Result<Vec<u32>, ApiError> {
-        let bytes = self
-            .get_bytes(&format!(
-                "/api/tasks/{id}/logs/index?format=runs&{}",
-                rest_query(filter)
-            ))
-            .await?;
-        Ok(decode_index(&bytes))
+        let path = format!(
+            "/api/tasks/{id}/logs/index?format=auto&{}",
+            rest_query(filter)
+        );
+        let response = Self::check(self.auth(Request::get(&path)).send().await).await?;
+        let bits = response.headers().get("x-index-format").as_deref() == Some("bits");
+        let bytes = response
+            .binary()
+            .await
+            .map_err(|e| ApiError::Network(e.to_string()))?;
+        Ok(match bits {
+            true => decode_bits(&bytes),
+            false => decode_index(&bytes),
+        })
     }
 
     /// `GET /api/tasks/{id}/logs/export`: every record `filter` selects, as
@@ -282,9 +282,53 @@ fn decode_index(bytes: &[u8]) -> Vec<u32> {
     seqs
 }
 
+/// The body of `GET /logs/index?format=bits`: the first seq as a little-endian
+/// `u32`, then one bit per seq from it (bit `i` of byte `j` is seq `first + 8j + i`).
+fn decode_bits(bytes: &[u8]) -> Vec<u32> {
+    let Some((first, bits)) = bytes.split_first_chunk::<4>() else {
+        return Vec::new();
+    };
+    let first = u32::from_le_bytes(*first);
+    let count = bits.iter().map(|b| b.count_ones() as usize).sum();
+    let mut seqs = Vec::with_capacity(count);
+    for (j, byte) in bits.iter().enumerate() {
+        let mut byte = *byte;
+        while byte != 0 {
+            let i = byte.trailing_zeros();
+            match u32::try_from(j * 8 + i as usize)
+                .ok()
+                .and_then(|offset| first.checked_add(offset))
+            {
+                Some(seq) => seqs.push(seq),
+                None => return seqs,
+            }
+            byte &= byte - 1;
+        }
+    }
+    seqs
+}
+
 #[cfg(test)]
 mod tests {
-    use super::decode_index;
+    use super::{decode_bits, decode_index};
+
+    #[test]
+    fn index_bits_expand_to_every_seq_from_the_first() {
+        assert_eq!(
+            decode_bits(&[3, 0, 0, 0, 0b1111_1101, 0b0001_0111]),
+            [3, 5, 6, 7, 8, 9, 10, 11, 12, 13, 15]
+        );
+        assert!(decode_bits(&[]).is_empty());
+        assert!(
+            decode_bits(&[1, 0]).is_empty(),
+            "a cut first seq is dropped"
+        );
+        assert_eq!(
+            decode_bits(&[0xFF, 0xFF, 0xFF, 0xFF, 0b11]),
+            [u32::MAX],
+            "no seq past u32"
+        );
+    }
 
     #[test]
     fn index_runs_expand_to_every_seq() {

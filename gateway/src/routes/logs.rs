@@ -11,13 +11,14 @@ use protocol::{
     ErrorBody, FilterSpec, LogEntry, LogFilter, LogGroups, LogLevel, LogPage, SourceCount, TaskId,
     Timestamp,
 };
-use storage::logs::{page_logs, SeqRuns, MAX_PAGE_LIMIT};
+use storage::logs::{page_logs, MAX_PAGE_LIMIT};
 use storage::LogQuery;
 
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::openapi::{ExportParams, FilterParams, IndexParams, PageParams};
 use crate::params::{NoQuery, Params};
+use crate::routes::index_body::{IndexBody, Shape, MAX_INDEX_RUNS};
 use crate::routes::tasks::{existing_task, task_id};
 use crate::state::AppState;
 
@@ -94,9 +95,11 @@ pub async fn page(
 /// as little-endian `u32`s (`application/octet-stream`; the count is in
 /// `X-Total-Count`). The console scrolls over this index; position `i` of the filtered
 /// log is record `seq[i]`. With `format=runs` the body is `(first, last)` pairs of
-/// `u32`s instead, one per run of consecutive seqs: a task's whole log is 8 bytes.
+/// `u32`s instead, one per run of consecutive seqs: a task's whole log is 8 bytes;
+/// `format=bits` one bit per seq, and `format=auto` the smaller of the two (see
+/// [`index_body`](super::index_body)); `X-Index-Format` names the shape sent.
 #[utoipa::path(get, path = "/api/tasks/{id}/logs/index", tag = "logs", params(("id" = TaskId, Path), FilterParams, IndexParams),
-    responses((status = 200, description = "The seqs of every matching record as little-endian u32s (with format=runs, (first, last) pairs of them); the count in X-Total-Count", content_type = "application/octet-stream", body = Vec<u8>), (status = "default", description = "An error, with a message", body = ErrorBody)))]
+    responses((status = 200, description = "The seqs of every matching record as little-endian u32s (with format=runs, (first, last) pairs of them; with format=bits, the first seq then one bit per seq; with format=auto, the smaller, named in X-Index-Format); the count in X-Total-Count", content_type = "application/octet-stream", body = Vec<u8>), (status = "default", description = "An error, with a message", body = ErrorBody)))]
 pub async fn index(
     state: web::Data<AppState>,
     _: Caller,
@@ -105,66 +108,85 @@ pub async fn index(
 ) -> Result<HttpResponse, ApiError> {
     let id = task_id(&path)?;
     let p = Params::parse(req.query_string(), INDEX_KEYS)?;
-    let runs = match p.text("format") {
-        None | Some("seqs") => false,
-        Some("runs") => true,
+    let shapes: &[Shape] = match p.text("format") {
+        None | Some("seqs") => &[],
+        Some("runs") => &[Shape::Runs],
+        Some("bits") => &[Shape::Bits],
+        Some("auto") => &[Shape::Runs, Shape::Bits],
         Some(other) => {
             return Err(ApiError::bad_request(format!(
-                "format must be seqs or runs, not {other:?}"
+                "format must be seqs, runs, bits or auto, not {other:?}"
             )))
         }
     };
     let filter = filter_from(&p)?;
     existing_task(&state, id).await?;
     let _permit = heavy_read(&state.heavy_reads).await?;
-    // Bounded by what goes over the wire: seqs for `seqs`, runs for `runs` (a
-    // whole log is one run however long it is).
-    let found = state
-        .db
-        .run(move |c| match runs {
-            true => storage::logs::matching_runs(c, id, &filter, MAX_INDEX_RUNS),
-            false => storage::logs::matching_seqs(c, id, &filter, MAX_INDEX_RECORDS)
-                .map(|seqs| SeqRuns::from_seqs(&seqs)),
-        })
-        .await?;
-    let too_large = match runs {
-        true => (found.runs.len() > MAX_INDEX_RUNS)
-            .then(|| format!("more than {MAX_INDEX_RUNS} runs of consecutive seqs match")),
-        false => (found.count > MAX_INDEX_RECORDS as u64)
-            .then(|| format!("more than {MAX_INDEX_RECORDS} records match")),
-    };
-    if let Some(what) = too_large {
-        return Err(ApiError::new(
+    let too_large = |what: &str| {
+        ApiError::new(
             actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
             format!(
                 "{what}, too many for one index; narrow the filter (level, source, since/until) or page with after_seq"
             ),
-        ));
-    }
-    let too_far = |_| {
+        )
+    };
+    let too_far = || {
         ApiError::new(
             actix_web::http::StatusCode::UNPROCESSABLE_ENTITY,
             "this task has more than 4,294,967,295 records; page it with after_seq instead",
         )
     };
-    let mut body = Vec::new();
-    if runs {
-        body.reserve(found.runs.len() * 8);
-        for (first, last) in &found.runs {
-            for end in [*first, *last] {
-                body.extend_from_slice(&u32::try_from(end).map_err(too_far)?.to_le_bytes());
-            }
+    if shapes.is_empty() {
+        let seqs = state
+            .db
+            .run(move |c| storage::logs::matching_seqs(c, id, &filter, MAX_INDEX_RECORDS))
+            .await?;
+        if seqs.len() > MAX_INDEX_RECORDS {
+            return Err(too_large(&format!(
+                "more than {MAX_INDEX_RECORDS} records match"
+            )));
         }
-    } else {
-        body.reserve(found.count as usize * 4);
-        for seq in found.seqs() {
-            body.extend_from_slice(&u32::try_from(seq).map_err(too_far)?.to_le_bytes());
+        let mut body = Vec::with_capacity(seqs.len() * 4);
+        for seq in &seqs {
+            body.extend_from_slice(&u32::try_from(*seq).map_err(|_| too_far())?.to_le_bytes());
         }
+        return Ok(index_response(seqs.len() as u64, None, body));
     }
-    Ok(HttpResponse::Ok()
+    // Bounded by what goes over the wire, not by seqs: a whole log is one run
+    // however long it is.
+    let built = state
+        .db
+        .run(move |c| {
+            let mut body = IndexBody::new(shapes);
+            storage::logs::each_matching_run(c, id, &filter, &mut |first, last| {
+                body.push_run(first, last)
+            })?;
+            Ok(body)
+        })
+        .await?;
+    if built.too_far {
+        return Err(too_far());
+    }
+    let count = built.count;
+    match built.finish() {
+        Some((shape, body)) => Ok(index_response(count, Some(shape), body)),
+        None => Err(too_large(&format!(
+            "more than {MAX_INDEX_RUNS} runs of consecutive seqs match{}",
+            match shapes.contains(&Shape::Bits) {
+                true => ", over more than 268,435,456 seqs",
+                false => "",
+            }
+        ))),
+    }
+}
+
+/// The index answer: the count in `X-Total-Count`, the shape in `X-Index-Format`.
+fn index_response(count: u64, shape: Option<Shape>, body: Vec<u8>) -> HttpResponse {
+    HttpResponse::Ok()
         .content_type("application/octet-stream")
-        .insert_header(("X-Total-Count", found.count.to_string()))
-        .body(body))
+        .insert_header(("X-Total-Count", count.to_string()))
+        .insert_header(("X-Index-Format", shape.map_or("seqs", Shape::name)))
+        .body(body)
 }
 
 #[utoipa::path(get, path = "/api/tasks/{id}/logs/sources", tag = "logs", params(("id" = TaskId, Path)),
@@ -361,8 +383,6 @@ fn watch_for_stall(
 
 /// The most records one index answer lists (4 bytes each: 32 MiB).
 pub const MAX_INDEX_RECORDS: usize = 8_000_000;
-/// The most runs one `format=runs` index answer lists (8 bytes each: 32 MiB).
-pub const MAX_INDEX_RUNS: usize = 4_000_000;
 
 /// Reads that scan a whole task at once (index, one export chunk).
 pub const HEAVY_READS: usize = 2;

@@ -7,6 +7,7 @@
 //! A node of role `engine` answers only [`ENGINE_PATHS`].
 
 pub mod admin;
+pub mod index_body;
 pub mod logs;
 pub mod search;
 pub mod settings;

@@ -24,6 +24,25 @@ fn expected(keep: impl Fn(u64) -> bool) -> Vec<String> {
 /// Which synthetic record numbers a filter should keep.
 type Keep = Box<dyn Fn(u64) -> bool>;
 
+/// The seqs of a `format=bits` index: the first seq, then a bit per seq from it.
+fn bits_to_seqs(body: &[u8]) -> Vec<u64> {
+    let Some((first, bits)) = body.split_first_chunk::<4>() else {
+        assert!(body.is_empty(), "a body of 1 to 3 bytes: {body:?}");
+        return Vec::new();
+    };
+    let first = u64::from(u32::from_le_bytes(*first));
+    assert_ne!(bits.last(), Some(&0), "bits end at the last seq's byte");
+    assert_eq!(
+        bits.first().map(|b| b & 1),
+        Some(1),
+        "bits start at the first seq"
+    );
+    (0..bits.len() as u64 * 8)
+        .filter(|i| bits[(i / 8) as usize] & (1 << (i % 8)) != 0)
+        .map(|i| first + i)
+        .collect()
+}
+
 fn messages(entries: &[LogEntry]) -> Vec<String> {
     entries.iter().map(|e| e.message.clone()).collect()
 }
@@ -121,6 +140,39 @@ async fn every_filter_alone_and_combined_returns_exactly_the_expected_records() 
             assert_eq!(
                 runs_headers.get("x-total-count"),
                 headers.get("x-total-count")
+            );
+            // As bits, and as whichever of the two is smaller: the same seqs.
+            let mut sizes = vec![body.len()];
+            for format in ["bits", "auto"] {
+                let (status, body, shaped) = app
+                    .request(
+                        awc::http::Method::GET,
+                        &format!("/api/tasks/{}/logs/index?format={format}&{query}", task.id),
+                        Some(&app.viewer),
+                        None,
+                    )
+                    .await;
+                assert_eq!(status, StatusCode::OK);
+                let shape = shaped.get("x-index-format").unwrap().to_str().unwrap();
+                let decoded = match shape {
+                    "bits" => bits_to_seqs(&body),
+                    "runs" if format == "auto" => {
+                        let ends: Vec<u64> = body
+                            .chunks(4)
+                            .map(|c| u32::from_le_bytes(c.try_into().unwrap()) as u64)
+                            .collect();
+                        ends.chunks(2).flat_map(|r| r[0]..=r[1]).collect()
+                    }
+                    other => panic!("format={format} answered {other}"),
+                };
+                assert_eq!(decoded, seqs, "{backend}: {format} ?{query}");
+                assert_eq!(shaped.get("x-total-count"), headers.get("x-total-count"));
+                sizes.push(body.len());
+            }
+            assert_eq!(
+                sizes[2],
+                sizes[0].min(sizes[1]),
+                "auto is the smaller ?{query}"
             );
             assert_eq!(
                 headers.get("x-total-count").unwrap().to_str().unwrap(),

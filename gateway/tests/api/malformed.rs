@@ -429,7 +429,7 @@ async fn malformed_requests_get_a_clear_4xx_and_never_a_5xx() {
             format!("/api/tasks/{id}/logs/index?format=bitmap"),
             None,
             400,
-            "format must be seqs or runs",
+            "format must be seqs, runs, bits or auto",
         ),
         (
             Method::GET,

@@ -14,7 +14,6 @@ use std::collections::BTreeMap;
 use diesel::prelude::*;
 use protocol::{LogEntry, TaskId};
 
-use super::SeqRuns;
 use crate::db::Conn;
 use crate::models::NewLevelBits;
 use crate::schema::{task_log_counts, task_log_level_bits as bits_table};
@@ -132,16 +131,17 @@ macro_rules! snapshot {
     }};
 }
 
-/// The runs of seqs of `task`'s records at `min_level` or above, from the bits; `None`
-/// when the bits do not account for every such record (a task stored, wholly or in
-/// part, before they were kept), for the caller to read the records instead. Stops
-/// past `max_runs` runs, as [`super::matching_runs`] does.
-pub(crate) fn level_runs(
+/// Hands `out` the seqs of `task`'s records at `min_level` or above as runs (a run
+/// may continue in the next call), from the bits, until it returns false. Returns
+/// false, having handed nothing, when the bits do not account for every such record
+/// (a task stored, wholly or in part, before they were kept): the caller reads the
+/// records instead.
+pub(crate) fn each_level_run(
     conn: &mut Conn,
     task: TaskId,
     min_level: i16,
-    max_runs: usize,
-) -> Result<Option<SeqRuns>> {
+    out: &mut dyn FnMut(u64, u64) -> bool,
+) -> Result<bool> {
     let key = task.as_bytes().as_slice();
     // Counts and bits from one snapshot: a batch is stored with both or neither.
     let (counts, blocks) = match conn {
@@ -166,9 +166,8 @@ pub(crate) fn level_runs(
         .map(|b| u64::from(b.count_ones()))
         .sum();
     if named != expected as u64 {
-        return Ok(None);
+        return Ok(false);
     }
-    let mut runs = SeqRuns::default();
     let mut words = [0u64; BLOCK_BYTES / 8];
     let mut rows = blocks.iter().peekable();
     while let Some((block, _)) = rows.peek() {
@@ -181,37 +180,44 @@ pub(crate) fn level_runs(
         }
         let base = (block as u64) << BLOCK_SHIFT;
         for (i, word) in words.iter().enumerate() {
-            push_word(&mut runs, base + 64 * i as u64, *word);
-        }
-        if runs.runs.len() > max_runs {
-            break;
+            if !runs_of_word(base + 64 * i as u64, *word, out) {
+                return Ok(true);
+            }
         }
     }
-    Ok(Some(runs))
+    Ok(true)
 }
 
-/// Adds the seqs of the set bits of `word`, bit `i` being seq `first + i`.
-fn push_word(runs: &mut SeqRuns, first: u64, mut word: u64) {
+/// Hands `out` the runs of set bits of `word`, bit `i` being seq `first + i`; false
+/// once `out` wants no more.
+fn runs_of_word(first: u64, mut word: u64, out: &mut dyn FnMut(u64, u64) -> bool) -> bool {
     let mut at = 0u32;
     while word != 0 {
         let skip = word.trailing_zeros();
         word >>= skip;
         at += skip;
         let ones = word.trailing_ones();
-        runs.push_run(first + u64::from(at), first + u64::from(at + ones) - 1);
+        if !out(first + u64::from(at), first + u64::from(at + ones) - 1) {
+            return false;
+        }
         at += ones;
         word = word.checked_shr(ones).unwrap_or(0);
     }
+    true
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::SeqRuns;
     use super::*;
 
     fn runs_of(words: &[(u64, u64)]) -> SeqRuns {
         let mut runs = SeqRuns::default();
         for (first, word) in words {
-            push_word(&mut runs, *first, *word);
+            assert!(runs_of_word(*first, *word, &mut |f, l| {
+                runs.push_run(f, l);
+                true
+            }));
         }
         runs
     }

@@ -28,7 +28,7 @@ use crate::{with_conn, Result, StorageError};
 
 pub use groups::{list_groups, MAX_GROUPS};
 pub(crate) use read::page_logs_within;
-pub use read::{matching_runs, matching_seqs, page_logs, SeqRuns};
+pub use read::{each_matching_run, matching_runs, matching_seqs, page_logs, SeqRuns};
 pub use write::insert_log_batches;
 
 /// Largest page a client may ask for.

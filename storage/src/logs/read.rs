@@ -728,7 +728,7 @@ impl SeqRuns {
     }
 
     /// Adds the seqs `first..=last`, above every seq so far.
-    pub(super) fn push_run(&mut self, first: u64, last: u64) {
+    pub fn push_run(&mut self, first: u64, last: u64) {
         match self.runs.last_mut() {
             Some((_, end)) if *end + 1 == first => *end = last,
             _ => self.runs.push((first, last)),
@@ -748,29 +748,87 @@ impl SeqRuns {
 /// run read from the counts and the ends of the primary key, without reading the
 /// seqs; a task's whole log at the default level is that case.
 ///
-/// The bound is on runs, not seqs: reading stops at `max_runs + 1` runs, and more
-/// than `max_runs` runs tell the caller the index is too large to send. Below it,
-/// `count` is exact however many seqs the runs hold.
+/// The bound is on runs, not seqs: reading stops once `max_runs + 1` runs are
+/// known, and more than `max_runs` runs tell the caller the index is too large to
+/// send. Below it, `count` is exact however many seqs the runs hold.
 pub fn matching_runs(
     conn: &mut Conn,
     task: TaskId,
     filter: &LogFilter,
     max_runs: usize,
 ) -> Result<SeqRuns> {
-    if let Some(run) = whole_log(conn, task, filter)? {
-        return Ok(run);
+    let mut found = SeqRuns::default();
+    each_matching_run(conn, task, filter, &mut |first, last| {
+        found.push_run(first, last);
+        found.runs.len() <= max_runs
+    })?;
+    Ok(found)
+}
+
+/// Hands the runs of [`matching_runs`] to `out`, ascending and never touching, until
+/// it returns false: for callers that encode them as they come. A level filter alone
+/// is read from the level bits (`level_bits`) when they cover the task.
+pub fn each_matching_run(
+    conn: &mut Conn,
+    task: TaskId,
+    filter: &LogFilter,
+    out: &mut dyn FnMut(u64, u64) -> bool,
+) -> Result<()> {
+    if let Some(whole) = whole_log(conn, task, filter)? {
+        if let Some((first, last)) = whole.runs.first() {
+            out(*first, *last);
+        }
+        return Ok(());
     }
-    if let Some(level) = level_alone(filter) {
-        if let Some(runs) = level_bits::level_runs(conn, task, level, max_runs)? {
-            return Ok(runs);
+    let mut runs = Coalesced {
+        open: None,
+        out,
+        full: false,
+    };
+    let read = match level_alone(filter) {
+        Some(level) => level_bits::each_level_run(conn, task, level, &mut |first, last| {
+            runs.push_run(first, last)
+        })?,
+        None => false,
+    };
+    if !read {
+        each_matching_seq(conn, task, filter, &mut |seq| runs.push_run(seq, seq))?;
+    }
+    runs.finish();
+    Ok(())
+}
+
+/// Runs merged as they come: one is handed on once the next is seen not to touch it.
+struct Coalesced<'a> {
+    open: Option<(u64, u64)>,
+    out: &'a mut dyn FnMut(u64, u64) -> bool,
+    /// `out` wants no more.
+    full: bool,
+}
+
+impl Coalesced<'_> {
+    /// Adds `first..=last`, above every seq so far; false once `out` wants no more.
+    fn push_run(&mut self, first: u64, last: u64) -> bool {
+        if let Some((_, end)) = &mut self.open {
+            if *end + 1 == first {
+                *end = last;
+                return true;
+            }
+        }
+        if let Some((f, l)) = self.open.replace((first, last)) {
+            self.full = !(self.out)(f, l);
+        }
+        !self.full
+    }
+
+    fn finish(self) {
+        match self.open {
+            Some((first, last)) if !self.full => {
+                (self.out)(first, last);
+            }
+            _ => {}
         }
     }
-    let mut runs = SeqRuns::default();
-    each_matching_seq(conn, task, filter, &mut |seq| {
-        runs.push(seq);
-        runs.runs.len() <= max_runs
-    })?;
-    Ok(runs)
 }
 
 /// The filter's level when it is the filter's only condition.
