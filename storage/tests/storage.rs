@@ -2785,7 +2785,7 @@ fn behind_storage(db: &Db, sql: &str, task: TaskId) {
     }
 }
 
-/// A level filter's index across several blocks of 65,536 seqs, with a retried batch
+/// A level filter's index across many blocks of level bits, with a retried batch
 /// and a gap, equals the one read from the records; it comes from the level bits,
 /// and a task whose bits do not account for every record (stored before they were
 /// kept) is read from its records.

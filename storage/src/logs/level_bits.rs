@@ -1,10 +1,10 @@
 //! Which seqs hold a record of each level, as bitmaps per task, level and block of
-//! 65,536 seqs (`task_log_level_bits`). The index of a level filter alone (what the
-//! console asks for when its level changes) is read from them: a few hundred rows for
+//! 8,192 seqs (`task_log_level_bits`). The index of a level filter alone (what the
+//! console asks for when its level changes) is read from them: a few thousand rows for
 //! 10,000,000 records, where reading the seqs themselves costs about 300 ns each.
 //!
 //! A block's bits are its bytes from the block's first seq, bit `i` of byte `j` for
-//! seq `block * 65536 + 8j + i`, cut after the last byte with a bit set. The writer
+//! seq `block * 8192 + 8j + i`, cut after the last byte with a bit set. The writer
 //! ORs each batch's bits in, in the batch's transaction: a retried batch sets the same
 //! bits again. Tasks stored before the table existed have no bits, so a read trusts
 //! the bits only when they account for every record of the counts.
@@ -20,7 +20,9 @@ use crate::schema::{task_log_counts, task_log_level_bits as bits_table};
 use crate::Result;
 
 /// Seqs per block: `seq >> BLOCK_SHIFT` is the block.
-const BLOCK_SHIFT: u32 = 16;
+// 1 KiB of bits at most: PostgreSQL keeps the row in its page rather than in TOAST,
+// which it would compress again at every batch.
+const BLOCK_SHIFT: u32 = 13;
 const BLOCK_BYTES: usize = 1 << (BLOCK_SHIFT - 3);
 
 /// The bytes each (level, block) of a batch ORs in.
@@ -252,7 +254,7 @@ mod tests {
             entry(1, Info),
             entry(9, Info),
             entry(10, Error),
-            entry(65_536 + 3, Info),
+            entry(8_192 + 3, Info),
         ]);
         assert_eq!(bits[&(Info.as_i16(), 0)], [0b10, 0b10]);
         assert_eq!(bits[&(Error.as_i16(), 0)], [0, 0b100]);
