@@ -283,6 +283,11 @@ pub fn delete_task(conn: &mut Conn, id: TaskId) -> Result<bool> {
 /// and the next call finishes it. False when the task did not exist.
 pub fn delete_task_in_steps(conn: &mut Conn, id: TaskId, step: usize) -> Result<bool> {
     let task = id.as_bytes().as_slice();
+    // First, so that no index is read from bits of records already gone.
+    {
+        use crate::schema::task_log_level_bits as bits;
+        with_conn!(conn, c => diesel::delete(bits::table.filter(bits::task_id.eq(task))).execute(c))?;
+    }
     loop {
         // The seq `step` records in: everything up to it goes in this step.
         let last: Option<i64> = with_conn!(conn, c => task_logs::table

@@ -2785,8 +2785,9 @@ fn behind_storage(db: &Db, sql: &str, task: TaskId) {
     }
 }
 
-/// A level filter's index across many blocks of level bits, with a retried batch
-/// and a gap, equals the one read from the records; it comes from the level bits,
+/// A level filter's index across many blocks of level bits, with a retried batch, a
+/// batch whose seqs were taken with other levels and a gap, equals the one read from
+/// the records; it comes from the level bits,
 /// and a task whose bits do not account for every record (stored before they were
 /// kept) is read from its records.
 #[test]
@@ -2801,6 +2802,16 @@ fn a_level_index_is_read_from_the_level_bits_or_else_from_the_records() {
             store_batch(&db, task.id, batch);
         }
         assert_eq!(store_batch(&db, task.id, &entries[60_000..61_000]), 0);
+        // The same seqs again with another level, as from a writer that took them
+        // second: nothing stored, and no bit of the level it brought.
+        let taken: Vec<LogEntry> = entries[61_000..61_500]
+            .iter()
+            .map(|e| LogEntry {
+                level: LogLevel::Error,
+                ..e.clone()
+            })
+            .collect();
+        assert_eq!(store_batch(&db, task.id, &taken), 0);
         let index = |level: &str| {
             let filter = spec(serde_json::json!({"level": level}));
             let runs = db

@@ -44,7 +44,9 @@ impl IndexBody {
     pub fn new(shapes: &[Shape]) -> IndexBody {
         IndexBody {
             runs: shapes.contains(&Shape::Runs).then(Vec::new),
-            bits: shapes.contains(&Shape::Bits).then(Vec::new),
+            // The first seq's four bytes come first, filled in at the end, so the
+            // bits are never copied behind them.
+            bits: shapes.contains(&Shape::Bits).then(|| vec![0; 4]),
             first: None,
             count: 0,
             too_far: false,
@@ -71,7 +73,7 @@ impl IndexBody {
         if let Some(bits) = &mut self.bits {
             let (from, to) = ((first - start) as usize, (last - start) as usize);
             if to / 8 < MAX_INDEX_BITS_BYTES {
-                set_bits(bits, from, to);
+                set_bits(bits, 32 + from, 32 + to);
             } else {
                 self.bits = None;
             }
@@ -82,12 +84,10 @@ impl IndexBody {
     /// The smaller of the shapes still within bounds (runs on a tie), and its bytes;
     /// `None` when none is.
     pub fn finish(self) -> Option<(Shape, Vec<u8>)> {
-        let bits = self.bits.map(|bits| match self.first {
+        let bits = self.bits.map(|mut bits| match self.first {
             Some(first) => {
-                let mut body = Vec::with_capacity(4 + bits.len());
-                body.extend_from_slice(&(first as u32).to_le_bytes());
-                body.extend_from_slice(&bits);
-                body
+                bits[..4].copy_from_slice(&(first as u32).to_le_bytes());
+                bits
             }
             None => Vec::new(),
         });

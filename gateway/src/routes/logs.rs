@@ -18,7 +18,7 @@ use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::openapi::{ExportParams, FilterParams, IndexParams, PageParams};
 use crate::params::{NoQuery, Params};
-use crate::routes::index_body::{IndexBody, Shape, MAX_INDEX_RUNS};
+use crate::routes::index_body::{IndexBody, Shape};
 use crate::routes::tasks::{existing_task, task_id};
 use crate::state::AppState;
 
@@ -170,13 +170,11 @@ pub async fn index(
     let count = built.count;
     match built.finish() {
         Some((shape, body)) => Ok(index_response(count, Some(shape), body)),
-        None => Err(too_large(&format!(
-            "more than {MAX_INDEX_RUNS} runs of consecutive seqs match{}",
-            match shapes.contains(&Shape::Bits) {
-                true => ", over more than 268,435,456 seqs",
-                false => "",
-            }
-        ))),
+        None => Err(too_large(match shapes {
+            [Shape::Runs] => "more than 4,000,000 runs of consecutive seqs match",
+            [Shape::Bits] => "the matching seqs span more than 268,435,456 seqs",
+            _ => "more than 4,000,000 runs of consecutive seqs match, over more than 268,435,456 seqs",
+        })),
     }
 }
 

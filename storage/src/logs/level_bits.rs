@@ -16,7 +16,7 @@ use protocol::{LogEntry, TaskId};
 
 use crate::db::Conn;
 use crate::models::NewLevelBits;
-use crate::schema::{task_log_counts, task_log_level_bits as bits_table};
+use crate::schema::{task_log_counts, task_log_level_bits as bits_table, task_logs};
 use crate::Result;
 
 /// Seqs per block: `seq >> BLOCK_SHIFT` is the block.
@@ -25,16 +25,15 @@ use crate::Result;
 const BLOCK_SHIFT: u32 = 13;
 const BLOCK_BYTES: usize = 1 << (BLOCK_SHIFT - 3);
 
-/// The bytes each (level, block) of a batch ORs in.
-fn of_batch(entries: &[LogEntry]) -> BTreeMap<(i16, i64), Vec<u8>> {
+/// Most rows a read takes (64 MiB at most): past them the index is read from the
+/// records, a chunk at a time, rather than held whole in memory.
+const MAX_ROWS: i64 = 65_536;
+
+/// The bytes each (level, block) of `(seq, level)` pairs ORs in.
+fn of_batch(levels: &[(i64, i16)]) -> BTreeMap<(i16, i64), Vec<u8>> {
     let mut out: BTreeMap<(i16, i64), Vec<u8>> = BTreeMap::new();
-    for entry in entries {
-        let Ok(seq) = i64::try_from(entry.seq) else {
-            continue;
-        };
-        let bits = out
-            .entry((entry.level.as_i16(), seq >> BLOCK_SHIFT))
-            .or_default();
+    for (seq, level) in levels {
+        let bits = out.entry((*level, seq >> BLOCK_SHIFT)).or_default();
         set(bits, (seq & ((1 << BLOCK_SHIFT) - 1)) as usize);
     }
     out
@@ -61,10 +60,27 @@ fn merged(mut stored: Vec<u8>, new: &[u8]) -> Vec<u8> {
 
 /// ORs the bits of `entries`, records of `task`, into the table: each row is
 /// created empty if missing, then read (with `$lock`, locked) and written back.
+/// Unless every row of the batch was new (`$all_new`), the bits are those of what is
+/// stored over the entries' seqs, not of what they brought: a retried batch, or a
+/// seq another writer took first with another level.
 macro_rules! or_in {
-    ($c:ident, $task:expr, $entries:expr $(, $lock:ident)?) => {{
+    ($c:ident, $task:expr, $entries:expr, $all_new:expr $(, $lock:ident)?) => {{
         let task = $task.as_bytes().as_slice();
-        for ((level, block), new) in of_batch($entries) {
+        let in_range = |e: &&LogEntry| i64::try_from(e.seq).is_ok();
+        let levels: Vec<(i64, i16)> = if $all_new {
+            $entries.iter().filter(in_range).map(|e| (e.seq as i64, e.level.as_i16())).collect()
+        } else {
+            let seqs = $entries.iter().filter(in_range).map(|e| e.seq as i64);
+            match (seqs.clone().min(), seqs.max()) {
+                (Some(lo), Some(hi)) => task_logs::table
+                    .select((task_logs::seq, task_logs::level))
+                    .filter(task_logs::task_id.eq(task))
+                    .filter(task_logs::seq.between(lo, hi))
+                    .load($c)?,
+                _ => Vec::new(),
+            }
+        };
+        for ((level, block), new) in of_batch(&levels) {
             let key = bits_table::task_id
                 .eq(task)
                 .and(bits_table::level.eq(level))
@@ -98,8 +114,9 @@ pub(crate) fn note_sqlite(
     c: &mut diesel::SqliteConnection,
     task: TaskId,
     entries: &[LogEntry],
+    all_new: bool,
 ) -> Result<()> {
-    or_in!(c, task, entries)
+    or_in!(c, task, entries, all_new)
 }
 
 /// [`note_sqlite`] on PostgreSQL, where two transactions may write one task's bits at
@@ -108,29 +125,52 @@ pub(crate) fn note_postgres(
     c: &mut diesel::PgConnection,
     task: TaskId,
     entries: &[LogEntry],
+    all_new: bool,
 ) -> Result<()> {
-    or_in!(c, task, entries, for_update)
+    or_in!(c, task, entries, all_new, for_update)
 }
 
-/// What one snapshot holds: the task's count of records at `min_level` or above, and
-/// the bits of those levels, by block.
-type Snapshot = (Vec<i64>, Vec<(i64, Vec<u8>)>);
+/// What one snapshot holds: the task's counts of records at `min_level` or above by
+/// level, and the bits of those levels by block (at most `MAX_ROWS + 1` rows).
+type Snapshot = (Vec<(i16, i64)>, Vec<(i64, i16, Vec<u8>)>);
 
 macro_rules! snapshot {
     ($c:ident, $task:expr, $min_level:expr) => {{
-        let counts: Vec<i64> = task_log_counts::table
-            .select(task_log_counts::count)
+        let counts: Vec<(i16, i64)> = task_log_counts::table
+            .select((task_log_counts::level, task_log_counts::count))
             .filter(task_log_counts::task_id.eq($task))
             .filter(task_log_counts::level.ge($min_level))
             .load($c)?;
-        let bits: Vec<(i64, Vec<u8>)> = bits_table::table
-            .select((bits_table::block, bits_table::bits))
+        let bits: Vec<(i64, i16, Vec<u8>)> = bits_table::table
+            .select((bits_table::block, bits_table::level, bits_table::bits))
             .filter(bits_table::task_id.eq($task))
             .filter(bits_table::level.ge($min_level))
             .order(bits_table::block.asc())
+            .limit(MAX_ROWS + 1)
             .load($c)?;
         Ok::<Snapshot, crate::StorageError>((counts, bits))
     }};
+}
+
+/// Whether the bits name, level by level, exactly the records the counts count, in
+/// rows of a block's size at most and within `MAX_ROWS`.
+fn accounted(counts: &[(i16, i64)], blocks: &[(i64, i16, Vec<u8>)]) -> bool {
+    if blocks.len() as i64 > MAX_ROWS
+        || blocks
+            .iter()
+            .any(|(block, _, bits)| *block < 0 || bits.len() > BLOCK_BYTES)
+    {
+        return false;
+    }
+    let mut balance: BTreeMap<i16, i64> = BTreeMap::new();
+    for (level, count) in counts {
+        *balance.entry(*level).or_default() += count;
+    }
+    for (_, level, bits) in blocks {
+        let named: i64 = bits.iter().map(|b| i64::from(b.count_ones())).sum();
+        *balance.entry(*level).or_default() -= named;
+    }
+    balance.values().all(|left| *left == 0)
 }
 
 /// Hands `out` the seqs of `task`'s records at `min_level` or above as runs (a run
@@ -159,24 +199,16 @@ pub(crate) fn each_level_run(
                 .run(|c| snapshot!(c, key, min_level))?
         }
     };
-    // A record has one level, so the levels' bits never overlap and their sum is the
-    // number of records they name.
-    let expected: i64 = counts.iter().sum();
-    let named: u64 = blocks
-        .iter()
-        .flat_map(|(_, bits)| bits.iter())
-        .map(|b| u64::from(b.count_ones()))
-        .sum();
-    if named != expected as u64 {
+    if !accounted(&counts, &blocks) {
         return Ok(false);
     }
     let mut words = [0u64; BLOCK_BYTES / 8];
     let mut rows = blocks.iter().peekable();
-    while let Some((block, _)) = rows.peek() {
+    while let Some((block, _, _)) = rows.peek() {
         let block = *block;
         words.fill(0);
-        while let Some((_, bits)) = rows.next_if(|(b, _)| *b == block) {
-            for (i, byte) in bits.iter().take(BLOCK_BYTES).enumerate() {
+        while let Some((_, _, bits)) = rows.next_if(|(b, _, _)| *b == block) {
+            for (i, byte) in bits.iter().enumerate() {
                 words[i / 8] |= u64::from(*byte) << (8 * (i % 8));
             }
         }
@@ -212,6 +244,7 @@ fn runs_of_word(first: u64, mut word: u64, out: &mut dyn FnMut(u64, u64) -> bool
 mod tests {
     use super::super::SeqRuns;
     use super::*;
+    use protocol::LogLevel;
 
     fn runs_of(words: &[(u64, u64)]) -> SeqRuns {
         let mut runs = SeqRuns::default();
@@ -238,29 +271,36 @@ mod tests {
 
     #[test]
     fn a_batch_sets_one_bit_per_record_in_its_levels_block() {
-        let entry = |seq: u64, level: protocol::LogLevel| LogEntry {
-            seq,
-            timestamp: protocol::Timestamp(0),
-            level,
-            source: std::sync::Arc::from("s"),
-            message: "m".into(),
-            metadata: None,
-            group: None,
-            mark: None,
-            worst: None,
-        };
-        use protocol::LogLevel::{Error, Info};
-        let bits = of_batch(&[
-            entry(1, Info),
-            entry(9, Info),
-            entry(10, Error),
-            entry(8_192 + 3, Info),
-        ]);
-        assert_eq!(bits[&(Info.as_i16(), 0)], [0b10, 0b10]);
-        assert_eq!(bits[&(Error.as_i16(), 0)], [0, 0b100]);
-        assert_eq!(bits[&(Info.as_i16(), 1)], [0b1000]);
+        let (info, error) = (LogLevel::Info.as_i16(), LogLevel::Error.as_i16());
+        let bits = of_batch(&[(1, info), (9, info), (10, error), (8_192 + 3, info)]);
+        assert_eq!(bits[&(info, 0)], [0b10, 0b10]);
+        assert_eq!(bits[&(error, 0)], [0, 0b100]);
+        assert_eq!(bits[&(info, 1)], [0b1000]);
         assert_eq!(bits.len(), 3);
         assert_eq!(merged(vec![1], &[2, 4]), [3, 4]);
         assert_eq!(merged(vec![1, 8], &[2]), [3, 8]);
+    }
+
+    #[test]
+    fn bits_are_trusted_only_when_they_account_for_each_level() {
+        let (info, error) = (LogLevel::Info.as_i16(), LogLevel::Error.as_i16());
+        let rows = vec![(0, info, vec![0b11]), (1, error, vec![0b1])];
+        assert!(accounted(&[(info, 2), (error, 1)], &rows));
+        // The same sum, spread differently over the levels.
+        assert!(!accounted(&[(info, 1), (error, 2)], &rows));
+        assert!(
+            !accounted(&[(info, 2)], &rows),
+            "bits of a level never counted"
+        );
+        assert!(
+            !accounted(&[(info, 3), (error, 1)], &rows),
+            "records without bits"
+        );
+        let long = vec![(0, info, vec![0; BLOCK_BYTES + 1])];
+        assert!(!accounted(&[], &long), "a row longer than a block");
+        assert!(
+            !accounted(&[(info, 1)], &[(-1, info, vec![1])]),
+            "a block before 0"
+        );
     }
 }

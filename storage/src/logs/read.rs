@@ -809,6 +809,9 @@ struct Coalesced<'a> {
 impl Coalesced<'_> {
     /// Adds `first..=last`, above every seq so far; false once `out` wants no more.
     fn push_run(&mut self, first: u64, last: u64) -> bool {
+        if self.full {
+            return false;
+        }
         if let Some((_, end)) = &mut self.open {
             if *end + 1 == first {
                 *end = last;

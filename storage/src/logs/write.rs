@@ -98,7 +98,7 @@ pub fn insert_log_batches(conn: &mut Conn, batches: &[LogBatchRef<'_>]) -> Resul
                     for run in consecutive_runs(entries) {
                         text_index::note_unindexed(c, *task, run)?;
                     }
-                    level_bits::note_sqlite(c, *task, entries)?;
+                    level_bits::note_sqlite(c, *task, entries, inserted == rows.len())?;
                 }
                 finish_counts!(c, rows, &count_rows, inserted);
                 Ok::<_, StorageError>(inserted)
@@ -135,7 +135,7 @@ pub fn insert_log_batches(conn: &mut Conn, batches: &[LogBatchRef<'_>]) -> Resul
                     for run in consecutive_runs(entries) {
                         text_index::postgres::note_unindexed(c, *task, run)?;
                     }
-                    level_bits::note_postgres(c, *task, entries)?;
+                    level_bits::note_postgres(c, *task, entries, inserted == rows.len())?;
                 }
                 finish_counts!(c, rows, &count_rows, inserted);
                 Ok::<_, StorageError>(inserted)
