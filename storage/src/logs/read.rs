@@ -674,9 +674,10 @@ fn each_matching_seq(
     }
     // Through `task_log_warnings` (see `level_seqs`): its seqs alone when the level
     // is the whole filter, else its rows, confirmed.
-    let only_level = filter.sources.is_empty() && filter.since.is_none() && filter.until.is_none();
     match narrowing.by_level {
-        Some(_) if !only_level => return confirmed_seqs(conn, task, filter, &narrowing, sink),
+        Some(_) if level_alone(filter).is_none() => {
+            return confirmed_seqs(conn, task, filter, &narrowing, sink)
+        }
         Some(level) => return all_level_seqs(conn, task, level, sink),
         None => {}
     }
@@ -774,22 +775,22 @@ pub fn each_matching_run(
     filter: &LogFilter,
     out: &mut dyn FnMut(u64, u64) -> bool,
 ) -> Result<()> {
-    if let Some(whole) = whole_log(conn, task, filter)? {
-        if let Some((first, last)) = whole.runs.first() {
-            out(*first, *last);
-        }
-        return Ok(());
-    }
     let mut runs = Coalesced {
         open: None,
         out,
         full: false,
     };
-    let read = match level_alone(filter) {
-        Some(level) => level_bits::each_level_run(conn, task, level, &mut |first, last| {
-            runs.push_run(first, last)
-        })?,
-        None => false,
+    let read = match (whole_log(conn, task, filter)?, level_alone(filter)) {
+        (Some((first, last)), _) => {
+            runs.push_run(first, last);
+            true
+        }
+        (None, Some(level)) => {
+            level_bits::each_level_run(conn, task, level, &mut |first, last| {
+                runs.push_run(first, last)
+            })?
+        }
+        (None, None) => false,
     };
     if !read {
         each_matching_seq(conn, task, filter, &mut |seq| runs.push_run(seq, seq))?;
@@ -846,7 +847,7 @@ fn level_alone(filter: &LogFilter) -> Option<i16> {
 }
 
 /// The task's whole log as one run, when `filter` keeps all of it and it has no gap.
-fn whole_log(conn: &mut Conn, task: TaskId, filter: &LogFilter) -> Result<Option<SeqRuns>> {
+fn whole_log(conn: &mut Conn, task: TaskId, filter: &LogFilter) -> Result<Option<(u64, u64)>> {
     if filter.q.is_some()
         || filter.re.is_some()
         || !filter.meta.is_empty()
@@ -873,10 +874,7 @@ fn whole_log(conn: &mut Conn, task: TaskId, filter: &LogFilter) -> Result<Option
     // the primary key, but both in one statement from every row of the task.
     let (first, last) = (super::min_seq(conn, task)?, super::max_seq(conn, task)?);
     Ok(match (first, last) {
-        (Some(first), last) if last >= first && last - first + 1 == total => Some(SeqRuns {
-            runs: vec![(first, last)],
-            count: total,
-        }),
+        (Some(first), last) if last >= first && last - first + 1 == total => Some((first, last)),
         _ => None,
     })
 }
