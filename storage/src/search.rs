@@ -4,8 +4,13 @@
 //!
 //! Tasks are visited in `(created_at, id)` order, descending, through the
 //! `tasks_by_created` index, and each is read backwards like one task's log
-//! ([`crate::logs`]: through the text index where the filter names a text). A
-//! filter with a level or sources skips the tasks whose record counts
+//! ([`crate::logs`]: through the text index where the filter names a text). Where
+//! it does, the candidates of a whole batch of tasks are read from the text index
+//! at once ([`batch_candidates`]), and each task's page from its candidates: a rare
+//! text costs one lookup for the batch rather than one per task, and tasks without
+//! a candidate are passed over unread. A common text, with more candidates than
+//! that read hands over, and tasks with records not indexed yet, are read task by
+//! task. A filter with a level or sources skips the tasks whose record counts
 //! (`task_log_counts`) show none at that level from those sources: "every ERROR
 //! anywhere" visits only tasks that logged one. A cursor
 //! says where a page stopped: a task and the seq to continue below. Records a task
@@ -16,8 +21,11 @@ use diesel::prelude::*;
 use protocol::{LogFilter, SearchHit, TaskId, TaskStatus, Timestamp};
 
 use crate::db::Conn;
-use crate::logs::{page_logs_within, LogQuery, SCAN_BUDGET};
+use crate::logs::{
+    entry_bytes, page_logs_within, page_of_candidates, LogQuery, MAX_PAGE_BYTES, SCAN_BUDGET,
+};
 use crate::schema::{task_log_counts, tasks};
+use crate::text_index::{batch_candidates, task_of};
 use crate::{with_conn, Result};
 
 /// Largest page of hits a client may ask for.
@@ -97,16 +105,20 @@ pub fn search_logs(
 ) -> Result<Found> {
     let limit = limit.clamp(1, MAX_SEARCH_LIMIT);
     let mut hits: Vec<SearchHit> = Vec::new();
+    let mut hit_bytes = 0usize;
     let mut scanned = 0usize;
     let mut visited = 0usize;
     let mut position = cursor;
     loop {
         let batch = tasks_from(conn, filter, conditions, position)?;
         let batch_len = batch.len();
-        for (id, plugin, created_at) in batch {
-            let task = TaskId::from_slice(&id).ok_or_else(|| {
-                crate::StorageError::Corrupt("a task id of the wrong length".into())
-            })?;
+        let batch: Vec<(TaskId, String, i64)> = batch
+            .into_iter()
+            .map(|(id, plugin, created_at)| Ok((task_of(&id)?, plugin, created_at)))
+            .collect::<Result<_>>()?;
+        let ids: Vec<TaskId> = batch.iter().map(|(task, ..)| *task).collect();
+        let indexed = batch_candidates(conn, &ids, filter)?;
+        for (task, plugin, created_at) in batch {
             let before_seq = match position {
                 Some(p) if p.task == task => p.before_seq,
                 _ => i64::MAX as u64,
@@ -122,14 +134,27 @@ pub fn search_logs(
                 continue;
             }
             visited += 1;
-            let query = LogQuery {
-                after_seq: 0,
-                before_seq: Some(before_seq),
-                limit: limit - hits.len(),
+            let room = limit - hits.len();
+            let (page, read) = match &indexed {
+                Some(indexed) if !indexed.read_alone.contains(&task) => {
+                    let below = indexed.seqs.get(&task).map_or(&[][..], |seqs| {
+                        let first = seqs.partition_point(|seq| *seq as u64 >= before_seq);
+                        &seqs[first..]
+                    });
+                    page_of_candidates(conn, task, filter, below, room)?
+                }
+                _ => {
+                    let query = LogQuery {
+                        after_seq: 0,
+                        before_seq: Some(before_seq),
+                        limit: room,
+                    };
+                    let budget = SCAN_BUDGET.saturating_sub(scanned).max(1);
+                    page_logs_within(conn, task, filter, &query, budget)?
+                }
             };
-            let budget = SCAN_BUDGET.saturating_sub(scanned).max(1);
-            let (page, read) = page_logs_within(conn, task, filter, &query, budget)?;
             scanned += read;
+            hit_bytes += page.logs.iter().map(entry_bytes).sum::<usize>();
             hits.extend(page.logs.into_iter().rev().map(|log| SearchHit {
                 task_id: task,
                 plugin: plugin.clone(),
@@ -142,12 +167,14 @@ pub fn search_logs(
                     ..done_here
                 });
             }
-            if hits.len() >= limit || stopped_early || visited >= MAX_TASKS_VISITED {
-                let short = hits.len() < limit;
+            // A task's page that stopped on its bytes fills the search page too:
+            // going on to the next task would pass over the rest of this one.
+            let full = hits.len() >= limit || hit_bytes >= MAX_PAGE_BYTES;
+            if full || stopped_early || visited >= MAX_TASKS_VISITED {
                 return Ok(Found {
                     hits,
                     next: position,
-                    scanned: short.then_some(scanned as u64),
+                    scanned: (!full).then_some(scanned as u64),
                 });
             }
         }

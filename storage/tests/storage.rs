@@ -67,6 +67,15 @@ fn records(count: u64) -> Vec<LogEntry> {
         .collect()
 }
 
+/// [`records`] with lines of 60 KiB.
+fn long_records(count: u64) -> Vec<LogEntry> {
+    let mut entries = records(count);
+    for e in &mut entries {
+        e.message = format!("{:0>61440}", e.seq);
+    }
+    entries
+}
+
 fn store(db: &Db, task: TaskId, entries: &[LogEntry]) {
     for chunk in entries.chunks(333) {
         assert_eq!(store_batch(db, task, chunk), chunk.len());
@@ -270,11 +279,7 @@ fn pages_of_long_lines_are_bounded_in_bytes() {
         let task = new_task(1);
         db.run_blocking(|c| tasks::insert_task(c, &task, None))
             .unwrap();
-        let mut entries = records(400);
-        for e in &mut entries {
-            e.message = format!("{:0>61440}", e.seq);
-        }
-        store(&db, task.id, &entries);
+        store(&db, task.id, &long_records(400));
         let all = LogFilter::default();
         let first = db
             .run_blocking(|c| {
@@ -2326,6 +2331,18 @@ fn text_candidates_over_many_blocks_are_read_to_the_end() {
     }
 }
 
+/// The seqs of `entries` that `filter` selects, latest first (a task's order in a
+/// search).
+fn matching_latest_first(filter: &LogFilter, entries: &[LogEntry]) -> Vec<u64> {
+    let mut seqs: Vec<u64> = entries
+        .iter()
+        .filter(|e| filter.matches(e))
+        .map(|e| e.seq)
+        .collect();
+    seqs.sort_unstable_by(|a, b| b.cmp(a));
+    seqs
+}
+
 /// Pages of a search over all tasks, following cursors to the end.
 fn search_all(
     db: &Db,
@@ -2348,7 +2365,10 @@ fn search_all(
         out.extend(found.hits.iter().map(|h| (h.task_id, h.log.seq)));
         match found.next {
             None => return out,
-            Some(next) => cursor = Some(next),
+            Some(next) => {
+                assert_ne!(Some(next), cursor, "every page moves the cursor on");
+                cursor = Some(next);
+            }
         }
         between_pages(page);
     }
@@ -2406,12 +2426,7 @@ fn search_across_tasks_pages_in_order_while_tasks_log() {
             if rank == 2 {
                 entries.extend(late(5_000_000_000));
             }
-            let mut seqs: Vec<u64> = entries
-                .iter()
-                .filter(|e| filter.matches(e))
-                .map(|e| e.seq)
-                .collect();
-            seqs.sort_unstable_by(|a, b| b.cmp(a));
+            let seqs = matching_latest_first(&filter, &entries);
             want.extend(seqs.into_iter().map(|s| (task.id, s)));
         }
         assert!(want.len() > 100, "{backend}: the search has pages to turn");
@@ -2466,6 +2481,140 @@ fn search_across_tasks_pages_in_order_while_tasks_log() {
             got.iter().all(|(t, _)| *t != newest_first[1].id),
             "{backend}"
         );
+    }
+}
+
+/// A search through the text index reads the candidates of a batch of tasks at once
+/// and each task's page from them: the tasks whose records are not all indexed are
+/// read on their own, a text with too many candidates for one read goes task by
+/// task, and every way gives exactly the matching records in search order.
+#[test]
+fn a_search_reads_a_batch_of_tasks_candidates_at_once() {
+    use std::collections::HashSet;
+    use storage::search::TaskConditions;
+    use storage::text_index::{batch_candidates, BATCH_CANDIDATES};
+    for backend in backends() {
+        let (_fresh, db, _) = database_with_a_task(backend);
+        let all = records(3_100);
+        let mut held: Vec<(TaskInfo, Vec<LogEntry>)> = Vec::new();
+        for i in 0..5 {
+            let task = new_task(10 + i);
+            db.run_blocking(|c| tasks::insert_task(c, &task, None))
+                .unwrap();
+            let mut entries = all[..3_000].to_vec();
+            if i == 3 {
+                // Past the seqs SQLite indexes: a task its index cannot answer for.
+                entries.push(LogEntry {
+                    seq: 5_000_000_000,
+                    ..all[1_234].clone()
+                });
+            }
+            store(&db, task.id, &entries);
+            held.push((task, entries));
+        }
+        index_pending(&db, usize::MAX);
+        // Stored after the indexer caught up: not indexed yet.
+        store(&db, held[2].0.id, &all[3_000..]);
+        held[2].1.extend_from_slice(&all[3_000..]);
+        assert!(db.run_blocking(storage::text_index::backlog).unwrap() > 0);
+
+        let ids: Vec<TaskId> = held.iter().rev().map(|(t, _)| t.id).collect();
+        let mut alone: HashSet<TaskId> = HashSet::from([held[2].0.id]);
+        if backend == "sqlite" {
+            alone.insert(held[3].0.id);
+        }
+        let common = spec(serde_json::json!({"q": "record"}));
+        assert!(matching_latest_first(&common, &all).len() * 4 > BATCH_CANDIDATES);
+        for (json, batched) in [
+            (serde_json::json!({"q": "record 1234"}), true),
+            (serde_json::json!({"re": "Timeout after 12\\d+ ms"}), true),
+            // Candidates the SQL conditions let through too: `matches` decides.
+            (serde_json::json!({"re": "Timeout after 12\\d ms"}), true),
+            (serde_json::json!({"re": "timeout after 12"}), true),
+            (
+                serde_json::json!({"q": "timeout AFTER", "level": "ERROR"}),
+                true,
+            ),
+            (serde_json::json!({"q": "no such line"}), true),
+            (serde_json::json!({"q": "record"}), false),
+            (serde_json::json!({"level": "ERROR"}), false),
+        ] {
+            let filter = spec(json.clone());
+            let batch = db
+                .run_blocking(|c| batch_candidates(c, &ids, &filter))
+                .unwrap();
+            assert_eq!(batch.is_some(), batched, "{backend} {json}");
+            if let Some(batch) = batch {
+                assert_eq!(batch.read_alone, alone, "{backend} {json}");
+                for (task, entries) in &held {
+                    if alone.contains(&task.id) {
+                        continue;
+                    }
+                    let seqs = batch.seqs.get(&task.id).cloned().unwrap_or_default();
+                    assert!(
+                        seqs.windows(2).all(|w| w[0] > w[1]),
+                        "{backend} {json}: descending"
+                    );
+                    for seq in matching_latest_first(&filter, entries) {
+                        assert!(
+                            seqs.contains(&(seq as i64)),
+                            "{backend} {json}: {seq} is a candidate"
+                        );
+                    }
+                }
+            }
+            let want: Vec<(TaskId, u64)> = held
+                .iter()
+                .rev()
+                .flat_map(|(task, entries)| {
+                    matching_latest_first(&filter, entries)
+                        .into_iter()
+                        .map(|seq| (task.id, seq))
+                })
+                .collect();
+            // About five pages, some ending inside a task; and one page.
+            for limit in [want.len().div_ceil(5).max(1), 1_000] {
+                let got = search_all(&db, &filter, &TaskConditions::default(), limit, |_| {});
+                assert_eq!(got, want, "{backend} {json} limit {limit}");
+            }
+        }
+    }
+}
+
+/// A search page is bounded in bytes like a task's page, and a task whose lines
+/// fill it is taken up again on the next page where it stopped, on either way of
+/// reading (task by task, and from a batch's candidates).
+#[test]
+fn search_pages_of_long_lines_are_bounded_and_lose_nothing() {
+    use storage::logs::MAX_PAGE_BYTES;
+    use storage::search::{search_logs, TaskConditions};
+    for backend in backends() {
+        let fresh = FreshDb::new(backend);
+        let db = open(&fresh);
+        let mut want = Vec::new();
+        for created_at in [1, 2] {
+            let task = new_task(created_at);
+            db.run_blocking(|c| tasks::insert_task(c, &task, None))
+                .unwrap();
+            store(&db, task.id, &long_records(200));
+            want.splice(0..0, (1..=200).rev().map(|seq| (task.id, seq)));
+        }
+        index_pending(&db, usize::MAX);
+        for json in [serde_json::json!({}), serde_json::json!({"q": "0000"})] {
+            let filter = spec(json.clone());
+            let conditions = TaskConditions::default();
+            let got = search_all(&db, &filter, &conditions, 1_000, |_| {});
+            assert_eq!(got, want, "{backend} {json}");
+            let first = db
+                .run_blocking(|c| search_logs(c, &filter, &conditions, None, 1_000))
+                .unwrap();
+            let bytes: usize = first.hits.iter().map(|h| h.log.message.len()).sum();
+            assert!(
+                (MAX_PAGE_BYTES..MAX_PAGE_BYTES + 2 * 65_536).contains(&bytes),
+                "{backend} {json}: {bytes} bytes"
+            );
+            assert_eq!(first.scanned, None, "{backend} {json}: a full page");
+        }
     }
 }
 

@@ -27,8 +27,8 @@ use crate::schema::{task_log_counts, task_logs};
 use crate::{with_conn, Result, StorageError};
 
 pub use groups::{list_groups, MAX_GROUPS};
-pub(crate) use read::page_logs_within;
 pub use read::{each_matching_run, matching_runs, matching_seqs, page_logs, SeqRuns};
+pub(crate) use read::{entry_bytes, page_logs_within, page_of_candidates};
 pub use write::insert_log_batches;
 
 /// Largest page a client may ask for.

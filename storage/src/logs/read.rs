@@ -129,7 +129,7 @@ pub(crate) const LOG_COLUMNS: (
 );
 
 /// What a record weighs for [`MAX_PAGE_BYTES`].
-fn entry_bytes(entry: &LogEntry) -> usize {
+pub(crate) fn entry_bytes(entry: &LogEntry) -> usize {
     entry.message.len() + entry.source.len() + entry.metadata.as_ref().map_or(0, |m| m.get().len())
 }
 
@@ -165,8 +165,8 @@ pub(crate) fn page_logs_within(
         .before_seq
         .unwrap_or(query.after_seq)
         .min(i64::MAX as u64) as i64;
-    let narrowing = SqlNarrowing::for_task(filter, conn, task)?;
-    let mut phases = Phases::new(conn, task, &narrowing, backward)?;
+    let mut narrowing = SqlNarrowing::for_task(filter, conn, task)?;
+    let mut phases = Phases::new(conn, task, &mut narrowing, cursor, backward)?;
     let mut found: Vec<LogEntry> = Vec::with_capacity(limit.min(1024) + 1);
     let mut scanned = 0usize;
     let mut longest_row = 1usize;
@@ -258,6 +258,57 @@ pub(crate) fn page_logs_within(
     }
 }
 
+/// A page of the task's records among `candidates` (seqs, descending: every
+/// candidate the text index holds for the filter below where the page begins, see
+/// [`text_index::batch_candidates`]) that match `filter`, read backwards like
+/// [`page_logs_within`] with `before_seq`; also returns how many candidates it read.
+pub(crate) fn page_of_candidates(
+    conn: &mut Conn,
+    task: TaskId,
+    filter: &LogFilter,
+    candidates: &[i64],
+    limit: usize,
+) -> Result<(LogPage, usize)> {
+    let limit = limit.clamp(1, MAX_PAGE_LIMIT);
+    let narrowing = SqlNarrowing::new(filter, conn.backend());
+    let mut found: Vec<LogEntry> = Vec::new();
+    let mut found_bytes = 0usize;
+    let mut read = 0usize;
+    let mut chunk = (limit + 1).clamp(FIRST_CHUNK_ROWS, MAX_CHUNK_ROWS);
+    let mut rest = candidates;
+    'read: while !rest.is_empty() {
+        let (seqs, after) = rest.split_at(chunk.min(rest.len()));
+        rest = after;
+        read += seqs.len();
+        let rows = with_conn!(conn, c => task_rows!(task, &narrowing, true)
+            .filter(task_logs::seq.eq_any(seqs.to_vec()))
+            .load::<LogColumns>(c)?);
+        for row in rows {
+            let entry = decode_row(row)?;
+            if filter.matches(&entry) {
+                found_bytes += entry_bytes(&entry);
+                found.push(entry);
+                if found.len() > limit || found_bytes >= MAX_PAGE_BYTES {
+                    break 'read;
+                }
+            }
+        }
+        chunk = MAX_CHUNK_ROWS;
+    }
+    let has_more = found.len() > limit || found_bytes >= MAX_PAGE_BYTES;
+    found.truncate(limit);
+    let next_before_seq = found.last().map_or(0, |e| e.seq);
+    found.reverse();
+    let page = LogPage {
+        next_after_seq: found.last().map_or(0, |e| e.seq),
+        next_before_seq: Some(next_before_seq),
+        logs: found,
+        has_more,
+        scanned: None,
+    };
+    Ok((page, read))
+}
+
 /// Under what the index holds a task's entries: SQLite's task key, or, on
 /// PostgreSQL, the task id itself.
 #[derive(Debug, Clone, Copy)]
@@ -286,17 +337,35 @@ struct Phases {
 }
 
 impl Phases {
+    /// The phases of a read beginning at `start`. On SQLite, a text looked up is
+    /// narrowed here to its rarest trigrams from `start` on, once for all of the
+    /// read's chunks ([`text_index::rarest_terms`]).
     fn new(
         conn: &mut Conn,
         task: TaskId,
-        narrowing: &SqlNarrowing,
+        narrowing: &mut SqlNarrowing,
+        start: i64,
         backward: bool,
     ) -> Result<Self> {
-        let lookups = &narrowing.index_lookups;
+        let lookups = &mut narrowing.index_lookups;
         let key = match conn {
             _ if lookups.is_empty() => None,
             Conn::Sqlite(c) => match text_index::task_key(c, task)? {
-                Some(key) => Some((IndexedUnder::Key(key), text_index::fewest(c, key, lookups)?)),
+                Some(key) => {
+                    let lookup = text_index::fewest(c, key, lookups)?;
+                    if let text_index::Candidates::Text(terms) = &mut lookups[lookup] {
+                        let bounds = if backward {
+                            (0, start.clamp(0, text_index::INDEXED_SEQS))
+                        } else {
+                            (
+                                start.clamp(0, text_index::INDEXED_SEQS),
+                                text_index::INDEXED_SEQS,
+                            )
+                        };
+                        *terms = text_index::rarest_terms(c, key, terms, bounds, backward)?;
+                    }
+                    Some((IndexedUnder::Key(key), lookup))
+                }
                 None => None,
             },
             Conn::Postgres(c) => {
@@ -668,15 +737,15 @@ fn each_matching_seq(
     filter: &LogFilter,
     sink: &mut dyn FnMut(u64) -> bool,
 ) -> Result<()> {
-    let narrowing = SqlNarrowing::for_task(filter, conn, task)?;
+    let mut narrowing = SqlNarrowing::for_task(filter, conn, task)?;
     if filter.q.is_some() || filter.re.is_some() || !filter.meta.is_empty() {
-        return confirmed_seqs(conn, task, filter, &narrowing, sink);
+        return confirmed_seqs(conn, task, filter, &mut narrowing, sink);
     }
     // Through `task_log_warnings` (see `level_seqs`): its seqs alone when the level
     // is the whole filter, else its rows, confirmed.
     match narrowing.by_level {
         Some(_) if level_alone(filter).is_none() => {
-            return confirmed_seqs(conn, task, filter, &narrowing, sink)
+            return confirmed_seqs(conn, task, filter, &mut narrowing, sink)
         }
         Some(level) => return all_level_seqs(conn, task, level, sink),
         None => {}
@@ -885,10 +954,10 @@ fn confirmed_seqs(
     conn: &mut Conn,
     task: TaskId,
     filter: &LogFilter,
-    narrowing: &SqlNarrowing,
+    narrowing: &mut SqlNarrowing,
     sink: &mut dyn FnMut(u64) -> bool,
 ) -> Result<()> {
-    let mut phases = Phases::new(conn, task, narrowing, false)?;
+    let mut phases = Phases::new(conn, task, narrowing, 0, false)?;
     let mut cursor = 0i64;
     while let Some(phase) = phases.current() {
         let read = read_chunk(conn, task, narrowing, phase, cursor, false, MAX_CHUNK_ROWS)?;

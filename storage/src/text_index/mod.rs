@@ -18,6 +18,8 @@
 //! the text, and a pair's value is cut to [`PAIR_VALUE_BYTES`]. Callers confirm each
 //! with `LogFilter::matches`.
 
+use std::collections::{HashMap, HashSet};
+
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Binary, Text};
 
@@ -202,14 +204,39 @@ pub fn rarest_expression(
     c: &mut diesel::SqliteConnection,
     key: i64,
     terms: &[String],
-    (after, before): (i64, i64),
+    bounds: (i64, i64),
     backward: bool,
 ) -> Result<String> {
+    Ok(rarest_terms(c, key, terms, bounds, backward)?.join(" AND "))
+}
+
+/// The terms of [`rarest_expression`]: a read settles them once where it begins,
+/// and its chunks then look up those few without probing again.
+///
+/// # Errors
+/// Database errors.
+pub fn rarest_terms(
+    c: &mut diesel::SqliteConnection,
+    key: i64,
+    terms: &[String],
+    (after, before): (i64, i64),
+    backward: bool,
+) -> Result<Vec<String>> {
+    let base = key << 32;
+    rarest_between(c, terms, (base + after, base + before), backward)
+}
+
+/// [`rarest_terms`] over the rowids in `(low, high)`, which may span tasks.
+fn rarest_between(
+    c: &mut diesel::SqliteConnection,
+    terms: &[String],
+    (low, high): (i64, i64),
+    backward: bool,
+) -> Result<Vec<String>> {
     if terms.len() <= RAREST_TERMS {
-        return Ok(terms.join(" AND "));
+        return Ok(terms.to_vec());
     }
     let order = if backward { "DESC" } else { "ASC" };
-    let base = key << 32;
     let mut ranked = Vec::with_capacity(terms.len());
     for (i, term) in terms.iter().enumerate() {
         let probe: Probe = diesel::sql_query(format!(
@@ -219,8 +246,8 @@ pub fn rarest_expression(
               ORDER BY rowid {order} LIMIT ?)"
         ))
         .bind::<Text, _>(term)
-        .bind::<BigInt, _>(base + after)
-        .bind::<BigInt, _>(base + before)
+        .bind::<BigInt, _>(low)
+        .bind::<BigInt, _>(high)
         .bind::<BigInt, _>(PROBE_MATCHES)
         .get_result(c)?;
         let rarity = if probe.n < PROBE_MATCHES {
@@ -233,17 +260,158 @@ pub fn rarest_expression(
     ranked.sort_unstable();
     let mut rarest: Vec<usize> = ranked.iter().take(RAREST_TERMS).map(|(_, i)| *i).collect();
     rarest.sort_unstable();
-    Ok(rarest
-        .iter()
-        .map(|i| terms[*i].as_str())
-        .collect::<Vec<_>>()
-        .join(" AND "))
+    Ok(rarest.iter().map(|i| terms[*i].clone()).collect())
 }
 
 #[derive(QueryableByName)]
 struct Key {
     #[diesel(sql_type = BigInt)]
     key: i64,
+}
+
+/// Candidates a read over a batch of tasks hands over at most
+/// ([`batch_candidates`]): past them a text is common enough that reading task by
+/// task fills a page sooner.
+pub const BATCH_CANDIDATES: usize = 4_096;
+
+/// What one read of the text index found across a batch of tasks: each task's
+/// candidate seqs, descending (a task missing here has none), and the tasks the
+/// index cannot answer for alone (records not indexed yet, or never: seqs past
+/// [`INDEXED_SEQS`], keys past 2^31), which are read one by one.
+#[derive(Debug, Default)]
+pub struct BatchCandidates {
+    pub seqs: HashMap<TaskId, Vec<i64>>,
+    pub read_alone: HashSet<TaskId>,
+}
+
+impl BatchCandidates {
+    fn push(&mut self, task: TaskId, seq: i64) {
+        self.seqs.entry(task).or_default().push(seq);
+    }
+}
+
+/// Every candidate of the text `filter` requires in each of `tasks`, read at once
+/// rather than task by task: a search across tasks for a rare text then costs one
+/// lookup instead of one per task (docs/benchmarks.md). `None` when the filter
+/// names no text the index can narrow by, or when the tasks hold more than
+/// [`BATCH_CANDIDATES`] candidates.
+///
+/// # Errors
+/// Database errors, or a task id of the wrong length.
+pub fn batch_candidates(
+    conn: &mut crate::Conn,
+    tasks: &[TaskId],
+    filter: &protocol::LogFilter,
+) -> Result<Option<BatchCandidates>> {
+    let lookup = Candidates::for_filter(filter, conn.backend())
+        .into_iter()
+        .find(|lookup| !matches!(lookup, Candidates::Pair(_)));
+    match (conn, lookup) {
+        (_, None) => Ok(None),
+        _ if tasks.is_empty() => Ok(Some(BatchCandidates::default())),
+        (crate::Conn::Sqlite(c), Some(Candidates::Text(terms))) => {
+            c.transaction(|c| sqlite_batch(c, tasks, &terms))
+        }
+        (crate::Conn::Postgres(c), Some(Candidates::Trigrams(keys))) => {
+            postgres::batch_candidates(c, tasks, &keys)
+        }
+        _ => Ok(None),
+    }
+}
+
+#[derive(QueryableByName)]
+struct TaskKey {
+    #[diesel(sql_type = Binary)]
+    task_id: Vec<u8>,
+    #[diesel(sql_type = BigInt)]
+    key: i64,
+}
+
+/// `sql` with each `{tasks}` in it the list of `tasks`, bound (`sql` has no other
+/// parameters).
+fn of_tasks<'a>(
+    sql: &str,
+    tasks: &'a [TaskId],
+) -> diesel::query_builder::BoxedSqlQuery<'a, diesel::sqlite::Sqlite, diesel::query_builder::SqlQuery>
+{
+    let list = vec!["?"; tasks.len()].join(", ");
+    let mut q = diesel::sql_query(sql.replace("{tasks}", &list)).into_boxed();
+    for _ in 0..sql.matches("{tasks}").count() {
+        for task in tasks {
+            q = q.bind::<Binary, _>(task.as_bytes().as_slice());
+        }
+    }
+    q
+}
+
+/// The task id stored as `bytes`.
+pub(crate) fn task_of(bytes: &[u8]) -> Result<TaskId> {
+    TaskId::from_slice(bytes)
+        .ok_or_else(|| crate::StorageError::Corrupt("a task id of the wrong length".into()))
+}
+
+/// [`batch_candidates`] on SQLite, in one read transaction: the tasks' keys, which
+/// of them the index answers for, and one FTS5 query over the rowids of their keys
+/// (tasks are keyed in the order they were created, so a batch of tasks in search
+/// order is about one range).
+fn sqlite_batch(
+    c: &mut diesel::SqliteConnection,
+    tasks: &[TaskId],
+    terms: &[String],
+) -> Result<Option<BatchCandidates>> {
+    let mut batch = BatchCandidates::default();
+    let keyed: Vec<TaskKey> = of_tasks(
+        "SELECT task_id, key FROM task_log_keys WHERE task_id IN ({tasks})",
+        tasks,
+    )
+    .load(c)?;
+    let mut by_key: HashMap<i64, TaskId> = HashMap::new();
+    for row in keyed {
+        if row.key < 1 << 31 {
+            by_key.insert(row.key, task_of(&row.task_id)?);
+        }
+    }
+    let not_indexed: Vec<TaskKey> = of_tasks(
+        "SELECT DISTINCT task_id, 0 AS key FROM task_log_unindexed WHERE task_id IN ({tasks}) \
+         UNION SELECT DISTINCT task_id, 0 AS key FROM task_logs \
+         WHERE task_id IN ({tasks}) AND seq >= 4294967296",
+        tasks,
+    )
+    .load(c)?;
+    batch.read_alone = not_indexed
+        .iter()
+        .map(|row| task_of(&row.task_id))
+        .collect::<Result<_>>()?;
+    let keyed: HashSet<TaskId> = by_key.values().copied().collect();
+    batch
+        .read_alone
+        .extend(tasks.iter().filter(|task| !keyed.contains(*task)));
+    by_key.retain(|_, task| !batch.read_alone.contains(task));
+    let (Some(low), Some(high)) = (by_key.keys().min(), by_key.keys().max()) else {
+        return Ok(Some(batch));
+    };
+    // Inclusive: the rowid past the last key's would not fit in an i64.
+    let range = (low << 32, (high << 32) | (INDEXED_SEQS - 1));
+    let expression = rarest_between(c, terms, (range.0 - 1, range.1), true)?.join(" AND ");
+    let found: Vec<Position> = diesel::sql_query(
+        "SELECT rowid AS position FROM task_log_text \
+         WHERE task_log_text MATCH ? AND rowid >= ? AND rowid <= ? \
+         ORDER BY rowid DESC LIMIT ?",
+    )
+    .bind::<Text, _>(expression)
+    .bind::<BigInt, _>(range.0)
+    .bind::<BigInt, _>(range.1)
+    .bind::<BigInt, _>(BATCH_CANDIDATES as i64 + 1)
+    .load(c)?;
+    if found.len() > BATCH_CANDIDATES {
+        return Ok(None);
+    }
+    for Position { position } in found {
+        if let Some(task) = by_key.get(&(position >> 32)) {
+            batch.push(*task, position & (INDEXED_SEQS - 1));
+        }
+    }
+    Ok(Some(batch))
 }
 
 #[derive(QueryableByName)]

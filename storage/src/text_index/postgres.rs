@@ -20,7 +20,10 @@ use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Binary, Text};
 use protocol::TaskId;
 
-use super::{pairs_of_rows, Candidates, Count, Key, Metadata, Position, Range, ESTIMATE_CAP};
+use super::{
+    pairs_of_rows, task_of, BatchCandidates, Candidates, Count, Key, Metadata, Position, Range,
+    ESTIMATE_CAP,
+};
 use crate::Result;
 
 /// Seqs per block of the trigram index: a block's offsets fit in two bytes, and a
@@ -34,6 +37,9 @@ const RANGES_PER_STEP: usize = 64;
 /// A text's candidates are the records holding this many of its rarest trigrams:
 /// more cost reads for little narrowing, as [`super::MAX_TRIGRAMS`] on SQLite.
 const TRIGRAMS_READ: usize = 3;
+/// Entries of its rarest trigrams a search reads at most for a batch of tasks
+/// ([`batch_candidates`]): 800 KB of offsets.
+const BATCH_ENTRIES: i64 = 400_000;
 /// Blocks of the rarest trigram read per statement.
 const BLOCKS_PER_READ: i64 = 64;
 /// Steps whose lowest seqs are in the same 65,536 add their trigram counts to the
@@ -466,6 +472,129 @@ fn trigram_candidates(
         }
     }
     Ok(out)
+}
+
+#[derive(QueryableByName)]
+struct TaskRow {
+    #[diesel(sql_type = Binary)]
+    task_id: Vec<u8>,
+}
+
+#[derive(QueryableByName)]
+struct TaskTrigramCount {
+    #[diesel(sql_type = Binary)]
+    task_id: Vec<u8>,
+    #[diesel(embed)]
+    count: TrigramCount,
+}
+
+#[derive(QueryableByName)]
+struct TaskBlock {
+    #[diesel(sql_type = Binary)]
+    task_id: Vec<u8>,
+    #[diesel(embed)]
+    block: Block,
+}
+
+/// [`super::batch_candidates`] on PostgreSQL, in one snapshot and three statements
+/// whatever the number of tasks: the tasks with records still to index are read
+/// alone; among the others, those missing one of `keys` hold no candidate, and the
+/// rest are read through the same [`TRIGRAMS_READ`] trigrams, the rarest over all
+/// of them, whose every entry in those tasks comes in one statement and is
+/// intersected here. `None` when those entries are more than [`BATCH_ENTRIES`] or
+/// the candidates more than [`super::BATCH_CANDIDATES`].
+pub fn batch_candidates(
+    c: &mut PgConnection,
+    tasks: &[TaskId],
+    keys: &[i64],
+) -> Result<Option<BatchCandidates>> {
+    let ids: Vec<&[u8]> = tasks.iter().map(|t| t.as_bytes().as_slice()).collect();
+    c.build_transaction()
+        .repeatable_read()
+        .read_only()
+        .run(|c| {
+            let mut batch = BatchCandidates::default();
+            let pending: Vec<TaskRow> = diesel::sql_query(
+                "SELECT DISTINCT task_id FROM task_log_unindexed WHERE task_id = ANY($1)",
+            )
+            .bind::<Array<Binary>, _>(&ids)
+            .load(c)?;
+            for row in pending {
+                batch.read_alone.insert(task_of(&row.task_id)?);
+            }
+            let counts: Vec<TaskTrigramCount> = diesel::sql_query(
+                "SELECT task_id, trigram, sum(records)::bigint AS records \
+                 FROM task_log_trigram_counts WHERE task_id = ANY($1) AND trigram = ANY($2) \
+                 GROUP BY task_id, trigram",
+            )
+            .bind::<Array<Binary>, _>(&ids)
+            .bind::<Array<BigInt>, _>(keys)
+            .load(c)?;
+            let mut per_task: BTreeMap<Vec<u8>, Vec<TrigramCount>> = BTreeMap::new();
+            for row in counts {
+                per_task.entry(row.task_id).or_default().push(row.count);
+            }
+            let mut totals: BTreeMap<i64, i64> = BTreeMap::new();
+            let mut holding: Vec<&[u8]> = Vec::new();
+            for (task, counts) in &per_task {
+                if counts.len() < keys.len() || batch.read_alone.contains(&task_of(task)?) {
+                    continue;
+                }
+                holding.push(task.as_slice());
+                for count in counts {
+                    *totals.entry(count.trigram).or_default() += count.records;
+                }
+            }
+            let mut ranked: Vec<(i64, i64)> = totals.into_iter().map(|(k, n)| (n, k)).collect();
+            ranked.sort_unstable();
+            ranked.truncate(TRIGRAMS_READ);
+            let Some(&(_, drive)) = ranked.first() else {
+                return Ok(Some(batch));
+            };
+            if ranked.iter().map(|(n, _)| n).sum::<i64>() > BATCH_ENTRIES {
+                return Ok(None);
+            }
+            let chosen: Vec<i64> = ranked.iter().map(|(_, k)| *k).collect();
+            let rows: Vec<TaskBlock> = diesel::sql_query(
+                "SELECT task_id, trigram, block, offsets FROM task_log_trigrams \
+                 WHERE task_id = ANY($1) AND trigram = ANY($2)",
+            )
+            .bind::<Array<Binary>, _>(&holding)
+            .bind::<Array<BigInt>, _>(&chosen)
+            .load(c)?;
+            let blocks: BTreeMap<(&[u8], i64, i64), Vec<i64>> = rows
+                .iter()
+                .map(|row| {
+                    let Block { trigram, block, .. } = row.block;
+                    ((row.task_id.as_slice(), trigram, block), row.block.seqs())
+                })
+                .collect();
+            let mut found = 0usize;
+            for ((task, trigram, block), seqs) in &blocks {
+                if *trigram != drive {
+                    continue;
+                }
+                let task_id = task_of(task)?;
+                for seq in seqs {
+                    let in_all = chosen[1..].iter().all(|other| {
+                        blocks
+                            .get(&(*task, *other, *block))
+                            .is_some_and(|seqs| seqs.binary_search(seq).is_ok())
+                    });
+                    if in_all {
+                        batch.push(task_id, *seq);
+                        found += 1;
+                    }
+                }
+            }
+            if found > super::BATCH_CANDIDATES {
+                return Ok(None);
+            }
+            for seqs in batch.seqs.values_mut() {
+                seqs.sort_unstable_by(|a, b| b.cmp(a));
+            }
+            Ok(Some(batch))
+        })
 }
 
 /// Which of `lookups` finds the fewest of the task's candidates; the first of
