@@ -87,7 +87,19 @@ impl Server {
     }
 
     pub fn cli_as(&self, token: &str, args: &[&str]) -> Output {
-        self.command(token, args).output().expect("the CLI runs")
+        let out = self.command(token, args).output().expect("the CLI runs");
+        // A server that cannot be reached has exited or stopped listening: say
+        // which, since the test's own failure then shows only the CLI's message.
+        if String::from_utf8_lossy(&out.stderr).contains("cannot reach the Tasklens server") {
+            let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()));
+            eprintln!(
+                "the server on {} (pid {}) could not be reached; its /proc stat: {}",
+                self.port,
+                self.child.id(),
+                stat.unwrap_or_else(|e| e.to_string())
+            );
+        }
+        out
     }
 
     /// The CLI pointed at this server with `token`, colour off, not yet started.
