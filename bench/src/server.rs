@@ -110,10 +110,9 @@ impl Server {
             .stderr(Stdio::inherit())
             .spawn()
             .with_context(|| format!("starting {}", binary.display()))?;
-        let server = Server { child, port };
-        if !serve::wait_listening(port, Duration::from_secs(60)) {
-            bail!("the server did not listen on port {port}");
-        }
+        let mut server = Server { child, port };
+        serve::wait_listening(&mut server.child, port, Duration::from_secs(60))
+            .map_err(|why| anyhow::anyhow!(why))?;
         Ok(server)
     }
 

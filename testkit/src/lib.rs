@@ -12,7 +12,6 @@
 pub mod browser;
 pub mod serve;
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -184,6 +183,9 @@ pub fn replace_database(url: &str, name: &str) -> String {
 /// Linux), which port-0 binds and every outgoing connection draw from: a port
 /// found free there can be a client's by the time a server binds it, and a server
 /// that cannot bind exits after another test's server answered on that port.
+///
+/// The probe binds without listening: a listening probe accepts connections, and
+/// a child forked meanwhile by another thread holds it open until its `exec`.
 pub fn free_port() -> u16 {
     use std::sync::atomic::{AtomicU32, Ordering};
     const FIRST: u32 = 20_000;
@@ -198,11 +200,22 @@ pub fn free_port() -> u16 {
     );
     for _ in 0..SPAN {
         let port = (FIRST + NEXT.fetch_add(1, Ordering::SeqCst) % SPAN) as u16;
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+        if bindable(port) {
             return port;
         }
     }
     panic!("no free loopback port between {FIRST} and {}", FIRST + SPAN)
+}
+
+/// Whether a server could bind `127.0.0.1:port` now: bound (with `SO_REUSEADDR`, as
+/// the standard library's listeners are) but never listening, and closed at once.
+fn bindable(port: u16) -> bool {
+    use socket2::{Domain, Socket, Type};
+    let Ok(socket) = Socket::new(Domain::IPV4, Type::STREAM, None) else {
+        return false;
+    };
+    let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    socket.set_reuse_address(true).is_ok() && socket.bind(&address.into()).is_ok()
 }
 
 /// A private PostgreSQL server in a temporary directory, on a free loopback port.

@@ -61,19 +61,13 @@ impl Server {
             .spawn()
             .expect("tasklens serve starts");
         let mut server = Server { child, port };
-        assert!(
-            serve::wait_listening(port, Duration::from_secs(30)),
-            "the server did not listen on {port}"
-        );
-        // Something answered: make sure it is this server, not one that exited (a
-        // port taken meanwhile) while another process listens there.
-        std::thread::sleep(Duration::from_millis(50));
-        if let Some(status) = server.child.try_wait().unwrap() {
+        if let Err(why) = serve::wait_listening(&mut server.child, port, Duration::from_secs(30)) {
             let mut err = String::new();
             if let Some(mut stderr) = server.child.stderr.take() {
+                let _ = server.child.kill();
                 let _ = std::io::Read::read_to_string(&mut stderr, &mut err);
             }
-            panic!("the server on {port} exited ({status}): {err}");
+            panic!("{why}: {err}");
         }
         server
     }
