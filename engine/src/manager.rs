@@ -295,7 +295,7 @@ impl TaskManager {
         self.hold(&wants);
         let (db, node, asked) = (self.db.clone(), self.node.clone(), wants.clone());
         ctx.spawn(
-            async move { db.run(move |c| claim_all(c, &node, &asked)).await }
+            async move { db.run(move |c| Ok(claim_all(c, &node, &asked))).await }
                 .into_actor(self)
                 .map(move |claimed, act, ctx| {
                     match claimed {
@@ -434,12 +434,21 @@ fn cancelled_before_start(by: &Option<String>) -> String {
 }
 
 /// Claims for `node` what `wants` has room for.
-fn claim_all(c: &mut storage::Conn, node: &str, wants: &[Want]) -> storage::Result<Vec<TaskInfo>> {
+/// Claims for each want in turn. A claim that fails ends the round with what was
+/// claimed before it, which is this node's now and must be started; the failure is
+/// logged, and the queue is looked at again shortly.
+fn claim_all(c: &mut storage::Conn, node: &str, wants: &[Want]) -> Vec<TaskInfo> {
     let mut claimed = Vec::new();
     for want in wants {
-        claimed.extend(queue::claim(c, node, &want.plugins, want.limit)?);
+        match queue::claim(c, node, &want.plugins, want.limit) {
+            Ok(tasks) => claimed.extend(tasks),
+            Err(e) => {
+                log::warn!("error=\"{e}\" Could not claim queued tasks; trying again shortly.");
+                break;
+            }
+        }
     }
-    Ok(claimed)
+    claimed
 }
 
 /// A task as created, queued.
@@ -567,7 +576,9 @@ impl TaskManager {
                 db.run(move |c| match queue::enqueue(c, &stored, admission)? {
                     Err(refusal) => Ok(Err(refusal)),
                     Ok(()) => {
-                        let claimed = claim_all(c, &node, &asked)?;
+                        // The task is stored now: a claim that fails leaves it queued
+                        // for a later one, and must not tell the caller it was not.
+                        let claimed = claim_all(c, &node, &asked);
                         if !claimed.iter().any(|t| t.id == stored.id) {
                             queue::announce_waiting(c);
                         }

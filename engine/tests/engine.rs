@@ -27,10 +27,24 @@ fn capture_log_records() {
     });
 }
 
+/// The default settings, as a server has them (SQLite's 5 s busy timeout among
+/// them: tasks logging at full speed on a loaded machine hold the write lock for
+/// more than 200 ms at times, and a start then failed), but a shorter connect timeout.
 fn connect(url: &str) -> Db {
+    connect_with(url, |_| {})
+}
+
+/// For the tests that lock the SQLite file from another process: a write gives up
+/// after 200 ms (to be retried, as after the default 5 s), so that writes fail while
+/// the lock is held rather than wait it out.
+fn connect_impatient(url: &str) -> Db {
+    connect_with(url, |settings| settings.busy_timeout_ms = 200)
+}
+
+fn connect_with(url: &str, tweak: impl FnOnce(&mut DatabaseSettings)) -> Db {
     let mut settings = DatabaseSettings::new(url);
-    settings.busy_timeout_ms = 200;
     settings.connect_timeout_ms = 1_000;
+    tweak(&mut settings);
     Db::connect(&settings).expect("database opens")
 }
 
@@ -40,6 +54,15 @@ fn shell_on() -> ShellSettings {
         enabled: true,
         env_passthrough: Vec::new(),
     }
+}
+
+/// Starts a task of `plugin` as a viewer with no creator.
+async fn start_as_viewer(
+    engine: &Engine,
+    plugin: &str,
+    params: serde_json::Value,
+) -> Result<TaskInfo, engine::EngineError> {
+    engine.start_task(plugin, params, None, Role::Viewer).await
 }
 
 async fn start(db: Db) -> Engine {
@@ -647,6 +670,41 @@ async fn twenty_concurrent_tasks_never_mix_their_records() {
             assert_dense(&logs);
         }
     }
+}
+
+/// A start whose claim fails once the task is stored answers with the task, queued,
+/// and a later claim runs it. (It used to answer with the claim's error while the
+/// task stayed queued: a caller that retried then had it twice.)
+#[actix_rt::test]
+async fn a_start_whose_claim_fails_answers_with_the_queued_task_and_runs_it_later() {
+    use diesel::connection::SimpleConnection;
+    use diesel::Connection;
+    let fresh = FreshDb::new("sqlite");
+    let engine = start(connect(&fresh.url)).await;
+    // One task first, so that the engine's first look at the queue is over and a
+    // start claims in its own trip.
+    let first = start_as_viewer(&engine, "synthetic", serde_json::json!({"count": 10}))
+        .await
+        .unwrap();
+    wait_done(&engine, first.id).await;
+    let mut conn =
+        diesel::SqliteConnection::establish(fresh.url.trim_start_matches("sqlite://")).unwrap();
+    conn.batch_execute(
+        "PRAGMA busy_timeout = 10000; CREATE TRIGGER refuse_claims BEFORE UPDATE OF node_id ON tasks \
+         WHEN NEW.node_id IS NOT NULL BEGIN SELECT RAISE(ABORT, 'claims refused'); END;",
+    )
+    .unwrap();
+    let task = start_as_viewer(&engine, "synthetic", serde_json::json!({"count": 10}))
+        .await
+        .expect("the task is stored, so its start succeeded");
+    assert_eq!(task.status, TaskStatus::Queued);
+    conn.batch_execute("DROP TRIGGER refuse_claims;").unwrap();
+    let done = wait_done(&engine, task.id).await;
+    assert_eq!(done.status, TaskStatus::Success);
+    assert_eq!(
+        shape(&all_logs(&engine.db, task.id)),
+        expected_synthetic(10, LogLevel::Info, &DEFAULT_SOURCES)
+    );
 }
 
 #[actix_rt::test]
@@ -1257,7 +1315,7 @@ fn lock_sqlite_file(path: &std::path::Path, millis: u64) -> std::process::Child 
 async fn records_survive_a_sqlite_database_locked_by_another_process() {
     let mut fresh = FreshDb::new("sqlite");
     let path = fresh.scratch_dir().join("tasklens.db");
-    let engine = start(connect(&fresh.url)).await;
+    let engine = start(connect_impatient(&fresh.url)).await;
     let task = engine
         .start_task(
             "synthetic",
@@ -1294,7 +1352,7 @@ async fn records_survive_a_sqlite_database_locked_by_another_process() {
 async fn a_cancel_after_the_outcome_is_decided_is_refused_with_it() {
     let mut fresh = FreshDb::new("sqlite");
     let path = fresh.scratch_dir().join("tasklens.db");
-    let engine = start(connect(&fresh.url)).await;
+    let engine = start(connect_impatient(&fresh.url)).await;
     let task = engine
         .start_task(
             "shell",
@@ -1432,7 +1490,7 @@ async fn peak_while_locked(
 ) -> u64 {
     let mut fresh = FreshDb::new("sqlite");
     let path = fresh.scratch_dir().join("tasklens.db");
-    let engine = start_with(connect(&fresh.url), tweak).await;
+    let engine = start_with(connect_impatient(&fresh.url), tweak).await;
     let task = engine
         .start_task(
             "synthetic",
