@@ -433,10 +433,10 @@ fn cancelled_before_start(by: &Option<String>) -> String {
     }
 }
 
-/// Claims for `node` what `wants` has room for.
-/// Claims for each want in turn. A claim that fails ends the round with what was
-/// claimed before it, which is this node's now and must be started; the failure is
-/// logged, and the queue is looked at again shortly.
+/// Claims for `node` what `wants` has room for, each want in turn. A claim that
+/// fails ends the round with what was claimed before it, which is this node's now
+/// and must be started; the failure is logged, and the queue is looked at again
+/// shortly.
 fn claim_all(c: &mut storage::Conn, node: &str, wants: &[Want]) -> Vec<TaskInfo> {
     let mut claimed = Vec::new();
     for want in wants {
