@@ -30,9 +30,12 @@ fn postgresql_down_for_ten_seconds_loses_and_repeats_nothing() {
         ("TASKLENS_SPOOL_DIR", spool.path().to_str().unwrap()),
     ];
     let server = Server::launch_with(&url, port, None, &env);
+    // Paced, so that they are still logging when the database goes: unpaced, on a
+    // slow machine they had ended and every record was stored before `pg_ctl stop`
+    // returned, and nothing was ever buffered (a CI run).
     let ids: Vec<String> = (0..5)
         .map(|_| {
-            stdout(&server.cli(&["run", "synthetic", "-p", "count=100000"]))
+            stdout(&server.cli(&["run", "synthetic", "-p", "count=100000", "-p", "rate=4000"]))
                 .trim()
                 .to_owned()
         })

@@ -82,6 +82,10 @@ async fn start_with_plugins(
     let mut settings = EngineSettings::default();
     settings.sink.flush_interval_ms = 50;
     tweak(&mut settings);
+    let _levels = match HOLDING_LEVELS.with(|held| held.get()) {
+        true => None,
+        false => Some(levels_lock().lock().await),
+    };
     Engine::start(db, registry, settings, EngineEvents::default())
         .await
         .expect("engine starts")
@@ -464,14 +468,37 @@ async fn sources_default_to_plugin_and_with_source_tags_records() {
     }
 }
 
-/// Held by every test that changes the logging levels or depends on them: they
-/// set the `log` facade's maximum, which is one for the whole test process.
-async fn levels_held() -> tokio::sync::MutexGuard<'static, ()> {
+/// The `log` facade's maximum level is one for the whole test process, and every
+/// engine sets it: when it starts (to its database's levels) and when its levels
+/// change. Held by every test that changes the levels or depends on them, and by
+/// every other test while its engine starts ([`start_with_plugins`]): an engine
+/// started meanwhile put the maximum back to INFO, and a legacy plugin's
+/// `log::debug!` records were lost (a CI run).
+fn levels_lock() -> &'static tokio::sync::Mutex<()> {
     static LEVELS: std::sync::OnceLock<tokio::sync::Mutex<()>> = std::sync::OnceLock::new();
-    LEVELS
-        .get_or_init(|| tokio::sync::Mutex::new(()))
-        .lock()
-        .await
+    LEVELS.get_or_init(|| tokio::sync::Mutex::new(()))
+}
+
+thread_local! {
+    /// Whether this test (one a thread) holds [`levels_lock`].
+    static HOLDING_LEVELS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// [`levels_lock`], held until dropped.
+struct LevelsHeld {
+    _guard: tokio::sync::MutexGuard<'static, ()>,
+}
+
+impl Drop for LevelsHeld {
+    fn drop(&mut self) {
+        HOLDING_LEVELS.with(|held| held.set(false));
+    }
+}
+
+async fn levels_held() -> LevelsHeld {
+    let guard = levels_lock().lock().await;
+    HOLDING_LEVELS.with(|held| held.set(true));
+    LevelsHeld { _guard: guard }
 }
 
 async fn set_levels(engine: &Engine, task_level: LogLevel, belief_scope_enabled: bool) {
