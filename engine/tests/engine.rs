@@ -56,15 +56,6 @@ fn shell_on() -> ShellSettings {
     }
 }
 
-/// Starts a task of `plugin` as a viewer with no creator.
-async fn start_as_viewer(
-    engine: &Engine,
-    plugin: &str,
-    params: serde_json::Value,
-) -> Result<TaskInfo, engine::EngineError> {
-    engine.start_task(plugin, params, None, Role::Viewer).await
-}
-
 async fn start(db: Db) -> Engine {
     start_with(db, |_| {}).await
 }
@@ -711,10 +702,7 @@ async fn a_start_whose_claim_fails_answers_with_the_queued_task_and_runs_it_late
     // One task first, so that the engine's first look at the queue is over and a
     // start claims in its own trip (unless the 2 s poll's claim is under way just
     // then: the test would pass without trying the claim, a narrow window).
-    let first = start_as_viewer(&engine, "synthetic", serde_json::json!({"count": 10}))
-        .await
-        .unwrap();
-    wait_done(&engine, first.id).await;
+    run(&engine, "synthetic", serde_json::json!({"count": 10})).await;
     let mut conn =
         diesel::SqliteConnection::establish(fresh.url.trim_start_matches("sqlite://")).unwrap();
     conn.batch_execute(
@@ -722,7 +710,13 @@ async fn a_start_whose_claim_fails_answers_with_the_queued_task_and_runs_it_late
          WHEN NEW.node_id IS NOT NULL BEGIN SELECT RAISE(ABORT, 'claims refused'); END;",
     )
     .unwrap();
-    let task = start_as_viewer(&engine, "synthetic", serde_json::json!({"count": 10}))
+    let task = engine
+        .start_task(
+            "synthetic",
+            serde_json::json!({"count": 10}),
+            None,
+            Role::Viewer,
+        )
         .await
         .expect("the task is stored, so its start succeeded");
     conn.batch_execute("DROP TRIGGER refuse_claims;").unwrap();

@@ -280,10 +280,7 @@ pub(crate) fn page_of_candidates(
         let (seqs, after) = rest.split_at(chunk.min(rest.len()));
         rest = after;
         read += seqs.len();
-        let rows = with_conn!(conn, c => task_rows!(task, &narrowing, true)
-            .filter(task_logs::seq.eq_any(seqs.to_vec()))
-            .load::<LogColumns>(c)?);
-        for row in rows {
+        for row in rows_of_seqs(conn, task, &narrowing, seqs, true)? {
             let entry = decode_row(row)?;
             if filter.matches(&entry) {
                 found_bytes += entry_bytes(&entry);
@@ -307,6 +304,20 @@ pub(crate) fn page_of_candidates(
         scanned: None,
     };
     Ok((page, read))
+}
+
+/// The task's rows of these seqs that `narrowing` allows, in seq order (`backward`:
+/// descending).
+fn rows_of_seqs(
+    conn: &mut Conn,
+    task: TaskId,
+    narrowing: &SqlNarrowing,
+    seqs: &[i64],
+    backward: bool,
+) -> Result<Vec<LogColumns>> {
+    Ok(with_conn!(conn, c => task_rows!(task, narrowing, backward)
+        .filter(task_logs::seq.eq_any(seqs.to_vec()))
+        .load::<LogColumns>(c)?))
 }
 
 /// Under what the index holds a task's entries: SQLite's task key, or, on
@@ -459,9 +470,7 @@ fn read_chunk(
         let rows = if seqs.is_empty() {
             Vec::new()
         } else {
-            with_conn!(conn, c => task_rows!(task, SqlNarrowing::NONE, backward)
-                .filter(task_logs::seq.eq_any(seqs.clone()))
-                .load::<LogColumns>(c)?)
+            rows_of_seqs(conn, task, SqlNarrowing::NONE, &seqs, backward)?
         };
         return Ok(Chunk {
             positions: seqs.len(),

@@ -367,7 +367,7 @@ fn sqlite_batch(
     .load(c)?;
     let mut by_key: HashMap<i64, TaskId> = HashMap::new();
     for row in keyed {
-        if row.key < 1 << 31 {
+        if row.key < KEY_LIMIT {
             by_key.insert(row.key, task_of(&row.task_id)?);
         }
     }
@@ -420,6 +420,9 @@ struct Position {
     position: i64,
 }
 
+/// Task keys from here on are not indexed: a record's FTS5 rowid is `key << 32 | seq`.
+const KEY_LIMIT: i64 = 1 << 31;
+
 /// The key a task's records are indexed under, if they are (keys past 2^31 are not).
 pub fn task_key(c: &mut diesel::SqliteConnection, task: TaskId) -> Result<Option<i64>> {
     key_of(c, task.as_bytes())
@@ -431,7 +434,7 @@ fn key_of(c: &mut diesel::SqliteConnection, task: &[u8]) -> Result<Option<i64>> 
         .bind::<Binary, _>(task)
         .get_result(c)
         .optional()?;
-    Ok(key.map(|k| k.key).filter(|key| *key < 1 << 31))
+    Ok(key.map(|k| k.key).filter(|key| *key < KEY_LIMIT))
 }
 
 /// Seqs of the task's records in `(after, before)` that `lookup` finds, in seq order
