@@ -219,7 +219,7 @@ pub(crate) fn page_logs_within(
                 }
                 break 'phases;
             }
-            chunk = (CHUNK_BYTES / longest_row).clamp(FIRST_CHUNK_ROWS, MAX_CHUNK_ROWS);
+            chunk = next_chunk(limit + 1 - found.len(), scanned, found.len(), longest_row);
         }
         break;
     }
@@ -256,6 +256,25 @@ pub(crate) fn page_logs_within(
         };
         Ok((page, read))
     }
+}
+
+/// How many positions a page's next read asks for, when `needed` more matches would
+/// fill it (one past its limit, to know whether there is more) and `matched` of the
+/// `read` positions so far matched: what the rate so far says it needs, with a margin,
+/// and exactly `needed` when every position matched (as without a filter, where a
+/// read of 1,000 would otherwise load twice that); never more than `CHUNK_BYTES` of
+/// rows as long as the longest seen.
+fn next_chunk(needed: usize, read: usize, matched: usize, longest_row: usize) -> usize {
+    let most = (CHUNK_BYTES / longest_row).clamp(FIRST_CHUNK_ROWS, MAX_CHUNK_ROWS);
+    let expected = if matched == read {
+        needed
+    } else {
+        match needed.saturating_mul(read).checked_div(matched) {
+            Some(at_rate) => at_rate.saturating_add(at_rate / 4).saturating_add(16),
+            None => most,
+        }
+    };
+    expected.clamp(1, most)
 }
 
 /// A page of the task's records among `candidates` (seqs, descending: every
@@ -1131,5 +1150,18 @@ mod tests {
     fn like_patterns_escape_wildcards() {
         assert_eq!(like_pattern("50%_off\\"), "%50\\%\\_off\\\\%");
         assert_eq!(like_pattern("plain"), "%plain%");
+    }
+
+    #[test]
+    fn a_pages_next_read_asks_for_what_the_match_rate_says_it_needs() {
+        // Every row matched (no filter): exactly the rest of the page.
+        assert_eq!(next_chunk(745, 256, 256, 100), 745);
+        // One in ten matched: ten times the rest, with a margin.
+        assert_eq!(next_chunk(100, 1_000, 100, 100), 1_266);
+        // Nothing matched yet: as much as one read may load.
+        assert_eq!(next_chunk(1_001, 256, 0, 100), MAX_CHUNK_ROWS);
+        // Long rows bound it by bytes, however many are needed.
+        assert_eq!(next_chunk(1_001, 256, 256, 64 << 10), FIRST_CHUNK_ROWS);
+        assert_eq!(next_chunk(10_001, 100_000, 1, 100), MAX_CHUNK_ROWS);
     }
 }
