@@ -73,6 +73,12 @@ impl Api {
     }
 
     async fn get<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T> {
+        let body = self.get_body(path).await?;
+        serde_json::from_slice(&body).with_context(|| format!("GET {path}"))
+    }
+
+    /// The body of a successful `GET`, undecoded.
+    async fn get_body(&self, path: &str) -> Result<bytes::Bytes> {
         let mut response = self
             .http
             .get(format!("{}{path}", self.base))
@@ -87,7 +93,7 @@ impl Api {
                 String::from_utf8_lossy(&body)
             );
         }
-        serde_json::from_slice(&body).with_context(|| format!("GET {path}"))
+        Ok(body)
     }
 
     /// One gauge of `/metrics`, by name.
@@ -319,9 +325,13 @@ impl Api {
         for (i, position) in positions(rows).take(requests + 10).enumerate() {
             let path =
                 format!("/api/tasks/{task}/logs?{query}{sep}after_seq={position}&limit=1000");
+            // Until the whole body is in: decoding it is the client's own work, and
+            // the floor has none.
             let started = Instant::now();
-            let page: LogPage = self.get(&path).await?;
+            let body = self.get_body(&path).await?;
             let took = started.elapsed();
+            let page: LogPage =
+                serde_json::from_slice(&body).with_context(|| format!("GET {path}"))?;
             if page.logs.is_empty() && page.has_more {
                 bail!("{path} returned an empty page with has_more");
             }
