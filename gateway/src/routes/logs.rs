@@ -19,7 +19,7 @@ use crate::error::ApiError;
 use crate::openapi::{ExportParams, FilterParams, IndexParams, PageParams};
 use crate::params::{NoQuery, Params};
 use crate::routes::index_body::{IndexBody, Shape};
-use crate::routes::tasks::{existing_task, task_id};
+use crate::routes::tasks::{existing_task, task_id, task_not_found};
 use crate::state::AppState;
 
 const FILTER_KEYS: &[&str] = &["level", "source", "q", "re", "since", "until", "meta."];
@@ -83,11 +83,15 @@ pub async fn page(
         before_seq,
         limit: p.number("limit", 1, MAX_PAGE_LIMIT as u64)?.unwrap_or(1000) as usize,
     };
-    existing_task(&state, id).await?;
+    // The task's existence and its page in one trip to a database thread.
     let page = state
         .db
-        .run(move |c| page_logs(c, id, &filter, &query))
-        .await?;
+        .run(move |c| match storage::tasks::get_task(c, id)? {
+            Some(_) => page_logs(c, id, &filter, &query).map(Some),
+            None => Ok(None),
+        })
+        .await?
+        .ok_or_else(|| task_not_found(id))?;
     Ok(HttpResponse::Ok().json(page))
 }
 

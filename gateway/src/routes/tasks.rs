@@ -40,7 +40,11 @@ pub async fn existing_task(state: &AppState, id: TaskId) -> Result<protocol::Tas
         .db
         .run(move |c| storage::tasks::get_task(c, id))
         .await?
-        .ok_or_else(|| ApiError::not_found(format!("task {id} not found")))
+        .ok_or_else(|| task_not_found(id))
+}
+
+pub fn task_not_found(id: TaskId) -> ApiError {
+    ApiError::not_found(format!("task {id} not found"))
 }
 
 #[utoipa::path(get, path = "/api/plugins", tag = "tasks",
