@@ -56,6 +56,15 @@ pub fn positions(rows: u64) -> impl Iterator<Item = u64> {
     })
 }
 
+/// What a client asks the server to compress with (`Accept-Encoding`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    /// gzip, as browsers and this bench's client ask by default.
+    Gzip,
+    /// Nothing: the body as the floor encodes it.
+    Identity,
+}
+
 pub struct Api {
     base: String,
     http: awc::Client,
@@ -73,15 +82,19 @@ impl Api {
     }
 
     async fn get<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T> {
-        let body = self.get_body(path).await?;
+        let body = self.get_body(path, Encoding::Gzip).await?;
         serde_json::from_slice(&body).with_context(|| format!("GET {path}"))
     }
 
-    /// The body of a successful `GET`, undecoded.
-    async fn get_body(&self, path: &str) -> Result<bytes::Bytes> {
-        let mut response = self
-            .http
-            .get(format!("{}{path}", self.base))
+    /// The body of a successful `GET`, undecoded (uncompressed when it was sent
+    /// compressed).
+    async fn get_body(&self, path: &str, encoding: Encoding) -> Result<bytes::Bytes> {
+        let request = self.http.get(format!("{}{path}", self.base));
+        let request = match encoding {
+            Encoding::Gzip => request,
+            Encoding::Identity => request.insert_header(("Accept-Encoding", "identity")),
+        };
+        let mut response = request
             .send()
             .await
             .map_err(|e| anyhow::anyhow!("GET {path}: {e}"))?;
@@ -319,6 +332,7 @@ impl Api {
         rows: u64,
         query: &str,
         requests: usize,
+        encoding: Encoding,
     ) -> Result<Stats> {
         let sep = if query.is_empty() { "" } else { "&" };
         let mut samples = Vec::with_capacity(requests);
@@ -328,7 +342,7 @@ impl Api {
             // Until the whole body is in: decoding it is the client's own work, and
             // the floor has none.
             let started = Instant::now();
-            let body = self.get_body(&path).await?;
+            let body = self.get_body(&path, encoding).await?;
             let took = started.elapsed();
             let page: LogPage =
                 serde_json::from_slice(&body).with_context(|| format!("GET {path}"))?;

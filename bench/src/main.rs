@@ -39,6 +39,7 @@ mod workers;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
+use client::Encoding;
 use report::{Report, Row};
 use server::{Backend, Server};
 
@@ -476,9 +477,15 @@ async fn retrieval(
         "(the floor)",
     ));
     eprintln!("floor: bare read {floor}");
-    for (label, query) in client::RETRIEVAL_FILTERS {
+    // Uncompressed, as the floor; then the same first read compressed, as browsers
+    // ask for it, to show what gzip adds.
+    let reads = client::RETRIEVAL_FILTERS
+        .iter()
+        .map(|(label, query)| (*label, *query, Encoding::Identity))
+        .chain([("no filter, gzip", "", Encoding::Gzip)]);
+    for (label, query, encoding) in reads {
         let stats = api
-            .retrieval(target, sizes.target_task, query, sizes.requests)
+            .retrieval(target, sizes.target_task, query, sizes.requests, encoding)
             .await?;
         report.rows.push(Row::new(
             name,
