@@ -262,8 +262,8 @@ pub(crate) fn page_logs_within(
 /// fill it (one past its limit, to know whether there is more) and `matched` of the
 /// `read` positions so far matched: what the rate so far says it needs, with a margin,
 /// and exactly `needed` when every position matched (as without a filter, where a
-/// read of 1,000 would otherwise load twice that); never more than `CHUNK_BYTES` of
-/// rows as long as the longest seen.
+/// read of 1,000 would otherwise load twice that); never more than the old fixed
+/// size: `CHUNK_BYTES` of rows as long as the longest seen, within 256 to 2,048 rows.
 fn next_chunk(needed: usize, read: usize, matched: usize, longest_row: usize) -> usize {
     let most = (CHUNK_BYTES / longest_row).clamp(FIRST_CHUNK_ROWS, MAX_CHUNK_ROWS);
     let expected = if matched == read {
@@ -382,18 +382,22 @@ impl Phases {
             _ if lookups.is_empty() => None,
             Conn::Sqlite(c) => match text_index::task_key(c, task)? {
                 Some(key) => {
-                    let lookup = text_index::fewest(c, key, lookups)?;
-                    if let text_index::Candidates::Text(terms) = &mut lookups[lookup] {
-                        let bounds = if backward {
-                            (0, start.clamp(0, text_index::INDEXED_SEQS))
-                        } else {
-                            (
-                                start.clamp(0, text_index::INDEXED_SEQS),
-                                text_index::INDEXED_SEQS,
-                            )
-                        };
-                        *terms = text_index::rarest_terms(c, key, terms, bounds, backward)?;
+                    let bounds = if backward {
+                        (0, start.clamp(0, text_index::INDEXED_SEQS))
+                    } else {
+                        (
+                            start.clamp(0, text_index::INDEXED_SEQS),
+                            text_index::INDEXED_SEQS,
+                        )
+                    };
+                    // Each text ranked once: the choice between lookups counts with
+                    // the rarest terms, and the read's chunks look up the same.
+                    for lookup in lookups.iter_mut() {
+                        if let text_index::Candidates::Text(terms) = lookup {
+                            *terms = text_index::rarest_terms(c, key, terms, bounds, backward)?;
+                        }
                     }
+                    let lookup = text_index::fewest(c, key, lookups)?;
                     Some((IndexedUnder::Key(key), lookup))
                 }
                 None => None,
@@ -1162,6 +1166,7 @@ mod tests {
         assert_eq!(next_chunk(1_001, 256, 0, 100), MAX_CHUNK_ROWS);
         // Long rows bound it by bytes, however many are needed.
         assert_eq!(next_chunk(1_001, 256, 256, 64 << 10), FIRST_CHUNK_ROWS);
+        // A rare match asks for more than one read may load: that much.
         assert_eq!(next_chunk(10_001, 100_000, 1, 100), MAX_CHUNK_ROWS);
     }
 }

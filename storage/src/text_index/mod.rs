@@ -88,6 +88,7 @@ struct Count {
 /// Which of `lookups` finds the fewest of the task's candidates (counted up to
 /// [`ESTIMATE_CAP`], a common one stops early); the first of equals. SQLite keeps
 /// no statistics to tell a rare metadata value from a common text beforehand.
+/// Texts are counted with the terms they hold: rank them first ([`rarest_terms`]).
 pub fn fewest(c: &mut diesel::SqliteConnection, key: i64, lookups: &[Candidates]) -> Result<usize> {
     if lookups.len() < 2 {
         return Ok(0);
@@ -107,7 +108,7 @@ pub fn fewest(c: &mut diesel::SqliteConnection, key: i64, lookups: &[Candidates]
                 "SELECT count(*) AS n FROM (SELECT 1 FROM task_log_text \
                  WHERE task_log_text MATCH ? AND rowid > ? AND rowid < ? LIMIT ?)",
             )
-            .bind::<Text, _>(rarest_expression(c, key, terms, (0, INDEXED_SEQS), false)?)
+            .bind::<Text, _>(terms.join(" AND "))
             .bind::<BigInt, _>(key << 32)
             .bind::<BigInt, _>((key + 1) << 32)
             .bind::<BigInt, _>(ESTIMATE_CAP)
