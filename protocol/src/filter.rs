@@ -402,6 +402,15 @@ mod matcher {
             texts
         }
 
+        /// The literals every match of `re` contains, up to case, down to
+        /// [`PREFILTER_CHARS`](crate::literals::PREFILTER_CHARS) characters: too short
+        /// for the text index, but a database can skip the rows without them.
+        pub fn regex_literals(&self) -> Vec<String> {
+            self.re.as_ref().map_or_else(Vec::new, |re| {
+                crate::literals::required_literals_of(re.as_str(), crate::literals::PREFILTER_CHARS)
+            })
+        }
+
         /// The spec this filter was built from (regex as its source text).
         pub fn to_spec(&self) -> FilterSpec {
             FilterSpec {

@@ -9,6 +9,9 @@ use regex_syntax::hir::{Class, Hir, HirKind};
 
 /// Literals of at least this many characters narrow a trigram index.
 pub const MIN_LITERAL_CHARS: usize = 3;
+/// Literals of at least this many characters narrow a database's scan (`LIKE`): one
+/// character passes nearly every row, for the cost of testing each.
+pub const PREFILTER_CHARS: usize = 2;
 /// More literals than this cost index reads for little narrowing.
 const MAX_LITERALS: usize = 4;
 
@@ -16,30 +19,58 @@ const MAX_LITERALS: usize = 4;
 /// of at least [`MIN_LITERAL_CHARS`] characters. Empty when the pattern does not
 /// parse or requires nothing that long.
 pub fn required_literals(pattern: &str) -> Vec<String> {
+    required_literals_of(pattern, MIN_LITERAL_CHARS)
+}
+
+/// [`required_literals`] down to runs of `min_chars` characters. Shorter than a
+/// trigram, a run cannot narrow the text index, but a database can still skip the
+/// rows without it before they are read out and the regex runs on them.
+pub fn required_literals_of(pattern: &str, min_chars: usize) -> Vec<String> {
     let Ok(hir) = regex_syntax::Parser::new().parse(pattern) else {
         return Vec::new();
     };
-    let mut runs = Vec::new();
+    let mut runs = Runs {
+        done: Vec::new(),
+        min_chars: min_chars.max(1),
+    };
     let mut current = String::new();
     collect(&hir, &mut current, &mut runs);
-    end_run(&mut current, &mut runs);
+    runs.end(&mut current);
+    let mut runs = runs.done;
     runs.sort_by_key(|run| std::cmp::Reverse(run.chars().count()));
     runs.dedup();
     runs.truncate(MAX_LITERALS);
     runs
 }
 
+/// The runs found so far, and how long one must be to count.
+struct Runs {
+    done: Vec<String>,
+    min_chars: usize,
+}
+
+impl Runs {
+    /// Ends the run in `current`: kept when it is long enough.
+    fn end(&mut self, current: &mut String) {
+        if current.chars().count() >= self.min_chars {
+            self.done.push(std::mem::take(current));
+        } else {
+            current.clear();
+        }
+    }
+}
+
 /// Appends `hir`'s required text to `current` while it is one fixed string, and ends
 /// the run where it is not.
-fn collect(hir: &Hir, current: &mut String, runs: &mut Vec<String>) {
+fn collect(hir: &Hir, current: &mut String, runs: &mut Runs) {
     match hir.kind() {
         HirKind::Literal(literal) => match std::str::from_utf8(&literal.0) {
             Ok(text) => current.push_str(text),
-            Err(_) => end_run(current, runs),
+            Err(_) => runs.end(current),
         },
         HirKind::Class(class) => match single_letter(class) {
             Some(ch) => current.push(ch),
-            None => end_run(current, runs),
+            None => runs.end(current),
         },
         HirKind::Capture(capture) => collect(&capture.sub, current, runs),
         HirKind::Concat(parts) => {
@@ -48,16 +79,16 @@ fn collect(hir: &Hir, current: &mut String, runs: &mut Vec<String>) {
             }
         }
         HirKind::Repetition(rep) => {
-            end_run(current, runs);
+            runs.end(current);
             if rep.min >= 1 {
                 // The body occurs at least once, but what is around it varies.
                 collect(&rep.sub, current, runs);
-                end_run(current, runs);
+                runs.end(current);
             }
         }
         // Anchors and word boundaries take no characters: the run goes on.
         HirKind::Look(_) | HirKind::Empty => {}
-        HirKind::Alternation(_) => end_run(current, runs),
+        HirKind::Alternation(_) => runs.end(current),
     }
 }
 
@@ -83,17 +114,9 @@ fn single_letter(class: &Class) -> Option<char> {
     (first.is_ascii_alphabetic() && count == 2).then_some(lower)
 }
 
-fn end_run(current: &mut String, runs: &mut Vec<String>) {
-    if current.chars().count() >= MIN_LITERAL_CHARS {
-        runs.push(std::mem::take(current));
-    } else {
-        current.clear();
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::required_literals;
+    use super::{required_literals, required_literals_of};
 
     #[test]
     fn literals_every_match_needs() {
@@ -126,5 +149,19 @@ mod tests {
             required_literals("héllo wörld"),
             vec!["héllo wörld".to_owned()]
         );
+    }
+
+    #[test]
+    fn shorter_runs_when_asked_for() {
+        assert!(required_literals("99$").is_empty());
+        assert_eq!(required_literals_of("99$", 2), vec!["99".to_owned()]);
+        assert_eq!(
+            required_literals_of(r"#1[0-6] of \d+", 2),
+            vec![" of ".to_owned(), "#1".to_owned()]
+        );
+        assert!(required_literals_of("b$", 2).is_empty());
+        assert_eq!(required_literals_of("b$", 1), vec!["b".to_owned()]);
+        // Nothing shorter than one character, whatever is asked.
+        assert!(required_literals_of(r"\d+", 0).is_empty());
     }
 }
