@@ -390,25 +390,27 @@ mod matcher {
         /// Storage finds candidates through its text index with them; empty means
         /// the index cannot narrow this filter.
         pub fn required_texts(&self) -> Vec<String> {
-            let mut texts: Vec<String> = self
-                .q
-                .iter()
-                .filter(|q| q.chars().count() >= crate::literals::MIN_LITERAL_CHARS)
-                .cloned()
-                .collect();
+            let mut texts = self.q.iter().cloned().collect::<Vec<_>>();
             if let Some(re) = &self.re {
                 texts.extend(crate::literals::required_literals(re.as_str()));
             }
-            texts
+            storable_pieces(texts, crate::literals::MIN_LITERAL_CHARS)
+        }
+
+        /// `q` as texts a database can look for, down to one character (see
+        /// [`storable_pieces`]).
+        pub fn q_texts(&self) -> Vec<String> {
+            storable_pieces(self.q.iter().cloned(), 1)
         }
 
         /// The literals every match of `re` contains, up to case, down to
         /// [`PREFILTER_CHARS`](crate::literals::PREFILTER_CHARS) characters: too short
         /// for the text index, but a database can skip the rows without them.
         pub fn regex_literals(&self) -> Vec<String> {
-            self.re.as_ref().map_or_else(Vec::new, |re| {
+            let literals = self.re.as_ref().map_or_else(Vec::new, |re| {
                 crate::literals::required_literals_of(re.as_str(), crate::literals::PREFILTER_CHARS)
-            })
+            });
+            storable_pieces(literals, crate::literals::PREFILTER_CHARS)
         }
 
         /// The spec this filter was built from (regex as its source text).
@@ -427,6 +429,25 @@ mod matcher {
                 until: self.until,
             }
         }
+    }
+
+    /// The parts of `texts` between NUL characters, those of at least `min_chars`:
+    /// what a database can be asked for. PostgreSQL refuses a NUL in any text
+    /// parameter, and no stored message holds one (`storable_text`), so a text with
+    /// one narrows by its pieces (which every match contains too) and `matches`
+    /// decides the rest.
+    fn storable_pieces(texts: impl IntoIterator<Item = String>, min_chars: usize) -> Vec<String> {
+        texts
+            .into_iter()
+            .flat_map(|text| {
+                if text.contains('\0') {
+                    text.split('\0').map(str::to_owned).collect()
+                } else {
+                    vec![text]
+                }
+            })
+            .filter(|piece| !piece.is_empty() && piece.chars().count() >= min_chars)
+            .collect()
     }
 
     /// Substring search with ASCII letters compared without case; other characters

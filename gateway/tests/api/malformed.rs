@@ -382,6 +382,21 @@ async fn malformed_requests_get_a_clear_4xx_and_never_a_5xx() {
             200,
             "",
         ),
+        // A NUL, which no stored text holds and SQL text cannot carry: no match, no 500.
+        (
+            Method::GET,
+            format!("/api/tasks/{id}/logs?q=rec%00ord&re=b%00c"),
+            None,
+            200,
+            "",
+        ),
+        (
+            Method::GET,
+            "/api/logs/search?q=rec%00ord".into(),
+            None,
+            200,
+            "",
+        ),
         (
             Method::GET,
             format!("/api/tasks/{unknown}/logs"),

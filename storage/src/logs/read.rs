@@ -1089,14 +1089,16 @@ impl SqlNarrowing {
         };
         // The regex's literals however short: `re=99$` has its database skip the
         // 19 rows in 20 without `99` instead of handing them over to be decoded.
-        let texts = filter.regex_literals();
-        let mut likes: Vec<(&'static str, String)> = filter
-            .q
+        let mut texts = filter.q_texts();
+        for literal in filter.regex_literals() {
+            if !texts.contains(&literal) {
+                texts.push(literal);
+            }
+        }
+        let likes: Vec<(&'static str, String)> = texts
             .iter()
-            .chain(texts.iter().filter(|t| filter.q.as_ref() != Some(*t)))
             .map(|text| (like_operator(text), like_pattern(text)))
             .collect();
-        likes.dedup();
         SqlNarrowing {
             min_level: filter.min_level.map(LogLevel::as_i16),
             sources: filter.sources.clone(),

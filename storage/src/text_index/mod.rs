@@ -128,9 +128,14 @@ pub fn fewest(c: &mut diesel::SqliteConnection, key: i64, lookups: &[Candidates]
 /// The `task_log_pairs` entry for a metadata member at `path` with value text
 /// `value`: the path, a unit separator, and the value cut to [`PAIR_VALUE_BYTES`] on
 /// a character boundary. `None` for paths longer than a filter key may be, which no
-/// condition can name.
+/// condition can name, and for a path or value with a NUL.
 pub fn pair_key(path: &str, value: &str) -> Option<String> {
-    if path.chars().count() > protocol::filter::MAX_META_KEY_CHARS {
+    // PostgreSQL refuses a NUL in text: such a pair is neither indexed nor looked up,
+    // and a condition on it is checked on the rows instead.
+    if path.chars().count() > protocol::filter::MAX_META_KEY_CHARS
+        || path.contains('\0')
+        || value.contains('\0')
+    {
         return None;
     }
     let mut end = value.len().min(PAIR_VALUE_BYTES);
