@@ -439,14 +439,8 @@ mod matcher {
     fn storable_pieces(texts: impl IntoIterator<Item = String>, min_chars: usize) -> Vec<String> {
         texts
             .into_iter()
-            .flat_map(|text| {
-                if text.contains('\0') {
-                    text.split('\0').map(str::to_owned).collect()
-                } else {
-                    vec![text]
-                }
-            })
-            .filter(|piece| !piece.is_empty() && piece.chars().count() >= min_chars)
+            .flat_map(|text| text.split('\0').map(str::to_owned).collect::<Vec<_>>())
+            .filter(|piece| piece.chars().count() >= min_chars.max(1))
             .collect()
     }
 
