@@ -42,7 +42,9 @@ fn run_filter_restart_and_find_every_line() {
         ])));
         let want: Vec<u64> = (0..3000).filter(|i| i % 4 >= 2 && i % 3 == 1).collect();
         assert_eq!(
-            api.iter().map(|e| e.message.clone()).collect::<Vec<_>>(),
+            api.iter()
+                .map(|e| e.message().to_owned())
+                .collect::<Vec<_>>(),
             want.iter()
                 .map(|i| format!("synthetic record {i}"))
                 .collect::<Vec<_>>()
@@ -60,7 +62,7 @@ fn run_filter_restart_and_find_every_line() {
             !meta.is_empty()
                 && meta
                     .iter()
-                    .all(|e| e.message.starts_with("synthetic record 2")
+                    .all(|e| e.message().starts_with("synthetic record 2")
                         && e.metadata_value().unwrap()["dashboard_id"] == 7)
         );
         let text = stdout(&server.cli(&["logs", &id, "--tail", "2"]));
@@ -203,7 +205,7 @@ fn tail_reaches_matches_beyond_one_request() {
     let tail = entries(&stdout(
         &server.cli(&["logs", &id, "--re", pattern, "--tail", "2", "--json"]),
     ));
-    let messages: Vec<&str> = tail.iter().map(|e| e.message.as_str()).collect();
+    let messages: Vec<&str> = tail.iter().map(|e| e.message()).collect();
     assert_eq!(messages, ["synthetic record 9", "synthetic record 249999"]);
     let all = entries(&stdout(
         &server.cli(&["logs", &id, "--re", pattern, "--json"]),

@@ -804,7 +804,7 @@ fn errors_first_time_modes_and_shortcuts() {
         strip
             .as_str()
             .unwrap()
-            .contains(&format!("line {}: {}", first.seq, first.message)),
+            .contains(&format!("line {}: {}", first.seq, first.message())),
         "{strip}"
     );
     browser.wait(
@@ -1807,7 +1807,7 @@ fn long_lines_wrap_keep_their_place_and_the_choice_is_remembered() {
     let seq_of = |text: &str| {
         stored
             .iter()
-            .find(|e| e.message.split(' ').take(2).collect::<Vec<_>>().join(" ") == text)
+            .find(|e| e.message().split(' ').take(2).collect::<Vec<_>>().join(" ") == text)
             .unwrap_or_else(|| panic!("{text} stored"))
             .seq
     };

@@ -66,21 +66,21 @@ exit 7"#;
         let lines: Vec<&str> = logs
             .iter()
             .filter(|e| &*e.source == "stdout")
-            .map(|e| e.message.as_str())
+            .map(|e| e.message())
             .collect();
         assert_eq!(lines.len(), 3000);
         assert_eq!((lines[0], lines[2999]), ("line 1", "line 3000"));
         assert!(logs
             .iter()
             .all(|e| &*e.source != "stdout" || e.level == LogLevel::Info));
-        let oops = logs.iter().find(|e| e.message == "oops").unwrap();
+        let oops = logs.iter().find(|e| e.message() == "oops").unwrap();
         assert_eq!((&*oops.source, oops.level), ("stderr", LogLevel::Warning));
         let lost = logs
             .iter()
-            .find(|e| e.message == "lost connection")
+            .find(|e| e.message() == "lost connection")
             .unwrap();
         assert_eq!((&*lost.source, lost.level), ("db", LogLevel::Error));
-        assert_eq!(lost.metadata.as_ref().unwrap().get(), r#"{"host":"db1"}"#);
+        assert_eq!(lost.metadata().unwrap(), r#"{"host":"db1"}"#);
         let last = logs.last().unwrap();
         assert_eq!(&*last.source, "system");
 
@@ -104,7 +104,7 @@ exit 7"#;
         let logs = entries(&stdout(&server.cli(&["logs", &id, "--json"])));
         let placed: Vec<_> = logs
             .iter()
-            .map(|e| (e.seq, e.message.as_str(), e.group, e.mark, e.worst))
+            .map(|e| (e.seq, e.message(), e.group, e.mark, e.worst))
             .collect();
         use protocol::GroupMark::{Close, Open};
         assert_eq!(
@@ -263,7 +263,7 @@ fn a_fast_command_is_slowed_to_the_servers_window_never_cut() {
     let tail = entries(&stdout(
         &server.cli(&["logs", &id, "--tail", "1", "--json"]),
     ));
-    assert_eq!((tail[0].seq, tail[0].message.as_str()), (100_000, "100000"));
+    assert_eq!((tail[0].seq, tail[0].message()), (100_000, "100000"));
     let log = server.terminate();
     assert!(!log.contains("max_unacked_bytes"), "{log}");
 }

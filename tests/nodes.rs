@@ -119,7 +119,7 @@ fn nodes_share_a_database_and_a_dead_nodes_tasks_end_on_a_survivor() {
     let last = stored.last().unwrap();
     assert_eq!(&*last.source, "system");
     assert!(
-        last.message.contains("node n1 stopped answering"),
+        last.message().contains("node n1 stopped answering"),
         "{last:?}"
     );
     assert_eq!(task_info(&n2, &on_n2).status, TaskStatus::Running);
@@ -713,7 +713,7 @@ fn a_gateway_accepts_tasks_for_a_worker_connected_to_an_engine() {
     assert_eq!(info.node.as_deref(), Some("e1"), "ran on the worker's node");
     assert_eq!(info.result, Some(serde_json::json!({"said": "hi"})));
     assert_eq!(info.id, task.id);
-    let messages: Vec<&str> = logs.iter().map(|e| e.message.as_str()).collect();
+    let messages: Vec<&str> = logs.iter().map(|e| e.message()).collect();
     assert!(messages.contains(&"hi"), "{messages:?}");
 }
 

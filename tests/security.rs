@@ -66,7 +66,7 @@ fn shell_commands_get_a_clean_environment_and_viewers_see_env_redacted() {
         TaskStatus::Success
     );
     let logs = entries(&stdout(&server.cli(&["logs", &id, "--json"])));
-    let lines: Vec<&str> = logs.iter().map(|e| e.message.as_str()).collect();
+    let lines: Vec<&str> = logs.iter().map(|e| e.message()).collect();
     for wanted in [
         "PASSED_ON=visible-value",
         "TASK_SECRET=s3cret-value",
@@ -83,9 +83,9 @@ fn shell_commands_get_a_clean_environment_and_viewers_see_env_redacted() {
             );
         }
     }
-    let forged = logs.iter().find(|e| e.message == "forged").unwrap();
+    let forged = logs.iter().find(|e| e.message() == "forged").unwrap();
     assert_eq!(&*forged.source, "stdout", "output cannot claim `system`");
-    let fine = logs.iter().find(|e| e.message == "fine").unwrap();
+    let fine = logs.iter().find(|e| e.message() == "fine").unwrap();
     assert_eq!(&*fine.source, "db", "other sources may be claimed");
 
     let viewer = stdout(&server.cli(&["tokens", "create", "eve", "--role", "viewer"]))
@@ -161,10 +161,10 @@ fn a_process_that_leaves_the_group_cannot_keep_a_task_running() {
     let done = ended_within(&server, &exits, limit);
     assert_eq!(done.status, TaskStatus::Success);
     let logs = entries(&stdout(&server.cli(&["logs", &exits, "--json"])));
-    assert!(logs.iter().any(|e| e.message == "started"));
+    assert!(logs.iter().any(|e| e.message() == "started"));
     assert!(
         logs.iter()
-            .any(|e| &*e.source == "system" && e.message.contains("left its process group")),
+            .any(|e| &*e.source == "system" && e.message().contains("left its process group")),
         "the log says why output stopped being read"
     );
 

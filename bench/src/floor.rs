@@ -9,8 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use protocol::entry::encode_metadata;
-use protocol::{LogEntry, LogLevel, LogPage, TaskId, TaskInfo, TaskStatus, Timestamp};
+use protocol::{Body, LogEntry, LogLevel, LogPage, TaskId, TaskInfo, TaskStatus, Timestamp};
 use storage::{DatabaseSettings, Db};
 
 use crate::client::positions;
@@ -30,8 +29,10 @@ fn records(from: u64, n: u64) -> Vec<LogEntry> {
             timestamp: Timestamp(1_764_000_000_000_000 + i as i64),
             level: LogLevel::ALL[(i % 4) as usize],
             source: Arc::from(SOURCES[(i % 3) as usize]),
-            message: format!("synthetic record {i}"),
-            metadata: encode_metadata(serde_json::json!({"i": i, "dashboard_id": i % 10})),
+            body: Body::emitted(
+                format_args!("synthetic record {i}"),
+                Some(&serde_json::json!({"i": i, "dashboard_id": i % 10})),
+            ),
             group: None,
             mark: None,
             worst: None,

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use protocol::{LogEntry, LogLevel, TaskId, TaskInfo, TaskStatus, Timestamp};
+use protocol::{Body, LogEntry, LogLevel, TaskId, TaskInfo, TaskStatus, Timestamp};
 use storage::{tasks, DatabaseSettings, Db, LogBatchRef};
 
 use crate::report::{thousands, Row, Stats};
@@ -230,9 +230,9 @@ fn records(after: u64, n: u64) -> Vec<LogEntry> {
             timestamp: Timestamp(1_700_000_000_000_000 + seq as i64),
             level: LogLevel::ALL[(seq % 4) as usize],
             source: source.clone(),
-            message: format!("synthetic record {seq}: processed item batch=42 status=ok"),
-            metadata: protocol::entry::encode_metadata(
-                serde_json::json!({"i": seq, "dashboard_id": seq % 10}),
+            body: Body::emitted(
+                format_args!("synthetic record {seq}: processed item batch=42 status=ok"),
+                Some(&serde_json::json!({"i": seq, "dashboard_id": seq % 10})),
             ),
             group: None,
             mark: None,

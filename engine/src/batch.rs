@@ -44,9 +44,8 @@ const GROUP_BYTES: u64 = 64;
 /// An estimate of the bytes `entry` takes in a JSON frame (escaping aside).
 pub fn wire_bytes(entry: &LogEntry) -> u64 {
     ENTRY_OVERHEAD_BYTES
-        + entry.message.len() as u64
+        + entry.body.len() as u64
         + entry.source.len() as u64
-        + entry.metadata.as_ref().map_or(0, |m| m.get().len() as u64)
         + if entry.group.is_some() || entry.mark.is_some() {
             GROUP_BYTES
         } else {
@@ -219,6 +218,7 @@ impl BufferGate {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use protocol::Body;
     use std::sync::Arc;
     use std::time::Instant;
 
@@ -228,8 +228,7 @@ mod tests {
             timestamp: protocol::Timestamp(0),
             level,
             source: Arc::from(source),
-            message: "0123456789".into(),
-            metadata: None,
+            body: Body::new("0123456789".into(), None),
             group: None,
             mark: None,
             worst: None,

@@ -17,9 +17,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use actix::Recipient;
-use protocol::entry::{cap_message, encode_metadata, sanitize_source};
+use protocol::entry::{cap_message, sanitize_source};
 use protocol::group::{self, Groups};
-use protocol::{LogEntry, LogLevel, TaskId, Timestamp};
+use protocol::{Body, LogEntry, LogLevel, TaskId, Timestamp};
+use serde::Serialize;
 use serde_json::value::RawValue;
 
 use crate::batch::{BufferGate, LogBatch};
@@ -132,7 +133,7 @@ impl TaskLogger {
 
     pub fn log(&self, level: LogLevel, message: impl Into<String>) {
         if self.enabled(level) {
-            self.emit(level, message.into(), None, true);
+            self.emit(level, Body::from_message::<()>(message.into(), None), true);
         }
     }
 
@@ -145,16 +146,58 @@ impl TaskLogger {
         metadata: serde_json::Value,
     ) {
         if self.enabled(level) {
-            self.emit(level, message.into(), encode_metadata(metadata), true);
+            self.emit(
+                level,
+                Body::from_message(message.into(), Some(&metadata)),
+                true,
+            );
         }
     }
 
-    /// A record with metadata already serialised (must be a JSON object). The fast
-    /// path for emitters that build their metadata with `serde_json::value::to_raw_value`.
+    /// The fast path for busy emitters: the message is formatted (only when the level
+    /// is kept) straight into the record's one buffer.
+    ///
+    /// ```ignore
+    /// ctx.logger.log_fmt(LogLevel::Info, format_args!("copied {n} rows"));
+    /// ```
+    pub fn log_fmt(&self, level: LogLevel, message: std::fmt::Arguments<'_>) {
+        if self.enabled(level) {
+            self.emit(level, Body::emitted::<()>(message, None), true);
+        }
+    }
+
+    /// As [`TaskLogger::log_fmt`], with metadata serialised from any `Serialize` value
+    /// (a struct of the record's fields, say) into the same buffer, without building a
+    /// `serde_json::Value` first. A non-object is wrapped as `{"value": …}`.
+    pub fn log_fmt_with<M: Serialize + ?Sized>(
+        &self,
+        level: LogLevel,
+        message: std::fmt::Arguments<'_>,
+        metadata: &M,
+    ) {
+        if self.enabled(level) {
+            self.emit(level, Body::emitted(message, Some(metadata)), true);
+        }
+    }
+
+    /// A record with metadata already serialised (must be a JSON object).
     /// A `::group::` or `::endgroup::` line passes whatever the level.
     pub fn log_raw(&self, level: LogLevel, message: String, metadata: Option<Box<RawValue>>) {
         if self.enabled(level) || group::marker(&message).is_some() {
-            self.emit(level, message, metadata, true);
+            self.emit(
+                level,
+                Body::new(cap_message(message), metadata.as_deref()),
+                true,
+            );
+        }
+    }
+
+    /// A record of a body built by `Body::emitted` or `Body::from_message` (which
+    /// apply the record rules). A `::group::` or `::endgroup::` line passes whatever
+    /// the level.
+    pub fn log_body(&self, level: LogLevel, body: Body) {
+        if self.enabled(level) || group::marker(body.message()).is_some() {
+            self.emit(level, body, true);
         }
     }
 
@@ -172,8 +215,7 @@ impl TaskLogger {
         let name = name.replace(['\n', '\r'], " ");
         self.emit(
             LogLevel::Info,
-            format!("{}{}", group::OPEN_PREFIX, name.trim()),
-            None,
+            Body::emitted::<()>(format_args!("{}{}", group::OPEN_PREFIX, name.trim()), None),
             true,
         );
         GroupGuard {
@@ -214,18 +256,13 @@ impl TaskLogger {
         metadata: serde_json::Value,
     ) {
         if self.enabled(level) {
-            self.emit(level, message, encode_metadata(metadata), false);
+            self.emit(level, Body::from_message(message, Some(&metadata)), false);
         }
     }
 
-    fn emit(
-        &self,
-        level: LogLevel,
-        message: String,
-        metadata: Option<Box<RawValue>>,
-        may_wait: bool,
-    ) {
-        let message = cap_message(message);
+    /// Numbers and buffers a record whose body already obeys the record rules (built
+    /// by `Body::emitted` or `Body::from_message`, or capped).
+    fn emit(&self, level: LogLevel, body: Body, may_wait: bool) {
         {
             let mut st = self.core.state.lock().unwrap_or_else(|e| e.into_inner());
             if st.closed {
@@ -247,8 +284,7 @@ impl TaskLogger {
                 timestamp: Timestamp(now),
                 level,
                 source: self.source.clone(),
-                message,
-                metadata,
+                body,
                 group: None,
                 mark: None,
                 worst: None,
@@ -273,7 +309,9 @@ impl TaskLogger {
     /// Takes records numbered elsewhere (by a remote worker), in seq order: those whose
     /// seq this task already has are skipped, the rest must continue the sequence
     /// without a gap. Never blocks: the worker's own window of unacknowledged records
-    /// bounds what it sends. Returns how many were new.
+    /// bounds what it sends. Returns how many were new. Their bodies must already obey
+    /// the record rules (built by `Body::from_message`: the message capped, the
+    /// metadata an object).
     ///
     /// # Errors
     /// A seq that does not follow the last one, or a task that has ended; nothing of
@@ -298,7 +336,6 @@ impl TaskLogger {
                     last,
                 });
             }
-            entry.message = cap_message(entry.message);
             // A clock ahead of the server's would date the engine's own records after it.
             entry.timestamp.0 = entry.timestamp.0.min(now_micros());
             st.next_seq = entry.seq;
@@ -355,8 +392,11 @@ pub struct GroupGuard {
 
 impl Drop for GroupGuard {
     fn drop(&mut self) {
-        self.logger
-            .emit(LogLevel::Info, group::CLOSE_LINE.to_owned(), None, true);
+        self.logger.emit(
+            LogLevel::Info,
+            Body::new(group::CLOSE_LINE.to_owned(), None),
+            true,
+        );
     }
 }
 
@@ -373,8 +413,7 @@ fn close_groups_locked(st: &mut LoggerState) {
             timestamp: Timestamp(now),
             level: LogLevel::Info,
             source: Arc::from(crate::task::SYSTEM_SOURCE),
-            message: group::CLOSE_LINE.to_owned(),
-            metadata: None,
+            body: Body::new(group::CLOSE_LINE.to_owned(), None),
             group: None,
             mark: None,
             worst: None,

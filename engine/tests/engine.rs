@@ -185,7 +185,7 @@ async fn groups_nest_and_those_left_open_close_when_the_task_ends() {
             (
                 e.seq,
                 e.source.to_string(),
-                e.message,
+                e.body.into_message(),
                 e.group,
                 e.mark,
                 e.worst,
@@ -259,7 +259,15 @@ async fn groups_nest_and_those_left_open_close_when_the_task_ends() {
     assert_eq!(shell.status, TaskStatus::Success);
     let got: Vec<_> = all_logs(&engine.db, shell.id)
         .into_iter()
-        .map(|e| (e.seq, e.source.to_string(), e.message, e.group, e.mark))
+        .map(|e| {
+            (
+                e.seq,
+                e.source.to_string(),
+                e.body.into_message(),
+                e.group,
+                e.mark,
+            )
+        })
         .collect();
     assert_eq!(
         got,
@@ -378,11 +386,8 @@ fn shape(logs: &[LogEntry]) -> Vec<(LogLevel, String, String, String)> {
             (
                 e.level,
                 e.source.to_string(),
-                e.message.clone(),
-                e.metadata
-                    .as_ref()
-                    .map(|m| m.get().to_string())
-                    .unwrap_or_default(),
+                e.message().to_owned(),
+                e.metadata().unwrap_or_default().to_owned(),
             )
         })
         .collect()
@@ -437,7 +442,7 @@ async fn sources_default_to_plugin_and_with_source_tags_records() {
         let plugin: Vec<_> = logs
             .iter()
             .filter(|e| &*e.source == "plugin")
-            .map(|e| e.message.as_str())
+            .map(|e| e.message())
             .collect();
         assert_eq!(
             plugin,
@@ -537,7 +542,7 @@ async fn task_log_level_gates_what_is_stored_and_belief_scope_follows_its_settin
                 e.metadata_value()
                     .is_some_and(|m| m["scope"] == "sync_dashboard")
             })
-            .map(|e| (e.level, e.message))
+            .map(|e| (e.level, e.body.into_message()))
             .collect();
         let one = [
             (LogLevel::Debug, "Entry".to_string()),
@@ -636,7 +641,7 @@ async fn legacy_plugins_log_through_the_log_crate_into_their_own_task() {
             assert_eq!(done.status, TaskStatus::Success, "{backend}");
             let logs = all_logs(&engine.db, task.id);
             assert!(logs.iter().all(|e| &*e.source == "plugin"));
-            let messages: Vec<_> = logs.iter().map(|e| e.message.as_str()).collect();
+            let messages: Vec<_> = logs.iter().map(|e| e.message()).collect();
             assert_eq!(
                 messages.first(),
                 Some(&format!("Backup started for {tables} tables").as_str())
@@ -644,7 +649,7 @@ async fn legacy_plugins_log_through_the_log_crate_into_their_own_task() {
             assert_eq!(messages.last(), Some(&"Backup finished"));
             assert_eq!(
                 logs.iter()
-                    .filter(|e| e.message.starts_with("Dumping"))
+                    .filter(|e| e.message().starts_with("Dumping"))
                     .count(),
                 tables
             );
@@ -755,7 +760,7 @@ async fn cancelling_stops_a_running_task_and_keeps_its_records() {
         assert_dense(&logs);
         let last = logs.last().unwrap();
         assert_eq!(
-            (&*last.source, last.level, last.message.as_str()),
+            (&*last.source, last.level, last.message()),
             ("system", LogLevel::Warning, "cancelled by ops")
         );
         assert!(
@@ -804,7 +809,7 @@ async fn an_asynchronous_actor_plugin_runs_without_a_thread_and_sees_cancel() {
     );
     let logs = all_logs(&engine.db, task.id);
     assert_dense(&logs);
-    assert_eq!(logs[0].message, "Syncing 1000 dashboards.");
+    assert_eq!(logs[0].message(), "Syncing 1000 dashboards.");
     let requests = logs.iter().filter(|e| &*e.source == "superset_api").count();
     assert!(
         (2..100).contains(&requests),
@@ -990,13 +995,13 @@ async fn shell_output_becomes_records_and_exit_status_decides_the_outcome() {
     let logs = all_logs(&engine.db, task.id);
     let got: Vec<_> = logs
         .iter()
-        .map(|e| (e.level, e.source.to_string(), e.message.clone()))
+        .map(|e| (e.level, e.source.to_string(), e.message().to_owned()))
         .collect();
     assert!(got.contains(&(LogLevel::Info, "stdout".into(), "hello".into())));
     assert!(got.contains(&(LogLevel::Warning, "stderr".into(), "oops".into())));
     assert!(got.contains(&(LogLevel::Error, "db".into(), "lost".into())));
     assert!(got.contains(&(LogLevel::Info, "stdout".into(), "no newline".into())));
-    let structured = logs.iter().find(|e| e.message == "lost").unwrap();
+    let structured = logs.iter().find(|e| e.message() == "lost").unwrap();
     assert_eq!(
         structured.metadata_value(),
         Some(serde_json::json!({"table": "t1"}))
@@ -1014,7 +1019,7 @@ async fn shell_output_becomes_records_and_exit_status_decides_the_outcome() {
     );
     let last = all_logs(&engine.db, failed.id).pop().unwrap();
     assert_eq!(
-        (&*last.source, last.level, last.message.as_str()),
+        (&*last.source, last.level, last.message()),
         ("system", LogLevel::Error, "Task failed: exit status 3")
     );
 
@@ -1243,7 +1248,7 @@ async fn a_line_with_a_nul_character_is_stored_with_a_replacement() {
         assert_eq!(task.status, TaskStatus::Success, "{backend}: {task:?}");
         let logs = all_logs(&engine.db, task.id);
         assert_eq!(logs.len(), 1, "{backend}");
-        assert_eq!(logs[0].message, "a\u{FFFD}b");
+        assert_eq!(logs[0].message(), "a\u{FFFD}b");
         let after = run(&engine, "synthetic", serde_json::json!({"count": 10})).await;
         assert_eq!(
             all_logs(&engine.db, after.id).len(),
@@ -1284,7 +1289,7 @@ async fn shutdown_ends_tasks_whose_plugins_ignore_cancellation() {
         .unwrap();
     assert_eq!(done.status, TaskStatus::Interrupted);
     let logs = all_logs(&engine.db, task.id);
-    assert_eq!(logs[0].message, "going to sleep");
+    assert_eq!(logs[0].message(), "going to sleep");
 }
 
 /// Not a test on its own: the child process of

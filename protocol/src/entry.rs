@@ -7,6 +7,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+pub use crate::body::Body;
 use crate::{GroupMark, LogLevel, Timestamp};
 
 /// Longest source name kept; longer names are cut.
@@ -19,10 +20,37 @@ pub const MAX_METADATA_BYTES: usize = 64 * 1024;
 /// One log record of one task.
 ///
 /// `(task_id, seq)` identifies it; the task id is not repeated here because records
-/// always travel in the context of their task (a page, a frame, a batch).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+/// always travel in the context of their task (a page, a frame, a batch). Its JSON
+/// form is [`EntryFields`]: the message and metadata, kept together in a [`Body`],
+/// travel as two fields.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(from = "EntryFields")]
 pub struct LogEntry {
+    /// Per-task sequence number, 1, 2, 3, … in emission order, without gaps.
+    pub seq: u64,
+    pub timestamp: Timestamp,
+    pub level: LogLevel,
+    /// The component that spoke (`plugin`, `stdout`, `superset_api`, …).
+    pub source: Arc<str>,
+    /// The message and the metadata (a JSON object, kept as the exact text it was
+    /// serialised to once at emission).
+    pub body: Body,
+    /// Seq of the record that opened the innermost group this one is in (for an
+    /// `open` record the group around it, for a `close` record the group it
+    /// closes). Set where records are numbered (`group::Groups`).
+    pub group: Option<u64>,
+    /// Whether this record opens or closes a group (`::group::NAME`, `::endgroup::`).
+    pub mark: Option<GroupMark>,
+    /// On a `close` record: the most severe level inside the group (none when it
+    /// held no line).
+    pub worst: Option<LogLevel>,
+}
+
+/// A [`LogEntry`] as JSON: what clients send and read.
+#[derive(Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(as = LogEntry))]
+pub struct EntryFields {
     /// Per-task sequence number, 1, 2, 3, … in emission order, without gaps.
     pub seq: u64,
     pub timestamp: Timestamp,
@@ -31,26 +59,88 @@ pub struct LogEntry {
     #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub source: Arc<str>,
     pub message: String,
-    /// A JSON object, kept as the exact text it was serialised to once at emission.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "raw_from_any"
-    )]
+    /// A JSON object.
+    #[serde(default, deserialize_with = "raw_from_any")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub metadata: Option<Box<RawValue>>,
-    /// Seq of the record that opened the innermost group this one is in (for an
-    /// `open` record the group around it, for a `close` record the group it
-    /// closes). Set where records are numbered (`group::Groups`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Seq of the record that opened the innermost group this one is in.
+    #[serde(default)]
     pub group: Option<u64>,
-    /// Whether this record opens or closes a group (`::group::NAME`, `::endgroup::`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Whether this record opens or closes a group.
+    #[serde(default)]
     pub mark: Option<GroupMark>,
-    /// On a `close` record: the most severe level inside the group (none when it
-    /// held no line).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// On a `close` record: the most severe level inside the group.
+    #[serde(default)]
     pub worst: Option<LogLevel>,
+}
+
+impl From<EntryFields> for LogEntry {
+    fn from(f: EntryFields) -> LogEntry {
+        LogEntry {
+            seq: f.seq,
+            timestamp: f.timestamp,
+            level: f.level,
+            source: f.source,
+            body: Body::new(f.message, f.metadata.as_deref()),
+            group: f.group,
+            mark: f.mark,
+            worst: f.worst,
+        }
+    }
+}
+
+impl Serialize for LogEntry {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut s = serializer.serialize_struct("LogEntry", 9)?;
+        s.serialize_field("seq", &self.seq)?;
+        s.serialize_field("timestamp", &self.timestamp)?;
+        s.serialize_field("level", &self.level)?;
+        s.serialize_field("source", &*self.source)?;
+        s.serialize_field("message", self.body.message())?;
+        match self.body.metadata() {
+            // The text is checked again rather than trusted: a `RawValue` can only be
+            // had by parsing, and this way a corrupt body is an error, not bad JSON.
+            Some(json) => s.serialize_field(
+                "metadata",
+                serde_json::from_str::<&RawValue>(json).map_err(serde::ser::Error::custom)?,
+            )?,
+            None => s.skip_field("metadata")?,
+        }
+        optional_field(&mut s, "group", &self.group)?;
+        optional_field(&mut s, "mark", &self.mark)?;
+        optional_field(&mut s, "worst", &self.worst)?;
+        s.end()
+    }
+}
+
+fn optional_field<S: serde::ser::SerializeStruct, T: Serialize>(
+    s: &mut S,
+    name: &'static str,
+    value: &Option<T>,
+) -> Result<(), S::Error> {
+    match value {
+        Some(value) => s.serialize_field(name, value),
+        None => s.skip_field(name),
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for LogEntry {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+        <EntryFields as utoipa::PartialSchema>::schema()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for LogEntry {
+    fn name() -> Cow<'static, str> {
+        <EntryFields as utoipa::ToSchema>::name()
+    }
+
+    fn schemas(schemas: &mut Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::Schema>)>) {
+        <EntryFields as utoipa::ToSchema>::schemas(schemas)
+    }
 }
 
 /// Reads metadata through `serde_json::Value`, so that entries also deserialise inside
@@ -64,28 +154,20 @@ fn raw_from_any<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Box<Raw
         .transpose()
 }
 
-impl PartialEq for LogEntry {
-    fn eq(&self, other: &Self) -> bool {
-        self.seq == other.seq
-            && self.timestamp == other.timestamp
-            && self.level == other.level
-            && self.source == other.source
-            && self.message == other.message
-            && self.metadata.as_ref().map(|m| m.get()) == other.metadata.as_ref().map(|m| m.get())
-            && self.group == other.group
-            && self.mark == other.mark
-            && self.worst == other.worst
-    }
-}
-
-impl Eq for LogEntry {}
-
 impl LogEntry {
+    pub fn message(&self) -> &str {
+        self.body.message()
+    }
+
+    /// The metadata's JSON text (an object), if the record has metadata.
+    pub fn metadata(&self) -> Option<&str> {
+        self.body.metadata()
+    }
+
     /// The metadata parsed into a JSON value (`None` when the record has none).
     pub fn metadata_value(&self) -> Option<serde_json::Value> {
-        self.metadata
-            .as_ref()
-            .and_then(|raw| serde_json::from_str(raw.get()).ok())
+        self.metadata()
+            .and_then(|raw| serde_json::from_str(raw).ok())
     }
 }
 
@@ -142,19 +224,9 @@ pub fn cap_message(message: String) -> String {
 /// `{"value": …}`, null as none, and an object over [`MAX_METADATA_BYTES`] replaced by
 /// `{"truncated_bytes": N}` so that one huge record cannot swamp the pipeline.
 pub fn encode_metadata(value: serde_json::Value) -> Option<Box<RawValue>> {
-    let value = match value {
-        serde_json::Value::Null => return None,
-        serde_json::Value::Object(map) if map.is_empty() => return None,
-        object @ serde_json::Value::Object(_) => object,
-        other => serde_json::json!({ "value": other }),
-    };
-    let text = serde_json::to_string(&value).ok()?;
-    let text = if text.len() > MAX_METADATA_BYTES {
-        format!("{{\"truncated_bytes\":{}}}", text.len())
-    } else {
-        text
-    };
-    RawValue::from_string(text).ok()
+    let body = Body::emitted(format_args!(""), Some(&value));
+    body.metadata()
+        .map(|json| RawValue::from_string(json.to_owned()).expect("a body's metadata is JSON"))
 }
 
 #[cfg(test)]
@@ -216,8 +288,10 @@ mod tests {
             timestamp: Timestamp(1_764_070_202_123_456),
             level: LogLevel::Warning,
             source: Arc::from("api"),
-            message: "slow response".into(),
-            metadata: encode_metadata(serde_json::json!({"dashboard_id": 3})),
+            body: Body::emitted(
+                format_args!("slow response"),
+                Some(&serde_json::json!({"dashboard_id": 3})),
+            ),
             group: None,
             mark: None,
             worst: None,

@@ -364,20 +364,20 @@ mod matcher {
                 return false;
             }
             if let Some(q) = &self.q {
-                if !contains_ignore_ascii_case(&entry.message, q) {
+                if !contains_ignore_ascii_case(entry.message(), q) {
                     return false;
                 }
             }
             if let Some(re) = &self.re {
-                if !re.is_match(&entry.message) {
+                if !re.is_match(entry.message()) {
                     return false;
                 }
             }
             if !self.meta.is_empty() {
-                let Some(raw) = entry.metadata.as_deref() else {
+                let Some(raw) = entry.metadata() else {
                     return false;
                 };
-                if !self.meta.iter().all(|cond| cond.matches_raw(raw.get())) {
+                if !self.meta.iter().all(|cond| cond.matches_raw(raw)) {
                     return false;
                 }
             }
@@ -465,6 +465,7 @@ mod matcher {
     mod tests {
         use super::*;
         use crate::entry::encode_metadata;
+        use crate::Body;
         use std::sync::Arc;
 
         fn entry(
@@ -478,8 +479,7 @@ mod matcher {
                 timestamp: Timestamp(1_000_000),
                 level,
                 source: Arc::from(source),
-                message: message.into(),
-                metadata: encode_metadata(meta),
+                body: Body::new(message.into(), encode_metadata(meta).as_deref()),
                 group: None,
                 mark: None,
                 worst: None,

@@ -81,7 +81,7 @@ impl Groups {
     pub fn place(&mut self, entry: &mut LogEntry) {
         entry.mark = None;
         entry.worst = None;
-        let mark = marker(&entry.message);
+        let mark = marker(entry.message());
         match mark {
             Some(GroupMark::Close) if self.too_deep == 0 => {
                 if let Some((seq, worst)) = self.open.pop() {
@@ -124,7 +124,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::Timestamp;
+    use crate::{Body, Timestamp};
 
     fn record(seq: u64, level: LogLevel, message: &str) -> LogEntry {
         LogEntry {
@@ -132,8 +132,7 @@ mod tests {
             timestamp: Timestamp(seq as i64),
             level,
             source: Arc::from("stdout"),
-            message: message.into(),
-            metadata: None,
+            body: Body::new(message.into(), None),
             group: None,
             mark: None,
             worst: None,

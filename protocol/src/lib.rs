@@ -4,7 +4,8 @@
 //!
 //! - [`level`]: [`LogLevel`], ordered so that "this level and above" is `>=`.
 //! - [`time`]: [`Timestamp`], UTC microseconds, written as RFC 3339.
-//! - [`entry`]: [`LogEntry`], one stored/streamed log record, and source-name rules.
+//! - [`entry`]: [`LogEntry`], one stored/streamed log record, and source-name rules;
+//!   [`body`]: its message and metadata, in one allocation.
 //! - [`task`]: [`TaskStatus`], [`TaskInfo`] and the task request bodies.
 //! - [`filter`]: [`FilterSpec`] (what a client asks for) and, with the `matcher`
 //!   feature, the validated [`LogFilter`] whose `matches` is the single definition of
@@ -14,6 +15,7 @@
 //! - [`line`]: a record as one line of text, for the export, the CLI and the console.
 
 pub mod api;
+pub mod body;
 pub mod entry;
 pub mod filter;
 pub mod group;
@@ -31,6 +33,7 @@ pub use api::{
     SearchHit, SearchPage, SourceCount, SpoolReport, SpoolRetry, TokenCreated, TokenInfo,
     WorkerInfo,
 };
+pub use body::Body;
 pub use entry::{LogEntry, MAX_MESSAGE_BYTES, MAX_METADATA_BYTES, MAX_SOURCE_CHARS};
 pub use filter::FilterSpec;
 #[cfg(feature = "matcher")]

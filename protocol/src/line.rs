@@ -12,11 +12,11 @@ pub fn text_line(entry: &LogEntry) -> String {
         entry.timestamp,
         entry.level.as_str(),
         entry.source,
-        strip_escapes(&entry.message)
+        strip_escapes(entry.message())
     );
-    if let Some(meta) = &entry.metadata {
+    if let Some(meta) = entry.metadata() {
         line.push(' ');
-        line.push_str(meta.get());
+        line.push_str(meta);
     }
     line
 }
@@ -35,10 +35,10 @@ pub fn terminal_line(entry: &LogEntry) -> String {
         entry.timestamp,
         entry.level.as_str(),
         entry.source,
-        entry.message
+        entry.message()
     );
-    if let Some(meta) = &entry.metadata {
-        line.push_str(&format!(" \x1b[2m{}\x1b[0m", meta.get()));
+    if let Some(meta) = entry.metadata() {
+        line.push_str(&format!(" \x1b[2m{meta}\x1b[0m"));
     }
     line
 }
@@ -84,7 +84,7 @@ mod tests {
 
     use super::*;
     use crate::entry::encode_metadata;
-    use crate::Timestamp;
+    use crate::{Body, Timestamp};
 
     fn entry(level: LogLevel, message: &str, meta: bool) -> LogEntry {
         LogEntry {
@@ -92,12 +92,12 @@ mod tests {
             timestamp: Timestamp(1_764_070_202_123_456),
             level,
             source: Arc::from("superset_api"),
-            message: message.into(),
-            metadata: if meta {
+            body: Body::new(
+                message.into(),
                 encode_metadata(serde_json::json!({"dashboard_id": 3}))
-            } else {
-                None
-            },
+                    .as_deref()
+                    .filter(|_| meta),
+            ),
             group: None,
             mark: None,
             worst: None,

@@ -118,10 +118,7 @@ mod tests {
         let ServerMessage::Logs { entries, .. } = serde_json::from_str(text).unwrap() else {
             panic!("expected logs")
         };
-        assert_eq!(
-            entries[0].metadata.as_ref().unwrap().get(),
-            r#"{"dashboard_id":3}"#
-        );
+        assert_eq!(entries[0].metadata().unwrap(), r#"{"dashboard_id":3}"#);
     }
 
     #[test]

@@ -138,11 +138,8 @@ impl<'a> NewLogRow<'a> {
             ts: entry.timestamp.as_micros(),
             level: entry.level.as_i16(),
             source: &entry.source,
-            message: &entry.message,
-            metadata: entry
-                .metadata
-                .as_deref()
-                .map(serde_json::value::RawValue::get),
+            message: entry.message(),
+            metadata: entry.metadata(),
             group_seq: entry.group.map(|seq| seq as i64),
             group_mark: entry.mark.map(protocol::GroupMark::as_i16),
             group_worst: entry.worst.map(protocol::LogLevel::as_i16),

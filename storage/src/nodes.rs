@@ -2,7 +2,7 @@
 //! resolution of a dead node's tasks.
 
 use diesel::prelude::*;
-use protocol::{LogEntry, LogLevel, NodeInfo, TaskId, TaskStatus, Timestamp};
+use protocol::{Body, LogEntry, LogLevel, NodeInfo, TaskId, TaskStatus, Timestamp};
 
 use crate::db::Conn;
 use crate::error::StorageError;
@@ -200,8 +200,7 @@ fn reap_elected(
                 timestamp: now,
                 level: LogLevel::Error,
                 source: "system".into(),
-                message: why.clone(),
-                metadata: None,
+                body: Body::new(why.clone(), None),
                 group: None,
                 mark: None,
                 worst: None,

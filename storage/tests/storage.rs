@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use protocol::entry::encode_metadata;
 use protocol::{
-    FilterSpec, LogEntry, LogFilter, LogLevel, LogSettings, Role, TaskId, TaskInfo, TaskStatus,
-    Timestamp,
+    Body, FilterSpec, LogEntry, LogFilter, LogLevel, LogSettings, Role, TaskId, TaskInfo,
+    TaskStatus, Timestamp,
 };
 use storage::logs::{
     insert_log_batches, matching_runs, matching_seqs, page_logs, source_counts, SeqRuns,
@@ -53,12 +53,12 @@ fn records(count: u64) -> Vec<LogEntry> {
                 timestamp: Timestamp(1_700_000_000_000_000 + i as i64 * 1000),
                 level: LogLevel::ALL[(i % 4) as usize],
                 source: Arc::from(sources[(i % 3) as usize]),
-                message,
-                metadata: if i % 11 == 10 {
-                    None
-                } else {
+                body: Body::new(
+                    message,
                     encode_metadata(serde_json::json!({"i": i, "dashboard_id": i % 10, "db": format!("db-{}", i % 2)}))
-                },
+                        .as_deref()
+                        .filter(|_| i % 11 != 10),
+                ),
                 group: None,
                 mark: None,
                 worst: None,
@@ -71,7 +71,9 @@ fn records(count: u64) -> Vec<LogEntry> {
 fn long_records(count: u64) -> Vec<LogEntry> {
     let mut entries = records(count);
     for e in &mut entries {
-        e.message = format!("{:0>61440}", e.seq);
+        let metadata = e.metadata().map(str::to_owned);
+        e.body =
+            Body::with_metadata_text(format!("{:0>61440}", e.seq), metadata.as_deref()).unwrap();
     }
     entries
 }
@@ -301,7 +303,7 @@ fn pages_of_long_lines_are_bounded_in_bytes() {
                 )
             })
             .unwrap();
-        let bytes: usize = first.logs.iter().map(|e| e.message.len()).sum();
+        let bytes: usize = first.logs.iter().map(|e| e.message().len()).sum();
         assert!(first.has_more, "{backend}");
         assert!(
             first.logs.len() < 400,
@@ -883,16 +885,19 @@ fn awkward_records(count: u64) -> Vec<LogEntry> {
                 timestamp: Timestamp(1_000 + i as i64 * 10),
                 level: LogLevel::ALL[(i % 4) as usize],
                 source: Arc::from(sources[(i % 4) as usize]),
-                message: format!("{} {} {}", w(0), w(1), i % 13),
-                metadata: match i % 5 {
-                    0 => None,
-                    1 => encode_metadata(serde_json::json!({"k": w(2), "n": i % 3})),
-                    2 => encode_metadata(
-                        serde_json::json!({"n": (i % 3).to_string(), "b": i % 2 == 0}),
-                    ),
-                    3 => encode_metadata(serde_json::json!({"x": {"y": w(3)}, "k": null})),
-                    _ => encode_metadata(serde_json::json!({"k": i % 3, "x.y": "1"})),
-                },
+                body: Body::new(
+                    format!("{} {} {}", w(0), w(1), i % 13),
+                    match i % 5 {
+                        0 => None,
+                        1 => encode_metadata(serde_json::json!({"k": w(2), "n": i % 3})),
+                        2 => encode_metadata(
+                            serde_json::json!({"n": (i % 3).to_string(), "b": i % 2 == 0}),
+                        ),
+                        3 => encode_metadata(serde_json::json!({"x": {"y": w(3)}, "k": null})),
+                        _ => encode_metadata(serde_json::json!({"k": i % 3, "x.y": "1"})),
+                    }
+                    .as_deref(),
+                ),
                 group: None,
                 mark: None,
                 worst: None,
@@ -1491,8 +1496,8 @@ fn partitioning_an_existing_log_table_keeps_every_record() {
             .bind::<BigInt, _>(e.timestamp.as_micros())
             .bind::<SmallInt, _>(e.level.as_i16())
             .bind::<Text, _>(&*e.source)
-            .bind::<Text, _>(&e.message)
-            .bind::<Nullable<Text>, _>(e.metadata.as_deref().map(|m| m.get()))
+            .bind::<Text, _>(e.message())
+            .bind::<Nullable<Text>, _>(e.metadata())
             .execute(c)
             .unwrap();
         }
@@ -1659,24 +1664,27 @@ fn indexed_records(salt: u64) -> Vec<LogEntry> {
                 timestamp: Timestamp(1_000 + seq as i64),
                 level: LogLevel::ALL[(i % 4) as usize],
                 source: Arc::from(["api", "db"][(i % 2) as usize]),
-                message,
-                metadata: match i % 7 {
-                    0 => None,
-                    1 => encode_metadata(serde_json::json!({"http": {"status": 500 + i % 2}})),
-                    2 => encode_metadata(serde_json::json!({"k": "v", "n": i % 5})),
-                    // A dotted key at the top and nesting three deep.
-                    3 => encode_metadata(serde_json::json!({
-                        "http.status": 500, "a": {"b": {"c": "x"}}, "tags": [1, "x"]
-                    })),
-                    // Values longer than the index keeps, alike in their first 128 bytes.
-                    4 => encode_metadata(serde_json::json!({
-                        "long": format!("{}{}", "z".repeat(200), i % 2), "n": null
-                    })),
-                    5 => encode_metadata(serde_json::json!({
-                        "ключ": "значение", "a.b": {"c": "x"}, "http": {"status": "500"}
-                    })),
-                    _ => encode_metadata(serde_json::json!({"k": "V", "n": i % 5})),
-                },
+                body: Body::new(
+                    message,
+                    match i % 7 {
+                        0 => None,
+                        1 => encode_metadata(serde_json::json!({"http": {"status": 500 + i % 2}})),
+                        2 => encode_metadata(serde_json::json!({"k": "v", "n": i % 5})),
+                        // A dotted key at the top and nesting three deep.
+                        3 => encode_metadata(serde_json::json!({
+                            "http.status": 500, "a": {"b": {"c": "x"}}, "tags": [1, "x"]
+                        })),
+                        // Values longer than the index keeps, alike in their first 128 bytes.
+                        4 => encode_metadata(serde_json::json!({
+                            "long": format!("{}{}", "z".repeat(200), i % 2), "n": null
+                        })),
+                        5 => encode_metadata(serde_json::json!({
+                            "ключ": "значение", "a.b": {"c": "x"}, "http": {"status": "500"}
+                        })),
+                        _ => encode_metadata(serde_json::json!({"k": "V", "n": i % 5})),
+                    }
+                    .as_deref(),
+                ),
                 group: None,
                 mark: None,
                 worst: None,
@@ -1906,10 +1914,10 @@ fn sqlite_text_index_follows_the_records() {
     let want_pairs = entries
         .iter()
         .filter(|e| e.seq < 1 << 32)
-        .filter_map(|e| e.metadata.as_deref())
+        .filter_map(|e| e.metadata())
         .map(|raw| {
             let object: serde_json::Map<String, serde_json::Value> =
-                serde_json::from_str(raw.get()).unwrap();
+                serde_json::from_str(raw).unwrap();
             protocol::filter::meta_pairs(&object)
                 .into_iter()
                 .map(|(path, value)| storage::text_index::pair_key(&path, &value).unwrap())
@@ -1935,8 +1943,8 @@ fn sqlite_text_index_follows_the_records() {
                     ts: e.timestamp.as_micros(),
                     level: e.level.as_i16(),
                     source: &e.source,
-                    message: &e.message,
-                    metadata: e.metadata.as_deref().map(|m| m.get()),
+                    message: e.message(),
+                    metadata: e.metadata(),
                     group_seq: None,
                     group_mark: None,
                     group_worst: None,
@@ -2038,10 +2046,10 @@ fn pg_pairs_of(db: &Db, task: TaskId) -> i64 {
 fn index_entries(entries: &[LogEntry]) -> i64 {
     entries
         .iter()
-        .filter_map(|e| e.metadata.as_deref())
+        .filter_map(|e| e.metadata())
         .map(|raw| {
             let object: serde_json::Map<String, serde_json::Value> =
-                serde_json::from_str(raw.get()).unwrap();
+                serde_json::from_str(raw).unwrap();
             protocol::filter::meta_pairs(&object)
                 .into_iter()
                 .map(|(path, value)| storage::text_index::pair_key(&path, &value).unwrap())
@@ -2102,7 +2110,7 @@ fn postgresql_text_and_metadata_indexes_follow_the_records() {
     let holding = |entries: &[LogEntry], text: &str| {
         entries
             .iter()
-            .filter(|e| e.message.to_ascii_lowercase().contains(text))
+            .filter(|e| e.message().to_ascii_lowercase().contains(text))
             .count() as i64
     };
     let want_tim = holding(&entries, "tim");
@@ -2111,7 +2119,7 @@ fn postgresql_text_and_metadata_indexes_follow_the_records() {
     let blocks_of = |entries: &[LogEntry], text: &str| {
         entries
             .iter()
-            .filter(|e| e.message.to_ascii_lowercase().contains(text))
+            .filter(|e| e.message().to_ascii_lowercase().contains(text))
             .map(|e| e.seq >> 12)
             .collect::<std::collections::BTreeSet<_>>()
             .len() as i64
@@ -2139,7 +2147,7 @@ fn postgresql_text_and_metadata_indexes_follow_the_records() {
     let without: Vec<LogEntry> = records(500)
         .into_iter()
         .map(|e| LogEntry {
-            metadata: None,
+            body: Body::new(e.message().to_owned(), None),
             ..e
         })
         .collect();
@@ -2301,12 +2309,14 @@ fn text_candidates_over_many_blocks_are_read_to_the_end() {
                 timestamp: Timestamp(1_000 + i as i64),
                 level: LogLevel::Info,
                 source: Arc::from("api"),
-                message: match i % 5 {
-                    0 | 3 => format!("Needle in block {i}"),
-                    1 => format!("haystack {i} needle"),
-                    _ => format!("hay {i}"),
-                },
-                metadata: None,
+                body: Body::new(
+                    match i % 5 {
+                        0 | 3 => format!("Needle in block {i}"),
+                        1 => format!("haystack {i} needle"),
+                        _ => format!("hay {i}"),
+                    },
+                    None,
+                ),
                 group: None,
                 mark: None,
                 worst: None,
@@ -2417,8 +2427,7 @@ fn search_across_tasks_pages_in_order_while_tasks_log() {
                     timestamp: Timestamp(5_000 + i as i64),
                     level: LogLevel::Info,
                     source: Arc::from("api"),
-                    message: format!("late timeout after {i} ms"),
-                    metadata: None,
+                    body: Body::new(format!("late timeout after {i} ms"), None),
                     group: None,
                     mark: None,
                     worst: None,
@@ -2614,7 +2623,7 @@ fn search_pages_of_long_lines_are_bounded_and_lose_nothing() {
             let first = db
                 .run_blocking(|c| search_logs(c, &filter, &conditions, None, 1_000))
                 .unwrap();
-            let bytes: usize = first.hits.iter().map(|h| h.log.message.len()).sum();
+            let bytes: usize = first.hits.iter().map(|h| h.log.message().len()).sum();
             assert!(
                 (MAX_PAGE_BYTES..MAX_PAGE_BYTES + 2 * 65_536).contains(&bytes),
                 "{backend} {json}: {bytes} bytes"
@@ -2637,8 +2646,7 @@ fn search_by_level_or_source_skips_tasks_without_such_records() {
             timestamp: Timestamp(1),
             level,
             source: Arc::from(source),
-            message: "line".into(),
-            metadata: None,
+            body: Body::new("line".into(), None),
             group: None,
             mark: None,
             worst: None,
@@ -2725,12 +2733,14 @@ fn sqlite_reads_a_text_through_its_rarest_trigrams() {
             timestamp: Timestamp(seq as i64),
             level: LogLevel::Info,
             source: Arc::from("plugin"),
-            message: if seq % 1_000 == 7 {
-                format!("record xyz {seq}")
-            } else {
-                format!("record {seq}")
-            },
-            metadata: None,
+            body: Body::new(
+                if seq % 1_000 == 7 {
+                    format!("record xyz {seq}")
+                } else {
+                    format!("record {seq}")
+                },
+                None,
+            ),
             group: None,
             mark: None,
             worst: None,
@@ -3020,8 +3030,7 @@ fn placed_records(lines: &[(LogLevel, &str)]) -> Vec<LogEntry> {
                 timestamp: Timestamp(1_700_000_000_000_000 + i as i64 * 1000),
                 level: *level,
                 source: Arc::from("stdout"),
-                message: (*text).to_owned(),
-                metadata: None,
+                body: Body::new((*text).to_owned(), None),
                 group: None,
                 mark: None,
                 worst: None,

@@ -2,7 +2,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::*;
-use protocol::{LogEntry, Timestamp};
+use protocol::{Body, LogEntry, Timestamp};
 
 /// Stands in for a session that never runs: it only counts its wake-ups.
 struct Asleep(Arc<AtomicUsize>);
@@ -27,8 +27,7 @@ fn batch(task: TaskId, seqs: std::ops::Range<u64>, level: LogLevel) -> Arc<LogBa
             timestamp: Timestamp(0),
             level,
             source: Arc::from("plugin"),
-            message: "x".repeat(100),
-            metadata: None,
+            body: Body::new("x".repeat(100), None),
             group: None,
             mark: None,
             worst: None,

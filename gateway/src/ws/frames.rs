@@ -100,7 +100,7 @@ fn to_text(msg: &ServerMessage) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use protocol::{LogLevel, Timestamp};
+    use protocol::{Body, LogLevel, Timestamp};
 
     #[test]
     fn logs_frames_parse_as_server_messages() {
@@ -110,8 +110,10 @@ mod tests {
             timestamp: Timestamp(7),
             level: LogLevel::Error,
             source: Arc::from("api"),
-            message: "boom \"quoted\"".into(),
-            metadata: protocol::entry::encode_metadata(serde_json::json!({"k": 1})),
+            body: Body::new(
+                "boom \"quoted\"".into(),
+                protocol::entry::encode_metadata(serde_json::json!({"k": 1})).as_deref(),
+            ),
             group: None,
             mark: None,
             worst: None,
@@ -143,8 +145,7 @@ mod tests {
                 timestamp: Timestamp(seq as i64),
                 level: LogLevel::Info,
                 source: Arc::from("api"),
-                message: "x".repeat(10_000),
-                metadata: None,
+                body: Body::new("x".repeat(10_000), None),
                 group: None,
                 mark: None,
                 worst: None,

@@ -182,7 +182,7 @@ impl Subscription {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use protocol::{FilterSpec, LogLevel, Timestamp};
+    use protocol::{Body, FilterSpec, LogLevel, Timestamp};
 
     fn batch(task: TaskId, seqs: std::ops::RangeInclusive<u64>) -> Arc<LogBatch> {
         Arc::new(LogBatch::new(
@@ -196,8 +196,7 @@ mod tests {
                     LogLevel::Info
                 },
                 source: Arc::from("plugin"),
-                message: format!("m{seq}"),
-                metadata: None,
+                body: Body::new(format!("m{seq}"), None),
                 group: None,
                 mark: None,
                 worst: None,

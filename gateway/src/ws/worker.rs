@@ -33,9 +33,9 @@ use engine::remote::{
     WorkerSubmit,
 };
 use engine::TaskLogger;
-use protocol::entry::{encode_metadata, sanitize_source};
+use protocol::entry::sanitize_source;
 use protocol::worker::{FinishStatus, ResumedTask, ToWorkerMessage, WorkerEntry, WorkerMessage};
-use protocol::{ErrorBody, LogEntry, Role, TaskId};
+use protocol::{Body, ErrorBody, LogEntry, Role, TaskId};
 
 use super::admission::Slot;
 use crate::auth::Caller;
@@ -544,8 +544,7 @@ fn to_entry(e: WorkerEntry) -> LogEntry {
         timestamp: e.timestamp,
         level: e.level,
         source: Arc::from(source),
-        message: e.message,
-        metadata: e.metadata.and_then(encode_metadata),
+        body: Body::from_message(e.message, e.metadata.as_ref()),
         group: None,
         mark: None,
         worst: None,

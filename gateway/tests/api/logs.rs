@@ -44,7 +44,7 @@ fn bits_to_seqs(body: &[u8]) -> Vec<u64> {
 }
 
 fn messages(entries: &[LogEntry]) -> Vec<String> {
-    entries.iter().map(|e| e.message.clone()).collect()
+    entries.iter().map(|e| e.message().to_owned()).collect()
 }
 
 #[actix_rt::test]
@@ -461,7 +461,7 @@ async fn search_across_tasks_finds_records_of_every_task_in_order() {
         }
         let got: Vec<(TaskId, String)> = hits
             .iter()
-            .map(|h| (h.task_id, h.log.message.clone()))
+            .map(|h| (h.task_id, h.log.message().to_owned()))
             .collect();
         assert_eq!(got, want, "{backend}");
         assert!(hits.iter().all(|h| h.plugin == "synthetic"));

@@ -254,7 +254,7 @@ async fn shell_is_for_admins_and_its_output_is_logged() {
     let logs = app.all_logs(task.id, "").await;
     let lines: Vec<_> = logs
         .iter()
-        .map(|e| (e.source.to_string(), e.message.clone()))
+        .map(|e| (e.source.to_string(), e.message().to_owned()))
         .collect();
     assert!(lines.contains(&("stdout".into(), "out".into())));
     assert!(lines.contains(&("stderr".into(), "err".into())));

@@ -148,7 +148,7 @@ async fn a_remote_task_runs_logs_and_finishes_like_a_local_one() {
         );
         assert_eq!(stored[1].source.as_ref(), "api");
         assert_eq!(stored[1].level, LogLevel::Warning);
-        assert_eq!(stored[1].metadata.as_ref().unwrap().get(), r#"{"i":2}"#);
+        assert_eq!(stored[1].metadata().unwrap(), r#"{"i":2}"#);
         let live = follower.follow_to_end(task.id).await;
         let filtered = app.all_logs(task.id, "level=WARNING&source=api").await;
         assert!(!filtered.is_empty());
@@ -156,11 +156,11 @@ async fn a_remote_task_runs_logs_and_finishes_like_a_local_one() {
         assert_eq!(
             live.entries
                 .iter()
-                .map(|e| (e.seq, e.message.clone()))
+                .map(|e| (e.seq, e.message().to_owned()))
                 .collect::<Vec<_>>(),
             filtered
                 .iter()
-                .map(|e| (e.seq, e.message.clone()))
+                .map(|e| (e.seq, e.message().to_owned()))
                 .collect::<Vec<_>>(),
             "{backend}: the live stream with a filter equals the stored records with it"
         );

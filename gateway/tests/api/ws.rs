@@ -1056,7 +1056,7 @@ async fn subscribe_all_is_a_live_search_over_every_task() {
                     let last = last_seq.entry(task_id).or_default();
                     assert!(e.seq > *last, "in seq order, once");
                     *last = e.seq;
-                    got.entry(task_id).or_default().push(e.message);
+                    got.entry(task_id).or_default().push(e.body.into_message());
                 }
             }
             Some(Ok(ServerMessage::Task { task })) if task.status.is_terminal() => ended += 1,
@@ -1083,7 +1083,7 @@ async fn subscribe_all_is_a_live_search_over_every_task() {
         match ws.next(Duration::from_secs(10)).await {
             Some(Ok(ServerMessage::Matched { task_id, entries })) => {
                 assert_eq!(task_id, c.id);
-                seen.extend(entries.into_iter().map(|e| e.message));
+                seen.extend(entries.into_iter().map(|e| e.body.into_message()));
             }
             other => panic!("{other:?}"),
         }
@@ -1097,7 +1097,7 @@ async fn subscribe_all_is_a_live_search_over_every_task() {
     while seen.len() < expected.len() {
         match ws.next(Duration::from_secs(10)).await {
             Some(Ok(ServerMessage::Matched { entries, .. })) => {
-                seen.extend(entries.into_iter().map(|e| e.message))
+                seen.extend(entries.into_iter().map(|e| e.body.into_message()))
             }
             other => panic!("{other:?}"),
         }

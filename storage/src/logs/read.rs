@@ -7,8 +7,7 @@ use std::sync::Arc;
 use diesel::dsl::sql;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Binary, Bool, SmallInt, Text};
-use protocol::{GroupMark, LogEntry, LogFilter, LogLevel, LogPage, TaskId, Timestamp};
-use serde_json::value::RawValue;
+use protocol::{Body, GroupMark, LogEntry, LogFilter, LogLevel, LogPage, TaskId, Timestamp};
 
 use super::{
     level_bits, LogQuery, CHUNK_BYTES, FIRST_CHUNK_ROWS, MAX_CHUNK_ROWS, MAX_PAGE_BYTES,
@@ -130,7 +129,7 @@ pub(crate) const LOG_COLUMNS: (
 
 /// What a record weighs for [`MAX_PAGE_BYTES`].
 pub(crate) fn entry_bytes(entry: &LogEntry) -> usize {
-    entry.message.len() + entry.source.len() + entry.metadata.as_ref().map_or(0, |m| m.get().len())
+    entry.body.len() + entry.source.len()
 }
 
 /// Reads one page of a task's log that matches `filter`.
@@ -1139,10 +1138,7 @@ pub(crate) fn decode_row(
         timestamp: Timestamp(ts),
         level: LogLevel::from_i16(level).ok_or_else(|| corrupt(format!("level {level}")))?,
         source: Arc::from(source),
-        message,
-        metadata: metadata
-            .map(RawValue::from_string)
-            .transpose()
+        body: Body::with_metadata_text(message, metadata.as_deref())
             .map_err(|e| corrupt(format!("metadata: {e}")))?,
         group: group.map(|g| g as u64),
         mark: mark

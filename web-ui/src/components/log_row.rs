@@ -167,8 +167,8 @@ pub fn row(entry: &Rc<LogEntry>, matcher: &Matcher, state: RowState, events: &Ro
     } = state;
     let seq = entry.seq;
     let level = entry.level.as_str();
-    let first_line = entry.message.lines().next().unwrap_or("");
-    let multi_line = entry.message.contains('\n');
+    let first_line = entry.message().lines().next().unwrap_or("");
+    let multi_line = entry.message().contains('\n');
     let select = {
         let cb = events.select.clone();
         Callback::from(move |e: MouseEvent| {
@@ -183,7 +183,7 @@ pub fn row(entry: &Rc<LogEntry>, matcher: &Matcher, state: RowState, events: &Ro
             cb.emit(seq)
         })
     };
-    let meta = entry.metadata.as_ref().map(|m| m.get().to_owned());
+    let meta = entry.metadata().map(str::to_owned);
     html! {
         <div key={seq.to_string()} id={format!("row-{seq}")} role="row" aria-rowindex={(pos + 1).to_string()} aria-selected={selected.to_string()}
              class={classes!("log-row", format!("lvl-{level}"), selected.then_some("selected"), current.then_some("current"))}

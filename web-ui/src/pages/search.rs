@@ -215,7 +215,7 @@ fn hit_row(hit: &SearchHit, mark: Option<&str>) -> Html {
     let id = hit.task_id.to_string();
     let href = format!("/tasks/{id}#L{}", hit.log.seq);
     let level = hit.log.level.as_str();
-    let message = crate::ansi::strip(&hit.log.message);
+    let message = crate::ansi::strip(hit.log.message());
     html! {
         <tr class={format!("lvl-{level}")} data-testid="search-hit" data-task={id.clone()} data-seq={hit.log.seq.to_string()}>
             <td><a href={href} class="mono" title="open the task at this line">{ format!("{id}#L{}", hit.log.seq) }</a></td>

@@ -25,8 +25,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use protocol::entry::encode_metadata;
-use protocol::{LogLevel, MAX_MESSAGE_BYTES};
+use protocol::{Body, LogLevel, MAX_MESSAGE_BYTES};
 
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -468,7 +467,10 @@ fn emit_line(logger: &TaskLogger, default_level: LogLevel, raw: &[u8]) {
         None => logger.clone(),
     };
     if target.enabled(line.level) || protocol::group::marker(&line.message).is_some() {
-        target.log_raw(line.level, line.message, encode_metadata(line.metadata));
+        target.log_body(
+            line.level,
+            Body::from_message(line.message, Some(&line.metadata)),
+        );
     }
 }
 

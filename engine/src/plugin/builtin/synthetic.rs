@@ -178,11 +178,11 @@ impl BlockingPlugin for Synthetic {
                 _ => LogLevel::ALL[(i % 3) as usize],
             };
             let logger = &loggers[(i % loggers.len() as u64) as usize];
-            if logger.enabled(level) {
-                let meta = serde_json::value::to_raw_value(&Meta::of(i, &p))
-                    .map_err(PluginError::failed)?;
-                logger.log_raw(level, format!("synthetic record {i}"), Some(meta));
-            }
+            logger.log_fmt_with(
+                level,
+                format_args!("synthetic record {i}"),
+                &Meta::of(i, &p),
+            );
         }
         if p.work > 0 {
             let check: u64 = digest.iter().map(|b| u64::from(*b)).sum();

@@ -309,7 +309,7 @@ impl LogPanel {
             return false;
         }
         match entry {
-            Some(entry) => self.first_error = Some((entry.seq, entry.message)),
+            Some(entry) => self.first_error = Some((entry.seq, entry.body.into_message())),
             // Not found after all (deleted meanwhile, or the request failed): ask
             // again at the next counts.
             None => self.first_error_asked = false,

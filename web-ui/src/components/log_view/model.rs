@@ -267,7 +267,7 @@ impl LogModel {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use protocol::Timestamp;
+    use protocol::{Body, Timestamp};
     use std::sync::Arc;
 
     fn record(seq: u64, level: LogLevel) -> LogEntry {
@@ -276,8 +276,7 @@ mod tests {
             timestamp: Timestamp(seq as i64),
             level,
             source: Arc::from("s"),
-            message: format!("line {seq}"),
-            metadata: None,
+            body: Body::new(format!("line {seq}"), None),
             group: None,
             mark: None,
             worst: None,

@@ -194,7 +194,7 @@ impl Outline {
                 self.groups.push(LogGroup {
                     seq: entry.seq,
                     parent: entry.group,
-                    name: protocol::group::group_name(&entry.message).to_owned(),
+                    name: protocol::group::group_name(entry.message()).to_owned(),
                     started: entry.timestamp,
                     end_seq: None,
                     ended: None,
@@ -370,7 +370,7 @@ impl Outline {
 mod tests {
     use std::sync::Arc;
 
-    use protocol::{LogLevel, Timestamp};
+    use protocol::{Body, LogLevel, Timestamp};
 
     use super::*;
 
@@ -567,8 +567,7 @@ mod tests {
             timestamp: Timestamp(seq as i64),
             level,
             source: Arc::from("stdout"),
-            message: message.into(),
-            metadata: None,
+            body: Body::new(message.into(), None),
             group,
             mark,
             worst: None,

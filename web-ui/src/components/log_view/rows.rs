@@ -315,7 +315,7 @@ impl LogPanel {
                     <button class="secondary" onclick={copy}>{ "Copy line" }</button>
                     <button class="link" onclick={link.callback(|_| Msg::CloseDetail)} title="close (Esc)">{ "×" }</button>
                 </header>
-                <pre class="message">{ message_html(&entry.message, &self.matcher) }</pre>
+                <pre class="message">{ message_html(entry.message(), &self.matcher) }</pre>
                 if let Some(meta) = meta {
                     <pre class="metadata">{ meta }</pre>
                 }

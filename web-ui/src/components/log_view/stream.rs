@@ -44,7 +44,7 @@ impl LogPanel {
                     let find = self.filter.find_spec().is_some();
                     let matcher = &self.matcher;
                     self.model.apply_live(entries, |entry| {
-                        find && matcher.is_match(&crate::ansi::strip(&entry.message))
+                        find && matcher.is_match(&crate::ansi::strip(entry.message()))
                     });
                     if self.follow {
                         self.scroll_to = Some(f64::MAX);
