@@ -398,7 +398,8 @@ async fn overhead(
                 report::thousands(1e6 / per_record)
             ),
             format!("{overhead:+.1}% (fastest of {}: {full:.3} s vs {discarded:.3} s)", sizes.overhead_runs),
-            "≤ 2%",
+            // The targets: ≤ 5% at ≈157,000 records/s per core, ≤ 2% at ≈39,000/s.
+            if per_record < 12.0 { "≤ 5%" } else { "≤ 2%" },
         ));
         eprintln!("overhead, work {work}: {overhead:+.1}% ({full:.3} s vs {discarded:.3} s)");
     }

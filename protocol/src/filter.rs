@@ -150,7 +150,7 @@ fn meta_values_at<'a>(
 }
 
 #[cfg(feature = "matcher")]
-pub use matcher::{FilterError, LogFilter, MetaCondition, MAX_META_KEY_CHARS};
+pub use matcher::{FilterError, LogFilter, MetaCondition, RecordParts, MAX_META_KEY_CHARS};
 
 #[cfg(feature = "matcher")]
 mod matcher {
@@ -274,6 +274,17 @@ mod matcher {
         pub until: Option<Timestamp>,
     }
 
+    /// What a filter looks at in a record, borrowed from wherever the record is.
+    #[derive(Debug, Clone, Copy)]
+    pub struct RecordParts<'a> {
+        pub level: LogLevel,
+        pub timestamp: Timestamp,
+        pub source: &'a str,
+        pub message: &'a str,
+        /// The metadata's JSON text.
+        pub metadata: Option<&'a str>,
+    }
+
     impl LogFilter {
         /// Validates a spec. Empty strings for `q` and `re` mean "no condition".
         ///
@@ -352,29 +363,41 @@ mod matcher {
 
         /// Does `entry` pass every condition?
         pub fn matches(&self, entry: &LogEntry) -> bool {
-            if self.min_level.is_some_and(|min| entry.level < min) {
+            self.matches_parts(&RecordParts {
+                level: entry.level,
+                timestamp: entry.timestamp,
+                source: &entry.source,
+                message: entry.message(),
+                metadata: entry.metadata(),
+            })
+        }
+
+        /// As [`LogFilter::matches`], on a record's parts: storage checks rows
+        /// before it builds records of the ones that pass.
+        pub fn matches_parts(&self, record: &RecordParts<'_>) -> bool {
+            if self.min_level.is_some_and(|min| record.level < min) {
                 return false;
             }
-            if !self.sources.is_empty() && !self.sources.iter().any(|s| **s == *entry.source) {
+            if !self.sources.is_empty() && !self.sources.iter().any(|s| **s == *record.source) {
                 return false;
             }
-            if self.since.is_some_and(|since| entry.timestamp < since)
-                || self.until.is_some_and(|until| entry.timestamp >= until)
+            if self.since.is_some_and(|since| record.timestamp < since)
+                || self.until.is_some_and(|until| record.timestamp >= until)
             {
                 return false;
             }
             if let Some(q) = &self.q {
-                if !contains_ignore_ascii_case(entry.message(), q) {
+                if !contains_ignore_ascii_case(record.message, q) {
                     return false;
                 }
             }
             if let Some(re) = &self.re {
-                if !re.is_match(entry.message()) {
+                if !re.is_match(record.message) {
                     return false;
                 }
             }
             if !self.meta.is_empty() {
-                let Some(raw) = entry.metadata() else {
+                let Some(raw) = record.metadata else {
                     return false;
                 };
                 if !self.meta.iter().all(|cond| cond.matches_raw(raw)) {

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use diesel::dsl::sql;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Binary, Bool, SmallInt, Text};
+use protocol::filter::RecordParts;
 use protocol::{Body, GroupMark, LogEntry, LogFilter, LogLevel, LogPage, TaskId, Timestamp};
 
 use super::{
@@ -132,6 +133,28 @@ pub(crate) fn entry_bytes(entry: &LogEntry) -> usize {
     entry.body.len() + entry.source.len()
 }
 
+/// [`entry_bytes`] of the record a row holds.
+fn row_bytes((_, _, _, source, message, metadata, ..): &LogColumns) -> usize {
+    message.len() + source.len() + metadata.as_ref().map_or(0, String::len)
+}
+
+/// Whether `filter` selects the record a row holds, checked on its columns: rows
+/// that do not pass are never built into records.
+fn row_matches(
+    filter: &LogFilter,
+    (seq, ts, level, source, message, metadata, ..): &LogColumns,
+) -> Result<bool> {
+    let level = LogLevel::from_i16(*level)
+        .ok_or_else(|| StorageError::Corrupt(format!("record {seq}: level {level}")))?;
+    Ok(filter.matches_parts(&RecordParts {
+        level,
+        timestamp: Timestamp(*ts),
+        source,
+        message,
+        metadata: metadata.as_deref(),
+    }))
+}
+
 /// Reads one page of a task's log that matches `filter`.
 ///
 /// When the filter has a `meta` condition or names a text (`q`, or literals its `re`
@@ -186,11 +209,10 @@ pub(crate) fn page_logs_within(
                 consumed += 1;
                 cursor = row.0;
                 last_scanned = Some(row.0);
-                let entry = decode_row(row)?;
-                let bytes = entry_bytes(&entry);
+                let bytes = row_bytes(&row);
                 longest_row = longest_row.max(bytes);
-                if filter.matches(&entry) {
-                    found.push(entry);
+                if row_matches(filter, &row)? {
+                    found.push(decode_row(row)?);
                     found_bytes += bytes;
                     if found.len() > limit {
                         break;
@@ -299,10 +321,9 @@ pub(crate) fn page_of_candidates(
         rest = after;
         read += seqs.len();
         for row in rows_of_seqs(conn, task, &narrowing, seqs, true)? {
-            let entry = decode_row(row)?;
-            if filter.matches(&entry) {
-                found_bytes += entry_bytes(&entry);
-                found.push(entry);
+            if row_matches(filter, &row)? {
+                found_bytes += row_bytes(&row);
+                found.push(decode_row(row)?);
                 if found.len() > limit || found_bytes >= MAX_PAGE_BYTES {
                     break 'read;
                 }
@@ -993,8 +1014,7 @@ fn confirmed_seqs(
     while let Some(phase) = phases.current() {
         let read = read_chunk(conn, task, narrowing, phase, cursor, false, MAX_CHUNK_ROWS)?;
         for row in read.rows {
-            let entry = decode_row(row)?;
-            if filter.matches(&entry) && !sink(entry.seq) {
+            if row_matches(filter, &row)? && !sink(row.0 as u64) {
                 return Ok(());
             }
         }

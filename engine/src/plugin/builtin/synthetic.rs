@@ -13,8 +13,11 @@
 //!
 //! For benchmarks: `work` (default 0) does that many rounds of hashing a 64-byte
 //! buffer per record, real CPU work whose digest ends up in the result; `discard`
-//! (default false) builds each record as usual and drops it instead of handing it to
-//! the logger: the baseline that shows what the logging pipeline costs.
+//! (default false) does the same work and logs nothing, neither formatting nor
+//! serialising a record: the baseline that shows what logging costs the task, from
+//! the formatting of a record to its storage. Records are written with
+//! `TaskLogger::log_fmt_with`, the message formatted and the metadata serialised
+//! straight into the record's one allocation.
 
 use std::time::{Duration, Instant};
 
@@ -42,7 +45,7 @@ pub struct SyntheticParams {
     pub sources: Vec<String>,
     /// Rounds of hashing per record (at most 1,000,000), for benchmarks.
     pub work: u64,
-    /// Build each record and drop it instead of logging it, for benchmarks.
+    /// Do the work but log nothing, for benchmarks.
     pub discard: bool,
     /// Records per group (`step 0`, `step 1`, …); 0 is no groups.
     pub group_every: u64,
