@@ -477,8 +477,9 @@ impl Engine {
                 spool.path().display()
             ),
             Ok(Err(e)) => log::error!(
-                "rows={pending} path={} error=\"{e}\" Spooling failed; these records are lost.",
-                spool.path().display()
+                "rows={pending} path={} error=\"{err}\" Spooling failed; these records are lost.",
+                spool.path().display(),
+                err = crate::sink::error_chain(&e)
             ),
             Err(e) => log::error!("rows={pending} error=\"{e}\" The log sink is gone; these records are lost."),
         }

@@ -301,7 +301,8 @@ impl TaskManager {
                     match claimed {
                         Ok(claimed) => act.start_claimed(claimed, ctx),
                         Err(e) => log::warn!(
-                            "error=\"{e}\" Could not claim queued tasks; trying again shortly."
+                            "error=\"{err}\" Could not claim queued tasks; trying again shortly.",
+                            err = crate::sink::error_chain(&e)
                         ),
                     }
                     act.unhold(&wants, ctx);
@@ -331,7 +332,10 @@ impl TaskManager {
             let (db, node) = (self.db.clone(), self.node.clone());
             actix::spawn(async move {
                 if let Err(e) = db.run(move |c| queue::release(c, &node, &back)).await {
-                    log::warn!("error=\"{e}\" Could not put claimed tasks back in the queue; they go back when this node restarts or is declared dead.");
+                    log::warn!(
+                        "error=\"{err}\" Could not put claimed tasks back in the queue; they go back when this node restarts or is declared dead.",
+                        err = crate::sink::error_chain(&e),
+                    );
                 }
             });
         }
@@ -443,7 +447,10 @@ fn claim_all(c: &mut storage::Conn, node: &str, wants: &[Want]) -> Vec<TaskInfo>
         match queue::claim(c, node, &want.plugins, want.limit) {
             Ok(tasks) => claimed.extend(tasks),
             Err(e) => {
-                log::warn!("error=\"{e}\" Could not claim queued tasks; trying again shortly.");
+                log::warn!(
+                    "error=\"{err}\" Could not claim queued tasks; trying again shortly.",
+                    err = crate::sink::error_chain(&e)
+                );
                 break;
             }
         }
@@ -643,7 +650,8 @@ impl TaskManager {
                             }
                         }
                         Err(e) => log::warn!(
-                            "error=\"{e}\" Could not look for cancels asked through other nodes; looking again soon."
+                            "error=\"{err}\" Could not look for cancels asked through other nodes; looking again soon.",
+                            err = crate::sink::error_chain(&e)
                         ),
                     }
                 }),

@@ -92,7 +92,10 @@ impl RetentionActor {
                         log::info!("deleted_tasks={n} retention_days={days} Old tasks deleted.")
                     }
                     Err(e) => {
-                        log::warn!("error=\"{e}\" Retention cleanup failed; it will run again.")
+                        log::warn!(
+                            "error=\"{err}\" Retention cleanup failed; it will run again.",
+                            err = crate::sink::error_chain(&e)
+                        )
                     }
                 }),
         );

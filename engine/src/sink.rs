@@ -350,8 +350,9 @@ impl LogSink {
             Ok(_) => "they are kept in the spool's rejected file (see `tasklens spool`) and",
             Err(e) => {
                 log::error!(
-                    "path={} error=\"{e}\" Refused records could not be set aside; they are dropped.",
-                    spool.rejected_path().display()
+                    "path={} error=\"{err}\" Refused records could not be set aside; they are dropped.",
+                    spool.rejected_path().display(),
+                    err = crate::sink::error_chain(&e)
                 );
                 "they are dropped (the spool cannot be written) and"
             }
@@ -399,8 +400,9 @@ impl LogSink {
                 self.wake_waiters();
             }
             Err(e) => log::error!(
-                "path={} error=\"{e}\" Spilling to the spool failed; records stay in memory and emitters wait.",
-                spool.path().display()
+                "path={} error=\"{err}\" Spilling to the spool failed; records stay in memory and emitters wait.",
+                spool.path().display(),
+                err = crate::sink::error_chain(&e)
             ),
         }
     }
@@ -799,7 +801,8 @@ impl Handler<AppendLogs> for LogSink {
                     return;
                 }
                 Err(e) => log::error!(
-                    "rows={rows} error=\"{e}\" Records that arrived after the shutdown spool could not be spooled; they are kept in memory."
+                    "rows={rows} error=\"{err}\" Records that arrived after the shutdown spool could not be spooled; they are kept in memory.",
+                    err = crate::sink::error_chain(&e)
                 ),
             }
         }
@@ -956,6 +959,15 @@ fn announce_stored(conn: &mut storage::Conn, written: &[Arc<LogBatch>], node: &s
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Operator logs print errors through `error_chain`: a storage error's own text
+    /// says only which operation failed, its cause says why.
+    #[test]
+    fn an_error_chain_names_every_cause() {
+        let e = storage::StorageError::Query(diesel::result::Error::NotFound);
+        assert_eq!(e.to_string(), "database query failed");
+        assert_eq!(error_chain(&e), "database query failed: Record not found");
+    }
 
     #[test]
     fn backoff_doubles_up_to_five_seconds() {

@@ -453,7 +453,10 @@ fn spawn_change_listener(url: String, to: Listeners) {
                 Ok(listener) => listener,
                 Err(_) if receiver_gone.is_closed() => return,
                 Err(e) => {
-                    log::warn!("error=\"{e}\" Cannot listen for other nodes' changes; retrying.");
+                    log::warn!(
+                        "error=\"{err}\" Cannot listen for other nodes' changes; retrying.",
+                        err = engine::sink::error_chain(&e),
+                    );
                     std::thread::sleep(Duration::from_secs(1));
                     continue;
                 }
@@ -478,7 +481,10 @@ fn spawn_change_listener(url: String, to: Listeners) {
                     }
                     Err(_) if receiver_gone.is_closed() => return,
                     Err(e) => {
-                        log::warn!("error=\"{e}\" Lost the connection that hears other nodes' changes; reconnecting.");
+                        log::warn!(
+                            "error=\"{err}\" Lost the connection that hears other nodes' changes; reconnecting.",
+                            err = engine::sink::error_chain(&e),
+                        );
                         break;
                     }
                 }

@@ -96,7 +96,8 @@ impl TaskManager {
                 Ok(offers) => offers,
                 Err(e) => {
                     log::warn!(
-                        "error=\"{e}\" Could not ask which plugins other nodes offer; queued tasks left queued."
+                        "error=\"{err}\" Could not ask which plugins other nodes offer; queued tasks left queued.",
+                        err = crate::sink::error_chain(&e)
                     );
                     return;
                 }
@@ -119,7 +120,8 @@ impl TaskManager {
                 {
                     Ok(ended) => ended.iter().for_each(|info| events.status_changed(info)),
                     Err(e) => log::warn!(
-                        "error=\"{e}\" Could not end the queued tasks of a plugin no worker offers."
+                        "error=\"{err}\" Could not end the queued tasks of a plugin no worker offers.",
+                        err = crate::sink::error_chain(&e)
                     ),
                 }
             }

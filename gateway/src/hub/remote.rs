@@ -224,7 +224,10 @@ impl LogHub {
                     // ahead of a read that already took it.
                     Ok(_) => feed.delivered = feed.announced,
                     Err(e) => {
-                        log::warn!("error=\"{e}\" task={task} Could not read another node's records for live followers; the next notice retries.");
+                        log::warn!(
+                            "error=\"{err}\" task={task} Could not read another node's records for live followers; the next notice retries.",
+                            err = engine::sink::error_chain(&e),
+                        );
                         return;
                     }
                 }
@@ -248,7 +251,10 @@ impl LogHub {
                         hub.deliver_status(info);
                     }
                     Ok(None) => {}
-                    Err(e) => log::warn!("error=\"{e}\" task={task} Could not read another node's task status for this node's watchers."),
+                    Err(e) => log::warn!(
+                        "error=\"{err}\" task={task} Could not read another node's task status for this node's watchers.",
+                        err = engine::sink::error_chain(&e),
+                    ),
                 }),
         );
     }
@@ -360,7 +366,8 @@ impl Handler<Resync> for LogHub {
                     }
                 }
                 Err(e) => log::warn!(
-                    "error=\"{e}\" Could not read again what other nodes changed while this node was not listening."
+                    "error=\"{err}\" Could not read again what other nodes changed while this node was not listening.",
+                    err = engine::sink::error_chain(&e)
                 ),
             }),
         );
