@@ -89,12 +89,18 @@ impl Body {
             return Body { text, message_len };
         };
         let mut bytes = text.into_bytes();
-        if let Err(e) = serde_json::to_writer(&mut bytes, metadata) {
-            bytes.truncate(message_len);
-            let note = serde_json::json!({ "metadata_error": e.to_string() });
-            serde_json::to_writer(&mut bytes, &note).expect("a JSON value serialises");
-        }
-        normalise_metadata(&mut bytes, message_len);
+        let mut out = Capped::new(&mut bytes);
+        let written = match serde_json::to_writer(&mut out, metadata) {
+            Ok(()) => out.total,
+            Err(e) => {
+                bytes.truncate(message_len);
+                let note = serde_json::json!({ "metadata_error": e.to_string() });
+                let mut out = Capped::new(&mut bytes);
+                serde_json::to_writer(&mut out, &note).expect("a JSON value serialises");
+                out.total
+            }
+        };
+        normalise_metadata(&mut bytes, message_len, written);
         let text =
             String::from_utf8(bytes).expect("formatted text and serde_json's output are UTF-8");
         Body { text, message_len }
@@ -135,24 +141,63 @@ impl fmt::Debug for Body {
     }
 }
 
+/// What wraps metadata that is not an object: `{"value":` before it, `}` after.
+const WRAP_OPEN: &[u8] = b"{\"value\":";
+
+/// Appends serde_json's output to a buffer up to [`MAX_METADATA_BYTES`] and counts
+/// the rest: metadata too large to keep costs its length, not its size in memory.
+struct Capped<'a> {
+    out: &'a mut Vec<u8>,
+    room: usize,
+    /// Bytes serialised, kept or not.
+    total: usize,
+}
+
+impl<'a> Capped<'a> {
+    fn new(out: &'a mut Vec<u8>) -> Self {
+        Capped {
+            out,
+            room: MAX_METADATA_BYTES,
+            total: 0,
+        }
+    }
+}
+
+impl std::io::Write for Capped<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let kept = buf.len().min(self.room);
+        self.out.extend_from_slice(&buf[..kept]);
+        self.room -= kept;
+        self.total += buf.len();
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Applies the metadata rules (see [`Body::emitted`]) to the JSON text that starts at
-/// `start` of `bytes`, in place.
-fn normalise_metadata(bytes: &mut Vec<u8>, start: usize) {
-    match &bytes[start..] {
+/// `start` of `bytes`, `written` bytes long of which at most [`MAX_METADATA_BYTES`]
+/// were kept, in place.
+fn normalise_metadata(bytes: &mut Vec<u8>, start: usize, written: usize) {
+    let wrap = match &bytes[start..] {
         b"null" | b"{}" => {
             bytes.truncate(start);
             return;
         }
-        [b'{', ..] => {}
-        _ => {
-            bytes.splice(start..start, *b"{\"value\":");
-            bytes.push(b'}');
-        }
-    }
-    let len = bytes.len() - start;
+        [b'{', ..] => false,
+        _ => true,
+    };
+    let len = written + if wrap { WRAP_OPEN.len() + 1 } else { 0 };
     if len > MAX_METADATA_BYTES {
         bytes.truncate(start);
+        // The kept part of a large value is let go, not held with the marker.
+        bytes.shrink_to(start + 32);
         write!(bytes, "{{\"truncated_bytes\":{len}}}").expect("writing to a Vec succeeds");
+    } else if wrap {
+        bytes.splice(start..start, WRAP_OPEN.iter().copied());
+        bytes.push(b'}');
     }
 }
 
@@ -206,6 +251,30 @@ mod tests {
             assert_eq!(body.metadata(), expected, "{value}");
             assert_eq!(body.message(), "m");
         }
+    }
+
+    #[test]
+    fn metadata_too_large_is_never_held_whole() {
+        let blob = "x".repeat(16 * MAX_METADATA_BYTES);
+        let body = emitted("m", serde_json::json!({ "blob": blob }));
+        let expected = format!(
+            r#"{{"truncated_bytes":{}}}"#,
+            blob.len() + r#"{"blob":""}"#.len()
+        );
+        assert_eq!(body.metadata(), Some(expected.as_str()));
+        assert!(
+            body.text.capacity() < 2 * TYPICAL_BYTES,
+            "{}",
+            body.text.capacity()
+        );
+        // A non-object just under the cap goes over it once wrapped.
+        let near = "y".repeat(MAX_METADATA_BYTES - 4);
+        let body = emitted("m", serde_json::json!(near));
+        let wrapped = near.len() + 2 + WRAP_OPEN.len() + 1;
+        assert_eq!(
+            body.metadata(),
+            Some(format!(r#"{{"truncated_bytes":{wrapped}}}"#).as_str())
+        );
     }
 
     #[test]
